@@ -1,0 +1,83 @@
+#include "redrive/client.h"
+
+#include <grpcpp/client_context.h>
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+
+#include "grpc/health/v1/health.grpc.pb.h"
+
+namespace redrive {
+namespace {
+
+void SetDeadline(grpc::ClientContext& context, absl::Duration timeout) {
+  context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+}
+
+}  // namespace
+
+absl::Status FromGrpcStatus(const grpc::Status& status) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                      status.error_message());
+}
+
+std::unique_ptr<Client> Client::Connect(const std::string& target, ClientOptions options) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(64 << 20);
+  return std::unique_ptr<Client>(new Client(
+      grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args), options));
+}
+
+Client::Client(std::shared_ptr<grpc::Channel> channel, ClientOptions options)
+    : options_(options),
+      channel_(std::move(channel)),
+      broker_(v1::Broker::NewStub(channel_)),
+      admin_(v1::Admin::NewStub(channel_)) {}
+
+absl::StatusOr<v1::PublishResponse> Client::Publish(const v1::PublishRequest& request) {
+  grpc::ClientContext context;
+  SetDeadline(context, options_.call_timeout);
+  v1::PublishResponse response;
+  grpc::Status status = broker_->Publish(&context, request, &response);
+  if (!status.ok()) return FromGrpcStatus(status);
+  return response;
+}
+
+absl::StatusOr<std::string> Client::Publish(absl::string_view channel, absl::string_view payload,
+                                            absl::string_view content_type) {
+  v1::PublishRequest request;
+  request.set_channel(std::string(channel));
+  request.mutable_message()->set_payload(std::string(payload));
+  request.mutable_message()->set_content_type(std::string(content_type));
+  absl::StatusOr<v1::PublishResponse> response = Publish(request);
+  if (!response.ok()) return response.status();
+  return response->entry_id();
+}
+
+absl::StatusOr<v1::PublishBatchResponse> Client::PublishBatch(
+    const v1::PublishBatchRequest& request) {
+  grpc::ClientContext context;
+  SetDeadline(context, options_.call_timeout);
+  v1::PublishBatchResponse response;
+  grpc::Status status = broker_->PublishBatch(&context, request, &response);
+  if (!status.ok()) return FromGrpcStatus(status);
+  return response;
+}
+
+absl::StatusOr<bool> Client::Serving(const std::string& service) {
+  auto stub = grpc::health::v1::Health::NewStub(channel_);
+  grpc::ClientContext context;
+  SetDeadline(context, options_.call_timeout);
+  grpc::health::v1::HealthCheckRequest request;
+  request.set_service(service);
+  grpc::health::v1::HealthCheckResponse response;
+  grpc::Status status = stub->Check(&context, request, &response);
+  if (!status.ok()) return FromGrpcStatus(status);
+  return response.status() == grpc::health::v1::HealthCheckResponse::SERVING;
+}
+
+bool Client::WaitForConnected(absl::Duration timeout) {
+  return channel_->WaitForConnected(absl::ToChronoTime(absl::Now() + timeout));
+}
+
+}  // namespace redrive

@@ -1,0 +1,66 @@
+#include "daemon/broker_service.h"
+
+#include <memory>
+
+#include "daemon/grpc_status.h"
+
+namespace redrive {
+namespace {
+
+// Prepares on the calling (gRPC) thread, writes on an executor thread, then
+// lets `fill` copy the ids into the response and finishes the call.
+template <typename Request, typename Fill>
+grpc::ServerUnaryReactor* PrepareAndWrite(grpc::CallbackServerContext* context,
+                                          const Publisher& publisher,
+                                          RedisExecutor& executor, const Request& request,
+                                          Fill fill) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<PreparedPublish> prepared = publisher.Prepare(request);
+  if (!prepared.ok()) {
+    reactor->Finish(ToGrpcStatus(prepared.status()));
+    return reactor;
+  }
+  auto shared = std::make_shared<PreparedPublish>(*std::move(prepared));
+  const bool queued = executor.Submit([&publisher, reactor, shared, fill](RedisCommander& redis) {
+    absl::StatusOr<std::vector<std::string>> ids = publisher.Write(redis, *shared);
+    if (!ids.ok()) {
+      reactor->Finish(ToGrpcStatus(ids.status()));
+      return;
+    }
+    fill(*shared, *ids);
+    reactor->Finish(grpc::Status::OK);
+  });
+  if (!queued) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                 "redrived is overloaded or shutting down; retry later"));
+  }
+  return reactor;
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* BrokerService::Publish(grpc::CallbackServerContext* context,
+                                                 const v1::PublishRequest* request,
+                                                 v1::PublishResponse* response) {
+  return PrepareAndWrite(
+      context, publisher_, executor_, *request,
+      [response](const PreparedPublish& p, const std::vector<std::string>& ids) {
+        response->set_entry_id(ids.front());
+        response->set_stream(p.stream);
+        response->set_correlation_id(p.correlation_ids.front());
+      });
+}
+
+grpc::ServerUnaryReactor* BrokerService::PublishBatch(grpc::CallbackServerContext* context,
+                                                      const v1::PublishBatchRequest* request,
+                                                      v1::PublishBatchResponse* response) {
+  return PrepareAndWrite(
+      context, publisher_, executor_, *request,
+      [response](const PreparedPublish& p, const std::vector<std::string>& ids) {
+        response->set_stream(p.stream);
+        for (const std::string& id : ids) response->add_entry_ids(id);
+        for (const std::string& c : p.correlation_ids) response->add_correlation_ids(c);
+      });
+}
+
+}  // namespace redrive

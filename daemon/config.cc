@@ -1,0 +1,323 @@
+#include "daemon/config.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <type_traits>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+
+namespace redrive {
+namespace {
+
+// Values that need resolving after all options are read.
+struct Raw {
+  std::string redis_url;
+  bool redis_url_from_flag = false;
+  std::string password_file;
+};
+
+using Setter = std::function<absl::Status(absl::string_view, Config&, Raw&)>;
+
+struct OptionSpec {
+  const char* name;  // flag name without "--"
+  const char* default_text;
+  const char* help;
+  Setter set;
+};
+
+absl::Status BadValue(absl::string_view name, absl::string_view why) {
+  return absl::InvalidArgumentError(absl::StrCat("--", name, ": ", why));
+}
+
+// An unsigned integer option within [lo, hi]; `field(config)` is the target.
+template <typename F>
+Setter UintIn(const char* name, F field, uint64_t lo, uint64_t hi) {
+  return [=](absl::string_view v, Config& c, Raw&) -> absl::Status {
+    uint64_t n = 0;
+    if (v.empty() || v.find_first_not_of("0123456789") != absl::string_view::npos ||
+        !absl::SimpleAtoi(v, &n)) {
+      return BadValue(name, absl::StrCat("'", v, "' is not a whole number"));
+    }
+    if (n < lo || n > hi) {
+      return BadValue(name, absl::StrCat(n, " is outside ", lo, "..", hi));
+    }
+    auto& target = field(c);
+    target = static_cast<std::remove_reference_t<decltype(target)>>(n);
+    return absl::OkStatus();
+  };
+}
+
+#define REDRIVE_FIELD(expr) [](Config& c) -> auto& { return c.expr; }
+
+const std::vector<OptionSpec>& Options() {
+  static const auto* options = new std::vector<OptionSpec>{
+      {"redis-url", "embedded",
+       "Redis to use: redis://[user:password@]host:port/db, unix:///path?db=N, "
+       "or 'embedded' to start a private redis-server on a Unix socket in a "
+       "temporary directory (stopped with the daemon). Prefer "
+       "REDRIVE_REDIS_PASSWORD(_FILE) to a password in the URL.",
+       [](absl::string_view v, Config&, Raw& r) {
+         r.redis_url = std::string(v);
+         return absl::OkStatus();
+       }},
+      {"redis-password-file", "",
+       "File holding the Redis password (trailing newline ignored). The "
+       "variable REDRIVE_REDIS_PASSWORD may hold it directly.",
+       [](absl::string_view v, Config&, Raw& r) {
+         r.password_file = std::string(v);
+         return absl::OkStatus();
+       }},
+      {"redis-connect-timeout-ms", "2000", "Redis connect timeout (100..60000).",
+       UintIn("redis-connect-timeout-ms", REDRIVE_FIELD(redis_connect_timeout_ms), 100, 60000)},
+      {"redis-command-timeout-ms", "5000",
+       "Redis command timeout (100..600000).",
+       UintIn("redis-command-timeout-ms", REDRIVE_FIELD(redis_command_timeout_ms), 100, 600000)},
+      {"redis-pool-size", "4",
+       "Redis connections (and worker threads) serving unary RPCs (1..64).",
+       UintIn("redis-pool-size", REDRIVE_FIELD(redis_pool_size), 1, 64)},
+      {"embedded-redis-binary", "redis-server",
+       "redis-server executable used for --redis-url=embedded.",
+       [](absl::string_view v, Config& c, Raw&) {
+         if (v.empty()) return BadValue("embedded-redis-binary", "empty");
+         c.embedded_redis_binary = std::string(v);
+         return absl::OkStatus();
+       }},
+      {"grpc-listen", "127.0.0.1:50051",
+       "Comma-separated gRPC listen addresses: host:port, [v6]:port or "
+       "unix:/path. Port 0 picks a free port (see --ready-file).",
+       [](absl::string_view v, Config& c, Raw&) -> absl::Status {
+         c.grpc_listen.clear();
+         for (absl::string_view a : absl::StrSplit(v, ',', absl::SkipWhitespace())) {
+           a = absl::StripAsciiWhitespace(a);
+           if (absl::StartsWith(a, "unix:")) {
+             if (a.size() <= 5) return BadValue("grpc-listen", "unix: needs a path");
+           } else if (a.rfind(':') == absl::string_view::npos) {
+             return BadValue("grpc-listen", absl::StrCat("'", a, "' has no port"));
+           }
+           c.grpc_listen.emplace_back(a);
+         }
+         if (c.grpc_listen.empty()) return BadValue("grpc-listen", "no address");
+         return absl::OkStatus();
+       }},
+      {"health-interval-ms", "1000",
+       "How often Redis is pinged for the health service (50..60000).",
+       UintIn("health-interval-ms", REDRIVE_FIELD(health_interval_ms), 50, 60000)},
+      {"shutdown-grace-ms", "10000",
+       "On SIGTERM/SIGINT, how long in-flight calls may finish (0..600000).",
+       UintIn("shutdown-grace-ms", REDRIVE_FIELD(shutdown_grace_ms), 0, 600000)},
+      {"ready-file", "",
+       "Write a JSON file with the bound gRPC addresses once serving.",
+       [](absl::string_view v, Config& c, Raw&) {
+         c.ready_file = std::string(v);
+         return absl::OkStatus();
+       }},
+      {"log-level", "info", "trace, debug, info, warn, error or off.",
+       [](absl::string_view v, Config& c, Raw&) -> absl::Status {
+         static const char* kLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
+         for (const char* l : kLevels) {
+           if (v == l) {
+             c.log_level = std::string(v);
+             return absl::OkStatus();
+           }
+         }
+         return BadValue("log-level", absl::StrCat("unknown level '", v, "'"));
+       }},
+      {"log-format", "text", "text or json (one JSON object per line).",
+       [](absl::string_view v, Config& c, Raw&) -> absl::Status {
+         if (v != "text" && v != "json") {
+           return BadValue("log-format", "must be text or json");
+         }
+         c.log_format = std::string(v);
+         return absl::OkStatus();
+       }},
+      {"max-payload-bytes", "1048576",
+       "Largest payload accepted by Publish (1..67108864).",
+       UintIn("max-payload-bytes", REDRIVE_FIELD(publish.max_payload_bytes), 1, 64u << 20)},
+      {"max-headers", "64", "Most headers per published message (0..1024).",
+       UintIn("max-headers", REDRIVE_FIELD(publish.max_headers), 0, 1024)},
+      {"max-header-bytes", "16384",
+       "Most bytes of header keys and values per message (0..1048576).",
+       UintIn("max-header-bytes", REDRIVE_FIELD(publish.max_header_bytes), 0, 1u << 20)},
+      {"max-batch-messages", "1000",
+       "Most messages in one PublishBatch (1..100000).",
+       UintIn("max-batch-messages", REDRIVE_FIELD(publish.max_batch_messages), 1, 100000)},
+      {"key-template", "eggai",
+       "Redis key names: 'eggai' (EggAI 0.3.x names) or 'cluster' (hash-tagged "
+       "{channel} so a handler's keys share a Redis Cluster slot).",
+       [](absl::string_view v, Config& c, Raw&) -> absl::Status {
+         if (v == "eggai") {
+           c.key_style = KeyStyle::kEggAI;
+         } else if (v == "cluster") {
+           c.key_style = KeyStyle::kCluster;
+         } else {
+           return BadValue("key-template", "must be eggai or cluster");
+         }
+         return absl::OkStatus();
+       }},
+      {"instance-id", "{hostname}-{pid}",
+       "This daemon's id in consumer names ([A-Za-z0-9._-]{1,100}).",
+       [](absl::string_view v, Config& c, Raw&) -> absl::Status {
+         if (v.empty() || v.size() > 100) {
+           return BadValue("instance-id", "must be 1..100 characters");
+         }
+         for (char ch : v) {
+           if (!absl::ascii_isalnum(static_cast<unsigned char>(ch)) && ch != '.' &&
+               ch != '_' && ch != '-') {
+             return BadValue("instance-id", "allowed characters are [A-Za-z0-9._-]");
+           }
+         }
+         c.instance_id = std::string(v);
+         return absl::OkStatus();
+       }},
+  };
+  return *options;
+}
+
+std::string EnvName(absl::string_view flag) {
+  std::string name = absl::StrCat("REDRIVE_", flag);
+  for (char& ch : name) ch = ch == '-' ? '_' : absl::ascii_toupper(static_cast<unsigned char>(ch));
+  return name;
+}
+
+const OptionSpec* FindOption(absl::string_view name) {
+  for (const OptionSpec& o : Options()) {
+    if (name == o.name) return &o;
+  }
+  return nullptr;
+}
+
+std::string DefaultInstanceId() {
+  char host[256] = {};
+  if (gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
+  std::string h;
+  for (const char* p = host; *p != '\0'; ++p) {
+    const char ch = *p;
+    h.push_back(absl::ascii_isalnum(static_cast<unsigned char>(ch)) || ch == '.' ||
+                        ch == '_' || ch == '-'
+                    ? ch
+                    : '_');
+  }
+  if (h.empty()) h = "host";
+  if (h.size() > 80) h.resize(80);
+  return absl::StrCat(h, "-", getpid());
+}
+
+absl::Status Resolve(const Raw& raw, const EnvLookup& env, Config& c) {
+  if (raw.redis_url.empty() || raw.redis_url == "embedded") {
+    c.embedded_redis = true;
+    c.redis_url_redacted = "embedded";
+  } else {
+    absl::StatusOr<RedisAddress> addr = ParseRedisUrl(raw.redis_url);
+    if (!addr.ok()) return BadValue("redis-url", addr.status().message());
+    c.embedded_redis = false;
+    c.redis = *std::move(addr);
+    c.password_on_command_line = raw.redis_url_from_flag && !c.redis.password.empty();
+  }
+  if (!raw.password_file.empty()) {
+    std::ifstream in(raw.password_file, std::ios::binary);
+    if (!in) {
+      return BadValue("redis-password-file",
+                      absl::StrCat("cannot read '", raw.password_file, "'"));
+    }
+    std::stringstream buf;
+    buf << in.rdbuf();
+    std::string password = buf.str();
+    while (!password.empty() && (password.back() == '\n' || password.back() == '\r')) {
+      password.pop_back();
+    }
+    c.redis.password = std::move(password);
+    c.password_on_command_line = false;
+  } else if (std::optional<std::string> p = env("REDRIVE_REDIS_PASSWORD"); p && !p->empty()) {
+    c.redis.password = *p;
+    c.password_on_command_line = false;
+  }
+  if (c.instance_id.empty()) c.instance_id = DefaultInstanceId();
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+EnvLookup ProcessEnv() {
+  return [](const std::string& name) -> std::optional<std::string> {
+    const char* v = std::getenv(name.c_str());
+    if (v == nullptr) return std::nullopt;
+    return std::string(v);
+  };
+}
+
+absl::StatusOr<ParsedConfig> ParseConfig(const std::vector<std::string>& args,
+                                         const EnvLookup& env) {
+  ParsedConfig parsed;
+  Raw raw;
+  // Environment first, so flags override it.
+  for (const OptionSpec& o : Options()) {
+    if (std::optional<std::string> v = env(EnvName(o.name)); v.has_value()) {
+      if (absl::Status s = o.set(*v, parsed.config, raw); !s.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(s.message(), " (from ", EnvName(o.name), ")"));
+      }
+    }
+  }
+  for (size_t i = 0; i < args.size(); ++i) {
+    absl::string_view arg = args[i];
+    if (arg == "--help" || arg == "-h") {
+      parsed.outcome = ParseOutcome::kHelp;
+      return parsed;
+    }
+    if (arg == "--version") {
+      parsed.outcome = ParseOutcome::kVersion;
+      return parsed;
+    }
+    if (!absl::ConsumePrefix(&arg, "--")) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unexpected argument '", arg, "' (see --help)"));
+    }
+    absl::string_view name = arg;
+    std::string value;
+    const size_t eq = arg.find('=');
+    if (eq != absl::string_view::npos) {
+      name = arg.substr(0, eq);
+      value = std::string(arg.substr(eq + 1));
+    }
+    const OptionSpec* spec = FindOption(name);
+    if (spec == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown option --", name, " (see --help)"));
+    }
+    if (eq == absl::string_view::npos) {
+      if (i + 1 >= args.size()) {
+        return absl::InvalidArgumentError(absl::StrCat("--", name, " needs a value"));
+      }
+      value = args[++i];
+    }
+    if (name == "redis-url") raw.redis_url_from_flag = true;
+    if (absl::Status s = spec->set(value, parsed.config, raw); !s.ok()) return s;
+  }
+  if (absl::Status s = Resolve(raw, env, parsed.config); !s.ok()) return s;
+  return parsed;
+}
+
+std::string ConfigHelp() {
+  std::string out =
+      "redrived: durable per-handler retries and dead-letter queues on Redis "
+      "Streams, over gRPC.\n\nUsage: redrived [--option=value ...]\n\n"
+      "Every option may also be set by its environment variable; a flag wins.\n"
+      "REDRIVE_REDIS_PASSWORD (environment only) holds the Redis password.\n\n";
+  for (const OptionSpec& o : Options()) {
+    absl::StrAppend(&out, "  --", o.name, "  (", EnvName(o.name), ")\n      ",
+                    o.help, "\n      default: ",
+                    o.default_text[0] == '\0' ? "(none)" : o.default_text, "\n");
+  }
+  absl::StrAppend(&out, "  --help, --version\n");
+  return out;
+}
+
+}  // namespace redrive

@@ -1,0 +1,85 @@
+// redrived configuration: flags with matching environment variables (R-A4).
+//
+// Every option `--name` has an environment variable `REDRIVE_NAME` (upper
+// case, '-' → '_'). Precedence: flag > environment > default. `--help`
+// prints every option with its variable and default. The Redis password is
+// taken from REDRIVE_REDIS_PASSWORD, from the file named by
+// --redis-password-file / REDRIVE_REDIS_PASSWORD_FILE, or from the URL; it is
+// never logged.
+//
+// Thread-safe: pure functions over their arguments.
+#ifndef REDRIVE_DAEMON_CONFIG_H_
+#define REDRIVE_DAEMON_CONFIG_H_
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "daemon/keys.h"
+#include "daemon/redis_url.h"
+
+namespace redrive {
+
+struct PublishLimits {
+  size_t max_payload_bytes = 1 << 20;
+  size_t max_headers = 64;
+  size_t max_header_bytes = 16 << 10;  // all keys + values of one message
+  size_t max_batch_messages = 1000;
+};
+
+struct Config {
+  // Redis. `embedded_redis` is true when no URL (or "embedded") was given.
+  bool embedded_redis = true;
+  RedisAddress redis;
+  std::string redis_url_redacted;
+  // True when the password came from a command-line flag (visible in ps).
+  bool password_on_command_line = false;
+  std::string embedded_redis_binary = "redis-server";
+  uint32_t redis_connect_timeout_ms = 2000;
+  uint32_t redis_command_timeout_ms = 5000;
+  uint32_t redis_pool_size = 4;
+
+  // gRPC listeners: "host:port", "[v6]:port" or "unix:/path".
+  std::vector<std::string> grpc_listen = {"127.0.0.1:50051"};
+  uint32_t health_interval_ms = 1000;
+  uint32_t shutdown_grace_ms = 10000;
+  // Written (atomically) once the server listens: JSON with the bound
+  // addresses; for tests and supervisors. Empty = none.
+  std::string ready_file;
+
+  std::string log_level = "info";
+  std::string log_format = "text";  // text | json
+
+  PublishLimits publish;
+  KeyStyle key_style = KeyStyle::kEggAI;
+  // Part of every consumer name; default "{hostname}-{pid}".
+  std::string instance_id;
+};
+
+enum class ParseOutcome { kRun, kHelp, kVersion };
+
+struct ParsedConfig {
+  ParseOutcome outcome = ParseOutcome::kRun;
+  Config config;
+};
+
+// Looks up an environment variable; nullopt when unset.
+using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
+
+// The process environment.
+EnvLookup ProcessEnv();
+
+// INVALID_ARGUMENT naming the option for unknown flags, bad numbers, values
+// out of range, a malformed Redis URL or an unreadable password file.
+absl::StatusOr<ParsedConfig> ParseConfig(const std::vector<std::string>& args,
+                                         const EnvLookup& env);
+
+// The --help text: every option, its environment variable and default.
+std::string ConfigHelp();
+
+}  // namespace redrive
+
+#endif  // REDRIVE_DAEMON_CONFIG_H_

@@ -1,0 +1,342 @@
+#include "daemon/envelope.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+
+namespace redrive {
+namespace {
+
+constexpr std::string_view kMagic("\x89\x42\x49\x4e\x0d\x0a\x1a\x0a", 8);
+constexpr uint16_t kVersion = 1;
+// magic + version + headers_start + data_start.
+constexpr size_t kFixedHeaderSize = 18;
+constexpr size_t kMaxU16 = std::numeric_limits<uint16_t>::max();
+
+uint16_t ReadU16(std::string_view s, size_t pos) {
+  return static_cast<uint16_t>(static_cast<uint8_t>(s[pos]) << 8 |
+                               static_cast<uint8_t>(s[pos + 1]));
+}
+
+uint32_t ReadU32(std::string_view s, size_t pos) {
+  uint32_t v = 0;
+  for (size_t i = 0; i < 4; ++i) v = v << 8 | static_cast<uint8_t>(s[pos + i]);
+  return v;
+}
+
+void AppendU16(size_t v, std::string* out) {
+  out->push_back(static_cast<char>(v >> 8 & 0xff));
+  out->push_back(static_cast<char>(v & 0xff));
+}
+
+void AppendU32(size_t v, std::string* out) {
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    out->push_back(static_cast<char>(v >> shift & 0xff));
+  }
+}
+
+// Length of the well-formed UTF-8 sequence starting at s[i], or 0 if it is
+// ill-formed or truncated. Same acceptance as Python's strict "utf-8" codec:
+// no overlong forms, no surrogates, nothing above U+10FFFF.
+size_t Utf8SequenceLength(std::string_view s, size_t i) {
+  const auto b = [&](size_t k) { return static_cast<uint8_t>(s[i + k]); };
+  const auto cont = [&](size_t k, uint8_t lo = 0x80, uint8_t hi = 0xbf) {
+    return i + k < s.size() && b(k) >= lo && b(k) <= hi;
+  };
+  const uint8_t lead = b(0);
+  if (lead < 0x80) return 1;
+  if (lead < 0xc2) return 0;
+  if (lead < 0xe0) return cont(1) ? 2 : 0;
+  if (lead < 0xf0) {
+    const uint8_t lo = lead == 0xe0 ? 0xa0 : 0x80;
+    const uint8_t hi = lead == 0xed ? 0x9f : 0xbf;
+    return cont(1, lo, hi) && cont(2) ? 3 : 0;
+  }
+  if (lead < 0xf5) {
+    const uint8_t lo = lead == 0xf0 ? 0x90 : 0x80;
+    const uint8_t hi = lead == 0xf4 ? 0x8f : 0xbf;
+    return cont(1, lo, hi) && cont(2) && cont(3) ? 4 : 0;
+  }
+  return 0;
+}
+
+bool IsValidUtf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    // ASCII fast path, 8 bytes at a time.
+    if (s.size() - i >= 8) {
+      uint64_t word;
+      std::memcpy(&word, s.data() + i, sizeof(word));
+      if ((word & 0x8080808080808080ULL) == 0) {
+        i += 8;
+        continue;
+      }
+    }
+    const size_t n = Utf8SequenceLength(s, i);
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
+
+enum class LengthUnit { kBytes, kChars };
+
+// Reads the header block [pos, block.size()) where block ends at data_start,
+// with lengths in `unit`, appending to `headers`. Fails unless exactly `count`
+// headers of valid UTF-8 fill the block.
+absl::Status ReadHeaderBlock(std::string_view block, size_t pos, uint16_t count,
+                             LengthUnit unit, HeaderList* headers) {
+  const size_t data_start = block.size();
+  // Every header takes at least 4 bytes: bound the reservation by the block
+  // so a forged count cannot make us allocate.
+  headers->reserve(std::min<size_t>(count, (data_start - pos) / 4));
+  std::string_view strings[2];
+  for (size_t index = 0; index < count; ++index) {
+    for (int part = 0; part < 2; ++part) {
+      const char* what = part == 0 ? "key" : "value";
+      if (data_start - pos < 2) {
+        return absl::DataLossError(absl::StrCat("header ", index, " ", what,
+                                                " length field runs past "
+                                                "data_start ",
+                                                data_start));
+      }
+      const size_t declared = ReadU16(block, pos);
+      pos += 2;
+      size_t end;
+      if (unit == LengthUnit::kBytes) {
+        if (data_start - pos < declared) {
+          return absl::DataLossError(
+              absl::StrCat("header ", index, " ", what, " length ", declared,
+                           " runs past data_start ", data_start));
+        }
+        end = pos + declared;
+        if (!IsValidUtf8(block.substr(pos, declared))) {
+          return absl::DataLossError(
+              absl::StrCat("header ", index, " ", what, " is not valid UTF-8"));
+        }
+      } else {
+        end = pos;
+        for (size_t chars = 0; chars < declared; ++chars) {
+          if (end == data_start) {
+            return absl::DataLossError(
+                absl::StrCat("header ", index, " ", what, " of ", declared,
+                             " characters runs past data_start ", data_start));
+          }
+          const size_t n = Utf8SequenceLength(block, end);
+          if (n == 0) {
+            return absl::DataLossError(absl::StrCat("header ", index, " ", what,
+                                                    " is not valid UTF-8"));
+          }
+          end += n;
+        }
+      }
+      strings[part] = block.substr(pos, end - pos);
+      pos = end;
+    }
+    headers->emplace_back(strings[0], strings[1]);
+  }
+  if (pos != data_start) {
+    return absl::DataLossError(absl::StrCat(
+        "header block ends at ", pos, ", not at data_start ", data_start));
+  }
+  return absl::OkStatus();
+}
+
+// Why a value is not a legacy JSON envelope; nullptr if it is one (and then
+// *out is filled). Kept allocation-free on rejection: raw values go through
+// here on the read path.
+const char* ParseLegacyJson(std::string_view value, DecodedEntry* out) {
+  // Only an object can be an envelope: skip the parser for everything else.
+  const size_t first = value.find_first_not_of(" \t\r\n");
+  if (first == std::string_view::npos || value[first] != '{') {
+    return "not a JSON object";
+  }
+  try {
+    nlohmann::ordered_json json = nlohmann::ordered_json::parse(
+        value.data(), value.data() + value.size(), /*cb=*/nullptr,
+        /*allow_exceptions=*/false);
+    if (json.is_discarded()) return "not valid JSON";
+    if (!json.is_object()) return "not a JSON object";
+    nlohmann::ordered_json* data = nullptr;
+    nlohmann::ordered_json* headers = nullptr;
+    for (auto& [key, member] : json.items()) {
+      if (key == "data") {
+        if (!member.is_string()) return "member \"data\" is not a string";
+        data = &member;
+      } else if (key == "headers") {
+        if (!member.is_object()) return "member \"headers\" is not an object";
+        headers = &member;
+      } else {
+        return "has members other than \"data\" and \"headers\"";
+      }
+    }
+    if (data == nullptr) return "no member \"data\"";
+    DecodedEntry entry;
+    entry.format = EntryFormat::kLegacyJson;
+    entry.body = std::move(data->get_ref<std::string&>());
+    if (headers != nullptr) {
+      entry.headers.reserve(headers->size());
+      for (auto& [key, member] : headers->items()) {
+        if (member.is_string()) {
+          entry.headers.emplace_back(key,
+                                     std::move(member.get_ref<std::string&>()));
+        } else {
+          entry.headers.emplace_back(key, member.dump());
+        }
+      }
+    }
+    *out = std::move(entry);
+    return nullptr;
+  } catch (const nlohmann::json::exception&) {
+    // Not expected after a non-throwing parse and type checks; stay safe.
+    return "not a legacy JSON envelope";
+  }
+}
+
+}  // namespace
+
+bool HasBinaryV1Magic(std::string_view value) {
+  return value.substr(0, kMagic.size()) == kMagic;
+}
+
+absl::StatusOr<DecodedEntry> DecodeBinaryV1(std::string_view value) {
+  if (!HasBinaryV1Magic(value)) {
+    return absl::InvalidArgumentError(
+        "not BinaryMessageFormatV1: magic bytes absent");
+  }
+  const size_t size = value.size();
+  if (size >= kMagic.size() + 2) {
+    const uint16_t version = ReadU16(value, kMagic.size());
+    if (version != kVersion) {
+      return absl::UnimplementedError(absl::StrCat(
+          "BinaryMessageFormatV1 version ", version, " is not supported"));
+    }
+  }
+  if (size < kFixedHeaderSize) {
+    return absl::DataLossError(
+        absl::StrCat("value is ", size, " bytes, shorter than the ",
+                     kFixedHeaderSize, "-byte fixed header"));
+  }
+  const size_t headers_start = ReadU32(value, 10);
+  const size_t data_start = ReadU32(value, 14);
+  if (headers_start < kFixedHeaderSize) {
+    return absl::DataLossError(
+        absl::StrCat("headers_start ", headers_start, " points into the ",
+                     kFixedHeaderSize, "-byte fixed header"));
+  }
+  if (data_start > size) {
+    return absl::DataLossError(absl::StrCat("data_start ", data_start,
+                                            " is past the end of the ", size,
+                                            "-byte value"));
+  }
+  if (headers_start > data_start || data_start - headers_start < 2) {
+    return absl::DataLossError(
+        absl::StrCat("header count at headers_start ", headers_start,
+                     " runs past data_start ", data_start));
+  }
+  const std::string_view block = value.substr(0, data_start);
+  const uint16_t count = ReadU16(value, headers_start);
+
+  DecodedEntry entry;
+  entry.format = EntryFormat::kBinaryV1;
+  absl::Status by_bytes = ReadHeaderBlock(block, headers_start + 2, count,
+                                          LengthUnit::kBytes, &entry.headers);
+  if (!by_bytes.ok()) {
+    entry.headers.clear();
+    absl::Status by_chars = ReadHeaderBlock(block, headers_start + 2, count,
+                                            LengthUnit::kChars, &entry.headers);
+    if (!by_chars.ok()) {
+      if (by_chars.message() == by_bytes.message()) return by_bytes;
+      return absl::DataLossError(
+          absl::StrCat(by_bytes.message(),
+                       "; read as character counts: ", by_chars.message()));
+    }
+    entry.recovered_char_length_headers = true;
+  }
+  entry.body.assign(value.substr(data_start));
+  return entry;
+}
+
+absl::StatusOr<std::string> EncodeBinaryV1(const HeaderList& headers,
+                                           std::string_view body) {
+  if (headers.size() > kMaxU16) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(headers.size(), " headers exceed the u16 header count (",
+                     kMaxU16, " at most)"));
+  }
+  size_t block_size = 2;
+  for (size_t index = 0; index < headers.size(); ++index) {
+    const auto& [key, value] = headers[index];
+    for (const std::string* s : {&key, &value}) {
+      const char* what = s == &key ? "key" : "value";
+      if (s->size() > kMaxU16) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("header ", index, " ", what, " is ", s->size(),
+                         " bytes; a u16 length allows at most ", kMaxU16));
+      }
+      if (!IsValidUtf8(*s)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("header ", index, " ", what, " is not valid UTF-8"));
+      }
+    }
+    block_size += 4 + key.size() + value.size();
+  }
+  const size_t data_start = kFixedHeaderSize + block_size;
+  if (data_start > std::numeric_limits<uint32_t>::max()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "header block of ", block_size, " bytes: data_start exceeds u32"));
+  }
+  std::string out;
+  out.reserve(data_start + body.size());
+  out.append(kMagic);
+  AppendU16(kVersion, &out);
+  AppendU32(kFixedHeaderSize, &out);
+  AppendU32(data_start, &out);
+  AppendU16(headers.size(), &out);
+  for (const auto& [key, value] : headers) {
+    AppendU16(key.size(), &out);
+    out.append(key);
+    AppendU16(value.size(), &out);
+    out.append(value);
+  }
+  out.append(body);
+  return out;
+}
+
+absl::StatusOr<DecodedEntry> DecodeLegacyJson(std::string_view value) {
+  DecodedEntry entry;
+  if (const char* why = ParseLegacyJson(value, &entry)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("not a legacy JSON envelope: ", why));
+  }
+  return entry;
+}
+
+absl::StatusOr<DecodedEntry> DecodeDataValue(std::string_view value) {
+  if (HasBinaryV1Magic(value)) return DecodeBinaryV1(value);
+  DecodedEntry entry;
+  if (ParseLegacyJson(value, &entry) == nullptr) return entry;
+  entry.format = EntryFormat::kRaw;
+  entry.body.assign(value);
+  return entry;
+}
+
+absl::StatusOr<DecodedEntry> DecodeStreamEntry(const FieldList& fields) {
+  for (const auto& [name, value] : fields) {
+    if (name != kDataField) continue;
+    if (value.empty()) break;  // FastStream treats an empty __data__ as absent.
+    return DecodeDataValue(value);
+  }
+  DecodedEntry entry;
+  entry.format = EntryFormat::kFields;
+  entry.fields = fields;
+  return entry;
+}
+
+}  // namespace redrive

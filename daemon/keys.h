@@ -1,0 +1,66 @@
+// Redis key naming (R-C1, R-C2) and the name grammars for channels and
+// handler ids.
+//
+// Thread-safe: pure functions.
+#ifndef REDRIVE_DAEMON_KEYS_H_
+#define REDRIVE_DAEMON_KEYS_H_
+
+#include <string>
+#include <string_view>
+
+#include "absl/strings/string_view.h"
+#include "absl/status/status.h"
+
+namespace redrive {
+
+// How handler keys are spelled.
+enum class KeyStyle {
+  // EggAI 0.3.x names: stream = channel, `{channel}.{handler}.retry`, ...
+  kEggAI,
+  // Redis-Cluster-safe: every key of a channel carries the hash tag
+  // `{channel}`, so a handler's keys (and its channel's stream) share a slot.
+  kCluster,
+};
+
+inline constexpr size_t kMaxNameLength = 200;
+
+// channel: [A-Za-z0-9._:/-]{1,200}, not starting with '.', ':' or '/', and
+// not ending in ".retry" or ".dlq" (those are the names of retry and
+// dead-letter streams). INVALID_ARGUMENT naming `field` otherwise.
+absl::Status ValidateChannel(absl::string_view channel,
+                             absl::string_view field = "channel");
+
+// handler_id: [A-Za-z0-9._:-]{1,200}. INVALID_ARGUMENT naming `field`.
+absl::Status ValidateHandlerId(absl::string_view handler_id,
+                               absl::string_view field = "handler_id");
+
+// Redis stream entry id: "<ms>-<seq>" or "<ms>" with decimal u64 parts.
+bool IsValidEntryId(absl::string_view id);
+
+struct HandlerKeys {
+  std::string stream;        // main stream (the channel)
+  std::string group;         // handler id
+  std::string retry_stream;  // {stream}.{handler}.retry
+  std::string retry_group;   // {handler}-retry
+  std::string dlq_stream;    // {stream}.{handler}.dlq
+};
+
+// The stream key a channel is stored under.
+std::string StreamKey(absl::string_view channel, KeyStyle style);
+
+// Every key of one (channel, handler id). Inputs must be valid.
+HandlerKeys MakeHandlerKeys(absl::string_view channel,
+                            absl::string_view handler_id, KeyStyle style);
+
+// The consumer name this daemon instance uses in a handler's groups:
+// `{handler_id}-{instance_id}` (EggAI uses `{handler_id}-{host}-{pid}`).
+std::string ConsumerName(absl::string_view handler_id,
+                         absl::string_view instance_id);
+
+// Pre-#226 EggAI shared keys, for migration (R-E6).
+std::string LegacyRetryStream(absl::string_view channel, KeyStyle style);
+std::string LegacyDlqStream(absl::string_view channel, KeyStyle style);
+
+}  // namespace redrive
+
+#endif  // REDRIVE_DAEMON_KEYS_H_

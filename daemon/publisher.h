@@ -1,0 +1,81 @@
+// Publisher: validation of Publish/PublishBatch requests, construction of
+// EggAI/FastStream-compatible stream entries and the XADD that writes them
+// (R-F1, R-C3).
+//
+// An entry is one field `__data__` holding BinaryMessageFormatV1 with byte
+// lengths. Header order follows FastStream: correlation_id, content-type
+// (when set), reply_to (when set), the application headers in request order,
+// then traceparent / tracestate (when set).
+//
+// Thread-safe: const methods only, plus the UUID source which must be
+// thread-safe itself.
+#ifndef REDRIVE_DAEMON_PUBLISHER_H_
+#define REDRIVE_DAEMON_PUBLISHER_H_
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+#include "absl/status/statusor.h"
+#include "daemon/config.h"
+#include "daemon/keys.h"
+#include "daemon/redis_client.h"
+#include "redrive/v1/broker.pb.h"
+
+namespace redrive {
+
+inline constexpr size_t kMaxShortField = 256;  // correlation_id, content_type, ...
+inline constexpr uint64_t kMaxStreamLength = 1'000'000'000;
+
+// Entries validated and encoded, ready to write.
+struct PreparedPublish {
+  std::string stream;
+  uint64_t max_len = 0;
+  std::vector<std::string> envelopes;  // `__data__` values
+  std::vector<std::string> correlation_ids;
+};
+
+// Checks a W3C traceparent: "00-<32 hex>-<16 hex>-<2 hex>", ids not all zero.
+bool IsValidTraceparent(absl::string_view traceparent);
+
+// A random (version 4) UUID in canonical form. Thread-safe.
+std::string RandomUuid();
+
+class Publisher {
+ public:
+  using UuidSource = std::function<std::string()>;
+
+  Publisher(PublishLimits limits, KeyStyle style, UuidSource uuid = RandomUuid);
+
+  // INVALID_ARGUMENT (bad names, reserved or malformed headers, bad trace
+  // context, max_len out of range, empty batch) or RESOURCE_EXHAUSTED (payload,
+  // header count or header bytes over the limits, batch too large); the
+  // message names the offending field, e.g. "messages[3].headers[0].key".
+  absl::StatusOr<PreparedPublish> Prepare(const v1::PublishRequest& request) const;
+  absl::StatusOr<PreparedPublish> Prepare(const v1::PublishBatchRequest& request) const;
+
+  // Writes the entries: one XADD, or for several one MULTI/EXEC (all or
+  // none). Returns the entry ids in order. UNAVAILABLE when Redis does not
+  // answer; FAILED_PRECONDITION when the channel key is not a stream.
+  absl::StatusOr<std::vector<std::string>> Write(RedisCommander& redis,
+                                                 const PreparedPublish& prepared) const;
+
+ private:
+  absl::Status ValidateMessage(const v1::OutgoingMessage& message,
+                               const std::string& field) const;
+  absl::StatusOr<std::string> Encode(const v1::OutgoingMessage& message,
+                                     const std::string& correlation_id) const;
+  absl::StatusOr<PreparedPublish> PrepareMessages(
+      const std::string& channel,
+      const std::vector<const v1::OutgoingMessage*>& messages,
+      uint64_t max_len, bool batch) const;
+
+  const PublishLimits limits_;
+  const KeyStyle style_;
+  const UuidSource uuid_;
+};
+
+}  // namespace redrive
+
+#endif  // REDRIVE_DAEMON_PUBLISHER_H_

@@ -1,0 +1,161 @@
+#include "daemon/redis_url.h"
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+
+namespace redrive {
+namespace {
+
+absl::StatusOr<std::string> PercentDecode(absl::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != '%') {
+      out.push_back(in[i]);
+      continue;
+    }
+    if (i + 2 >= in.size()) {
+      return absl::InvalidArgumentError("redis url: truncated %-escape");
+    }
+    int value = 0;
+    for (size_t k = 1; k <= 2; ++k) {
+      const char c = in[i + k];
+      value <<= 4;
+      if (c >= '0' && c <= '9') {
+        value |= c - '0';
+      } else if (c >= 'a' && c <= 'f') {
+        value |= c - 'a' + 10;
+      } else if (c >= 'A' && c <= 'F') {
+        value |= c - 'A' + 10;
+      } else {
+        return absl::InvalidArgumentError("redis url: bad %-escape");
+      }
+    }
+    out.push_back(static_cast<char>(value));
+    i += 2;
+  }
+  return out;
+}
+
+// Splits "user:password@rest" into credentials and rest.
+absl::Status TakeCredentials(absl::string_view& rest, RedisAddress& addr) {
+  const size_t at = rest.rfind('@');
+  if (at == absl::string_view::npos) return absl::OkStatus();
+  absl::string_view creds = rest.substr(0, at);
+  rest.remove_prefix(at + 1);
+  const size_t colon = creds.find(':');
+  absl::string_view user = creds;
+  absl::string_view password;
+  if (colon != absl::string_view::npos) {
+    user = creds.substr(0, colon);
+    password = creds.substr(colon + 1);
+  }
+  absl::StatusOr<std::string> u = PercentDecode(user);
+  if (!u.ok()) return u.status();
+  absl::StatusOr<std::string> p = PercentDecode(password);
+  if (!p.ok()) return p.status();
+  addr.user = *std::move(u);
+  addr.password = *std::move(p);
+  if (addr.password.empty() && !addr.user.empty() && colon == absl::string_view::npos) {
+    // redis://secret@host is the common "password only" spelling.
+    addr.password = std::move(addr.user);
+    addr.user.clear();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseDb(absl::string_view text, RedisAddress& addr) {
+  if (text.empty()) return absl::OkStatus();
+  int db = 0;
+  if (!absl::SimpleAtoi(text, &db) || db < 0 || db > 15999 ||
+      text.find_first_not_of("0123456789") != absl::string_view::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("redis url: database must be 0..15999, got '", text, "'"));
+  }
+  addr.db = db;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<RedisAddress> ParseUnix(absl::string_view rest) {
+  RedisAddress addr;
+  if (absl::Status s = TakeCredentials(rest, addr); !s.ok()) return s;
+  const size_t q = rest.find('?');
+  absl::string_view path = rest.substr(0, q);
+  if (q != absl::string_view::npos) {
+    absl::string_view query = rest.substr(q + 1);
+    if (!absl::ConsumePrefix(&query, "db=")) {
+      return absl::InvalidArgumentError("redis url: unix query must be ?db=N");
+    }
+    if (absl::Status s = ParseDb(query, addr); !s.ok()) return s;
+  }
+  if (path.empty() || path.front() != '/') {
+    return absl::InvalidArgumentError(
+        "redis url: unix socket path must be absolute");
+  }
+  addr.unix_path = std::string(path);
+  return addr;
+}
+
+}  // namespace
+
+std::string RedisAddress::Redacted() const {
+  if (is_unix()) return absl::StrCat("unix://", unix_path, "?db=", db);
+  const bool v6 = host.find(':') != std::string::npos;
+  return absl::StrCat("redis://", v6 ? "[" : "", host, v6 ? "]" : "", ":",
+                      port, "/", db);
+}
+
+absl::StatusOr<RedisAddress> ParseRedisUrl(absl::string_view url) {
+  absl::string_view rest = url;
+  if (absl::ConsumePrefix(&rest, "unix://")) return ParseUnix(rest);
+  if (absl::ConsumePrefix(&rest, "unix:")) return ParseUnix(rest);
+  if (!absl::ConsumePrefix(&rest, "redis://")) {
+    return absl::InvalidArgumentError(
+        "redis url: expected redis://host:port/db, unix:///path or embedded");
+  }
+  RedisAddress addr;
+  if (absl::Status s = TakeCredentials(rest, addr); !s.ok()) return s;
+  const size_t slash = rest.find('/');
+  absl::string_view hostport = rest.substr(0, slash);
+  if (slash != absl::string_view::npos) {
+    if (absl::Status s = ParseDb(rest.substr(slash + 1), addr); !s.ok()) {
+      return s;
+    }
+  }
+  absl::string_view port_text;
+  if (absl::ConsumePrefix(&hostport, "[")) {
+    const size_t close = hostport.find(']');
+    if (close == absl::string_view::npos) {
+      return absl::InvalidArgumentError("redis url: unterminated [IPv6] host");
+    }
+    addr.host = std::string(hostport.substr(0, close));
+    absl::string_view after = hostport.substr(close + 1);
+    if (!after.empty()) {
+      if (!absl::ConsumePrefix(&after, ":")) {
+        return absl::InvalidArgumentError("redis url: junk after [IPv6] host");
+      }
+      port_text = after;
+    }
+  } else {
+    const size_t colon = hostport.rfind(':');
+    addr.host = std::string(hostport.substr(0, colon));
+    if (colon != absl::string_view::npos) port_text = hostport.substr(colon + 1);
+  }
+  if (addr.host.empty()) {
+    return absl::InvalidArgumentError("redis url: host is required");
+  }
+  if (!port_text.empty() || hostport.back() == ':') {
+    int port = 0;
+    if (!absl::SimpleAtoi(port_text, &port) || port < 1 || port > 65535) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "redis url: port must be 1..65535, got '", port_text, "'"));
+    }
+    addr.port = port;
+  }
+  return addr;
+}
+
+}  // namespace redrive

@@ -1,0 +1,146 @@
+#include "daemon/server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server_builder.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+#include "daemon/logging.h"
+
+namespace redrive {
+namespace {
+
+constexpr const char* kServiceNames[] = {"", "redrive.v1.Broker", "redrive.v1.Admin"};
+
+// A leftover socket file from a previous run would make bind fail.
+void RemoveStaleSocket(absl::string_view address) {
+  absl::string_view path = address;
+  if (!absl::ConsumePrefix(&path, "unix://")) absl::ConsumePrefix(&path, "unix:");
+  struct stat st {};
+  const std::string p(path);
+  if (lstat(p.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) unlink(p.c_str());
+}
+
+// "host:0" with the selected port filled in.
+std::string WithPort(const std::string& address, int port) {
+  const size_t colon = address.rfind(':');
+  return absl::StrCat(address.substr(0, colon + 1), port);
+}
+
+absl::Status WriteReadyFile(const std::string& path, const std::vector<std::string>& bound,
+                            const std::string& redis) {
+  const std::string tmp = absl::StrCat(path, ".tmp.", getpid());
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << "{\"grpc\":[";
+    for (size_t i = 0; i < bound.size(); ++i) {
+      out << (i ? "," : "") << "\"" << JsonEscape(bound[i]) << "\"";
+    }
+    out << "],\"pid\":" << getpid() << ",\"redis\":\"" << JsonEscape(redis) << "\"}\n";
+    if (!out) return absl::UnavailableError(absl::StrCat("cannot write ", tmp));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    return absl::UnavailableError(absl::StrCat("cannot rename ", tmp, " to ", path));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+RedisConnectionOptions MakeRedisConnectionOptions(const Config& config,
+                                                  const RedisAddress& address) {
+  RedisConnectionOptions o;
+  o.address = address;
+  o.connect_timeout = absl::Milliseconds(config.redis_connect_timeout_ms);
+  o.command_timeout = absl::Milliseconds(config.redis_command_timeout_ms);
+  o.client_name = absl::StrCat("redrive-", config.instance_id);
+  return o;
+}
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config,
+                                                      const RedisAddress& redis) {
+  std::unique_ptr<Server> s(new Server());
+  RedisExecutor::Options exec;
+  exec.connection = MakeRedisConnectionOptions(config, redis);
+  exec.threads = config.redis_pool_size;
+  s->executor_ = std::make_unique<RedisExecutor>(std::move(exec));
+  s->publisher_ = std::make_unique<Publisher>(config.publish, config.key_style);
+  s->broker_ = std::make_unique<BrokerService>(*s->publisher_, *s->executor_);
+  s->admin_ = std::make_unique<AdminService>();
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  std::vector<std::unique_ptr<int>> ports;
+  for (const std::string& address : config.grpc_listen) {
+    if (absl::StartsWith(address, "unix:")) RemoveStaleSocket(address);
+    ports.push_back(std::make_unique<int>(0));
+    builder.AddListeningPort(address, grpc::InsecureServerCredentials(), ports.back().get());
+  }
+  const size_t max_message = std::max<size_t>(
+      4u << 20, config.publish.max_payload_bytes + config.publish.max_header_bytes + (64u << 10));
+  builder.SetMaxReceiveMessageSize(static_cast<int>(std::min<size_t>(max_message, INT32_MAX)));
+  builder.RegisterService(s->broker_.get());
+  builder.RegisterService(s->admin_.get());
+  s->grpc_server_ = builder.BuildAndStart();
+  if (s->grpc_server_ == nullptr) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ",
+                                               absl::StrJoin(config.grpc_listen, ", ")));
+  }
+  for (size_t i = 0; i < config.grpc_listen.size(); ++i) {
+    const std::string& address = config.grpc_listen[i];
+    if (absl::StartsWith(address, "unix:")) {
+      s->bound_.push_back(address);
+    } else if (*ports[i] == 0) {
+      return absl::UnavailableError(absl::StrCat("cannot listen on ", address));
+    } else {
+      s->bound_.push_back(WithPort(address, *ports[i]));
+    }
+  }
+
+  grpc::HealthCheckServiceInterface* health = s->grpc_server_->GetHealthCheckService();
+  s->health_ = std::make_unique<HealthMonitor>(
+      MakeRedisConnectionOptions(config, redis), absl::Milliseconds(config.health_interval_ms),
+      [health](bool ok) {
+        for (const char* name : kServiceNames) health->SetServingStatus(name, ok);
+      });
+  spdlog::info("redrived listening on {} (redis {}, health {})", absl::StrJoin(s->bound_, ", "),
+               config.embedded_redis ? "embedded" : redis.Redacted(),
+               s->health_->redis_ok() ? "SERVING" : "NOT_SERVING");
+  if (!config.ready_file.empty()) {
+    if (absl::Status st = WriteReadyFile(config.ready_file, s->bound_, redis.Redacted());
+        !st.ok()) {
+      return st;
+    }
+  }
+  return s;
+}
+
+void Server::Shutdown(absl::Duration grace) {
+  if (shut_down_) return;
+  shut_down_ = true;
+  health_.reset();  // no more status flips
+  if (grpc::HealthCheckServiceInterface* h = grpc_server_->GetHealthCheckService()) {
+    h->Shutdown();  // everything NOT_SERVING from here on
+  }
+  grpc_server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  grpc_server_->Wait();
+  executor_->Stop();
+}
+
+Server::~Server() {
+  if (grpc_server_ != nullptr) Shutdown(absl::ZeroDuration());
+}
+
+}  // namespace redrive

@@ -1,0 +1,63 @@
+// Server: wires configuration, Redis, the gRPC services, health and
+// reflection into one running daemon.
+//
+// Start order: Redis executor → services → gRPC server (listeners, health,
+// reflection) → health monitor → ready file. Shutdown reverses it: health
+// NOT_SERVING, gRPC drains calls for the grace period, then the executor
+// finishes queued Redis work.
+//
+// Thread-safe: Shutdown may be called from any thread, once.
+#ifndef REDRIVE_DAEMON_SERVER_H_
+#define REDRIVE_DAEMON_SERVER_H_
+
+#include <grpcpp/server.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "daemon/admin_service.h"
+#include "daemon/broker_service.h"
+#include "daemon/config.h"
+#include "daemon/health.h"
+#include "daemon/publisher.h"
+#include "daemon/redis_client.h"
+
+namespace redrive {
+
+class Server {
+ public:
+  // `redis` is the resolved address (the embedded server's when embedded).
+  // UNAVAILABLE when a listener cannot be bound.
+  static absl::StatusOr<std::unique_ptr<Server>> Start(const Config& config,
+                                                       const RedisAddress& redis);
+  ~Server();
+
+  // Addresses actually bound (port 0 resolved), in --grpc-listen order.
+  const std::vector<std::string>& bound_addresses() const { return bound_; }
+
+  // Stops accepting calls and waits up to `grace` for running ones.
+  void Shutdown(absl::Duration grace);
+
+ private:
+  Server() = default;
+
+  std::unique_ptr<RedisExecutor> executor_;
+  std::unique_ptr<Publisher> publisher_;
+  std::unique_ptr<BrokerService> broker_;
+  std::unique_ptr<AdminService> admin_;
+  std::unique_ptr<grpc::Server> grpc_server_;
+  std::unique_ptr<HealthMonitor> health_;
+  std::vector<std::string> bound_;
+  bool shut_down_ = false;
+};
+
+// Connection settings for `address` taken from the configuration.
+RedisConnectionOptions MakeRedisConnectionOptions(const Config& config,
+                                                  const RedisAddress& address);
+
+}  // namespace redrive
+
+#endif  // REDRIVE_DAEMON_SERVER_H_

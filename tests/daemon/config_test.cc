@@ -1,0 +1,133 @@
+#include "daemon/config.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <map>
+
+#include "tests/testing/status_matchers.h"
+
+namespace redrive {
+namespace {
+
+using ::redrive::testing::StatusIs;
+using ::testing::HasSubstr;
+
+EnvLookup FakeEnv(std::map<std::string, std::string> vars) {
+  return [vars](const std::string& name) -> std::optional<std::string> {
+    auto it = vars.find(name);
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+absl::StatusOr<Config> Parse(std::vector<std::string> args,
+                             std::map<std::string, std::string> env = {}) {
+  absl::StatusOr<ParsedConfig> p = ParseConfig(args, FakeEnv(std::move(env)));
+  if (!p.ok()) return p.status();
+  return p->config;
+}
+
+TEST(ConfigTest, DefaultsRunEmbeddedRedisOnLoopback) {
+  absl::StatusOr<Config> c = Parse({});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->embedded_redis);
+  EXPECT_EQ(c->grpc_listen, std::vector<std::string>{"127.0.0.1:50051"});
+  EXPECT_EQ(c->log_level, "info");
+  EXPECT_EQ(c->log_format, "text");
+  EXPECT_EQ(c->publish.max_payload_bytes, 1u << 20);
+  EXPECT_EQ(c->key_style, KeyStyle::kEggAI);
+  EXPECT_FALSE(c->instance_id.empty());
+}
+
+TEST(ConfigTest, FlagBeatsEnvironmentBeatsDefault) {
+  absl::StatusOr<Config> c =
+      Parse({"--grpc-listen=unix:/tmp/a.sock"},
+            {{"REDRIVE_GRPC_LISTEN", "127.0.0.1:1"}, {"REDRIVE_LOG_LEVEL", "debug"}});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->grpc_listen, std::vector<std::string>{"unix:/tmp/a.sock"});
+  EXPECT_EQ(c->log_level, "debug");
+}
+
+TEST(ConfigTest, SpaceSeparatedValuesAndSeveralListeners) {
+  absl::StatusOr<Config> c = Parse({"--grpc-listen", "127.0.0.1:0, unix:/tmp/x.sock",
+                                    "--redis-url", "redis://h:1/2"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->grpc_listen, (std::vector<std::string>{"127.0.0.1:0", "unix:/tmp/x.sock"}));
+  EXPECT_FALSE(c->embedded_redis);
+  EXPECT_EQ(c->redis.host, "h");
+  EXPECT_EQ(c->redis.db, 2);
+}
+
+TEST(ConfigTest, PasswordSources) {
+  absl::StatusOr<Config> c = Parse({"--redis-url=redis://:inflag@h:1"});
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->redis.password, "inflag");
+  EXPECT_TRUE(c->password_on_command_line);
+
+  c = Parse({}, {{"REDRIVE_REDIS_URL", "redis://:inenv@h:1"}});
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->redis.password, "inenv");
+  EXPECT_FALSE(c->password_on_command_line);
+
+  c = Parse({"--redis-url=redis://h:1"}, {{"REDRIVE_REDIS_PASSWORD", "fromvar"}});
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->redis.password, "fromvar");
+
+  const std::string file = ::testing::TempDir() + "/redis-password";
+  {
+    std::ofstream out(file);
+    out << "s3cret\n";
+  }
+  c = Parse({"--redis-url=redis://:old@h:1", "--redis-password-file=" + file});
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->redis.password, "s3cret");
+  EXPECT_FALSE(c->password_on_command_line);
+  std::remove(file.c_str());
+  EXPECT_THAT(Parse({"--redis-password-file=/nonexistent/pw"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("redis-password-file")));
+}
+
+TEST(ConfigTest, RejectsBadValuesNamingTheOption) {
+  EXPECT_THAT(Parse({"--nope=1"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unknown option --nope")));
+  EXPECT_THAT(Parse({"--redis-pool-size=0"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--redis-pool-size")));
+  EXPECT_THAT(Parse({"--redis-pool-size=65"}), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Parse({"--max-payload-bytes=-5"}), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Parse({"--max-payload-bytes=12kb"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not a whole number")));
+  EXPECT_THAT(Parse({"--log-level=loud"}), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Parse({"--log-format=xml"}), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Parse({"--grpc-listen=localhost"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("no port")));
+  EXPECT_THAT(Parse({"--redis-url=http://x"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--redis-url")));
+  EXPECT_THAT(Parse({"--key-template=other"}), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Parse({"--instance-id=a b"}), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Parse({"positional"}), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Parse({"--log-level"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("needs a value")));
+  EXPECT_THAT(Parse({}, {{"REDRIVE_HEALTH_INTERVAL_MS", "1"}}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("REDRIVE_HEALTH_INTERVAL_MS")));
+}
+
+TEST(ConfigTest, HelpListsEveryOptionWithVariableAndDefault) {
+  absl::StatusOr<ParsedConfig> p = ParseConfig({"--help"}, FakeEnv({}));
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->outcome, ParseOutcome::kHelp);
+  const std::string help = ConfigHelp();
+  for (const char* name :
+       {"--redis-url  (REDRIVE_REDIS_URL)", "--redis-password-file  (REDRIVE_REDIS_PASSWORD_FILE)",
+        "--grpc-listen  (REDRIVE_GRPC_LISTEN)", "--log-level  (REDRIVE_LOG_LEVEL)",
+        "--max-payload-bytes  (REDRIVE_MAX_PAYLOAD_BYTES)", "default: 127.0.0.1:50051",
+        "REDRIVE_REDIS_PASSWORD"}) {
+    EXPECT_THAT(help, HasSubstr(name));
+  }
+}
+
+}  // namespace
+}  // namespace redrive
