@@ -107,6 +107,16 @@ const std::vector<OptionSpec>& Options() {
          if (c.grpc_listen.empty()) return BadValue("grpc-listen", "no address");
          return absl::OkStatus();
        }},
+      {"health-listen", "",
+       "Optional host:port of a listener that serves only grpc.health.v1, "
+       "for Kubernetes gRPC probes (e.g. 0.0.0.0:8081). Empty = none.",
+       [](absl::string_view v, Config& c, Raw&) -> absl::Status {
+         if (!v.empty() && v.rfind(':') == absl::string_view::npos) {
+           return BadValue("health-listen", absl::StrCat("'", v, "' has no port"));
+         }
+         c.health_listen = std::string(v);
+         return absl::OkStatus();
+       }},
       {"health-interval-ms", "1000",
        "How often Redis is pinged for the health service (50..60000).",
        UintIn("health-interval-ms", REDRIVE_FIELD(health_interval_ms), 50, 60000)},

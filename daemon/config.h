@@ -44,6 +44,9 @@ struct Config {
 
   // gRPC listeners: "host:port", "[v6]:port" or "unix:/path".
   std::vector<std::string> grpc_listen = {"127.0.0.1:50051"};
+  // Optional second listener serving only grpc.health.v1 (for kubelet gRPC
+  // probes on the pod IP while the API stays on loopback / a Unix socket).
+  std::string health_listen;
   uint32_t health_interval_ms = 1000;
   uint32_t shutdown_grace_ms = 10000;
   // Written (atomically) once the server listens: JSON with the bound

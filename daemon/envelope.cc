@@ -5,7 +5,10 @@
 #include <cstring>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <string>
+#include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -148,56 +151,198 @@ absl::Status ReadHeaderBlock(std::string_view block, size_t pos, uint16_t count,
   return absl::OkStatus();
 }
 
-// Why a value is not a legacy JSON envelope; nullptr if it is one (and then
-// *out is filled). Kept allocation-free on rejection: raw values go through
-// here on the read path.
-const char* ParseLegacyJson(std::string_view value, DecodedEntry* out) {
-  // Only an object can be an envelope: skip the parser for everything else.
-  const size_t first = value.find_first_not_of(" \t\r\n");
-  if (first == std::string_view::npos || value[first] != '{') {
-    return "not a JSON object";
-  }
-  try {
-    nlohmann::ordered_json json = nlohmann::ordered_json::parse(
-        value.data(), value.data() + value.size(), /*cb=*/nullptr,
-        /*allow_exceptions=*/false);
-    if (json.is_discarded()) return "not valid JSON";
-    if (!json.is_object()) return "not a JSON object";
-    nlohmann::ordered_json* data = nullptr;
-    nlohmann::ordered_json* headers = nullptr;
-    for (auto& [key, member] : json.items()) {
-      if (key == "data") {
-        if (!member.is_string()) return "member \"data\" is not a string";
-        data = &member;
-      } else if (key == "headers") {
-        if (!member.is_object()) return "member \"headers\" is not an object";
-        headers = &member;
-      } else {
-        return "has members other than \"data\" and \"headers\"";
-      }
+// Streaming reader of a candidate legacy envelope. SAX rather than a DOM: it
+// stops at the first member that rules the value out (so a large plain-JSON
+// payload costs almost nothing on the read path), runs in linear time (an
+// ordered DOM looks keys up linearly) and keeps header order.
+class LegacyEnvelopeReader final : public nlohmann::json_sax<nlohmann::json> {
+ public:
+  // nullptr and *out filled if `value` is a legacy envelope, else why not.
+  static const char* Read(std::string_view value, DecodedEntry* out) {
+    // Only an object can be an envelope: skip the parser for everything else.
+    const size_t first = value.find_first_not_of(" \t\r\n");
+    if (first == std::string_view::npos || value[first] != '{') {
+      return kNotObject;
     }
-    if (data == nullptr) return "no member \"data\"";
-    DecodedEntry entry;
-    entry.format = EntryFormat::kLegacyJson;
-    entry.body = std::move(data->get_ref<std::string&>());
-    if (headers != nullptr) {
-      entry.headers.reserve(headers->size());
-      for (auto& [key, member] : headers->items()) {
-        if (member.is_string()) {
-          entry.headers.emplace_back(key,
-                                     std::move(member.get_ref<std::string&>()));
-        } else {
-          entry.headers.emplace_back(key, member.dump());
-        }
+    LegacyEnvelopeReader reader;
+    try {
+      if (!nlohmann::json::sax_parse(value.data(), value.data() + value.size(),
+                                     &reader)) {
+        return reader.why_ != nullptr ? reader.why_ : kInvalid;
       }
+    } catch (const nlohmann::json::exception&) {
+      return kInvalid;  // Not expected: errors go through parse_error().
     }
-    *out = std::move(entry);
+    if (!reader.has_data_) return "no member \"data\"";
+    out->format = EntryFormat::kLegacyJson;
+    out->body = std::move(reader.data_);
+    out->headers = std::move(reader.headers_);
     return nullptr;
-  } catch (const nlohmann::json::exception&) {
-    // Not expected after a non-throwing parse and type checks; stay safe.
-    return "not a legacy JSON envelope";
   }
-}
+
+  bool null() override { return Scalar("null"); }
+  bool boolean(bool v) override { return Scalar(v ? "true" : "false"); }
+  bool number_integer(number_integer_t v) override {
+    return Scalar(absl::StrCat(v));
+  }
+  bool number_unsigned(number_unsigned_t v) override {
+    return Scalar(absl::StrCat(v));
+  }
+  bool number_float(number_float_t, const string_t& text) override {
+    return Scalar(text);  // As written: no reformatting of the double.
+  }
+  bool string(string_t& v) override {
+    if (!frames_.empty()) return AppendValue(Quote(v));
+    switch (level_) {
+      case Level::kTop:
+        if (member_ != Member::kData) return Scalar("");  // Reports the error.
+        data_ = std::move(v);
+        has_data_ = true;
+        return true;
+      case Level::kHeaders:
+        return SetHeader(std::move(v));
+      default:
+        return Fail(kNotObject);
+    }
+  }
+  bool binary(binary_t&) override { return Fail(kInvalid); }  // Not in JSON.
+  bool start_object(std::size_t) override {
+    if (!frames_.empty() || level_ == Level::kHeaders) {
+      if (!AppendValue("{")) return false;
+      frames_.push_back({/*object=*/true, /*first=*/true});
+      return true;
+    }
+    switch (level_) {
+      case Level::kBefore:
+        level_ = Level::kTop;
+        return true;
+      case Level::kTop:
+        if (member_ != Member::kHeaders) return Scalar("");
+        headers_.clear();  // A repeated "headers" replaces the earlier one.
+        index_.clear();
+        level_ = Level::kHeaders;
+        return true;
+      default:
+        return Fail(kInvalid);
+    }
+  }
+  bool key(string_t& k) override {
+    if (!frames_.empty()) {
+      Frame& frame = frames_.back();
+      if (!frame.first) capture_ += ',';
+      frame.first = false;
+      capture_ += Quote(k);
+      capture_ += ':';
+      return true;
+    }
+    if (level_ == Level::kHeaders) {
+      key_ = std::move(k);
+      return true;
+    }
+    if (k == "data") {
+      member_ = Member::kData;
+    } else if (k == "headers") {
+      member_ = Member::kHeaders;
+    } else {
+      return Fail("has members other than \"data\" and \"headers\"");
+    }
+    return true;
+  }
+  bool end_object() override {
+    if (!frames_.empty()) return CloseCapture('}');
+    level_ = level_ == Level::kHeaders ? Level::kTop : Level::kDone;
+    return true;
+  }
+  bool start_array(std::size_t) override {
+    if (frames_.empty() && level_ != Level::kHeaders) return Scalar("");
+    if (!AppendValue("[")) return false;
+    frames_.push_back({/*object=*/false, /*first=*/true});
+    return true;
+  }
+  bool end_array() override { return CloseCapture(']'); }
+  bool parse_error(std::size_t, const std::string&,
+                   const nlohmann::json::exception&) override {
+    return Fail(kInvalid);
+  }
+
+ private:
+  static constexpr const char* kNotObject = "not a JSON object";
+  static constexpr const char* kInvalid = "not valid JSON";
+
+  enum class Level { kBefore, kTop, kHeaders, kDone };
+  enum class Member { kNone, kData, kHeaders };
+  // An open array/object inside a non-string header value being captured.
+  struct Frame {
+    bool object;
+    bool first;
+  };
+
+  static std::string Quote(const std::string& s) {
+    return nlohmann::json(s).dump();  // s is valid UTF-8: the lexer checked.
+  }
+
+  bool Fail(const char* why) {
+    why_ = why;
+    return false;
+  }
+
+  // A non-string scalar, or (text "") any value where it is not allowed.
+  bool Scalar(std::string_view text) {
+    if (!frames_.empty()) return AppendValue(text);
+    switch (level_) {
+      case Level::kTop:
+        return Fail(member_ == Member::kData
+                        ? "member \"data\" is not a string"
+                        : "member \"headers\" is not an object");
+      case Level::kHeaders:
+        return SetHeader(std::string(text));
+      default:
+        return Fail(kNotObject);
+    }
+  }
+
+  // Appends a value to the capture, starting one for a header if needed.
+  bool AppendValue(std::string_view text) {
+    if (frames_.empty()) {
+      capture_.clear();
+    } else if (!frames_.back().object) {
+      if (!frames_.back().first) capture_ += ',';
+      frames_.back().first = false;
+    }
+    capture_.append(text);
+    return true;
+  }
+
+  bool CloseCapture(char close) {
+    if (frames_.empty()) return Fail(kInvalid);
+    capture_ += close;
+    frames_.pop_back();
+    if (frames_.empty()) return SetHeader(std::move(capture_));
+    return true;
+  }
+
+  // Python dict semantics for a repeated key: first position, last value.
+  bool SetHeader(std::string value) {
+    const auto [it, inserted] = index_.emplace(key_, headers_.size());
+    if (inserted) {
+      headers_.emplace_back(std::move(key_), std::move(value));
+    } else {
+      headers_[it->second].second = std::move(value);
+    }
+    return true;
+  }
+
+  Level level_ = Level::kBefore;
+  Member member_ = Member::kNone;
+  const char* why_ = nullptr;
+  bool has_data_ = false;
+  std::string data_;
+  HeaderList headers_;
+  std::unordered_map<std::string, size_t> index_;  // header key -> position
+  std::string key_;                                // current header key
+  std::vector<Frame> frames_;
+  std::string capture_;
+};
 
 }  // namespace
 
@@ -311,7 +456,7 @@ absl::StatusOr<std::string> EncodeBinaryV1(const HeaderList& headers,
 
 absl::StatusOr<DecodedEntry> DecodeLegacyJson(std::string_view value) {
   DecodedEntry entry;
-  if (const char* why = ParseLegacyJson(value, &entry)) {
+  if (const char* why = LegacyEnvelopeReader::Read(value, &entry)) {
     return absl::InvalidArgumentError(
         absl::StrCat("not a legacy JSON envelope: ", why));
   }
@@ -321,7 +466,7 @@ absl::StatusOr<DecodedEntry> DecodeLegacyJson(std::string_view value) {
 absl::StatusOr<DecodedEntry> DecodeDataValue(std::string_view value) {
   if (HasBinaryV1Magic(value)) return DecodeBinaryV1(value);
   DecodedEntry entry;
-  if (ParseLegacyJson(value, &entry) == nullptr) return entry;
+  if (LegacyEnvelopeReader::Read(value, &entry) == nullptr) return entry;
   entry.format = EntryFormat::kRaw;
   entry.body.assign(value);
   return entry;

@@ -138,8 +138,13 @@ absl::StatusOr<std::string> EncodeBinaryV1(const HeaderList& headers,
 //
 // Non-string header values (f7: {"retries": 3}): FastStream passes the Python
 // value through untyped; we keep the header and render the value as its
-// compact JSON text ("3", "true", "null", "[1,2]", "{\"a\":1}"), so nothing is
-// dropped and string values are unaffected.
+// compact JSON text ("3", "true", "null", "[1,\"a\"]", "{\"b\":2,\"a\":1}":
+// whitespace removed, member order and number spelling as written, strings
+// re-escaped minimally), so nothing is dropped and string values are
+// unaffected.
+//
+// Cost is linear in the value, and a value that is not an envelope is
+// rejected at its first disqualifying member without being parsed further.
 //
 // InvalidArgument (with the reason) when the value is not a legacy envelope.
 absl::StatusOr<DecodedEntry> DecodeLegacyJson(std::string_view value);

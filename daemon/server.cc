@@ -39,7 +39,7 @@ std::string WithPort(const std::string& address, int port) {
 }
 
 absl::Status WriteReadyFile(const std::string& path, const std::vector<std::string>& bound,
-                            const std::string& redis) {
+                            const std::string& health, const std::string& redis) {
   const std::string tmp = absl::StrCat(path, ".tmp.", getpid());
   {
     std::ofstream out(tmp, std::ios::trunc);
@@ -47,7 +47,7 @@ absl::Status WriteReadyFile(const std::string& path, const std::vector<std::stri
     for (size_t i = 0; i < bound.size(); ++i) {
       out << (i ? "," : "") << "\"" << JsonEscape(bound[i]) << "\"";
     }
-    out << "],\"pid\":" << getpid() << ",\"redis\":\"" << JsonEscape(redis) << "\"}\n";
+    out << "],\"health\":\"" << JsonEscape(health) << "\",\"pid\":" << getpid() << ",\"redis\":\"" << JsonEscape(redis) << "\"}\n";
     if (!out) return absl::UnavailableError(absl::StrCat("cannot write ", tmp));
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
@@ -109,17 +109,33 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config,
     }
   }
 
-  grpc::HealthCheckServiceInterface* health = s->grpc_server_->GetHealthCheckService();
+  std::vector<grpc::HealthCheckServiceInterface*> health_services = {
+      s->grpc_server_->GetHealthCheckService()};
+  if (!config.health_listen.empty()) {
+    grpc::ServerBuilder health_builder;
+    int port = 0;
+    health_builder.AddListeningPort(config.health_listen, grpc::InsecureServerCredentials(),
+                                    &port);
+    s->health_server_ = health_builder.BuildAndStart();
+    if (s->health_server_ == nullptr || port == 0) {
+      return absl::UnavailableError(absl::StrCat("cannot listen on ", config.health_listen));
+    }
+    s->health_bound_ = WithPort(config.health_listen, port);
+    health_services.push_back(s->health_server_->GetHealthCheckService());
+  }
   s->health_ = std::make_unique<HealthMonitor>(
       MakeRedisConnectionOptions(config, redis), absl::Milliseconds(config.health_interval_ms),
-      [health](bool ok) {
-        for (const char* name : kServiceNames) health->SetServingStatus(name, ok);
+      [health_services](bool ok) {
+        for (grpc::HealthCheckServiceInterface* h : health_services) {
+          for (const char* name : kServiceNames) h->SetServingStatus(name, ok);
+        }
       });
   spdlog::info("redrived listening on {} (redis {}, health {})", absl::StrJoin(s->bound_, ", "),
                config.embedded_redis ? "embedded" : redis.Redacted(),
                s->health_->redis_ok() ? "SERVING" : "NOT_SERVING");
   if (!config.ready_file.empty()) {
-    if (absl::Status st = WriteReadyFile(config.ready_file, s->bound_, redis.Redacted());
+    if (absl::Status st = WriteReadyFile(config.ready_file, s->bound_, s->health_bound_,
+                                          redis.Redacted());
         !st.ok()) {
       return st;
     }
@@ -131,11 +147,15 @@ void Server::Shutdown(absl::Duration grace) {
   if (shut_down_) return;
   shut_down_ = true;
   health_.reset();  // no more status flips
-  if (grpc::HealthCheckServiceInterface* h = grpc_server_->GetHealthCheckService()) {
-    h->Shutdown();  // everything NOT_SERVING from here on
+  for (grpc::Server* server : {grpc_server_.get(), health_server_.get()}) {
+    if (server == nullptr) continue;
+    if (grpc::HealthCheckServiceInterface* h = server->GetHealthCheckService()) {
+      h->Shutdown();  // everything NOT_SERVING from here on
+    }
   }
   grpc_server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   grpc_server_->Wait();
+  if (health_server_ != nullptr) health_server_->Shutdown(absl::ToChronoTime(absl::Now()));
   executor_->Stop();
 }
 

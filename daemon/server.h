@@ -37,6 +37,8 @@ class Server {
 
   // Addresses actually bound (port 0 resolved), in --grpc-listen order.
   const std::vector<std::string>& bound_addresses() const { return bound_; }
+  // The --health-listen address actually bound; empty when none.
+  const std::string& health_address() const { return health_bound_; }
 
   // Stops accepting calls and waits up to `grace` for running ones.
   void Shutdown(absl::Duration grace);
@@ -49,8 +51,10 @@ class Server {
   std::unique_ptr<BrokerService> broker_;
   std::unique_ptr<AdminService> admin_;
   std::unique_ptr<grpc::Server> grpc_server_;
+  std::unique_ptr<grpc::Server> health_server_;  // --health-listen, optional
   std::unique_ptr<HealthMonitor> health_;
   std::vector<std::string> bound_;
+  std::string health_bound_;
   bool shut_down_ = false;
 };
 

@@ -926,17 +926,57 @@ TEST(LegacyJsonTest, DecodeLegacyJsonExplainsRejections) {
 
 TEST(LegacyJsonTest, HeaderValuesOfEveryJsonTypeAndOrderAreKept) {
   DecodedEntry entry = TakeOk(DecodeLegacyJson(
-      " \n{\"headers\": {\"z\": \"s\", \"n\": -1.5, \"t\": true, \"nul\": null,"
-      " \"arr\": [1, \"a\"], \"obj\": {\"b\": 2, \"a\": 1}, \"z\": \"last\"},"
+      " \n{\"headers\": {\"z\": \"s\", \"n\": -1.50, \"e\": 1E3, \"i\": -7,"
+      " \"u\": 18446744073709551615, \"t\": true, \"f\": false,"
+      " \"nul\": null, \"arr\": [1, \"a\", [], {}, [null]],"
+      " \"obj\": {\"b\": 2, \"a\": {\"c\": \"\\u00e9\\n\\\"\"}}, \"z\": "
+      "\"last\"},"
       " \"data\": \"\\u00e9\\u0000\"}"));
   EXPECT_EQ(entry.format, EntryFormat::kLegacyJson);
-  EXPECT_EQ(entry.headers, (HeaderList{{"z", "last"},
-                                       {"n", "-1.5"},
-                                       {"t", "true"},
-                                       {"nul", "null"},
-                                       {"arr", "[1,\"a\"]"},
-                                       {"obj", "{\"b\":2,\"a\":1}"}}));
+  EXPECT_EQ(
+      entry.headers,
+      (HeaderList{{"z", "last"},
+                  {"n", "-1.50"},
+                  {"e", "1E3"},
+                  {"i", "-7"},
+                  {"u", "18446744073709551615"},
+                  {"t", "true"},
+                  {"f", "false"},
+                  {"nul", "null"},
+                  {"arr", "[1,\"a\",[],{},[null]]"},
+                  {"obj", "{\"b\":2,\"a\":{\"c\":\"\xc3\xa9\\n\\\"\"}}"}}));
   EXPECT_EQ(entry.body, std::string("\xc3\xa9\x00", 3));
+}
+
+TEST(LegacyJsonTest, RepeatedMembersFollowPythonDictSemantics) {
+  // A repeated "data" or "headers" replaces the earlier one.
+  DecodedEntry entry = TakeOk(DecodeLegacyJson(
+      R"({"data":"a","headers":{"x":"1"},"data":"b","headers":{"y":"2"}})"));
+  EXPECT_EQ(entry.body, "b");
+  EXPECT_EQ(entry.headers, (HeaderList{{"y", "2"}}));
+  // The last "data" decides whether it is an envelope at all.
+  EXPECT_EQ(DecodeLegacyJson(R"({"data":"a","data":1})").status().code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST(LegacyJsonTest, LargeObjectsAreReadInLinearTime) {
+  // 200k headers: a per-key linear lookup would take minutes.
+  std::string value = "{\"data\":\"d\",\"headers\":{";
+  for (int i = 0; i < 200000; ++i) {
+    absl::StrAppend(&value, i == 0 ? "" : ",", "\"h", i, "\":", i);
+  }
+  value += "}}";
+  DecodedEntry entry = TakeOk(DecodeDataValue(value));
+  EXPECT_EQ(entry.format, EntryFormat::kLegacyJson);
+  ASSERT_EQ(entry.headers.size(), 200000u);
+  EXPECT_EQ(entry.headers[199999],
+            std::make_pair(std::string("h199999"), std::string("199999")));
+  // A large plain payload is rejected at its first member, not parsed.
+  std::string payload = "{\"id\":1,\"rest\":[";
+  payload += std::string(1 << 20, '[');  // never closed: never reached
+  entry = TakeOk(DecodeDataValue(payload));
+  EXPECT_EQ(entry.format, EntryFormat::kRaw);
+  EXPECT_EQ(entry.body, payload);
 }
 
 TEST(LegacyJsonTest, DeeplyNestedJsonIsRawNotACrash) {

@@ -88,7 +88,7 @@ TEST_F(DaemonTest, PublishWritesTheExactEntry) {
   h->set_value("gr\xc3\xbcn");
   absl::StatusOr<v1::PublishResponse> resp = client_->Publish(r);
   ASSERT_THAT(resp, IsOk());
-  EXPECT_EQ(resp->stream, "eggai.orders");
+  EXPECT_EQ(resp->stream(), "eggai.orders");
   EXPECT_EQ(resp->correlation_id(), "corr-7");
   EXPECT_THAT(StreamFields("eggai.orders", resp->entry_id()),
               ElementsAre("__data__",
@@ -186,6 +186,23 @@ TEST_F(DaemonTest, ServesOnUnixSocketToo) {
   ASSERT_THAT(id, IsOk());
   EXPECT_THAT(StreamFields("orders", *id),
               ElementsAre("__data__", HasSubstr("via-unix")));
+}
+
+TEST_F(DaemonTest, HealthListenerServesOnlyHealth) {
+  StartAll({"--health-listen=127.0.0.1:0"});
+  ASSERT_FALSE(daemon_->health_address().empty());
+  auto probe = Client::Connect(daemon_->health_address());
+  ASSERT_TRUE(WaitFor([&] {
+    absl::StatusOr<bool> s = probe->Serving("redrive.v1.Broker");
+    return s.ok() && *s;
+  }));
+  // The probe port does not expose the API.
+  EXPECT_THAT(probe->Publish("orders", "x"), StatusIs(absl::StatusCode::kUnimplemented));
+  redis_->Kill();
+  ASSERT_TRUE(WaitFor([&] {
+    absl::StatusOr<bool> s = probe->Serving();
+    return s.ok() && !*s;
+  }));
 }
 
 TEST_F(DaemonTest, SigtermExitsCleanly) {

@@ -41,7 +41,10 @@ class PublisherIntegrationTest : public ::testing::Test {
 
   std::vector<std::string> Keys() {
     std::vector<std::string> keys;
-    for (const RedisReply& k : redis_->Command({"KEYS", "*"})->elements) keys.push_back(k.str);
+    absl::StatusOr<RedisReply> reply = redis_->Command({"KEYS", "*"});
+    EXPECT_TRUE(reply.ok());
+    if (!reply.ok()) return keys;
+    for (const RedisReply& k : reply->elements) keys.push_back(k.str);
     std::sort(keys.begin(), keys.end());
     return keys;
   }

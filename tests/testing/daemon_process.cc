@@ -83,6 +83,7 @@ std::unique_ptr<DaemonProcess> DaemonProcess::Start(Options options) {
       if (!j.is_discarded()) {
         d->address_ = j["grpc"][0].get<std::string>();
         d->redis_ = j["redis"].get<std::string>();
+        d->health_ = j.value("health", "");
         return d;
       }
     }

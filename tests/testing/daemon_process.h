@@ -38,6 +38,8 @@ class DaemonProcess {
   const std::string& address() const { return address_; }
   // "unix:/.../redrived.sock" when Options::unix_socket.
   const std::string& unix_address() const { return unix_address_; }
+  // The --health-listen address bound, when one was asked for.
+  const std::string& health_address() const { return health_; }
   // The Redis address the daemon reported (redacted URL).
   const std::string& redis() const { return redis_; }
   pid_t pid() const { return pid_; }
@@ -56,6 +58,7 @@ class DaemonProcess {
   std::string address_;
   std::string unix_address_;
   std::string redis_;
+  std::string health_;
 };
 
 }  // namespace redrive::testing
