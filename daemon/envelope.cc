@@ -16,18 +16,18 @@
 namespace redrive {
 namespace {
 
-constexpr std::string_view kMagic("\x89\x42\x49\x4e\x0d\x0a\x1a\x0a", 8);
+constexpr absl::string_view kMagic("\x89\x42\x49\x4e\x0d\x0a\x1a\x0a", 8);
 constexpr uint16_t kVersion = 1;
 // magic + version + headers_start + data_start.
 constexpr size_t kFixedHeaderSize = 18;
 constexpr size_t kMaxU16 = std::numeric_limits<uint16_t>::max();
 
-uint16_t ReadU16(std::string_view s, size_t pos) {
+uint16_t ReadU16(absl::string_view s, size_t pos) {
   return static_cast<uint16_t>(static_cast<uint8_t>(s[pos]) << 8 |
                                static_cast<uint8_t>(s[pos + 1]));
 }
 
-uint32_t ReadU32(std::string_view s, size_t pos) {
+uint32_t ReadU32(absl::string_view s, size_t pos) {
   uint32_t v = 0;
   for (size_t i = 0; i < 4; ++i) v = v << 8 | static_cast<uint8_t>(s[pos + i]);
   return v;
@@ -47,7 +47,7 @@ void AppendU32(size_t v, std::string* out) {
 // Length of the well-formed UTF-8 sequence starting at s[i], or 0 if it is
 // ill-formed or truncated. Same acceptance as Python's strict "utf-8" codec:
 // no overlong forms, no surrogates, nothing above U+10FFFF.
-size_t Utf8SequenceLength(std::string_view s, size_t i) {
+size_t Utf8SequenceLength(absl::string_view s, size_t i) {
   const auto b = [&](size_t k) { return static_cast<uint8_t>(s[i + k]); };
   const auto cont = [&](size_t k, uint8_t lo = 0x80, uint8_t hi = 0xbf) {
     return i + k < s.size() && b(k) >= lo && b(k) <= hi;
@@ -69,7 +69,7 @@ size_t Utf8SequenceLength(std::string_view s, size_t i) {
   return 0;
 }
 
-bool IsValidUtf8(std::string_view s) {
+bool IsValidUtf8(absl::string_view s) {
   size_t i = 0;
   while (i < s.size()) {
     // ASCII fast path, 8 bytes at a time.
@@ -93,13 +93,13 @@ enum class LengthUnit { kBytes, kChars };
 // Reads the header block [pos, block.size()) where block ends at data_start,
 // with lengths in `unit`, appending to `headers`. Fails unless exactly `count`
 // headers of valid UTF-8 fill the block.
-absl::Status ReadHeaderBlock(std::string_view block, size_t pos, uint16_t count,
+absl::Status ReadHeaderBlock(absl::string_view block, size_t pos, uint16_t count,
                              LengthUnit unit, HeaderList* headers) {
   const size_t data_start = block.size();
   // Every header takes at least 4 bytes: bound the reservation by the block
   // so a forged count cannot make us allocate.
   headers->reserve(std::min<size_t>(count, (data_start - pos) / 4));
-  std::string_view strings[2];
+  absl::string_view strings[2];
   for (size_t index = 0; index < count; ++index) {
     for (int part = 0; part < 2; ++part) {
       const char* what = part == 0 ? "key" : "value";
@@ -158,10 +158,10 @@ absl::Status ReadHeaderBlock(std::string_view block, size_t pos, uint16_t count,
 class LegacyEnvelopeReader final : public nlohmann::json_sax<nlohmann::json> {
  public:
   // nullptr and *out filled if `value` is a legacy envelope, else why not.
-  static const char* Read(std::string_view value, DecodedEntry* out) {
+  static const char* Read(absl::string_view value, DecodedEntry* out) {
     // Only an object can be an envelope: skip the parser for everything else.
     const size_t first = value.find_first_not_of(" \t\r\n");
-    if (first == std::string_view::npos || value[first] != '{') {
+    if (first == absl::string_view::npos || value[first] != '{') {
       return kNotObject;
     }
     LegacyEnvelopeReader reader;
@@ -287,7 +287,7 @@ class LegacyEnvelopeReader final : public nlohmann::json_sax<nlohmann::json> {
   }
 
   // A non-string scalar, or (text "") any value where it is not allowed.
-  bool Scalar(std::string_view text) {
+  bool Scalar(absl::string_view text) {
     if (!frames_.empty()) return AppendValue(text);
     switch (level_) {
       case Level::kTop:
@@ -302,14 +302,14 @@ class LegacyEnvelopeReader final : public nlohmann::json_sax<nlohmann::json> {
   }
 
   // Appends a value to the capture, starting one for a header if needed.
-  bool AppendValue(std::string_view text) {
+  bool AppendValue(absl::string_view text) {
     if (frames_.empty()) {
       capture_.clear();
     } else if (!frames_.back().object) {
       if (!frames_.back().first) capture_ += ',';
       frames_.back().first = false;
     }
-    capture_.append(text);
+    capture_.append(text.data(), text.size());
     return true;
   }
 
@@ -346,11 +346,11 @@ class LegacyEnvelopeReader final : public nlohmann::json_sax<nlohmann::json> {
 
 }  // namespace
 
-bool HasBinaryV1Magic(std::string_view value) {
+bool HasBinaryV1Magic(absl::string_view value) {
   return value.substr(0, kMagic.size()) == kMagic;
 }
 
-absl::StatusOr<DecodedEntry> DecodeBinaryV1(std::string_view value) {
+absl::StatusOr<DecodedEntry> DecodeBinaryV1(absl::string_view value) {
   if (!HasBinaryV1Magic(value)) {
     return absl::InvalidArgumentError(
         "not BinaryMessageFormatV1: magic bytes absent");
@@ -385,7 +385,7 @@ absl::StatusOr<DecodedEntry> DecodeBinaryV1(std::string_view value) {
         absl::StrCat("header count at headers_start ", headers_start,
                      " runs past data_start ", data_start));
   }
-  const std::string_view block = value.substr(0, data_start);
+  const absl::string_view block = value.substr(0, data_start);
   const uint16_t count = ReadU16(value, headers_start);
 
   DecodedEntry entry;
@@ -404,12 +404,15 @@ absl::StatusOr<DecodedEntry> DecodeBinaryV1(std::string_view value) {
     }
     entry.recovered_char_length_headers = true;
   }
-  entry.body.assign(value.substr(data_start));
+  {
+    const absl::string_view body = value.substr(data_start);
+    entry.body.assign(body.data(), body.size());
+  }
   return entry;
 }
 
 absl::StatusOr<std::string> EncodeBinaryV1(const HeaderList& headers,
-                                           std::string_view body) {
+                                           absl::string_view body) {
   if (headers.size() > kMaxU16) {
     return absl::InvalidArgumentError(
         absl::StrCat(headers.size(), " headers exceed the u16 header count (",
@@ -439,7 +442,7 @@ absl::StatusOr<std::string> EncodeBinaryV1(const HeaderList& headers,
   }
   std::string out;
   out.reserve(data_start + body.size());
-  out.append(kMagic);
+  out.append(kMagic.data(), kMagic.size());
   AppendU16(kVersion, &out);
   AppendU32(kFixedHeaderSize, &out);
   AppendU32(data_start, &out);
@@ -450,11 +453,11 @@ absl::StatusOr<std::string> EncodeBinaryV1(const HeaderList& headers,
     AppendU16(value.size(), &out);
     out.append(value);
   }
-  out.append(body);
+  out.append(body.data(), body.size());
   return out;
 }
 
-absl::StatusOr<DecodedEntry> DecodeLegacyJson(std::string_view value) {
+absl::StatusOr<DecodedEntry> DecodeLegacyJson(absl::string_view value) {
   DecodedEntry entry;
   if (const char* why = LegacyEnvelopeReader::Read(value, &entry)) {
     return absl::InvalidArgumentError(
@@ -463,12 +466,12 @@ absl::StatusOr<DecodedEntry> DecodeLegacyJson(std::string_view value) {
   return entry;
 }
 
-absl::StatusOr<DecodedEntry> DecodeDataValue(std::string_view value) {
+absl::StatusOr<DecodedEntry> DecodeDataValue(absl::string_view value) {
   if (HasBinaryV1Magic(value)) return DecodeBinaryV1(value);
   DecodedEntry entry;
   if (LegacyEnvelopeReader::Read(value, &entry) == nullptr) return entry;
   entry.format = EntryFormat::kRaw;
-  entry.body.assign(value);
+  entry.body.assign(value.data(), value.size());
   return entry;
 }
 

@@ -30,11 +30,11 @@
 #define REDRIVE_DAEMON_ENVELOPE_H_
 
 #include <string>
-#include <string_view>
 #include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace redrive {
 
@@ -45,7 +45,7 @@ using HeaderList = std::vector<std::pair<std::string, std::string>>;
 using FieldList = std::vector<std::pair<std::string, std::string>>;
 
 // The stream-entry field FastStream/EggAI put the message into.
-inline constexpr std::string_view kDataField = "__data__";
+inline constexpr absl::string_view kDataField = "__data__";
 
 struct Envelope {
   HeaderList headers;
@@ -76,7 +76,7 @@ struct DecodedEntry {
 };
 
 // True iff `value` starts with the 8-byte BinaryMessageFormatV1 magic.
-bool HasBinaryV1Magic(std::string_view value);
+bool HasBinaryV1Magic(absl::string_view value);
 
 // Strictly decodes a BinaryMessageFormatV1 value into format kBinaryV1.
 //
@@ -105,7 +105,7 @@ bool HasBinaryV1Magic(std::string_view value);
 //                    When the character-count re-reading fails differently,
 //                    its reason is appended after "; read as character
 //                    counts: ".
-absl::StatusOr<DecodedEntry> DecodeBinaryV1(std::string_view value);
+absl::StatusOr<DecodedEntry> DecodeBinaryV1(absl::string_view value);
 
 // Encodes headers (in the given order, duplicates kept) and body as
 // BinaryMessageFormatV1 with correct UTF-8 BYTE lengths, headers_start 18 and
@@ -118,7 +118,7 @@ absl::StatusOr<DecodedEntry> DecodeBinaryV1(std::string_view value);
 // longer than 65535 bytes or is not valid UTF-8 (our decoder, like
 // FastStream's, would reject it), or data_start would not fit in a u32.
 absl::StatusOr<std::string> EncodeBinaryV1(const HeaderList& headers,
-                                           std::string_view body);
+                                           absl::string_view body);
 
 // Decodes a legacy JSON envelope into format kLegacyJson.
 //
@@ -147,7 +147,7 @@ absl::StatusOr<std::string> EncodeBinaryV1(const HeaderList& headers,
 // rejected at its first disqualifying member without being parsed further.
 //
 // InvalidArgument (with the reason) when the value is not a legacy envelope.
-absl::StatusOr<DecodedEntry> DecodeLegacyJson(std::string_view value);
+absl::StatusOr<DecodedEntry> DecodeLegacyJson(absl::string_view value);
 
 // Decodes one `__data__` value the way a reader must, in order:
 //   magic present  -> DecodeBinaryV1; its error (DataLoss/Unimplemented) is
@@ -156,7 +156,7 @@ absl::StatusOr<DecodedEntry> DecodeLegacyJson(std::string_view value);
 //   otherwise       -> kRaw: body = the whole value, no headers (this includes
 //                      the empty value and plain JSON payloads).
 // Never returns InvalidArgument.
-absl::StatusOr<DecodedEntry> DecodeDataValue(std::string_view value);
+absl::StatusOr<DecodedEntry> DecodeDataValue(absl::string_view value);
 
 // Decodes a whole stream entry. The field named exactly (byte for byte)
 // "__data__" is decoded with DecodeDataValue and any other fields are ignored,

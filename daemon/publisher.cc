@@ -211,7 +211,7 @@ absl::StatusOr<std::vector<std::string>> Publisher::Write(
     if (prepared.max_len > 0) {
       argv.insert(argv.end(), {"MAXLEN", "~", max_len});
     }
-    argv.insert(argv.end(), {"*", absl::string_view(kDataField.data(), kDataField.size()),
+    argv.insert(argv.end(), {"*", kDataField,
                               envelope});
     return argv;
   };

@@ -5,8 +5,8 @@
 set -euo pipefail
 
 PACKAGES=(
-  # toolchain
-  g++ cmake ninja-build ccache pkg-config
+  # toolchain (clang: -Wthread-safety build and libFuzzer)
+  g++ cmake ninja-build ccache pkg-config clang libclang-rt-14-dev
   # libraries (see README "Dependencies")
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   libabsl-dev libhiredis-dev libevent-dev nlohmann-json3-dev libspdlog-dev

@@ -26,7 +26,7 @@ namespace {
 using Json = nlohmann::ordered_json;
 using absl::StatusCode;
 
-constexpr std::string_view kCid = "0f8fad5b-d9cb-469f-a165-70867728950e";
+constexpr absl::string_view kCid = "0f8fad5b-d9cb-469f-a165-70867728950e";
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -55,7 +55,7 @@ const Json& EggAiFile() {
   return *kFile;
 }
 
-std::vector<const Json*> VectorsOfCategory(std::string_view category) {
+std::vector<const Json*> VectorsOfCategory(absl::string_view category) {
   std::vector<const Json*> out;
   for (const Json& v : FastStreamFile().at("vectors")) {
     if (v.at("category").get<std::string>() == category) out.push_back(&v);
@@ -63,7 +63,7 @@ std::vector<const Json*> VectorsOfCategory(std::string_view category) {
   return out;
 }
 
-const Json& FindVector(const Json& file, std::string_view name) {
+const Json& FindVector(const Json& file, absl::string_view name) {
   for (const Json& v : file.at("vectors")) {
     if (v.at("name").get<std::string>() == name) return v;
   }
@@ -72,7 +72,7 @@ const Json& FindVector(const Json& file, std::string_view name) {
   return *kNull;
 }
 
-std::string FromHex(std::string_view hex) {
+std::string FromHex(absl::string_view hex) {
   EXPECT_EQ(hex.size() % 2, 0u) << hex;
   const auto nibble = [](char c) -> int {
     if (c >= '0' && c <= '9') return c - '0';
@@ -126,12 +126,12 @@ T TakeOk(absl::StatusOr<T> result) {
 // to build inputs the vectors only describe (limits) and checked against the
 // vectors' own bytes below.
 std::string EncodeWithCharLengths(const HeaderList& headers,
-                                  std::string_view body) {
+                                  absl::string_view body) {
   const auto append_u16 = [](size_t v, std::string* out) {
     out->push_back(static_cast<char>(v >> 8 & 0xff));
     out->push_back(static_cast<char>(v & 0xff));
   };
-  const auto code_points = [](std::string_view s) {
+  const auto code_points = [](absl::string_view s) {
     size_t n = 0;
     for (char c : s) n += (static_cast<uint8_t>(c) & 0xc0) != 0x80;
     return n;
@@ -155,7 +155,7 @@ std::string EncodeWithCharLengths(const HeaderList& headers,
 
 // Minimal SHA-256 (FIPS 180-4), to compare large values with the digests the
 // vectors record instead of their bytes.
-std::string Sha256Hex(std::string_view data) {
+std::string Sha256Hex(absl::string_view data) {
   static constexpr std::array<uint32_t, 64> kK = {
       0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1,
       0x923f82a4, 0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3,
@@ -214,7 +214,7 @@ std::string Sha256Hex(std::string_view data) {
   return out;
 }
 
-uint32_t DataStartOf(std::string_view value) {
+uint32_t DataStartOf(absl::string_view value) {
   uint32_t v = 0;
   for (size_t i = 14; i < 18; ++i) v = v << 8 | static_cast<uint8_t>(value[i]);
   return v;
@@ -366,7 +366,7 @@ TEST(BinaryV1Test, DecodeBinaryV1RequiresTheMagic) {
 }
 
 // Builds a byte-length envelope around an arbitrary raw header block.
-std::string EnvelopeWithBlock(std::string_view block, std::string_view body) {
+std::string EnvelopeWithBlock(absl::string_view block, absl::string_view body) {
   std::string out("\x89\x42\x49\x4e\x0d\x0a\x1a\x0a\x00\x01\x00\x00\x00\x12",
                   14);
   const size_t data_start = 18 + block.size();
@@ -377,7 +377,7 @@ std::string EnvelopeWithBlock(std::string_view block, std::string_view body) {
 }
 
 // One header "k" with `value` and its byte length, as a raw block.
-std::string OneHeaderBlock(std::string_view value, size_t declared) {
+std::string OneHeaderBlock(absl::string_view value, size_t declared) {
   std::string block("\x00\x01\x00\x01k", 5);
   block.push_back(static_cast<char>(declared >> 8));
   block.push_back(static_cast<char>(declared & 0xff));
@@ -622,7 +622,7 @@ TEST(MalformedVectorsTest, EveryTruncationOfAValidEnvelopeHasAnExactOutcome) {
     const size_t data_start = DataStartOf(full);
     for (size_t len = 0; len <= full.size(); ++len) {
       SCOPED_TRACE(len);
-      const std::string_view prefix = std::string_view(full).substr(0, len);
+      const absl::string_view prefix = absl::string_view(full).substr(0, len);
       const absl::StatusOr<DecodedEntry> got = DecodeDataValue(prefix);
       if (len < 8) {
         ASSERT_TRUE(got.ok());
@@ -695,7 +695,7 @@ TEST(MalformedVectorsTest, RandomByteFlipsDecodeConsistentlyOrFailCleanly) {
 // ---------------------------------------------------------------------------
 // Limits (vector file "limits" section).
 
-const Json& FindLimit(std::string_view name) {
+const Json& FindLimit(absl::string_view name) {
   for (const Json& v : FastStreamFile().at("limits")) {
     if (v.at("name").get<std::string>() == name) return v;
   }

@@ -24,7 +24,7 @@ void Check(bool condition) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  const std::string_view input(reinterpret_cast<const char*>(data), size);
+  const absl::string_view input(reinterpret_cast<const char*>(data), size);
 
   // The strict decoders on their own must never crash.
   (void)redrive::DecodeBinaryV1(input);
