@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "daemon/grpc_status.h"
+#include "daemon/subscribe_session.h"
 
 namespace redrive {
 namespace {
@@ -61,6 +62,11 @@ grpc::ServerUnaryReactor* BrokerService::PublishBatch(grpc::CallbackServerContex
         for (const std::string& id : ids) response->add_entry_ids(id);
         for (const std::string& c : p.correlation_ids) response->add_correlation_ids(c);
       });
+}
+
+grpc::ServerBidiReactor<v1::SubscribeRequest, v1::SubscribeResponse>* BrokerService::Subscribe(
+    grpc::CallbackServerContext*) {
+  return new SubscribeSession(engine_, key_style_, instance_id_);
 }
 
 }  // namespace redrive

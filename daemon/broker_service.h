@@ -2,12 +2,15 @@
 //
 // Publish and PublishBatch validate and encode on the gRPC thread, then hand
 // the Redis write to the RedisExecutor; the reaction never blocks on Redis.
-// Subscribe is not implemented yet (UNIMPLEMENTED, the generated default).
+// Subscribe streams are SubscribeSession reactors over the DeliveryEngine.
 //
 // Thread-safe.
 #ifndef REDRIVE_DAEMON_BROKER_SERVICE_H_
 #define REDRIVE_DAEMON_BROKER_SERVICE_H_
 
+#include <string>
+
+#include "daemon/delivery_engine.h"
 #include "daemon/publisher.h"
 #include "daemon/redis_client.h"
 #include "redrive/v1/broker.grpc.pb.h"
@@ -16,9 +19,14 @@ namespace redrive {
 
 class BrokerService final : public v1::Broker::CallbackService {
  public:
-  // Borrows both; they must outlive the gRPC server.
-  BrokerService(const Publisher& publisher, RedisExecutor& executor)
-      : publisher_(publisher), executor_(executor) {}
+  // Borrows the rest; they must outlive the gRPC server.
+  BrokerService(const Publisher& publisher, RedisExecutor& executor, DeliveryEngine& engine,
+                KeyStyle key_style, std::string instance_id)
+      : publisher_(publisher),
+        executor_(executor),
+        engine_(engine),
+        key_style_(key_style),
+        instance_id_(std::move(instance_id)) {}
 
   grpc::ServerUnaryReactor* Publish(grpc::CallbackServerContext* context,
                                     const v1::PublishRequest* request,
@@ -26,10 +34,15 @@ class BrokerService final : public v1::Broker::CallbackService {
   grpc::ServerUnaryReactor* PublishBatch(grpc::CallbackServerContext* context,
                                          const v1::PublishBatchRequest* request,
                                          v1::PublishBatchResponse* response) override;
+  grpc::ServerBidiReactor<v1::SubscribeRequest, v1::SubscribeResponse>* Subscribe(
+      grpc::CallbackServerContext* context) override;
 
  private:
   const Publisher& publisher_;
   RedisExecutor& executor_;
+  DeliveryEngine& engine_;
+  const KeyStyle key_style_;
+  const std::string instance_id_;
 };
 
 }  // namespace redrive

@@ -76,7 +76,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config,
   exec.threads = config.redis_pool_size;
   s->executor_ = std::make_unique<RedisExecutor>(std::move(exec));
   s->publisher_ = std::make_unique<Publisher>(config.publish, config.key_style);
-  s->broker_ = std::make_unique<BrokerService>(*s->publisher_, *s->executor_);
+  DeliveryEngine::Options engine;
+  engine.redis = MakeRedisConnectionOptions(config, redis);
+  engine.dispatcher.instance_id = config.instance_id;
+  s->engine_ = std::make_unique<DeliveryEngine>(std::move(engine));
+  s->broker_ = std::make_unique<BrokerService>(*s->publisher_, *s->executor_, *s->engine_,
+                                               config.key_style, config.instance_id);
   s->admin_ = std::make_unique<AdminService>();
 
   grpc::EnableDefaultHealthCheckService(true);
@@ -153,10 +158,12 @@ void Server::Shutdown(absl::Duration grace) {
       h->Shutdown();  // everything NOT_SERVING from here on
     }
   }
-  grpc_server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  engine_->Drain(grace);
+  grpc_server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
   grpc_server_->Wait();
   if (health_server_ != nullptr) health_server_->Shutdown(absl::ToChronoTime(absl::Now()));
   executor_->Stop();
+  engine_.reset();
 }
 
 Server::~Server() {

@@ -1,10 +1,11 @@
 // Server: wires configuration, Redis, the gRPC services, health and
 // reflection into one running daemon.
 //
-// Start order: Redis executor → services → gRPC server (listeners, health,
-// reflection) → health monitor → ready file. Shutdown reverses it: health
-// NOT_SERVING, gRPC drains calls for the grace period, then the executor
-// finishes queued Redis work.
+// Start order: Redis executor and delivery engine → services → gRPC server
+// (listeners, health, reflection) → health monitor → ready file. Shutdown
+// reverses it: health NOT_SERVING, Subscribe streams drain (R-B9) for the
+// grace period, gRPC finishes the remaining calls, then the executor finishes
+// queued Redis work and the engine stops.
 //
 // Thread-safe: Shutdown may be called from any thread, once.
 #ifndef REDRIVE_DAEMON_SERVER_H_
@@ -21,6 +22,7 @@
 #include "daemon/admin_service.h"
 #include "daemon/broker_service.h"
 #include "daemon/config.h"
+#include "daemon/delivery_engine.h"
 #include "daemon/health.h"
 #include "daemon/publisher.h"
 #include "daemon/redis_client.h"
@@ -40,7 +42,7 @@ class Server {
   // The --health-listen address actually bound; empty when none.
   const std::string& health_address() const { return health_bound_; }
 
-  // Stops accepting calls and waits up to `grace` for running ones.
+  // Drains Subscribe streams (up to `grace`), then stops accepting calls.
   void Shutdown(absl::Duration grace);
 
  private:
@@ -48,6 +50,7 @@ class Server {
 
   std::unique_ptr<RedisExecutor> executor_;
   std::unique_ptr<Publisher> publisher_;
+  std::unique_ptr<DeliveryEngine> engine_;
   std::unique_ptr<BrokerService> broker_;
   std::unique_ptr<AdminService> admin_;
   std::unique_ptr<grpc::Server> grpc_server_;

@@ -1,0 +1,200 @@
+#include "daemon/async_redis.h"
+
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <spdlog/spdlog.h>
+
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+
+namespace redrive {
+
+struct HiredisAsync::Pending {
+  HiredisAsync* self;
+  std::shared_ptr<bool> alive;
+  uint64_t generation;
+  AsyncCallback done;
+};
+
+HiredisAsync::HiredisAsync(EventLoop& loop, RedisConnectionOptions options,
+                           std::function<void()> on_connected)
+    : loop_(loop),
+      options_(std::move(options)),
+      on_connected_(std::move(on_connected)),
+      backoff_(options_.min_backoff),
+      alive_(std::make_shared<bool>(true)) {
+  reconnect_timer_ = loop_.NewTimer([this] { Connect(); });
+  watchdog_timer_ = loop_.NewTimer([this] { Watchdog(); });
+  watchdog_timer_->Arm(absl::Milliseconds(100));
+  Connect();
+}
+
+HiredisAsync::~HiredisAsync() {
+  *alive_ = false;
+  if (ctx_ != nullptr) {
+    redisAsyncContext* ctx = ctx_;
+    ctx_ = nullptr;
+    redisAsyncFree(ctx);  // runs pending callbacks with a null reply
+  }
+}
+
+void HiredisAsync::Connect() {
+  ++generation_;
+  const RedisAddress& a = options_.address;
+  ctx_ = a.is_unix() ? redisAsyncConnectUnix(a.unix_path.c_str())
+                     : redisAsyncConnect(a.host.c_str(), a.port);
+  if (ctx_ == nullptr || ctx_->err != 0) {
+    spdlog::warn("redis async connect to {} failed: {}", a.Redacted(),
+                 ctx_ != nullptr ? ctx_->errstr : "out of memory");
+    if (ctx_ != nullptr) redisAsyncFree(ctx_);
+    ctx_ = nullptr;
+    ScheduleReconnect();
+    return;
+  }
+  ctx_->data = this;
+  redisLibeventAttach(ctx_, loop_.base());
+  redisAsyncSetConnectCallback(ctx_, &HiredisAsync::OnConnect);
+  redisAsyncSetDisconnectCallback(ctx_, &HiredisAsync::OnDisconnect);
+  state_ = State::kConnecting;
+  connect_deadline_ = absl::Now() + options_.connect_timeout;
+  // The handshake is queued ahead of anything else on this connection.
+  auto handshake_step = [this, gen = generation_](absl::string_view what) {
+    return [this, gen, what = std::string(what)](absl::StatusOr<RedisReply> r) {
+      if (gen != generation_) return;
+      if (!r.ok() || r->is_error()) {
+        spdlog::warn("redis {} {} failed: {}", options_.address.Redacted(), what,
+                     r.ok() ? r->str : std::string(r.status().message()));
+        Drop(what);
+      }
+    };
+  };
+  if (!a.password.empty()) {
+    RedisArgv auth = a.user.empty() ? RedisArgv{"AUTH", a.password}
+                                    : RedisArgv{"AUTH", a.user, a.password};
+    SendRaw(auth, handshake_step("AUTH"), options_.command_timeout);
+  }
+  if (a.db != 0) {
+    const std::string db = absl::StrCat(a.db);
+    SendRaw({"SELECT", db}, handshake_step("SELECT"), options_.command_timeout);
+  }
+  if (!options_.client_name.empty()) {
+    SendRaw({"CLIENT", "SETNAME", options_.client_name}, handshake_step("CLIENT SETNAME"),
+            options_.command_timeout);
+  }
+  SendRaw({"CLIENT", "ID"},
+          [this, gen = generation_](absl::StatusOr<RedisReply> r) {
+            if (gen != generation_ || !r.ok() || !r->is_integer()) return;
+            client_id_ = r->integer;
+            state_ = State::kReady;
+            connect_deadline_ = absl::InfiniteFuture();
+            backoff_ = options_.min_backoff;
+            if (on_connected_) on_connected_();
+          },
+          options_.command_timeout);
+}
+
+void HiredisAsync::ScheduleReconnect() {
+  state_ = State::kIdle;
+  reconnect_timer_->Arm(backoff_);
+  backoff_ = std::min(backoff_ * 2, options_.max_backoff);
+}
+
+void HiredisAsync::Drop(absl::string_view why) {
+  if (ctx_ == nullptr) return;
+  spdlog::debug("redis async connection to {} dropped: {}", options_.address.Redacted(), std::string(why));
+  redisAsyncContext* ctx = ctx_;
+  ctx_ = nullptr;
+  ++generation_;
+  deadlines_.clear();
+  client_id_ = 0;
+  redisAsyncFree(ctx);  // pending callbacks get a null reply → UNAVAILABLE
+  ScheduleReconnect();
+}
+
+void HiredisAsync::Watchdog() {
+  const absl::Time now = absl::Now();
+  if (state_ == State::kConnecting && now > connect_deadline_) {
+    Drop("connect timeout");
+  } else if (!deadlines_.empty() && now > deadlines_.front()) {
+    Drop("command timeout");
+  }
+  watchdog_timer_->Arm(absl::Milliseconds(100));
+}
+
+void HiredisAsync::Send(const RedisArgv& argv, AsyncCallback done,
+                        absl::Duration extra_timeout) {
+  if (ctx_ == nullptr) {
+    loop_.Post([done = std::move(done), addr = options_.address.Redacted()] {
+      done(absl::UnavailableError(absl::StrCat("redis ", addr, ": not connected")));
+    });
+    return;
+  }
+  SendRaw(argv, std::move(done), options_.command_timeout + extra_timeout);
+}
+
+void HiredisAsync::SendRaw(const RedisArgv& argv, AsyncCallback done, absl::Duration timeout) {
+  std::vector<const char*> ptrs;
+  std::vector<size_t> lens;
+  ptrs.reserve(argv.size());
+  lens.reserve(argv.size());
+  for (absl::string_view s : argv) {
+    ptrs.push_back(s.data());
+    lens.push_back(s.size());
+  }
+  auto* pending = new Pending{this, alive_, generation_, std::move(done)};
+  if (redisAsyncCommandArgv(ctx_, &HiredisAsync::OnReply, pending, static_cast<int>(argv.size()),
+                            ptrs.data(), lens.data()) != REDIS_OK) {
+    AsyncCallback cb = std::move(pending->done);
+    delete pending;
+    loop_.Post([cb = std::move(cb)] { cb(absl::UnavailableError("redis: cannot queue command")); });
+    return;
+  }
+  deadlines_.push_back(absl::Now() + timeout);
+}
+
+void HiredisAsync::OnReply(redisAsyncContext*, void* reply, void* privdata) {
+  std::unique_ptr<Pending> pending(static_cast<Pending*>(privdata));
+  if (*pending->alive && pending->generation == pending->self->generation_ &&
+      !pending->self->deadlines_.empty()) {
+    pending->self->deadlines_.pop_front();
+  }
+  if (reply == nullptr) {
+    pending->done(absl::UnavailableError("redis: connection lost before the reply"));
+    return;
+  }
+  pending->done(RedisReply::FromHiredis(static_cast<const redisReply*>(reply)));
+}
+
+void HiredisAsync::OnConnect(const redisAsyncContext* ctx, int status) {
+  auto* self = static_cast<HiredisAsync*>(ctx->data);
+  if (self == nullptr || self->ctx_ != ctx) return;
+  if (status != REDIS_OK) {
+    spdlog::warn("redis async connect to {} failed: {}", self->options_.address.Redacted(),
+                 ctx->errstr);
+    // hiredis frees the context after this callback.
+    self->ctx_ = nullptr;
+    ++self->generation_;
+    self->deadlines_.clear();
+    self->ScheduleReconnect();
+    return;
+  }
+  if (!self->options_.address.is_unix()) {
+    redisEnableKeepAlive(const_cast<redisContext*>(&ctx->c));
+  }
+}
+
+void HiredisAsync::OnDisconnect(const redisAsyncContext* ctx, int status) {
+  auto* self = static_cast<HiredisAsync*>(ctx->data);
+  if (self == nullptr || self->ctx_ != ctx) return;  // our own Drop/free
+  spdlog::warn("redis async connection to {} lost{}", self->options_.address.Redacted(),
+               status == REDIS_OK ? "" : absl::StrCat(": ", ctx->errstr));
+  self->ctx_ = nullptr;  // hiredis frees it
+  ++self->generation_;
+  self->deadlines_.clear();
+  self->client_id_ = 0;
+  self->ScheduleReconnect();
+}
+
+}  // namespace redrive

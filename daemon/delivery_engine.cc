@@ -1,0 +1,78 @@
+#include "daemon/delivery_engine.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+
+namespace redrive {
+
+DeliveryEngine::DeliveryEngine(Options options) : loop_(std::make_unique<EventLoop>()) {
+  loop_->RunSync([&] {
+    RedisConnectionOptions commands = options.redis;
+    RedisConnectionOptions blocking = options.redis;
+    if (!commands.client_name.empty()) {
+      absl::StrAppend(&commands.client_name, "-deliver");
+      absl::StrAppend(&blocking.client_name, "-notify");
+    }
+    commands_ = std::make_unique<HiredisAsync>(*loop_, commands);
+    blocking_ = std::make_unique<HiredisAsync>(*loop_, blocking, [this] {
+      if (notifier_ != nullptr) notifier_->OnBlockingConnected(blocking_->client_id());
+    });
+    notifier_ = std::make_unique<StreamNotifier>(
+        *blocking_, *commands_, [this](const std::string& stream) {
+          if (dispatcher_ != nullptr) dispatcher_->OnStreamActivity(stream);
+        });
+    dispatcher_ =
+        std::make_unique<Dispatcher>(*loop_, *commands_, *notifier_, options.dispatcher);
+    if (blocking_->connected()) notifier_->OnBlockingConnected(blocking_->client_id());
+  });
+}
+
+DeliveryEngine::~DeliveryEngine() {
+  loop_->RunSync([this] {
+    dispatcher_.reset();
+    notifier_.reset();
+    blocking_.reset();
+    commands_.reset();
+  });
+  loop_.reset();
+}
+
+void DeliveryEngine::Register(uint64_t session, SubscriptionSpec spec,
+                              std::shared_ptr<SessionSink> sink) {
+  auto shared_spec = std::make_shared<SubscriptionSpec>(std::move(spec));
+  if (!loop_->Post([this, session, shared_spec, sink] {
+        dispatcher_->Register(session, std::move(*shared_spec), sink);
+      })) {
+    sink->Finish(absl::UnavailableError("redrived is shutting down"));
+  }
+}
+
+void DeliveryEngine::Verbs(uint64_t session, std::shared_ptr<const v1::Verbs> verbs) {
+  loop_->Post([this, session, verbs] { dispatcher_->Verbs(session, *verbs); });
+}
+
+void DeliveryEngine::Stop(uint64_t session) {
+  loop_->Post([this, session] { dispatcher_->Stop(session); });
+}
+
+void DeliveryEngine::Disconnect(uint64_t session) {
+  loop_->Post([this, session] { dispatcher_->Disconnect(session); });
+}
+
+void DeliveryEngine::Drain(absl::Duration grace) {
+  auto done = std::make_shared<absl::Notification>();
+  if (!loop_->Post([this, grace, done] {
+        dispatcher_->Drain(grace, [done] { done->Notify(); });
+      })) {
+    return;
+  }
+  done->WaitForNotificationWithTimeout(grace + absl::Seconds(2));
+}
+
+DispatcherStats DeliveryEngine::Stats() {
+  DispatcherStats stats;
+  loop_->RunSync([&] { stats = dispatcher_->stats(); });
+  return stats;
+}
+
+}  // namespace redrive

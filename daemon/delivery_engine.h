@@ -1,0 +1,53 @@
+// DeliveryEngine: the Subscribe machinery as one thread-safe object. It owns
+// the event loop thread, two Redis async connections (commands, and the
+// notifier's blocking XREAD), the StreamNotifier and the Dispatcher, and
+// forwards calls from gRPC threads to the loop (they never block on Redis).
+//
+// Thread-safe.
+#ifndef REDRIVE_DAEMON_DELIVERY_ENGINE_H_
+#define REDRIVE_DAEMON_DELIVERY_ENGINE_H_
+
+#include <atomic>
+#include <memory>
+
+#include "daemon/async_redis.h"
+#include "daemon/dispatcher.h"
+#include "daemon/event_loop.h"
+#include "daemon/stream_notifier.h"
+
+namespace redrive {
+
+class DeliveryEngine {
+ public:
+  struct Options {
+    RedisConnectionOptions redis;
+    DispatcherOptions dispatcher;
+  };
+
+  explicit DeliveryEngine(Options options);
+  ~DeliveryEngine();
+
+  uint64_t NewSessionId() { return next_session_.fetch_add(1) + 1; }
+  void Register(uint64_t session, SubscriptionSpec spec, std::shared_ptr<SessionSink> sink);
+  void Verbs(uint64_t session, std::shared_ptr<const v1::Verbs> verbs);
+  void Stop(uint64_t session);
+  void Disconnect(uint64_t session);
+  // Blocks until the drain finished (see Dispatcher::Drain) or `grace` plus
+  // a small margin passed.
+  void Drain(absl::Duration grace);
+
+  DispatcherStats Stats();
+
+ private:
+  std::unique_ptr<EventLoop> loop_;
+  // Loop-thread objects, created and destroyed on the loop.
+  std::unique_ptr<HiredisAsync> commands_;
+  std::unique_ptr<HiredisAsync> blocking_;
+  std::unique_ptr<StreamNotifier> notifier_;
+  std::unique_ptr<Dispatcher> dispatcher_;
+  std::atomic<uint64_t> next_session_{0};
+};
+
+}  // namespace redrive
+
+#endif  // REDRIVE_DAEMON_DELIVERY_ENGINE_H_

@@ -1,0 +1,759 @@
+#include "daemon/dispatcher.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "daemon/logging.h"
+
+namespace redrive {
+namespace {
+
+constexpr size_t kSettledMemory = 4096;
+constexpr size_t kMaxReason = 4096;
+constexpr size_t kMaxErrorCode = 128;
+// Past any lease (at most 24 h): a released entry is reclaimable at once.
+constexpr absl::string_view kReleaseIdleMs = "86400001";
+
+std::string HandlerKey(absl::string_view channel, absl::string_view handler_id) {
+  return absl::StrCat(channel, std::string(1, '\0'), handler_id);
+}
+
+int64_t UnixMillis(absl::Time t) { return absl::ToUnixMillis(t); }
+
+}  // namespace
+
+uint32_t Dispatcher::Session::free_slots() const {
+  if (!attached || stopped) return 0;
+  const size_t used = in_flight.size();
+  return used >= spec.max_in_flight ? 0 : spec.max_in_flight - static_cast<uint32_t>(used);
+}
+
+Dispatcher::Dispatcher(EventLoop& loop, AsyncCommander& redis, StreamNotifier& notifier,
+                       DispatcherOptions options)
+    : loop_(loop), redis_(redis), notifier_(notifier), options_(std::move(options)) {
+  ack_timer_ = loop_.NewTimer([this] {
+    ack_timer_armed_ = false;
+    FlushAcks();
+  });
+  tick_timer_ = loop_.NewTimer([this] { Tick(); });
+  tick_timer_->Arm(options_.tick);
+}
+
+Dispatcher::~Dispatcher() { *alive_ = false; }
+
+AsyncCallback Dispatcher::Guard(std::function<void(absl::StatusOr<RedisReply>)> fn) {
+  return [alive = alive_, fn = std::move(fn)](absl::StatusOr<RedisReply> r) {
+    if (*alive) fn(std::move(r));
+  };
+}
+
+Dispatcher::Handler* Dispatcher::FindHandler(const std::string& key) {
+  auto it = handlers_.find(key);
+  return it == handlers_.end() ? nullptr : it->second.get();
+}
+
+size_t Dispatcher::InFlight(uint64_t session_id) const {
+  auto it = sessions_.find(session_id);
+  return it == sessions_.end() ? 0 : it->second->in_flight.size();
+}
+
+// ---------------------------------------------------------------- register
+
+void Dispatcher::Register(uint64_t session_id, SubscriptionSpec spec,
+                          std::shared_ptr<SessionSink> sink) {
+  if (draining_) {
+    sink->Finish(absl::UnavailableError("redrived is shutting down"));
+    return;
+  }
+  auto session = std::make_unique<Session>();
+  session->id = session_id;
+  session->sink = std::move(sink);
+  session->spec = std::move(spec);
+  Session& s = *session;
+  sessions_[session_id] = std::move(session);
+
+  const std::string key = HandlerKey(s.spec.channel, s.spec.handler_id);
+  Handler* h = FindHandler(key);
+  if (h != nullptr && h->auto_ack != s.spec.auto_ack) {
+    s.sink->Finish(absl::FailedPreconditionError(absl::StrCat(
+        "handler '", s.spec.handler_id, "' on '", s.spec.channel, "' is registered here with auto_ack=",
+        h->auto_ack ? "true" : "false", "; every registration of a handler must agree")));
+    sessions_.erase(session_id);
+    return;
+  }
+  if (h == nullptr) {
+    auto created = std::make_unique<Handler>();
+    created->key = key;
+    created->spec = s.spec;
+    created->auto_ack = s.spec.auto_ack;
+    h = created.get();
+    handlers_[key] = std::move(created);
+    by_stream_[h->spec.keys.stream].push_back(key);
+    s.handler = h;
+    h->waiting.push_back(&s);
+    CreateGroup(*h);
+    return;
+  }
+  s.handler = h;
+  if (!h->ready) {
+    h->waiting.push_back(&s);
+    return;
+  }
+  Attach(*h, s);
+  Pump(*h);
+  MaybeRead(*h);
+  FlushOut();
+}
+
+void Dispatcher::CreateGroup(Handler& handler) {
+  const std::string key = handler.key;
+  const std::string start = GroupStartId(handler.spec.start);
+  redis_.Send({"XGROUP", "CREATE", handler.spec.keys.stream, handler.spec.keys.group, start,
+               "MKSTREAM"},
+              Guard([this, key](absl::StatusOr<RedisReply> r) {
+                Handler* h = FindHandler(key);
+                if (h == nullptr) return;
+                absl::Status status = r.status();
+                if (r.ok() && r->is_error()) {
+                  if (absl::StartsWith(r->str, "BUSYGROUP")) {
+                    status = absl::OkStatus();  // shared group exists: keep its position
+                  } else if (absl::StartsWith(r->str, "WRONGTYPE")) {
+                    status = absl::FailedPreconditionError(absl::StrCat(
+                        "key '", h->spec.keys.stream, "' exists and is not a stream"));
+                  } else {
+                    status = r->ErrorStatus();
+                  }
+                }
+                if (!status.ok()) {
+                  OnGroupReady(*h, status);
+                  return;
+                }
+                notifier_.Watch(h->spec.keys.stream, [this, alive = alive_, key] {
+                  if (!*alive) return;
+                  if (Handler* hh = FindHandler(key)) OnGroupReady(*hh, absl::OkStatus());
+                });
+              }));
+}
+
+void Dispatcher::OnGroupReady(Handler& h, absl::Status status) {
+  std::vector<Session*> waiting;
+  waiting.swap(h.waiting);
+  if (!status.ok()) {
+    spdlog::warn("registration of handler '{}' on '{}' failed: {}", h.spec.handler_id,
+                 h.spec.channel, std::string(status.message()));
+    for (Session* s : waiting) {
+      s->sink->Finish(status);
+      s->handler = nullptr;
+      sessions_.erase(s->id);
+    }
+    MaybeRemoveHandler(h);
+    return;
+  }
+  h.ready = true;
+  h.more = true;
+  for (Session* s : waiting) Attach(h, *s);
+  Pump(h);
+  MaybeRead(h);
+  FlushOut();
+}
+
+void Dispatcher::Attach(Handler& h, Session& s) {
+  s.attached = true;
+  h.sessions.push_back(&s);
+  v1::SubscribeResponse reply;
+  *reply.mutable_registered() = MakeRegistered(s.spec, options_.instance_id);
+  s.sink->Send(std::move(reply));
+  spdlog::info("session {} registered handler '{}' on '{}' (max_in_flight {}, auto_ack {})", s.id,
+               s.spec.handler_id, s.spec.channel, s.spec.max_in_flight, s.spec.auto_ack);
+}
+
+// ---------------------------------------------------------------- reading
+
+uint32_t Dispatcher::Capacity(const Handler& h) const {
+  if (draining_) return 0;
+  uint64_t free = 0;
+  for (const Session* s : h.sessions) free += s->free_slots();
+  const uint64_t taken = h.backlog.size() + h.reserved;
+  return free > taken ? static_cast<uint32_t>(std::min<uint64_t>(free - taken, UINT32_MAX)) : 0;
+}
+
+Dispatcher::Session* Dispatcher::PickSession(Handler& h) {
+  const size_t n = h.sessions.size();
+  for (size_t i = 0; i < n; ++i) {
+    Session* s = h.sessions[(h.round_robin + i) % n];
+    if (s->free_slots() > 0) {
+      h.round_robin = (h.round_robin + i + 1) % n;
+      return s;
+    }
+  }
+  return nullptr;
+}
+
+void Dispatcher::Pump(Handler& h) {
+  if (draining_ || h.backlog.empty()) return;
+  std::vector<std::string> touched;
+  while (!h.backlog.empty()) {
+    Session* s = PickSession(h);
+    if (s == nullptr) break;
+    EntryPtr e = std::move(h.backlog.front());
+    h.backlog.pop_front();
+    touched.push_back(e->id);
+    ++stats_.redeliveries;
+    Deliver(h, *s, std::move(e));
+  }
+  // The new deliveries get a full lease in Redis too.
+  if (!h.auto_ack && !touched.empty()) Touch(h, touched, /*release=*/false);
+}
+
+void Dispatcher::MaybeRead(Handler& h) {
+  if (!h.ready || h.reading || !h.more || draining_) return;
+  if (options_.now() < h.retry_after) return;
+  const uint32_t count = std::min(Capacity(h), options_.read_batch);
+  if (count == 0) return;
+  h.reading = true;
+  h.reserved += count;
+  ++stats_.reads;
+  const std::string count_text = absl::StrCat(count);
+  RedisArgv argv = {"XREADGROUP", "GROUP", h.spec.keys.group, h.spec.consumer, "COUNT", count_text};
+  if (h.auto_ack) argv.push_back("NOACK");
+  argv.insert(argv.end(), {"STREAMS", h.spec.keys.stream, ">"});
+  const std::string key = h.key;
+  const uint64_t activity = h.activity;
+  redis_.Send(argv, Guard([this, key, count, activity](absl::StatusOr<RedisReply> r) {
+                OnRead(key, count, activity, std::move(r));
+              }));
+}
+
+void Dispatcher::OnRead(const std::string& key, uint32_t asked, uint64_t activity,
+                        absl::StatusOr<RedisReply> reply) {
+  Handler* h = FindHandler(key);
+  if (h == nullptr) {
+    // Every session left while the read was out. What was read stays
+    // pending under our consumer; release it for any reclaimer.
+    if (reply.ok() && !reply->is_error()) {
+      // The handler's stream name is in the reply itself.
+      if (reply->is_array() && !reply->elements.empty() &&
+          reply->elements[0].elements.size() == 2) {
+        const std::string stream = reply->elements[0].elements[0].str;
+        absl::StatusOr<std::vector<StreamEntry>> entries = ParseEntryList(reply->elements[0].elements[1]);
+        const size_t nul = key.find('\0');
+        if (entries.ok() && !entries->empty() && nul != std::string::npos) {
+          RedisArgv argv = {"XCLAIM", stream, key.substr(nul + 1),
+                            ConsumerName(key.substr(nul + 1), options_.instance_id), "0"};
+          std::vector<std::string> ids;
+          for (const StreamEntry& e : *entries) ids.push_back(e.id);
+          for (const std::string& id : ids) argv.push_back(id);
+          argv.insert(argv.end(), {"IDLE", kReleaseIdleMs, "JUSTID"});
+          redis_.Send(argv, [](absl::StatusOr<RedisReply>) {});
+          stats_.released += ids.size();
+        }
+      }
+    }
+    return;
+  }
+  h->reading = false;
+  h->reserved -= std::min(h->reserved, asked);
+  if (!reply.ok() || reply->is_error()) {
+    ++stats_.redis_errors;
+    if (reply.ok() && absl::StartsWith(reply->str, "NOGROUP")) {
+      // The group (or the stream) was deleted under us: recreate it at the
+      // end of the stream, never replaying history (R-D8).
+      ++stats_.groups_recreated;
+      spdlog::warn("group '{}' on '{}' is gone; recreating it at the stream's end",
+                   h->spec.keys.group, h->spec.keys.stream);
+      redis_.Send({"XGROUP", "CREATE", h->spec.keys.stream, h->spec.keys.group, "$", "MKSTREAM"},
+                  Guard([this, key](absl::StatusOr<RedisReply>) {
+                    if (Handler* hh = FindHandler(key)) {
+                      hh->more = true;
+                      MaybeRead(*hh);
+                      FlushOut();
+                    }
+                  }));
+      return;
+    }
+    spdlog::debug("XREADGROUP on '{}' failed: {}", h->spec.keys.stream,
+                  reply.ok() ? reply->str : std::string(reply.status().message()));
+    h->retry_after = options_.now() + options_.error_backoff;
+    return;
+  }
+  absl::StatusOr<std::vector<StreamEntry>> entries = ParseReadReply(*reply, h->spec.keys.stream);
+  if (!entries.ok()) {
+    ++stats_.redis_errors;
+    spdlog::error("unexpected XREADGROUP reply: {}", std::string(entries.status().message()));
+    h->retry_after = options_.now() + options_.error_backoff;
+    return;
+  }
+  if (entries->size() < asked && activity == h->activity) h->more = false;
+  for (StreamEntry& e : *entries) {
+    EntryPtr entry = MakeEntry(std::move(e));
+    Session* s = PickSession(*h);
+    if (s != nullptr) {
+      Deliver(*h, *s, std::move(entry));
+    } else {
+      h->held_ids.insert(entry->id);
+      h->backlog.push_back(std::move(entry));
+    }
+  }
+  MaybeRead(*h);
+  FlushOut();
+}
+
+Dispatcher::EntryPtr Dispatcher::MakeEntry(StreamEntry&& e) {
+  auto entry = std::make_shared<Entry>();
+  entry->id = std::move(e.id);
+  if (absl::Status s = FillMessage(e, entry->message); !s.ok()) {
+    ++stats_.decode_errors;
+    spdlog::warn("entry {} has a corrupt envelope ({}); delivered as raw bytes", entry->id,
+                 std::string(s.message()));
+  }
+  return entry;
+}
+
+void Dispatcher::OnStreamActivity(const std::string& stream) {
+  auto it = by_stream_.find(stream);
+  if (it == by_stream_.end()) return;
+  for (const std::string& key : it->second) {
+    Handler* h = FindHandler(key);
+    if (h == nullptr) continue;
+    h->more = true;
+    ++h->activity;
+    MaybeRead(*h);
+  }
+  FlushOut();
+}
+
+// ---------------------------------------------------------------- delivering
+
+void Dispatcher::Deliver(Handler& h, Session& s, EntryPtr entry) {
+  const uint64_t id = ++next_delivery_id_;
+  const absl::Time now = options_.now();
+  v1::Delivery* d = s.out_deliveries.mutable_deliveries()->add_deliveries();
+  *d = entry->message;
+  d->set_delivery_id(id);
+  d->set_channel(h.spec.channel);
+  d->set_stream(h.spec.keys.stream);
+  d->set_entry_id(entry->id);
+  if (d->original_entry_id().empty()) d->set_original_entry_id(entry->id);
+  d->set_attempt(entry->attempt);
+  if (s.spec.has_retry_policy && !s.spec.retry_policy.unlimited()) {
+    d->set_max_attempts(s.spec.retry_policy.max_retries() + 1);
+  }
+  const absl::Time deadline = now + s.spec.lease;
+  d->set_lease_deadline_unix_ms(UnixMillis(deadline));
+  h.held_ids.insert(entry->id);
+  s.in_flight.emplace(id, Flight{std::move(entry), deadline});
+  ++stats_.deliveries;
+  if (!s.dirty) {
+    s.dirty = true;
+    dirty_.push_back(&s);
+  }
+}
+
+void Dispatcher::FlushOut() {
+  std::vector<Session*> dirty;
+  dirty.swap(dirty_);
+  for (Session* s : dirty) {
+    s->dirty = false;
+    if (s->out_deliveries.has_deliveries()) {
+      v1::SubscribeResponse msg;
+      msg.Swap(&s->out_deliveries);
+      s->sink->Send(std::move(msg));
+    }
+    if (s->out_notices.has_notices()) {
+      v1::SubscribeResponse msg;
+      msg.Swap(&s->out_notices);
+      s->sink->Send(std::move(msg));
+    }
+  }
+}
+
+void Dispatcher::Notice(Session& s, uint64_t delivery_id, v1::Notice::Code code,
+                        std::string message) {
+  v1::Notice* n = s.out_notices.mutable_notices()->add_notices();
+  n->set_delivery_id(delivery_id);
+  n->set_code(code);
+  n->set_message(std::move(message));
+  ++stats_.notices;
+  if (!s.dirty) {
+    s.dirty = true;
+    dirty_.push_back(&s);
+  }
+}
+
+// ---------------------------------------------------------------- verbs
+
+void Dispatcher::Settle(Session& s, uint64_t delivery_id, Outcome outcome) {
+  auto it = s.in_flight.find(delivery_id);
+  if (it == s.in_flight.end()) return;
+  if (s.handler != nullptr) s.handler->held_ids.erase(it->second.entry->id);
+  s.in_flight.erase(it);
+  s.settled.emplace(delivery_id, outcome);
+  s.settled_order.push_back(delivery_id);
+  while (s.settled_order.size() > std::max<size_t>(kSettledMemory, 4 * s.spec.max_in_flight)) {
+    s.settled.erase(s.settled_order.front());
+    s.settled_order.pop_front();
+  }
+}
+
+void Dispatcher::Verbs(uint64_t session_id, const v1::Verbs& verbs) {
+  auto sit = sessions_.find(session_id);
+  if (sit == sessions_.end()) return;
+  Session& s = *sit->second;
+  Handler* h = s.handler;
+  const absl::Time now = options_.now();
+  std::vector<std::string> extended;
+  for (const v1::Verb& verb : verbs.verbs()) {
+    const uint64_t id = verb.delivery_id();
+    auto it = s.in_flight.find(id);
+    if (it == s.in_flight.end()) {
+      auto settled = s.settled.find(id);
+      if (settled == s.settled.end()) {
+        Notice(s, id, v1::Notice::UNKNOWN_DELIVERY,
+               absl::StrCat("no delivery ", id, " on this stream"));
+      } else if (!(verb.has_ack() && settled->second == Outcome::kAcked)) {
+        // A repeated ACK is idempotent and silent; anything else is noted.
+        Notice(s, id, v1::Notice::ALREADY_SETTLED,
+               absl::StrCat("delivery ", id, " was already settled"));
+      }
+      continue;
+    }
+    const std::string& entry_id = it->second.entry->id;
+    switch (verb.action_case()) {
+      case v1::Verb::kAck:
+        ++stats_.acks;
+        if (h != nullptr && !h->auto_ack) QueueAck(*h, entry_id);
+        Settle(s, id, Outcome::kAcked);
+        break;
+      case v1::Verb::kNack: {
+        const v1::Nack& nack = verb.nack();
+        if (nack.reason().size() > kMaxReason || nack.error_code().size() > kMaxErrorCode ||
+            (nack.has_delay_ms() && nack.delay_ms() > kMaxDurationMs)) {
+          Notice(s, id, v1::Notice::INVALID_VERB,
+                 absl::StrCat("nack.reason at most ", kMaxReason, " bytes, error_code at most ",
+                              kMaxErrorCode, ", delay_ms at most ", kMaxDurationMs));
+          break;
+        }
+        ++stats_.nacks;
+        // Stays pending in Redis; reclaimed after the lease.
+        Settle(s, id, Outcome::kNacked);
+        break;
+      }
+      case v1::Verb::kExtend: {
+        const uint32_t lease_ms = verb.extend().lease_ms();
+        if (lease_ms > kMaxDurationMs) {
+          Notice(s, id, v1::Notice::INVALID_VERB,
+                 absl::StrCat("extend.lease_ms ", lease_ms, " is outside 0..", kMaxDurationMs));
+          break;
+        }
+        ++stats_.extends;
+        it->second.deadline = now + (lease_ms == 0 ? s.spec.lease : absl::Milliseconds(lease_ms));
+        extended.push_back(entry_id);
+        break;
+      }
+      case v1::Verb::kTerminate: {
+        const v1::Terminate& t = verb.terminate();
+        if (t.reason().size() > kMaxReason || t.error_code().size() > kMaxErrorCode) {
+          Notice(s, id, v1::Notice::INVALID_VERB,
+                 absl::StrCat("terminate.reason at most ", kMaxReason,
+                              " bytes, error_code at most ", kMaxErrorCode));
+          break;
+        }
+        ++stats_.terminates;
+        spdlog::warn("handler '{}' terminated entry {} of '{}': {}",
+                     h != nullptr ? h->spec.handler_id : "?", entry_id,
+                     h != nullptr ? h->spec.channel : "?", t.reason());
+        if (h != nullptr && !h->auto_ack) QueueAck(*h, entry_id);
+        Settle(s, id, Outcome::kTerminated);
+        break;
+      }
+      default:
+        Notice(s, id, v1::Notice::INVALID_VERB, "verb has no action");
+        break;
+    }
+  }
+  if (h != nullptr) {
+    if (!extended.empty() && !h->auto_ack) Touch(*h, extended, /*release=*/false);
+    Pump(*h);
+    MaybeRead(*h);
+  }
+  FlushOut();
+  if (draining_) CheckDrained();
+}
+
+void Dispatcher::QueueAck(const Handler& h, const std::string& id) {
+  acks_[{h.spec.keys.stream, h.spec.keys.group}].push_back(id);
+  if (++acks_queued_ >= options_.ack_batch) {
+    FlushAcks();
+  } else if (!ack_timer_armed_) {
+    ack_timer_armed_ = true;
+    ack_timer_->Arm(options_.ack_delay);
+  }
+}
+
+void Dispatcher::FlushAcks() {
+  if (acks_queued_ == 0) return;
+  for (auto& [target, ids] : acks_) {
+    if (ids.empty()) continue;
+    RedisArgv argv = {"XACK", target.first, target.second};
+    argv.reserve(3 + ids.size());
+    for (const std::string& id : ids) argv.push_back(id);
+    // The argv views `ids`; hiredis copies the arguments inside Send.
+    redis_.Send(argv, Guard([this](absl::StatusOr<RedisReply> r) {
+                  if (!r.ok() || r->is_error()) {
+                    ++stats_.redis_errors;
+                    spdlog::warn("XACK failed ({}); the entries stay pending and are reclaimed",
+                                 r.ok() ? r->str : std::string(r.status().message()));
+                  }
+                }));
+    ids.clear();
+  }
+  acks_queued_ = 0;
+}
+
+// Resets the idle time of `ids` (still ours), or with `release` sets it past
+// every lease so any daemon's reclaimer takes them next.
+void Dispatcher::Touch(const Handler& h, const std::vector<std::string>& ids, bool release) {
+  RedisArgv argv = {"XCLAIM", h.spec.keys.stream, h.spec.keys.group, h.spec.consumer, "0"};
+  argv.reserve(argv.size() + ids.size() + 3);
+  for (const std::string& id : ids) argv.push_back(id);
+  if (release) argv.insert(argv.end(), {"IDLE", kReleaseIdleMs});
+  argv.push_back("JUSTID");
+  redis_.Send(argv, Guard([this](absl::StatusOr<RedisReply> r) {
+                if (!r.ok() || r->is_error()) ++stats_.redis_errors;
+              }));
+}
+
+void Dispatcher::Stop(uint64_t session_id) {
+  auto it = sessions_.find(session_id);
+  if (it == sessions_.end()) return;
+  it->second->stopped = true;
+}
+
+// ---------------------------------------------------------------- disconnect
+
+void Dispatcher::Disconnect(uint64_t session_id) {
+  auto it = sessions_.find(session_id);
+  if (it == sessions_.end()) return;
+  Session& s = *it->second;
+  DetachSession(s);
+  sessions_.erase(it);
+  FlushOut();
+  if (draining_) CheckDrained();
+}
+
+void Dispatcher::DetachSession(Session& s) {
+  Handler* h = s.handler;
+  if (s.dirty) {
+    dirty_.erase(std::remove(dirty_.begin(), dirty_.end(), &s), dirty_.end());
+    s.dirty = false;
+  }
+  if (h == nullptr) return;
+  h->waiting.erase(std::remove(h->waiting.begin(), h->waiting.end(), &s), h->waiting.end());
+  h->sessions.erase(std::remove(h->sessions.begin(), h->sessions.end(), &s), h->sessions.end());
+  if (!s.in_flight.empty()) {
+    if (h->auto_ack) {
+      // Already acknowledged at read (at-most-once): nothing to give back.
+      for (auto& [id, f] : s.in_flight) h->held_ids.erase(f.entry->id);
+    } else {
+      // Oldest first, ahead of anything else waiting.
+      std::vector<std::pair<uint64_t, EntryPtr>> moved;
+      for (auto& [id, f] : s.in_flight) moved.emplace_back(id, std::move(f.entry));
+      std::sort(moved.begin(), moved.end(),
+                [](const auto& a, const auto& b) { return a.first > b.first; });
+      for (auto& [id, e] : moved) {
+        ++e->attempt;
+        h->backlog.push_front(std::move(e));
+      }
+    }
+    s.in_flight.clear();
+  }
+  s.handler = nullptr;
+  Pump(*h);
+  if (h->sessions.empty() && !h->backlog.empty()) {
+    std::vector<std::string> ids;
+    for (const EntryPtr& e : h->backlog) {
+      ids.push_back(e->id);
+      h->held_ids.erase(e->id);
+    }
+    h->backlog.clear();
+    stats_.released += ids.size();
+    Touch(*h, ids, /*release=*/true);
+  }
+  MaybeRead(*h);
+  MaybeRemoveHandler(*h);
+}
+
+void Dispatcher::MaybeRemoveHandler(Handler& h) {
+  if (!h.sessions.empty() || !h.waiting.empty()) return;
+  auto& keys = by_stream_[h.spec.keys.stream];
+  keys.erase(std::remove(keys.begin(), keys.end(), h.key), keys.end());
+  if (keys.empty()) by_stream_.erase(h.spec.keys.stream);
+  if (h.ready) notifier_.Unwatch(h.spec.keys.stream);
+  handlers_.erase(h.key);  // destroys h
+}
+
+// ---------------------------------------------------------------- timers
+
+void Dispatcher::Tick() {
+  const absl::Time now = options_.now();
+  // Lease expiry: the entry stays pending and is reclaimed like a NACK.
+  for (auto& [sid, session] : sessions_) {
+    Session& s = *session;
+    std::vector<uint64_t> expired;
+    for (const auto& [id, f] : s.in_flight) {
+      if (f.deadline <= now) expired.push_back(id);
+    }
+    for (uint64_t id : expired) {
+      ++stats_.lease_expiries;
+      Settle(s, id, Outcome::kExpired);
+    }
+  }
+  const bool reclaim = now >= next_reclaim_;
+  if (reclaim) next_reclaim_ = now + options_.reclaim_interval;
+  for (auto& [key, handler] : handlers_) {
+    Handler& h = *handler;
+    if (!h.ready) continue;
+    if (!notifier_.healthy()) h.more = true;  // poll while the notifier is down
+    Pump(h);
+    if (reclaim && !h.auto_ack && !draining_) {
+      if (!h.backlog.empty()) {
+        std::vector<std::string> ids;
+        for (const EntryPtr& e : h.backlog) ids.push_back(e->id);
+        Touch(h, ids, /*release=*/false);
+      }
+      Reclaim(h);
+    }
+    MaybeRead(h);
+  }
+  if (!notifier_.healthy()) notifier_.Kick();
+  FlushOut();
+  if (draining_) CheckDrained();
+  tick_timer_->Arm(options_.tick);
+}
+
+void Dispatcher::Reclaim(Handler& h) {
+  if (h.claiming) return;
+  const uint32_t count = std::min(Capacity(h), options_.read_batch);
+  if (count == 0) return;
+  h.claiming = true;
+  h.reserved += count;
+  const std::string key = h.key;
+  const std::string min_idle = absl::StrCat(absl::ToInt64Milliseconds(h.spec.lease));
+  const std::string count_text = absl::StrCat(count);
+  redis_.Send({"XAUTOCLAIM", h.spec.keys.stream, h.spec.keys.group, h.spec.consumer, min_idle,
+               h.claim_cursor, "COUNT", count_text},
+              Guard([this, key, count](absl::StatusOr<RedisReply> r) {
+                if (Handler* hh = FindHandler(key)) {
+                  hh->reserved -= std::min(hh->reserved, count);
+                }
+                OnReclaimed(key, std::move(r));
+              }));
+}
+
+void Dispatcher::OnReclaimed(const std::string& key, absl::StatusOr<RedisReply> reply) {
+  Handler* h = FindHandler(key);
+  if (h == nullptr) return;
+  h->claiming = false;
+  if (!reply.ok() || reply->is_error() || !reply->is_array() || reply->elements.size() < 2) {
+    ++stats_.redis_errors;
+    return;
+  }
+  h->claim_cursor = reply->elements[0].str.empty() ? "0-0" : reply->elements[0].str;
+  absl::StatusOr<std::vector<StreamEntry>> entries = ParseEntryList(reply->elements[1]);
+  if (!entries.ok() || entries->empty()) return;
+  // Entries we still hold (a lease about to expire here) were only touched.
+  std::vector<StreamEntry> fresh;
+  for (StreamEntry& e : *entries) {
+    if (!e.deleted && !h->held_ids.contains(e.id)) fresh.push_back(std::move(e));
+  }
+  if (fresh.empty()) return;
+  // The attempt number is Redis's delivery count for each entry.
+  const std::string first = fresh.front().id;
+  const std::string last = fresh.back().id;
+  const std::string n = absl::StrCat(fresh.size() * 2 + 16);
+  auto shared = std::make_shared<std::vector<StreamEntry>>(std::move(fresh));
+  redis_.Send({"XPENDING", h->spec.keys.stream, h->spec.keys.group, first, last, n,
+               h->spec.consumer},
+              Guard([this, key, shared](absl::StatusOr<RedisReply> r) {
+                DeliverReclaimed(key, std::move(*shared), std::move(r));
+              }));
+}
+
+void Dispatcher::DeliverReclaimed(const std::string& key, std::vector<StreamEntry> entries,
+                                  absl::StatusOr<RedisReply> pending) {
+  Handler* h = FindHandler(key);
+  absl::flat_hash_map<std::string, uint32_t> counts;
+  if (pending.ok() && pending->is_array()) {
+    for (const RedisReply& p : pending->elements) {
+      if (p.is_array() && p.elements.size() == 4 && p.elements[3].is_integer()) {
+        counts[p.elements[0].str] = static_cast<uint32_t>(p.elements[3].integer);
+      }
+    }
+  }
+  if (h == nullptr) return;  // left pending, idle: the next reclaim takes it
+  for (StreamEntry& e : entries) {
+    if (h->held_ids.contains(e.id)) continue;
+    auto c = counts.find(e.id);
+    EntryPtr entry = MakeEntry(std::move(e));
+    entry->attempt = c != counts.end() && c->second > 0 ? c->second : 2;
+    ++stats_.reclaimed;
+    Session* s = PickSession(*h);
+    if (s != nullptr) {
+      Deliver(*h, *s, std::move(entry));
+    } else {
+      h->held_ids.insert(entry->id);
+      h->backlog.push_back(std::move(entry));
+    }
+  }
+  FlushOut();
+}
+
+// ---------------------------------------------------------------- drain
+
+void Dispatcher::Drain(absl::Duration grace, std::function<void()> done) {
+  draining_ = true;
+  drain_deadline_ = options_.now() + grace;
+  drain_done_ = std::move(done);
+  v1::SubscribeResponse drain;
+  drain.mutable_drain()->set_grace_ms(static_cast<uint32_t>(absl::ToInt64Milliseconds(grace)));
+  drain.mutable_drain()->set_reason("redrived is shutting down");
+  for (auto& [id, s] : sessions_) s->sink->Send(drain);
+  spdlog::info("draining {} sessions for up to {} ms", sessions_.size(),
+               absl::ToInt64Milliseconds(grace));
+  CheckDrained();
+}
+
+void Dispatcher::CheckDrained() {
+  if (!drain_done_) return;
+  bool settled = true;
+  for (const auto& [id, s] : sessions_) settled = settled && s->in_flight.empty();
+  if (!settled && options_.now() < drain_deadline_) return;
+  // Give back what is still unsettled, so any daemon reclaims it at once.
+  for (auto& [key, h] : handlers_) {
+    std::vector<std::string> ids;
+    for (Session* s : h->sessions) {
+      for (auto& [id, f] : s->in_flight) ids.push_back(f.entry->id);
+      s->in_flight.clear();
+    }
+    for (const EntryPtr& e : h->backlog) ids.push_back(e->id);
+    h->backlog.clear();
+    if (!ids.empty() && !h->auto_ack) {
+      stats_.released += ids.size();
+      Touch(*h, ids, /*release=*/true);
+    }
+  }
+  FlushAcks();
+  for (auto& [id, s] : sessions_) {
+    s->sink->Finish(absl::UnavailableError("redrived is shutting down"));
+  }
+  auto done = std::move(drain_done_);
+  drain_done_ = nullptr;
+  // Runs after the XACK/XCLAIM replies above (replies arrive in order).
+  redis_.Send({"PING"}, [done = std::move(done)](absl::StatusOr<RedisReply>) { done(); });
+}
+
+}  // namespace redrive

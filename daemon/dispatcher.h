@@ -1,0 +1,238 @@
+// Dispatcher: the delivery engine behind Subscribe (R-B3..R-B9, R-C1).
+//
+// It owns, per handler (channel, handler id) on this daemon, the consumer
+// group read position, the connected sessions (Subscribe streams), the
+// deliveries in flight and the XACK batches. Reads are non-blocking
+// XREADGROUPs issued only when (a) the StreamNotifier reported entries or a
+// read came back full, and (b) the handler's sessions have free in-flight
+// slots; each read asks for at most the free slots, so nothing is read
+// ahead of what can be delivered (R-B5). Everything read is handed to a
+// session in the same loop turn; the only entries that wait inside the
+// daemon are those of a disconnected session while every other session is
+// full, and their idle time is reset every tick so no other daemon's
+// reclaimer takes them while they wait.
+//
+// Consumers are per daemon instance (`{handler}-{instance}`); sessions of a
+// handler share it, so a disconnected session's deliveries move to another
+// session at once without touching Redis ownership (R-B7). With no other
+// session here, they are released: their idle time is set past any lease so
+// any daemon's reclaimer takes them on its next tick.
+//
+// Verbs: ACK → batched XACK (flushed by size or a short timer). NACK → the
+// entry stays pending and is reclaimed after the lease (backoff arrives with
+// the retry issue). EXTEND → new deadline and XCLAIM JUSTID to reset the
+// idle time in Redis. TERMINATE → acknowledged and counted (the retry issue
+// routes it to the DLQ). Lease expiry → the delivery is dropped and the entry
+// reclaimed like a NACK. The reclaimer (XAUTOCLAIM with min-idle = lease,
+// COUNT = free slots) runs every reclaim interval for handlers with free
+// slots.
+//
+// Thread model: every method runs on the EventLoop thread (Post to it).
+// Sessions are reached through SessionSink, which is thread-safe.
+#ifndef REDRIVE_DAEMON_DISPATCHER_H_
+#define REDRIVE_DAEMON_DISPATCHER_H_
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "daemon/async_redis.h"
+#include "daemon/event_loop.h"
+#include "daemon/stream_entry.h"
+#include "daemon/stream_notifier.h"
+#include "daemon/subscription.h"
+#include "redrive/v1/broker.pb.h"
+
+namespace redrive {
+
+// The dispatcher's view of one Subscribe stream. Thread-safe, never blocks.
+class SessionSink {
+ public:
+  virtual ~SessionSink() = default;
+  // Queues a message for the client.
+  virtual void Send(v1::SubscribeResponse response) = 0;
+  // Ends the stream with `status` once queued messages are written.
+  virtual void Finish(absl::Status status) = 0;
+};
+
+struct DispatcherOptions {
+  std::string instance_id;
+  // Most entries per XREADGROUP / XAUTOCLAIM.
+  uint32_t read_batch = 128;
+  // XACK batching: flush at this many ids or after `ack_delay`.
+  size_t ack_batch = 256;
+  absl::Duration ack_delay = absl::Milliseconds(1);
+  absl::Duration tick = absl::Milliseconds(100);
+  absl::Duration reclaim_interval = absl::Seconds(1);
+  // Delay before a read is retried after a Redis error.
+  absl::Duration error_backoff = absl::Milliseconds(100);
+  std::function<absl::Time()> now = [] { return absl::Now(); };
+};
+
+// Counters, for tests and metrics.
+struct DispatcherStats {
+  uint64_t deliveries = 0;
+  uint64_t redeliveries = 0;  // to another session after a disconnect
+  uint64_t acks = 0;
+  uint64_t nacks = 0;
+  uint64_t extends = 0;
+  uint64_t terminates = 0;
+  uint64_t lease_expiries = 0;
+  uint64_t reclaimed = 0;
+  uint64_t released = 0;  // handed back to Redis for any reclaimer
+  uint64_t notices = 0;
+  uint64_t reads = 0;
+  uint64_t redis_errors = 0;
+  uint64_t groups_recreated = 0;
+  uint64_t decode_errors = 0;
+};
+
+class Dispatcher {
+ public:
+  Dispatcher(EventLoop& loop, AsyncCommander& redis, StreamNotifier& notifier,
+             DispatcherOptions options);
+  ~Dispatcher();
+
+  // Registers a session. The group is created if missing; then `sink` gets
+  // Registered and deliveries, or Finish with FAILED_PRECONDITION (another
+  // registration of the handler here differs in auto_ack; the key is not a
+  // stream) or UNAVAILABLE (Redis).
+  void Register(uint64_t session_id, SubscriptionSpec spec, std::shared_ptr<SessionSink> sink);
+  // Applies the client's verbs; notices for unknown or settled ids.
+  void Verbs(uint64_t session_id, const v1::Verbs& verbs);
+  // The client takes no new deliveries.
+  void Stop(uint64_t session_id);
+  // The stream ended: its deliveries go to other sessions or back to Redis.
+  void Disconnect(uint64_t session_id);
+  // From the notifier: `stream` received entries.
+  void OnStreamActivity(const std::string& stream);
+  // Graceful drain: tells every session, stops deliveries, waits for
+  // settlements up to `grace`, releases the rest, finishes every session with
+  // UNAVAILABLE and flushes acknowledgements; then runs `done`.
+  void Drain(absl::Duration grace, std::function<void()> done);
+
+  const DispatcherStats& stats() const { return stats_; }
+  // In-flight deliveries of a session (tests).
+  size_t InFlight(uint64_t session_id) const;
+  size_t handlers() const { return handlers_.size(); }
+
+ private:
+  struct Handler;
+  struct Session;
+  struct Entry;
+  using EntryPtr = std::shared_ptr<Entry>;
+  enum class Outcome : uint8_t { kAcked, kNacked, kTerminated, kExpired, kMoved };
+
+  struct Entry {
+    std::string id;
+    uint32_t attempt = 1;
+    v1::Delivery message;  // payload part, filled once
+  };
+
+  struct Flight {
+    EntryPtr entry;
+    absl::Time deadline;
+  };
+
+  struct Session {
+    uint64_t id = 0;
+    std::shared_ptr<SessionSink> sink;
+    SubscriptionSpec spec;
+    Handler* handler = nullptr;
+    bool attached = false;  // registered and receiving
+    bool stopped = false;
+    absl::flat_hash_map<uint64_t, Flight> in_flight;
+    // Recently settled delivery ids (bounded), for idempotent verbs.
+    absl::flat_hash_map<uint64_t, Outcome> settled;
+    std::deque<uint64_t> settled_order;
+    v1::SubscribeResponse out_deliveries;
+    v1::SubscribeResponse out_notices;
+    bool dirty = false;
+
+    uint32_t free_slots() const;
+  };
+
+  struct Handler {
+    std::string key;
+    SubscriptionSpec spec;  // of the first registration
+    bool ready = false;
+    bool auto_ack = false;
+    std::vector<Session*> sessions;  // attached
+    std::vector<Session*> waiting;   // registered before the group was ready
+    size_t round_robin = 0;
+    std::deque<EntryPtr> backlog;
+    absl::flat_hash_set<std::string> held_ids;  // in flight or in the backlog
+    // Read state of the main stream.
+    bool more = true;
+    uint64_t activity = 0;  // bumps on every notification
+    bool reading = false;
+    uint32_t reserved = 0;  // slots promised to the read in flight
+    absl::Time retry_after = absl::InfinitePast();
+    bool claiming = false;
+    std::string claim_cursor = "0-0";
+  };
+
+  void CreateGroup(Handler& h);
+  void OnGroupReady(Handler& h, absl::Status status);
+  void Attach(Handler& h, Session& s);
+  uint32_t Capacity(const Handler& h) const;
+  void Pump(Handler& h);
+  void MaybeRead(Handler& h);
+  void OnRead(const std::string& key, uint32_t asked, uint64_t activity,
+              absl::StatusOr<RedisReply> reply);
+  void Deliver(Handler& h, Session& s, EntryPtr entry);
+  Session* PickSession(Handler& h);
+  void Settle(Session& s, uint64_t delivery_id, Outcome outcome);
+  void Notice(Session& s, uint64_t delivery_id, v1::Notice::Code code, std::string message);
+  void QueueAck(const Handler& h, const std::string& id);
+  void FlushAcks();
+  void Touch(const Handler& h, const std::vector<std::string>& ids, bool release);
+  void Tick();
+  void Reclaim(Handler& h);
+  void OnReclaimed(const std::string& key, absl::StatusOr<RedisReply> reply);
+  void DeliverReclaimed(const std::string& key, std::vector<StreamEntry> entries,
+                        absl::StatusOr<RedisReply> pending);
+  void DetachSession(Session& s);
+  void MaybeRemoveHandler(Handler& h);
+  void FlushOut();
+  void CheckDrained();
+  EntryPtr MakeEntry(StreamEntry&& e);
+  Handler* FindHandler(const std::string& key);
+  // Wraps a Redis callback so it does nothing once the dispatcher is gone.
+  AsyncCallback Guard(std::function<void(absl::StatusOr<RedisReply>)> fn);
+
+  EventLoop& loop_;
+  AsyncCommander& redis_;
+  StreamNotifier& notifier_;
+  const DispatcherOptions options_;
+  absl::flat_hash_map<uint64_t, std::unique_ptr<Session>> sessions_;
+  absl::flat_hash_map<std::string, std::unique_ptr<Handler>> handlers_;
+  // stream → handler keys reading it
+  absl::flat_hash_map<std::string, std::vector<std::string>> by_stream_;
+  uint64_t next_delivery_id_ = 0;
+  // Pending XACK ids per (stream, group).
+  absl::flat_hash_map<std::pair<std::string, std::string>, std::vector<std::string>> acks_;
+  size_t acks_queued_ = 0;
+  std::unique_ptr<EventLoop::Timer> ack_timer_;
+  bool ack_timer_armed_ = false;
+  std::unique_ptr<EventLoop::Timer> tick_timer_;
+  absl::Time next_reclaim_ = absl::InfinitePast();
+  std::vector<Session*> dirty_;
+  DispatcherStats stats_;
+  // Drain state.
+  bool draining_ = false;
+  absl::Time drain_deadline_ = absl::InfiniteFuture();
+  std::function<void()> drain_done_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace redrive
+
+#endif  // REDRIVE_DAEMON_DISPATCHER_H_

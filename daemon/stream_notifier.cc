@@ -1,0 +1,138 @@
+#include "daemon/stream_notifier.h"
+
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/str_cat.h"
+#include "daemon/logging.h"
+#include "daemon/stream_entry.h"
+
+namespace redrive {
+namespace {
+
+// Updates `last_id` from an XREVRANGE ... COUNT 1 reply: the entry's id, or
+// "0-0" for an empty or missing stream. A failed call leaves it unchanged.
+void UpdateLastId(const absl::StatusOr<RedisReply>& reply, std::string& last_id) {
+  if (!reply.ok() || !reply->is_array()) return;
+  if (reply->elements.empty()) {
+    last_id = "0-0";
+    return;
+  }
+  const RedisReply& e = reply->elements[0];
+  if (e.is_array() && !e.elements.empty() && e.elements[0].is_string()) {
+    last_id = e.elements[0].str;
+  }
+}
+
+}  // namespace
+
+StreamNotifier::StreamNotifier(AsyncCommander& blocking, AsyncCommander& commands,
+                               Callback on_activity, absl::Duration block)
+    : blocking_(blocking), commands_(commands), on_activity_(std::move(on_activity)),
+      block_(block) {}
+
+StreamNotifier::~StreamNotifier() { *alive_ = false; }
+
+void StreamNotifier::Watch(const std::string& stream, std::function<void()> ready) {
+  Watched& w = streams_[stream];
+  if (++w.refs > 1) {
+    ready();
+    return;
+  }
+  commands_.Send({"XREVRANGE", stream, "+", "-", "COUNT", "1"},
+                 [this, alive = alive_, stream, ready = std::move(ready)](
+                     absl::StatusOr<RedisReply> reply) {
+                   if (!*alive) return;
+                   auto it = streams_.find(stream);
+                   if (it != streams_.end()) {
+                     UpdateLastId(reply, it->second.last_id);
+                     Interrupt();
+                   }
+                   ready();
+                 });
+}
+
+void StreamNotifier::Unwatch(const std::string& stream) {
+  auto it = streams_.find(stream);
+  if (it == streams_.end()) return;
+  if (--it->second.refs > 0) return;
+  streams_.erase(it);
+  Interrupt();
+}
+
+void StreamNotifier::OnBlockingConnected(int64_t client_id) {
+  client_id_ = client_id;
+  reading_ = false;  // any XREAD in flight died with the old connection
+  healthy_ = true;
+  for (const auto& [stream, w] : streams_) on_activity_(stream);
+  Cycle();
+}
+
+// Makes a blocked XREAD return at once so the next one has the new key set.
+void StreamNotifier::Interrupt() {
+  if (!reading_) {
+    Cycle();
+    return;
+  }
+  if (client_id_ == 0) return;
+  commands_.Send({"CLIENT", "UNBLOCK", absl::StrCat(client_id_)}, [](absl::StatusOr<RedisReply>) {});
+}
+
+void StreamNotifier::Kick() { Cycle(); }
+
+void StreamNotifier::Cycle() {
+  if (reading_ || streams_.empty() || !blocking_.connected()) return;
+  RedisArgv argv = {"XREAD", "COUNT", "1", "BLOCK"};
+  const std::string block_ms = absl::StrCat(absl::ToInt64Milliseconds(block_));
+  argv.push_back(block_ms);
+  argv.push_back("STREAMS");
+  argv.reserve(argv.size() + 2 * streams_.size());
+  for (const auto& [stream, w] : streams_) argv.push_back(stream);
+  for (const auto& [stream, w] : streams_) argv.push_back(w.last_id);
+  reading_ = true;
+  blocking_.Send(
+      argv,
+      [this, alive = alive_](absl::StatusOr<RedisReply> reply) {
+        if (*alive) OnRead(std::move(reply));
+      },
+      block_);
+}
+
+void StreamNotifier::OnRead(absl::StatusOr<RedisReply> reply) {
+  reading_ = false;
+  if (!reply.ok() || reply->is_error()) {
+    healthy_ = false;
+    spdlog::debug("stream notifier read failed: {}",
+                  reply.ok() ? reply->str : std::string(reply.status().message()));
+    // The blocking connection reconnects and calls OnBlockingConnected; a
+    // Redis error reply (e.g. a key of the wrong type) is retried on the
+    // next cycle after the dispatcher's tick.
+    return;
+  }
+  healthy_ = true;
+  std::vector<std::string> active;
+  if (reply->is_array()) {
+    for (const RedisReply& s : reply->elements) {
+      if (s.is_array() && s.elements.size() == 2 && streams_.contains(s.elements[0].str)) {
+        active.push_back(s.elements[0].str);
+      }
+    }
+  }
+  if (active.empty()) {
+    Cycle();
+    return;
+  }
+  // Advance L for every active stream, then report them, then block again.
+  auto remaining = std::make_shared<size_t>(active.size());
+  for (const std::string& stream : active) {
+    commands_.Send({"XREVRANGE", stream, "+", "-", "COUNT", "1"},
+                   [this, alive = alive_, stream, remaining](absl::StatusOr<RedisReply> r) {
+                     if (!*alive) return;
+                     auto it = streams_.find(stream);
+                     if (it != streams_.end()) UpdateLastId(r, it->second.last_id);
+                     on_activity_(stream);
+                     if (--*remaining == 0) Cycle();
+                   });
+  }
+}
+
+}  // namespace redrive

@@ -1,0 +1,75 @@
+// SubscribeSession: the gRPC reactor of one Subscribe stream (callback API).
+//
+// It validates the client's messages (registration first and once, verbs
+// batches of 1..10,000), forwards them to the DeliveryEngine, and writes what
+// the engine sends: one write in flight at a time, queued messages behind it,
+// consecutive delivery batches merged while a write is in flight. Finish is
+// called exactly once, after queued writes, and the reactor deletes itself in
+// OnDone, after detaching its sink so the engine can no longer reach it.
+//
+// Thread-safe: gRPC and the engine's loop call in concurrently.
+#ifndef REDRIVE_DAEMON_SUBSCRIBE_SESSION_H_
+#define REDRIVE_DAEMON_SUBSCRIBE_SESSION_H_
+
+#include <grpcpp/support/server_callback.h>
+
+#include <deque>
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "daemon/delivery_engine.h"
+#include "daemon/keys.h"
+#include "redrive/v1/broker.pb.h"
+
+namespace redrive {
+
+inline constexpr int kMaxVerbsPerMessage = 10000;
+
+class SubscribeSession final
+    : public grpc::ServerBidiReactor<v1::SubscribeRequest, v1::SubscribeResponse> {
+ public:
+  SubscribeSession(DeliveryEngine& engine, KeyStyle key_style, std::string instance_id);
+
+  void OnReadDone(bool ok) override;
+  void OnWriteDone(bool ok) override;
+  void OnCancel() override;
+  void OnDone() override;
+
+ private:
+  class Sink;
+  friend class Sink;
+
+  ~SubscribeSession() override = default;
+  // Queues `msg`; starts a write when none is in flight.
+  void Enqueue(v1::SubscribeResponse msg) ABSL_LOCKS_EXCLUDED(mu_);
+  // Finishes with `status` once queued messages are written (first call wins).
+  void RequestFinish(absl::Status status) ABSL_LOCKS_EXCLUDED(mu_);
+  void Pump() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Handles one client message; false when the stream was finished.
+  bool Handle(const v1::SubscribeRequest& request);
+  void FailAndDisconnect(absl::Status status);
+
+  DeliveryEngine& engine_;
+  const KeyStyle key_style_;
+  const std::string instance_id_;
+  const uint64_t id_;
+  std::shared_ptr<Sink> sink_;
+
+  // Reads: one in flight, touched only from OnReadDone.
+  v1::SubscribeRequest request_;
+  bool registered_ = false;
+
+  absl::Mutex mu_;
+  std::deque<v1::SubscribeResponse> queue_ ABSL_GUARDED_BY(mu_);
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool broken_ ABSL_GUARDED_BY(mu_) = false;
+  bool finish_requested_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::Status finish_status_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace redrive
+
+#endif  // REDRIVE_DAEMON_SUBSCRIBE_SESSION_H_
