@@ -517,6 +517,8 @@ void Dispatcher::FlushAcks() {
 // Resets the idle time of `ids` (still ours), or with `release` sets it past
 // every lease so any daemon's reclaimer takes them next.
 void Dispatcher::Touch(const Handler& h, const std::vector<std::string>& ids, bool release) {
+  spdlog::debug("{} {} entries of '{}' for handler '{}'", release ? "releasing" : "touching",
+                ids.size(), h.spec.keys.stream, h.spec.handler_id);
   RedisArgv argv = {"XCLAIM", h.spec.keys.stream, h.spec.keys.group, h.spec.consumer, "0"};
   argv.reserve(argv.size() + ids.size() + 3);
   for (const std::string& id : ids) argv.push_back(id);
@@ -539,6 +541,8 @@ void Dispatcher::Disconnect(uint64_t session_id) {
   auto it = sessions_.find(session_id);
   if (it == sessions_.end()) return;
   Session& s = *it->second;
+  spdlog::debug("session {} disconnected with {} deliveries in flight", session_id,
+                s.in_flight.size());
   DetachSession(s);
   sessions_.erase(it);
   FlushOut();
@@ -701,6 +705,8 @@ void Dispatcher::DeliverReclaimed(const std::string& key, std::vector<StreamEntr
     EntryPtr entry = MakeEntry(std::move(e));
     entry->attempt = c != counts.end() && c->second > 0 ? c->second : 2;
     ++stats_.reclaimed;
+    spdlog::debug("reclaimed entry {} of '{}' for handler '{}' (attempt {})", entry->id,
+                  h->spec.keys.stream, h->spec.handler_id, entry->attempt);
     Session* s = PickSession(*h);
     if (s != nullptr) {
       Deliver(*h, *s, std::move(entry));
