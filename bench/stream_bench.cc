@@ -1,0 +1,328 @@
+// stream_bench: delivery throughput and latency of redrived against a direct
+// hiredis consumer, on the same Redis, in the same run (R-K1, R-K2).
+//
+//   (a) direct: XREADGROUP COUNT 100 + one multi-id XACK per batch (pipelined
+//       with the next read) drains N pre-loaded entries;
+//   (b) redrived: the same N entries, delivered over gRPC to one Subscribe
+//       stream whose client ACKs every batch as it arrives;
+//   (c) live: publishers call Publish at a fixed offered rate while a
+//       subscriber ACKs; publish-to-ACK latency percentiles.
+// Prints messages/s for (a) and (b), their ratio, p50/p99/max latency, the
+// daemon's CPU microseconds per message during (b) and its peak RSS.
+//
+// Usage: stream_bench --redis-port=P --daemon=127.0.0.1:PORT --daemon-pid=PID
+//                     [--messages=200000] [--payload=100] [--rate=10000]
+//                     [--seconds=5]
+// Every loop is bounded by a message count and a deadline.
+#include <grpcpp/client_context.h>
+#include <hiredis/hiredis.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "daemon/envelope.h"
+#include "daemon/redis_client.h"
+#include "redrive/client.h"
+
+namespace {
+
+struct Args {
+  int redis_port = 0;
+  std::string daemon;
+  int daemon_pid = 0;
+  int messages = 200000;
+  int payload = 100;
+  int rate = 10000;
+  int seconds = 5;
+};
+
+bool Flag(absl::string_view arg, absl::string_view name, std::string* out) {
+  const std::string prefix = absl::StrCat("--", name, "=");
+  if (arg.substr(0, prefix.size()) != prefix) return false;
+  *out = std::string(arg.substr(prefix.size()));
+  return true;
+}
+
+Args Parse(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    std::string v;
+    if (Flag(argv[i], "redis-port", &v)) (void)absl::SimpleAtoi(v, &a.redis_port);
+    if (Flag(argv[i], "daemon", &v)) a.daemon = v;
+    if (Flag(argv[i], "daemon-pid", &v)) (void)absl::SimpleAtoi(v, &a.daemon_pid);
+    if (Flag(argv[i], "messages", &v)) (void)absl::SimpleAtoi(v, &a.messages);
+    if (Flag(argv[i], "payload", &v)) (void)absl::SimpleAtoi(v, &a.payload);
+    if (Flag(argv[i], "rate", &v)) (void)absl::SimpleAtoi(v, &a.rate);
+    if (Flag(argv[i], "seconds", &v)) (void)absl::SimpleAtoi(v, &a.seconds);
+  }
+  return a;
+}
+
+[[noreturn]] void Die(const std::string& why) {
+  std::cerr << "stream_bench: " << why << "\n";
+  std::exit(1);
+}
+
+std::unique_ptr<redrive::RedisConnection> Connect(int port) {
+  redrive::RedisConnectionOptions o;
+  o.address.host = "127.0.0.1";
+  o.address.port = port;
+  o.command_timeout = absl::Seconds(30);
+  return std::make_unique<redrive::RedisConnection>(o);
+}
+
+// utime + stime of `pid` in microseconds.
+double CpuMicros(int pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  std::string line;
+  std::getline(in, line);
+  const size_t close = line.rfind(')');
+  std::istringstream rest(line.substr(close + 2));
+  std::vector<std::string> fields;
+  std::string f;
+  while (rest >> f) fields.push_back(f);
+  // fields[0] is state (field 3); utime is field 14, stime field 15.
+  const double ticks = std::stod(fields[11]) + std::stod(fields[12]);
+  return ticks * 1e6 / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+std::string PeakRss(int pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return line.substr(6);
+  }
+  return "?";
+}
+
+void Preload(redrive::RedisConnection& redis, const std::string& stream, int n, int payload) {
+  const std::string body(static_cast<size_t>(payload), 'x');
+  absl::StatusOr<std::string> data =
+      redrive::EncodeBinaryV1({{"correlation_id", "bench"}}, body);
+  if (!data.ok()) Die("encode");
+  constexpr int kChunk = 1000;
+  for (int done = 0; done < n; done += kChunk) {
+    std::vector<redrive::RedisArgv> cmds;
+    for (int i = done; i < std::min(n, done + kChunk); ++i) {
+      cmds.push_back({"XADD", stream, "*", "__data__", *data});
+    }
+    if (!redis.Pipeline(cmds).ok()) Die("preload failed");
+  }
+}
+
+// (a) The direct consumer: the best a Redis client can do per round trip.
+// Raw hiredis (no reply copies): XACK of the previous batch pipelined with
+// the next XREADGROUP COUNT 100.
+double DirectConsumer(int port, const std::string& stream, int n) {
+  redisContext* c = redisConnect("127.0.0.1", port);
+  if (c == nullptr || c->err != 0) Die("direct connect");
+  auto command = [c](const std::vector<std::string>& argv) {
+    std::vector<const char*> ptrs;
+    std::vector<size_t> lens;
+    for (const std::string& a : argv) {
+      ptrs.push_back(a.data());
+      lens.push_back(a.size());
+    }
+    redisAppendCommandArgv(c, static_cast<int>(argv.size()), ptrs.data(), lens.data());
+  };
+  command({"XGROUP", "CREATE", stream, "direct", "0"});
+  void* reply = nullptr;
+  if (redisGetReply(c, &reply) != REDIS_OK) Die("group");
+  freeReplyObject(reply);
+  const absl::Time start = absl::Now();
+  const absl::Time deadline = start + absl::Minutes(2);
+  int consumed = 0;
+  std::vector<std::string> ack = {"XACK", stream, "direct"};
+  while (consumed < n && absl::Now() < deadline) {
+    const bool acking = ack.size() > 3;
+    if (acking) command(ack);
+    command({"XREADGROUP", "GROUP", "direct", "c1", "COUNT", "100", "STREAMS", stream, ">"});
+    if (acking) {
+      if (redisGetReply(c, &reply) != REDIS_OK) Die("direct ack");
+      freeReplyObject(reply);
+    }
+    if (redisGetReply(c, &reply) != REDIS_OK) Die("direct read");
+    ack.resize(3);
+    const auto* r = static_cast<const redisReply*>(reply);
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 1) {
+      const redisReply* entries = r->element[0]->element[1];
+      for (size_t i = 0; i < entries->elements; ++i) {
+        const redisReply* id = entries->element[i]->element[0];
+        ack.emplace_back(id->str, id->len);
+      }
+      consumed += static_cast<int>(entries->elements);
+    }
+    freeReplyObject(reply);
+  }
+  if (ack.size() > 3) {
+    command(ack);
+    if (redisGetReply(c, &reply) == REDIS_OK) freeReplyObject(reply);
+  }
+  const double secs = absl::ToDoubleSeconds(absl::Now() - start);
+  redisFree(c);
+  if (consumed < n) Die("direct consumer did not finish in time");
+  return n / secs;
+}
+
+using Stream = grpc::ClientReaderWriter<redrive::v1::SubscribeRequest, redrive::v1::SubscribeResponse>;
+
+// A Subscribe client that ACKs each batch as it arrives. `on_delivery` runs
+// for every delivery (before its ACK is written).
+struct AckingSubscriber {
+  template <typename F>
+  static int Run(redrive::Client& client, const redrive::v1::Register& reg, int expect,
+                 absl::Time deadline, F on_delivery, std::atomic<bool>* registered) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(deadline));
+    std::unique_ptr<Stream> stream = client.broker().Subscribe(&ctx);
+    redrive::v1::SubscribeRequest first;
+    *first.mutable_register_() = reg;
+    stream->Write(first);
+    redrive::v1::SubscribeResponse msg;
+    int received = 0;
+    while (received < expect && stream->Read(&msg)) {
+      if (msg.has_registered()) {
+        registered->store(true);
+        continue;
+      }
+      if (!msg.has_deliveries()) continue;
+      redrive::v1::SubscribeRequest acks;
+      for (const redrive::v1::Delivery& d : msg.deliveries().deliveries()) {
+        on_delivery(d);
+        redrive::v1::Verb* v = acks.mutable_verbs()->add_verbs();
+        v->set_delivery_id(d.delivery_id());
+        v->mutable_ack();
+        ++received;
+      }
+      stream->Write(acks);
+    }
+    stream->WritesDone();
+    ctx.TryCancel();
+    stream->Finish();
+    return received;
+  }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Args args = Parse(argc, argv);
+  if (args.redis_port == 0 || args.daemon.empty() || args.daemon_pid == 0) {
+    Die("usage: --redis-port=P --daemon=HOST:PORT --daemon-pid=PID [--messages=N]");
+  }
+  auto redis = Connect(args.redis_port);
+  auto client = redrive::Client::Connect(args.daemon);
+  if (!client->WaitForConnected(absl::Seconds(10))) Die("daemon not reachable");
+  const int n = args.messages;
+
+  // (a) and (b) drain the same pre-loaded entries, each with its own group.
+  std::cout << "preloading " << n << " entries of " << args.payload << " bytes...\n";
+  Preload(*redis, "bench.drain", n, args.payload);
+  const double direct = DirectConsumer(args.redis_port, "bench.drain", n);
+
+  redrive::v1::Register reg;
+  reg.set_channel("bench.drain");
+  reg.set_handler_id("via-daemon");
+  reg.set_max_in_flight(2000);
+  reg.mutable_start()->set_kind(redrive::v1::StartPosition::START_BACKLOG);
+  std::atomic<bool> registered{false};
+  const double cpu_before = CpuMicros(args.daemon_pid);
+  const absl::Time start = absl::Now();
+  const int got = AckingSubscriber::Run(*client, reg, n, start + absl::Minutes(2),
+                                        [](const redrive::v1::Delivery&) {}, &registered);
+  const double secs = absl::ToDoubleSeconds(absl::Now() - start);
+  // Let the daemon flush its last XACKs before reading its CPU time.
+  const absl::Time settle = absl::Now() + absl::Seconds(10);
+  while (absl::Now() < settle) {
+    absl::StatusOr<redrive::RedisReply> p = redis->Command({"XPENDING", "bench.drain", "via-daemon"});
+    if (p.ok() && p->is_array() && !p->elements.empty() && p->elements[0].integer == 0) break;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  const double cpu_us = CpuMicros(args.daemon_pid) - cpu_before;
+  if (got < n) Die(absl::StrCat("redrived delivered ", got, " of ", n));
+  const double via_daemon = n / secs;
+
+  // (c) live: fixed offered rate through Publish, latency to ACK.
+  const int live_total = args.rate * args.seconds;
+  std::vector<int64_t> latencies;
+  latencies.reserve(static_cast<size_t>(live_total));
+  absl::Mutex lat_mu;
+  std::atomic<bool> live_registered{false};
+  redrive::v1::Register live;
+  live.set_channel("bench.live");
+  live.set_handler_id("live");
+  live.set_max_in_flight(1000);
+  const absl::Time live_deadline = absl::Now() + absl::Seconds(args.seconds + 30);
+  std::thread subscriber([&] {
+    AckingSubscriber::Run(
+        *client, live, live_total, live_deadline,
+        [&](const redrive::v1::Delivery& d) {
+          int64_t sent = 0;
+          if (absl::SimpleAtoi(d.payload().substr(0, d.payload().find(' ')), &sent)) {
+            absl::MutexLock lock(&lat_mu);
+            latencies.push_back(absl::GetCurrentTimeNanos() - sent);
+          }
+        },
+        &live_registered);
+  });
+  const absl::Time reg_deadline = absl::Now() + absl::Seconds(10);
+  while (!live_registered.load() && absl::Now() < reg_deadline) absl::SleepFor(absl::Milliseconds(1));
+  // Publishers append straight to the stream (XADD of a FastStream
+  // envelope), so the figure is the daemon's delivery latency, not the
+  // publishing client's.
+  constexpr int kPublishers = 2;
+  std::vector<std::thread> publishers;
+  const std::string pad(static_cast<size_t>(std::max(0, args.payload - 20)), 'p');
+  const absl::Time live_start = absl::Now();
+  for (int p = 0; p < kPublishers; ++p) {
+    publishers.emplace_back([&, p] {
+      auto conn = Connect(args.redis_port);
+      const int mine = live_total / kPublishers;
+      const absl::Duration gap = absl::Seconds(1) * kPublishers / args.rate;
+      absl::Time next = live_start + gap * p / kPublishers;
+      for (int i = 0; i < mine && absl::Now() < live_deadline; ++i) {
+        const absl::Time now = absl::Now();
+        if (next > now) absl::SleepFor(next - now);
+        next += gap;
+        absl::StatusOr<std::string> data = redrive::EncodeBinaryV1(
+            {{"correlation_id", "live"}}, absl::StrCat(absl::GetCurrentTimeNanos(), " ", pad));
+        (void)conn->Command({"XADD", "bench.live", "*", "__data__", *data});
+      }
+    });
+  }
+  for (std::thread& t : publishers) t.join();
+  const double offered = live_total / absl::ToDoubleSeconds(absl::Now() - live_start);
+  subscriber.join();
+  std::sort(latencies.begin(), latencies.end());
+  auto pct = [&](double q) {
+    if (latencies.empty()) return 0.0;
+    return latencies[std::min(latencies.size() - 1, static_cast<size_t>(q * latencies.size()))] / 1e3;
+  };
+
+  std::printf("\n== redrive stream_bench (N=%d, payload %d B) ==\n", n, args.payload);
+  std::printf("(a) direct hiredis consumer   : %10.0f msg/s\n", direct);
+  std::printf("(b) redrived -> gRPC -> ack   : %10.0f msg/s\n", via_daemon);
+  std::printf("    ratio (b)/(a)             : %10.2f   (target >= 0.40)\n", via_daemon / direct);
+  std::printf("    daemon CPU per message    : %10.2f us (target <= 10)\n", cpu_us / n);
+  std::printf("(c) live at %d msg/s offered (achieved %.0f), %zu delivered\n", args.rate, offered,
+              latencies.size());
+  std::printf("    (latency: XADD by the publisher to the subscriber's ACK)\n");
+  std::printf("    publish-to-ack p50        : %10.0f us\n", pct(0.50));
+  std::printf("    publish-to-ack p99        : %10.0f us (target <= 2000)\n", pct(0.99));
+  std::printf("    publish-to-ack max        : %10.0f us\n", pct(1.0));
+  std::printf("    daemon peak RSS           : %s\n", PeakRss(args.daemon_pid).c_str());
+  return 0;
+}
