@@ -47,6 +47,8 @@ struct Args {
   int payload = 100;
   int rate = 10000;
   int seconds = 5;
+  int idle_handlers = 1000;
+  int idle_seconds = 10;
 };
 
 bool Flag(absl::string_view arg, absl::string_view name, std::string* out) {
@@ -67,6 +69,8 @@ Args Parse(int argc, char** argv) {
     if (Flag(argv[i], "payload", &v)) (void)absl::SimpleAtoi(v, &a.payload);
     if (Flag(argv[i], "rate", &v)) (void)absl::SimpleAtoi(v, &a.rate);
     if (Flag(argv[i], "seconds", &v)) (void)absl::SimpleAtoi(v, &a.seconds);
+    if (Flag(argv[i], "idle-handlers", &v)) (void)absl::SimpleAtoi(v, &a.idle_handlers);
+    if (Flag(argv[i], "idle-seconds", &v)) (void)absl::SimpleAtoi(v, &a.idle_seconds);
   }
   return a;
 }
@@ -99,13 +103,31 @@ double CpuMicros(int pid) {
   return ticks * 1e6 / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
-std::string PeakRss(int pid) {
+// A field of /proc/PID/status ("VmHWM", "Threads"), trimmed.
+std::string ProcStatus(int pid, absl::string_view field) {
   std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
   std::string line;
+  const std::string prefix = absl::StrCat(field, ":");
   while (std::getline(in, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return line.substr(6);
+    if (line.rfind(prefix, 0) == 0) {
+      const size_t start = line.find_first_not_of(" \t", prefix.size());
+      return start == std::string::npos ? "" : line.substr(start);
+    }
   }
   return "?";
+}
+
+// Commands Redis has processed so far (INFO stats total_commands_processed).
+int64_t RedisCommands(redrive::RedisConnection& redis) {
+  absl::StatusOr<redrive::RedisReply> r = redis.Command({"INFO", "stats"});
+  if (!r.ok()) return -1;
+  const std::string key = "total_commands_processed:";
+  const size_t at = r->str.find(key);
+  int64_t n = -1;
+  if (at != std::string::npos) {
+    (void)absl::SimpleAtoi(r->str.substr(at + key.size(), r->str.find('\r', at) - at - key.size()), &n);
+  }
+  return n;
 }
 
 void Preload(redrive::RedisConnection& redis, const std::string& stream, int n, int payload) {
@@ -323,6 +345,43 @@ int main(int argc, char** argv) {
   std::printf("    publish-to-ack p50        : %10.0f us\n", pct(0.50));
   std::printf("    publish-to-ack p99        : %10.0f us (target <= 2000)\n", pct(0.99));
   std::printf("    publish-to-ack max        : %10.0f us\n", pct(1.0));
-  std::printf("    daemon peak RSS           : %s\n", PeakRss(args.daemon_pid).c_str());
+  std::printf("    daemon peak RSS           : %s\n", ProcStatus(args.daemon_pid, "VmHWM").c_str());
+
+  // (d) K3: the cost of idle handlers. Each is its own Subscribe stream on
+  // its own channel; nothing is published.
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<Stream>> streams;
+  for (int i = 0; i < args.idle_handlers; ++i) {
+    contexts.push_back(std::make_unique<grpc::ClientContext>());
+    streams.push_back(client->broker().Subscribe(contexts.back().get()));
+    redrive::v1::SubscribeRequest r;
+    r.mutable_register_()->set_channel(absl::StrCat("bench.idle.", i));
+    r.mutable_register_()->set_handler_id("idle");
+    streams.back()->Write(r);
+  }
+  int registered_idle = 0;
+  for (auto& st : streams) {
+    redrive::v1::SubscribeResponse first;
+    if (st->Read(&first) && first.has_registered()) ++registered_idle;
+  }
+  const double idle_cpu_before = CpuMicros(args.daemon_pid);
+  const int64_t commands_before = RedisCommands(*redis);
+  absl::SleepFor(absl::Seconds(args.idle_seconds));
+  const double idle_cpu = CpuMicros(args.daemon_pid) - idle_cpu_before;
+  const int64_t idle_commands = RedisCommands(*redis) - commands_before - 1;
+  std::printf("(d) %d idle handlers registered (%d streams), over %d s:\n", registered_idle,
+              args.idle_handlers, args.idle_seconds);
+  std::printf("    daemon CPU                : %10.2f %% of one core\n",
+              idle_cpu / (args.idle_seconds * 1e4));
+  std::printf("    Redis commands per second : %10.1f\n",
+              static_cast<double>(idle_commands) / args.idle_seconds);
+  std::printf("    daemon threads            : %s\n", ProcStatus(args.daemon_pid, "Threads").c_str());
+  for (auto& c : contexts) c->TryCancel();
+  for (auto& st : streams) {
+    redrive::v1::SubscribeResponse ignored;
+    while (st->Read(&ignored)) {
+    }
+    st->Finish();
+  }
   return 0;
 }
