@@ -177,7 +177,7 @@ uint32_t Dispatcher::Capacity(const Handler& h) const {
   if (draining_) return 0;
   uint64_t free = 0;
   for (const Session* s : h.sessions) free += s->free_slots();
-  const uint64_t taken = h.backlog.size() + h.reserved;
+  const uint64_t taken = h.backlog.size() + h.reserved + h.fetching;
   return free > taken ? static_cast<uint32_t>(std::min<uint64_t>(free - taken, UINT32_MAX)) : 0;
 }
 
@@ -195,18 +195,75 @@ Dispatcher::Session* Dispatcher::PickSession(Handler& h) {
 
 void Dispatcher::Pump(Handler& h) {
   if (draining_ || h.backlog.empty()) return;
-  std::vector<std::string> touched;
-  while (!h.backlog.empty()) {
-    Session* s = PickSession(h);
-    if (s == nullptr) break;
-    EntryPtr e = std::move(h.backlog.front());
+  uint64_t free = 0;
+  for (const Session* s : h.sessions) free += s->free_slots();
+  const uint64_t taking = std::min<uint64_t>(
+      {free > h.fetching ? free - h.fetching : 0, h.backlog.size(), options_.read_batch});
+  if (taking == 0) return;
+  // Fetch the entries again; XCLAIM with min-idle 0 keeps them ours, resets
+  // their idle time and returns their fields (deleted ones are dropped).
+  std::vector<Entry> asked;
+  RedisArgv argv = {"XCLAIM", h.spec.keys.stream, h.spec.keys.group, h.spec.consumer, "0"};
+  for (uint64_t i = 0; i < taking; ++i) {
+    asked.push_back(std::move(h.backlog.front()));
     h.backlog.pop_front();
-    touched.push_back(e->id);
-    ++stats_.redeliveries;
-    Deliver(h, *s, std::move(e));
   }
-  // The new deliveries get a full lease in Redis too.
-  if (!h.auto_ack && !touched.empty()) Touch(h, touched, /*release=*/false);
+  for (const Entry& e : asked) argv.push_back(e.id);
+  h.fetching += static_cast<uint32_t>(asked.size());
+  const std::string key = h.key;
+  redis_.Send(argv, Guard([this, key, asked = std::move(asked)](absl::StatusOr<RedisReply> r) mutable {
+                OnFetched(key, std::move(asked), std::move(r));
+              }));
+}
+
+void Dispatcher::OnFetched(const std::string& key, std::vector<Entry> asked,
+                           absl::StatusOr<RedisReply> reply) {
+  Handler* h = FindHandler(key);
+  if (h == nullptr) return;  // pending under our consumer; a sweep takes it
+  h->fetching -= std::min<uint32_t>(h->fetching, static_cast<uint32_t>(asked.size()));
+  absl::StatusOr<std::vector<StreamEntry>> entries =
+      reply.ok() && !reply->is_error() ? ParseEntryList(*std::move(reply))
+                                       : absl::StatusOr<std::vector<StreamEntry>>(
+                                             absl::UnavailableError("fetch failed"));
+  if (!entries.ok()) {
+    ++stats_.redis_errors;
+    for (Entry& e : asked) h->backlog.push_front(std::move(e));
+    h->next_reclaim = options_.now();
+    return;
+  }
+  absl::flat_hash_map<std::string, uint32_t> attempts;
+  for (const Entry& e : asked) attempts[e.id] = e.attempt;
+  stats_.redeliveries += entries->size();
+  DeliverEntries(*h, *std::move(entries), attempts);
+  Pump(*h);
+  MaybeRead(*h);
+  FlushOut();
+}
+
+void Dispatcher::DeliverEntries(Handler& h, std::vector<StreamEntry>&& entries,
+                                const absl::flat_hash_map<std::string, uint32_t>& attempts) {
+  for (StreamEntry& e : entries) {
+    if (e.deleted) continue;
+    Entry entry{std::move(e.id), 1};
+    if (auto a = attempts.find(entry.id); a != attempts.end()) entry.attempt = a->second;
+    Session* s = PickSession(h);
+    if (s == nullptr) {
+      h.backlog.push_back(std::move(entry));  // refetched when a slot frees
+      continue;
+    }
+    e.id = entry.id;
+    v1::Delivery message = Decode(e);
+    Deliver(h, *s, std::move(entry), std::move(message));
+  }
+}
+
+absl::flat_hash_set<std::string> Dispatcher::HeldIds(const Handler& h) const {
+  absl::flat_hash_set<std::string> held;
+  for (const Session* s : h.sessions) {
+    for (const auto& [id, f] : s->in_flight) held.insert(f.entry.id);
+  }
+  for (const Entry& e : h.backlog) held.insert(e.id);
+  return held;
 }
 
 void Dispatcher::MaybeRead(Handler& h) {
@@ -280,7 +337,8 @@ void Dispatcher::OnRead(const std::string& key, uint32_t asked, uint64_t activit
     h->retry_after = options_.now() + options_.error_backoff;
     return;
   }
-  absl::StatusOr<std::vector<StreamEntry>> entries = ParseReadReply(*reply, h->spec.keys.stream);
+  absl::StatusOr<std::vector<StreamEntry>> entries =
+      ParseReadReply(*std::move(reply), h->spec.keys.stream);
   if (!entries.ok()) {
     ++stats_.redis_errors;
     spdlog::error("unexpected XREADGROUP reply: {}", std::string(entries.status().message()));
@@ -288,29 +346,19 @@ void Dispatcher::OnRead(const std::string& key, uint32_t asked, uint64_t activit
     return;
   }
   if (entries->size() < asked && activity == h->activity) h->more = false;
-  for (StreamEntry& e : *entries) {
-    EntryPtr entry = MakeEntry(std::move(e));
-    Session* s = PickSession(*h);
-    if (s != nullptr) {
-      Deliver(*h, *s, std::move(entry));
-    } else {
-      h->held_ids.insert(entry->id);
-      h->backlog.push_back(std::move(entry));
-    }
-  }
+  DeliverEntries(*h, *std::move(entries), {});
   MaybeRead(*h);
   FlushOut();
 }
 
-Dispatcher::EntryPtr Dispatcher::MakeEntry(StreamEntry&& e) {
-  auto entry = std::make_shared<Entry>();
-  entry->id = std::move(e.id);
-  if (absl::Status s = FillMessage(e, entry->message); !s.ok()) {
+v1::Delivery Dispatcher::Decode(const StreamEntry& e) {
+  v1::Delivery message;
+  if (absl::Status st = FillMessage(e, message); !st.ok()) {
     ++stats_.decode_errors;
-    spdlog::warn("entry {} has a corrupt envelope ({}); delivered as raw bytes", entry->id,
-                 std::string(s.message()));
+    spdlog::warn("entry {} has a corrupt envelope ({}); delivered as raw bytes", e.id,
+                 std::string(st.message()));
   }
-  return entry;
+  return message;
 }
 
 void Dispatcher::OnStreamActivity(const std::string& stream) {
@@ -328,23 +376,21 @@ void Dispatcher::OnStreamActivity(const std::string& stream) {
 
 // ---------------------------------------------------------------- delivering
 
-void Dispatcher::Deliver(Handler& h, Session& s, EntryPtr entry) {
+void Dispatcher::Deliver(Handler& h, Session& s, Entry entry, v1::Delivery&& message) {
   const uint64_t id = ++next_delivery_id_;
-  const absl::Time now = options_.now();
+  const absl::Time deadline = options_.now() + s.spec.lease;
   v1::Delivery* d = s.out_deliveries.mutable_deliveries()->add_deliveries();
-  *d = entry->message;
+  *d = std::move(message);
   d->set_delivery_id(id);
   d->set_channel(h.spec.channel);
   d->set_stream(h.spec.keys.stream);
-  d->set_entry_id(entry->id);
-  if (d->original_entry_id().empty()) d->set_original_entry_id(entry->id);
-  d->set_attempt(entry->attempt);
+  d->set_entry_id(entry.id);
+  if (d->original_entry_id().empty()) d->set_original_entry_id(entry.id);
+  d->set_attempt(entry.attempt);
   if (s.spec.has_retry_policy && !s.spec.retry_policy.unlimited()) {
     d->set_max_attempts(s.spec.retry_policy.max_retries() + 1);
   }
-  const absl::Time deadline = now + s.spec.lease;
   d->set_lease_deadline_unix_ms(UnixMillis(deadline));
-  h.held_ids.insert(entry->id);
   s.in_flight.emplace(id, Flight{std::move(entry), deadline});
   ++stats_.deliveries;
   if (!s.dirty) {
@@ -389,7 +435,6 @@ void Dispatcher::Notice(Session& s, uint64_t delivery_id, v1::Notice::Code code,
 void Dispatcher::Settle(Session& s, uint64_t delivery_id, Outcome outcome) {
   auto it = s.in_flight.find(delivery_id);
   if (it == s.in_flight.end()) return;
-  if (s.handler != nullptr) s.handler->held_ids.erase(it->second.entry->id);
   s.in_flight.erase(it);
   s.settled.emplace(delivery_id, outcome);
   s.settled_order.push_back(delivery_id);
@@ -421,7 +466,7 @@ void Dispatcher::Verbs(uint64_t session_id, const v1::Verbs& verbs) {
       }
       continue;
     }
-    const std::string& entry_id = it->second.entry->id;
+    const std::string& entry_id = it->second.entry.id;
     switch (verb.action_case()) {
       case v1::Verb::kAck:
         ++stats_.acks;
@@ -438,7 +483,8 @@ void Dispatcher::Verbs(uint64_t session_id, const v1::Verbs& verbs) {
           break;
         }
         ++stats_.nacks;
-        // Stays pending in Redis; reclaimed after the lease.
+        // Stays pending in Redis; reclaimed once idle for a lease.
+        if (h != nullptr) h->next_reclaim = std::min(h->next_reclaim, it->second.deadline);
         Settle(s, id, Outcome::kNacked);
         break;
       }
@@ -558,31 +604,24 @@ void Dispatcher::DetachSession(Session& s) {
   if (h == nullptr) return;
   h->waiting.erase(std::remove(h->waiting.begin(), h->waiting.end(), &s), h->waiting.end());
   h->sessions.erase(std::remove(h->sessions.begin(), h->sessions.end(), &s), h->sessions.end());
-  if (!s.in_flight.empty()) {
-    if (h->auto_ack) {
-      // Already acknowledged at read (at-most-once): nothing to give back.
-      for (auto& [id, f] : s.in_flight) h->held_ids.erase(f.entry->id);
-    } else {
-      // Oldest first, ahead of anything else waiting.
-      std::vector<std::pair<uint64_t, EntryPtr>> moved;
-      for (auto& [id, f] : s.in_flight) moved.emplace_back(id, std::move(f.entry));
-      std::sort(moved.begin(), moved.end(),
-                [](const auto& a, const auto& b) { return a.first > b.first; });
-      for (auto& [id, e] : moved) {
-        ++e->attempt;
-        h->backlog.push_front(std::move(e));
-      }
+  if (!s.in_flight.empty() && !h->auto_ack) {
+    // (Auto-ack entries were acknowledged at read: nothing to give back.)
+    // Oldest first, ahead of anything else waiting.
+    std::vector<std::pair<uint64_t, Entry>> moved;
+    for (auto& [id, f] : s.in_flight) moved.emplace_back(id, std::move(f.entry));
+    std::sort(moved.begin(), moved.end(),
+              [](const auto& a, const auto& b) { return a.first > b.first; });
+    for (auto& [id, e] : moved) {
+      ++e.attempt;
+      h->backlog.push_front(std::move(e));
     }
-    s.in_flight.clear();
   }
+  s.in_flight.clear();
   s.handler = nullptr;
   Pump(*h);
   if (h->sessions.empty() && !h->backlog.empty()) {
     std::vector<std::string> ids;
-    for (const EntryPtr& e : h->backlog) {
-      ids.push_back(e->id);
-      h->held_ids.erase(e->id);
-    }
+    for (const Entry& e : h->backlog) ids.push_back(e.id);
     h->backlog.clear();
     stats_.released += ids.size();
     Touch(*h, ids, /*release=*/true);
@@ -615,28 +654,31 @@ void Dispatcher::Tick() {
       ++stats_.lease_expiries;
       Settle(s, id, Outcome::kExpired);
     }
+    if (!expired.empty() && s.handler != nullptr) s.handler->next_reclaim = now;
   }
-  const bool reclaim = now >= next_reclaim_;
-  if (reclaim) next_reclaim_ = now + options_.reclaim_interval;
   for (auto& [key, handler] : handlers_) {
     Handler& h = *handler;
     if (!h.ready) continue;
     if (!notifier_.healthy()) h.more = true;  // poll while the notifier is down
     Pump(h);
-    if (reclaim && !h.auto_ack && !draining_) {
-      if (!h.backlog.empty()) {
-        std::vector<std::string> ids;
-        for (const EntryPtr& e : h.backlog) ids.push_back(e->id);
-        Touch(h, ids, /*release=*/false);
-      }
-      Reclaim(h);
+    // Entries waiting for a slot stay ours: keep their idle time low.
+    if (!h.backlog.empty() && !h.sessions.empty() && now >= h.backlog_touch_at) {
+      std::vector<std::string> ids;
+      for (const Entry& e : h.backlog) ids.push_back(e.id);
+      Touch(h, ids, /*release=*/false);
+      h.backlog_touch_at = now + h.spec.lease / 3;
     }
+    if (!h.auto_ack && !draining_ && now >= h.next_reclaim) Reclaim(h);
     MaybeRead(h);
   }
   if (!notifier_.healthy()) notifier_.Kick();
   FlushOut();
   if (draining_) CheckDrained();
   tick_timer_->Arm(options_.tick);
+}
+
+absl::Duration Dispatcher::SweepPeriod(const Handler& h) const {
+  return std::max(h.spec.lease, options_.min_sweep);
 }
 
 void Dispatcher::Reclaim(Handler& h) {
@@ -667,12 +709,16 @@ void Dispatcher::OnReclaimed(const std::string& key, absl::StatusOr<RedisReply> 
     return;
   }
   h->claim_cursor = reply->elements[0].str.empty() ? "0-0" : reply->elements[0].str;
-  absl::StatusOr<std::vector<StreamEntry>> entries = ParseEntryList(reply->elements[1]);
-  if (!entries.ok() || entries->empty()) return;
+  absl::StatusOr<std::vector<StreamEntry>> entries = ParseEntryList(std::move(reply->elements[1]));
+  if (!entries.ok()) return;
+  // More may be due right away when the scan has not wrapped around.
+  h->next_reclaim = h->claim_cursor != "0-0" ? options_.now() : options_.now() + SweepPeriod(*h);
+  if (entries->empty()) return;
   // Entries we still hold (a lease about to expire here) were only touched.
+  const absl::flat_hash_set<std::string> held = HeldIds(*h);
   std::vector<StreamEntry> fresh;
   for (StreamEntry& e : *entries) {
-    if (!e.deleted && !h->held_ids.contains(e.id)) fresh.push_back(std::move(e));
+    if (!e.deleted && !held.contains(e.id)) fresh.push_back(std::move(e));
   }
   if (fresh.empty()) return;
   // The attempt number is Redis's delivery count for each entry.
@@ -700,21 +746,13 @@ void Dispatcher::DeliverReclaimed(const std::string& key, std::vector<StreamEntr
   }
   if (h == nullptr) return;  // left pending, idle: the next reclaim takes it
   for (StreamEntry& e : entries) {
-    if (h->held_ids.contains(e.id)) continue;
     auto c = counts.find(e.id);
-    EntryPtr entry = MakeEntry(std::move(e));
-    entry->attempt = c != counts.end() && c->second > 0 ? c->second : 2;
-    ++stats_.reclaimed;
-    spdlog::debug("reclaimed entry {} of '{}' for handler '{}' (attempt {})", entry->id,
-                  h->spec.keys.stream, h->spec.handler_id, entry->attempt);
-    Session* s = PickSession(*h);
-    if (s != nullptr) {
-      Deliver(*h, *s, std::move(entry));
-    } else {
-      h->held_ids.insert(entry->id);
-      h->backlog.push_back(std::move(entry));
-    }
+    if (c == counts.end() || c->second == 0) counts[e.id] = 2;
+    spdlog::debug("reclaimed entry {} of '{}' for handler '{}' (attempt {})", e.id,
+                  h->spec.keys.stream, h->spec.handler_id, counts[e.id]);
   }
+  stats_.reclaimed += entries.size();
+  DeliverEntries(*h, std::move(entries), counts);
   FlushOut();
 }
 
@@ -742,10 +780,10 @@ void Dispatcher::CheckDrained() {
   for (auto& [key, h] : handlers_) {
     std::vector<std::string> ids;
     for (Session* s : h->sessions) {
-      for (auto& [id, f] : s->in_flight) ids.push_back(f.entry->id);
+      for (auto& [id, f] : s->in_flight) ids.push_back(f.entry.id);
       s->in_flight.clear();
     }
-    for (const EntryPtr& e : h->backlog) ids.push_back(e->id);
+    for (const Entry& e : h->backlog) ids.push_back(e.id);
     h->backlog.clear();
     if (!ids.empty() && !h->auto_ack) {
       stats_.released += ids.size();

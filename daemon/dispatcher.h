@@ -14,7 +14,9 @@
 //
 // Consumers are per daemon instance (`{handler}-{instance}`); sessions of a
 // handler share it, so a disconnected session's deliveries move to another
-// session at once without touching Redis ownership (R-B7). With no other
+// session at once without changing Redis ownership (R-B7): their ids wait in
+// the backlog and are fetched again (XCLAIM, which also resets the idle
+// time) when a slot is free. With no other
 // session here, they are released: their idle time is set past any lease so
 // any daemon's reclaimer takes them on its next tick.
 //
@@ -24,8 +26,9 @@
 // idle time in Redis. TERMINATE → acknowledged and counted (the retry issue
 // routes it to the DLQ). Lease expiry → the delivery is dropped and the entry
 // reclaimed like a NACK. The reclaimer (XAUTOCLAIM with min-idle = lease,
-// COUNT = free slots) runs every reclaim interval for handlers with free
-// slots.
+// COUNT = free slots) looks at a handler on the first tick after something
+// of its became due here (NACK, expiry, release), and otherwise once per
+// lease (at least 5 s) for entries orphaned by dead daemons.
 //
 // Thread model: every method runs on the EventLoop thread (Post to it).
 // Sessions are reached through SessionSink, which is thread-safe.
@@ -65,12 +68,14 @@ class SessionSink {
 struct DispatcherOptions {
   std::string instance_id;
   // Most entries per XREADGROUP / XAUTOCLAIM.
-  uint32_t read_batch = 128;
+  uint32_t read_batch = 256;
   // XACK batching: flush at this many ids or after `ack_delay`.
   size_t ack_batch = 256;
   absl::Duration ack_delay = absl::Milliseconds(1);
   absl::Duration tick = absl::Milliseconds(100);
-  absl::Duration reclaim_interval = absl::Seconds(1);
+  // Shortest interval between two sweeps of one handler (the sweep period is
+  // max(lease, this)).
+  absl::Duration min_sweep = absl::Seconds(5);
   // Delay before a read is retried after a Redis error.
   absl::Duration error_backoff = absl::Milliseconds(100);
   std::function<absl::Time()> now = [] { return absl::Now(); };
@@ -127,17 +132,17 @@ class Dispatcher {
   struct Handler;
   struct Session;
   struct Entry;
-  using EntryPtr = std::shared_ptr<Entry>;
   enum class Outcome : uint8_t { kAcked, kNacked, kTerminated, kExpired, kMoved };
 
+  // An entry this daemon holds: in flight, or waiting for a slot. The
+  // payload is not kept; a redelivery fetches it again (XCLAIM).
   struct Entry {
     std::string id;
     uint32_t attempt = 1;
-    v1::Delivery message;  // payload part, filled once
   };
 
   struct Flight {
-    EntryPtr entry;
+    Entry entry;
     absl::Time deadline;
   };
 
@@ -167,8 +172,10 @@ class Dispatcher {
     std::vector<Session*> sessions;  // attached
     std::vector<Session*> waiting;   // registered before the group was ready
     size_t round_robin = 0;
-    std::deque<EntryPtr> backlog;
-    absl::flat_hash_set<std::string> held_ids;  // in flight or in the backlog
+    // Entries of disconnected sessions waiting for a slot (ids only).
+    std::deque<Entry> backlog;
+    uint32_t fetching = 0;  // backlog entries being fetched for delivery
+    absl::Time backlog_touch_at = absl::InfinitePast();
     // Read state of the main stream.
     bool more = true;
     uint64_t activity = 0;  // bumps on every notification
@@ -177,6 +184,10 @@ class Dispatcher {
     absl::Time retry_after = absl::InfinitePast();
     bool claiming = false;
     std::string claim_cursor = "0-0";
+    // When the reclaimer next looks at this handler: soon after a NACK, an
+    // expiry or a release; otherwise one sweep per lease (orphans of dead
+    // daemons), so idle handlers cost next to nothing.
+    absl::Time next_reclaim = absl::InfinitePast();
   };
 
   void CreateGroup(Handler& h);
@@ -187,7 +198,15 @@ class Dispatcher {
   void MaybeRead(Handler& h);
   void OnRead(const std::string& key, uint32_t asked, uint64_t activity,
               absl::StatusOr<RedisReply> reply);
-  void Deliver(Handler& h, Session& s, EntryPtr entry);
+  void Deliver(Handler& h, Session& s, Entry entry, v1::Delivery&& message);
+  // Delivers freshly read or fetched entries to sessions with free slots;
+  // what finds no slot goes to the backlog (ids only).
+  void DeliverEntries(Handler& h, std::vector<StreamEntry>&& entries,
+                      const absl::flat_hash_map<std::string, uint32_t>& attempts);
+  void OnFetched(const std::string& key, std::vector<Entry> asked,
+                 absl::StatusOr<RedisReply> reply);
+  // Entry ids this daemon holds for `h` (in flight or in the backlog).
+  absl::flat_hash_set<std::string> HeldIds(const Handler& h) const;
   Session* PickSession(Handler& h);
   void Settle(Session& s, uint64_t delivery_id, Outcome outcome);
   void Notice(Session& s, uint64_t delivery_id, v1::Notice::Code code, std::string message);
@@ -199,11 +218,12 @@ class Dispatcher {
   void OnReclaimed(const std::string& key, absl::StatusOr<RedisReply> reply);
   void DeliverReclaimed(const std::string& key, std::vector<StreamEntry> entries,
                         absl::StatusOr<RedisReply> pending);
+  absl::Duration SweepPeriod(const Handler& h) const;
   void DetachSession(Session& s);
   void MaybeRemoveHandler(Handler& h);
   void FlushOut();
   void CheckDrained();
-  EntryPtr MakeEntry(StreamEntry&& e);
+  v1::Delivery Decode(const StreamEntry& e);
   Handler* FindHandler(const std::string& key);
   // Wraps a Redis callback so it does nothing once the dispatcher is gone.
   AsyncCallback Guard(std::function<void(absl::StatusOr<RedisReply>)> fn);
@@ -223,7 +243,6 @@ class Dispatcher {
   std::unique_ptr<EventLoop::Timer> ack_timer_;
   bool ack_timer_armed_ = false;
   std::unique_ptr<EventLoop::Timer> tick_timer_;
-  absl::Time next_reclaim_ = absl::InfinitePast();
   std::vector<Session*> dirty_;
   DispatcherStats stats_;
   // Drain state.

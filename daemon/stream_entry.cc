@@ -36,26 +36,31 @@ void TraceFromJsonBody(const std::string& body, v1::TraceContext& trace) {
 
 }  // namespace
 
-absl::StatusOr<std::vector<StreamEntry>> ParseEntryList(const RedisReply& list) {
+namespace {
+
+// Shared by the copying and the moving parsers: `Take` copies or moves a
+// string out of a reply node.
+template <typename Reply, typename Take>
+absl::StatusOr<std::vector<StreamEntry>> ParseEntries(Reply&& list, Take take) {
   std::vector<StreamEntry> out;
   if (list.is_nil()) return out;
   if (!list.is_array()) {
     return absl::InternalError(absl::StrCat("entry list expected, got ", list.DebugString()));
   }
   out.reserve(list.elements.size());
-  for (const RedisReply& e : list.elements) {
+  for (auto& e : list.elements) {
     if (!e.is_array() || e.elements.size() != 2 || !e.elements[0].is_string()) {
       return absl::InternalError(absl::StrCat("malformed stream entry ", e.DebugString()));
     }
     StreamEntry entry;
-    entry.id = e.elements[0].str;
-    const RedisReply& fields = e.elements[1];
+    entry.id = take(e.elements[0].str);
+    auto& fields = e.elements[1];
     if (fields.is_nil()) {
       entry.deleted = true;
     } else if (fields.is_array() && fields.elements.size() % 2 == 0) {
       entry.fields.reserve(fields.elements.size() / 2);
       for (size_t i = 0; i + 1 < fields.elements.size(); i += 2) {
-        entry.fields.emplace_back(fields.elements[i].str, fields.elements[i + 1].str);
+        entry.fields.emplace_back(take(fields.elements[i].str), take(fields.elements[i + 1].str));
       }
     } else {
       return absl::InternalError(absl::StrCat("malformed stream fields ", fields.DebugString()));
@@ -65,18 +70,46 @@ absl::StatusOr<std::vector<StreamEntry>> ParseEntryList(const RedisReply& list) 
   return out;
 }
 
+// The entry list of `stream` in a read reply (const or not), or null.
+template <typename Reply>
+Reply* FindStream(Reply& reply, absl::string_view stream) {
+  for (Reply& s : reply.elements) {
+    if (s.is_array() && s.elements.size() == 2 && s.elements[0].str == stream) {
+      return &s.elements[1];
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<StreamEntry>> ParseEntryList(const RedisReply& list) {
+  return ParseEntries(list, [](const std::string& s) { return s; });
+}
+
+absl::StatusOr<std::vector<StreamEntry>> ParseEntryList(RedisReply&& list) {
+  return ParseEntries(list, [](std::string& s) { return std::move(s); });
+}
+
 absl::StatusOr<std::vector<StreamEntry>> ParseReadReply(const RedisReply& reply,
                                                         absl::string_view stream) {
   if (reply.is_nil()) return std::vector<StreamEntry>{};
   if (!reply.is_array()) {
     return absl::InternalError(absl::StrCat("read reply expected, got ", reply.DebugString()));
   }
-  for (const RedisReply& s : reply.elements) {
-    if (s.is_array() && s.elements.size() == 2 && s.elements[0].str == stream) {
-      return ParseEntryList(s.elements[1]);
-    }
+  const RedisReply* list = FindStream(reply, stream);
+  return list == nullptr ? std::vector<StreamEntry>{} : ParseEntryList(*list);
+}
+
+absl::StatusOr<std::vector<StreamEntry>> ParseReadReply(RedisReply&& reply,
+                                                        absl::string_view stream) {
+  if (reply.is_nil()) return std::vector<StreamEntry>{};
+  if (!reply.is_array()) {
+    return absl::InternalError(absl::StrCat("read reply expected, got ", reply.DebugString()));
   }
-  return std::vector<StreamEntry>{};
+  RedisReply* list = FindStream(reply, stream);
+  return list == nullptr ? std::vector<StreamEntry>{}
+                         : ParseEntryList(std::move(*list));
 }
 
 absl::Status FillMessage(const StreamEntry& entry, v1::Delivery& d) {

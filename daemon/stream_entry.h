@@ -25,10 +25,14 @@ struct StreamEntry {
 // Parses the entry list of an XRANGE / XREADGROUP / XAUTOCLAIM reply:
 // [[id, [field, value, ...] | nil], ...]. INTERNAL on a malformed reply.
 absl::StatusOr<std::vector<StreamEntry>> ParseEntryList(const RedisReply& list);
+// The same, moving the strings out of `list` (the hot path).
+absl::StatusOr<std::vector<StreamEntry>> ParseEntryList(RedisReply&& list);
 
 // Parses an XREADGROUP / XREAD reply [[stream, entries], ...] (nil = none)
 // into the entries of `stream` (other streams' entries are ignored).
 absl::StatusOr<std::vector<StreamEntry>> ParseReadReply(const RedisReply& reply,
+                                                        absl::string_view stream);
+absl::StatusOr<std::vector<StreamEntry>> ParseReadReply(RedisReply&& reply,
                                                         absl::string_view stream);
 
 // Fills the message part of `delivery` from `entry`: payload, headers (the

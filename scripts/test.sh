@@ -2,7 +2,7 @@
 # One command from a fresh Debian 12 machine to a passing test suite:
 # installs the packages, builds, and runs every test (unit, integration
 # against real redis-servers the harness starts on loopback, end to end
-# through the real daemon from C++ and Python); then builds and runs the
+# through the real daemon from C++, Python and Node.js); then builds and runs the
 # whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer;
 # finally compiles the daemon with clang -Wthread-safety and fuzzes the
 # envelope decoders for a bounded time.
