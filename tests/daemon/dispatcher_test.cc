@@ -653,6 +653,91 @@ TEST_F(DispatcherTest, NackAfterAckGetsAlreadySettled) {
   EXPECT_EQ(Stats().nacks, 0u);
 }
 
+TEST_F(DispatcherTest, NackLeavesEntryPendingAndFreesTheSlot) {
+  redis_.Append(1, 2);
+  Start();
+  v1::Register reg = Reg(/*max_in_flight=*/1);
+  reg.mutable_start()->set_kind(v1::StartPosition::START_BACKLOG);
+  auto sink = Register(1, reg);
+  ASSERT_EQ(sink->deliveries().size(), 1u);
+
+  Verbs(1, VerbsOf({Nack(sink->deliveries()[0].delivery_id())}));
+  EXPECT_THAT(Sent("XREADGROUP"), ElementsAre(ReadCommand(1), ReadCommand(1)));
+  const std::vector<v1::Delivery> ds = sink->deliveries();
+  ASSERT_EQ(ds.size(), 2u);
+  ExpectEntry(ds[1], 2, 1);
+  EXPECT_EQ(Stats().nacks, 1u);
+
+  // Entry 1 stays pending: the next XACK (which flushes everything queued)
+  // names entry 2 only.
+  Verbs(1, VerbsOf({Ack(ds[1].delivery_id())}));
+  ASSERT_TRUE(commands_->WaitForCount("XACK", 1, kWait));
+  EXPECT_THAT(Sent("XACK"), ElementsAre(AckCommand({Id(2)})));
+}
+
+TEST_F(DispatcherTest, TerminateAcknowledgesAndLaterVerbsAreNoticed) {
+  redis_.Append(1, 1);
+  Start();
+  v1::Register reg = Reg();
+  reg.mutable_start()->set_kind(v1::StartPosition::START_BACKLOG);
+  auto sink = Register(1, reg);
+  ASSERT_EQ(sink->deliveries().size(), 1u);
+  const uint64_t id = sink->deliveries()[0].delivery_id();
+
+  v1::Verb terminate;
+  terminate.set_delivery_id(id);
+  terminate.mutable_terminate()->set_reason("cannot parse");
+  Verbs(1, VerbsOf({terminate}));
+  ASSERT_TRUE(commands_->WaitForCount("XACK", 1, kWait));
+  EXPECT_THAT(Sent("XACK"), ElementsAre(AckCommand({Id(1)})));
+  EXPECT_EQ(Stats().terminates, 1u);
+  EXPECT_EQ(InFlight(1), 0u);
+
+  Verbs(1, VerbsOf({Ack(id)}));  // an ACK after TERMINATE is not a repeat
+  const std::vector<v1::Notice> notices = sink->notices();
+  ASSERT_EQ(notices.size(), 1u);
+  EXPECT_EQ(notices[0].code(), v1::Notice::ALREADY_SETTLED);
+}
+
+TEST_F(DispatcherTest, VerbWithoutActionGetsInvalidVerbNotice) {
+  redis_.Append(1, 1);
+  Start();
+  v1::Register reg = Reg();
+  reg.mutable_start()->set_kind(v1::StartPosition::START_BACKLOG);
+  auto sink = Register(1, reg);
+  ASSERT_EQ(sink->deliveries().size(), 1u);
+  const uint64_t id = sink->deliveries()[0].delivery_id();
+
+  v1::Verb empty;
+  empty.set_delivery_id(id);
+  Verbs(1, VerbsOf({empty}));
+  const std::vector<v1::Notice> notices = sink->notices();
+  ASSERT_EQ(notices.size(), 1u);
+  EXPECT_EQ(notices[0].delivery_id(), id);
+  EXPECT_EQ(notices[0].code(), v1::Notice::INVALID_VERB);
+  EXPECT_EQ(InFlight(1), 1u);
+}
+
+TEST_F(DispatcherTest, StoppedSessionGetsNoNewDeliveriesButSettles) {
+  redis_.Append(1, 1);
+  Start();
+  v1::Register reg = Reg();
+  reg.mutable_start()->set_kind(v1::StartPosition::START_BACKLOG);
+  auto sink = Register(1, reg);
+  ASSERT_EQ(sink->deliveries().size(), 1u);
+
+  OnLoop([](Dispatcher& d) { d.Stop(1); });
+  redis_.Append(2, 3);
+  Activity(kStream);
+  EXPECT_EQ(Reads(), 1u);
+
+  Verbs(1, VerbsOf({Ack(sink->deliveries()[0].delivery_id())}));
+  ASSERT_TRUE(commands_->WaitForCount("XACK", 1, kWait));
+  EXPECT_THAT(Sent("XACK"), ElementsAre(AckCommand({Id(1)})));
+  EXPECT_EQ(Reads(), 1u);
+  EXPECT_EQ(sink->deliveries().size(), 1u);
+}
+
 // ------------------------------------------------------------ sessions
 
 TEST_F(DispatcherTest, DisconnectedSessionsDeliveriesMoveToTheOtherSession) {
@@ -886,6 +971,34 @@ TEST_F(DispatcherTest, ReclaimedEntryIsDeliveredWithRedisDeliveryCountAsAttempt)
   EXPECT_EQ(pending[0][4], Id(7));
   EXPECT_EQ(pending[0][6], kConsumer);
   EXPECT_EQ(Stats().reclaimed, 1u);
+}
+
+TEST_F(DispatcherTest, ReadAndReclaimNeverAskForTheSameSlots) {
+  Start(FastTickOptions());
+  commands_->Hold("XAUTOCLAIM");
+  auto sink = Register(1, Reg(/*max_in_flight=*/2, /*lease_ms=*/1000));
+  ASSERT_THAT(Sent("XREADGROUP"), ElementsAre(ReadCommand(2)));  // found nothing
+
+  // The first tick, or the one at +1 s, sends the reclaimer's XAUTOCLAIM.
+  AwaitTickAt(kT0 + absl::Seconds(1));
+  ASSERT_EQ(commands_->held("XAUTOCLAIM"), 1u);
+  EXPECT_THAT(Sent("XAUTOCLAIM"), ElementsAre(Command{"XAUTOCLAIM", kStream, kHandler, kConsumer,
+                                                      "1000", "0-0", "COUNT", "2"}));
+
+  // Both slots are promised to the claim: new entries are not read yet.
+  redis_.Append(1, 3);
+  Activity(kStream);
+  AwaitTickAt(kT0 + absl::Milliseconds(1001));
+  EXPECT_EQ(Reads(), 1u);
+
+  // The claim found nothing: the slots go to the main stream.
+  ASSERT_EQ(commands_->Release("XAUTOCLAIM"), 1u);
+  ASSERT_TRUE(sink->WaitForDeliveries(2, kWait));
+  EXPECT_THAT(Sent("XREADGROUP"), ElementsAre(ReadCommand(2), ReadCommand(2)));
+  const std::vector<v1::Delivery> ds = sink->deliveries();
+  ASSERT_EQ(ds.size(), 2u);
+  ExpectEntry(ds[0], 1, 1);
+  ExpectEntry(ds[1], 2, 1);
 }
 
 // ------------------------------------------------------------ lost groups
