@@ -132,6 +132,7 @@ void Dispatcher::CreateGroup(Handler& handler) {
                   OnGroupReady(*h, status);
                   return;
                 }
+                h->watched = true;
                 notifier_.Watch(h->spec.keys.stream, [this, alive = alive_, key] {
                   if (!*alive) return;
                   if (Handler* hh = FindHandler(key)) OnGroupReady(*hh, absl::OkStatus());
@@ -211,15 +212,22 @@ void Dispatcher::Pump(Handler& h) {
   for (const Entry& e : asked) argv.push_back(e.id);
   h.fetching += static_cast<uint32_t>(asked.size());
   const std::string key = h.key;
-  redis_.Send(argv, Guard([this, key, asked = std::move(asked)](absl::StatusOr<RedisReply> r) mutable {
-                OnFetched(key, std::move(asked), std::move(r));
+  redis_.Send(argv, Guard([this, key, target = TargetOf(h), asked = std::move(asked)](
+                              absl::StatusOr<RedisReply> r) mutable {
+                OnFetched(key, target, std::move(asked), std::move(r));
               }));
 }
 
-void Dispatcher::OnFetched(const std::string& key, std::vector<Entry> asked,
-                           absl::StatusOr<RedisReply> reply) {
+void Dispatcher::OnFetched(const std::string& key, const Target& target,
+                           std::vector<Entry> asked, absl::StatusOr<RedisReply> reply) {
   Handler* h = FindHandler(key);
-  if (h == nullptr) return;  // pending under our consumer; a sweep takes it
+  if (h == nullptr) {
+    // The last session left meanwhile; the fetch made them look fresh.
+    std::vector<std::string> ids;
+    for (const Entry& e : asked) ids.push_back(e.id);
+    Touch(target, ids, /*release=*/true);
+    return;
+  }
   h->fetching -= std::min<uint32_t>(h->fetching, static_cast<uint32_t>(asked.size()));
   absl::StatusOr<std::vector<StreamEntry>> entries =
       reply.ok() && !reply->is_error() ? ParseEntryList(*std::move(reply))
@@ -280,34 +288,25 @@ void Dispatcher::MaybeRead(Handler& h) {
   argv.insert(argv.end(), {"STREAMS", h.spec.keys.stream, ">"});
   const std::string key = h.key;
   const uint64_t activity = h.activity;
-  redis_.Send(argv, Guard([this, key, count, activity](absl::StatusOr<RedisReply> r) {
-                OnRead(key, count, activity, std::move(r));
+  redis_.Send(argv, Guard([this, key, target = TargetOf(h), count, activity](
+                              absl::StatusOr<RedisReply> r) {
+                OnRead(key, target, count, activity, std::move(r));
               }));
 }
 
-void Dispatcher::OnRead(const std::string& key, uint32_t asked, uint64_t activity,
-                        absl::StatusOr<RedisReply> reply) {
+void Dispatcher::OnRead(const std::string& key, const Target& target, uint32_t asked,
+                        uint64_t activity, absl::StatusOr<RedisReply> reply) {
   Handler* h = FindHandler(key);
   if (h == nullptr) {
-    // Every session left while the read was out. What was read stays
-    // pending under our consumer; release it for any reclaimer.
+    // Every session left while the read was out: what it read is pending
+    // under our consumer; release it for any reclaimer.
     if (reply.ok() && !reply->is_error()) {
-      // The handler's stream name is in the reply itself.
-      if (reply->is_array() && !reply->elements.empty() &&
-          reply->elements[0].elements.size() == 2) {
-        const std::string stream = reply->elements[0].elements[0].str;
-        absl::StatusOr<std::vector<StreamEntry>> entries = ParseEntryList(reply->elements[0].elements[1]);
-        const size_t nul = key.find('\0');
-        if (entries.ok() && !entries->empty() && nul != std::string::npos) {
-          RedisArgv argv = {"XCLAIM", stream, key.substr(nul + 1),
-                            ConsumerName(key.substr(nul + 1), options_.instance_id), "0"};
-          std::vector<std::string> ids;
-          for (const StreamEntry& e : *entries) ids.push_back(e.id);
-          for (const std::string& id : ids) argv.push_back(id);
-          argv.insert(argv.end(), {"IDLE", kReleaseIdleMs, "JUSTID"});
-          redis_.Send(argv, [](absl::StatusOr<RedisReply>) {});
-          stats_.released += ids.size();
-        }
+      absl::StatusOr<std::vector<StreamEntry>> entries =
+          ParseReadReply(*std::move(reply), target.stream);
+      if (entries.ok()) {
+        std::vector<std::string> ids;
+        for (const StreamEntry& e : *entries) ids.push_back(e.id);
+        Touch(target, ids, /*release=*/true);
       }
     }
     return;
@@ -323,12 +322,19 @@ void Dispatcher::OnRead(const std::string& key, uint32_t asked, uint64_t activit
       spdlog::warn("group '{}' on '{}' is gone; recreating it at the stream's end",
                    h->spec.keys.group, h->spec.keys.stream);
       redis_.Send({"XGROUP", "CREATE", h->spec.keys.stream, h->spec.keys.group, "$", "MKSTREAM"},
-                  Guard([this, key](absl::StatusOr<RedisReply>) {
-                    if (Handler* hh = FindHandler(key)) {
-                      hh->more = true;
-                      MaybeRead(*hh);
-                      FlushOut();
+                  Guard([this, key](absl::StatusOr<RedisReply> r) {
+                    Handler* hh = FindHandler(key);
+                    if (hh == nullptr) return;
+                    hh->more = true;
+                    const bool created =
+                        r.ok() && (!r->is_error() || absl::StartsWith(r->str, "BUSYGROUP"));
+                    if (!created) {
+                      ++stats_.redis_errors;
+                      hh->retry_after = options_.now() + options_.error_backoff;
+                      return;  // the tick retries the read (and so the creation)
                     }
+                    MaybeRead(*hh);
+                    FlushOut();
                   }));
       return;
     }
@@ -560,12 +566,20 @@ void Dispatcher::FlushAcks() {
   acks_queued_ = 0;
 }
 
-// Resets the idle time of `ids` (still ours), or with `release` sets it past
-// every lease so any daemon's reclaimer takes them next.
+Dispatcher::Target Dispatcher::TargetOf(const Handler& h) {
+  return Target{h.spec.keys.stream, h.spec.keys.group, h.spec.consumer};
+}
+
 void Dispatcher::Touch(const Handler& h, const std::vector<std::string>& ids, bool release) {
-  spdlog::debug("{} {} entries of '{}' for handler '{}'", release ? "releasing" : "touching",
-                ids.size(), h.spec.keys.stream, h.spec.handler_id);
-  RedisArgv argv = {"XCLAIM", h.spec.keys.stream, h.spec.keys.group, h.spec.consumer, "0"};
+  Touch(TargetOf(h), ids, release);
+}
+
+void Dispatcher::Touch(const Target& t, const std::vector<std::string>& ids, bool release) {
+  if (ids.empty()) return;
+  spdlog::debug("{} {} entries of '{}' in group '{}'", release ? "releasing" : "touching",
+                ids.size(), t.stream, t.group);
+  if (release) stats_.released += ids.size();
+  RedisArgv argv = {"XCLAIM", t.stream, t.group, t.consumer, "0"};
   argv.reserve(argv.size() + ids.size() + 3);
   for (const std::string& id : ids) argv.push_back(id);
   if (release) argv.insert(argv.end(), {"IDLE", kReleaseIdleMs});
@@ -623,7 +637,6 @@ void Dispatcher::DetachSession(Session& s) {
     std::vector<std::string> ids;
     for (const Entry& e : h->backlog) ids.push_back(e.id);
     h->backlog.clear();
-    stats_.released += ids.size();
     Touch(*h, ids, /*release=*/true);
   }
   MaybeRead(*h);
@@ -635,7 +648,7 @@ void Dispatcher::MaybeRemoveHandler(Handler& h) {
   auto& keys = by_stream_[h.spec.keys.stream];
   keys.erase(std::remove(keys.begin(), keys.end(), h.key), keys.end());
   if (keys.empty()) by_stream_.erase(h.spec.keys.stream);
-  if (h.ready) notifier_.Unwatch(h.spec.keys.stream);
+  if (h.watched) notifier_.Unwatch(h.spec.keys.stream);
   handlers_.erase(h.key);  // destroys h
 }
 
@@ -785,10 +798,7 @@ void Dispatcher::CheckDrained() {
     }
     for (const Entry& e : h->backlog) ids.push_back(e.id);
     h->backlog.clear();
-    if (!ids.empty() && !h->auto_ack) {
-      stats_.released += ids.size();
-      Touch(*h, ids, /*release=*/true);
-    }
+    if (!h->auto_ack) Touch(*h, ids, /*release=*/true);
   }
   FlushAcks();
   for (auto& [id, s] : sessions_) {

@@ -164,10 +164,19 @@ class Dispatcher {
     uint32_t free_slots() const;
   };
 
+  // The Redis names an entry operation needs, copied so that a reply can
+  // still act after its handler is gone.
+  struct Target {
+    std::string stream;
+    std::string group;
+    std::string consumer;
+  };
+
   struct Handler {
     std::string key;
     SubscriptionSpec spec;  // of the first registration
     bool ready = false;
+    bool watched = false;  // notifier_.Watch was called (Unwatch on removal)
     bool auto_ack = false;
     std::vector<Session*> sessions;  // attached
     std::vector<Session*> waiting;   // registered before the group was ready
@@ -196,14 +205,14 @@ class Dispatcher {
   uint32_t Capacity(const Handler& h) const;
   void Pump(Handler& h);
   void MaybeRead(Handler& h);
-  void OnRead(const std::string& key, uint32_t asked, uint64_t activity,
+  void OnRead(const std::string& key, const Target& target, uint32_t asked, uint64_t activity,
               absl::StatusOr<RedisReply> reply);
   void Deliver(Handler& h, Session& s, Entry entry, v1::Delivery&& message);
   // Delivers freshly read or fetched entries to sessions with free slots;
   // what finds no slot goes to the backlog (ids only).
   void DeliverEntries(Handler& h, std::vector<StreamEntry>&& entries,
                       const absl::flat_hash_map<std::string, uint32_t>& attempts);
-  void OnFetched(const std::string& key, std::vector<Entry> asked,
+  void OnFetched(const std::string& key, const Target& target, std::vector<Entry> asked,
                  absl::StatusOr<RedisReply> reply);
   // Entry ids this daemon holds for `h` (in flight or in the backlog).
   absl::flat_hash_set<std::string> HeldIds(const Handler& h) const;
@@ -212,7 +221,11 @@ class Dispatcher {
   void Notice(Session& s, uint64_t delivery_id, v1::Notice::Code code, std::string message);
   void QueueAck(const Handler& h, const std::string& id);
   void FlushAcks();
+  static Target TargetOf(const Handler& h);
+  // Resets the idle time of `ids` (still ours), or with `release` sets it
+  // past every lease so any daemon's reclaimer takes them next.
   void Touch(const Handler& h, const std::vector<std::string>& ids, bool release);
+  void Touch(const Target& t, const std::vector<std::string>& ids, bool release);
   void Tick();
   void Reclaim(Handler& h);
   void OnReclaimed(const std::string& key, absl::StatusOr<RedisReply> reply);

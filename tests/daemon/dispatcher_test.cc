@@ -13,8 +13,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <set>
@@ -148,12 +148,30 @@ class FakeRedisServer {
       return RedisReply::Array({EntryReply(entries_.back())});
     }
     if (kind == "XACK") return RedisReply::Integer(static_cast<int64_t>(c.size()) - 3);
-    if (kind == "XCLAIM") {  // JUSTID: the ids
-      std::vector<RedisReply> ids;
-      for (size_t i = 5; i < c.size() && c[i] != "IDLE" && c[i] != "JUSTID"; ++i) {
-        ids.push_back(RedisReply::String(c[i]));
+    if (kind == "XCLAIM") {
+      // XCLAIM <stream> <group> <consumer> <min-idle> <id>... [IDLE ms] [JUSTID]:
+      // with JUSTID the ids, else the entries that still exist (Redis 7
+      // leaves deleted ones out).
+      std::vector<std::string> ids;
+      bool just_id = false;
+      for (size_t i = 5; i < c.size(); ++i) {
+        if (c[i] == "IDLE") {
+          ++i;
+        } else if (c[i] == "JUSTID") {
+          just_id = true;
+        } else {
+          ids.push_back(c[i]);
+        }
       }
-      return RedisReply::Array(std::move(ids));
+      std::vector<RedisReply> out;
+      for (const std::string& id : ids) {
+        if (just_id) {
+          out.push_back(RedisReply::String(id));
+        } else if (std::find(entries_.begin(), entries_.end(), Seq(id)) != entries_.end()) {
+          out.push_back(EntryReply(Seq(id)));
+        }
+      }
+      return RedisReply::Array(std::move(out));
     }
     if (kind == "XAUTOCLAIM") {
       std::vector<RedisReply> claimed;
@@ -415,6 +433,12 @@ class DispatcherTest : public ::testing::Test {
     c.insert(c.end(), ids.begin(), ids.end());
     if (release) c.insert(c.end(), {"IDLE", kReleaseIdle});
     c.push_back("JUSTID");
+    return c;
+  }
+  // XCLAIM without JUSTID: fetches entries this daemon holds for redelivery.
+  static Command FetchCommand(const std::vector<std::string>& ids) {
+    Command c = {"XCLAIM", kStream, kHandler, kConsumer, "0"};
+    c.insert(c.end(), ids.begin(), ids.end());
     return c;
   }
   static Command AckCommand(const std::vector<std::string>& ids) {
@@ -770,19 +794,20 @@ TEST_F(DispatcherTest, DisconnectedSessionsDeliveriesMoveToTheOtherSession) {
   EXPECT_THAT(Sent("XCLAIM"), IsEmpty());
   EXPECT_EQ(Handlers(), 1u);
 
-  // Two free slots: the two oldest of session 1 arrive, attempt 2.
+  // Two free slots: the two oldest of session 1 are fetched again (XCLAIM
+  // with min-idle 0 keeps them ours, resets their idle time and returns
+  // their fields) and arrive with attempt 2.
   Verbs(2, VerbsOf({Ack(second[0].delivery_id()), Ack(second[1].delivery_id())}));
   std::vector<v1::Delivery> now = two->deliveries();
   ASSERT_EQ(now.size(), 5u);
-  EXPECT_THAT(Sent("XCLAIM"),
-              ElementsAre(ClaimCommand({first[0].entry_id(), first[1].entry_id()}, false)));
+  EXPECT_THAT(Sent("XCLAIM"), ElementsAre(FetchCommand({first[0].entry_id(), first[1].entry_id()})));
   // The last one.
   Verbs(2, VerbsOf({Ack(second[2].delivery_id())}));
   now = two->deliveries();
   ASSERT_EQ(now.size(), 6u);
   EXPECT_THAT(Sent("XCLAIM"),
-              ElementsAre(ClaimCommand({first[0].entry_id(), first[1].entry_id()}, false),
-                          ClaimCommand({first[2].entry_id()}, false)));
+              ElementsAre(FetchCommand({first[0].entry_id(), first[1].entry_id()}),
+                          FetchCommand({first[2].entry_id()})));
   for (int i = 0; i < 3; ++i) {
     const v1::Delivery& moved = now[3 + i];
     ExpectEntry(moved, Seq(first[i].entry_id()), /*attempt=*/2);
@@ -830,6 +855,34 @@ TEST_F(DispatcherTest, DisconnectWhileReadIsOutReleasesWhatTheReadReturns) {
   EXPECT_THAT(Sent("XCLAIM"), ElementsAre(ClaimCommand({Id(1), Id(2)}, /*release=*/true)));
   EXPECT_THAT(sink->deliveries(), IsEmpty());
   EXPECT_EQ(Stats().released, 2u);
+}
+
+// BUG (daemon/dispatcher.cc, OnFetched): when the last session of a handler
+// leaves while a backlog fetch (XCLAIM) is out, the handler is removed and
+// the fetched entries are dropped unreleased; they stay pending under this
+// daemon's consumer with a fresh idle time until a sweep finds them a lease
+// or more later, instead of being released at once like the backlog is.
+TEST_F(DispatcherTest, LastSessionLeavingWhileFetchIsOutReleasesTheFetchedEntries) {
+  redis_.Append(1, 3);
+  Start();
+  v1::Register reg = Reg(/*max_in_flight=*/3);
+  reg.mutable_start()->set_kind(v1::StartPosition::START_BACKLOG);
+  auto one = Register(1, reg);
+  auto two = Register(2, reg);
+  ASSERT_EQ(one->deliveries().size(), 3u);
+
+  commands_->Hold("XCLAIM");
+  OnLoop([](Dispatcher& d) { d.Disconnect(1); });  // session 2 has room: fetch
+  ASSERT_EQ(commands_->held("XCLAIM"), 1u);
+  OnLoop([](Dispatcher& d) { d.Disconnect(2); });
+  EXPECT_EQ(Handlers(), 0u);
+  ASSERT_EQ(commands_->Release("XCLAIM"), 1u);
+  Settle();
+
+  EXPECT_THAT(Sent("XCLAIM"), ElementsAre(FetchCommand({Id(1), Id(2), Id(3)}),
+                                          ClaimCommand({Id(1), Id(2), Id(3)}, /*release=*/true)));
+  EXPECT_EQ(Stats().released, 3u);
+  EXPECT_THAT(two->deliveries(), IsEmpty());
 }
 
 // BUG (daemon/dispatcher.cc, MaybeRemoveHandler): a handler whose last
@@ -1128,6 +1181,33 @@ TEST_F(DispatcherTest, DrainReleasesUnsettledDeliveriesAtTheGraceDeadline) {
   EXPECT_EQ(sink->finish_calls(), 1);
   EXPECT_EQ(Stats().released, 1u);
   EXPECT_EQ(InFlight(1), 0u);
+}
+
+// BUG (daemon/dispatcher.cc, OnRead/DeliverEntries): a read that is out when
+// Drain finishes the sessions is still delivered when it returns, to sessions
+// already finished, and its entries are not released with the rest.
+TEST_F(DispatcherTest, ReadReturningAfterDrainFinishedDeliversNothing) {
+  redis_.Append(1, 2);
+  Start();
+  commands_->Hold("XREADGROUP");
+  v1::Register reg = Reg();
+  reg.mutable_start()->set_kind(v1::StartPosition::START_BACKLOG);
+  auto sink = Register(1, reg);
+  ASSERT_EQ(commands_->held("XREADGROUP"), 1u);
+
+  commands_->Hold("PING");
+  auto done = std::make_shared<absl::Notification>();
+  OnLoop([done](Dispatcher& d) { d.Drain(absl::Seconds(30), [done] { done->Notify(); }); });
+  ASSERT_EQ(sink->finish_calls(), 1);  // nothing was in flight
+  // Replies in connection order: the read, then the drain's PING.
+  ASSERT_EQ(commands_->Release("XREADGROUP"), 1u);
+  Settle();
+  ASSERT_EQ(commands_->Release("PING"), 1u);
+  ASSERT_TRUE(done->WaitForNotificationWithTimeout(kWait));
+
+  EXPECT_THAT(sink->deliveries(), IsEmpty());
+  EXPECT_EQ(sink->sends_after_finish(), 0);
+  EXPECT_THAT(Sent("XCLAIM"), ElementsAre(ClaimCommand({Id(1), Id(2)}, /*release=*/true)));
 }
 
 TEST_F(DispatcherTest, RegistrationDuringDrainIsUnavailable) {
