@@ -250,6 +250,13 @@ void Dispatcher::OnFetched(const std::string& key, const Target& target,
 
 void Dispatcher::DeliverEntries(Handler& h, std::vector<StreamEntry>&& entries,
                                 const absl::flat_hash_map<std::string, uint32_t>& attempts) {
+  if (draining_) {
+    // Read before the drain began, answered after: hand it straight back.
+    std::vector<std::string> ids;
+    for (const StreamEntry& e : entries) ids.push_back(e.id);
+    if (!h.auto_ack) Touch(h, ids, /*release=*/true);
+    return;
+  }
   for (StreamEntry& e : entries) {
     if (e.deleted) continue;
     Entry entry{std::move(e.id), 1};
