@@ -178,7 +178,7 @@ uint32_t Dispatcher::Capacity(const Handler& h) const {
   if (draining_) return 0;
   uint64_t free = 0;
   for (const Session* s : h.sessions) free += s->free_slots();
-  const uint64_t taken = h.backlog.size() + h.reserved + h.fetching;
+  const uint64_t taken = h.backlog.size() + h.reserved + h.fetching.size();
   return free > taken ? static_cast<uint32_t>(std::min<uint64_t>(free - taken, UINT32_MAX)) : 0;
 }
 
@@ -199,7 +199,8 @@ void Dispatcher::Pump(Handler& h) {
   uint64_t free = 0;
   for (const Session* s : h.sessions) free += s->free_slots();
   const uint64_t taking = std::min<uint64_t>(
-      {free > h.fetching ? free - h.fetching : 0, h.backlog.size(), options_.read_batch});
+      {free > h.fetching.size() ? free - h.fetching.size() : 0, h.backlog.size(),
+       options_.read_batch});
   if (taking == 0) return;
   // Fetch the entries again; XCLAIM with min-idle 0 keeps them ours, resets
   // their idle time and returns their fields (deleted ones are dropped).
@@ -209,8 +210,10 @@ void Dispatcher::Pump(Handler& h) {
     asked.push_back(std::move(h.backlog.front()));
     h.backlog.pop_front();
   }
-  for (const Entry& e : asked) argv.push_back(e.id);
-  h.fetching += static_cast<uint32_t>(asked.size());
+  for (const Entry& e : asked) {
+    argv.push_back(e.id);
+    h.fetching.insert(e.id);
+  }
   const std::string key = h.key;
   redis_.Send(argv, Guard([this, key, target = TargetOf(h), asked = std::move(asked)](
                               absl::StatusOr<RedisReply> r) mutable {
@@ -228,14 +231,15 @@ void Dispatcher::OnFetched(const std::string& key, const Target& target,
     Touch(target, ids, /*release=*/true);
     return;
   }
-  h->fetching -= std::min<uint32_t>(h->fetching, static_cast<uint32_t>(asked.size()));
+  for (const Entry& e : asked) h->fetching.erase(e.id);
   absl::StatusOr<std::vector<StreamEntry>> entries =
       reply.ok() && !reply->is_error() ? ParseEntryList(*std::move(reply))
                                        : absl::StatusOr<std::vector<StreamEntry>>(
                                              absl::UnavailableError("fetch failed"));
   if (!entries.ok()) {
     ++stats_.redis_errors;
-    for (Entry& e : asked) h->backlog.push_front(std::move(e));
+    // Back to the front, in their original order.
+    for (auto it = asked.rbegin(); it != asked.rend(); ++it) h->backlog.push_front(std::move(*it));
     h->next_reclaim = options_.now();
     return;
   }
@@ -278,6 +282,7 @@ absl::flat_hash_set<std::string> Dispatcher::HeldIds(const Handler& h) const {
     for (const auto& [id, f] : s->in_flight) held.insert(f.entry.id);
   }
   for (const Entry& e : h.backlog) held.insert(e.id);
+  held.insert(h.fetching.begin(), h.fetching.end());
   return held;
 }
 
@@ -640,6 +645,14 @@ void Dispatcher::DetachSession(Session& s) {
   s.in_flight.clear();
   s.handler = nullptr;
   Pump(*h);
+  if (!h->sessions.empty() && !h->backlog.empty()) {
+    // They may wait for a slot: restart their idle time now, so no other
+    // daemon's sweep takes them while they wait (the tick keeps it low).
+    std::vector<std::string> ids;
+    for (const Entry& e : h->backlog) ids.push_back(e.id);
+    Touch(*h, ids, /*release=*/false);
+    h->backlog_touch_at = options_.now() + h->spec.lease / 3;
+  }
   if (h->sessions.empty() && !h->backlog.empty()) {
     std::vector<std::string> ids;
     for (const Entry& e : h->backlog) ids.push_back(e.id);
@@ -765,6 +778,11 @@ void Dispatcher::DeliverReclaimed(const std::string& key, std::vector<StreamEntr
     }
   }
   if (h == nullptr) return;  // left pending, idle: the next reclaim takes it
+  // What we took hold of while XPENDING was out is ours already.
+  const absl::flat_hash_set<std::string> held = HeldIds(*h);
+  entries.erase(std::remove_if(entries.begin(), entries.end(),
+                               [&](const StreamEntry& e) { return held.contains(e.id); }),
+                entries.end());
   for (StreamEntry& e : entries) {
     auto c = counts.find(e.id);
     if (c == counts.end() || c->second == 0) counts[e.id] = 2;

@@ -183,7 +183,8 @@ class Dispatcher {
     size_t round_robin = 0;
     // Entries of disconnected sessions waiting for a slot (ids only).
     std::deque<Entry> backlog;
-    uint32_t fetching = 0;  // backlog entries being fetched for delivery
+    // Backlog entries being fetched for delivery (XCLAIM in flight).
+    absl::flat_hash_set<std::string> fetching;
     absl::Time backlog_touch_at = absl::InfinitePast();
     // Read state of the main stream.
     bool more = true;
