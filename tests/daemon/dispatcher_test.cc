@@ -792,7 +792,11 @@ TEST_F(DispatcherTest, DisconnectedSessionsDeliveriesMoveToTheOtherSession) {
   // Session 1 ends holding 3; session 2 is full, so they wait.
   OnLoop([](Dispatcher& d) { d.Disconnect(1); });
   EXPECT_EQ(two->deliveries().size(), 3u);
-  EXPECT_THAT(Sent("XCLAIM"), IsEmpty());
+  // They start waiting: their idle time is reset at once (JUSTID, no fetch).
+  const std::vector<std::string> touch = {"XCLAIM", "orders", "billing", "billing-i1", "0",
+                                          first[0].entry_id(), first[1].entry_id(),
+                                          first[2].entry_id(), "JUSTID"};
+  EXPECT_THAT(Sent("XCLAIM"), ElementsAre(touch));
   EXPECT_EQ(Handlers(), 1u);
 
   // Two free slots: the two oldest of session 1 are fetched again (XCLAIM
@@ -801,13 +805,14 @@ TEST_F(DispatcherTest, DisconnectedSessionsDeliveriesMoveToTheOtherSession) {
   Verbs(2, VerbsOf({Ack(second[0].delivery_id()), Ack(second[1].delivery_id())}));
   std::vector<v1::Delivery> now = two->deliveries();
   ASSERT_EQ(now.size(), 5u);
-  EXPECT_THAT(Sent("XCLAIM"), ElementsAre(FetchCommand({first[0].entry_id(), first[1].entry_id()})));
+  EXPECT_THAT(Sent("XCLAIM"),
+              ElementsAre(touch, FetchCommand({first[0].entry_id(), first[1].entry_id()})));
   // The last one.
   Verbs(2, VerbsOf({Ack(second[2].delivery_id())}));
   now = two->deliveries();
   ASSERT_EQ(now.size(), 6u);
   EXPECT_THAT(Sent("XCLAIM"),
-              ElementsAre(FetchCommand({first[0].entry_id(), first[1].entry_id()}),
+              ElementsAre(touch, FetchCommand({first[0].entry_id(), first[1].entry_id()}),
                           FetchCommand({first[2].entry_id()})));
   for (int i = 0; i < 3; ++i) {
     const v1::Delivery& moved = now[3 + i];
