@@ -1,0 +1,100 @@
+#include "daemon/move_scripts.h"
+
+#include <openssl/evp.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace redrive {
+namespace {
+
+LuaScript MakeScript(std::string name, std::string source) {
+  LuaScript s{std::move(name), std::move(source), ""};
+  s.sha1 = Sha1Hex(s.source);
+  return s;
+}
+
+constexpr char kScheduleRetry[] = R"lua(
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if #p == 0 or p[1][2] ~= ARGV[3] then return 0 end
+redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[4], 0, ARGV[2], 'JUSTID')
+redis.call('ZADD', KEYS[2], ARGV[5], ARGV[6])
+return 1
+)lua";
+
+constexpr char kMoveDue[] = R"lua(
+if redis.call('ZREM', KEYS[3], ARGV[3]) == 0 then return 0 end
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if #p == 0 then return -1 end
+redis.pcall('XGROUP', 'CREATE', KEYS[2], ARGV[4], '$', 'MKSTREAM')
+local id = redis.call('XADD', KEYS[2], '*', unpack(ARGV, 5))
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+return id
+)lua";
+
+constexpr char kDeadLetter[] = R"lua(
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if #p == 0 then return 0 end
+if ARGV[3] ~= '' and p[1][2] ~= ARGV[3] then return 0 end
+local id = redis.call('XADD', KEYS[2], '*', unpack(ARGV, 4))
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+return id
+)lua";
+
+}  // namespace
+
+std::string Sha1Hex(absl::string_view data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_Digest(data.data(), data.size(), digest, &length, EVP_sha1(), nullptr);
+  std::string hex;
+  for (unsigned int i = 0; i < length; ++i) absl::StrAppendFormat(&hex, "%02x", digest[i]);
+  return hex;
+}
+
+const LuaScript& ScheduleRetryScript() {
+  static const auto* script = new LuaScript(MakeScript("schedule_retry", kScheduleRetry));
+  return *script;
+}
+
+const LuaScript& MoveDueScript() {
+  static const auto* script = new LuaScript(MakeScript("move_due", kMoveDue));
+  return *script;
+}
+
+const LuaScript& DeadLetterScript() {
+  static const auto* script = new LuaScript(MakeScript("dead_letter", kDeadLetter));
+  return *script;
+}
+
+RedisArgv EvalShaArgv(const LuaScript& script, const std::vector<std::string>& keys,
+                      const std::vector<std::string>& args, std::string& numkeys) {
+  numkeys = absl::StrCat(keys.size());
+  RedisArgv argv = {"EVALSHA", script.sha1, numkeys};
+  argv.reserve(3 + keys.size() + args.size());
+  for (const std::string& k : keys) argv.push_back(k);
+  for (const std::string& a : args) argv.push_back(a);
+  return argv;
+}
+
+absl::StatusOr<RedisReply> RunScript(RedisCommander& redis, const LuaScript& script,
+                                     const std::vector<std::string>& keys,
+                                     const std::vector<std::string>& args) {
+  std::string numkeys;
+  RedisArgv argv = EvalShaArgv(script, keys, args, numkeys);
+  absl::StatusOr<RedisReply> reply = redis.Command(argv);
+  if (reply.ok() && reply->is_error() && absl::StartsWith(reply->str, "NOSCRIPT")) {
+    argv[0] = "EVAL";
+    argv[1] = script.source;
+    reply = redis.Command(argv);
+  }
+  if (!reply.ok()) return reply.status();
+  if (reply->is_error()) {
+    return absl::Status(reply->ErrorStatus().code(),
+                        absl::StrCat("script ", script.name, ": ", reply->str));
+  }
+  return reply;
+}
+
+}  // namespace redrive

@@ -1,0 +1,68 @@
+// The Lua scripts that move an entry between a handler's streams in one
+// atomic Redis step (R-D4): the new entry is written and the old one
+// acknowledged together, and only while the entry is still where the caller
+// believes it is, so a crash neither loses nor duplicates and of two racing
+// daemons exactly one wins. See docs/retries-design.md.
+//
+// Scripts run with EVALSHA; on NOSCRIPT (a restarted or flushed Redis) the
+// source is sent with EVAL, which also caches it again.
+//
+// Thread-safe: immutable data and pure functions.
+#ifndef REDRIVE_DAEMON_MOVE_SCRIPTS_H_
+#define REDRIVE_DAEMON_MOVE_SCRIPTS_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "daemon/redis_client.h"
+
+namespace redrive {
+
+struct LuaScript {
+  std::string name;
+  std::string source;
+  std::string sha1;  // hex, of `source`
+};
+
+// Schedules a failed entry for a later retry.
+//   KEYS: source stream, due zset
+//   ARGV: group, entry id, owner consumer, scheduled consumer, due (ms), member
+// If the entry is pending in `group` under `owner`: hands it to the
+// scheduled consumer (so lease sweeps leave it alone while it waits), adds
+// `member` to the due zset with score `due`, and returns 1; else returns 0
+// and changes nothing.
+const LuaScript& ScheduleRetryScript();
+
+// Moves a due entry to the retry stream.
+//   KEYS: source stream, retry stream, due zset
+//   ARGV: source group, entry id, member, retry group, field, value, ...
+// Returns the new retry entry id; 0 when `member` was no longer scheduled
+// (another daemon moved it); -1 when the entry was no longer pending (it was
+// settled meanwhile). The retry group is created at the stream's end when
+// missing, so the new entry is the next one it reads.
+const LuaScript& MoveDueScript();
+
+// Dead-letters an entry.
+//   KEYS: source stream, dead-letter stream
+//   ARGV: group, entry id, owner consumer ("" = any owner), field, value, ...
+// Returns the DLQ entry id; 0 when the entry is not pending (under `owner`).
+const LuaScript& DeadLetterScript();
+
+// EVALSHA argv for `script` (the views point into the arguments).
+RedisArgv EvalShaArgv(const LuaScript& script, const std::vector<std::string>& keys,
+                      const std::vector<std::string>& args, std::string& numkeys);
+
+// Runs `script` on a synchronous connection, falling back to EVAL on
+// NOSCRIPT. Redis error replies come back as INTERNAL/UNAVAILABLE statuses.
+absl::StatusOr<RedisReply> RunScript(RedisCommander& redis, const LuaScript& script,
+                                     const std::vector<std::string>& keys,
+                                     const std::vector<std::string>& args);
+
+// Lower-case hex SHA-1, as Redis names scripts.
+std::string Sha1Hex(absl::string_view data);
+
+}  // namespace redrive
+
+#endif  // REDRIVE_DAEMON_MOVE_SCRIPTS_H_

@@ -1,0 +1,222 @@
+// The atomic move scripts against a real redis-server (R-D4).
+#include "daemon/move_scripts.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "tests/testing/redis_server.h"
+#include "tests/testing/status_matchers.h"
+
+namespace redrive {
+namespace {
+
+using ::redrive::testing::IsOk;
+using ::redrive::testing::TestRedisServer;
+using ::testing::ElementsAre;
+
+constexpr char kStream[] = "orders";
+constexpr char kGroup[] = "h1";
+constexpr char kRetry[] = "orders.h1.retry";
+constexpr char kRetryGroup[] = "h1-retry";
+constexpr char kDue[] = "orders.h1.retry.due";
+constexpr char kDlq[] = "orders.h1.dlq";
+constexpr char kOwner[] = "h1-a";
+constexpr char kScheduled[] = "h1:scheduled";
+
+class MoveScriptsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_ = TestRedisServer::Start();
+    ASSERT_NE(server_, nullptr);
+    redis_ = server_->Connect();
+    ASSERT_THAT(redis_->Command({"XGROUP", "CREATE", kStream, kGroup, "$", "MKSTREAM"}), IsOk());
+  }
+
+  // Publishes one entry and reads it as `consumer`; returns its id.
+  std::string AddAndRead(const std::string& payload, const std::string& consumer = kOwner) {
+    absl::StatusOr<RedisReply> id = redis_->Command({"XADD", kStream, "*", "__data__", payload});
+    EXPECT_THAT(id, IsOk());
+    EXPECT_THAT(redis_->Command({"XREADGROUP", "GROUP", kGroup, consumer, "COUNT", "1", "STREAMS",
+                                 kStream, ">"}),
+                IsOk());
+    return id->str;
+  }
+
+  // (consumer, delivery count) of a pending entry, or ("", 0).
+  std::pair<std::string, int64_t> PendingOwner(const std::string& stream, const std::string& group,
+                                               const std::string& id) {
+    absl::StatusOr<RedisReply> p = redis_->Command({"XPENDING", stream, group, id, id, "1"});
+    if (!p.ok() || p->elements.empty()) return {"", 0};
+    return {p->elements[0].elements[1].str, p->elements[0].elements[3].integer};
+  }
+
+  int64_t Integer(const RedisArgv& argv) {
+    absl::StatusOr<RedisReply> r = redis_->Command(argv);
+    return r.ok() ? r->integer : -99;
+  }
+
+  std::vector<std::string> Keys() {
+    std::vector<std::string> keys;
+    absl::StatusOr<RedisReply> r = redis_->Command({"KEYS", "*"});
+    if (r.ok()) {
+      for (const RedisReply& k : r->elements) keys.push_back(k.str);
+    }
+    std::sort(keys.begin(), keys.end());
+    return keys;
+  }
+
+  absl::StatusOr<RedisReply> Schedule(const std::string& id, const std::string& owner,
+                                      const std::string& due, const std::string& member) {
+    return RunScript(*redis_, ScheduleRetryScript(), {kStream, kDue},
+                     {kGroup, id, owner, kScheduled, due, member});
+  }
+
+  absl::StatusOr<RedisReply> MoveDue(RedisCommander& redis, const std::string& id,
+                                     const std::string& member, const std::string& data) {
+    return RunScript(redis, MoveDueScript(), {kStream, kRetry, kDue},
+                     {kGroup, id, member, kRetryGroup, "__data__", data, "x-redrive-attempt", "2"});
+  }
+
+  std::unique_ptr<TestRedisServer> server_;
+  std::unique_ptr<RedisConnection> redis_;
+};
+
+TEST_F(MoveScriptsTest, ScriptNamesAreTheirSha1) {
+  EXPECT_EQ(Sha1Hex(""), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+  for (const LuaScript* s : {&ScheduleRetryScript(), &MoveDueScript(), &DeadLetterScript()}) {
+    absl::StatusOr<RedisReply> loaded = redis_->Command({"SCRIPT", "LOAD", s->source});
+    ASSERT_THAT(loaded, IsOk());
+    EXPECT_EQ(loaded->str, s->sha1) << s->name;
+  }
+}
+
+TEST_F(MoveScriptsTest, ScheduleHandsTheEntryToTheScheduledConsumerOnlyForItsOwner) {
+  const std::string id = AddAndRead("p1");
+  // Someone else's entry: nothing happens.
+  absl::StatusOr<RedisReply> r = Schedule(id, "h1-b", "1000", "m1");
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(r->integer, 0);
+  EXPECT_EQ(PendingOwner(kStream, kGroup, id).first, kOwner);
+  EXPECT_THAT(Keys(), ElementsAre(kStream));
+  // The owner schedules it.
+  r = Schedule(id, kOwner, "12345", "m1");
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(r->integer, 1);
+  EXPECT_EQ(PendingOwner(kStream, kGroup, id).first, kScheduled);
+  absl::StatusOr<RedisReply> due = redis_->Command({"ZRANGE", kDue, "0", "-1", "WITHSCORES"});
+  ASSERT_THAT(due, IsOk());
+  ASSERT_EQ(due->elements.size(), 2u);
+  EXPECT_EQ(due->elements[0].str, "m1");
+  EXPECT_EQ(due->elements[1].str, "12345");
+  // An acknowledged entry cannot be scheduled.
+  const std::string acked = AddAndRead("p2");
+  ASSERT_THAT(redis_->Command({"XACK", kStream, kGroup, acked}), IsOk());
+  r = Schedule(acked, kOwner, "1", "m2");
+  EXPECT_EQ(r->integer, 0);
+  EXPECT_EQ(Integer({"ZCARD", kDue}), 1);
+}
+
+TEST_F(MoveScriptsTest, MoveDueWritesOneRetryEntryAndAcksTheSource) {
+  const std::string id = AddAndRead("payload-1");
+  ASSERT_EQ(Schedule(id, kOwner, "1", "member-1")->integer, 1);
+  absl::StatusOr<RedisReply> moved = MoveDue(*redis_, id, "member-1", "payload-1");
+  ASSERT_THAT(moved, IsOk());
+  ASSERT_TRUE(moved->is_string()) << moved->DebugString();
+  // Source settled, due index empty (and so gone), one retry entry.
+  EXPECT_EQ(PendingOwner(kStream, kGroup, id).first, "");
+  EXPECT_THAT(Keys(), ElementsAre(kStream, kRetry));
+  absl::StatusOr<RedisReply> entries = redis_->Command({"XRANGE", kRetry, "-", "+"});
+  ASSERT_EQ(entries->elements.size(), 1u);
+  EXPECT_EQ(entries->elements[0].elements[0].str, moved->str);
+  std::vector<std::string> fields;
+  for (const RedisReply& f : entries->elements[0].elements[1].elements) fields.push_back(f.str);
+  EXPECT_THAT(fields, ElementsAre("__data__", "payload-1", "x-redrive-attempt", "2"));
+  // The retry group was created before the XADD: it reads the new entry.
+  absl::StatusOr<RedisReply> read = redis_->Command(
+      {"XREADGROUP", "GROUP", kRetryGroup, "h1-a", "COUNT", "10", "STREAMS", kRetry, ">"});
+  ASSERT_THAT(read, IsOk());
+  ASSERT_TRUE(read->is_array());
+  EXPECT_EQ(read->elements[0].elements[1].elements.size(), 1u);
+  // Moving again (a racing daemon) does nothing.
+  absl::StatusOr<RedisReply> again = MoveDue(*redis_, id, "member-1", "payload-1");
+  ASSERT_THAT(again, IsOk());
+  EXPECT_EQ(again->integer, 0);
+  EXPECT_EQ(Integer({"XLEN", kRetry}), 1);
+}
+
+TEST_F(MoveScriptsTest, MoveDueOfASettledEntryWritesNothing) {
+  const std::string id = AddAndRead("late-ack");
+  ASSERT_EQ(Schedule(id, kOwner, "1", "m")->integer, 1);
+  ASSERT_THAT(redis_->Command({"XACK", kStream, kGroup, id}), IsOk());
+  absl::StatusOr<RedisReply> moved = MoveDue(*redis_, id, "m", "late-ack");
+  ASSERT_THAT(moved, IsOk());
+  EXPECT_EQ(moved->integer, -1);
+  EXPECT_THAT(Keys(), ElementsAre(kStream));
+}
+
+TEST_F(MoveScriptsTest, RacingMoversWriteExactlyOneRetryEntryEach) {
+  constexpr int kEntries = 200;
+  std::vector<std::string> ids;
+  for (int i = 0; i < kEntries; ++i) {
+    ids.push_back(AddAndRead("e" + std::to_string(i)));
+    ASSERT_EQ(Schedule(ids.back(), kOwner, "1", "m" + std::to_string(i))->integer, 1);
+  }
+  std::atomic<int> wins{0};
+  std::vector<std::thread> movers;
+  for (int t = 0; t < 3; ++t) {
+    movers.emplace_back([&] {
+      auto conn = server_->Connect();
+      for (int i = 0; i < kEntries; ++i) {
+        absl::StatusOr<RedisReply> r =
+            MoveDue(*conn, ids[static_cast<size_t>(i)], "m" + std::to_string(i), "data");
+        if (r.ok() && r->is_string()) wins.fetch_add(1);
+      }
+    });
+  }
+  for (std::thread& t : movers) t.join();
+  EXPECT_EQ(wins.load(), kEntries);
+  EXPECT_EQ(Integer({"XLEN", kRetry}), kEntries);
+  EXPECT_EQ(Integer({"EXISTS", kDue}), 0);
+  absl::StatusOr<RedisReply> pending = redis_->Command({"XPENDING", kStream, kGroup});
+  EXPECT_EQ(pending->elements[0].integer, 0);
+}
+
+TEST_F(MoveScriptsTest, DeadLetterChecksTheOwnerAndMovesAtomically) {
+  const std::string id = AddAndRead("poison");
+  absl::StatusOr<RedisReply> r = RunScript(*redis_, DeadLetterScript(), {kStream, kDlq},
+                                           {kGroup, id, "h1-b", "reason", "max_retries"});
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(r->integer, 0);
+  EXPECT_THAT(Keys(), ElementsAre(kStream));
+  r = RunScript(*redis_, DeadLetterScript(), {kStream, kDlq},
+                {kGroup, id, kOwner, "reason", "max_retries", "__data__", "poison"});
+  ASSERT_THAT(r, IsOk());
+  ASSERT_TRUE(r->is_string());
+  EXPECT_EQ(PendingOwner(kStream, kGroup, id).first, "");
+  absl::StatusOr<RedisReply> dlq = redis_->Command({"XRANGE", kDlq, "-", "+"});
+  ASSERT_EQ(dlq->elements.size(), 1u);
+  std::vector<std::string> fields;
+  for (const RedisReply& f : dlq->elements[0].elements[1].elements) fields.push_back(f.str);
+  EXPECT_THAT(fields, ElementsAre("reason", "max_retries", "__data__", "poison"));
+  // Already gone: a second dead-lettering does nothing; "" means any owner.
+  r = RunScript(*redis_, DeadLetterScript(), {kStream, kDlq}, {kGroup, id, "", "x", "y"});
+  EXPECT_EQ(r->integer, 0);
+  EXPECT_EQ(Integer({"XLEN", kDlq}), 1);
+}
+
+TEST_F(MoveScriptsTest, FallsBackToEvalAfterScriptFlush) {
+  const std::string id = AddAndRead("p");
+  ASSERT_THAT(redis_->Command({"SCRIPT", "FLUSH"}), IsOk());
+  absl::StatusOr<RedisReply> r = Schedule(id, kOwner, "5", "m");
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(r->integer, 1);
+  absl::StatusOr<RedisReply> exists =
+      redis_->Command({"SCRIPT", "EXISTS", ScheduleRetryScript().sha1});
+  EXPECT_EQ(exists->elements[0].integer, 1);
+}
+
+}  // namespace
+}  // namespace redrive
