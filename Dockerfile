@@ -18,7 +18,7 @@ COPY CMakeLists.txt ./
 COPY proto proto
 COPY daemon daemon
 COPY client client
-RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DREDRIVE_BUILD_TESTS=OFF \
+RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DREDRIVE_BUILD_TESTS=OFF -DREDRIVE_BUILD_BENCH=OFF \
     && cmake --build /build --target redrived \
     && strip /build/daemon/redrived
 
