@@ -36,6 +36,7 @@ HiredisAsync::~HiredisAsync() {
   if (ctx_ != nullptr) {
     redisAsyncContext* ctx = ctx_;
     ctx_ = nullptr;
+    ctx->data = nullptr;  // a deferred free must not reach this object
     redisAsyncFree(ctx);  // runs pending callbacks with a null reply
   }
 }
@@ -109,6 +110,7 @@ void HiredisAsync::Drop(absl::string_view why) {
   ++generation_;
   deadlines_.clear();
   client_id_ = 0;
+  ctx->data = nullptr;  // a deferred free must not reach this object
   redisAsyncFree(ctx);  // pending callbacks get a null reply → UNAVAILABLE
   ScheduleReconnect();
 }

@@ -56,6 +56,11 @@ Dispatcher::Handler* Dispatcher::FindHandler(const std::string& key) {
   return it == handlers_.end() ? nullptr : it->second.get();
 }
 
+Dispatcher::Handler* Dispatcher::FindHandler(const HandlerRef& ref) {
+  Handler* h = FindHandler(ref.key);
+  return h != nullptr && h->generation == ref.generation ? h : nullptr;
+}
+
 size_t Dispatcher::InFlight(uint64_t session_id) const {
   auto it = sessions_.find(session_id);
   return it == sessions_.end() ? 0 : it->second->in_flight.size();
@@ -88,6 +93,7 @@ void Dispatcher::Register(uint64_t session_id, SubscriptionSpec spec,
   if (h == nullptr) {
     auto created = std::make_unique<Handler>();
     created->key = key;
+    created->generation = ++next_generation_;
     created->spec = s.spec;
     created->auto_ack = s.spec.auto_ack;
     h = created.get();
@@ -110,7 +116,7 @@ void Dispatcher::Register(uint64_t session_id, SubscriptionSpec spec,
 }
 
 void Dispatcher::CreateGroup(Handler& handler) {
-  const std::string key = handler.key;
+  const HandlerRef key{handler.key, handler.generation};
   const std::string start = GroupStartId(handler.spec.start);
   redis_.Send({"XGROUP", "CREATE", handler.spec.keys.stream, handler.spec.keys.group, start,
                "MKSTREAM"},
@@ -178,7 +184,8 @@ uint32_t Dispatcher::Capacity(const Handler& h) const {
   if (draining_) return 0;
   uint64_t free = 0;
   for (const Session* s : h.sessions) free += s->free_slots();
-  const uint64_t taken = h.backlog.size() + h.reserved + h.fetching.size();
+  const uint64_t taken =
+      h.backlog.size() + h.auto_backlog.size() + h.reserved + h.fetching.size();
   return free > taken ? static_cast<uint32_t>(std::min<uint64_t>(free - taken, UINT32_MAX)) : 0;
 }
 
@@ -195,12 +202,20 @@ Dispatcher::Session* Dispatcher::PickSession(Handler& h) {
 }
 
 void Dispatcher::Pump(Handler& h) {
+  while (!h.auto_backlog.empty()) {
+    Session* s = PickSession(h);
+    if (s == nullptr) break;
+    StreamEntry e = std::move(h.auto_backlog.front());
+    h.auto_backlog.pop_front();
+    v1::Delivery message = Decode(e);
+    Deliver(h, *s, Entry{std::move(e.id), 1}, std::move(message));
+  }
   if (draining_ || h.backlog.empty()) return;
   uint64_t free = 0;
   for (const Session* s : h.sessions) free += s->free_slots();
+  const uint64_t promised = h.fetching.size() + h.reserved;
   const uint64_t taking = std::min<uint64_t>(
-      {free > h.fetching.size() ? free - h.fetching.size() : 0, h.backlog.size(),
-       options_.read_batch});
+      {free > promised ? free - promised : 0, h.backlog.size(), options_.read_batch});
   if (taking == 0) return;
   // Fetch the entries again; XCLAIM with min-idle 0 keeps them ours, resets
   // their idle time and returns their fields (deleted ones are dropped).
@@ -214,14 +229,14 @@ void Dispatcher::Pump(Handler& h) {
     argv.push_back(e.id);
     h.fetching.insert(e.id);
   }
-  const std::string key = h.key;
+  const HandlerRef key{h.key, h.generation};
   redis_.Send(argv, Guard([this, key, target = TargetOf(h), asked = std::move(asked)](
                               absl::StatusOr<RedisReply> r) mutable {
                 OnFetched(key, target, std::move(asked), std::move(r));
               }));
 }
 
-void Dispatcher::OnFetched(const std::string& key, const Target& target,
+void Dispatcher::OnFetched(const HandlerRef& key, const Target& target,
                            std::vector<Entry> asked, absl::StatusOr<RedisReply> reply) {
   Handler* h = FindHandler(key);
   if (h == nullptr) {
@@ -240,7 +255,7 @@ void Dispatcher::OnFetched(const std::string& key, const Target& target,
     ++stats_.redis_errors;
     // Back to the front, in their original order.
     for (auto it = asked.rbegin(); it != asked.rend(); ++it) h->backlog.push_front(std::move(*it));
-    h->next_reclaim = options_.now();
+    h->due_at = options_.now();
     return;
   }
   absl::flat_hash_map<std::string, uint32_t> attempts;
@@ -254,15 +269,27 @@ void Dispatcher::OnFetched(const std::string& key, const Target& target,
 
 void Dispatcher::DeliverEntries(Handler& h, std::vector<StreamEntry>&& entries,
                                 const absl::flat_hash_map<std::string, uint32_t>& attempts) {
-  if (draining_) {
+  if (draining_ && !h.auto_ack) {
     // Read before the drain began, answered after: hand it straight back.
     std::vector<std::string> ids;
     for (const StreamEntry& e : entries) ids.push_back(e.id);
-    if (!h.auto_ack) Touch(h, ids, /*release=*/true);
+    Touch(h, ids, /*release=*/true);
     return;
   }
   for (StreamEntry& e : entries) {
     if (e.deleted) continue;
+    if (h.auto_ack) {
+      // Acknowledged at read: deliver it here or keep it whole until a slot
+      // frees (the streams stay open through a drain's grace period).
+      Session* s = PickSession(h);
+      if (s == nullptr) {
+        h.auto_backlog.push_back(std::move(e));
+        continue;
+      }
+      v1::Delivery message = Decode(e);
+      Deliver(h, *s, Entry{std::move(e.id), 1}, std::move(message));
+      continue;
+    }
     Entry entry{std::move(e.id), 1};
     if (auto a = attempts.find(entry.id); a != attempts.end()) entry.attempt = a->second;
     Session* s = PickSession(h);
@@ -298,7 +325,7 @@ void Dispatcher::MaybeRead(Handler& h) {
   RedisArgv argv = {"XREADGROUP", "GROUP", h.spec.keys.group, h.spec.consumer, "COUNT", count_text};
   if (h.auto_ack) argv.push_back("NOACK");
   argv.insert(argv.end(), {"STREAMS", h.spec.keys.stream, ">"});
-  const std::string key = h.key;
+  const HandlerRef key{h.key, h.generation};
   const uint64_t activity = h.activity;
   redis_.Send(argv, Guard([this, key, target = TargetOf(h), count, activity](
                               absl::StatusOr<RedisReply> r) {
@@ -306,7 +333,7 @@ void Dispatcher::MaybeRead(Handler& h) {
               }));
 }
 
-void Dispatcher::OnRead(const std::string& key, const Target& target, uint32_t asked,
+void Dispatcher::OnRead(const HandlerRef& key, const Target& target, uint32_t asked,
                         uint64_t activity, absl::StatusOr<RedisReply> reply) {
   Handler* h = FindHandler(key);
   if (h == nullptr) {
@@ -328,12 +355,15 @@ void Dispatcher::OnRead(const std::string& key, const Target& target, uint32_t a
   if (!reply.ok() || reply->is_error()) {
     ++stats_.redis_errors;
     if (reply.ok() && absl::StartsWith(reply->str, "NOGROUP")) {
-      // The group (or the stream) was deleted under us: recreate it at the
-      // end of the stream, never replaying history (R-D8).
+      // The group (or the stream) was deleted under us: recreate it after
+      // the last entry we read, so nothing delivered is replayed and nothing
+      // added since is skipped (R-D8); with nothing read yet, at the end.
       ++stats_.groups_recreated;
-      spdlog::warn("group '{}' on '{}' is gone; recreating it at the stream's end",
-                   h->spec.keys.group, h->spec.keys.stream);
-      redis_.Send({"XGROUP", "CREATE", h->spec.keys.stream, h->spec.keys.group, "$", "MKSTREAM"},
+      const std::string start = h->last_read_id.empty() ? "$" : h->last_read_id;
+      spdlog::warn("group '{}' on '{}' is gone; recreating it at {}", h->spec.keys.group,
+                   h->spec.keys.stream, start);
+      redis_.Send({"XGROUP", "CREATE", h->spec.keys.stream, h->spec.keys.group, start,
+                   "MKSTREAM"},
                   Guard([this, key](absl::StatusOr<RedisReply> r) {
                     Handler* hh = FindHandler(key);
                     if (hh == nullptr) return;
@@ -364,6 +394,7 @@ void Dispatcher::OnRead(const std::string& key, const Target& target, uint32_t a
     return;
   }
   if (entries->size() < asked && activity == h->activity) h->more = false;
+  if (!entries->empty()) h->last_read_id = entries->back().id;
   DeliverEntries(*h, *std::move(entries), {});
   MaybeRead(*h);
   FlushOut();
@@ -397,6 +428,16 @@ void Dispatcher::OnStreamActivity(const std::string& stream) {
 void Dispatcher::Deliver(Handler& h, Session& s, Entry entry, v1::Delivery&& message) {
   const uint64_t id = ++next_delivery_id_;
   const absl::Time deadline = options_.now() + s.spec.lease;
+  size_t cost = message.payload().size() + 256;
+  for (const v1::Header& hd : message.headers()) cost += hd.key().size() + hd.value().size() + 8;
+  for (const v1::StreamField& f : message.fields()) cost += f.name().size() + f.value().size() + 8;
+  if (s.out_bytes + cost > options_.max_message_bytes && s.out_deliveries.has_deliveries()) {
+    // This batch is full: close it and start another.
+    s.out_full.push_back(std::move(s.out_deliveries));
+    s.out_deliveries.Clear();
+    s.out_bytes = 0;
+  }
+  s.out_bytes += cost;
   v1::Delivery* d = s.out_deliveries.mutable_deliveries()->add_deliveries();
   *d = std::move(message);
   d->set_delivery_id(id);
@@ -409,7 +450,7 @@ void Dispatcher::Deliver(Handler& h, Session& s, Entry entry, v1::Delivery&& mes
     d->set_max_attempts(s.spec.retry_policy.max_retries() + 1);
   }
   d->set_lease_deadline_unix_ms(UnixMillis(deadline));
-  s.in_flight.emplace(id, Flight{std::move(entry), deadline});
+  s.in_flight.emplace(id, Flight{std::move(entry), deadline, deadline - s.spec.lease});
   ++stats_.deliveries;
   if (!s.dirty) {
     s.dirty = true;
@@ -422,6 +463,9 @@ void Dispatcher::FlushOut() {
   dirty.swap(dirty_);
   for (Session* s : dirty) {
     s->dirty = false;
+    for (v1::SubscribeResponse& full : s->out_full) s->sink->Send(std::move(full));
+    s->out_full.clear();
+    s->out_bytes = 0;
     if (s->out_deliveries.has_deliveries()) {
       v1::SubscribeResponse msg;
       msg.Swap(&s->out_deliveries);
@@ -502,7 +546,7 @@ void Dispatcher::Verbs(uint64_t session_id, const v1::Verbs& verbs) {
         }
         ++stats_.nacks;
         // Stays pending in Redis; reclaimed once idle for a lease.
-        if (h != nullptr) h->next_reclaim = std::min(h->next_reclaim, it->second.deadline);
+        if (h != nullptr) h->due_at = std::min(h->due_at, it->second.deadline);
         Settle(s, id, Outcome::kNacked);
         break;
       }
@@ -515,6 +559,7 @@ void Dispatcher::Verbs(uint64_t session_id, const v1::Verbs& verbs) {
         }
         ++stats_.extends;
         it->second.deadline = now + (lease_ms == 0 ? s.spec.lease : absl::Milliseconds(lease_ms));
+        it->second.idle_since = now;
         extended.push_back(entry_id);
         break;
       }
@@ -645,7 +690,9 @@ void Dispatcher::DetachSession(Session& s) {
   s.in_flight.clear();
   s.handler = nullptr;
   Pump(*h);
-  if (!h->sessions.empty() && !h->backlog.empty()) {
+  const bool can_take = std::any_of(h->sessions.begin(), h->sessions.end(),
+                                    [](const Session* o) { return !o->stopped; });
+  if (can_take && !h->backlog.empty()) {
     // They may wait for a slot: restart their idle time now, so no other
     // daemon's sweep takes them while they wait (the tick keeps it low).
     std::vector<std::string> ids;
@@ -653,7 +700,8 @@ void Dispatcher::DetachSession(Session& s) {
     Touch(*h, ids, /*release=*/false);
     h->backlog_touch_at = options_.now() + h->spec.lease / 3;
   }
-  if (h->sessions.empty() && !h->backlog.empty()) {
+  if (!can_take && !h->backlog.empty()) {
+    // No session here will take them (none, or all stopped): give them back.
     std::vector<std::string> ids;
     for (const Entry& e : h->backlog) ids.push_back(e.id);
     h->backlog.clear();
@@ -687,7 +735,7 @@ void Dispatcher::Tick() {
       ++stats_.lease_expiries;
       Settle(s, id, Outcome::kExpired);
     }
-    if (!expired.empty() && s.handler != nullptr) s.handler->next_reclaim = now;
+    if (!expired.empty() && s.handler != nullptr) s.handler->due_at = now;
   }
   for (auto& [key, handler] : handlers_) {
     Handler& h = *handler;
@@ -701,7 +749,24 @@ void Dispatcher::Tick() {
       Touch(h, ids, /*release=*/false);
       h.backlog_touch_at = now + h.spec.lease / 3;
     }
-    if (!h.auto_ack && !draining_ && now >= h.next_reclaim) Reclaim(h);
+    if (!h.auto_ack && now >= h.in_flight_touch_at) {
+      // Deliveries that may outlive the handler's lease in Redis (a longer
+      // session lease, a long EXTEND) get their idle time reset, so no
+      // sweep takes them while their client still holds a valid lease.
+      const absl::Duration third = h.spec.lease / 3;
+      std::vector<std::string> ids;
+      for (Session* s : h.sessions) {
+        for (auto& [id, f] : s->in_flight) {
+          if (f.deadline > f.idle_since + h.spec.lease && now - f.idle_since > third) {
+            ids.push_back(f.entry.id);
+            f.idle_since = now;
+          }
+        }
+      }
+      Touch(h, ids, /*release=*/false);
+      h.in_flight_touch_at = now + third;
+    }
+    if (!h.auto_ack && !draining_ && now >= std::min(h.next_reclaim, h.due_at)) Reclaim(h);
     MaybeRead(h);
   }
   if (!notifier_.healthy()) notifier_.Kick();
@@ -718,79 +783,112 @@ void Dispatcher::Reclaim(Handler& h) {
   if (h.claiming) return;
   const uint32_t count = std::min(Capacity(h), options_.read_batch);
   if (count == 0) return;
+  const absl::Time now = options_.now();
+  if (now >= h.due_at) {
+    // Something of ours became due: scan the pending list from the start.
+    h.claim_cursor = "0-0";
+    h.due_at = absl::InfiniteFuture();
+  }
+  FlushAcks();  // same connection: the XACKs run before the XAUTOCLAIM
   h.claiming = true;
-  h.reserved += count;
-  const std::string key = h.key;
-  const std::string min_idle = absl::StrCat(absl::ToInt64Milliseconds(h.spec.lease));
+  h.reserved += count;  // held until the claimed entries are delivered
+  absl::Duration min_idle = h.spec.lease;
+  for (const Session* s : h.sessions) min_idle = std::min(min_idle, s->spec.lease);
+  const std::string min_idle_text = absl::StrCat(absl::ToInt64Milliseconds(min_idle));
   const std::string count_text = absl::StrCat(count);
-  redis_.Send({"XAUTOCLAIM", h.spec.keys.stream, h.spec.keys.group, h.spec.consumer, min_idle,
-               h.claim_cursor, "COUNT", count_text},
-              Guard([this, key, count](absl::StatusOr<RedisReply> r) {
-                if (Handler* hh = FindHandler(key)) {
-                  hh->reserved -= std::min(hh->reserved, count);
-                }
-                OnReclaimed(key, std::move(r));
+  redis_.Send({"XAUTOCLAIM", h.spec.keys.stream, h.spec.keys.group, h.spec.consumer,
+               min_idle_text, h.claim_cursor, "COUNT", count_text},
+              Guard([this, key = HandlerRef{h.key, h.generation}, target = TargetOf(h),
+                     count](absl::StatusOr<RedisReply> r) {
+                OnReclaimed(key, target, count, std::move(r));
               }));
 }
 
-void Dispatcher::OnReclaimed(const std::string& key, absl::StatusOr<RedisReply> reply) {
+void Dispatcher::OnReclaimed(const HandlerRef& key, const Target& target, uint32_t reserved,
+                             absl::StatusOr<RedisReply> reply) {
   Handler* h = FindHandler(key);
-  if (h == nullptr) return;
-  h->claiming = false;
+  auto release_reservation = [&] {
+    if (h != nullptr) h->reserved -= std::min(h->reserved, reserved);
+  };
+  if (h != nullptr) h->claiming = false;
   if (!reply.ok() || reply->is_error() || !reply->is_array() || reply->elements.size() < 2) {
     ++stats_.redis_errors;
+    release_reservation();
+    return;
+  }
+  absl::StatusOr<std::vector<StreamEntry>> entries =
+      ParseEntryList(std::move(reply->elements[1]));
+  if (h == nullptr) {
+    // The handler left meanwhile; the claim made these look fresh.
+    if (entries.ok()) {
+      std::vector<std::string> ids;
+      for (const StreamEntry& e : *entries) ids.push_back(e.id);
+      Touch(target, ids, /*release=*/true);
+    }
     return;
   }
   h->claim_cursor = reply->elements[0].str.empty() ? "0-0" : reply->elements[0].str;
-  absl::StatusOr<std::vector<StreamEntry>> entries = ParseEntryList(std::move(reply->elements[1]));
-  if (!entries.ok()) return;
   // More may be due right away when the scan has not wrapped around.
-  h->next_reclaim = h->claim_cursor != "0-0" ? options_.now() : options_.now() + SweepPeriod(*h);
-  if (entries->empty()) return;
+  h->next_reclaim =
+      h->claim_cursor != "0-0" ? options_.now() : options_.now() + SweepPeriod(*h);
+  if (!entries.ok() || entries->empty()) {
+    release_reservation();
+    return;
+  }
   // Entries we still hold (a lease about to expire here) were only touched.
   const absl::flat_hash_set<std::string> held = HeldIds(*h);
-  std::vector<StreamEntry> fresh;
+  auto fresh = std::make_shared<std::vector<StreamEntry>>();
   for (StreamEntry& e : *entries) {
-    if (!e.deleted && !held.contains(e.id)) fresh.push_back(std::move(e));
+    if (!e.deleted && !held.contains(e.id)) fresh->push_back(std::move(e));
   }
-  if (fresh.empty()) return;
-  // The attempt number is Redis's delivery count for each entry.
-  const std::string first = fresh.front().id;
-  const std::string last = fresh.back().id;
-  const std::string n = absl::StrCat(fresh.size() * 2 + 16);
-  auto shared = std::make_shared<std::vector<StreamEntry>>(std::move(fresh));
-  redis_.Send({"XPENDING", h->spec.keys.stream, h->spec.keys.group, first, last, n,
-               h->spec.consumer},
-              Guard([this, key, shared](absl::StatusOr<RedisReply> r) {
-                DeliverReclaimed(key, std::move(*shared), std::move(r));
-              }));
+  if (fresh->empty()) {
+    release_reservation();
+    return;
+  }
+  // The attempt number is Redis's delivery count of each entry: one
+  // XPENDING per id (pipelined), so no other pending entry crowds it out.
+  auto counts = std::make_shared<absl::flat_hash_map<std::string, uint32_t>>();
+  auto remaining = std::make_shared<size_t>(fresh->size());
+  for (const StreamEntry& e : *fresh) {
+    redis_.Send({"XPENDING", target.stream, target.group, e.id, e.id, "1"},
+                Guard([this, key, target, reserved, fresh, counts, remaining,
+                       id = e.id](absl::StatusOr<RedisReply> r) {
+                  if (r.ok() && r->is_array() && !r->elements.empty() &&
+                      r->elements[0].elements.size() == 4) {
+                    (*counts)[id] = static_cast<uint32_t>(r->elements[0].elements[3].integer);
+                  }
+                  if (--*remaining == 0) {
+                    DeliverReclaimed(key, target, reserved, std::move(*fresh), std::move(*counts));
+                  }
+                }));
+  }
 }
 
-void Dispatcher::DeliverReclaimed(const std::string& key, std::vector<StreamEntry> entries,
-                                  absl::StatusOr<RedisReply> pending) {
+void Dispatcher::DeliverReclaimed(const HandlerRef& key, const Target& target, uint32_t reserved,
+                                  std::vector<StreamEntry> entries,
+                                  absl::flat_hash_map<std::string, uint32_t> counts) {
   Handler* h = FindHandler(key);
-  absl::flat_hash_map<std::string, uint32_t> counts;
-  if (pending.ok() && pending->is_array()) {
-    for (const RedisReply& p : pending->elements) {
-      if (p.is_array() && p.elements.size() == 4 && p.elements[3].is_integer()) {
-        counts[p.elements[0].str] = static_cast<uint32_t>(p.elements[3].integer);
-      }
-    }
+  if (h == nullptr) {
+    std::vector<std::string> ids;
+    for (const StreamEntry& e : entries) ids.push_back(e.id);
+    Touch(target, ids, /*release=*/true);
+    return;
   }
-  if (h == nullptr) return;  // left pending, idle: the next reclaim takes it
+  h->reserved -= std::min(h->reserved, reserved);
   // What we took hold of while XPENDING was out is ours already.
   const absl::flat_hash_set<std::string> held = HeldIds(*h);
   entries.erase(std::remove_if(entries.begin(), entries.end(),
                                [&](const StreamEntry& e) { return held.contains(e.id); }),
                 entries.end());
   for (StreamEntry& e : entries) {
-    auto c = counts.find(e.id);
-    if (c == counts.end() || c->second == 0) counts[e.id] = 2;
+    uint32_t& c = counts[e.id];
+    if (c == 0) c = 2;
     spdlog::debug("reclaimed entry {} of '{}' for handler '{}' (attempt {})", e.id,
-                  h->spec.keys.stream, h->spec.handler_id, counts[e.id]);
+                  h->spec.keys.stream, h->spec.handler_id, c);
   }
   stats_.reclaimed += entries.size();
   DeliverEntries(*h, std::move(entries), counts);
+  MaybeRead(*h);
   FlushOut();
 }
 

@@ -76,6 +76,10 @@ struct DispatcherOptions {
   // Shortest interval between two sweeps of one handler (the sweep period is
   // max(lease, this)).
   absl::Duration min_sweep = absl::Seconds(5);
+  // Approximate byte budget of one Deliveries message, so stock clients'
+  // default 4 MiB receive limit holds (a single larger delivery still goes
+  // alone).
+  size_t max_message_bytes = 3u << 20;
   // Delay before a read is retried after a Redis error.
   absl::Duration error_backoff = absl::Milliseconds(100);
   std::function<absl::Time()> now = [] { return absl::Now(); };
@@ -144,6 +148,7 @@ class Dispatcher {
   struct Flight {
     Entry entry;
     absl::Time deadline;
+    absl::Time idle_since;  // when Redis last reset its idle time
   };
 
   struct Session {
@@ -158,6 +163,8 @@ class Dispatcher {
     absl::flat_hash_map<uint64_t, Outcome> settled;
     std::deque<uint64_t> settled_order;
     v1::SubscribeResponse out_deliveries;
+    size_t out_bytes = 0;  // approximate size of out_deliveries
+    std::vector<v1::SubscribeResponse> out_full;  // batches that reached the budget
     v1::SubscribeResponse out_notices;
     bool dirty = false;
 
@@ -172,8 +179,16 @@ class Dispatcher {
     std::string consumer;
   };
 
+  // A handler incarnation: replies to commands of a removed handler must not
+  // act on a later handler with the same key.
+  struct HandlerRef {
+    std::string key;
+    uint64_t generation = 0;
+  };
+
   struct Handler {
     std::string key;
+    uint64_t generation = 0;
     SubscriptionSpec spec;  // of the first registration
     bool ready = false;
     bool watched = false;  // notifier_.Watch was called (Unwatch on removal)
@@ -186,6 +201,14 @@ class Dispatcher {
     // Backlog entries being fetched for delivery (XCLAIM in flight).
     absl::flat_hash_set<std::string> fetching;
     absl::Time backlog_touch_at = absl::InfinitePast();
+    // In-flight entries whose deadline (a longer session lease, EXTEND)
+    // outlives the handler's lease in Redis are touched every lease / 3.
+    absl::Time in_flight_touch_at = absl::InfinitePast();
+    // Auto-ack entries read but not yet delivered (they are not pending in
+    // Redis, so they cannot be fetched again: the whole entry is kept).
+    std::deque<StreamEntry> auto_backlog;
+    // The newest id XREADGROUP returned: a lost group is recreated there.
+    std::string last_read_id;
     // Read state of the main stream.
     bool more = true;
     uint64_t activity = 0;  // bumps on every notification
@@ -198,6 +221,9 @@ class Dispatcher {
     // expiry or a release; otherwise one sweep per lease (orphans of dead
     // daemons), so idle handlers cost next to nothing.
     absl::Time next_reclaim = absl::InfinitePast();
+    // Earliest time something this daemon settled without an ACK (NACK,
+    // expiry) becomes reclaimable; the scan then restarts from the top.
+    absl::Time due_at = absl::InfiniteFuture();
   };
 
   void CreateGroup(Handler& h);
@@ -206,14 +232,14 @@ class Dispatcher {
   uint32_t Capacity(const Handler& h) const;
   void Pump(Handler& h);
   void MaybeRead(Handler& h);
-  void OnRead(const std::string& key, const Target& target, uint32_t asked, uint64_t activity,
+  void OnRead(const HandlerRef& key, const Target& target, uint32_t asked, uint64_t activity,
               absl::StatusOr<RedisReply> reply);
   void Deliver(Handler& h, Session& s, Entry entry, v1::Delivery&& message);
   // Delivers freshly read or fetched entries to sessions with free slots;
   // what finds no slot goes to the backlog (ids only).
   void DeliverEntries(Handler& h, std::vector<StreamEntry>&& entries,
                       const absl::flat_hash_map<std::string, uint32_t>& attempts);
-  void OnFetched(const std::string& key, const Target& target, std::vector<Entry> asked,
+  void OnFetched(const HandlerRef& key, const Target& target, std::vector<Entry> asked,
                  absl::StatusOr<RedisReply> reply);
   // Entry ids this daemon holds for `h` (in flight or in the backlog).
   absl::flat_hash_set<std::string> HeldIds(const Handler& h) const;
@@ -229,9 +255,11 @@ class Dispatcher {
   void Touch(const Target& t, const std::vector<std::string>& ids, bool release);
   void Tick();
   void Reclaim(Handler& h);
-  void OnReclaimed(const std::string& key, absl::StatusOr<RedisReply> reply);
-  void DeliverReclaimed(const std::string& key, std::vector<StreamEntry> entries,
-                        absl::StatusOr<RedisReply> pending);
+  void OnReclaimed(const HandlerRef& key, const Target& target, uint32_t reserved,
+                   absl::StatusOr<RedisReply> reply);
+  void DeliverReclaimed(const HandlerRef& key, const Target& target, uint32_t reserved,
+                        std::vector<StreamEntry> entries,
+                        absl::flat_hash_map<std::string, uint32_t> counts);
   absl::Duration SweepPeriod(const Handler& h) const;
   void DetachSession(Session& s);
   void MaybeRemoveHandler(Handler& h);
@@ -239,6 +267,7 @@ class Dispatcher {
   void CheckDrained();
   v1::Delivery Decode(const StreamEntry& e);
   Handler* FindHandler(const std::string& key);
+  Handler* FindHandler(const HandlerRef& ref);
   // Wraps a Redis callback so it does nothing once the dispatcher is gone.
   AsyncCallback Guard(std::function<void(absl::StatusOr<RedisReply>)> fn);
 
@@ -251,6 +280,7 @@ class Dispatcher {
   // stream → handler keys reading it
   absl::flat_hash_map<std::string, std::vector<std::string>> by_stream_;
   uint64_t next_delivery_id_ = 0;
+  uint64_t next_generation_ = 0;
   // Pending XACK ids per (stream, group).
   absl::flat_hash_map<std::pair<std::string, std::string>, std::vector<std::string>> acks_;
   size_t acks_queued_ = 0;

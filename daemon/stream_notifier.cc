@@ -109,11 +109,18 @@ void StreamNotifier::OnRead(absl::StatusOr<RedisReply> reply) {
     return;
   }
   healthy_ = true;
-  std::vector<std::string> active;
+  // (stream, the id XREAD returned for it)
+  std::vector<std::pair<std::string, std::string>> active;
   if (reply->is_array()) {
     for (const RedisReply& s : reply->elements) {
       if (s.is_array() && s.elements.size() == 2 && streams_.contains(s.elements[0].str)) {
-        active.push_back(s.elements[0].str);
+        std::string seen;
+        const RedisReply& entries = s.elements[1];
+        if (entries.is_array() && !entries.elements.empty() &&
+            !entries.elements[0].elements.empty()) {
+          seen = entries.elements[0].elements[0].str;
+        }
+        active.emplace_back(s.elements[0].str, std::move(seen));
       }
     }
   }
@@ -123,12 +130,21 @@ void StreamNotifier::OnRead(absl::StatusOr<RedisReply> reply) {
   }
   // Advance L for every active stream, then report them, then block again.
   auto remaining = std::make_shared<size_t>(active.size());
-  for (const std::string& stream : active) {
+  for (auto& [stream, seen] : active) {
     commands_.Send({"XREVRANGE", stream, "+", "-", "COUNT", "1"},
-                   [this, alive = alive_, stream, remaining](absl::StatusOr<RedisReply> r) {
+                   [this, alive = alive_, stream = stream, seen = seen,
+                    remaining](absl::StatusOr<RedisReply> r) {
                      if (!*alive) return;
                      auto it = streams_.find(stream);
-                     if (it != streams_.end()) UpdateLastId(r, it->second.last_id);
+                     if (it != streams_.end()) {
+                       // Without the last id, at least step past the entry
+                       // XREAD reported, so the next XREAD cannot spin on it.
+                       if (!r.ok() || r->is_error()) {
+                         if (!seen.empty()) it->second.last_id = seen;
+                       } else {
+                         UpdateLastId(r, it->second.last_id);
+                       }
+                     }
                      on_activity_(stream);
                      if (--*remaining == 0) Cycle();
                    });

@@ -8,7 +8,9 @@
 // entry id known to exist, and blocks for entries after L. When XREAD
 // reports a stream, L is advanced to the stream's current last id (XREVRANGE
 // + - COUNT 1) *before* the stream is reported; any entry added after that
-// read is newer than L and wakes the next XREAD.
+// read is newer than L and wakes the next XREAD. (This relies on the
+// XREVRANGE and the readers' XREADGROUPs sharing one connection, so their
+// order on the server is the order they were sent.)
 //
 // Loop thread only.
 #ifndef REDRIVE_DAEMON_STREAM_NOTIFIER_H_

@@ -113,15 +113,19 @@ void SubscribeSession::FailAndDisconnect(absl::Status status) {
 void SubscribeSession::Enqueue(v1::SubscribeResponse msg) {
   absl::MutexLock lock(&mu_);
   if (finished_ || broken_) return;
-  // Merge delivery batches that have not started writing yet.
-  if (msg.has_deliveries() && !queue_.empty() && queue_.back().has_deliveries() &&
-      (queue_.size() > 1 || !writing_)) {
-    auto* into = queue_.back().mutable_deliveries()->mutable_deliveries();
+  // Merge delivery batches that have not started writing yet, within the
+  // message budget (clients' default receive limit is 4 MiB).
+  const size_t bytes = msg.ByteSizeLong();
+  if (msg.has_deliveries() && !queue_.empty() && queue_.back().message.has_deliveries() &&
+      (queue_.size() > 1 || !writing_) && queue_.back().bytes + bytes <= kMaxMergedBytes) {
+    Outgoing& back = queue_.back();
+    auto* into = back.message.mutable_deliveries()->mutable_deliveries();
     for (v1::Delivery& d : *msg.mutable_deliveries()->mutable_deliveries()) {
       into->Add(std::move(d));
     }
+    back.bytes += bytes;
   } else {
-    queue_.push_back(std::move(msg));
+    queue_.push_back(Outgoing{std::move(msg), bytes});
   }
   Pump();
 }
@@ -138,7 +142,7 @@ void SubscribeSession::Pump() {
   if (writing_ || finished_) return;
   if (!queue_.empty() && !broken_) {
     writing_ = true;
-    StartWrite(&queue_.front());
+    StartWrite(&queue_.front().message);
     return;
   }
   if (finish_requested_) {

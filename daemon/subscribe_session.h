@@ -26,6 +26,8 @@
 namespace redrive {
 
 inline constexpr int kMaxVerbsPerMessage = 10000;
+// Delivery batches are merged while a write is in flight up to this size.
+inline constexpr size_t kMaxMergedBytes = 3u << 20;
 
 class SubscribeSession final
     : public grpc::ServerBidiReactor<v1::SubscribeRequest, v1::SubscribeResponse> {
@@ -62,7 +64,11 @@ class SubscribeSession final
   bool registered_ = false;
 
   absl::Mutex mu_;
-  std::deque<v1::SubscribeResponse> queue_ ABSL_GUARDED_BY(mu_);
+  struct Outgoing {
+    v1::SubscribeResponse message;
+    size_t bytes = 0;
+  };
+  std::deque<Outgoing> queue_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool broken_ ABSL_GUARDED_BY(mu_) = false;
   bool finish_requested_ ABSL_GUARDED_BY(mu_) = false;
