@@ -41,22 +41,28 @@ void DeliveryEngine::Register(uint64_t session, SubscriptionSpec spec,
                               std::shared_ptr<SessionSink> sink) {
   auto shared_spec = std::make_shared<SubscriptionSpec>(std::move(spec));
   if (!loop_->Post([this, session, shared_spec, sink] {
-        dispatcher_->Register(session, std::move(*shared_spec), sink);
+        if (dispatcher_ != nullptr) dispatcher_->Register(session, std::move(*shared_spec), sink);
       })) {
     sink->Finish(absl::UnavailableError("redrived is shutting down"));
   }
 }
 
 void DeliveryEngine::Verbs(uint64_t session, std::shared_ptr<const v1::Verbs> verbs) {
-  loop_->Post([this, session, verbs] { dispatcher_->Verbs(session, *verbs); });
+  loop_->Post([this, session, verbs] {
+    if (dispatcher_ != nullptr) dispatcher_->Verbs(session, *verbs);
+  });
 }
 
 void DeliveryEngine::Stop(uint64_t session) {
-  loop_->Post([this, session] { dispatcher_->Stop(session); });
+  loop_->Post([this, session] {
+    if (dispatcher_ != nullptr) dispatcher_->Stop(session);
+  });
 }
 
 void DeliveryEngine::Disconnect(uint64_t session) {
-  loop_->Post([this, session] { dispatcher_->Disconnect(session); });
+  loop_->Post([this, session] {
+    if (dispatcher_ != nullptr) dispatcher_->Disconnect(session);
+  });
 }
 
 void DeliveryEngine::Drain(absl::Duration grace) {

@@ -380,6 +380,9 @@ void Dispatcher::OnRead(const HandlerRef& key, const Target& target, uint32_t as
                   }));
       return;
     }
+    // If the server ran the read, its entries are pending under our
+    // consumer without our knowing: look for them once they are due.
+    h->due_at = std::min(h->due_at, options_.now() + h->spec.lease);
     spdlog::debug("XREADGROUP on '{}' failed: {}", h->spec.keys.stream,
                   reply.ok() ? reply->str : std::string(reply.status().message()));
     h->retry_after = options_.now() + options_.error_backoff;

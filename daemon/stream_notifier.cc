@@ -69,12 +69,24 @@ void StreamNotifier::OnBlockingConnected(int64_t client_id) {
 
 // Makes a blocked XREAD return at once so the next one has the new key set.
 void StreamNotifier::Interrupt() {
+  ++epoch_;
   if (!reading_) {
     Cycle();
     return;
   }
-  if (client_id_ == 0) return;
-  commands_.Send({"CLIENT", "UNBLOCK", absl::StrCat(client_id_)}, [](absl::StatusOr<RedisReply>) {});
+  Unblock(5);
+}
+
+// CLIENT UNBLOCK travels on another connection than the XREAD, so it can
+// reach Redis before the XREAD blocks (it then answers 0): try again while
+// the XREAD in flight still has the old key set.
+void StreamNotifier::Unblock(int tries_left) {
+  if (client_id_ == 0 || !reading_ || read_epoch_ == epoch_ || tries_left == 0) return;
+  commands_.Send({"CLIENT", "UNBLOCK", absl::StrCat(client_id_)},
+                 [this, alive = alive_, tries_left](absl::StatusOr<RedisReply> r) {
+                   if (!*alive) return;
+                   if (r.ok() && r->is_integer() && r->integer == 0) Unblock(tries_left - 1);
+                 });
 }
 
 void StreamNotifier::Kick() { Cycle(); }
@@ -89,6 +101,7 @@ void StreamNotifier::Cycle() {
   for (const auto& [stream, w] : streams_) argv.push_back(stream);
   for (const auto& [stream, w] : streams_) argv.push_back(w.last_id);
   reading_ = true;
+  read_epoch_ = epoch_;
   blocking_.Send(
       argv,
       [this, alive = alive_](absl::StatusOr<RedisReply> reply) {

@@ -60,6 +60,7 @@ class StreamNotifier {
 
   void Cycle();
   void Interrupt();
+  void Unblock(int tries_left);
   void OnRead(absl::StatusOr<RedisReply> reply);
 
   AsyncCommander& blocking_;
@@ -70,6 +71,8 @@ class StreamNotifier {
   bool reading_ = false;
   bool healthy_ = false;
   int64_t client_id_ = 0;
+  uint64_t epoch_ = 0;       // bumps when the watched set changes
+  uint64_t read_epoch_ = 0;  // epoch of the XREAD in flight
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
