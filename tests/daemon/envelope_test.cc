@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "tests/testing/status_matchers.h"
 
 namespace redrive {
 namespace {
@@ -114,13 +115,7 @@ HeaderList HeadersOf(const Json& list) {
   return out;
 }
 
-// Unwraps a StatusOr that must be OK; records a failure otherwise.
-template <typename T>
-T TakeOk(absl::StatusOr<T> result) {
-  EXPECT_TRUE(result.ok()) << result.status();
-  if (!result.ok()) return T{};
-  return *std::move(result);
-}
+using ::redrive::testing::TakeOk;
 
 // FastStream 0.7's defective writer: u16 lengths are code-point counts. Used
 // to build inputs the vectors only describe (limits) and checked against the

@@ -76,12 +76,7 @@ HeaderList HeadersOf(const Json& list) {
   return out;
 }
 
-template <typename T>
-T TakeOk(absl::StatusOr<T> result) {
-  EXPECT_TRUE(result.ok()) << result.status();
-  if (!result.ok()) return T{};
-  return *std::move(result);
-}
+using ::redrive::testing::TakeOk;
 
 DecodedEntry Decode(absl::string_view value) { return TakeOk(DecodeDataValue(value)); }
 

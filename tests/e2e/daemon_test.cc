@@ -16,6 +16,7 @@
 #include "tests/testing/envelope_bytes.h"
 #include "tests/testing/redis_server.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/wait.h"
 
 namespace redrive {
 namespace {
@@ -25,19 +26,9 @@ using ::redrive::testing::IsOk;
 using ::redrive::testing::SpecEnvelope;
 using ::redrive::testing::StatusIs;
 using ::redrive::testing::TestRedisServer;
+using ::redrive::testing::WaitFor;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-
-// Polls `condition` every 10 ms until it holds or `timeout` passes.
-template <typename F>
-bool WaitFor(F condition, absl::Duration timeout = absl::Seconds(15)) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    if (condition()) return true;
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  return condition();
-}
 
 class DaemonTest : public ::testing::Test {
  protected:

@@ -11,15 +11,20 @@
 #include "redrive/client.h"
 #include "tests/testing/daemon_process.h"
 #include "tests/testing/envelope_bytes.h"
+#include "tests/testing/redis_inspect.h"
 #include "tests/testing/redis_server.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/subscriber.h"
+#include "tests/testing/wait.h"
 
 namespace redrive {
 namespace {
 
 using ::redrive::testing::DaemonProcess;
 using ::redrive::testing::IsOk;
+using ::redrive::testing::PendingCount;
+using ::redrive::testing::SortedKeys;
+using ::redrive::testing::WaitFor;
 using ::redrive::testing::SpecEnvelope;
 using ::redrive::testing::TestRedisServer;
 using ::redrive::testing::TestSubscriber;
@@ -27,16 +32,6 @@ using ::testing::ElementsAre;
 using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
 using ::testing::UnorderedElementsAreArray;
-
-template <typename F>
-bool WaitFor(F condition, absl::Duration timeout = absl::Seconds(15)) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    if (condition()) return true;
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  return condition();
-}
 
 v1::Register Reg(const std::string& channel, const std::string& handler, uint32_t max_in_flight = 0) {
   v1::Register r;
@@ -86,19 +81,10 @@ class SubscribeTest : public ::testing::Test {
     return payloads;
   }
 
-  std::vector<std::string> Keys() {
-    std::vector<std::string> keys;
-    absl::StatusOr<RedisReply> r = conn_->Command({"KEYS", "*"});
-    if (r.ok()) {
-      for (const RedisReply& k : r->elements) keys.push_back(k.str);
-    }
-    std::sort(keys.begin(), keys.end());
-    return keys;
-  }
+  std::vector<std::string> Keys() { return SortedKeys(*conn_); }
 
   int64_t Pending(const std::string& stream, const std::string& group) {
-    absl::StatusOr<RedisReply> r = conn_->Command({"XPENDING", stream, group});
-    return r.ok() && r->is_array() && !r->elements.empty() ? r->elements[0].integer : -1;
+    return PendingCount(*conn_, stream, group);
   }
 
   std::unique_ptr<TestRedisServer> redis_;

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <thread>
 
+#include "tests/testing/redis_inspect.h"
 #include "tests/testing/redis_server.h"
 #include "tests/testing/status_matchers.h"
 
@@ -58,15 +59,7 @@ class MoveScriptsTest : public ::testing::Test {
     return r.ok() ? r->integer : -99;
   }
 
-  std::vector<std::string> Keys() {
-    std::vector<std::string> keys;
-    absl::StatusOr<RedisReply> r = redis_->Command({"KEYS", "*"});
-    if (r.ok()) {
-      for (const RedisReply& k : r->elements) keys.push_back(k.str);
-    }
-    std::sort(keys.begin(), keys.end());
-    return keys;
-  }
+  std::vector<std::string> Keys() { return ::redrive::testing::SortedKeys(*redis_); }
 
   absl::StatusOr<RedisReply> Schedule(const std::string& id, const std::string& owner,
                                       const std::string& due, const std::string& member) {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/testing/envelope_bytes.h"
+#include "tests/testing/redis_inspect.h"
 #include "tests/testing/redis_server.h"
 #include "tests/testing/status_matchers.h"
 
@@ -39,15 +40,7 @@ class PublisherIntegrationTest : public ::testing::Test {
     return out;
   }
 
-  std::vector<std::string> Keys() {
-    std::vector<std::string> keys;
-    absl::StatusOr<RedisReply> reply = redis_->Command({"KEYS", "*"});
-    EXPECT_TRUE(reply.ok());
-    if (!reply.ok()) return keys;
-    for (const RedisReply& k : reply->elements) keys.push_back(k.str);
-    std::sort(keys.begin(), keys.end());
-    return keys;
-  }
+  std::vector<std::string> Keys() { return ::redrive::testing::SortedKeys(*redis_); }
 
   std::unique_ptr<TestRedisServer> server_;
   std::unique_ptr<RedisConnection> redis_;

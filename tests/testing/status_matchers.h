@@ -17,6 +17,15 @@ const absl::Status& GetStatus(const absl::StatusOr<T>& s) {
   return s.status();
 }
 
+// Unwraps a StatusOr that must be OK; records a test failure (and returns
+// a default value) otherwise.
+template <typename T>
+T TakeOk(absl::StatusOr<T> result) {
+  EXPECT_TRUE(result.ok()) << result.status();
+  if (!result.ok()) return T{};
+  return *std::move(result);
+}
+
 MATCHER(IsOk, "is OK") {
   const absl::Status& s = GetStatus(arg);
   if (!s.ok()) *result_listener << "status is " << s;
