@@ -123,6 +123,18 @@ const std::vector<OptionSpec>& Options() {
       {"shutdown-grace-ms", "10000",
        "On SIGTERM/SIGINT, how long in-flight calls may finish (0..600000).",
        UintIn("shutdown-grace-ms", REDRIVE_FIELD(shutdown_grace_ms), 0, 600000)},
+      {"reclaim-tick-ms", "100",
+       "How often due retries are moved and lease expiries checked: a retry is delivered "
+       "at most one tick after its due time (10..1000).",
+       UintIn("reclaim-tick-ms", REDRIVE_FIELD(reclaim_tick_ms), 10, 1000)},
+      {"sweep-interval-ms", "5000",
+       "Shortest time between two sweeps of a handler for entries abandoned by dead "
+       "daemons; the period is max(lease, this) (100..3600000).",
+       UintIn("sweep-interval-ms", REDRIVE_FIELD(sweep_interval_ms), 100, 3600000)},
+      {"consumer-expiry-ms", "600000",
+       "A consumer with nothing pending and idle this long (and at least 10 leases) is "
+       "removed from its group (1000..604800000).",
+       UintIn("consumer-expiry-ms", REDRIVE_FIELD(consumer_expiry_ms), 1000, 604800000)},
       {"ready-file", "",
        "Write a JSON file with the bound gRPC addresses once serving.",
        [](absl::string_view v, Config& c, Raw&) {

@@ -49,6 +49,10 @@ struct Config {
   std::string health_listen;
   uint32_t health_interval_ms = 1000;
   uint32_t shutdown_grace_ms = 10000;
+  // Retries: mover/expiry tick, orphan sweep interval, idle consumer expiry.
+  uint32_t reclaim_tick_ms = 100;
+  uint32_t sweep_interval_ms = 5000;
+  uint32_t consumer_expiry_ms = 600000;
   // Written (atomically) once the server listens: JSON with the bound
   // addresses; for tests and supervisors. Empty = none.
   std::string ready_file;

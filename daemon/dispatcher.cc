@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <random>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -35,6 +36,11 @@ uint32_t Dispatcher::Session::free_slots() const {
 Dispatcher::Dispatcher(EventLoop& loop, AsyncCommander& redis, StreamNotifier& notifier,
                        DispatcherOptions options)
     : loop_(loop), redis_(redis), notifier_(notifier), options_(std::move(options)) {
+  unit_random_ = options_.unit_random;
+  if (!unit_random_) {
+    auto rng = std::make_shared<std::mt19937_64>(std::random_device{}());
+    unit_random_ = [rng] { return std::uniform_real_distribution<double>(0.0, 1.0)(*rng); };
+  }
   ack_timer_ = loop_.NewTimer([this] {
     ack_timer_armed_ = false;
     FlushAcks();
@@ -96,9 +102,16 @@ void Dispatcher::Register(uint64_t session_id, SubscriptionSpec spec,
     created->generation = ++next_generation_;
     created->spec = s.spec;
     created->auto_ack = s.spec.auto_ack;
+    created->scheduled_consumer = ScheduledConsumerName(s.spec.handler_id);
+    created->names = std::make_shared<const SubscriptionSpec>(s.spec);
+    created->sources[kMain].stream = s.spec.keys.stream;
+    created->sources[kMain].group = s.spec.keys.group;
+    created->sources[kRetry].stream = s.spec.keys.retry_stream;
+    created->sources[kRetry].group = s.spec.keys.retry_group;
     h = created.get();
     handlers_[key] = std::move(created);
     by_stream_[h->spec.keys.stream].push_back(key);
+    if (!h->auto_ack) by_stream_[h->spec.keys.retry_stream].push_back(key);
     s.handler = h;
     h->waiting.push_back(&s);
     CreateGroup(*h);
@@ -138,7 +151,7 @@ void Dispatcher::CreateGroup(Handler& handler) {
                   OnGroupReady(*h, status);
                   return;
                 }
-                h->watched = true;
+                h->sources[kMain].watched = true;
                 notifier_.Watch(h->spec.keys.stream, [this, alive = alive_, key] {
                   if (!*alive) return;
                   if (Handler* hh = FindHandler(key)) OnGroupReady(*hh, absl::OkStatus());
@@ -161,11 +174,33 @@ void Dispatcher::OnGroupReady(Handler& h, absl::Status status) {
     return;
   }
   h.ready = true;
-  h.more = true;
+  h.sources[kMain].ready = true;
+  h.sources[kMain].more = true;
+  // A new handler here looks for due retries (another daemon may have left
+  // some) and orphaned entries at once.
+  h.next_due = absl::InfinitePast();
+  if (!h.auto_ack) WatchRetrySource(h);
   for (Session* s : waiting) Attach(h, *s);
   Pump(h);
   MaybeRead(h);
   FlushOut();
+}
+
+void Dispatcher::WatchRetrySource(Handler& h) {
+  // The retry group is created by the first move into the stream (the
+  // scripts create it at the stream's end right before adding the entry),
+  // so a handler that never fails leaves no retry key behind.
+  Source& src = h.sources[kRetry];
+  src.watched = true;
+  notifier_.Watch(src.stream, [this, alive = alive_, key = HandlerRef{h.key, h.generation}] {
+    if (!*alive) return;
+    Handler* hh = FindHandler(key);
+    if (hh == nullptr) return;
+    hh->sources[kRetry].ready = true;
+    hh->sources[kRetry].more = true;
+    MaybeRead(*hh);
+    FlushOut();
+  });
 }
 
 void Dispatcher::Attach(Handler& h, Session& s) {
@@ -207,8 +242,10 @@ void Dispatcher::Pump(Handler& h) {
     if (s == nullptr) break;
     StreamEntry e = std::move(h.auto_backlog.front());
     h.auto_backlog.pop_front();
-    v1::Delivery message = Decode(e);
-    Deliver(h, *s, Entry{std::move(e.id), 1}, std::move(message));
+    uint32_t attempt = 1;
+    absl::StatusOr<v1::Delivery> message = Prepare(h, e, &attempt);
+    if (!message.ok()) continue;  // logged; auto-ack has no DLQ
+    Deliver(h, *s, Entry{std::move(e.id), attempt, kMain}, *std::move(message));
   }
   if (draining_ || h.backlog.empty()) return;
   uint64_t free = 0;
@@ -219,24 +256,27 @@ void Dispatcher::Pump(Handler& h) {
   if (taking == 0) return;
   // Fetch the entries again; XCLAIM with min-idle 0 keeps them ours, resets
   // their idle time and returns their fields (deleted ones are dropped).
-  std::vector<Entry> asked;
-  RedisArgv argv = {"XCLAIM", h.spec.keys.stream, h.spec.keys.group, h.spec.consumer, "0"};
+  std::vector<Entry> asked[2];
   for (uint64_t i = 0; i < taking; ++i) {
-    asked.push_back(std::move(h.backlog.front()));
+    Entry e = std::move(h.backlog.front());
     h.backlog.pop_front();
-  }
-  for (const Entry& e : asked) {
-    argv.push_back(e.id);
     h.fetching.insert(e.id);
+    asked[e.source].push_back(std::move(e));
   }
   const HandlerRef key{h.key, h.generation};
-  redis_.Send(argv, Guard([this, key, target = TargetOf(h), asked = std::move(asked)](
-                              absl::StatusOr<RedisReply> r) mutable {
-                OnFetched(key, target, std::move(asked), std::move(r));
-              }));
+  for (uint8_t source : {kMain, kRetry}) {
+    if (asked[source].empty()) continue;
+    const Target target = TargetOf(h, source);
+    RedisArgv argv = {"XCLAIM", target.stream, target.group, target.consumer, "0"};
+    for (const Entry& e : asked[source]) argv.push_back(e.id);
+    redis_.Send(argv, Guard([this, key, source, target, asked = std::move(asked[source])](
+                                absl::StatusOr<RedisReply> r) mutable {
+                  OnFetched(key, source, target, std::move(asked), std::move(r));
+                }));
+  }
 }
 
-void Dispatcher::OnFetched(const HandlerRef& key, const Target& target,
+void Dispatcher::OnFetched(const HandlerRef& key, uint8_t source, const Target& target,
                            std::vector<Entry> asked, absl::StatusOr<RedisReply> reply) {
   Handler* h = FindHandler(key);
   if (h == nullptr) {
@@ -253,31 +293,57 @@ void Dispatcher::OnFetched(const HandlerRef& key, const Target& target,
                                              absl::UnavailableError("fetch failed"));
   if (!entries.ok()) {
     ++stats_.redis_errors;
-    // Back to the front, in their original order.
+    // Back to the front, in their original order; the tick tries again.
     for (auto it = asked.rbegin(); it != asked.rend(); ++it) h->backlog.push_front(std::move(*it));
-    h->due_at = options_.now();
     return;
   }
-  absl::flat_hash_map<std::string, uint32_t> attempts;
-  for (const Entry& e : asked) attempts[e.id] = e.attempt;
   stats_.redeliveries += entries->size();
-  DeliverEntries(*h, *std::move(entries), attempts);
+  DeliverEntries(*h, source, *std::move(entries));
   Pump(*h);
   MaybeRead(*h);
   FlushOut();
 }
 
-void Dispatcher::DeliverEntries(Handler& h, std::vector<StreamEntry>&& entries,
-                                const absl::flat_hash_map<std::string, uint32_t>& attempts) {
+absl::StatusOr<v1::Delivery> Dispatcher::Prepare(Handler& h, const StreamEntry& e,
+                                                 uint32_t* attempt) {
+  v1::Delivery message;
+  absl::StatusOr<RetryState> state = ReadRetryState(e);
+  if (!state.ok()) {
+    if (IsPoison(state.status()) && !h.auto_ack) return state.status();
+    // Auto-ack has no dead-letter queue: deliver what can be read.
+    ++stats_.decode_errors;
+    spdlog::warn("entry {} of '{}' is unreadable ({}); delivered as raw bytes", e.id,
+                 h.spec.channel, std::string(state.status().message()));
+    (void)FillMessage(WithoutRedriveFields(e), message);
+    return message;
+  }
+  (void)FillMessage(WithoutRedriveFields(e), message);
+  if (state->retry_count > 0 || !state->original_id.empty()) {
+    if (std::optional<std::string> body = StripRetryMetadataKeys(message.payload())) {
+      message.set_payload(*std::move(body));
+    }
+  }
+  *attempt = static_cast<uint32_t>(std::min<int64_t>(state->retry_count + 1, UINT32_MAX));
+  if (!state->original_id.empty()) message.set_original_entry_id(state->original_id);
+  message.set_previous_error(state->last_error);
+  message.set_previous_error_code(state->last_error_code);
+  return message;
+}
+
+void Dispatcher::DeliverEntries(Handler& h, uint8_t source, std::vector<StreamEntry>&& entries) {
   if (draining_ && !h.auto_ack) {
     // Read before the drain began, answered after: hand it straight back.
     std::vector<std::string> ids;
     for (const StreamEntry& e : entries) ids.push_back(e.id);
-    Touch(h, ids, /*release=*/true);
+    Touch(h, source, ids, /*release=*/true);
     return;
   }
   for (StreamEntry& e : entries) {
-    if (e.deleted) continue;
+    if (e.deleted) {
+      // Trimmed while pending: nothing to deliver; drop it from the PEL.
+      if (!h.auto_ack) QueueAck(h, source, e.id);
+      continue;
+    }
     if (h.auto_ack) {
       // Acknowledged at read: deliver it here or keep it whole until a slot
       // frees (the streams stay open through a drain's grace period).
@@ -286,55 +352,98 @@ void Dispatcher::DeliverEntries(Handler& h, std::vector<StreamEntry>&& entries,
         h.auto_backlog.push_back(std::move(e));
         continue;
       }
-      v1::Delivery message = Decode(e);
-      Deliver(h, *s, Entry{std::move(e.id), 1}, std::move(message));
+      uint32_t attempt = 1;
+      absl::StatusOr<v1::Delivery> message = Prepare(h, e, &attempt);
+      if (message.ok()) Deliver(h, *s, Entry{std::move(e.id), attempt, kMain}, *std::move(message));
       continue;
     }
-    Entry entry{std::move(e.id), 1};
-    if (auto a = attempts.find(entry.id); a != attempts.end()) entry.attempt = a->second;
     Session* s = PickSession(h);
     if (s == nullptr) {
-      h.backlog.push_back(std::move(entry));  // refetched when a slot frees
+      h.backlog.push_back(Entry{std::move(e.id), 1, source});  // refetched when a slot frees
       continue;
     }
-    e.id = entry.id;
-    v1::Delivery message = Decode(e);
-    Deliver(h, *s, std::move(entry), std::move(message));
+    uint32_t attempt = 1;
+    absl::StatusOr<v1::Delivery> message = Prepare(h, e, &attempt);
+    if (!message.ok()) {
+      // Poison (R-D6): straight to the DLQ, raw bytes kept; never delivered,
+      // never in the way of the entries behind it.
+      ++stats_.poison;
+      spdlog::warn("entry {} of '{}' is poison for handler '{}': {}", e.id, h.sources[source].stream,
+                   h.spec.handler_id, std::string(message.status().message()));
+      FailureRecord f = MakeFailure(h, 1, FailKind::kNack, std::string(message.status().message()),
+                                    "POISON");
+      f.outcome = "poison";
+      DeadLetter(h.names, source, e, absl::StatusOr<RetryState>(message.status()), f, "poison",
+                 h.spec.consumer);
+      continue;
+    }
+    Deliver(h, *s, Entry{std::move(e.id), attempt, source}, *std::move(message));
   }
 }
 
-absl::flat_hash_set<std::string> Dispatcher::HeldIds(const Handler& h) const {
+absl::flat_hash_set<std::string> Dispatcher::HeldIds(const Handler& h, uint8_t source) const {
   absl::flat_hash_set<std::string> held;
   for (const Session* s : h.sessions) {
-    for (const auto& [id, f] : s->in_flight) held.insert(f.entry.id);
+    for (const auto& [id, f] : s->in_flight) {
+      if (f.entry.source == source) held.insert(f.entry.id);
+    }
   }
-  for (const Entry& e : h.backlog) held.insert(e.id);
+  for (const Entry& e : h.backlog) {
+    if (e.source == source) held.insert(e.id);
+  }
+  // (fetching ids are few and short-lived; a collision between the two
+  // streams' ids only makes a sweep skip an entry once.)
   held.insert(h.fetching.begin(), h.fetching.end());
   return held;
 }
 
 void Dispatcher::MaybeRead(Handler& h) {
-  if (!h.ready || h.reading || !h.more || draining_) return;
-  if (options_.now() < h.retry_after) return;
+  if (!h.ready || draining_) return;
+  const absl::Time now = options_.now();
+  auto wants = [&](uint8_t source) {
+    const Source& src = h.sources[source];
+    return src.ready && !src.reading && src.more && now >= src.retry_after;
+  };
+  const bool main = wants(kMain);
+  const bool retry = !h.auto_ack && wants(kRetry);
+  if (!main && !retry) return;
   const uint32_t count = std::min(Capacity(h), options_.read_batch);
   if (count == 0) return;
-  h.reading = true;
+  if (main && retry) {
+    // Both have entries: split the slots so neither starves the other (R-D7).
+    if (count == 1) {
+      Read(h, h.prefer_retry ? kRetry : kMain, 1);
+      h.prefer_retry = !h.prefer_retry;
+      return;
+    }
+    const uint32_t retry_share = count / 2 + (count % 2 != 0 && h.prefer_retry ? 1 : 0);
+    h.prefer_retry = !h.prefer_retry;
+    Read(h, kRetry, retry_share);
+    Read(h, kMain, count - retry_share);
+    return;
+  }
+  Read(h, main ? kMain : kRetry, count);
+}
+
+void Dispatcher::Read(Handler& h, uint8_t source, uint32_t count) {
+  Source& src = h.sources[source];
+  src.reading = true;
   h.reserved += count;
   ++stats_.reads;
   const std::string count_text = absl::StrCat(count);
-  RedisArgv argv = {"XREADGROUP", "GROUP", h.spec.keys.group, h.spec.consumer, "COUNT", count_text};
+  RedisArgv argv = {"XREADGROUP", "GROUP", src.group, h.spec.consumer, "COUNT", count_text};
   if (h.auto_ack) argv.push_back("NOACK");
-  argv.insert(argv.end(), {"STREAMS", h.spec.keys.stream, ">"});
+  argv.insert(argv.end(), {"STREAMS", src.stream, ">"});
   const HandlerRef key{h.key, h.generation};
-  const uint64_t activity = h.activity;
-  redis_.Send(argv, Guard([this, key, target = TargetOf(h), count, activity](
+  const uint64_t activity = src.activity;
+  redis_.Send(argv, Guard([this, key, source, target = TargetOf(h, source), count, activity](
                               absl::StatusOr<RedisReply> r) {
-                OnRead(key, target, count, activity, std::move(r));
+                OnRead(key, source, target, count, activity, std::move(r));
               }));
 }
 
-void Dispatcher::OnRead(const HandlerRef& key, const Target& target, uint32_t asked,
-                        uint64_t activity, absl::StatusOr<RedisReply> reply) {
+void Dispatcher::OnRead(const HandlerRef& key, uint8_t source, const Target& target,
+                        uint32_t asked, uint64_t activity, absl::StatusOr<RedisReply> reply) {
   Handler* h = FindHandler(key);
   if (h == nullptr) {
     // Every session left while the read was out: what it read is pending
@@ -350,67 +459,71 @@ void Dispatcher::OnRead(const HandlerRef& key, const Target& target, uint32_t as
     }
     return;
   }
-  h->reading = false;
+  Source& src = h->sources[source];
+  src.reading = false;
   h->reserved -= std::min(h->reserved, asked);
   if (!reply.ok() || reply->is_error()) {
-    ++stats_.redis_errors;
     if (reply.ok() && absl::StartsWith(reply->str, "NOGROUP")) {
-      // The group (or the stream) was deleted under us: recreate it after
-      // the last entry we read, so nothing delivered is replayed and nothing
-      // added since is skipped (R-D8); with nothing read yet, at the end.
-      ++stats_.groups_recreated;
-      const std::string start = h->last_read_id.empty() ? "$" : h->last_read_id;
-      spdlog::warn("group '{}' on '{}' is gone; recreating it at {}", h->spec.keys.group,
-                   h->spec.keys.stream, start);
-      redis_.Send({"XGROUP", "CREATE", h->spec.keys.stream, h->spec.keys.group, start,
-                   "MKSTREAM"},
-                  Guard([this, key](absl::StatusOr<RedisReply> r) {
-                    Handler* hh = FindHandler(key);
-                    if (hh == nullptr) return;
-                    hh->more = true;
-                    const bool created =
-                        r.ok() && (!r->is_error() || absl::StartsWith(r->str, "BUSYGROUP"));
-                    if (!created) {
-                      ++stats_.redis_errors;
-                      hh->retry_after = options_.now() + options_.error_backoff;
-                      return;  // the tick retries the read (and so the creation)
-                    }
-                    MaybeRead(*hh);
-                    FlushOut();
-                  }));
+      if (source == kRetry && src.last_read_id.empty()) {
+        // No retry has been written yet: the first move creates the group.
+        src.more = false;
+        return;
+      }
+      RecreateGroup(*h, source);
       return;
     }
+    ++stats_.redis_errors;
     // If the server ran the read, its entries are pending under our
-    // consumer without our knowing: look for them once they are due.
-    h->due_at = std::min(h->due_at, options_.now() + h->spec.lease);
-    spdlog::debug("XREADGROUP on '{}' failed: {}", h->spec.keys.stream,
+    // consumer without our knowing: the sweep finds them once idle.
+    src.next_sweep = std::min(src.next_sweep, options_.now() + h->spec.lease);
+    spdlog::debug("XREADGROUP on '{}' failed: {}", src.stream,
                   reply.ok() ? reply->str : std::string(reply.status().message()));
-    h->retry_after = options_.now() + options_.error_backoff;
+    src.retry_after = options_.now() + options_.error_backoff;
     return;
   }
-  absl::StatusOr<std::vector<StreamEntry>> entries =
-      ParseReadReply(*std::move(reply), h->spec.keys.stream);
+  absl::StatusOr<std::vector<StreamEntry>> entries = ParseReadReply(*std::move(reply), src.stream);
   if (!entries.ok()) {
     ++stats_.redis_errors;
     spdlog::error("unexpected XREADGROUP reply: {}", std::string(entries.status().message()));
-    h->retry_after = options_.now() + options_.error_backoff;
+    src.retry_after = options_.now() + options_.error_backoff;
     return;
   }
-  if (entries->size() < asked && activity == h->activity) h->more = false;
-  if (!entries->empty()) h->last_read_id = entries->back().id;
-  DeliverEntries(*h, *std::move(entries), {});
+  if (entries->size() < asked && activity == src.activity) src.more = false;
+  if (!entries->empty()) src.last_read_id = entries->back().id;
+  DeliverEntries(*h, source, *std::move(entries));
   MaybeRead(*h);
   FlushOut();
 }
 
-v1::Delivery Dispatcher::Decode(const StreamEntry& e) {
-  v1::Delivery message;
-  if (absl::Status st = FillMessage(e, message); !st.ok()) {
-    ++stats_.decode_errors;
-    spdlog::warn("entry {} has a corrupt envelope ({}); delivered as raw bytes", e.id,
-                 std::string(st.message()));
-  }
-  return message;
+void Dispatcher::RecreateGroup(Handler& h, uint8_t source) {
+  // The group (or the stream) was deleted under us: recreate it after the
+  // last entry we read, so nothing delivered is replayed and nothing added
+  // since is skipped (R-D8); with nothing read yet, at the end.
+  Source& src = h.sources[source];
+  ++stats_.groups_recreated;
+  ++stats_.redis_errors;
+  const std::string start = src.last_read_id.empty() ? "$" : src.last_read_id;
+  spdlog::warn("group '{}' on '{}' is gone; recreating it at {} (groups recreated so far: {})",
+               src.group, src.stream, start, stats_.groups_recreated);
+  src.reading = true;  // no read until the group is back
+  const HandlerRef key{h.key, h.generation};
+  redis_.Send({"XGROUP", "CREATE", src.stream, src.group, start, "MKSTREAM"},
+              Guard([this, key, source](absl::StatusOr<RedisReply> r) {
+                Handler* hh = FindHandler(key);
+                if (hh == nullptr) return;
+                Source& s = hh->sources[source];
+                s.reading = false;
+                s.more = true;
+                const bool created =
+                    r.ok() && (!r->is_error() || absl::StartsWith(r->str, "BUSYGROUP"));
+                if (!created) {
+                  ++stats_.redis_errors;
+                  s.retry_after = options_.now() + options_.error_backoff;
+                  return;  // the tick retries the read (and so the creation)
+                }
+                MaybeRead(*hh);
+                FlushOut();
+              }));
 }
 
 void Dispatcher::OnStreamActivity(const std::string& stream) {
@@ -419,8 +532,11 @@ void Dispatcher::OnStreamActivity(const std::string& stream) {
   for (const std::string& key : it->second) {
     Handler* h = FindHandler(key);
     if (h == nullptr) continue;
-    h->more = true;
-    ++h->activity;
+    for (Source& src : h->sources) {
+      if (src.stream != stream) continue;
+      src.more = true;
+      ++src.activity;
+    }
     MaybeRead(*h);
   }
   FlushOut();
@@ -431,7 +547,7 @@ void Dispatcher::OnStreamActivity(const std::string& stream) {
 void Dispatcher::Deliver(Handler& h, Session& s, Entry entry, v1::Delivery&& message) {
   const uint64_t id = ++next_delivery_id_;
   const absl::Time deadline = options_.now() + s.spec.lease;
-  size_t cost = message.payload().size() + 256;
+  size_t cost = message.payload().size() + message.previous_error().size() + 256;
   for (const v1::Header& hd : message.headers()) cost += hd.key().size() + hd.value().size() + 8;
   for (const v1::StreamField& f : message.fields()) cost += f.name().size() + f.value().size() + 8;
   if (s.out_bytes + cost > options_.max_message_bytes && s.out_deliveries.has_deliveries()) {
@@ -445,12 +561,12 @@ void Dispatcher::Deliver(Handler& h, Session& s, Entry entry, v1::Delivery&& mes
   *d = std::move(message);
   d->set_delivery_id(id);
   d->set_channel(h.spec.channel);
-  d->set_stream(h.spec.keys.stream);
+  d->set_stream(h.sources[entry.source].stream);
   d->set_entry_id(entry.id);
   if (d->original_entry_id().empty()) d->set_original_entry_id(entry.id);
   d->set_attempt(entry.attempt);
-  if (s.spec.has_retry_policy && !s.spec.retry_policy.unlimited()) {
-    d->set_max_attempts(s.spec.retry_policy.max_retries() + 1);
+  if (h.spec.has_retry_policy && !h.spec.retry_policy.unlimited()) {
+    d->set_max_attempts(h.spec.retry_policy.max_retries() + 1);
   }
   d->set_lease_deadline_unix_ms(UnixMillis(deadline));
   s.in_flight.emplace(id, Flight{std::move(entry), deadline, deadline - s.spec.lease});
@@ -515,7 +631,7 @@ void Dispatcher::Verbs(uint64_t session_id, const v1::Verbs& verbs) {
   Session& s = *sit->second;
   Handler* h = s.handler;
   const absl::Time now = options_.now();
-  std::vector<std::string> extended;
+  std::vector<std::string> extended[2];
   for (const v1::Verb& verb : verbs.verbs()) {
     const uint64_t id = verb.delivery_id();
     auto it = s.in_flight.find(id);
@@ -531,11 +647,11 @@ void Dispatcher::Verbs(uint64_t session_id, const v1::Verbs& verbs) {
       }
       continue;
     }
-    const std::string& entry_id = it->second.entry.id;
+    const Entry entry = it->second.entry;
     switch (verb.action_case()) {
       case v1::Verb::kAck:
         ++stats_.acks;
-        if (h != nullptr && !h->auto_ack) QueueAck(*h, entry_id);
+        if (h != nullptr && !h->auto_ack) QueueAck(*h, entry.source, entry.id);
         Settle(s, id, Outcome::kAcked);
         break;
       case v1::Verb::kNack: {
@@ -548,9 +664,12 @@ void Dispatcher::Verbs(uint64_t session_id, const v1::Verbs& verbs) {
           break;
         }
         ++stats_.nacks;
-        // Stays pending in Redis; reclaimed once idle for a lease.
-        if (h != nullptr) h->due_at = std::min(h->due_at, it->second.deadline);
         Settle(s, id, Outcome::kNacked);
+        if (h != nullptr && !h->auto_ack) {
+          std::optional<absl::Duration> delay;
+          if (nack.has_delay_ms()) delay = absl::Milliseconds(nack.delay_ms());
+          Fail(*h, entry, FailKind::kNack, nack.reason(), nack.error_code(), delay);
+        }
         break;
       }
       case v1::Verb::kExtend: {
@@ -563,7 +682,7 @@ void Dispatcher::Verbs(uint64_t session_id, const v1::Verbs& verbs) {
         ++stats_.extends;
         it->second.deadline = now + (lease_ms == 0 ? s.spec.lease : absl::Milliseconds(lease_ms));
         it->second.idle_since = now;
-        extended.push_back(entry_id);
+        extended[entry.source].push_back(entry.id);
         break;
       }
       case v1::Verb::kTerminate: {
@@ -575,11 +694,10 @@ void Dispatcher::Verbs(uint64_t session_id, const v1::Verbs& verbs) {
           break;
         }
         ++stats_.terminates;
-        spdlog::warn("handler '{}' terminated entry {} of '{}': {}",
-                     h != nullptr ? h->spec.handler_id : "?", entry_id,
-                     h != nullptr ? h->spec.channel : "?", t.reason());
-        if (h != nullptr && !h->auto_ack) QueueAck(*h, entry_id);
         Settle(s, id, Outcome::kTerminated);
+        if (h != nullptr && !h->auto_ack) {
+          Fail(*h, entry, FailKind::kTerminated, t.reason(), t.error_code(), std::nullopt);
+        }
         break;
       }
       default:
@@ -588,7 +706,9 @@ void Dispatcher::Verbs(uint64_t session_id, const v1::Verbs& verbs) {
     }
   }
   if (h != nullptr) {
-    if (!extended.empty() && !h->auto_ack) Touch(*h, extended, /*release=*/false);
+    if (!h->auto_ack) {
+      for (uint8_t source : {kMain, kRetry}) Touch(*h, source, extended[source], false);
+    }
     Pump(*h);
     MaybeRead(*h);
   }
@@ -596,8 +716,9 @@ void Dispatcher::Verbs(uint64_t session_id, const v1::Verbs& verbs) {
   if (draining_) CheckDrained();
 }
 
-void Dispatcher::QueueAck(const Handler& h, const std::string& id) {
-  acks_[{h.spec.keys.stream, h.spec.keys.group}].push_back(id);
+void Dispatcher::QueueAck(const Handler& h, uint8_t source, const std::string& id) {
+  const Source& src = h.sources[source];
+  acks_[{src.stream, src.group}].push_back(id);
   if (++acks_queued_ >= options_.ack_batch) {
     FlushAcks();
   } else if (!ack_timer_armed_) {
@@ -626,12 +747,13 @@ void Dispatcher::FlushAcks() {
   acks_queued_ = 0;
 }
 
-Dispatcher::Target Dispatcher::TargetOf(const Handler& h) {
-  return Target{h.spec.keys.stream, h.spec.keys.group, h.spec.consumer};
+Dispatcher::Target Dispatcher::TargetOf(const Handler& h, uint8_t source) {
+  return Target{h.sources[source].stream, h.sources[source].group, h.spec.consumer};
 }
 
-void Dispatcher::Touch(const Handler& h, const std::vector<std::string>& ids, bool release) {
-  Touch(TargetOf(h), ids, release);
+void Dispatcher::Touch(const Handler& h, uint8_t source, const std::vector<std::string>& ids,
+                       bool release) {
+  Touch(TargetOf(h, source), ids, release);
 }
 
 void Dispatcher::Touch(const Target& t, const std::vector<std::string>& ids, bool release) {
@@ -680,14 +802,17 @@ void Dispatcher::DetachSession(Session& s) {
   h->sessions.erase(std::remove(h->sessions.begin(), h->sessions.end(), &s), h->sessions.end());
   if (!s.in_flight.empty() && !h->auto_ack) {
     // (Auto-ack entries were acknowledged at read: nothing to give back.)
-    // Oldest first, ahead of anything else waiting.
-    std::vector<std::pair<uint64_t, Entry>> moved;
-    for (auto& [id, f] : s.in_flight) moved.emplace_back(id, std::move(f.entry));
-    std::sort(moved.begin(), moved.end(),
-              [](const auto& a, const auto& b) { return a.first > b.first; });
-    for (auto& [id, e] : moved) {
-      ++e.attempt;
-      h->backlog.push_front(std::move(e));
+    // R-B7: each unsettled delivery is a failed attempt, retried at once —
+    // by another stream of the handler if one is connected — or
+    // dead-lettered as "disconnected" once the policy is exhausted.
+    std::vector<std::pair<uint64_t, Entry>> failed;
+    for (auto& [id, f] : s.in_flight) failed.emplace_back(id, std::move(f.entry));
+    std::sort(failed.begin(), failed.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (const auto& [id, e] : failed) {
+      ++stats_.disconnect_failures;
+      Fail(*h, e, FailKind::kDisconnected, "consumer disconnected", "DISCONNECTED",
+           absl::ZeroDuration());
     }
   }
   s.in_flight.clear();
@@ -695,20 +820,13 @@ void Dispatcher::DetachSession(Session& s) {
   Pump(*h);
   const bool can_take = std::any_of(h->sessions.begin(), h->sessions.end(),
                                     [](const Session* o) { return !o->stopped; });
-  if (can_take && !h->backlog.empty()) {
-    // They may wait for a slot: restart their idle time now, so no other
-    // daemon's sweep takes them while they wait (the tick keeps it low).
-    std::vector<std::string> ids;
-    for (const Entry& e : h->backlog) ids.push_back(e.id);
-    Touch(*h, ids, /*release=*/false);
-    h->backlog_touch_at = options_.now() + h->spec.lease / 3;
-  }
   if (!can_take && !h->backlog.empty()) {
-    // No session here will take them (none, or all stopped): give them back.
-    std::vector<std::string> ids;
-    for (const Entry& e : h->backlog) ids.push_back(e.id);
+    // Read but never delivered, and no session here will take them: give
+    // them back for any daemon (not a failed attempt).
+    std::vector<std::string> ids[2];
+    for (const Entry& e : h->backlog) ids[e.source].push_back(e.id);
     h->backlog.clear();
-    Touch(*h, ids, /*release=*/true);
+    for (uint8_t source : {kMain, kRetry}) Touch(*h, source, ids[source], /*release=*/true);
   }
   MaybeRead(*h);
   MaybeRemoveHandler(*h);
@@ -716,10 +834,15 @@ void Dispatcher::DetachSession(Session& s) {
 
 void Dispatcher::MaybeRemoveHandler(Handler& h) {
   if (!h.sessions.empty() || !h.waiting.empty()) return;
-  auto& keys = by_stream_[h.spec.keys.stream];
-  keys.erase(std::remove(keys.begin(), keys.end(), h.key), keys.end());
-  if (keys.empty()) by_stream_.erase(h.spec.keys.stream);
-  if (h.watched) notifier_.Unwatch(h.spec.keys.stream);
+  for (const Source& src : h.sources) {
+    auto it = by_stream_.find(src.stream);
+    if (it != by_stream_.end()) {
+      auto& keys = it->second;
+      keys.erase(std::remove(keys.begin(), keys.end(), h.key), keys.end());
+      if (keys.empty()) by_stream_.erase(it);
+    }
+    if (src.watched) notifier_.Unwatch(src.stream);
+  }
   handlers_.erase(h.key);  // destroys h
 }
 
@@ -727,29 +850,38 @@ void Dispatcher::MaybeRemoveHandler(Handler& h) {
 
 void Dispatcher::Tick() {
   const absl::Time now = options_.now();
-  // Lease expiry: the entry stays pending and is reclaimed like a NACK.
+  // Lease expiry (R-D3): a failed attempt, retried after its backoff.
   for (auto& [sid, session] : sessions_) {
     Session& s = *session;
     std::vector<uint64_t> expired;
     for (const auto& [id, f] : s.in_flight) {
       if (f.deadline <= now) expired.push_back(id);
     }
+    std::sort(expired.begin(), expired.end());
     for (uint64_t id : expired) {
       ++stats_.lease_expiries;
+      const Entry entry = s.in_flight[id].entry;
       Settle(s, id, Outcome::kExpired);
+      if (s.handler != nullptr && !s.handler->auto_ack) {
+        Fail(*s.handler, entry, FailKind::kExpired,
+             absl::StrCat("lease of ", absl::ToInt64Milliseconds(s.spec.lease),
+                          " ms expired without ACK or EXTEND"),
+             "LEASE_EXPIRED", std::nullopt);
+      }
     }
-    if (!expired.empty() && s.handler != nullptr) s.handler->due_at = now;
   }
   for (auto& [key, handler] : handlers_) {
     Handler& h = *handler;
     if (!h.ready) continue;
-    if (!notifier_.healthy()) h.more = true;  // poll while the notifier is down
+    if (!notifier_.healthy()) {
+      for (Source& src : h.sources) src.more = true;  // poll while the notifier is down
+    }
     Pump(h);
     // Entries waiting for a slot stay ours: keep their idle time low.
     if (!h.backlog.empty() && !h.sessions.empty() && now >= h.backlog_touch_at) {
-      std::vector<std::string> ids;
-      for (const Entry& e : h.backlog) ids.push_back(e.id);
-      Touch(h, ids, /*release=*/false);
+      std::vector<std::string> ids[2];
+      for (const Entry& e : h.backlog) ids[e.source].push_back(e.id);
+      for (uint8_t source : {kMain, kRetry}) Touch(h, source, ids[source], false);
       h.backlog_touch_at = now + h.spec.lease / 3;
     }
     if (!h.auto_ack && now >= h.in_flight_touch_at) {
@@ -757,19 +889,24 @@ void Dispatcher::Tick() {
       // session lease, a long EXTEND) get their idle time reset, so no
       // sweep takes them while their client still holds a valid lease.
       const absl::Duration third = h.spec.lease / 3;
-      std::vector<std::string> ids;
+      std::vector<std::string> ids[2];
       for (Session* s : h.sessions) {
         for (auto& [id, f] : s->in_flight) {
           if (f.deadline > f.idle_since + h.spec.lease && now - f.idle_since > third) {
-            ids.push_back(f.entry.id);
+            ids[f.entry.source].push_back(f.entry.id);
             f.idle_since = now;
           }
         }
       }
-      Touch(h, ids, /*release=*/false);
+      for (uint8_t source : {kMain, kRetry}) Touch(h, source, ids[source], false);
       h.in_flight_touch_at = now + third;
     }
-    if (!h.auto_ack && !draining_ && now >= std::min(h.next_reclaim, h.due_at)) Reclaim(h);
+    if (!h.auto_ack && !draining_) {
+      if (now >= h.next_due) MoveDue(h);
+      for (uint8_t source : {kMain, kRetry}) {
+        if (now >= h.sources[source].next_sweep) Sweep(h, source);
+      }
+    }
     MaybeRead(h);
   }
   if (!notifier_.healthy()) notifier_.Kick();
@@ -780,119 +917,6 @@ void Dispatcher::Tick() {
 
 absl::Duration Dispatcher::SweepPeriod(const Handler& h) const {
   return std::max(h.spec.lease, options_.min_sweep);
-}
-
-void Dispatcher::Reclaim(Handler& h) {
-  if (h.claiming) return;
-  const uint32_t count = std::min(Capacity(h), options_.read_batch);
-  if (count == 0) return;
-  const absl::Time now = options_.now();
-  if (now >= h.due_at) {
-    // Something of ours became due: scan the pending list from the start.
-    h.claim_cursor = "0-0";
-    h.due_at = absl::InfiniteFuture();
-  }
-  FlushAcks();  // same connection: the XACKs run before the XAUTOCLAIM
-  h.claiming = true;
-  h.reserved += count;  // held until the claimed entries are delivered
-  absl::Duration min_idle = h.spec.lease;
-  for (const Session* s : h.sessions) min_idle = std::min(min_idle, s->spec.lease);
-  const std::string min_idle_text = absl::StrCat(absl::ToInt64Milliseconds(min_idle));
-  const std::string count_text = absl::StrCat(count);
-  redis_.Send({"XAUTOCLAIM", h.spec.keys.stream, h.spec.keys.group, h.spec.consumer,
-               min_idle_text, h.claim_cursor, "COUNT", count_text},
-              Guard([this, key = HandlerRef{h.key, h.generation}, target = TargetOf(h),
-                     count](absl::StatusOr<RedisReply> r) {
-                OnReclaimed(key, target, count, std::move(r));
-              }));
-}
-
-void Dispatcher::OnReclaimed(const HandlerRef& key, const Target& target, uint32_t reserved,
-                             absl::StatusOr<RedisReply> reply) {
-  Handler* h = FindHandler(key);
-  auto release_reservation = [&] {
-    if (h != nullptr) h->reserved -= std::min(h->reserved, reserved);
-  };
-  if (h != nullptr) h->claiming = false;
-  if (!reply.ok() || reply->is_error() || !reply->is_array() || reply->elements.size() < 2) {
-    ++stats_.redis_errors;
-    release_reservation();
-    return;
-  }
-  absl::StatusOr<std::vector<StreamEntry>> entries =
-      ParseEntryList(std::move(reply->elements[1]));
-  if (h == nullptr) {
-    // The handler left meanwhile; the claim made these look fresh.
-    if (entries.ok()) {
-      std::vector<std::string> ids;
-      for (const StreamEntry& e : *entries) ids.push_back(e.id);
-      Touch(target, ids, /*release=*/true);
-    }
-    return;
-  }
-  h->claim_cursor = reply->elements[0].str.empty() ? "0-0" : reply->elements[0].str;
-  // More may be due right away when the scan has not wrapped around.
-  h->next_reclaim =
-      h->claim_cursor != "0-0" ? options_.now() : options_.now() + SweepPeriod(*h);
-  if (!entries.ok() || entries->empty()) {
-    release_reservation();
-    return;
-  }
-  // Entries we still hold (a lease about to expire here) were only touched.
-  const absl::flat_hash_set<std::string> held = HeldIds(*h);
-  auto fresh = std::make_shared<std::vector<StreamEntry>>();
-  for (StreamEntry& e : *entries) {
-    if (!e.deleted && !held.contains(e.id)) fresh->push_back(std::move(e));
-  }
-  if (fresh->empty()) {
-    release_reservation();
-    return;
-  }
-  // The attempt number is Redis's delivery count of each entry: one
-  // XPENDING per id (pipelined), so no other pending entry crowds it out.
-  auto counts = std::make_shared<absl::flat_hash_map<std::string, uint32_t>>();
-  auto remaining = std::make_shared<size_t>(fresh->size());
-  for (const StreamEntry& e : *fresh) {
-    redis_.Send({"XPENDING", target.stream, target.group, e.id, e.id, "1"},
-                Guard([this, key, target, reserved, fresh, counts, remaining,
-                       id = e.id](absl::StatusOr<RedisReply> r) {
-                  if (r.ok() && r->is_array() && !r->elements.empty() &&
-                      r->elements[0].elements.size() == 4) {
-                    (*counts)[id] = static_cast<uint32_t>(r->elements[0].elements[3].integer);
-                  }
-                  if (--*remaining == 0) {
-                    DeliverReclaimed(key, target, reserved, std::move(*fresh), std::move(*counts));
-                  }
-                }));
-  }
-}
-
-void Dispatcher::DeliverReclaimed(const HandlerRef& key, const Target& target, uint32_t reserved,
-                                  std::vector<StreamEntry> entries,
-                                  absl::flat_hash_map<std::string, uint32_t> counts) {
-  Handler* h = FindHandler(key);
-  if (h == nullptr) {
-    std::vector<std::string> ids;
-    for (const StreamEntry& e : entries) ids.push_back(e.id);
-    Touch(target, ids, /*release=*/true);
-    return;
-  }
-  h->reserved -= std::min(h->reserved, reserved);
-  // What we took hold of while XPENDING was out is ours already.
-  const absl::flat_hash_set<std::string> held = HeldIds(*h);
-  entries.erase(std::remove_if(entries.begin(), entries.end(),
-                               [&](const StreamEntry& e) { return held.contains(e.id); }),
-                entries.end());
-  for (StreamEntry& e : entries) {
-    uint32_t& c = counts[e.id];
-    if (c == 0) c = 2;
-    spdlog::debug("reclaimed entry {} of '{}' for handler '{}' (attempt {})", e.id,
-                  h->spec.keys.stream, h->spec.handler_id, c);
-  }
-  stats_.reclaimed += entries.size();
-  DeliverEntries(*h, std::move(entries), counts);
-  MaybeRead(*h);
-  FlushOut();
 }
 
 // ---------------------------------------------------------------- drain
@@ -914,19 +938,25 @@ void Dispatcher::CheckDrained() {
   if (!drain_done_) return;
   bool settled = true;
   for (const auto& [id, s] : sessions_) settled = settled && s->in_flight.empty();
-  if (!settled && options_.now() < drain_deadline_) return;
-  // Give back what is still unsettled, so any daemon reclaims it at once.
+  const bool late = options_.now() >= drain_deadline_;
+  if (!settled && !late) return;
+  // Give back what is still unsettled, so any daemon retries it at once.
   for (auto& [key, h] : handlers_) {
-    std::vector<std::string> ids;
+    std::vector<std::string> ids[2];
     for (Session* s : h->sessions) {
-      for (auto& [id, f] : s->in_flight) ids.push_back(f.entry.id);
+      for (auto& [id, f] : s->in_flight) ids[f.entry.source].push_back(f.entry.id);
       s->in_flight.clear();
     }
-    for (const Entry& e : h->backlog) ids.push_back(e.id);
+    for (const Entry& e : h->backlog) ids[e.source].push_back(e.id);
     h->backlog.clear();
-    if (!h->auto_ack) Touch(*h, ids, /*release=*/true);
+    if (!h->auto_ack) {
+      for (uint8_t source : {kMain, kRetry}) Touch(*h, source, ids[source], /*release=*/true);
+    }
   }
   FlushAcks();
+  // Retry moves already started finish first (bounded by the Redis command
+  // timeout), unless the grace is over.
+  if (ops_in_progress_ > 0 && !late) return;
   for (auto& [id, s] : sessions_) {
     s->sink->Finish(absl::UnavailableError("redrived is shutting down"));
   }
@@ -934,6 +964,11 @@ void Dispatcher::CheckDrained() {
   drain_done_ = nullptr;
   // Runs after the XACK/XCLAIM replies above (replies arrive in order).
   redis_.Send({"PING"}, [done = std::move(done)](absl::StatusOr<RedisReply>) { done(); });
+}
+
+void Dispatcher::EndOp() {
+  if (ops_in_progress_ > 0) --ops_in_progress_;
+  if (ops_in_progress_ == 0 && draining_) CheckDrained();
 }
 
 }  // namespace redrive

@@ -1,34 +1,34 @@
-// Dispatcher: the delivery engine behind Subscribe (R-B3..R-B9, R-C1).
+// Dispatcher: the delivery engine behind Subscribe (R-B3..R-B9, R-C1,
+// R-D1..R-D9). See docs/retries-design.md.
 //
-// It owns, per handler (channel, handler id) on this daemon, the consumer
-// group read position, the connected sessions (Subscribe streams), the
-// deliveries in flight and the XACK batches. Reads are non-blocking
+// It owns, per handler (channel, handler id) on this daemon, two sources —
+// the main stream (group = handler id) and the handler's retry stream
+// (group `{handler}-retry`) — the connected sessions (Subscribe streams),
+// the deliveries in flight and the XACK batches. Reads are non-blocking
 // XREADGROUPs issued only when (a) the StreamNotifier reported entries or a
 // read came back full, and (b) the handler's sessions have free in-flight
-// slots; each read asks for at most the free slots, so nothing is read
-// ahead of what can be delivered (R-B5). Everything read is handed to a
-// session in the same loop turn; the only entries that wait inside the
-// daemon are those of a disconnected session while every other session is
-// full, and their idle time is reset every tick so no other daemon's
-// reclaimer takes them while they wait.
+// slots; each read asks for at most the free slots (R-B5), split between
+// the two sources when both have entries, so neither starves the other.
 //
 // Consumers are per daemon instance (`{handler}-{instance}`); sessions of a
-// handler share it, so a disconnected session's deliveries move to another
-// session at once without changing Redis ownership (R-B7): their ids wait in
-// the backlog and are fetched again (XCLAIM, which also resets the idle
-// time) when a slot is free. With no other
-// session here, they are released: their idle time is set past any lease so
-// any daemon's reclaimer takes them on its next tick.
+// handler share it.
 //
-// Verbs: ACK → batched XACK (flushed by size or a short timer). NACK → the
-// entry stays pending and is reclaimed after the lease (backoff arrives with
-// the retry issue). EXTEND → new deadline and XCLAIM JUSTID to reset the
-// idle time in Redis. TERMINATE → acknowledged and counted (the retry issue
-// routes it to the DLQ). Lease expiry → the delivery is dropped and the entry
-// reclaimed like a NACK. The reclaimer (XAUTOCLAIM with min-idle = lease,
-// COUNT = free slots) looks at a handler on the first tick after something
-// of its became due here (NACK, expiry, release), and otherwise once per
-// lease (at least 5 s) for entries orphaned by dead daemons.
+// Verbs: ACK → batched XACK. NACK, lease expiry and a disconnect (R-B7) are
+// failed attempts: unless the policy is exhausted, one script hands the
+// entry to the consumer `{handler}:scheduled` and adds it to the due zset
+// `{channel}.{handler}.retry.due` (due at now + backoff, the NACK's delay,
+// or now for a disconnect). A mover (every tick, when something is due)
+// rewrites due entries into the retry stream with EggAI's metadata, acking
+// the source in the same script. Exhausted, TERMINATE and poison go to the
+// DLQ in one script. Every script checks that the entry is still pending
+// where the caller believes, so daemons racing or crashing neither lose nor
+// duplicate. EXTEND → new deadline and XCLAIM JUSTID to reset the idle time.
+//
+// Sweeps (one per handler and source per max(lease, min_sweep), sooner
+// after a failed read) find entries idle past the lease under any consumer
+// but `:scheduled` (dead daemons, lost replies), claim them and fail them
+// as expired leases; consumers with nothing pending and idle for long are
+// removed (R-D9).
 //
 // Thread model: every method runs on the EventLoop thread (Post to it).
 // Sessions are reached through SessionSink, which is thread-safe.
@@ -39,6 +39,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,7 @@
 #include "absl/time/time.h"
 #include "daemon/async_redis.h"
 #include "daemon/event_loop.h"
+#include "daemon/retry_fields.h"
 #include "daemon/stream_entry.h"
 #include "daemon/stream_notifier.h"
 #include "daemon/subscription.h"
@@ -82,6 +84,13 @@ struct DispatcherOptions {
   size_t max_message_bytes = 3u << 20;
   // Delay before a read is retried after a Redis error.
   absl::Duration error_backoff = absl::Milliseconds(100);
+  // Due retries moved per handler per mover pass.
+  uint32_t move_batch = 128;
+  // A consumer with nothing pending and idle this long (and at least 10
+  // leases) is removed from its group.
+  absl::Duration consumer_expiry = absl::Minutes(10);
+  // Random numbers in [0, 1) for backoff jitter (tests fix it).
+  std::function<double()> unit_random;
   std::function<absl::Time()> now = [] { return absl::Now(); };
 };
 
@@ -94,8 +103,17 @@ struct DispatcherStats {
   uint64_t extends = 0;
   uint64_t terminates = 0;
   uint64_t lease_expiries = 0;
-  uint64_t reclaimed = 0;
-  uint64_t released = 0;  // handed back to Redis for any reclaimer
+  uint64_t reclaimed = 0;  // orphaned entries claimed by a sweep
+  uint64_t released = 0;   // handed back to Redis for any reclaimer
+  uint64_t retries_scheduled = 0;
+  uint64_t retries_moved = 0;
+  uint64_t dead_letters = 0;
+  uint64_t poison = 0;
+  uint64_t dlq_evictions = 0;
+  uint64_t dlq_held = 0;
+  uint64_t sweeps = 0;
+  uint64_t consumers_removed = 0;
+  uint64_t disconnect_failures = 0;
   uint64_t notices = 0;
   uint64_t reads = 0;
   uint64_t redis_errors = 0;
@@ -135,14 +153,15 @@ class Dispatcher {
  private:
   struct Handler;
   struct Session;
-  struct Entry;
   enum class Outcome : uint8_t { kAcked, kNacked, kTerminated, kExpired, kMoved };
+  enum SourceIndex : uint8_t { kMain = 0, kRetry = 1 };
 
   // An entry this daemon holds: in flight, or waiting for a slot. The
   // payload is not kept; a redelivery fetches it again (XCLAIM).
   struct Entry {
     std::string id;
     uint32_t attempt = 1;
+    uint8_t source = kMain;
   };
 
   struct Flight {
@@ -186,17 +205,38 @@ class Dispatcher {
     uint64_t generation = 0;
   };
 
+  // Read state of one stream of a handler.
+  struct Source {
+    std::string stream;
+    std::string group;
+    bool watched = false;  // notifier_.Watch was called (Unwatch on removal)
+    bool ready = false;
+    bool more = true;
+    uint64_t activity = 0;  // bumps on every notification
+    bool reading = false;
+    absl::Time retry_after = absl::InfinitePast();
+    // The newest id XREADGROUP returned: a lost group is recreated there.
+    std::string last_read_id;
+    bool sweeping = false;
+    absl::Time next_sweep = absl::InfinitePast();
+    uint32_t sweep_count = 0;
+  };
+
   struct Handler {
     std::string key;
     uint64_t generation = 0;
     SubscriptionSpec spec;  // of the first registration
+    // The same, shared with Redis callbacks that outlive the handler.
+    std::shared_ptr<const SubscriptionSpec> names;
+    std::string scheduled_consumer;
     bool ready = false;
-    bool watched = false;  // notifier_.Watch was called (Unwatch on removal)
     bool auto_ack = false;
+    Source sources[2];
+    bool prefer_retry = false;  // which source a one-slot read serves next
     std::vector<Session*> sessions;  // attached
     std::vector<Session*> waiting;   // registered before the group was ready
     size_t round_robin = 0;
-    // Entries of disconnected sessions waiting for a slot (ids only).
+    // Entries read but not deliverable yet (ids only; fetched again).
     std::deque<Entry> backlog;
     // Backlog entries being fetched for delivery (XCLAIM in flight).
     absl::flat_hash_set<std::string> fetching;
@@ -207,69 +247,89 @@ class Dispatcher {
     // Auto-ack entries read but not yet delivered (they are not pending in
     // Redis, so they cannot be fetched again: the whole entry is kept).
     std::deque<StreamEntry> auto_backlog;
-    // The newest id XREADGROUP returned: a lost group is recreated there.
-    std::string last_read_id;
-    // Read state of the main stream.
-    bool more = true;
-    uint64_t activity = 0;  // bumps on every notification
-    bool reading = false;
-    uint32_t reserved = 0;  // slots promised to the read in flight
-    absl::Time retry_after = absl::InfinitePast();
-    bool claiming = false;
-    std::string claim_cursor = "0-0";
-    // When the reclaimer next looks at this handler: soon after a NACK, an
-    // expiry or a release; otherwise one sweep per lease (orphans of dead
-    // daemons), so idle handlers cost next to nothing.
-    absl::Time next_reclaim = absl::InfinitePast();
-    // Earliest time something this daemon settled without an ACK (NACK,
-    // expiry) becomes reclaimable; the scan then restarts from the top.
-    absl::Time due_at = absl::InfiniteFuture();
+    uint32_t reserved = 0;  // slots promised to reads in flight
+    // The due-retry mover: runs when now >= next_due.
+    bool moving = false;
+    absl::Time next_due = absl::InfinitePast();
   };
+
+  // Failure kinds that decide the dead-letter reason and the delay.
+  enum class FailKind : uint8_t { kNack, kExpired, kDisconnected, kTerminated };
 
   void CreateGroup(Handler& h);
   void OnGroupReady(Handler& h, absl::Status status);
+  void WatchRetrySource(Handler& h);
   void Attach(Handler& h, Session& s);
   uint32_t Capacity(const Handler& h) const;
   void Pump(Handler& h);
   void MaybeRead(Handler& h);
-  void OnRead(const HandlerRef& key, const Target& target, uint32_t asked, uint64_t activity,
-              absl::StatusOr<RedisReply> reply);
+  void Read(Handler& h, uint8_t source, uint32_t count);
+  void OnRead(const HandlerRef& key, uint8_t source, const Target& target, uint32_t asked,
+              uint64_t activity, absl::StatusOr<RedisReply> reply);
+  void RecreateGroup(Handler& h, uint8_t source);
   void Deliver(Handler& h, Session& s, Entry entry, v1::Delivery&& message);
-  // Delivers freshly read or fetched entries to sessions with free slots;
-  // what finds no slot goes to the backlog (ids only).
-  void DeliverEntries(Handler& h, std::vector<StreamEntry>&& entries,
-                      const absl::flat_hash_map<std::string, uint32_t>& attempts);
-  void OnFetched(const HandlerRef& key, const Target& target, std::vector<Entry> asked,
-                 absl::StatusOr<RedisReply> reply);
-  // Entry ids this daemon holds for `h` (in flight or in the backlog).
-  absl::flat_hash_set<std::string> HeldIds(const Handler& h) const;
+  // Delivers freshly read or fetched entries of `source` to sessions with
+  // free slots; what finds no slot goes to the backlog (ids only); poison
+  // goes to the DLQ.
+  void DeliverEntries(Handler& h, uint8_t source, std::vector<StreamEntry>&& entries);
+  // Decodes `e` for delivery. Poison (DataLoss) when its envelope or retry
+  // metadata is unusable.
+  absl::StatusOr<v1::Delivery> Prepare(Handler& h, const StreamEntry& e, uint32_t* attempt);
+  void OnFetched(const HandlerRef& key, uint8_t source, const Target& target,
+                 std::vector<Entry> asked, absl::StatusOr<RedisReply> reply);
+  // Entry ids of `source` this daemon holds for `h` (in flight or waiting).
+  absl::flat_hash_set<std::string> HeldIds(const Handler& h, uint8_t source) const;
   Session* PickSession(Handler& h);
   void Settle(Session& s, uint64_t delivery_id, Outcome outcome);
   void Notice(Session& s, uint64_t delivery_id, v1::Notice::Code code, std::string message);
-  void QueueAck(const Handler& h, const std::string& id);
+  void QueueAck(const Handler& h, uint8_t source, const std::string& id);
   void FlushAcks();
-  static Target TargetOf(const Handler& h);
+  static Target TargetOf(const Handler& h, uint8_t source);
   // Resets the idle time of `ids` (still ours), or with `release` sets it
   // past every lease so any daemon's reclaimer takes them next.
-  void Touch(const Handler& h, const std::vector<std::string>& ids, bool release);
+  void Touch(const Handler& h, uint8_t source, const std::vector<std::string>& ids, bool release);
   void Touch(const Target& t, const std::vector<std::string>& ids, bool release);
   void Tick();
-  void Reclaim(Handler& h);
-  void OnReclaimed(const HandlerRef& key, const Target& target, uint32_t reserved,
-                   absl::StatusOr<RedisReply> reply);
-  void DeliverReclaimed(const HandlerRef& key, const Target& target, uint32_t reserved,
-                        std::vector<StreamEntry> entries,
-                        absl::flat_hash_map<std::string, uint32_t> counts);
   absl::Duration SweepPeriod(const Handler& h) const;
   void DetachSession(Session& s);
   void MaybeRemoveHandler(Handler& h);
   void FlushOut();
   void CheckDrained();
-  v1::Delivery Decode(const StreamEntry& e);
   Handler* FindHandler(const std::string& key);
   Handler* FindHandler(const HandlerRef& ref);
   // Wraps a Redis callback so it does nothing once the dispatcher is gone.
   AsyncCallback Guard(std::function<void(absl::StatusOr<RedisReply>)> fn);
+
+  // ---- retries and dead letters (dispatcher_retry.cc)
+  // A failed attempt of `entry`, held by this daemon's consumer: schedules
+  // the retry (after `delay`, or the policy's backoff when unset) or, when
+  // the policy is exhausted or `kind` is kTerminated, dead-letters it.
+  void Fail(Handler& h, const Entry& entry, FailKind kind, std::string error,
+            std::string error_code, std::optional<absl::Duration> delay);
+  void Schedule(Handler& h, const Entry& entry, FailureRecord failure, absl::Time due);
+  // Reads the entry again, then dead-letters it.
+  void DeadLetterById(Handler& h, const Entry& entry, FailureRecord failure, std::string reason);
+  // Dead-letters an entry whose fields are at hand; `owner` = the consumer
+  // it must be pending under ("" = any). `done` learns whether it moved.
+  void DeadLetter(const std::shared_ptr<const SubscriptionSpec>& spec, uint8_t source,
+                  const StreamEntry& entry, const absl::StatusOr<RetryState>& state,
+                  const FailureRecord& failure, const std::string& reason,
+                  const std::string& owner, std::function<void(bool moved)> done = nullptr);
+  void MoveDue(Handler& h);
+  void MoveOne(const HandlerRef& key, const std::shared_ptr<const SubscriptionSpec>& spec,
+               const DueMember& member, const std::string& raw_member,
+               std::function<void()> done);
+  void Sweep(Handler& h, uint8_t source);
+  void SweepConsumer(const HandlerRef& key, uint8_t source, const std::string& consumer,
+                     std::function<void()> done);
+  void OnSwept(const HandlerRef& key, uint8_t source, const std::string& consumer,
+               absl::StatusOr<RedisReply> reply);
+  void RemoveIdleConsumers(const HandlerRef& key, uint8_t source);
+  FailureRecord MakeFailure(const Handler& h, uint32_t attempt, FailKind kind,
+                            std::string error, std::string error_code) const;
+  // Counts retry operations in progress (a drain waits for them).
+  void BeginOp() { ++ops_in_progress_; }
+  void EndOp();
 
   EventLoop& loop_;
   AsyncCommander& redis_;
@@ -294,6 +354,8 @@ class Dispatcher {
   absl::Time drain_deadline_ = absl::InfiniteFuture();
   std::function<void()> drain_done_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  size_t ops_in_progress_ = 0;
+  std::function<double()> unit_random_;
 };
 
 }  // namespace redrive

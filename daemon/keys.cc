@@ -89,12 +89,17 @@ HandlerKeys MakeHandlerKeys(absl::string_view channel,
   keys.retry_stream = absl::StrCat(keys.stream, ".", handler_id, ".retry");
   keys.retry_group = absl::StrCat(handler_id, "-retry");
   keys.dlq_stream = absl::StrCat(keys.stream, ".", handler_id, ".dlq");
+  keys.due_zset = absl::StrCat(keys.retry_stream, ".due");
   return keys;
 }
 
 std::string ConsumerName(absl::string_view handler_id,
                          absl::string_view instance_id) {
   return absl::StrCat(handler_id, "-", instance_id);
+}
+
+std::string ScheduledConsumerName(absl::string_view handler_id) {
+  return absl::StrCat(handler_id, ":scheduled");
 }
 
 std::string LegacyRetryStream(absl::string_view channel, KeyStyle style) {

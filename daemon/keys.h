@@ -43,6 +43,9 @@ struct HandlerKeys {
   std::string retry_stream;  // {stream}.{handler}.retry
   std::string retry_group;   // {handler}-retry
   std::string dlq_stream;    // {stream}.{handler}.dlq
+  // Failed attempts waiting for their retry: member = the entry, score =
+  // due time (Unix ms). {stream}.{handler}.retry.due
+  std::string due_zset;
 };
 
 // The stream key a channel is stored under.
@@ -56,6 +59,11 @@ HandlerKeys MakeHandlerKeys(absl::string_view channel,
 // `{handler_id}-{instance_id}` (EggAI uses `{handler_id}-{host}-{pid}`).
 std::string ConsumerName(absl::string_view handler_id,
                          absl::string_view instance_id);
+
+// The consumer holding a handler's entries while they wait for their retry
+// (`{handler_id}:scheduled`; no daemon instance's consumer can have it):
+// sweeps leave its entries alone.
+std::string ScheduledConsumerName(absl::string_view handler_id);
 
 // Pre-#226 EggAI shared keys, for migration (R-E6).
 std::string LegacyRetryStream(absl::string_view channel, KeyStyle style);

@@ -2,6 +2,9 @@
 
 #include <openssl/evp.h>
 
+#include <memory>
+#include <tuple>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -37,9 +40,25 @@ constexpr char kDeadLetter[] = R"lua(
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
 if #p == 0 then return 0 end
 if ARGV[3] ~= '' and p[1][2] ~= ARGV[3] then return 0 end
-local id = redis.call('XADD', KEYS[2], '*', unpack(ARGV, 4))
+local cap = tonumber(ARGV[4])
+local evicted = 0
+if cap > 0 then
+  local len = redis.call('XLEN', KEYS[2])
+  if len >= cap then
+    if ARGV[5] ~= 'evict' then return -2 end
+    evicted = redis.call('XTRIM', KEYS[2], 'MAXLEN', cap - 1)
+  end
+end
+local id = redis.call('XADD', KEYS[2], '*', unpack(ARGV, 6))
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-return id
+return {id, evicted}
+)lua";
+
+constexpr char kDeleteIdleConsumer[] = R"lua(
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
+if #p > 0 then return 0 end
+redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+return 1
 )lua";
 
 }  // namespace
@@ -66,6 +85,32 @@ const LuaScript& MoveDueScript() {
 const LuaScript& DeadLetterScript() {
   static const auto* script = new LuaScript(MakeScript("dead_letter", kDeadLetter));
   return *script;
+}
+
+const LuaScript& DeleteIdleConsumerScript() {
+  static const auto* script =
+      new LuaScript(MakeScript("delete_idle_consumer", kDeleteIdleConsumer));
+  return *script;
+}
+
+void SendScript(AsyncCommander& redis, const LuaScript& script, std::vector<std::string> keys,
+                std::vector<std::string> args, AsyncCallback done) {
+  auto call = std::make_shared<std::tuple<std::vector<std::string>, std::vector<std::string>,
+                                          AsyncCallback>>(std::move(keys), std::move(args),
+                                                          std::move(done));
+  std::string numkeys;
+  RedisArgv argv = EvalShaArgv(script, std::get<0>(*call), std::get<1>(*call), numkeys);
+  redis.Send(argv, [&redis, &script, call](absl::StatusOr<RedisReply> r) {
+    if (r.ok() && r->is_error() && absl::StartsWith(r->str, "NOSCRIPT")) {
+      std::string n;
+      RedisArgv eval = EvalShaArgv(script, std::get<0>(*call), std::get<1>(*call), n);
+      eval[0] = "EVAL";
+      eval[1] = script.source;
+      redis.Send(eval, [call](absl::StatusOr<RedisReply> r2) { std::get<2>(*call)(std::move(r2)); });
+      return;
+    }
+    std::get<2>(*call)(std::move(r));
+  });
 }
 
 RedisArgv EvalShaArgv(const LuaScript& script, const std::vector<std::string>& keys,

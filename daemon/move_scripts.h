@@ -16,6 +16,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "daemon/async_redis.h"
 #include "daemon/redis_client.h"
 
 namespace redrive {
@@ -46,9 +47,23 @@ const LuaScript& MoveDueScript();
 
 // Dead-letters an entry.
 //   KEYS: source stream, dead-letter stream
-//   ARGV: group, entry id, owner consumer ("" = any owner), field, value, ...
-// Returns the DLQ entry id; 0 when the entry is not pending (under `owner`).
+//   ARGV: group, entry id, owner consumer ("" = any owner), cap (max DLQ
+//         length, "0" = none), overflow ("evict" | "hold"), field, value, ...
+// Returns {DLQ entry id, entries evicted}; 0 when the entry is not pending
+// (under `owner`); -2 when the DLQ is at its cap and the overflow is "hold"
+// (nothing changes). With "evict", the oldest dead letters are trimmed
+// (exact MAXLEN cap - 1) before the new one is added.
 const LuaScript& DeadLetterScript();
+
+// Removes a consumer from a group only while it has no pending entries.
+//   KEYS: stream   ARGV: group, consumer
+// Returns 1 when deleted, 0 otherwise.
+const LuaScript& DeleteIdleConsumerScript();
+
+// Sends `script` on an async connection with EVALSHA, falling back to EVAL on
+// NOSCRIPT; `done` gets the final reply. `redis` must outlive the call.
+void SendScript(AsyncCommander& redis, const LuaScript& script, std::vector<std::string> keys,
+                std::vector<std::string> args, AsyncCallback done);
 
 // EVALSHA argv for `script` (the views point into the arguments).
 RedisArgv EvalShaArgv(const LuaScript& script, const std::vector<std::string>& keys,

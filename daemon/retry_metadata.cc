@@ -749,6 +749,21 @@ absl::StatusOr<RetryMetadata> ReadRetryMetadata(const DecodedEntry& entry) {
   return ReadMetadata(entry, &object);
 }
 
+std::optional<std::string> StripRetryMetadataKeys(absl::string_view body) {
+  std::optional<JsonNode> object = ParseObjectBody(body);
+  if (!object.has_value()) return std::nullopt;
+  bool removed = false;
+  for (size_t i = object->keys.size(); i-- > 0;) {
+    if (object->keys[i] == kRetryCountKey || object->keys[i] == kOriginalMessageIdKey) {
+      object->keys.erase(object->keys.begin() + static_cast<std::ptrdiff_t>(i));
+      object->children.erase(object->children.begin() + static_cast<std::ptrdiff_t>(i));
+      removed = true;
+    }
+  }
+  if (!removed) return std::nullopt;
+  return EmitJson(*object);
+}
+
 absl::StatusOr<RetryEntry> ReadRetryEntry(absl::string_view data_value) {
   absl::StatusOr<DecodedEntry> decoded = DecodeDataValue(data_value);
   if (!decoded.ok()) {

@@ -44,6 +44,7 @@
 #define REDRIVE_DAEMON_RETRY_METADATA_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -153,6 +154,13 @@ absl::StatusOr<RetryEntry> ReadRetryEntry(absl::string_view data_value);
 absl::StatusOr<std::string> WriteRetryDataValue(const DecodedEntry& entry,
                                                 absl::string_view entry_id,
                                                 int64_t new_retry_count);
+
+// The body a client sees for an entry whose JSON object body carries EggAI's
+// retry keys: the body without "_retry_count" and "_original_message_id"
+// (their values travel in Delivery.attempt / original_entry_id), printed as
+// PythonCompactJson does. nullopt when the body is not a JSON object or has
+// neither key (deliver it unchanged).
+std::optional<std::string> StripRetryMetadataKeys(absl::string_view body);
 
 // Provenance for a dead letter (R-D5), in EggAI's body keys.
 struct DeadLetterInfo {

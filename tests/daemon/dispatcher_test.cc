@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -33,6 +34,8 @@
 #include "absl/time/time.h"
 #include "daemon/event_loop.h"
 #include "daemon/keys.h"
+#include "daemon/move_scripts.h"
+#include "daemon/retry_fields.h"
 #include "daemon/stream_notifier.h"
 #include "daemon/subscription.h"
 #include "tests/fakes/fake_async_redis.h"
@@ -139,6 +142,28 @@ class FakeRedisServer {
     delivery_counts_[Id(n)] = delivery_count;
   }
 
+  // Entries in the handler's retry stream (whose group then exists).
+  void AddRetryEntries(std::vector<StreamEntry> entries) {
+    absl::MutexLock lock(&mu_);
+    retry_group_ = true;
+    for (StreamEntry& e : entries) retry_entries_.push_back(std::move(e));
+  }
+  // The schedule script's answer (1 = scheduled, 0 = no longer ours).
+  void SetScheduleResult(int64_t result) {
+    absl::MutexLock lock(&mu_);
+    schedule_result_ = result;
+  }
+  // A member of the due zset, returned by ZRANGE.
+  void AddDue(std::string member, int64_t score) {
+    absl::MutexLock lock(&mu_);
+    due_.emplace_back(std::move(member), score);
+  }
+  // Entries pending in the main group under `consumer`, idle past any lease.
+  void AddPending(const std::string& consumer, std::vector<int> ids) {
+    absl::MutexLock lock(&mu_);
+    pending_by_consumer_[consumer] = std::move(ids);
+  }
+
   absl::StatusOr<RedisReply> Answer(const Command& c) {
     absl::MutexLock lock(&mu_);
     const std::string& kind = c.front();
@@ -192,6 +217,61 @@ class FakeRedisServer {
       }
       return RedisReply::Array(std::move(rows));
     }
+    if (kind == "EVALSHA") {
+      if (c[1] == ScheduleRetryScript().sha1) return RedisReply::Integer(schedule_result_);
+      if (c[1] == DeadLetterScript().sha1) {
+        return RedisReply::Array({RedisReply::String("900-0"), RedisReply::Integer(0)});
+      }
+      if (c[1] == MoveDueScript().sha1) return RedisReply::String("800-0");
+      return RedisReply::Integer(0);
+    }
+    if (kind == "XRANGE" && c.size() == 4 && c[1] == kStream && c[2] == c[3]) {
+      if (std::find(entries_.begin(), entries_.end(), Seq(c[2])) == entries_.end()) {
+        return RedisReply::Array({});
+      }
+      return RedisReply::Array({EntryReply(Seq(c[2]))});
+    }
+    // ZRANGE <due> -inf +inf BYSCORE LIMIT 0 n WITHSCORES
+    if (kind == "ZRANGE") {
+      std::vector<RedisReply> out;
+      for (const auto& [member, score] : due_) {
+        out.push_back(RedisReply::String(member));
+        out.push_back(RedisReply::String(absl::StrCat(score)));
+      }
+      return RedisReply::Array(std::move(out));
+    }
+    // The summary form: XPENDING key group.
+    if (kind == "XPENDING" && c.size() == 3 && c[1] == kStream && c[2] == kHandler) {
+      if (pending_by_consumer_.empty()) {
+        return RedisReply::Array({RedisReply::Integer(0), RedisReply::Nil(), RedisReply::Nil(),
+                                  RedisReply::Nil()});
+      }
+      std::vector<RedisReply> consumers;
+      int64_t total = 0;
+      for (const auto& [consumer, ids] : pending_by_consumer_) {
+        consumers.push_back(RedisReply::Array(
+            {RedisReply::String(consumer), RedisReply::String(absl::StrCat(ids.size()))}));
+        total += static_cast<int64_t>(ids.size());
+      }
+      return RedisReply::Array({RedisReply::Integer(total), RedisReply::String("0-1"),
+                                RedisReply::String("9-9"), RedisReply::Array(std::move(consumers))});
+    }
+    if (kind == "XPENDING" && c.size() == 3) {
+      return RedisReply::Error("NOGROUP No such key or consumer group");
+    }
+      // XPENDING key group IDLE ms - + count consumer
+    if (kind == "XPENDING" && c.size() == 9 && c[3] == "IDLE") {
+      std::vector<RedisReply> rows;
+      auto it = pending_by_consumer_.find(c[8]);
+      if (it != pending_by_consumer_.end()) {
+        for (int n : it->second) {
+          rows.push_back(RedisReply::Array({RedisReply::String(Id(n)), RedisReply::String(c[8]),
+                                            RedisReply::Integer(99999), RedisReply::Integer(1)}));
+        }
+      }
+      return RedisReply::Array(std::move(rows));
+    }
+    if (kind == "XINFO") return RedisReply::Array({});
     if (kind == "CLIENT") return RedisReply::Integer(1);
     if (kind == "PING") return RedisReply::Status("PONG");
     return RedisReply::Error(absl::StrCat("ERR fake server: unexpected ", kind));
@@ -219,6 +299,25 @@ class FakeRedisServer {
     if (wrong_type_) {
       return RedisReply::Error("WRONGTYPE Operation against a key holding the wrong kind of value");
     }
+    if (c[2] == "billing-retry") {
+      if (!retry_group_) return RedisReply::Error("NOGROUP No such key or consumer group");
+      size_t count = 0;
+      EXPECT_TRUE(absl::SimpleAtoi(c[5], &count));
+      std::vector<RedisReply> out;
+      while (out.size() < count && !retry_entries_.empty()) {
+        std::vector<RedisReply> fields;
+        for (const auto& [name, value] : retry_entries_.front().fields) {
+          fields.push_back(RedisReply::String(name));
+          fields.push_back(RedisReply::String(value));
+        }
+        out.push_back(RedisReply::Array({RedisReply::String(retry_entries_.front().id),
+                                         RedisReply::Array(std::move(fields))}));
+        retry_entries_.erase(retry_entries_.begin());
+      }
+      if (out.empty()) return RedisReply::Nil();
+      return RedisReply::Array({RedisReply::Array(
+          {RedisReply::String(c[c.size() - 2]), RedisReply::Array(std::move(out))})});
+    }
     // XREADGROUP GROUP <group> <consumer> COUNT <n> [NOACK] STREAMS <stream> >
     auto group = groups_.find(c[2]);
     if (group == groups_.end()) {
@@ -243,6 +342,11 @@ class FakeRedisServer {
   bool wrong_type_ ABSL_GUARDED_BY(mu_) = false;
   std::string create_error_ ABSL_GUARDED_BY(mu_);
   std::vector<int> claimable_ ABSL_GUARDED_BY(mu_);
+  int64_t schedule_result_ ABSL_GUARDED_BY(mu_) = 1;
+  bool retry_group_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<StreamEntry> retry_entries_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::pair<std::string, int64_t>> due_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::vector<int>> pending_by_consumer_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, int64_t> delivery_counts_ ABSL_GUARDED_BY(mu_);
 };
 
@@ -323,6 +427,7 @@ class DispatcherTest : public ::testing::Test {
     o.instance_id = kInstance;
     o.tick = absl::Hours(1);
     o.now = [this] { return clock_.Now(); };
+    o.unit_random = [] { return 0.0; };  // backoff without jitter
     return o;
   }
   DispatcherOptions FastTickOptions() {
@@ -421,8 +526,38 @@ class DispatcherTest : public ::testing::Test {
   }
 
   // Commands the dispatcher sent other than the notifier's own.
-  std::vector<Command> Sent(absl::string_view kind) { return commands_->commands(kind); }
-  size_t Reads() { return commands_->count("XREADGROUP"); }
+  // (XREADGROUP: reads of the main stream only; RetryReads() has the rest.)
+  std::vector<Command> Sent(absl::string_view kind) {
+    std::vector<Command> all = commands_->commands(kind);
+    if (kind != "XREADGROUP") return all;
+    std::vector<Command> main;
+    for (Command& c : all) {
+      if (c[2] == kHandler) main.push_back(std::move(c));
+    }
+    return main;
+  }
+  std::vector<Command> RetryReads() {
+    std::vector<Command> retry;
+    for (Command& c : commands_->commands("XREADGROUP")) {
+      if (c[2] != kHandler) retry.push_back(std::move(c));
+    }
+    return retry;
+  }
+  size_t Reads() { return Sent("XREADGROUP").size(); }
+  // The EVALSHA calls of `script`.
+  std::vector<Command> ScriptCalls(const LuaScript& script) {
+    std::vector<Command> out;
+    for (Command& c : commands_->commands("EVALSHA")) {
+      if (c[1] == script.sha1) out.push_back(std::move(c));
+    }
+    return out;
+  }
+  // The field → value map of a dead-letter or move script call's fields.
+  static std::map<std::string, std::string> ScriptFields(const Command& c, size_t first) {
+    std::map<std::string, std::string> out;
+    for (size_t i = first; i + 1 < c.size(); i += 2) out[c[i]] = c[i + 1];
+    return out;
+  }
 
   static Command ReadCommand(uint32_t count, bool noack = false) {
     Command c = {"XREADGROUP", "GROUP", kHandler, kConsumer, "COUNT", absl::StrCat(count)};
@@ -465,10 +600,18 @@ TEST_F(DispatcherTest, RegistrationCreatesGroupAtNewEntriesAndSendsRegisteredOnc
   Start();
   auto sink = Register(1, Reg());
 
-  EXPECT_THAT(commands_->commands(),
-              ElementsAre(Command{"XGROUP", "CREATE", kStream, kHandler, "$", "MKSTREAM"},
-                          Command{"XREVRANGE", kStream, "+", "-", "COUNT", "1"},
-                          ReadCommand(64)));
+  EXPECT_THAT(Sent("XGROUP"),
+              ElementsAre(Command{"XGROUP", "CREATE", kStream, kHandler, "$", "MKSTREAM"}));
+  // Both of the handler's streams are watched; the retry group does not
+  // exist before the first retry, so its one read finds NOGROUP and stops.
+  EXPECT_THAT(Sent("XREVRANGE"),
+              ElementsAre(Command{"XREVRANGE", kStream, "+", "-", "COUNT", "1"},
+                          Command{"XREVRANGE", "orders.billing.retry", "+", "-", "COUNT", "1"}));
+  EXPECT_THAT(Sent("XREADGROUP"), ElementsAre(ReadCommand(64)));
+  EXPECT_THAT(RetryReads(),
+              ElementsAre(Command{"XREADGROUP", "GROUP", "billing-retry", kConsumer, "COUNT", "64",
+                                  "STREAMS", "orders.billing.retry", ">"}));
+  EXPECT_EQ(Stats().groups_recreated, 0u);
   const std::vector<v1::SubscribeResponse> responses = sink->responses();
   ASSERT_EQ(responses.size(), 1u);
   ASSERT_TRUE(responses[0].has_registered());
@@ -487,7 +630,7 @@ TEST_F(DispatcherTest, RegistrationCreatesGroupAtNewEntriesAndSendsRegisteredOnc
   EXPECT_FALSE(r.auto_ack());
   EXPECT_EQ(sink->finish_calls(), 0);
   EXPECT_EQ(Handlers(), 1u);
-  EXPECT_EQ(Watched(), 1u);
+  EXPECT_EQ(Watched(), 2u);
 }
 
 TEST_F(DispatcherTest, StartBacklogCreatesGroupAtZeroAndDeliversHistory) {
@@ -701,7 +844,7 @@ TEST_F(DispatcherTest, NackLeavesEntryPendingAndFreesTheSlot) {
   EXPECT_THAT(Sent("XACK"), ElementsAre(AckCommand({Id(2)})));
 }
 
-TEST_F(DispatcherTest, TerminateAcknowledgesAndLaterVerbsAreNoticed) {
+TEST_F(DispatcherTest, TerminateDeadLettersTheEntryWithItsProvenance) {
   redis_.Append(1, 1);
   Start();
   v1::Register reg = Reg();
@@ -713,16 +856,116 @@ TEST_F(DispatcherTest, TerminateAcknowledgesAndLaterVerbsAreNoticed) {
   v1::Verb terminate;
   terminate.set_delivery_id(id);
   terminate.mutable_terminate()->set_reason("cannot parse");
+  terminate.mutable_terminate()->set_error_code("E_PARSE");
   Verbs(1, VerbsOf({terminate}));
-  ASSERT_TRUE(commands_->WaitForCount("XACK", 1, kWait));
-  EXPECT_THAT(Sent("XACK"), ElementsAre(AckCommand({Id(1)})));
+  ASSERT_TRUE(commands_->WaitForCount("EVALSHA", 1, kWait));
+  Settle();
+  // The entry is read again, then moved by one script that checks it is
+  // still ours, adds the dead letter and acks the source (no XACK here).
+  EXPECT_THAT(Sent("XRANGE"), ElementsAre(Command{"XRANGE", kStream, Id(1), Id(1)}));
+  const std::vector<Command> calls = ScriptCalls(DeadLetterScript());
+  ASSERT_EQ(calls.size(), 1u);
+  const Command& c = calls[0];
+  EXPECT_THAT(Command(c.begin() + 2, c.begin() + 10),
+              ElementsAre("2", kStream, "orders.billing.dlq", kHandler, Id(1), kConsumer, "0",
+                          "evict"));
+  std::map<std::string, std::string> f = ScriptFields(c, 10);
+  EXPECT_EQ(f["x-redrive-reason"], "terminated");
+  EXPECT_EQ(f["x-redrive-channel"], kStream);
+  EXPECT_EQ(f["x-redrive-handler"], kHandler);
+  EXPECT_EQ(f["x-redrive-source-stream"], kStream);
+  EXPECT_EQ(f["x-redrive-source-id"], Id(1));
+  EXPECT_EQ(f["x-redrive-original-id"], Id(1));
+  EXPECT_EQ(f["x-redrive-attempts"], "1");
+  EXPECT_EQ(f["x-redrive-last-error"], "cannot parse");
+  EXPECT_EQ(f["x-redrive-last-error-code"], "E_PARSE");
+  EXPECT_EQ(f["x-redrive-first-failure-ms"], absl::StrCat(absl::ToUnixMillis(kT0)));
+  EXPECT_EQ(f["x-redrive-dead-lettered-ms"], absl::StrCat(absl::ToUnixMillis(kT0)));
+  EXPECT_EQ(f["x-redrive-history"],
+            "[{\"at_ms\":1700000000000,\"attempt\":1,\"consumer\":\"billing-i1\","
+            "\"error\":\"cannot parse\",\"error_code\":\"E_PARSE\",\"outcome\":\"terminated\"}]");
+  // A JSON object body carries EggAI's keys; the headers are kept.
+  absl::StatusOr<DecodedEntry> data = DecodeDataValue(f["__data__"]);
+  ASSERT_TRUE(data.ok()) << data.status();
+  EXPECT_EQ(data->body,
+            "{\"n\":1,\"_retry_count\":\"0\",\"_original_message_id\":\"1-0\",\"_dlq_source\":"
+            "\"orders\",\"_dlq_handler\":\"billing\",\"_dlq_at\":\"2023-11-14T22:13:20.000+00:00\","
+            "\"_dlq_reason\":\"terminated\",\"_dlq_retries\":\"0\"}");
+  EXPECT_THAT(data->headers, ElementsAre(std::pair<std::string, std::string>("content-type",
+                                                                             "application/json"),
+                                         std::pair<std::string, std::string>("x-seq", "1")));
+  EXPECT_THAT(Sent("XACK"), IsEmpty());
+  EXPECT_THAT(ScriptCalls(ScheduleRetryScript()), IsEmpty());
   EXPECT_EQ(Stats().terminates, 1u);
+  EXPECT_EQ(Stats().dead_letters, 1u);
   EXPECT_EQ(InFlight(1), 0u);
 
   Verbs(1, VerbsOf({Ack(id)}));  // an ACK after TERMINATE is not a repeat
   const std::vector<v1::Notice> notices = sink->notices();
   ASSERT_EQ(notices.size(), 1u);
   EXPECT_EQ(notices[0].code(), v1::Notice::ALREADY_SETTLED);
+}
+
+TEST_F(DispatcherTest, NackSchedulesTheRetryAfterTheBackoffOrTheNacksDelay) {
+  redis_.Append(1, 2);
+  Start();
+  v1::Register reg = Reg();
+  reg.mutable_start()->set_kind(v1::StartPosition::START_BACKLOG);
+  auto sink = Register(1, reg);
+  const std::vector<v1::Delivery> ds = sink->deliveries();
+  ASSERT_EQ(ds.size(), 2u);
+  v1::Verb delayed = Nack(ds[1].delivery_id());
+  delayed.mutable_nack()->set_error_code("E_BUSY");
+  delayed.mutable_nack()->set_delay_ms(250);
+  Verbs(1, VerbsOf({Nack(ds[0].delivery_id()), delayed}));
+  Settle();
+
+  const std::vector<Command> calls = ScriptCalls(ScheduleRetryScript());
+  ASSERT_EQ(calls.size(), 2u);
+  const int64_t t0 = absl::ToUnixMillis(kT0);
+  // Default policy: the first retry after 1000 ms (jitter fixed at 0 here).
+  EXPECT_THAT(Command(calls[0].begin() + 2, calls[0].begin() + 10),
+              ElementsAre("2", kStream, "orders.billing.retry.due", kHandler, Id(1), kConsumer,
+                          "billing:scheduled", absl::StrCat(t0 + 1000)));
+  EXPECT_THAT(Command(calls[1].begin() + 2, calls[1].begin() + 10),
+              ElementsAre("2", kStream, "orders.billing.retry.due", kHandler, Id(2), kConsumer,
+                          "billing:scheduled", absl::StrCat(t0 + 250)));
+  absl::StatusOr<DueMember> first = DecodeDueMember(calls[0][10]);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->source, 0);
+  EXPECT_EQ(first->entry_id, Id(1));
+  EXPECT_EQ(first->failure.attempt, 1u);
+  EXPECT_EQ(first->failure.outcome, "nack");
+  EXPECT_EQ(first->failure.error, "boom");
+  EXPECT_EQ(first->failure.consumer, kConsumer);
+  EXPECT_EQ(first->failure.at_ms, t0);
+  absl::StatusOr<DueMember> second = DecodeDueMember(calls[1][10]);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->failure.error_code, "E_BUSY");
+  EXPECT_THAT(Sent("XACK"), IsEmpty());
+  EXPECT_EQ(Stats().retries_scheduled, 2u);
+  EXPECT_EQ(InFlight(1), 0u);
+}
+
+TEST_F(DispatcherTest, NackPastMaxRetriesDeadLettersWithoutScheduling) {
+  redis_.Append(1, 1);
+  Start();
+  v1::Register reg = Reg();
+  reg.mutable_start()->set_kind(v1::StartPosition::START_BACKLOG);
+  reg.mutable_retry_policy()->set_max_retries(0);
+  auto sink = Register(1, reg);
+  ASSERT_EQ(sink->deliveries().size(), 1u);
+  EXPECT_EQ(sink->deliveries()[0].max_attempts(), 1u);
+  Verbs(1, VerbsOf({Nack(sink->deliveries()[0].delivery_id())}));
+  ASSERT_TRUE(commands_->WaitForCount("EVALSHA", 1, kWait));
+  Settle();
+  EXPECT_THAT(ScriptCalls(ScheduleRetryScript()), IsEmpty());
+  const std::vector<Command> calls = ScriptCalls(DeadLetterScript());
+  ASSERT_EQ(calls.size(), 1u);
+  std::map<std::string, std::string> f = ScriptFields(calls[0], 10);
+  EXPECT_EQ(f["x-redrive-reason"], "max_retries");
+  EXPECT_EQ(f["x-redrive-last-error"], "boom");
+  EXPECT_EQ(f["x-redrive-attempts"], "1");
 }
 
 TEST_F(DispatcherTest, VerbWithoutActionGetsInvalidVerbNotice) {
@@ -766,7 +1009,7 @@ TEST_F(DispatcherTest, StoppedSessionGetsNoNewDeliveriesButSettles) {
 
 // ------------------------------------------------------------ sessions
 
-TEST_F(DispatcherTest, DisconnectedSessionsDeliveriesMoveToTheOtherSession) {
+TEST_F(DispatcherTest, DisconnectFailsEachUnsettledDeliveryForAnImmediateRetry) {
   redis_.Append(1, 6);
   Start();
   v1::Register reg = Reg(/*max_in_flight=*/3);
@@ -790,58 +1033,48 @@ TEST_F(DispatcherTest, DisconnectedSessionsDeliveriesMoveToTheOtherSession) {
   for (const std::string& id : EntryIds(second)) all.push_back(id);
   EXPECT_THAT(all, UnorderedElementsAreArray({Id(1), Id(2), Id(3), Id(4), Id(5), Id(6)}));
 
-  // Session 1 ends holding 3; session 2 is full, so they wait.
+  // Session 1 ends holding 3 (R-B7): each is a failed attempt, due at once,
+  // so any stream of the handler (here or on another daemon) gets it from
+  // the retry stream within a tick; nothing is released or held here.
   OnLoop([](Dispatcher& d) { d.Disconnect(1); });
-  EXPECT_EQ(two->deliveries().size(), 3u);
-  // They start waiting: their idle time is reset at once (JUSTID, no fetch).
-  const std::vector<std::string> touch = {"XCLAIM", "orders", "billing", "billing-i1", "0",
-                                          first[0].entry_id(), first[1].entry_id(),
-                                          first[2].entry_id(), "JUSTID"};
-  EXPECT_THAT(Sent("XCLAIM"), ElementsAre(touch));
-  EXPECT_EQ(Handlers(), 1u);
-
-  // Two free slots: the two oldest of session 1 are fetched again (XCLAIM
-  // with min-idle 0 keeps them ours, resets their idle time and returns
-  // their fields) and arrive with attempt 2.
-  Verbs(2, VerbsOf({Ack(second[0].delivery_id()), Ack(second[1].delivery_id())}));
-  std::vector<v1::Delivery> now = two->deliveries();
-  ASSERT_EQ(now.size(), 5u);
-  EXPECT_THAT(Sent("XCLAIM"),
-              ElementsAre(touch, FetchCommand({first[0].entry_id(), first[1].entry_id()})));
-  // The last one.
-  Verbs(2, VerbsOf({Ack(second[2].delivery_id())}));
-  now = two->deliveries();
-  ASSERT_EQ(now.size(), 6u);
-  EXPECT_THAT(Sent("XCLAIM"),
-              ElementsAre(touch, FetchCommand({first[0].entry_id(), first[1].entry_id()}),
-                          FetchCommand({first[2].entry_id()})));
-  for (int i = 0; i < 3; ++i) {
-    const v1::Delivery& moved = now[3 + i];
-    ExpectEntry(moved, Seq(first[i].entry_id()), /*attempt=*/2);
-    EXPECT_EQ(moved.payload(), first[i].payload());
-    EXPECT_NE(moved.delivery_id(), first[i].delivery_id());
+  const std::vector<Command> calls = ScriptCalls(ScheduleRetryScript());
+  ASSERT_EQ(calls.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(calls[i][6], first[i].entry_id());
+    EXPECT_EQ(calls[i][9], absl::StrCat(absl::ToUnixMillis(kT0)));
+    absl::StatusOr<DueMember> m = DecodeDueMember(calls[i][10]);
+    ASSERT_TRUE(m.ok());
+    EXPECT_EQ(m->failure.outcome, "disconnected");
+    EXPECT_EQ(m->failure.error, "consumer disconnected");
+    EXPECT_EQ(m->failure.error_code, "DISCONNECTED");
+    EXPECT_EQ(m->failure.attempt, 1u);
   }
-  EXPECT_EQ(Stats().redeliveries, 3u);
+  EXPECT_THAT(Sent("XCLAIM"), IsEmpty());
+  EXPECT_EQ(Handlers(), 1u);
+  EXPECT_EQ(two->deliveries().size(), 3u);
+  EXPECT_EQ(Stats().disconnect_failures, 3u);
   EXPECT_EQ(Stats().released, 0u);
-  EXPECT_EQ(InFlight(2), 3u);
 }
 
-TEST_F(DispatcherTest, DisconnectOfLastSessionReleasesDeliveriesAndRemovesHandler) {
+TEST_F(DispatcherTest, DisconnectOfLastSessionSchedulesDeliveriesAndRemovesHandler) {
   redis_.Append(1, 2);
   Start();
   v1::Register reg = Reg(/*max_in_flight=*/5);
   reg.mutable_start()->set_kind(v1::StartPosition::START_BACKLOG);
   auto sink = Register(1, reg);
   ASSERT_EQ(sink->deliveries().size(), 2u);
-  ASSERT_EQ(Watched(), 1u);
+  ASSERT_EQ(Watched(), 2u);
 
   OnLoop([](Dispatcher& d) { d.Disconnect(1); });
-  EXPECT_THAT(Sent("XCLAIM"), ElementsAre(ClaimCommand({Id(1), Id(2)}, /*release=*/true)));
+  const std::vector<Command> calls = ScriptCalls(ScheduleRetryScript());
+  ASSERT_EQ(calls.size(), 2u);
+  EXPECT_EQ(calls[0][6], Id(1));
+  EXPECT_EQ(calls[1][6], Id(2));
+  EXPECT_THAT(Sent("XCLAIM"), IsEmpty());
   EXPECT_THAT(Sent("XACK"), IsEmpty());
   EXPECT_EQ(Handlers(), 0u);
   EXPECT_EQ(Watched(), 0u);
-  EXPECT_EQ(Stats().released, 2u);
-  EXPECT_EQ(Stats().redeliveries, 0u);
+  EXPECT_EQ(Stats().retries_scheduled, 2u);
   EXPECT_EQ(sink->deliveries().size(), 2u);
 }
 
@@ -862,59 +1095,6 @@ TEST_F(DispatcherTest, DisconnectWhileReadIsOutReleasesWhatTheReadReturns) {
   EXPECT_THAT(Sent("XCLAIM"), ElementsAre(ClaimCommand({Id(1), Id(2)}, /*release=*/true)));
   EXPECT_THAT(sink->deliveries(), IsEmpty());
   EXPECT_EQ(Stats().released, 2u);
-}
-
-TEST_F(DispatcherTest, ReadLeavesSlotsOfAFetchInProgressAlone) {
-  redis_.Append(1, 3);
-  Start();
-  v1::Register reg = Reg(/*max_in_flight=*/3);
-  reg.mutable_start()->set_kind(v1::StartPosition::START_BACKLOG);
-  auto one = Register(1, reg);
-  auto two = Register(2, reg);
-  ASSERT_EQ(one->deliveries().size(), 3u);
-  ASSERT_EQ(Reads(), 2u);  // the second found nothing
-
-  commands_->Hold("XCLAIM");
-  OnLoop([](Dispatcher& d) { d.Disconnect(1); });  // fetch for session 2's 3 slots
-  ASSERT_EQ(commands_->held("XCLAIM"), 1u);
-  redis_.Append(4, 6);
-  Activity(kStream);
-  EXPECT_EQ(Reads(), 2u);
-
-  ASSERT_EQ(commands_->Release("XCLAIM"), 1u);
-  Settle();
-  const std::vector<v1::Delivery> ds = two->deliveries();
-  ASSERT_EQ(ds.size(), 3u);
-  for (int i = 0; i < 3; ++i) ExpectEntry(ds[i], i + 1, /*attempt=*/2);
-  EXPECT_EQ(Reads(), 2u);
-  EXPECT_EQ(Stats().redeliveries, 3u);
-}
-
-// Regression (found by this test, fixed in ada3140): when the last session
-// left while a backlog fetch (XCLAIM) was out, the fetched entries were
-// dropped unreleased, pending under this daemon's consumer with a fresh idle
-// time, instead of being released at once like the rest of the backlog.
-TEST_F(DispatcherTest, LastSessionLeavingWhileFetchIsOutReleasesTheFetchedEntries) {
-  redis_.Append(1, 3);
-  Start();
-  v1::Register reg = Reg(/*max_in_flight=*/3);
-  reg.mutable_start()->set_kind(v1::StartPosition::START_BACKLOG);
-  auto one = Register(1, reg);
-  auto two = Register(2, reg);
-  ASSERT_EQ(one->deliveries().size(), 3u);
-
-  commands_->Hold("XCLAIM");
-  OnLoop([](Dispatcher& d) { d.Disconnect(1); });  // session 2 has room: fetch
-  ASSERT_EQ(commands_->held("XCLAIM"), 1u);
-  OnLoop([](Dispatcher& d) { d.Disconnect(2); });
-  EXPECT_EQ(Handlers(), 0u);
-  ASSERT_EQ(commands_->Release("XCLAIM"), 1u);
-  Settle();
-
-  EXPECT_THAT(Sent("XCLAIM"), ElementsAre(FetchCommand({Id(1), Id(2), Id(3)}),
-                                          ClaimCommand({Id(1), Id(2), Id(3)}, /*release=*/true)));
-  EXPECT_EQ(Stats().released, 3u);
-  EXPECT_THAT(two->deliveries(), IsEmpty());
 }
 
 // Regression (found by this test, fixed in ada3140): a handler whose last
@@ -1032,53 +1212,126 @@ TEST_F(DispatcherTest, ExtendRenewsTheLeaseInRedisAndHere) {
   EXPECT_EQ(Stats().lease_expiries, 1u);
 }
 
-TEST_F(DispatcherTest, ReclaimedEntryIsDeliveredWithRedisDeliveryCountAsAttempt) {
+TEST_F(DispatcherTest, SweepFailsEntriesIdlePastTheLeaseOnOtherConsumers) {
+  redis_.Append(7, 8);
+  redis_.AddGroup(kHandler, 2);
+  redis_.AddPending("billing-dead", {7});
+  redis_.AddPending("billing:scheduled", {8});  // waiting for its retry: left alone
   Start(FastTickOptions());
-  redis_.AddClaimable(7, /*delivery_count=*/3);
   auto sink = Register(1, Reg(/*max_in_flight=*/2, /*lease_ms=*/1000));
 
-  // The first tick, or the one at +1 s, runs the reclaimer.
-  AwaitTickAt(kT0 + absl::Seconds(1));
-  ASSERT_TRUE(sink->WaitForDeliveries(1, kWait));
-  const std::vector<v1::Delivery> ds = sink->deliveries();
-  ASSERT_EQ(ds.size(), 1u);
-  ExpectEntry(ds[0], 7, /*attempt=*/3);
-  const std::vector<Command> claims = Sent("XAUTOCLAIM");
-  ASSERT_FALSE(claims.empty());
-  EXPECT_EQ(claims[0], (Command{"XAUTOCLAIM", kStream, kHandler, kConsumer, "1000", "0-0",
-                                "COUNT", "2"}));
-  // One XPENDING per reclaimed id, so no other pending entry crowds it out.
+  // The first tick sweeps a new handler at once.
+  AwaitTickAt(kT0);
+  ASSERT_TRUE(commands_->WaitForCount("EVALSHA", 1, kWait));
+  Settle();
   EXPECT_THAT(Sent("XPENDING"),
-              ElementsAre(Command{"XPENDING", kStream, kHandler, Id(7), Id(7), "1"}));
+              ::testing::Contains(Command{"XPENDING", kStream, kHandler, "IDLE", "1000", "-", "+",
+                                        "256", "billing-dead"}));
+  for (const Command& c : Sent("XPENDING")) EXPECT_NE(c.back(), "billing:scheduled");
+  EXPECT_THAT(Sent("XCLAIM"),
+              ElementsAre(Command{"XCLAIM", kStream, kHandler, kConsumer, "1000", Id(7)}));
+  // Claimed, it is a failed attempt (an expired lease): retried after the
+  // backoff, not delivered as it is.
+  const std::vector<Command> calls = ScriptCalls(ScheduleRetryScript());
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0][6], Id(7));
+  EXPECT_EQ(calls[0][9], absl::StrCat(absl::ToUnixMillis(kT0) + 1000));
+  absl::StatusOr<DueMember> m = DecodeDueMember(calls[0][10]);
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->failure.outcome, "lease_expired");
+  EXPECT_EQ(m->failure.error, "lease expired on consumer billing-dead");
+  EXPECT_THAT(sink->deliveries(), IsEmpty());
   EXPECT_EQ(Stats().reclaimed, 1u);
 }
 
-TEST_F(DispatcherTest, ReadAndReclaimNeverAskForTheSameSlots) {
+TEST_F(DispatcherTest, MoverRewritesDueEntriesIntoTheRetryStream) {
+  redis_.Append(3, 3);
+  redis_.AddGroup(kHandler, 1);
+  const int64_t t0 = absl::ToUnixMillis(kT0);
+  FailureRecord failure{1, "nack", "boom", "E1", kConsumer, t0 - 500};
+  const std::string due = EncodeDueMember(DueMember{0, Id(3), failure});
+  const std::string later = EncodeDueMember(DueMember{0, Id(4), failure});
+  redis_.AddDue(due, t0 - 1);
+  redis_.AddDue(later, t0 + 5000);
   Start(FastTickOptions());
-  commands_->Hold("XAUTOCLAIM");
-  auto sink = Register(1, Reg(/*max_in_flight=*/2, /*lease_ms=*/1000));
-  ASSERT_THAT(Sent("XREADGROUP"), ElementsAre(ReadCommand(2)));  // found nothing
+  auto sink = Register(1, Reg());
 
-  // The first tick, or the one at +1 s, sends the reclaimer's XAUTOCLAIM.
-  AwaitTickAt(kT0 + absl::Seconds(1));
-  ASSERT_EQ(commands_->held("XAUTOCLAIM"), 1u);
-  EXPECT_THAT(Sent("XAUTOCLAIM"), ElementsAre(Command{"XAUTOCLAIM", kStream, kHandler, kConsumer,
-                                                      "1000", "0-0", "COUNT", "2"}));
+  AwaitTickAt(kT0);
+  ASSERT_TRUE(commands_->WaitForCount("EVALSHA", 1, kWait));
+  Settle();
+  EXPECT_THAT(Sent("ZRANGE"),
+              ::testing::Contains(Command{"ZRANGE", "orders.billing.retry.due", "-inf", "+inf",
+                                        "BYSCORE", "LIMIT", "0", "129", "WITHSCORES"}));
+  const std::vector<Command> calls = ScriptCalls(MoveDueScript());
+  ASSERT_EQ(calls.size(), 1u);  // the later one is not due
+  const Command& c = calls[0];
+  EXPECT_THAT(Command(c.begin() + 2, c.begin() + 10),
+              ElementsAre("3", kStream, "orders.billing.retry", "orders.billing.retry.due",
+                          kHandler, Id(3), due, "billing-retry"));
+  std::map<std::string, std::string> f = ScriptFields(c, 10);
+  absl::StatusOr<DecodedEntry> data = DecodeDataValue(f["__data__"]);
+  ASSERT_TRUE(data.ok()) << data.status();
+  // EggAI's retry rewrite: byte-compatible JSON body, headers kept.
+  EXPECT_EQ(data->body, "{\"n\":3,\"_retry_count\":\"1\",\"_original_message_id\":\"3-0\"}");
+  EXPECT_EQ(data->headers.size(), 2u);
+  EXPECT_EQ(f["x-redrive-last-error"], "boom");
+  EXPECT_EQ(f["x-redrive-last-error-code"], "E1");
+  EXPECT_EQ(f["x-redrive-first-failure-ms"], absl::StrCat(t0 - 500));
+  EXPECT_EQ(f["x-redrive-history"],
+            "[{\"at_ms\":1699999999500,\"attempt\":1,\"consumer\":\"billing-i1\",\"error\":"
+            "\"boom\",\"error_code\":\"E1\",\"outcome\":\"nack\"}]");
+  EXPECT_EQ(Stats().retries_moved, 1u);
+}
 
-  // Both slots are promised to the claim: new entries are not read yet.
-  redis_.Append(1, 3);
-  Activity(kStream);
-  AwaitTickAt(kT0 + absl::Milliseconds(1001));
-  EXPECT_EQ(Reads(), 1u);
+TEST_F(DispatcherTest, RetryEntryIsDeliveredWithItsAttemptAndPreviousErrorPoisonIsDeadLettered) {
+  // What the mover wrote: EggAI metadata in the body, the rest in fields.
+  StreamEntry retry;
+  retry.id = "50-0";
+  retry.fields = {
+      {"__data__", ::redrive::testing::SpecEnvelope(
+                       {{"content-type", "application/json"}},
+                       "{\"n\":3,\"_retry_count\":\"2\",\"_original_message_id\":\"3-0\"}")},
+      {"x-redrive-last-error", "boom"},
+      {"x-redrive-last-error-code", "E1"}};
+  StreamEntry poison;
+  poison.id = "51-0";
+  poison.fields = {{"__data__", "{\"n\":4,\"_retry_count\":\"abc\"}"}};
+  StreamEntry next = retry;
+  next.id = "52-0";
+  redis_.AddRetryEntries({retry, poison, next});
+  Start();
+  auto sink = Register(1, Reg());
 
-  // The claim found nothing: the slots go to the main stream.
-  ASSERT_EQ(commands_->Release("XAUTOCLAIM"), 1u);
-  ASSERT_TRUE(sink->WaitForDeliveries(2, kWait));
-  EXPECT_THAT(Sent("XREADGROUP"), ElementsAre(ReadCommand(2), ReadCommand(2)));
   const std::vector<v1::Delivery> ds = sink->deliveries();
   ASSERT_EQ(ds.size(), 2u);
-  ExpectEntry(ds[0], 1, 1);
-  ExpectEntry(ds[1], 2, 1);
+  for (const v1::Delivery& d : ds) {
+    EXPECT_EQ(d.stream(), "orders.billing.retry");
+    EXPECT_EQ(d.original_entry_id(), "3-0");
+    EXPECT_EQ(d.attempt(), 3u);
+    EXPECT_EQ(d.max_attempts(), 6u);
+    EXPECT_EQ(d.previous_error(), "boom");
+    EXPECT_EQ(d.previous_error_code(), "E1");
+    // The client sees the publisher's body without EggAI's bookkeeping keys.
+    EXPECT_EQ(d.payload(), "{\"n\":3}");
+    EXPECT_EQ(d.content_type(), "application/json");
+    EXPECT_EQ(d.headers_size(), 0);
+  }
+  EXPECT_EQ(ds[0].entry_id(), "50-0");
+  EXPECT_EQ(ds[1].entry_id(), "52-0");  // the poison in between did not block it
+  // The poison went straight to the DLQ, from the retry stream, raw bytes kept.
+  const std::vector<Command> calls = ScriptCalls(DeadLetterScript());
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_THAT(Command(calls[0].begin() + 2, calls[0].begin() + 10),
+              ElementsAre("2", "orders.billing.retry", "orders.billing.dlq", "billing-retry",
+                          "51-0", kConsumer, "0", "evict"));
+  std::map<std::string, std::string> f = ScriptFields(calls[0], 10);
+  EXPECT_EQ(f["x-redrive-reason"], "poison");
+  EXPECT_EQ(f["x-redrive-source-stream"], "orders.billing.retry");
+  EXPECT_THAT(f["x-redrive-last-error"], HasSubstr("_retry_count"));
+  absl::StatusOr<DecodedEntry> data = DecodeDataValue(f["__data__"]);
+  ASSERT_TRUE(data.ok());
+  EXPECT_THAT(data->body, HasSubstr("\"_dlq_raw_b64\":\"eyJuIjo0LCJfcmV0cnlfY291bnQiOiJhYmMifQ==\""));
+  EXPECT_EQ(Stats().poison, 1u);
 }
 
 // ------------------------------------------------------------ lost groups

@@ -217,12 +217,23 @@ TEST_F(SubscribeTest, DisconnectMovesUnackedDeliveriesToTheOtherStream) {
   holder->Cancel();  // a crashed client holding 10 unacked deliveries
   ASSERT_TRUE(other->WaitForDeliveries(10));
   EXPECT_THAT(other->payloads(), UnorderedElementsAreArray(published));
+  // Each is a retry (R-B7: a failed attempt), from the handler's retry
+  // stream, naming the main-stream entry it came from.
+  std::vector<std::string> first_ids;
+  for (const v1::Delivery& d : holder->deliveries()) first_ids.push_back(d.entry_id());
+  std::vector<std::string> originals;
   for (const v1::Delivery& d : other->deliveries()) {
     EXPECT_EQ(d.attempt(), 2u) << d.payload();
-    EXPECT_EQ(d.original_entry_id(), d.entry_id());
+    EXPECT_EQ(d.stream(), "orders.workers.retry");
+    EXPECT_EQ(d.previous_error(), "consumer disconnected");
+    EXPECT_EQ(d.previous_error_code(), "DISCONNECTED");
+    originals.push_back(d.original_entry_id());
   }
+  EXPECT_THAT(originals, UnorderedElementsAreArray(first_ids));
   other->AckAll();
-  ASSERT_TRUE(WaitFor([&] { return Pending("orders", "workers") == 0; }));
+  ASSERT_TRUE(WaitFor([&] {
+    return Pending("orders", "workers") == 0 && Pending("orders.workers.retry", "workers-retry") == 0;
+  }));
   EXPECT_EQ(other->delivery_count(), 10u);
 }
 
@@ -489,10 +500,12 @@ TEST_F(SubscribeTest, LeaseExpiryRedeliversAndExtendPreventsIt) {
   ASSERT_GE(sub->delivery_count(), 3u);
   std::vector<v1::Delivery> all = sub->deliveries();
   EXPECT_EQ(all[2].payload(), d[0].payload());
-  EXPECT_EQ(all[2].entry_id(), d[0].entry_id());
+  EXPECT_EQ(all[2].original_entry_id(), d[0].entry_id());
+  EXPECT_EQ(all[2].stream(), "orders.h.retry");
   EXPECT_EQ(all[2].attempt(), 2u);
+  EXPECT_EQ(all[2].previous_error_code(), "LEASE_EXPIRED");
   // The extended one was not redelivered.
-  for (size_t i = 2; i < all.size(); ++i) EXPECT_NE(all[i].entry_id(), d[1].entry_id());
+  for (size_t i = 2; i < all.size(); ++i) EXPECT_NE(all[i].original_entry_id(), d[1].entry_id());
 }
 
 }  // namespace

@@ -180,14 +180,17 @@ TEST_F(MoveScriptsTest, RacingMoversWriteExactlyOneRetryEntryEach) {
 TEST_F(MoveScriptsTest, DeadLetterChecksTheOwnerAndMovesAtomically) {
   const std::string id = AddAndRead("poison");
   absl::StatusOr<RedisReply> r = RunScript(*redis_, DeadLetterScript(), {kStream, kDlq},
-                                           {kGroup, id, "h1-b", "reason", "max_retries"});
+                                           {kGroup, id, "h1-b", "0", "evict", "reason", "max_retries"});
   ASSERT_THAT(r, IsOk());
   EXPECT_EQ(r->integer, 0);
   EXPECT_THAT(Keys(), ElementsAre(kStream));
   r = RunScript(*redis_, DeadLetterScript(), {kStream, kDlq},
-                {kGroup, id, kOwner, "reason", "max_retries", "__data__", "poison"});
+                {kGroup, id, kOwner, "0", "evict", "reason", "max_retries", "__data__", "poison"});
   ASSERT_THAT(r, IsOk());
-  ASSERT_TRUE(r->is_string());
+  ASSERT_TRUE(r->is_array());
+  ASSERT_EQ(r->elements.size(), 2u);
+  EXPECT_TRUE(r->elements[0].is_string());
+  EXPECT_EQ(r->elements[1].integer, 0);
   EXPECT_EQ(PendingOwner(kStream, kGroup, id).first, "");
   absl::StatusOr<RedisReply> dlq = redis_->Command({"XRANGE", kDlq, "-", "+"});
   ASSERT_EQ(dlq->elements.size(), 1u);
@@ -195,9 +198,51 @@ TEST_F(MoveScriptsTest, DeadLetterChecksTheOwnerAndMovesAtomically) {
   for (const RedisReply& f : dlq->elements[0].elements[1].elements) fields.push_back(f.str);
   EXPECT_THAT(fields, ElementsAre("reason", "max_retries", "__data__", "poison"));
   // Already gone: a second dead-lettering does nothing; "" means any owner.
-  r = RunScript(*redis_, DeadLetterScript(), {kStream, kDlq}, {kGroup, id, "", "x", "y"});
+  r = RunScript(*redis_, DeadLetterScript(), {kStream, kDlq}, {kGroup, id, "", "0", "evict", "x", "y"});
   EXPECT_EQ(r->integer, 0);
   EXPECT_EQ(Integer({"XLEN", kDlq}), 1);
+}
+
+TEST_F(MoveScriptsTest, DeadLetterCapEvictsTheOldestOrHolds) {
+  const std::string a = AddAndRead("a");
+  const std::string b = AddAndRead("b");
+  const std::string c = AddAndRead("c");
+  auto dead = [&](const std::string& id, const char* overflow) {
+    return RunScript(*redis_, DeadLetterScript(), {kStream, kDlq},
+                     {kGroup, id, kOwner, "2", overflow, "__data__", id});
+  };
+  ASSERT_THAT(dead(a, "evict"), IsOk());
+  ASSERT_THAT(dead(b, "evict"), IsOk());
+  // Full with "hold": nothing moves, the entry stays pending.
+  absl::StatusOr<RedisReply> r = dead(c, "hold");
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(r->integer, -2);
+  EXPECT_EQ(PendingOwner(kStream, kGroup, c).first, kOwner);
+  EXPECT_EQ(Integer({"XLEN", kDlq}), 2);
+  // Full with "evict": exactly the oldest goes.
+  r = dead(c, "evict");
+  ASSERT_THAT(r, IsOk());
+  ASSERT_TRUE(r->is_array());
+  EXPECT_EQ(r->elements[1].integer, 1);
+  absl::StatusOr<RedisReply> dlq = redis_->Command({"XRANGE", kDlq, "-", "+"});
+  ASSERT_EQ(dlq->elements.size(), 2u);
+  EXPECT_EQ(dlq->elements[0].elements[1].elements[1].str, b);
+  EXPECT_EQ(dlq->elements[1].elements[1].elements[1].str, c);
+}
+
+TEST_F(MoveScriptsTest, DeleteIdleConsumerKeepsAConsumerWithPendingEntries) {
+  const std::string id = AddAndRead("p", "h1-dead");
+  absl::StatusOr<RedisReply> r =
+      RunScript(*redis_, DeleteIdleConsumerScript(), {kStream}, {kGroup, "h1-dead"});
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(r->integer, 0);
+  ASSERT_THAT(redis_->Command({"XACK", kStream, kGroup, id}), IsOk());
+  r = RunScript(*redis_, DeleteIdleConsumerScript(), {kStream}, {kGroup, "h1-dead"});
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(r->integer, 1);
+  absl::StatusOr<RedisReply> consumers = redis_->Command({"XINFO", "CONSUMERS", kStream, kGroup});
+  ASSERT_THAT(consumers, IsOk());
+  EXPECT_EQ(consumers->elements.size(), 0u);
 }
 
 TEST_F(MoveScriptsTest, FallsBackToEvalAfterScriptFlush) {

@@ -464,27 +464,19 @@ describe('redrived over loopback TCP, from Node', () => {
         : { delivery_id: d.delivery_id, ack: {} })));
 
       await waitFor(async () => (await env.pending(channel, 'first')) === 0, 'XPENDING first to reach 0');
-      // The nacked entry is kept exactly once for `second`: still pending in
-      // its group until its retry is due, or already moved to its retry stream.
-      const retryStream = 'node.payments.second.retry';
-      const outstanding = async () => {
-        const pending = await env.pending(channel, 'second');
-        const retried = await env.redis.command('EXISTS', retryStream) ? await env.redis.command('XLEN', retryStream) : 0;
-        return { pending, retried };
-      };
+      // The nacked entry waits exactly once for its retry: pending in the
+      // group under the handler's `:scheduled` consumer and in the due zset,
+      // and not yet in the retry stream (its delay is far beyond this test).
+      await waitFor(async () => (await env.pending(channel, 'second')) === 1,
+        'the nine ACKs of `second` to land');
       await waitFor(async () => {
-        const o = await outstanding();
-        return o.pending + o.retried === 1;
-      }, 'the nine ACKs of `second` to land');
-      const o = await outstanding();
-      if (o.pending === 1) {
         const detail = await env.redis.command('XPENDING', channel, 'second', '-', '+', '10');
-        assert.equal(detail.length, 1);
-        assert.equal(detail[0][0], nacked.entry_id);
-        assert.equal(detail[0][1], 'second-node');
-      } else {
-        assert.equal(o.retried, 1);
-      }
+        return detail.length === 1 && detail[0][1] === 'second:scheduled';
+      }, 'the NACK to be scheduled');
+      const detail = await env.redis.command('XPENDING', channel, 'second', '-', '+', '10');
+      assert.equal(detail[0][0], nacked.entry_id);
+      assert.equal(await env.redis.command('ZCARD', 'node.payments.second.retry.due'), 1);
+      assert.equal(await env.redis.command('EXISTS', 'node.payments.second.retry'), 0);
       assert.deepEqual(second.notices, []);
       // One handler's failure never reaches another: `first` has no retry or
       // DLQ keys and got nothing more.

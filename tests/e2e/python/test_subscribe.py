@@ -238,12 +238,16 @@ def test_cancelled_call_hands_its_unacked_deliveries_to_another_stream(
     assert other.wait_deliveries(5), "got %d of 5" % len(other.snapshot())
     got = other.snapshot()
     assert sorted(d.payload for d in got) == sorted(payloads)
-    assert sorted(d.entry_id for d in got) == sorted(entry_ids)
+    # R-B7: each is a failed attempt, retried from the handler's retry stream.
+    assert sorted(d.original_entry_id for d in got) == sorted(entry_ids)
     for d in got:
         assert d.attempt == 2, d
-        assert d.original_entry_id == d.entry_id
+        assert d.stream == "orders.py-workers.retry"
+        assert d.previous_error == "consumer disconnected"
     other.ack([d.delivery_id for d in got])
     assert wait_for(lambda: pending(redis, "orders", "py-workers") == 0, WAIT)
+    assert wait_for(
+        lambda: pending(redis, "orders.py-workers.retry", "py-workers-retry") == 0, WAIT)
     assert len(other.snapshot()) == 5
 
 
