@@ -36,8 +36,15 @@
 #include "daemon/envelope.h"
 #include "daemon/redis_client.h"
 #include "redrive/client.h"
+#include "bench/bench_util.h"
 
 namespace {
+
+using redrive_bench::Connect;
+using redrive_bench::CpuMicros;
+using redrive_bench::ProcStatus;
+using redrive_bench::RedisCommands;
+using redrive_bench::RedisInfo;
 
 struct Args {
   int redis_port = 0;
@@ -78,56 +85,6 @@ Args Parse(int argc, char** argv) {
 [[noreturn]] void Die(const std::string& why) {
   std::cerr << "stream_bench: " << why << "\n";
   std::exit(1);
-}
-
-std::unique_ptr<redrive::RedisConnection> Connect(int port) {
-  redrive::RedisConnectionOptions o;
-  o.address.host = "127.0.0.1";
-  o.address.port = port;
-  o.command_timeout = absl::Seconds(30);
-  return std::make_unique<redrive::RedisConnection>(o);
-}
-
-// utime + stime of `pid` in microseconds.
-double CpuMicros(int pid) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
-  std::string line;
-  std::getline(in, line);
-  const size_t close = line.rfind(')');
-  std::istringstream rest(line.substr(close + 2));
-  std::vector<std::string> fields;
-  std::string f;
-  while (rest >> f) fields.push_back(f);
-  // fields[0] is state (field 3); utime is field 14, stime field 15.
-  const double ticks = std::stod(fields[11]) + std::stod(fields[12]);
-  return ticks * 1e6 / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
-// A field of /proc/PID/status ("VmHWM", "Threads"), trimmed.
-std::string ProcStatus(int pid, absl::string_view field) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  const std::string prefix = absl::StrCat(field, ":");
-  while (std::getline(in, line)) {
-    if (line.rfind(prefix, 0) == 0) {
-      const size_t start = line.find_first_not_of(" \t", prefix.size());
-      return start == std::string::npos ? "" : line.substr(start);
-    }
-  }
-  return "?";
-}
-
-// Commands Redis has processed so far (INFO stats total_commands_processed).
-int64_t RedisCommands(redrive::RedisConnection& redis) {
-  absl::StatusOr<redrive::RedisReply> r = redis.Command({"INFO", "stats"});
-  if (!r.ok()) return -1;
-  const std::string key = "total_commands_processed:";
-  const size_t at = r->str.find(key);
-  int64_t n = -1;
-  if (at != std::string::npos) {
-    (void)absl::SimpleAtoi(r->str.substr(at + key.size(), r->str.find('\r', at) - at - key.size()), &n);
-  }
-  return n;
 }
 
 void Preload(redrive::RedisConnection& redis, const std::string& stream, int n, int payload) {

@@ -99,6 +99,9 @@ void Dispatcher::Schedule(Handler& h, const Entry& entry, FailureRecord failure,
                  spdlog::debug("entry {} was no longer ours to schedule", id);
                } else if (hh != nullptr) {
                  hh->next_due = std::min(hh->next_due, due);
+                 // Due already (a disconnect, an expired lease without
+                 // backoff): move it now rather than on the next tick.
+                 if (due <= options_.now() && !draining_) MoveDue(*hh);
                }
                EndOp();
              }));
@@ -193,8 +196,9 @@ void Dispatcher::MoveDue(Handler& h) {
   h.moving = true;
   const absl::Time now = options_.now();
   // Until told otherwise (a schedule here, a later member), look again after
-  // a sweep period: other daemons may schedule for this handler and die.
-  h.next_due = now + SweepPeriod(h);
+  // min_sweep: another daemon may have scheduled retries for this handler
+  // and died (their due times pass unseen until then).
+  h.next_due = now + options_.min_sweep;
   BeginOp();
   const uint32_t limit = options_.move_batch;
   redis_.Send(
