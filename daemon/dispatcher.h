@@ -322,8 +322,8 @@ class Dispatcher {
   void Sweep(Handler& h, uint8_t source);
   void SweepConsumer(const HandlerRef& key, uint8_t source, const std::string& consumer,
                      std::function<void()> done);
-  void OnSwept(const HandlerRef& key, uint8_t source, const std::string& consumer,
-               absl::StatusOr<RedisReply> reply);
+  void OnSwept(const HandlerRef& key, uint8_t source, const Target& target,
+               const std::string& consumer, absl::StatusOr<RedisReply> reply);
   void RemoveIdleConsumers(const HandlerRef& key, uint8_t source);
   FailureRecord MakeFailure(const Handler& h, uint32_t attempt, FailKind kind,
                             std::string error, std::string error_code) const;

@@ -195,10 +195,10 @@ void Dispatcher::MoveDue(Handler& h) {
   if (h.moving) return;
   h.moving = true;
   const absl::Time now = options_.now();
-  // Until told otherwise (a schedule here, a later member), look again after
-  // min_sweep: another daemon may have scheduled retries for this handler
-  // and died (their due times pass unseen until then).
-  h.next_due = now + options_.min_sweep;
+  // Until told otherwise (a schedule here, a later member), look again within
+  // a second: another daemon may have scheduled retries for this handler and
+  // died, or lost its handler (their due times pass unseen until then).
+  h.next_due = now + std::min(options_.min_sweep, absl::Seconds(1));
   BeginOp();
   const uint32_t limit = options_.move_batch;
   redis_.Send(
@@ -301,9 +301,13 @@ void Dispatcher::MoveOne(const HandlerRef& key, const std::shared_ptr<const Subs
           f.error_code = "POISON";
           DeadLetter(spec, source, e, state.ok() ? absl::StatusOr<RetryState>(fields.status()) : state,
                      f, "poison", ScheduledConsumerName(spec->handler_id),
-                     [this, spec, raw_member, done](bool) {
-                       redis_.Send({"ZREM", spec->keys.due_zset, raw_member},
-                                   [](absl::StatusOr<RedisReply>) {});
+                     [this, spec, raw_member, done](bool moved) {
+                       // Only once it really left: a held or failed move
+                       // keeps its member, so the next pass tries again.
+                       if (moved) {
+                         redis_.Send({"ZREM", spec->keys.due_zset, raw_member},
+                                     [](absl::StatusOr<RedisReply>) {});
+                       }
                        done();
                      });
           return;
@@ -420,16 +424,16 @@ void Dispatcher::SweepConsumer(const HandlerRef& key, uint8_t source, const std:
           return;
         }
         // XCLAIM with the same min-idle: of two racing daemons one wins.
-        redis_.Send(argv, Guard([this, key, source, consumer,
+        redis_.Send(argv, Guard([this, key, source, target = TargetOf(*hh, source), consumer,
                                  done](absl::StatusOr<RedisReply> r2) {
-                      OnSwept(key, source, consumer, std::move(r2));
+                      OnSwept(key, source, target, consumer, std::move(r2));
                       done();
                     }));
       }));
 }
 
-void Dispatcher::OnSwept(const HandlerRef& key, uint8_t source, const std::string& consumer,
-                         absl::StatusOr<RedisReply> reply) {
+void Dispatcher::OnSwept(const HandlerRef& key, uint8_t source, const Target& target,
+                         const std::string& consumer, absl::StatusOr<RedisReply> reply) {
   if (!reply.ok() || reply->is_error()) {
     ++stats_.redis_errors;
     return;
@@ -437,7 +441,14 @@ void Dispatcher::OnSwept(const HandlerRef& key, uint8_t source, const std::strin
   absl::StatusOr<std::vector<StreamEntry>> entries = ParseEntryList(*std::move(reply));
   if (!entries.ok()) return;
   Handler* h = FindHandler(key);
-  if (h == nullptr) return;  // (cannot happen: same loop turn as the check)
+  if (h == nullptr) {
+    // The handler left while the claim was out: give the entries straight
+    // back (idle past every lease) for any daemon's sweep.
+    std::vector<std::string> ids;
+    for (const StreamEntry& e : *entries) ids.push_back(e.id);
+    Touch(target, ids, /*release=*/true);
+    return;
+  }
   for (StreamEntry& e : *entries) {
     if (e.deleted) {
       QueueAck(*h, source, e.id);
