@@ -18,6 +18,8 @@ constexpr size_t kMaxReason = 4096;
 constexpr size_t kMaxErrorCode = 128;
 // Past any lease (at most 24 h): a released entry is reclaimable at once.
 constexpr absl::string_view kReleaseIdleMs = "86400001";
+// After the drain grace, how long retry scripts already sent may take.
+constexpr absl::Duration kDrainOpsWait = absl::Seconds(10);
 
 std::string HandlerKey(absl::string_view channel, absl::string_view handler_id) {
   return absl::StrCat(channel, std::string(1, '\0'), handler_id);
@@ -269,21 +271,22 @@ void Dispatcher::Pump(Handler& h) {
     const Target target = TargetOf(h, source);
     RedisArgv argv = {"XCLAIM", target.stream, target.group, target.consumer, "0"};
     for (const Entry& e : asked[source]) argv.push_back(e.id);
-    redis_.Send(argv, Guard([this, key, source, target, asked = std::move(asked[source])](
+    redis_.Send(argv, Guard([this, key, source, spec = h.names, asked = std::move(asked[source])](
                                 absl::StatusOr<RedisReply> r) mutable {
-                  OnFetched(key, source, target, std::move(asked), std::move(r));
+                  OnFetched(key, source, spec, std::move(asked), std::move(r));
                 }));
   }
 }
 
-void Dispatcher::OnFetched(const HandlerRef& key, uint8_t source, const Target& target,
+void Dispatcher::OnFetched(const HandlerRef& key, uint8_t source,
+                           const std::shared_ptr<const SubscriptionSpec>& spec,
                            std::vector<Entry> asked, absl::StatusOr<RedisReply> reply) {
   Handler* h = FindHandler(key);
   if (h == nullptr) {
-    // The last session left meanwhile; the fetch made them look fresh.
+    // The last session left meanwhile: never delivered, handed back.
     std::vector<std::string> ids;
     for (const Entry& e : asked) ids.push_back(e.id);
-    Touch(target, ids, /*release=*/true);
+    Return(spec, key, source, ids);
     return;
   }
   for (const Entry& e : asked) h->fetching.erase(e.id);
@@ -335,7 +338,7 @@ void Dispatcher::DeliverEntries(Handler& h, uint8_t source, std::vector<StreamEn
     // Read before the drain began, answered after: hand it straight back.
     std::vector<std::string> ids;
     for (const StreamEntry& e : entries) ids.push_back(e.id);
-    Touch(h, source, ids, /*release=*/true);
+    Return(h.names, HandlerRef{h.key, h.generation}, source, ids);
     return;
   }
   for (StreamEntry& e : entries) {
@@ -391,6 +394,10 @@ absl::flat_hash_set<std::string> Dispatcher::HeldIds(const Handler& h, uint8_t s
   for (const Entry& e : h.backlog) {
     if (e.source == source) held.insert(e.id);
   }
+  for (const std::string& dead : h.dead_lettering) {
+    const std::string prefix = DeadKey(source, "");
+    if (absl::StartsWith(dead, prefix)) held.insert(dead.substr(prefix.size()));
+  }
   // (fetching ids are few and short-lived; a collision between the two
   // streams' ids only makes a sweep skip an entry once.)
   held.insert(h.fetching.begin(), h.fetching.end());
@@ -436,25 +443,26 @@ void Dispatcher::Read(Handler& h, uint8_t source, uint32_t count) {
   argv.insert(argv.end(), {"STREAMS", src.stream, ">"});
   const HandlerRef key{h.key, h.generation};
   const uint64_t activity = src.activity;
-  redis_.Send(argv, Guard([this, key, source, target = TargetOf(h, source), count, activity](
+  redis_.Send(argv, Guard([this, key, source, spec = h.names, count, activity](
                               absl::StatusOr<RedisReply> r) {
-                OnRead(key, source, target, count, activity, std::move(r));
+                OnRead(key, source, spec, count, activity, std::move(r));
               }));
 }
 
-void Dispatcher::OnRead(const HandlerRef& key, uint8_t source, const Target& target,
-                        uint32_t asked, uint64_t activity, absl::StatusOr<RedisReply> reply) {
+void Dispatcher::OnRead(const HandlerRef& key, uint8_t source,
+                        const std::shared_ptr<const SubscriptionSpec>& spec, uint32_t asked,
+                        uint64_t activity, absl::StatusOr<RedisReply> reply) {
   Handler* h = FindHandler(key);
   if (h == nullptr) {
     // Every session left while the read was out: what it read is pending
-    // under our consumer; release it for any reclaimer.
-    if (reply.ok() && !reply->is_error()) {
-      absl::StatusOr<std::vector<StreamEntry>> entries =
-          ParseReadReply(*std::move(reply), target.stream);
+    // under our consumer, never delivered; hand it back.
+    if (reply.ok() && !reply->is_error() && !spec->auto_ack) {
+      absl::StatusOr<std::vector<StreamEntry>> entries = ParseReadReply(
+          *std::move(reply), source == kMain ? spec->keys.stream : spec->keys.retry_stream);
       if (entries.ok()) {
         std::vector<std::string> ids;
         for (const StreamEntry& e : *entries) ids.push_back(e.id);
-        Touch(target, ids, /*release=*/true);
+        Return(spec, key, source, ids);
       }
     }
     return;
@@ -821,12 +829,14 @@ void Dispatcher::DetachSession(Session& s) {
   const bool can_take = std::any_of(h->sessions.begin(), h->sessions.end(),
                                     [](const Session* o) { return !o->stopped; });
   if (!can_take && !h->backlog.empty()) {
-    // Read but never delivered, and no session here will take them: give
-    // them back for any daemon (not a failed attempt).
+    // Read but never delivered, and no session here will take them: hand
+    // them back through the retry path for any stream (not a failed attempt).
     std::vector<std::string> ids[2];
     for (const Entry& e : h->backlog) ids[e.source].push_back(e.id);
     h->backlog.clear();
-    for (uint8_t source : {kMain, kRetry}) Touch(*h, source, ids[source], /*release=*/true);
+    for (uint8_t source : {kMain, kRetry}) {
+      Return(h->names, HandlerRef{h->key, h->generation}, source, ids[source]);
+    }
   }
   MaybeRead(*h);
   MaybeRemoveHandler(*h);
@@ -902,6 +912,7 @@ void Dispatcher::Tick() {
       h.in_flight_touch_at = now + third;
     }
     if (!h.auto_ack && !draining_) {
+      RetryDeadLetters(h);
       if (now >= h.next_due) MoveDue(h);
       for (uint8_t source : {kMain, kRetry}) {
         if (now >= h.sources[source].next_sweep) Sweep(h, source);
@@ -940,23 +951,33 @@ void Dispatcher::CheckDrained() {
   for (const auto& [id, s] : sessions_) settled = settled && s->in_flight.empty();
   const bool late = options_.now() >= drain_deadline_;
   if (!settled && !late) return;
-  // Give back what is still unsettled, so any daemon retries it at once.
+  // What is still unsettled is a failed attempt of a stream that ends
+  // (R-B7), retried at once by any daemon; what was never delivered is handed
+  // back without counting.
   for (auto& [key, h] : handlers_) {
-    std::vector<std::string> ids[2];
+    std::vector<std::pair<uint64_t, Entry>> unsettled;
     for (Session* s : h->sessions) {
-      for (auto& [id, f] : s->in_flight) ids[f.entry.source].push_back(f.entry.id);
+      for (auto& [id, f] : s->in_flight) unsettled.emplace_back(id, std::move(f.entry));
       s->in_flight.clear();
     }
+    std::vector<std::string> ids[2];
     for (const Entry& e : h->backlog) ids[e.source].push_back(e.id);
     h->backlog.clear();
-    if (!h->auto_ack) {
-      for (uint8_t source : {kMain, kRetry}) Touch(*h, source, ids[source], /*release=*/true);
+    if (h->auto_ack) continue;
+    std::sort(unsettled.begin(), unsettled.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (const auto& [id, e] : unsettled) {
+      Fail(*h, e, FailKind::kDisconnected, "redrived shut down before it was settled", "SHUTDOWN",
+           absl::ZeroDuration());
+    }
+    for (uint8_t source : {kMain, kRetry}) {
+      Return(h->names, HandlerRef{h->key, h->generation}, source, ids[source]);
     }
   }
   FlushAcks();
-  // Retry moves already started finish first (bounded by the Redis command
-  // timeout), unless the grace is over.
-  if (ops_in_progress_ > 0 && !late) return;
+  // The retry moves started here and before finish first: their replies (or
+  // the command timeout) come within seconds.
+  if (ops_in_progress_ > 0 && options_.now() < drain_deadline_ + kDrainOpsWait) return;
   for (auto& [id, s] : sessions_) {
     s->sink->Finish(absl::UnavailableError("redrived is shutting down"));
   }

@@ -46,6 +46,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "daemon/async_redis.h"
 #include "daemon/event_loop.h"
@@ -114,6 +115,7 @@ struct DispatcherStats {
   uint64_t sweeps = 0;
   uint64_t consumers_removed = 0;
   uint64_t disconnect_failures = 0;
+  uint64_t returned = 0;  // read but never delivered, handed back
   uint64_t notices = 0;
   uint64_t reads = 0;
   uint64_t redis_errors = 0;
@@ -222,6 +224,14 @@ class Dispatcher {
     uint32_t sweep_count = 0;
   };
 
+  enum class DeadOutcome : uint8_t { kMoved, kGone, kHeld, kFailed };
+  struct DeadRetry {
+    Entry entry;
+    FailureRecord failure;
+    std::string reason;
+    absl::Time at;
+  };
+
   struct Handler {
     std::string key;
     uint64_t generation = 0;
@@ -248,6 +258,10 @@ class Dispatcher {
     // Redis, so they cannot be fetched again: the whole entry is kept).
     std::deque<StreamEntry> auto_backlog;
     uint32_t reserved = 0;  // slots promised to reads in flight
+    // Entries being dead-lettered (source:id): sweeps leave them alone.
+    absl::flat_hash_set<std::string> dead_lettering;
+    // Dead-letter moves to try again (held by the DLQ cap, or failed).
+    std::vector<DeadRetry> dead_retry;
     // The due-retry mover: runs when now >= next_due.
     bool moving = false;
     absl::Time next_due = absl::InfinitePast();
@@ -264,7 +278,8 @@ class Dispatcher {
   void Pump(Handler& h);
   void MaybeRead(Handler& h);
   void Read(Handler& h, uint8_t source, uint32_t count);
-  void OnRead(const HandlerRef& key, uint8_t source, const Target& target, uint32_t asked,
+  void OnRead(const HandlerRef& key, uint8_t source,
+              const std::shared_ptr<const SubscriptionSpec>& spec, uint32_t asked,
               uint64_t activity, absl::StatusOr<RedisReply> reply);
   void RecreateGroup(Handler& h, uint8_t source);
   void Deliver(Handler& h, Session& s, Entry entry, v1::Delivery&& message);
@@ -275,8 +290,9 @@ class Dispatcher {
   // Decodes `e` for delivery. Poison (DataLoss) when its envelope or retry
   // metadata is unusable.
   absl::StatusOr<v1::Delivery> Prepare(Handler& h, const StreamEntry& e, uint32_t* attempt);
-  void OnFetched(const HandlerRef& key, uint8_t source, const Target& target,
-                 std::vector<Entry> asked, absl::StatusOr<RedisReply> reply);
+  void OnFetched(const HandlerRef& key, uint8_t source,
+                 const std::shared_ptr<const SubscriptionSpec>& spec, std::vector<Entry> asked,
+                 absl::StatusOr<RedisReply> reply);
   // Entry ids of `source` this daemon holds for `h` (in flight or waiting).
   absl::flat_hash_set<std::string> HeldIds(const Handler& h, uint8_t source) const;
   Session* PickSession(Handler& h);
@@ -306,7 +322,20 @@ class Dispatcher {
   // the policy is exhausted or `kind` is kTerminated, dead-letters it.
   void Fail(Handler& h, const Entry& entry, FailKind kind, std::string error,
             std::string error_code, std::optional<absl::Duration> delay);
-  void Schedule(Handler& h, const Entry& entry, FailureRecord failure, absl::Time due);
+  // Schedules `id` of `source` (pending under this daemon's consumer) for a
+  // move into the retry stream after `delay`.
+  void Schedule(const std::shared_ptr<const SubscriptionSpec>& spec, const HandlerRef& key,
+                uint8_t source, const std::string& id, FailureRecord failure,
+                absl::Duration delay);
+  // Hands entries read but never delivered back through the retry path at
+  // once, without counting a failed attempt (their stream left, a drain).
+  void Return(const std::shared_ptr<const SubscriptionSpec>& spec, const HandlerRef& key,
+              uint8_t source, const std::vector<std::string>& ids);
+  // Dead-letter moves that were held by a DLQ cap or failed, tried again.
+  void RetryDeadLetters(Handler& h);
+  static std::string DeadKey(uint8_t source, const std::string& id) {
+    return absl::StrCat(source, ":", id);
+  }
   // Reads the entry again, then dead-letters it.
   void DeadLetterById(Handler& h, const Entry& entry, FailureRecord failure, std::string reason);
   // Dead-letters an entry whose fields are at hand; `owner` = the consumer
@@ -314,7 +343,7 @@ class Dispatcher {
   void DeadLetter(const std::shared_ptr<const SubscriptionSpec>& spec, uint8_t source,
                   const StreamEntry& entry, const absl::StatusOr<RetryState>& state,
                   const FailureRecord& failure, const std::string& reason,
-                  const std::string& owner, std::function<void(bool moved)> done = nullptr);
+                  const std::string& owner, std::function<void(DeadOutcome)> done = nullptr);
   void MoveDue(Handler& h);
   void MoveOne(const HandlerRef& key, const std::shared_ptr<const SubscriptionSpec>& spec,
                const DueMember& member, const std::string& raw_member,

@@ -71,20 +71,35 @@ void Dispatcher::Fail(Handler& h, const Entry& entry, FailKind kind, std::string
   }
   const absl::Duration wait =
       delay.has_value() ? *delay : RetryDelay(h.spec.retry_policy, entry.attempt, unit_random_());
-  Schedule(h, entry, std::move(failure), options_.now() + wait);
+  ++stats_.retries_scheduled;
+  Schedule(h.names, HandlerRef{h.key, h.generation}, entry.source, entry.id, std::move(failure),
+           wait);
 }
 
-void Dispatcher::Schedule(Handler& h, const Entry& entry, FailureRecord failure, absl::Time due) {
-  ++stats_.retries_scheduled;
-  const Source& src = h.sources[entry.source];
-  const int64_t due_ms = absl::ToUnixMillis(due);
-  std::string member = EncodeDueMember(DueMember{entry.source, entry.id, std::move(failure)});
+void Dispatcher::Return(const std::shared_ptr<const SubscriptionSpec>& spec, const HandlerRef& key,
+                        uint8_t source, const std::vector<std::string>& ids) {
+  for (const std::string& id : ids) {
+    FailureRecord returned;
+    returned.attempt = 0;
+    returned.outcome = std::string(kReturnedOutcome);
+    returned.consumer = spec->consumer;
+    returned.at_ms = absl::ToUnixMillis(options_.now());
+    ++stats_.returned;
+    Schedule(spec, key, source, id, std::move(returned), absl::ZeroDuration());
+  }
+}
+
+void Dispatcher::Schedule(const std::shared_ptr<const SubscriptionSpec>& spec,
+                          const HandlerRef& key, uint8_t source, const std::string& id,
+                          FailureRecord failure, absl::Duration delay) {
+  std::string member = EncodeDueMember(DueMember{source, id, std::move(failure)});
   BeginOp();
-  SendScript(redis_, ScheduleRetryScript(), {src.stream, h.spec.keys.due_zset},
-             {src.group, entry.id, h.spec.consumer, h.scheduled_consumer, absl::StrCat(due_ms),
-              std::move(member)},
-             Guard([this, key = HandlerRef{h.key, h.generation}, source = entry.source,
-                    id = entry.id, due](absl::StatusOr<RedisReply> r) {
+  SendScript(redis_, ScheduleRetryScript(), {SourceStream(*spec, source), spec->keys.due_zset},
+             {SourceGroup(*spec, source), id, spec->consumer,
+              ScheduledConsumerName(spec->handler_id),
+              absl::StrCat(absl::ToInt64Milliseconds(delay)), std::move(member)},
+             Guard([this, key, source, id, now_due = delay <= absl::ZeroDuration()](
+                       absl::StatusOr<RedisReply> r) {
                Handler* hh = FindHandler(key);
                if (IsScriptError(r)) {
                  // Still pending under our consumer: the sweep fails it
@@ -98,10 +113,12 @@ void Dispatcher::Schedule(Handler& h, const Entry& entry, FailureRecord failure,
                } else if (r->integer == 0) {
                  spdlog::debug("entry {} was no longer ours to schedule", id);
                } else if (hh != nullptr) {
-                 hh->next_due = std::min(hh->next_due, due);
-                 // Due already (a disconnect, an expired lease without
-                 // backoff): move it now rather than on the next tick.
-                 if (due <= options_.now() && !draining_) MoveDue(*hh);
+                 // The due time is on Redis's clock; ours only decides when
+                 // to look (the move script refuses anything early).
+                 hh->next_due = std::min(hh->next_due, absl::FromUnixMillis(r->integer));
+                 // Due already (a disconnect, no backoff): move it now
+                 // rather than on the next tick.
+                 if (now_due && !draining_) MoveDue(*hh);
                }
                EndOp();
              }));
@@ -110,37 +127,56 @@ void Dispatcher::Schedule(Handler& h, const Entry& entry, FailureRecord failure,
 void Dispatcher::DeadLetterById(Handler& h, const Entry& entry, FailureRecord failure,
                                 std::string reason) {
   const Source& src = h.sources[entry.source];
+  h.dead_lettering.insert(DeadKey(entry.source, entry.id));
   BeginOp();
-  redis_.Send({"XRANGE", src.stream, entry.id, entry.id},
-              Guard([this, spec = h.names, source = entry.source, id = entry.id,
-                     failure = std::move(failure),
-                     reason = std::move(reason)](absl::StatusOr<RedisReply> r) {
-                absl::StatusOr<std::vector<StreamEntry>> entries =
-                    r.ok() && !r->is_error() ? ParseEntryList(*std::move(r))
-                                             : absl::StatusOr<std::vector<StreamEntry>>(
-                                                   absl::UnavailableError(ReplyText(r)));
-                if (!entries.ok()) {
-                  ++stats_.redis_errors;
-                  spdlog::warn("reading entry {} to dead-letter it failed: {}", id,
-                               std::string(entries.status().message()));
-                } else if (entries->empty()) {
-                  // Trimmed away: nothing left to keep; drop it from the PEL.
-                  spdlog::warn("entry {} of '{}' is gone from the stream; nothing to dead-letter",
-                               id, SourceStream(*spec, source));
-                  redis_.Send({"XACK", SourceStream(*spec, source), SourceGroup(*spec, source), id},
-                              [](absl::StatusOr<RedisReply>) {});
-                } else {
-                  const StreamEntry& e = entries->front();
-                  DeadLetter(spec, source, e, ReadRetryState(e), failure, reason, spec->consumer);
-                }
-                EndOp();
-              }));
+  redis_.Send(
+      {"XRANGE", src.stream, entry.id, entry.id},
+      Guard([this, key = HandlerRef{h.key, h.generation}, spec = h.names, entry,
+             failure = std::move(failure), reason = std::move(reason)](
+                absl::StatusOr<RedisReply> r) {
+        const uint8_t source = entry.source;
+        const std::string& id = entry.id;
+        // Until it has left (or was not ours), this daemon keeps trying:
+        // no sweep may turn a TERMINATE into a retry meanwhile.
+        auto finish = [this, key, entry, failure, reason](DeadOutcome outcome) {
+          Handler* hh = FindHandler(key);
+          if (hh == nullptr) return;
+          if (outcome == DeadOutcome::kHeld || outcome == DeadOutcome::kFailed) {
+            const absl::Duration wait =
+                outcome == DeadOutcome::kHeld ? SweepPeriod(*hh) : 10 * options_.error_backoff;
+            hh->dead_retry.push_back(DeadRetry{entry, failure, reason, options_.now() + wait});
+          } else {
+            hh->dead_lettering.erase(DeadKey(entry.source, entry.id));
+          }
+        };
+        absl::StatusOr<std::vector<StreamEntry>> entries =
+            r.ok() && !r->is_error() ? ParseEntryList(*std::move(r))
+                                     : absl::StatusOr<std::vector<StreamEntry>>(
+                                           absl::UnavailableError(ReplyText(r)));
+        if (!entries.ok()) {
+          ++stats_.redis_errors;
+          spdlog::warn("reading entry {} to dead-letter it failed: {}", id,
+                       std::string(entries.status().message()));
+          finish(DeadOutcome::kFailed);
+        } else if (entries->empty()) {
+          // Trimmed away: nothing left to keep; drop it from the PEL.
+          spdlog::warn("entry {} of '{}' is gone from the stream; nothing to dead-letter", id,
+                       SourceStream(*spec, source));
+          redis_.Send({"XACK", SourceStream(*spec, source), SourceGroup(*spec, source), id},
+                      [](absl::StatusOr<RedisReply>) {});
+          finish(DeadOutcome::kGone);
+        } else {
+          const StreamEntry& e = entries->front();
+          DeadLetter(spec, source, e, ReadRetryState(e), failure, reason, spec->consumer, finish);
+        }
+        EndOp();
+      }));
 }
 
 void Dispatcher::DeadLetter(const std::shared_ptr<const SubscriptionSpec>& spec, uint8_t source,
                             const StreamEntry& entry, const absl::StatusOr<RetryState>& state,
                             const FailureRecord& failure, const std::string& reason,
-                            const std::string& owner, std::function<void(bool)> done) {
+                            const std::string& owner, std::function<void(DeadOutcome)> done) {
   const std::string& stream = SourceStream(*spec, source);
   DeadLetterContext context{reason, spec->channel, spec->handler_id, stream, options_.now()};
   FieldList fields = DeadLetterFields(entry, state, failure, context);
@@ -158,13 +194,14 @@ void Dispatcher::DeadLetter(const std::shared_ptr<const SubscriptionSpec>& spec,
       redis_, DeadLetterScript(), {stream, spec->keys.dlq_stream}, std::move(args),
       Guard([this, spec, id = entry.id, reason, attempts = failure.attempt,
              done = std::move(done)](absl::StatusOr<RedisReply> r) {
-        bool moved = false;
+        DeadOutcome outcome = DeadOutcome::kGone;
         if (IsScriptError(r)) {
+          outcome = DeadOutcome::kFailed;
           ++stats_.redis_errors;
           spdlog::warn("dead-lettering entry {} of handler '{}' failed: {}", id,
                        spec->handler_id, ReplyText(r));
         } else if (r->is_array() && r->elements.size() == 2) {
-          moved = true;
+          outcome = DeadOutcome::kMoved;
           ++stats_.dead_letters;
           spdlog::info("entry {} of '{}' dead-lettered for handler '{}' as {} after {} attempts "
                        "(DLQ entry {})",
@@ -177,6 +214,7 @@ void Dispatcher::DeadLetter(const std::shared_ptr<const SubscriptionSpec>& spec,
                          r->elements[1].integer);
           }
         } else if (r->integer == -2) {
+          outcome = DeadOutcome::kHeld;
           ++stats_.dlq_held;
           spdlog::warn("DLQ '{}' is full (cap {}, overflow hold): entry {} stays pending and is "
                        "tried again after a lease",
@@ -184,9 +222,20 @@ void Dispatcher::DeadLetter(const std::shared_ptr<const SubscriptionSpec>& spec,
         } else {
           spdlog::debug("entry {} was no longer ours to dead-letter", id);
         }
-        if (done) done(moved);
+        if (done) done(outcome);
         EndOp();
       }));
+}
+
+void Dispatcher::RetryDeadLetters(Handler& h) {
+  if (h.dead_retry.empty()) return;
+  const absl::Time now = options_.now();
+  std::vector<DeadRetry> due;
+  auto split = std::stable_partition(h.dead_retry.begin(), h.dead_retry.end(),
+                                     [&](const DeadRetry& d) { return d.at > now; });
+  due.assign(std::make_move_iterator(split), std::make_move_iterator(h.dead_retry.end()));
+  h.dead_retry.erase(split, h.dead_retry.end());
+  for (DeadRetry& d : due) DeadLetterById(h, d.entry, std::move(d.failure), std::move(d.reason));
 }
 
 // ---------------------------------------------------------------- due retries
@@ -301,10 +350,10 @@ void Dispatcher::MoveOne(const HandlerRef& key, const std::shared_ptr<const Subs
           f.error_code = "POISON";
           DeadLetter(spec, source, e, state.ok() ? absl::StatusOr<RetryState>(fields.status()) : state,
                      f, "poison", ScheduledConsumerName(spec->handler_id),
-                     [this, spec, raw_member, done](bool moved) {
+                     [this, spec, raw_member, done](DeadOutcome outcome) {
                        // Only once it really left: a held or failed move
                        // keeps its member, so the next pass tries again.
-                       if (moved) {
+                       if (outcome == DeadOutcome::kMoved) {
                          redis_.Send({"ZREM", spec->keys.due_zset, raw_member},
                                      [](absl::StatusOr<RedisReply>) {});
                        }
@@ -313,7 +362,8 @@ void Dispatcher::MoveOne(const HandlerRef& key, const std::shared_ptr<const Subs
           return;
         }
         std::vector<std::string> args = {group, member.entry_id, raw_member,
-                                         spec->keys.retry_group};
+                                         spec->keys.retry_group,
+                                         ScheduledConsumerName(spec->handler_id)};
         for (auto& [name, value] : *fields) {
           args.push_back(std::move(name));
           args.push_back(std::move(value));
@@ -327,6 +377,11 @@ void Dispatcher::MoveOne(const HandlerRef& key, const std::shared_ptr<const Subs
                                     ReplyText(r2));
                        if (Handler* h = FindHandler(key)) {
                          h->next_due = std::min(h->next_due, options_.now() + options_.error_backoff);
+                       }
+                     } else if (r2->is_integer() && r2->integer == -3) {
+                       // Not due on Redis's clock yet (ours runs ahead).
+                       if (Handler* h = FindHandler(key)) {
+                         h->next_due = std::min(h->next_due, options_.now() + options_.tick);
                        }
                      } else if (r2->is_string()) {
                        ++stats_.retries_moved;

@@ -18,23 +18,40 @@ LuaScript MakeScript(std::string name, std::string source) {
   return s;
 }
 
+// Redis's clock, in ms: every due time is set and compared on it, so clock
+// skew between daemons cannot make a retry early.
+#define REDRIVE_LUA_NOW_MS \
+  "local t = redis.call('TIME')\n" \
+  "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+
 constexpr char kScheduleRetry[] = R"lua(
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
 if #p == 0 or p[1][2] ~= ARGV[3] then return 0 end
+)lua" REDRIVE_LUA_NOW_MS R"lua(
+local due = now + tonumber(ARGV[5])
 redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[4], 0, ARGV[2], 'JUSTID')
-redis.call('ZADD', KEYS[2], ARGV[5], ARGV[6])
-return 1
+redis.call('ZADD', KEYS[2], due, ARGV[6])
+return due
 )lua";
 
 constexpr char kMoveDue[] = R"lua(
-if redis.call('ZREM', KEYS[3], ARGV[3]) == 0 then return 0 end
+local score = redis.call('ZSCORE', KEYS[3], ARGV[3])
+if not score then return 0 end
+)lua" REDRIVE_LUA_NOW_MS R"lua(
+if tonumber(score) > now then return -3 end
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
-if #p == 0 then return -1 end
+if #p == 0 or p[1][2] ~= ARGV[5] then
+  redis.call('ZREM', KEYS[3], ARGV[3])
+  return -1
+end
 redis.pcall('XGROUP', 'CREATE', KEYS[2], ARGV[4], '$', 'MKSTREAM')
-local id = redis.call('XADD', KEYS[2], '*', unpack(ARGV, 5))
+local id = redis.call('XADD', KEYS[2], '*', unpack(ARGV, 6))
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZREM', KEYS[3], ARGV[3])
 return id
 )lua";
+
+#undef REDRIVE_LUA_NOW_MS
 
 constexpr char kDeadLetter[] = R"lua(
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)

@@ -29,20 +29,25 @@ struct LuaScript {
 
 // Schedules a failed entry for a later retry.
 //   KEYS: source stream, due zset
-//   ARGV: group, entry id, owner consumer, scheduled consumer, due (ms), member
+//   ARGV: group, entry id, owner consumer, scheduled consumer, delay (ms),
+//         member
 // If the entry is pending in `group` under `owner`: hands it to the
 // scheduled consumer (so lease sweeps leave it alone while it waits), adds
-// `member` to the due zset with score `due`, and returns 1; else returns 0
-// and changes nothing.
+// `member` to the due zset with score = Redis's TIME in ms + delay, and
+// returns that due time; else returns 0 and changes nothing.
 const LuaScript& ScheduleRetryScript();
 
 // Moves a due entry to the retry stream.
 //   KEYS: source stream, retry stream, due zset
-//   ARGV: source group, entry id, member, retry group, field, value, ...
-// Returns the new retry entry id; 0 when `member` was no longer scheduled
-// (another daemon moved it); -1 when the entry was no longer pending (it was
-// settled meanwhile). The retry group is created at the stream's end when
-// missing, so the new entry is the next one it reads.
+//   ARGV: source group, entry id, member, retry group, scheduled consumer,
+//         field, value, ...
+// Returns the new retry entry id; 0 when `member` is no longer in the zset
+// (another daemon moved it); -3 when it is not due yet on Redis's clock
+// (nothing changes); -1 when the entry is no longer pending under the
+// scheduled consumer (settled, or taken back by its owner): the member is
+// dropped and nothing else changes. The member is removed last, so an error
+// in between leaves it to be tried again. The retry group is created at the
+// stream's end when missing, so the new entry is the next one it reads.
 const LuaScript& MoveDueScript();
 
 // Dead-letters an entry.

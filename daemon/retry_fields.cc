@@ -132,12 +132,17 @@ absl::StatusOr<RetryState> ReadRetryState(const StreamEntry& entry) {
 
 absl::StatusOr<FieldList> RetryEntryFields(const StreamEntry& entry, const RetryState& state,
                                            const FailureRecord& failure) {
-  const int64_t count = state.retry_count + 1;
+  const bool failed = failure.outcome != kReturnedOutcome;
+  const int64_t count = state.retry_count + (failed ? 1 : 0);
   FieldList out;
   if (state.has_data) {
     absl::StatusOr<std::string> value = WriteRetryDataValue(state.decoded, entry.id, count);
     if (!value.ok()) return value.status();
     out.emplace_back(std::string(kDataField), *std::move(value));
+    // Other producers' extra fields travel along.
+    for (const auto& [name, v] : entry.fields) {
+      if (!IsRedriveField(name) && name != kDataField) out.emplace_back(name, v);
+    }
   } else {
     for (const auto& [name, value] : entry.fields) {
       if (!IsRedriveField(name)) out.emplace_back(name, value);
@@ -146,7 +151,17 @@ absl::StatusOr<FieldList> RetryEntryFields(const StreamEntry& entry, const Retry
     out.emplace_back(std::string(kOriginalIdField),
                      state.original_id.empty() ? entry.id : state.original_id);
   }
-  AppendFailureFields(&state, failure, out);
+  if (failed) {
+    AppendFailureFields(&state, failure, out);
+  } else {
+    // Handed back undelivered: the failure record stays as it was.
+    for (absl::string_view field :
+         {kLastErrorField, kLastErrorCodeField, kFirstFailureField, kHistoryField}) {
+      if (const std::string* v = FindField(entry.fields, field)) {
+        out.emplace_back(std::string(field), *v);
+      }
+    }
+  }
   return out;
 }
 

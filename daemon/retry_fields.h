@@ -65,10 +65,14 @@ inline constexpr size_t kMaxHistory = 10;
 // Longest error text kept per attempt (longer ones are cut, UTF-8 safe).
 inline constexpr size_t kMaxStoredError = 1024;
 
+// The outcome of an entry handed back without being delivered (a read that
+// returned after its stream left, a drain): not a failed attempt.
+inline constexpr absl::string_view kReturnedOutcome = "returned";
+
 // One failed attempt.
 struct FailureRecord {
   uint32_t attempt = 1;  // the attempt that failed (1 = first delivery)
-  // nack | lease_expired | disconnected | terminated | poison
+  // nack | lease_expired | disconnected | terminated | poison | returned
   std::string outcome;
   std::string error;
   std::string error_code;
@@ -101,8 +105,10 @@ StreamEntry WithoutRedriveFields(const StreamEntry& entry);
 // The fields of the retry entry that follows `failure` of `entry` (read from
 // a stream as `entry.id`, with `state` = ReadRetryState(entry)): the
 // metadata rewritten with retry count state.retry_count + 1, the error, first
-// failure time and the history with `failure` appended. DataLoss when the
-// metadata cannot be rewritten (poison).
+// failure time and the history with `failure` appended; other fields kept.
+// For an entry handed back undelivered (failure.outcome kReturnedOutcome) the
+// count and the failure fields stay as they were. DataLoss when the metadata
+// cannot be rewritten (poison).
 absl::StatusOr<FieldList> RetryEntryFields(const StreamEntry& entry, const RetryState& state,
                                            const FailureRecord& failure);
 

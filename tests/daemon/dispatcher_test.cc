@@ -148,6 +148,11 @@ class FakeRedisServer {
     retry_group_ = true;
     for (StreamEntry& e : entries) retry_entries_.push_back(std::move(e));
   }
+  // The dead-letter script's answer: 1 = moved, -2 = held by the cap.
+  void SetDeadLetterResult(int64_t result) {
+    absl::MutexLock lock(&mu_);
+    dead_letter_result_ = result;
+  }
   // The schedule script's answer (1 = scheduled, 0 = no longer ours).
   void SetScheduleResult(int64_t result) {
     absl::MutexLock lock(&mu_);
@@ -218,8 +223,14 @@ class FakeRedisServer {
       return RedisReply::Array(std::move(rows));
     }
     if (kind == "EVALSHA") {
-      if (c[1] == ScheduleRetryScript().sha1) return RedisReply::Integer(schedule_result_);
+      if (c[1] == ScheduleRetryScript().sha1) {
+        // The due time on "Redis's clock" (kT0 here) + the delay; 0 = not ours.
+        int64_t delay = 0;
+        EXPECT_TRUE(absl::SimpleAtoi(c[9], &delay));
+        return RedisReply::Integer(schedule_result_ == 0 ? 0 : absl::ToUnixMillis(kT0) + delay);
+      }
       if (c[1] == DeadLetterScript().sha1) {
+        if (dead_letter_result_ != 1) return RedisReply::Integer(dead_letter_result_);
         return RedisReply::Array({RedisReply::String("900-0"), RedisReply::Integer(0)});
       }
       if (c[1] == MoveDueScript().sha1) return RedisReply::String("800-0");
@@ -343,6 +354,7 @@ class FakeRedisServer {
   std::string create_error_ ABSL_GUARDED_BY(mu_);
   std::vector<int> claimable_ ABSL_GUARDED_BY(mu_);
   int64_t schedule_result_ ABSL_GUARDED_BY(mu_) = 1;
+  int64_t dead_letter_result_ ABSL_GUARDED_BY(mu_) = 1;
   bool retry_group_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<StreamEntry> retry_entries_ ABSL_GUARDED_BY(mu_);
   std::vector<std::pair<std::string, int64_t>> due_ ABSL_GUARDED_BY(mu_);
@@ -551,6 +563,16 @@ class DispatcherTest : public ::testing::Test {
       if (c[1] == script.sha1) out.push_back(std::move(c));
     }
     return out;
+  }
+  // The entry ids the schedule script was called for with `outcome`.
+  std::vector<std::string> ScheduledIds(absl::string_view outcome) {
+    std::vector<std::string> ids;
+    for (const Command& c : ScriptCalls(ScheduleRetryScript())) {
+      absl::StatusOr<DueMember> m = DecodeDueMember(c[10]);
+      EXPECT_TRUE(m.ok());
+      if (m.ok() && m->failure.outcome == outcome) ids.push_back(m->entry_id);
+    }
+    return ids;
   }
   // The field → value map of a dead-letter or move script call's fields.
   static std::map<std::string, std::string> ScriptFields(const Command& c, size_t first) {
@@ -926,10 +948,10 @@ TEST_F(DispatcherTest, NackSchedulesTheRetryAfterTheBackoffOrTheNacksDelay) {
   // Default policy: the first retry after 1000 ms (jitter fixed at 0 here).
   EXPECT_THAT(Command(calls[0].begin() + 2, calls[0].begin() + 10),
               ElementsAre("2", kStream, "orders.billing.retry.due", kHandler, Id(1), kConsumer,
-                          "billing:scheduled", absl::StrCat(t0 + 1000)));
+                          "billing:scheduled", "1000"));
   EXPECT_THAT(Command(calls[1].begin() + 2, calls[1].begin() + 10),
               ElementsAre("2", kStream, "orders.billing.retry.due", kHandler, Id(2), kConsumer,
-                          "billing:scheduled", absl::StrCat(t0 + 250)));
+                          "billing:scheduled", "250"));
   absl::StatusOr<DueMember> first = DecodeDueMember(calls[0][10]);
   ASSERT_TRUE(first.ok()) << first.status();
   EXPECT_EQ(first->source, 0);
@@ -945,6 +967,46 @@ TEST_F(DispatcherTest, NackSchedulesTheRetryAfterTheBackoffOrTheNacksDelay) {
   EXPECT_THAT(Sent("XACK"), IsEmpty());
   EXPECT_EQ(Stats().retries_scheduled, 2u);
   EXPECT_EQ(InFlight(1), 0u);
+}
+
+// Review finding: a dead letter held by the DLQ cap stayed pending under our
+// consumer, and the next sweep turned the TERMINATE into a retry.
+TEST_F(DispatcherTest, HeldDeadLetterIsTriedAgainAndNeverSweptIntoARetry) {
+  redis_.Append(1, 1);
+  redis_.AddGroup(kHandler, 0);
+  redis_.SetDeadLetterResult(-2);
+  Start(FastTickOptions());
+  v1::Register reg = Reg(/*max_in_flight=*/1, /*lease_ms=*/1000);
+  reg.mutable_start()->set_kind(v1::StartPosition::START_BACKLOG);
+  reg.mutable_dead_letter_policy()->set_max_len(1);
+  reg.mutable_dead_letter_policy()->set_overflow(v1::DeadLetterPolicy::OVERFLOW_HOLD);
+  auto sink = Register(1, reg);
+  ASSERT_EQ(sink->deliveries().size(), 1u);
+  v1::Verb terminate;
+  terminate.set_delivery_id(sink->deliveries()[0].delivery_id());
+  terminate.mutable_terminate()->set_reason("bad order");
+  Verbs(1, VerbsOf({terminate}));
+  ASSERT_TRUE(commands_->WaitForCount("EVALSHA", 1, kWait));
+  Settle();
+  EXPECT_EQ(Stats().dlq_held, 1u);
+
+  // Idle past the lease under our consumer: the sweep sees it and skips it.
+  redis_.AddPending(kConsumer, {1});
+  AwaitTickAt(kT0 + absl::Seconds(2));
+  EXPECT_THAT(Sent("XCLAIM"), IsEmpty());
+  EXPECT_THAT(ScriptCalls(ScheduleRetryScript()), IsEmpty());
+
+  // A sweep period later the dead letter is tried again, still "terminated".
+  redis_.SetDeadLetterResult(1);
+  AwaitTickAt(kT0 + absl::Seconds(6));
+  ASSERT_TRUE(commands_->WaitForCount("EVALSHA", 2, kWait));
+  Settle();
+  const std::vector<Command> calls = ScriptCalls(DeadLetterScript());
+  ASSERT_EQ(calls.size(), 2u);
+  EXPECT_EQ(ScriptFields(calls[1], 10)["x-redrive-reason"], "terminated");
+  EXPECT_EQ(ScriptFields(calls[1], 10)["x-redrive-last-error"], "bad order");
+  EXPECT_THAT(ScriptCalls(ScheduleRetryScript()), IsEmpty());
+  EXPECT_EQ(Stats().dead_letters, 1u);
 }
 
 TEST_F(DispatcherTest, NackPastMaxRetriesDeadLettersWithoutScheduling) {
@@ -1041,7 +1103,7 @@ TEST_F(DispatcherTest, DisconnectFailsEachUnsettledDeliveryForAnImmediateRetry) 
   ASSERT_EQ(calls.size(), 3u);
   for (size_t i = 0; i < 3; ++i) {
     EXPECT_EQ(calls[i][6], first[i].entry_id());
-    EXPECT_EQ(calls[i][9], absl::StrCat(absl::ToUnixMillis(kT0)));
+    EXPECT_EQ(calls[i][9], "0");  // no backoff: at once
     absl::StatusOr<DueMember> m = DecodeDueMember(calls[i][10]);
     ASSERT_TRUE(m.ok());
     EXPECT_EQ(m->failure.outcome, "disconnected");
@@ -1078,7 +1140,7 @@ TEST_F(DispatcherTest, DisconnectOfLastSessionSchedulesDeliveriesAndRemovesHandl
   EXPECT_EQ(sink->deliveries().size(), 2u);
 }
 
-TEST_F(DispatcherTest, DisconnectWhileReadIsOutReleasesWhatTheReadReturns) {
+TEST_F(DispatcherTest, DisconnectWhileReadIsOutHandsBackWhatTheReadReturns) {
   redis_.Append(1, 2);
   Start();
   commands_->Hold("XREADGROUP");
@@ -1092,9 +1154,13 @@ TEST_F(DispatcherTest, DisconnectWhileReadIsOutReleasesWhatTheReadReturns) {
   ASSERT_EQ(commands_->Release("XREADGROUP"), 1u);
   Settle();
 
-  EXPECT_THAT(Sent("XCLAIM"), ElementsAre(ClaimCommand({Id(1), Id(2)}, /*release=*/true)));
+  // Never delivered: handed back through the retry path at once, without
+  // counting a failed attempt.
+  EXPECT_THAT(ScheduledIds("returned"), ElementsAre(Id(1), Id(2)));
+  for (const Command& c : ScriptCalls(ScheduleRetryScript())) EXPECT_EQ(c[9], "0");
+  EXPECT_THAT(Sent("XCLAIM"), IsEmpty());
   EXPECT_THAT(sink->deliveries(), IsEmpty());
-  EXPECT_EQ(Stats().released, 2u);
+  EXPECT_EQ(Stats().returned, 2u);
 }
 
 // Regression (found by this test, fixed in ada3140): a handler whose last
@@ -1235,7 +1301,7 @@ TEST_F(DispatcherTest, SweepFailsEntriesIdlePastTheLeaseOnOtherConsumers) {
   const std::vector<Command> calls = ScriptCalls(ScheduleRetryScript());
   ASSERT_EQ(calls.size(), 1u);
   EXPECT_EQ(calls[0][6], Id(7));
-  EXPECT_EQ(calls[0][9], absl::StrCat(absl::ToUnixMillis(kT0) + 1000));
+  EXPECT_EQ(calls[0][9], "1000");
   absl::StatusOr<DueMember> m = DecodeDueMember(calls[0][10]);
   ASSERT_TRUE(m.ok());
   EXPECT_EQ(m->failure.outcome, "lease_expired");
@@ -1265,10 +1331,10 @@ TEST_F(DispatcherTest, MoverRewritesDueEntriesIntoTheRetryStream) {
   const std::vector<Command> calls = ScriptCalls(MoveDueScript());
   ASSERT_EQ(calls.size(), 1u);  // the later one is not due
   const Command& c = calls[0];
-  EXPECT_THAT(Command(c.begin() + 2, c.begin() + 10),
+  EXPECT_THAT(Command(c.begin() + 2, c.begin() + 11),
               ElementsAre("3", kStream, "orders.billing.retry", "orders.billing.retry.due",
-                          kHandler, Id(3), due, "billing-retry"));
-  std::map<std::string, std::string> f = ScriptFields(c, 10);
+                          kHandler, Id(3), due, "billing-retry", "billing:scheduled"));
+  std::map<std::string, std::string> f = ScriptFields(c, 11);
   absl::StatusOr<DecodedEntry> data = DecodeDataValue(f["__data__"]);
   ASSERT_TRUE(data.ok()) << data.status();
   // EggAI's retry rewrite: byte-compatible JSON body, headers kept.
@@ -1436,7 +1502,7 @@ TEST_F(DispatcherTest, DrainFinishesEverySessionOnceAllSettled) {
   EXPECT_EQ(Stats().released, 0u);
 }
 
-TEST_F(DispatcherTest, DrainReleasesUnsettledDeliveriesAtTheGraceDeadline) {
+TEST_F(DispatcherTest, DrainFailsUnsettledDeliveriesAtTheGraceDeadline) {
   redis_.Append(1, 2);
   Start(FastTickOptions());
   v1::Register reg = Reg();
@@ -1456,12 +1522,14 @@ TEST_F(DispatcherTest, DrainReleasesUnsettledDeliveriesAtTheGraceDeadline) {
 
   AwaitTickAt(kT0 + absl::Seconds(5));
   ASSERT_TRUE(done->WaitForNotificationWithTimeout(kWait));
-  EXPECT_THAT(Sent("XCLAIM"), ElementsAre(ClaimCommand({Id(2)}, /*release=*/true)));
+  // The unsettled one is a failed attempt of a stream that ends (R-B7),
+  // scheduled at once before the drain completes.
+  EXPECT_THAT(ScheduledIds("disconnected"), ElementsAre(Id(2)));
+  EXPECT_THAT(Sent("XCLAIM"), IsEmpty());
   EXPECT_THAT(Sent("XACK"), ElementsAre(AckCommand({Id(1)})));
   ASSERT_TRUE(sink->status().has_value());
   EXPECT_THAT(*sink->status(), StatusIs(absl::StatusCode::kUnavailable));
   EXPECT_EQ(sink->finish_calls(), 1);
-  EXPECT_EQ(Stats().released, 1u);
   EXPECT_EQ(InFlight(1), 0u);
 }
 
@@ -1489,7 +1557,8 @@ TEST_F(DispatcherTest, ReadReturningAfterDrainFinishedDeliversNothing) {
 
   EXPECT_THAT(sink->deliveries(), IsEmpty());
   EXPECT_EQ(sink->sends_after_finish(), 0);
-  EXPECT_THAT(Sent("XCLAIM"), ElementsAre(ClaimCommand({Id(1), Id(2)}, /*release=*/true)));
+  EXPECT_THAT(ScheduledIds("returned"), ElementsAre(Id(1), Id(2)));
+  EXPECT_THAT(Sent("XCLAIM"), IsEmpty());
 }
 
 TEST_F(DispatcherTest, RegistrationDuringDrainIsUnavailable) {

@@ -401,6 +401,40 @@ TEST(RetryEntryFieldsTest, RetryOfARetry) {
                                Rec(3, kT0, "nack", "third", "E3"), "]")}}));
 }
 
+TEST(RetryEntryFieldsTest, ExtraFieldsOfOtherProducersTravelAlong) {
+  StreamEntry entry = DataEntry("5-0", {}, R"({"order":7})");
+  entry.fields.emplace_back("tenant", "acme");
+  entry.fields.emplace_back("x-redrive-last-error", "old");  // replaced, not copied
+  const RetryState state = TakeOk(ReadRetryState(entry));
+  const FieldList out = TakeOk(RetryEntryFields(entry, state, Failure(1, kT0)));
+  ASSERT_GE(out.size(), 3u);
+  EXPECT_EQ(out[0].first, "__data__");
+  EXPECT_EQ(out[1], (std::pair<std::string, std::string>("tenant", "acme")));
+  EXPECT_EQ(out[2], (std::pair<std::string, std::string>("x-redrive-last-error", "boom")));
+  EXPECT_EQ(out.size(), 6u);
+}
+
+TEST(RetryEntryFieldsTest, ReturnedEntryKeepsItsCountAndFailureFields) {
+  // Read, never delivered, handed back: not a failed attempt.
+  StreamEntry entry = DataEntry("9-0", JsonHeaders(),
+                                R"({"order":7,"_retry_count":"2","_original_message_id":"5-0"})");
+  entry.fields.emplace_back("x-redrive-last-error", "second");
+  entry.fields.emplace_back("x-redrive-history", "[]");
+  const RetryState state = TakeOk(ReadRetryState(entry));
+  FailureRecord returned = Failure(0, kT0, std::string(kReturnedOutcome), "", "");
+  const FieldList out = TakeOk(RetryEntryFields(entry, state, returned));
+  EXPECT_EQ(out, (FieldList{{"__data__", SpecEnvelope(JsonHeaders(),
+                                                      R"({"order":7,"_retry_count":"2",)"
+                                                      R"("_original_message_id":"5-0"})")},
+                            {"x-redrive-last-error", "second"},
+                            {"x-redrive-history", "[]"}}));
+  // A first-time main-stream entry becomes attempt 1 again, with its id.
+  const StreamEntry fresh = DataEntry("3-0", {}, R"({"a":1})");
+  const FieldList again = TakeOk(RetryEntryFields(fresh, TakeOk(ReadRetryState(fresh)), returned));
+  EXPECT_EQ(again, (FieldList{{"__data__", SpecEnvelope({}, R"({"a":1,"_retry_count":"0",)"
+                                                            R"("_original_message_id":"3-0"})")}}));
+}
+
 TEST(RetryEntryFieldsTest, NonObjectBodyGetsMetadataHeaders) {
   const StreamEntry entry = DataEntry("5-0", {{"correlation_id", "c1"}}, "[1,2]");
   const RetryState state = TakeOk(ReadRetryState(entry));
