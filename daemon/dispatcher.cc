@@ -9,6 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "daemon/logging.h"
+#include "daemon/move_scripts.h"
 
 namespace redrive {
 namespace {
@@ -769,14 +770,13 @@ void Dispatcher::Touch(const Target& t, const std::vector<std::string>& ids, boo
   spdlog::debug("{} {} entries of '{}' in group '{}'", release ? "releasing" : "touching",
                 ids.size(), t.stream, t.group);
   if (release) stats_.released += ids.size();
-  RedisArgv argv = {"XCLAIM", t.stream, t.group, t.consumer, "0"};
-  argv.reserve(argv.size() + ids.size() + 3);
-  for (const std::string& id : ids) argv.push_back(id);
-  if (release) argv.insert(argv.end(), {"IDLE", kReleaseIdleMs});
-  argv.push_back("JUSTID");
-  redis_.Send(argv, Guard([this](absl::StatusOr<RedisReply> r) {
-                if (!r.ok() || r->is_error()) ++stats_.redis_errors;
-              }));
+  std::vector<std::string> args = {t.group, t.consumer,
+                                   release ? std::string(kReleaseIdleMs) : std::string()};
+  args.insert(args.end(), ids.begin(), ids.end());
+  SendScript(redis_, TouchScript(), {t.stream}, std::move(args),
+             Guard([this](absl::StatusOr<RedisReply> r) {
+               if (!r.ok() || r->is_error()) ++stats_.redis_errors;
+             }));
 }
 
 void Dispatcher::Stop(uint64_t session_id) {

@@ -71,6 +71,22 @@ redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 return {id, evicted}
 )lua";
 
+constexpr char kTouch[] = R"lua(
+local n = 0
+for i = 4, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2])
+  if #p == 1 then
+    if ARGV[3] == '' then
+      redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    else
+      redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'IDLE', ARGV[3], 'JUSTID')
+    end
+    n = n + 1
+  end
+end
+return n
+)lua";
+
 constexpr char kDeleteIdleConsumer[] = R"lua(
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
 if #p > 0 then return 0 end
@@ -101,6 +117,11 @@ const LuaScript& MoveDueScript() {
 
 const LuaScript& DeadLetterScript() {
   static const auto* script = new LuaScript(MakeScript("dead_letter", kDeadLetter));
+  return *script;
+}
+
+const LuaScript& TouchScript() {
+  static const auto* script = new LuaScript(MakeScript("touch", kTouch));
   return *script;
 }
 

@@ -60,6 +60,13 @@ const LuaScript& MoveDueScript();
 // (exact MAXLEN cap - 1) before the new one is added.
 const LuaScript& DeadLetterScript();
 
+// Resets the idle time of entries (or sets it to `idle`), but only of those
+// still pending under `consumer`: an entry another daemon's sweep took, or
+// that waits for its retry, is left alone.
+//   KEYS: stream   ARGV: group, consumer, idle ms ("" = reset), id, ...
+// Returns how many were touched.
+const LuaScript& TouchScript();
+
 // Removes a consumer from a group only while it has no pending entries.
 //   KEYS: stream   ARGV: group, consumer
 // Returns 1 when deleted, 0 otherwise.

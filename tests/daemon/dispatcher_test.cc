@@ -59,7 +59,6 @@ constexpr char kStream[] = "orders";
 constexpr char kHandler[] = "billing";
 constexpr char kInstance[] = "i1";
 constexpr char kConsumer[] = "billing-i1";
-constexpr char kReleaseIdle[] = "86400001";
 constexpr int64_t kBlockingClientId = 7;
 constexpr absl::Duration kWait = absl::Seconds(10);
 const absl::Time kT0 = absl::FromUnixMillis(1'700'000'000'000);
@@ -585,13 +584,6 @@ class DispatcherTest : public ::testing::Test {
     Command c = {"XREADGROUP", "GROUP", kHandler, kConsumer, "COUNT", absl::StrCat(count)};
     if (noack) c.push_back("NOACK");
     c.insert(c.end(), {"STREAMS", kStream, ">"});
-    return c;
-  }
-  static Command ClaimCommand(const std::vector<std::string>& ids, bool release) {
-    Command c = {"XCLAIM", kStream, kHandler, kConsumer, "0"};
-    c.insert(c.end(), ids.begin(), ids.end());
-    if (release) c.insert(c.end(), {"IDLE", kReleaseIdle});
-    c.push_back("JUSTID");
     return c;
   }
   // XCLAIM without JUSTID: fetches entries this daemon holds for redelivery.
@@ -1265,7 +1257,11 @@ TEST_F(DispatcherTest, ExtendRenewsTheLeaseInRedisAndHere) {
 
   AwaitTickAt(kT0 + absl::Milliseconds(500));
   Verbs(1, VerbsOf({Extend(ds[0].delivery_id(), 0)}));  // 0: the registration's lease
-  EXPECT_THAT(Sent("XCLAIM"), ElementsAre(ClaimCommand({Id(1)}, /*release=*/false)));
+  // Touched only while still ours (a script checks the owner first).
+  const std::vector<Command> touches = ScriptCalls(TouchScript());
+  ASSERT_EQ(touches.size(), 1u);
+  EXPECT_THAT(Command(touches[0].begin() + 2, touches[0].end()),
+              ElementsAre("1", kStream, kHandler, kConsumer, "", Id(1)));
   EXPECT_EQ(Stats().extends, 1u);
   EXPECT_THAT(sink->notices(), IsEmpty());
 

@@ -292,6 +292,24 @@ TEST_F(MoveScriptsTest, DeleteIdleConsumerKeepsAConsumerWithPendingEntries) {
   EXPECT_EQ(consumers->elements.size(), 0u);
 }
 
+TEST_F(MoveScriptsTest, TouchLeavesEntriesOfOtherConsumersAlone) {
+  const std::string mine = AddAndRead("mine");
+  const std::string theirs = AddAndRead("theirs", "h1-other");
+  absl::StatusOr<RedisReply> r = RunScript(*redis_, TouchScript(), {kStream},
+                                           {kGroup, kOwner, "86400001", mine, theirs});
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(r->integer, 1);
+  EXPECT_EQ(PendingOwner(kStream, kGroup, theirs).first, "h1-other");
+  absl::StatusOr<RedisReply> p = redis_->Command({"XPENDING", kStream, kGroup, mine, mine, "1"});
+  ASSERT_THAT(p, IsOk());
+  EXPECT_GE(p->elements[0].elements[2].integer, 86400001);  // released: idle past any lease
+  r = RunScript(*redis_, TouchScript(), {kStream}, {kGroup, kOwner, "", mine});
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(r->integer, 1);
+  p = redis_->Command({"XPENDING", kStream, kGroup, mine, mine, "1"});
+  EXPECT_LT(p->elements[0].elements[2].integer, 60000);  // reset
+}
+
 TEST_F(MoveScriptsTest, FallsBackToEvalAfterScriptFlush) {
   const std::string id = AddAndRead("p");
   ASSERT_THAT(redis_->Command({"SCRIPT", "FLUSH"}), IsOk());
