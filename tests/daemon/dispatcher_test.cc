@@ -398,6 +398,13 @@ v1::Register Reg(uint32_t max_in_flight = 0, uint32_t lease_ms = 0) {
   return r;
 }
 
+// A registration that starts with the whole backlog (the usual test set-up).
+v1::Register BacklogReg(uint32_t max_in_flight = 0, uint32_t lease_ms = 0) {
+  v1::Register r = Reg(max_in_flight, lease_ms);
+  r.mutable_start()->set_kind(v1::StartPosition::START_BACKLOG);
+  return r;
+}
+
 v1::Verb Ack(uint64_t id) {
   v1::Verb v;
   v.set_delivery_id(id);
@@ -493,6 +500,20 @@ class DispatcherTest : public ::testing::Test {
     SubscriptionSpec spec = Spec(reg);
     OnLoop([&](Dispatcher& d) { d.Register(session, std::move(spec), sink); });
     return sink;
+  }
+
+  // Two sessions of one handler, registered in the same loop turn.
+  std::pair<std::shared_ptr<FakeSessionSink>, std::shared_ptr<FakeSessionSink>> RegisterTwo(
+      const v1::Register& reg) {
+    auto one = std::make_shared<FakeSessionSink>();
+    auto two = std::make_shared<FakeSessionSink>();
+    SubscriptionSpec spec1 = Spec(reg);
+    SubscriptionSpec spec2 = Spec(reg);
+    OnLoop([&](Dispatcher& d) {
+      d.Register(1, std::move(spec1), one);
+      d.Register(2, std::move(spec2), two);
+    });
+    return {one, two};
   }
 
   void Verbs(uint64_t session, const v1::Verbs& verbs) {
@@ -650,8 +671,7 @@ TEST_F(DispatcherTest, RegistrationCreatesGroupAtNewEntriesAndSendsRegisteredOnc
 TEST_F(DispatcherTest, StartBacklogCreatesGroupAtZeroAndDeliversHistory) {
   redis_.Append(1, 2);
   Start();
-  v1::Register reg = Reg();
-  reg.mutable_start()->set_kind(v1::StartPosition::START_BACKLOG);
+  v1::Register reg = BacklogReg();
   auto sink = Register(1, reg);
 
   EXPECT_THAT(Sent("XGROUP"),
@@ -686,8 +706,7 @@ TEST_F(DispatcherTest, ExistingGroupKeepsItsPosition) {
   redis_.Append(1, 3);
   redis_.AddGroup(kHandler, 2);  // BUSYGROUP: entries 1 and 2 were consumed
   Start();
-  v1::Register reg = Reg();
-  reg.mutable_start()->set_kind(v1::StartPosition::START_BACKLOG);
+  v1::Register reg = BacklogReg();
   auto sink = Register(1, reg);
 
   EXPECT_EQ(sink->finish_calls(), 0);
@@ -732,8 +751,7 @@ TEST_F(DispatcherTest, SecondSessionOfReadyHandlerIsRegisteredWithoutNewGroupCre
 TEST_F(DispatcherTest, ReadsNoMoreThanFreeSlots) {
   redis_.Append(1, 10);
   Start();
-  v1::Register reg = Reg(/*max_in_flight=*/3);
-  reg.mutable_start()->set_kind(v1::StartPosition::START_BACKLOG);
+  v1::Register reg = BacklogReg(/*max_in_flight=*/3);
   auto sink = Register(1, reg);
 
   EXPECT_THAT(Sent("XREADGROUP"), ElementsAre(ReadCommand(3)));
@@ -761,8 +779,7 @@ TEST_F(DispatcherTest, ReadsNoMoreThanFreeSlots) {
 TEST_F(DispatcherTest, AcksOfOneVerbsMessageBecomeOneXack) {
   redis_.Append(1, 3);
   Start();
-  v1::Register reg = Reg();
-  reg.mutable_start()->set_kind(v1::StartPosition::START_BACKLOG);
+  v1::Register reg = BacklogReg();
   auto sink = Register(1, reg);
   const std::vector<v1::Delivery> ds = sink->deliveries();
   ASSERT_EQ(ds.size(), 3u);
@@ -779,8 +796,7 @@ TEST_F(DispatcherTest, AcksOfOneVerbsMessageBecomeOneXack) {
 TEST_F(DispatcherTest, RepeatedAckIsSilentAndAcknowledgedOnce) {
   redis_.Append(1, 3);
   Start();
-  v1::Register reg = Reg();
-  reg.mutable_start()->set_kind(v1::StartPosition::START_BACKLOG);
+  v1::Register reg = BacklogReg();
   auto sink = Register(1, reg);
   const std::vector<v1::Delivery> ds = sink->deliveries();
   ASSERT_EQ(ds.size(), 3u);
@@ -801,8 +817,7 @@ TEST_F(DispatcherTest, RepeatedAckIsSilentAndAcknowledgedOnce) {
 TEST_F(DispatcherTest, UnknownDeliveryGetsNotice) {
   redis_.Append(1, 1);
   Start();
-  v1::Register reg = Reg();
-  reg.mutable_start()->set_kind(v1::StartPosition::START_BACKLOG);
+  v1::Register reg = BacklogReg();
   auto sink = Register(1, reg);
   ASSERT_EQ(sink->deliveries().size(), 1u);
   const uint64_t unknown = sink->deliveries()[0].delivery_id() + 1000;
@@ -820,8 +835,7 @@ TEST_F(DispatcherTest, UnknownDeliveryGetsNotice) {
 TEST_F(DispatcherTest, NackAfterAckGetsAlreadySettled) {
   redis_.Append(1, 1);
   Start();
-  v1::Register reg = Reg();
-  reg.mutable_start()->set_kind(v1::StartPosition::START_BACKLOG);
+  v1::Register reg = BacklogReg();
   auto sink = Register(1, reg);
   ASSERT_EQ(sink->deliveries().size(), 1u);
   const uint64_t id = sink->deliveries()[0].delivery_id();
@@ -839,8 +853,7 @@ TEST_F(DispatcherTest, NackAfterAckGetsAlreadySettled) {
 TEST_F(DispatcherTest, NackLeavesEntryPendingAndFreesTheSlot) {
   redis_.Append(1, 2);
   Start();
-  v1::Register reg = Reg(/*max_in_flight=*/1);
-  reg.mutable_start()->set_kind(v1::StartPosition::START_BACKLOG);
+  v1::Register reg = BacklogReg(/*max_in_flight=*/1);
   auto sink = Register(1, reg);
   ASSERT_EQ(sink->deliveries().size(), 1u);
 
@@ -861,8 +874,7 @@ TEST_F(DispatcherTest, NackLeavesEntryPendingAndFreesTheSlot) {
 TEST_F(DispatcherTest, TerminateDeadLettersTheEntryWithItsProvenance) {
   redis_.Append(1, 1);
   Start();
-  v1::Register reg = Reg();
-  reg.mutable_start()->set_kind(v1::StartPosition::START_BACKLOG);
+  v1::Register reg = BacklogReg();
   auto sink = Register(1, reg);
   ASSERT_EQ(sink->deliveries().size(), 1u);
   const uint64_t id = sink->deliveries()[0].delivery_id();
@@ -923,8 +935,7 @@ TEST_F(DispatcherTest, TerminateDeadLettersTheEntryWithItsProvenance) {
 TEST_F(DispatcherTest, NackSchedulesTheRetryAfterTheBackoffOrTheNacksDelay) {
   redis_.Append(1, 2);
   Start();
-  v1::Register reg = Reg();
-  reg.mutable_start()->set_kind(v1::StartPosition::START_BACKLOG);
+  v1::Register reg = BacklogReg();
   auto sink = Register(1, reg);
   const std::vector<v1::Delivery> ds = sink->deliveries();
   ASSERT_EQ(ds.size(), 2u);
@@ -968,8 +979,7 @@ TEST_F(DispatcherTest, HeldDeadLetterIsTriedAgainAndNeverSweptIntoARetry) {
   redis_.AddGroup(kHandler, 0);
   redis_.SetDeadLetterResult(-2);
   Start(FastTickOptions());
-  v1::Register reg = Reg(/*max_in_flight=*/1, /*lease_ms=*/1000);
-  reg.mutable_start()->set_kind(v1::StartPosition::START_BACKLOG);
+  v1::Register reg = BacklogReg(/*max_in_flight=*/1, /*lease_ms=*/1000);
   reg.mutable_dead_letter_policy()->set_max_len(1);
   reg.mutable_dead_letter_policy()->set_overflow(v1::DeadLetterPolicy::OVERFLOW_HOLD);
   auto sink = Register(1, reg);
@@ -1004,8 +1014,7 @@ TEST_F(DispatcherTest, HeldDeadLetterIsTriedAgainAndNeverSweptIntoARetry) {
 TEST_F(DispatcherTest, NackPastMaxRetriesDeadLettersWithoutScheduling) {
   redis_.Append(1, 1);
   Start();
-  v1::Register reg = Reg();
-  reg.mutable_start()->set_kind(v1::StartPosition::START_BACKLOG);
+  v1::Register reg = BacklogReg();
   reg.mutable_retry_policy()->set_max_retries(0);
   auto sink = Register(1, reg);
   ASSERT_EQ(sink->deliveries().size(), 1u);
@@ -1025,8 +1034,7 @@ TEST_F(DispatcherTest, NackPastMaxRetriesDeadLettersWithoutScheduling) {
 TEST_F(DispatcherTest, VerbWithoutActionGetsInvalidVerbNotice) {
   redis_.Append(1, 1);
   Start();
-  v1::Register reg = Reg();
-  reg.mutable_start()->set_kind(v1::StartPosition::START_BACKLOG);
+  v1::Register reg = BacklogReg();
   auto sink = Register(1, reg);
   ASSERT_EQ(sink->deliveries().size(), 1u);
   const uint64_t id = sink->deliveries()[0].delivery_id();
@@ -1044,8 +1052,7 @@ TEST_F(DispatcherTest, VerbWithoutActionGetsInvalidVerbNotice) {
 TEST_F(DispatcherTest, StoppedSessionGetsNoNewDeliveriesButSettles) {
   redis_.Append(1, 1);
   Start();
-  v1::Register reg = Reg();
-  reg.mutable_start()->set_kind(v1::StartPosition::START_BACKLOG);
+  v1::Register reg = BacklogReg();
   auto sink = Register(1, reg);
   ASSERT_EQ(sink->deliveries().size(), 1u);
 
@@ -1066,16 +1073,8 @@ TEST_F(DispatcherTest, StoppedSessionGetsNoNewDeliveriesButSettles) {
 TEST_F(DispatcherTest, DisconnectFailsEachUnsettledDeliveryForAnImmediateRetry) {
   redis_.Append(1, 6);
   Start();
-  v1::Register reg = Reg(/*max_in_flight=*/3);
-  reg.mutable_start()->set_kind(v1::StartPosition::START_BACKLOG);
-  auto one = std::make_shared<FakeSessionSink>();
-  auto two = std::make_shared<FakeSessionSink>();
-  SubscriptionSpec spec1 = Spec(reg);
-  SubscriptionSpec spec2 = Spec(reg);
-  OnLoop([&](Dispatcher& d) {
-    d.Register(1, std::move(spec1), one);
-    d.Register(2, std::move(spec2), two);
-  });
+  v1::Register reg = BacklogReg(/*max_in_flight=*/3);
+  auto [one, two] = RegisterTwo(reg);
 
   // Split: each session full (3 + 3), every entry exactly once.
   EXPECT_THAT(Sent("XREADGROUP"), ElementsAre(ReadCommand(6)));
@@ -1113,8 +1112,7 @@ TEST_F(DispatcherTest, DisconnectFailsEachUnsettledDeliveryForAnImmediateRetry) 
 TEST_F(DispatcherTest, DisconnectOfLastSessionSchedulesDeliveriesAndRemovesHandler) {
   redis_.Append(1, 2);
   Start();
-  v1::Register reg = Reg(/*max_in_flight=*/5);
-  reg.mutable_start()->set_kind(v1::StartPosition::START_BACKLOG);
+  v1::Register reg = BacklogReg(/*max_in_flight=*/5);
   auto sink = Register(1, reg);
   ASSERT_EQ(sink->deliveries().size(), 2u);
   ASSERT_EQ(Watched(), 2u);
@@ -1136,8 +1134,7 @@ TEST_F(DispatcherTest, DisconnectWhileReadIsOutHandsBackWhatTheReadReturns) {
   redis_.Append(1, 2);
   Start();
   commands_->Hold("XREADGROUP");
-  v1::Register reg = Reg();
-  reg.mutable_start()->set_kind(v1::StartPosition::START_BACKLOG);
+  v1::Register reg = BacklogReg();
   auto sink = Register(1, reg);
   ASSERT_EQ(commands_->held("XREADGROUP"), 1u);
 
@@ -1222,8 +1219,7 @@ TEST_F(DispatcherTest, RegistrationDisagreeingOnAutoAckFailsPrecondition) {
 TEST_F(DispatcherTest, ExpiredLeaseDropsTheDelivery) {
   redis_.Append(1, 1);
   Start(FastTickOptions());
-  v1::Register reg = Reg(/*max_in_flight=*/1, /*lease_ms=*/1000);
-  reg.mutable_start()->set_kind(v1::StartPosition::START_BACKLOG);
+  v1::Register reg = BacklogReg(/*max_in_flight=*/1, /*lease_ms=*/1000);
   auto sink = Register(1, reg);
   const std::vector<v1::Delivery> ds = sink->deliveries();
   ASSERT_EQ(ds.size(), 1u);
@@ -1249,8 +1245,7 @@ TEST_F(DispatcherTest, ExpiredLeaseDropsTheDelivery) {
 TEST_F(DispatcherTest, ExtendRenewsTheLeaseInRedisAndHere) {
   redis_.Append(1, 1);
   Start(FastTickOptions());
-  v1::Register reg = Reg(/*max_in_flight=*/1, /*lease_ms=*/1000);
-  reg.mutable_start()->set_kind(v1::StartPosition::START_BACKLOG);
+  v1::Register reg = BacklogReg(/*max_in_flight=*/1, /*lease_ms=*/1000);
   auto sink = Register(1, reg);
   const std::vector<v1::Delivery> ds = sink->deliveries();
   ASSERT_EQ(ds.size(), 1u);
@@ -1401,8 +1396,7 @@ TEST_F(DispatcherTest, RetryEntryIsDeliveredWithItsAttemptAndPreviousErrorPoison
 TEST_F(DispatcherTest, LostGroupIsRecreatedAfterTheLastEntryRead) {
   redis_.Append(1, 2);
   Start();
-  v1::Register reg = Reg();
-  reg.mutable_start()->set_kind(v1::StartPosition::START_BACKLOG);
+  v1::Register reg = BacklogReg();
   auto sink = Register(1, reg);
   ASSERT_EQ(sink->deliveries().size(), 2u);
 
@@ -1449,16 +1443,8 @@ TEST_F(DispatcherTest, FailedGroupRecreationBacksOff) {
 TEST_F(DispatcherTest, DrainFinishesEverySessionOnceAllSettled) {
   redis_.Append(1, 2);
   Start();
-  v1::Register reg = Reg(/*max_in_flight=*/1);
-  reg.mutable_start()->set_kind(v1::StartPosition::START_BACKLOG);
-  auto one = std::make_shared<FakeSessionSink>();
-  auto two = std::make_shared<FakeSessionSink>();
-  SubscriptionSpec spec1 = Spec(reg);
-  SubscriptionSpec spec2 = Spec(reg);
-  OnLoop([&](Dispatcher& d) {
-    d.Register(1, std::move(spec1), one);
-    d.Register(2, std::move(spec2), two);
-  });
+  v1::Register reg = BacklogReg(/*max_in_flight=*/1);
+  auto [one, two] = RegisterTwo(reg);
   ASSERT_EQ(one->deliveries().size(), 1u);
   ASSERT_EQ(two->deliveries().size(), 1u);
 
@@ -1501,8 +1487,7 @@ TEST_F(DispatcherTest, DrainFinishesEverySessionOnceAllSettled) {
 TEST_F(DispatcherTest, DrainFailsUnsettledDeliveriesAtTheGraceDeadline) {
   redis_.Append(1, 2);
   Start(FastTickOptions());
-  v1::Register reg = Reg();
-  reg.mutable_start()->set_kind(v1::StartPosition::START_BACKLOG);
+  v1::Register reg = BacklogReg();
   auto sink = Register(1, reg);
   const std::vector<v1::Delivery> ds = sink->deliveries();
   ASSERT_EQ(ds.size(), 2u);
@@ -1536,8 +1521,7 @@ TEST_F(DispatcherTest, ReadReturningAfterDrainFinishedDeliversNothing) {
   redis_.Append(1, 2);
   Start();
   commands_->Hold("XREADGROUP");
-  v1::Register reg = Reg();
-  reg.mutable_start()->set_kind(v1::StartPosition::START_BACKLOG);
+  v1::Register reg = BacklogReg();
   auto sink = Register(1, reg);
   ASSERT_EQ(commands_->held("XREADGROUP"), 1u);
 

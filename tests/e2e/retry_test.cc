@@ -59,14 +59,7 @@ constexpr int kTickMs = 100;
 // hundred ms late. The bounds are delay + one tick + this.
 constexpr absl::Duration kSlack = absl::Milliseconds(250);
 
-v1::Register Reg(const std::string& channel, const std::string& handler,
-                 uint32_t max_in_flight = 0) {
-  v1::Register r;
-  r.set_channel(channel);
-  r.set_handler_id(handler);
-  r.set_max_in_flight(max_in_flight);
-  return r;
-}
+using ::redrive::testing::RegisterFor;
 
 void SetPolicy(v1::Register& r, uint32_t max_retries, uint32_t initial_backoff_ms,
                double multiplier, double jitter = 0.0) {
@@ -275,9 +268,9 @@ class RetryTest : public ::testing::Test {
 TEST_F(RetryTest, Issue225HandlerFailuresStayWithTheirHandler) {
   Boot();
   const std::string ch = "orders";
-  v1::Register ra = Reg(ch, "A");
+  v1::Register ra = RegisterFor(ch, "A");
   SetPolicy(ra, /*max_retries=*/2, /*initial_backoff_ms=*/100, /*multiplier=*/1.0);
-  v1::Register rb = Reg(ch, "B");
+  v1::Register rb = RegisterFor(ch, "B");
   SetPolicy(rb, 2, 100, 1.0);
   auto a = Subscribe(ra);
   auto b = Subscribe(rb);
@@ -412,7 +405,7 @@ TEST_F(RetryTest, Issue225HandlerFailuresStayWithTheirHandler) {
 TEST_F(RetryTest, BackoffTimingAndNackDelayOverride) {
   Boot();
   const std::string ch = "timed";
-  v1::Register reg = Reg(ch, "h", 10);
+  v1::Register reg = RegisterFor(ch, "h", 10);
   SetPolicy(reg, /*max_retries=*/3, /*initial_backoff_ms=*/300, /*multiplier=*/2.0);
   auto sub = Subscribe(reg);
   const absl::Duration tick = absl::Milliseconds(kTickMs);
@@ -483,7 +476,7 @@ TEST_F(RetryTest, BackoffTimingAndNackDelayOverride) {
 TEST_F(RetryTest, LeaseExpiryRetriesThroughTheRetryStreamAndExtendKeeps) {
   Boot();
   const std::string ch = "leased";
-  v1::Register reg = Reg(ch, "h", 10);
+  v1::Register reg = RegisterFor(ch, "h", 10);
   reg.set_lease_ms(1000);
   SetPolicy(reg, /*max_retries=*/5, /*initial_backoff_ms=*/0, /*multiplier=*/1.0);
   auto sub = Subscribe(reg);
@@ -550,7 +543,7 @@ TEST_F(RetryTest, KillNineRepeatedlyLosesAndDuplicatesNothing) {
   const std::string ch = "crash";
   const std::string instance = "crashy";
   const std::vector<std::string> flags = {"--sweep-interval-ms=200"};
-  v1::Register reg = Reg(ch, "c", 8);
+  v1::Register reg = RegisterFor(ch, "c", 8);
   reg.set_lease_ms(1000);
   SetPolicy(reg, /*max_retries=*/1, /*initial_backoff_ms=*/200, /*multiplier=*/1.0);
   constexpr int kRounds = 4;
@@ -723,7 +716,7 @@ TEST_F(RetryTest, TwoDaemonsRacingOnOneHandlerMoveEachRetryOnce) {
   auto c1 = Client::Connect(d1->address());
   auto c2 = Client::Connect(d2->address());
   const std::string ch = "race";
-  v1::Register reg = Reg(ch, "h", 20);
+  v1::Register reg = RegisterFor(ch, "h", 20);
   SetPolicy(reg, /*max_retries=*/2, /*initial_backoff_ms=*/50, /*multiplier=*/1.0);
   auto s1 = Subscribe(reg, c1.get());
   auto s2 = Subscribe(reg, c2.get());
@@ -802,7 +795,7 @@ TEST_F(RetryTest, OrphansOfAKilledDaemonAreSweptByTheOtherAsAttemptTwo) {
   auto c1 = Client::Connect(d1->address());
   auto c2 = Client::Connect(d2->address());
   const std::string ch = "orphans";
-  v1::Register reg = Reg(ch, "h", 10);
+  v1::Register reg = RegisterFor(ch, "h", 10);
   reg.set_lease_ms(1000);
   SetPolicy(reg, /*max_retries=*/3, /*initial_backoff_ms=*/0, /*multiplier=*/1.0);
   auto holder = Subscribe(reg, c1.get());
@@ -848,7 +841,7 @@ TEST_F(RetryTest, OrphansOfAKilledDaemonAreSweptByTheOtherAsAttemptTwo) {
 TEST_F(RetryTest, PoisonGoesToTheDlqRawAndNeverBlocks) {
   Boot();
   const std::string ch = "poisoned";
-  v1::Register reg = Reg(ch, "p", 10);
+  v1::Register reg = RegisterFor(ch, "p", 10);
   SetPolicy(reg, /*max_retries=*/3, /*initial_backoff_ms=*/50, /*multiplier=*/1.0);
   auto sub = Subscribe(reg);
 
@@ -955,7 +948,7 @@ TEST_F(RetryTest, PoisonGoesToTheDlqRawAndNeverBlocks) {
 TEST_F(RetryTest, CrashingMessageIsDeadLetteredAsDisconnected) {
   Boot();
   const std::string ch = "crashing";
-  v1::Register reg = Reg(ch, "h", 1);
+  v1::Register reg = RegisterFor(ch, "h", 1);
   SetPolicy(reg, /*max_retries=*/2, /*initial_backoff_ms=*/0, /*multiplier=*/1.0);
   std::vector<std::string> payloads;
   for (int i = 0; i < 5; ++i) payloads.push_back(absl::StrCat("ok-", i));
@@ -1033,7 +1026,7 @@ TEST_F(RetryTest, CrashingMessageIsDeadLetteredAsDisconnected) {
 TEST_F(RetryTest, TerminateDeadLettersAtOnce) {
   Boot();
   const std::string ch = "terminal";
-  v1::Register reg = Reg(ch, "h", 10);
+  v1::Register reg = RegisterFor(ch, "h", 10);
   SetPolicy(reg, /*max_retries=*/5, /*initial_backoff_ms=*/50, /*multiplier=*/1.0);
   auto sub = Subscribe(reg);
   const std::vector<std::string> ids = PublishAll(ch, {R"({"order":7})"});

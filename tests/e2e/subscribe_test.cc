@@ -33,13 +33,7 @@ using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
 using ::testing::UnorderedElementsAreArray;
 
-v1::Register Reg(const std::string& channel, const std::string& handler, uint32_t max_in_flight = 0) {
-  v1::Register r;
-  r.set_channel(channel);
-  r.set_handler_id(handler);
-  r.set_max_in_flight(max_in_flight);
-  return r;
-}
+using ::redrive::testing::RegisterFor;
 
 class SubscribeTest : public ::testing::Test {
  protected:
@@ -94,7 +88,7 @@ class SubscribeTest : public ::testing::Test {
 };
 
 TEST_F(SubscribeTest, RegisteredReplyCarriesEffectiveSettingsAndExactNames) {
-  v1::Register reg = Reg("eggai.orders", "order-service-handle_order-1", 7);
+  v1::Register reg = RegisterFor("eggai.orders", "order-service-handle_order-1", 7);
   reg.mutable_retry_policy()->set_max_retries(2);
   auto sub = Subscribe(reg);
   const v1::Registered& r = sub->registered();
@@ -118,8 +112,8 @@ TEST_F(SubscribeTest, RegisteredReplyCarriesEffectiveSettingsAndExactNames) {
 }
 
 TEST_F(SubscribeTest, TwoHandlerIdsEachReceiveEveryMessageExactlyOnce) {
-  auto a = Subscribe(Reg("orders", "handler-a"));
-  auto b = Subscribe(Reg("orders", "handler-b"));
+  auto a = Subscribe(RegisterFor("orders", "handler-a"));
+  auto b = Subscribe(RegisterFor("orders", "handler-b"));
   const std::vector<std::string> published = PublishN("orders", 50);
   ASSERT_TRUE(a->WaitForDeliveries(50));
   ASSERT_TRUE(b->WaitForDeliveries(50));
@@ -136,8 +130,8 @@ TEST_F(SubscribeTest, TwoHandlerIdsEachReceiveEveryMessageExactlyOnce) {
 }
 
 TEST_F(SubscribeTest, TwoStreamsOfOneHandlerShareTheWork) {
-  auto s1 = Subscribe(Reg("orders", "workers", 5));
-  auto s2 = Subscribe(Reg("orders", "workers", 5));
+  auto s1 = Subscribe(RegisterFor("orders", "workers", 5));
+  auto s2 = Subscribe(RegisterFor("orders", "workers", 5));
   const std::vector<std::string> published = PublishN("orders", 200);
   std::vector<std::string> received;
   ASSERT_TRUE(WaitFor([&] {
@@ -160,8 +154,8 @@ TEST_F(SubscribeTest, TwoDaemonsOnOneRedisShareOneGroup) {
   auto other = StartDaemon("b");
   ASSERT_NE(other, nullptr);
   auto other_client = Client::Connect(other->address());
-  auto s1 = Subscribe(Reg("orders", "workers", 8));
-  auto s2 = Subscribe(Reg("orders", "workers", 8), other_client.get());
+  auto s1 = Subscribe(RegisterFor("orders", "workers", 8));
+  auto s2 = Subscribe(RegisterFor("orders", "workers", 8), other_client.get());
   EXPECT_EQ(s1->registered().names().consumer(), "workers-a");
   EXPECT_EQ(s2->registered().names().consumer(), "workers-b");
   const std::vector<std::string> published = PublishN("orders", 300);
@@ -191,7 +185,7 @@ TEST_F(SubscribeTest, TwoDaemonsOnOneRedisShareOneGroup) {
 }
 
 TEST_F(SubscribeTest, MaxInFlightThreeWithoutAcksHoldsExactlyThree) {
-  auto sub = Subscribe(Reg("orders", "slow", 3));
+  auto sub = Subscribe(RegisterFor("orders", "slow", 3));
   PublishN("orders", 20);
   ASSERT_TRUE(sub->WaitForDeliveries(3));
   // A fourth delivery must not come, however long we look; the group has
@@ -208,11 +202,11 @@ TEST_F(SubscribeTest, MaxInFlightThreeWithoutAcksHoldsExactlyThree) {
 }
 
 TEST_F(SubscribeTest, DisconnectMovesUnackedDeliveriesToTheOtherStream) {
-  v1::Register holder_reg = Reg("orders", "workers", 10);
+  v1::Register holder_reg = RegisterFor("orders", "workers", 10);
   auto holder = Subscribe(holder_reg);
   const std::vector<std::string> published = PublishN("orders", 10);
   ASSERT_TRUE(holder->WaitForDeliveries(10));
-  auto other = Subscribe(Reg("orders", "workers", 20));
+  auto other = Subscribe(RegisterFor("orders", "workers", 20));
   EXPECT_FALSE(other->WaitForDeliveries(1, absl::Milliseconds(200)));
   holder->Cancel();  // a crashed client holding 10 unacked deliveries
   ASSERT_TRUE(other->WaitForDeliveries(10));
@@ -238,7 +232,7 @@ TEST_F(SubscribeTest, DisconnectMovesUnackedDeliveriesToTheOtherStream) {
 }
 
 TEST_F(SubscribeTest, VerbNoticesAndIdempotentAck) {
-  auto sub = Subscribe(Reg("orders", "h"));
+  auto sub = Subscribe(RegisterFor("orders", "h"));
   PublishN("orders", 1);
   ASSERT_TRUE(sub->WaitForDeliveries(1));
   const uint64_t id = sub->deliveries()[0].delivery_id();
@@ -262,13 +256,13 @@ TEST_F(SubscribeTest, VerbNoticesAndIdempotentAck) {
 
 TEST_F(SubscribeTest, BacklogStartReallyDeliversTheBacklog) {
   const std::vector<std::string> published = PublishN("orders", 25, "old");
-  v1::Register reg = Reg("orders", "late-joiner");
+  v1::Register reg = RegisterFor("orders", "late-joiner");
   reg.mutable_start()->set_kind(v1::StartPosition::START_BACKLOG);
   auto sub = Subscribe(reg);
   ASSERT_TRUE(sub->WaitForDeliveries(25));
   EXPECT_THAT(sub->payloads(), ElementsAreArray(published));
   // A START_NEW group on the same channel sees none of it.
-  auto fresh = Subscribe(Reg("orders", "new-only"));
+  auto fresh = Subscribe(RegisterFor("orders", "new-only"));
   EXPECT_FALSE(fresh->WaitForDeliveries(1, absl::Milliseconds(300)));
 }
 
@@ -278,7 +272,7 @@ TEST_F(SubscribeTest, StartAtIdDeliversEntriesAfterIt) {
   for (const char* p : {"a", "b", "c"}) b.add_messages()->set_payload(p);
   absl::StatusOr<v1::PublishBatchResponse> ids = client_->PublishBatch(b);
   ASSERT_THAT(ids, IsOk());
-  v1::Register reg = Reg("orders", "from-a");
+  v1::Register reg = RegisterFor("orders", "from-a");
   reg.mutable_start()->set_kind(v1::StartPosition::START_AT_ID);
   reg.mutable_start()->set_entry_id(ids->entry_ids(0));
   auto sub = Subscribe(reg);
@@ -287,7 +281,7 @@ TEST_F(SubscribeTest, StartAtIdDeliversEntriesAfterIt) {
 }
 
 TEST_F(SubscribeTest, EggAIWrittenEntriesAreDeliveredWithPayloadAndHeaders) {
-  auto sub = Subscribe(Reg("eggai.orders", "py-compat"));
+  auto sub = Subscribe(RegisterFor("eggai.orders", "py-compat"));
   // Exactly what FastStream 0.7 / EggAI 0.3.4 write: a CloudEvent body.
   const std::string body =
       R"({"specversion":"1.0","id":"e1","source":"orders-agent","type":"order.created",)"
@@ -321,7 +315,7 @@ TEST_F(SubscribeTest, EggAIWrittenEntriesAreDeliveredWithPayloadAndHeaders) {
 }
 
 TEST_F(SubscribeTest, PublishedHeadersAndTraceReachTheSubscriber) {
-  auto sub = Subscribe(Reg("orders", "h"));
+  auto sub = Subscribe(RegisterFor("orders", "h"));
   v1::PublishRequest r;
   r.set_channel("orders");
   r.mutable_message()->set_payload("p\xc3\xa9");
@@ -349,7 +343,7 @@ TEST_F(SubscribeTest, PublishedHeadersAndTraceReachTheSubscriber) {
 }
 
 TEST_F(SubscribeTest, AutoAckLeavesNothingPending) {
-  v1::Register reg = Reg("orders", "fire-and-forget", 100);
+  v1::Register reg = RegisterFor("orders", "fire-and-forget", 100);
   reg.set_auto_ack(true);
   auto sub = Subscribe(reg);
   EXPECT_FALSE(sub->registered().has_retry_policy());
@@ -400,7 +394,7 @@ TEST_F(SubscribeTest, RegistrationErrorsHaveExactStatusAndDaemonKeepsServing) {
     grpc::ClientContext ctx;
     auto stream = client_->broker().Subscribe(&ctx);
     v1::SubscribeRequest req;
-    *req.mutable_register_() = Reg("orders", "h");
+    *req.mutable_register_() = RegisterFor("orders", "h");
     c.edit(req);
     stream->Write(req);
     v1::SubscribeResponse ignored;
@@ -415,7 +409,7 @@ TEST_F(SubscribeTest, RegistrationErrorsHaveExactStatusAndDaemonKeepsServing) {
     grpc::ClientContext ctx;
     auto stream = client_->broker().Subscribe(&ctx);
     v1::SubscribeRequest req;
-    *req.mutable_register_() = Reg("orders", "h");
+    *req.mutable_register_() = RegisterFor("orders", "h");
     stream->Write(req);
     v1::SubscribeResponse first;
     ASSERT_TRUE(stream->Read(&first));
@@ -429,25 +423,25 @@ TEST_F(SubscribeTest, RegistrationErrorsHaveExactStatusAndDaemonKeepsServing) {
   }
   // A key of another type under the channel name.
   ASSERT_THAT(conn_->Command({"SET", "not-a-stream", "x"}), IsOk());
-  TestSubscriber wrong(client_->broker(), Reg("not-a-stream", "h"));
+  TestSubscriber wrong(client_->broker(), RegisterFor("not-a-stream", "h"));
   ASSERT_TRUE(wrong.WaitFinished());
   EXPECT_EQ(wrong.status().error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   // Registrations of one handler must agree on auto_ack.
-  auto normal = Subscribe(Reg("orders", "mixed"));
-  v1::Register auto_reg = Reg("orders", "mixed");
+  auto normal = Subscribe(RegisterFor("orders", "mixed"));
+  v1::Register auto_reg = RegisterFor("orders", "mixed");
   auto_reg.set_auto_ack(true);
   TestSubscriber conflicting(client_->broker(), auto_reg);
   ASSERT_TRUE(conflicting.WaitFinished());
   EXPECT_EQ(conflicting.status().error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   // The daemon is still serving, and nothing stray was created.
-  auto ok = Subscribe(Reg("orders", "after-errors"));
+  auto ok = Subscribe(RegisterFor("orders", "after-errors"));
   PublishN("orders", 1);
   ASSERT_TRUE(ok->WaitForDeliveries(1));
   EXPECT_THAT(Keys(), ElementsAre("not-a-stream", "orders"));
 }
 
 TEST_F(SubscribeTest, TooManyVerbsInOneMessageIsInvalidArgument) {
-  auto sub = Subscribe(Reg("orders", "h"));
+  auto sub = Subscribe(RegisterFor("orders", "h"));
   std::vector<uint64_t> ids(10001);
   for (size_t i = 0; i < ids.size(); ++i) ids[i] = i + 1;
   sub->Ack(ids);
@@ -456,7 +450,7 @@ TEST_F(SubscribeTest, TooManyVerbsInOneMessageIsInvalidArgument) {
 }
 
 TEST_F(SubscribeTest, SigtermDrainsClientsAndLeavesUnsettledPending) {
-  auto sub = Subscribe(Reg("orders", "h", 5));
+  auto sub = Subscribe(RegisterFor("orders", "h", 5));
   PublishN("orders", 5);
   ASSERT_TRUE(sub->WaitForDeliveries(5));
   // Settle two; keep three.
@@ -474,14 +468,14 @@ TEST_F(SubscribeTest, SigtermDrainsClientsAndLeavesUnsettledPending) {
   auto next = StartDaemon("b");
   ASSERT_NE(next, nullptr);
   auto next_client = Client::Connect(next->address());
-  auto taker = Subscribe(Reg("orders", "h"), next_client.get());
+  auto taker = Subscribe(RegisterFor("orders", "h"), next_client.get());
   ASSERT_TRUE(taker->WaitForDeliveries(3));
   EXPECT_THAT(taker->payloads(), UnorderedElementsAreArray({d[2].payload(), d[3].payload(),
                                                              d[4].payload()}));
 }
 
 TEST_F(SubscribeTest, LeaseExpiryRedeliversAndExtendPreventsIt) {
-  v1::Register reg = Reg("orders", "h", 10);
+  v1::Register reg = RegisterFor("orders", "h", 10);
   reg.set_lease_ms(1000);
   auto sub = Subscribe(reg);
   PublishN("orders", 2);

@@ -22,6 +22,16 @@
 
 namespace redrive::testing {
 
+// A Register message for `channel` / `handler` (0 = the default in-flight).
+inline v1::Register RegisterFor(const std::string& channel, const std::string& handler,
+                                uint32_t max_in_flight = 0) {
+  v1::Register r;
+  r.set_channel(channel);
+  r.set_handler_id(handler);
+  r.set_max_in_flight(max_in_flight);
+  return r;
+}
+
 class TestSubscriber {
  public:
   // Opens the stream and sends `reg` as the first message.
