@@ -245,9 +245,10 @@ void Dispatcher::MoveDue(Handler& h) {
   h.moving = true;
   const absl::Time now = options_.now();
   // Until told otherwise (a schedule here, a later member), look again within
-  // a second: another daemon may have scheduled retries for this handler and
-  // died, or lost its handler (their due times pass unseen until then).
-  h.next_due = now + std::min(options_.min_sweep, absl::Seconds(1));
+  // a second while the zset holds anything (another daemon may have
+  // scheduled those retries and died), after min_sweep when it is empty (an
+  // idle handler costs one ZRANGE per sweep interval).
+  h.next_due = now + options_.min_sweep;
   BeginOp();
   const uint32_t limit = options_.move_batch;
   redis_.Send(
@@ -268,6 +269,9 @@ void Dispatcher::MoveDue(Handler& h) {
           return;
         }
         const int64_t now_ms = absl::ToUnixMillis(now);
+        if (!r->elements.empty()) {
+          hh->next_due = std::min(hh->next_due, now + std::min(options_.min_sweep, absl::Seconds(1)));
+        }
         std::vector<std::pair<DueMember, std::string>> due;
         for (size_t i = 0; i + 1 < r->elements.size(); i += 2) {
           const std::string& raw = r->elements[i].str;
