@@ -321,7 +321,7 @@ absl::StatusOr<v1::Delivery> Dispatcher::Prepare(Handler& h, const StreamEntry& 
     (void)FillMessage(WithoutRedriveFields(e), message);
     return message;
   }
-  (void)FillMessage(WithoutRedriveFields(e), message);
+  FillMessage(std::move(state->decoded), message);
   if (state->retry_count > 0 || !state->original_id.empty()) {
     if (std::optional<std::string> body = StripRetryMetadataKeys(message.payload())) {
       message.set_payload(*std::move(body));

@@ -68,6 +68,18 @@ void AppendFailureFields(const RetryState* state, const FailureRecord& f, FieldL
                    AppendHistory(state != nullptr ? state->history : "", f));
 }
 
+// False only when the entry certainly has no retry metadata: no metadata
+// header, and a body that names neither EggAI key and has no backslash
+// (a JSON key could spell them with \u escapes). Parsing the body as JSON
+// is then not needed.
+bool MayCarryMetadata(const DecodedEntry& d) {
+  for (const auto& [key, value] : d.headers) {
+    if (absl::StartsWith(key, kRedriveFieldPrefix)) return true;
+  }
+  return absl::StrContains(d.body, '\\') || absl::StrContains(d.body, kRetryCountKey) ||
+         absl::StrContains(d.body, kOriginalMessageIdKey);
+}
+
 }  // namespace
 
 std::string CutUtf8(absl::string_view text, size_t max) {
@@ -90,16 +102,24 @@ StreamEntry WithoutRedriveFields(const StreamEntry& entry) {
 
 absl::StatusOr<RetryState> ReadRetryState(const StreamEntry& entry) {
   RetryState state;
-  const StreamEntry plain = WithoutRedriveFields(entry);
-  const std::string* data = FindField(plain.fields, kDataField);
+  const std::string* data = FindField(entry.fields, kDataField);
   state.has_data = data != nullptr && !data->empty();
   if (state.has_data) {
-    absl::StatusOr<RetryEntry> read = ReadRetryEntry(*data);
-    if (!read.ok()) return read.status();
-    state.retry_count = read->metadata.retry_count;
-    state.original_id = std::move(read->metadata.original_id);
-    state.decoded = std::move(read->entry);
+    absl::StatusOr<DecodedEntry> decoded = DecodeDataValue(*data);
+    if (!decoded.ok()) {
+      return absl::DataLossError(
+          absl::StrCat("poison: corrupt envelope: ", decoded.status().message()));
+    }
+    if (MayCarryMetadata(*decoded)) {
+      // (The hot path skips this: a first delivery has no metadata.)
+      absl::StatusOr<RetryMetadata> md = ReadRetryMetadata(*decoded);
+      if (!md.ok()) return md.status();
+      state.retry_count = md->retry_count;
+      state.original_id = std::move(md->original_id);
+    }
+    state.decoded = *std::move(decoded);
   } else {
+    const StreamEntry plain = WithoutRedriveFields(entry);
     absl::StatusOr<DecodedEntry> decoded = DecodeStreamEntry(plain.fields);
     if (!decoded.ok()) return decoded.status();  // cannot happen for field maps
     state.decoded = *std::move(decoded);

@@ -125,6 +125,12 @@ absl::Status FillMessage(const StreamEntry& entry, v1::Delivery& d) {
     d.set_source_format(v1::SOURCE_FORMAT_RAW);
     return decoded.status();
   }
+  FillMessage(*std::move(decoded), d);
+  return absl::OkStatus();
+}
+
+void FillMessage(DecodedEntry&& decoded_entry, v1::Delivery& d) {
+  DecodedEntry* decoded = &decoded_entry;
   switch (decoded->format) {
     case EntryFormat::kBinaryV1:
       d.set_source_format(v1::SOURCE_FORMAT_BINARY_V1);
@@ -153,7 +159,7 @@ absl::Status FillMessage(const StreamEntry& entry, v1::Delivery& d) {
       d.set_payload(object.dump());
       d.set_content_type("application/json");
     }
-    return absl::OkStatus();
+    return;
   }
   for (auto& [key, value] : decoded->headers) {
     if (key == "correlation_id") {
@@ -175,7 +181,6 @@ absl::Status FillMessage(const StreamEntry& entry, v1::Delivery& d) {
     d.clear_trace();
   }
   d.set_payload(std::move(decoded->body));
-  return absl::OkStatus();
 }
 
 }  // namespace redrive

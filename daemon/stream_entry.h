@@ -43,6 +43,8 @@ absl::StatusOr<std::vector<StreamEntry>> ParseReadReply(RedisReply&& reply,
 // Returns the decoder's error (DataLoss/Unimplemented) for a corrupt
 // envelope; `delivery` then holds the raw `__data__` bytes as payload.
 absl::Status FillMessage(const StreamEntry& entry, v1::Delivery& delivery);
+// The same from an entry already decoded (DecodeStreamEntry), moving from it.
+void FillMessage(DecodedEntry&& decoded, v1::Delivery& delivery);
 
 }  // namespace redrive
 

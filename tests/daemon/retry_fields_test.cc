@@ -253,6 +253,18 @@ TEST(ReadRetryStateTest, UnusableJsonRetryCountIsPoison) {
   }
 }
 
+TEST(ReadRetryStateTest, EscapedEggAiKeysAreStillRead) {
+  // json.loads reads "\u005fretry_count" as "_retry_count": no shortcut may
+  // skip it.
+  const RetryState ok = TakeOk(ReadRetryState(
+      DataEntry("5-0", {}, R"({"a":1,"\u005fretry_count":"3","_orig\u0069nal_message_id":"1-0"})")));
+  EXPECT_EQ(ok.retry_count, 3);
+  EXPECT_EQ(ok.original_id, "1-0");
+  absl::StatusOr<RetryState> bad =
+      ReadRetryState(DataEntry("6-0", {}, R"({"\u005fretry_count":"abc"})"));
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kDataLoss);
+}
+
 TEST(ReadRetryStateTest, UnusableJsonOriginalIdIsPoison) {
   EXPECT_THAT(
       ReadRetryState(DataEntry("5-0", {}, R"({"_retry_count":"1","_original_message_id":"x"})")),
