@@ -345,6 +345,8 @@ class Dispatcher {
                   const FailureRecord& failure, const std::string& reason,
                   const std::string& owner, std::function<void(DeadOutcome)> done = nullptr);
   void MoveDue(Handler& h);
+  // The due members of `h` (something is due): moves up to move_batch.
+  void MoveDueBatch(Handler& h, absl::Time now);
   void MoveOne(const HandlerRef& key, const std::shared_ptr<const SubscriptionSpec>& spec,
                const DueMember& member, const std::string& raw_member,
                std::function<void()> done);

@@ -250,6 +250,41 @@ void Dispatcher::MoveDue(Handler& h) {
   // idle handler costs one ZRANGE per sweep interval).
   h.next_due = now + options_.min_sweep;
   BeginOp();
+  // A cheap probe first (the earliest member only); the batch is read only
+  // when something is due.
+  redis_.Send({"ZRANGE", h.spec.keys.due_zset, "0", "0", "WITHSCORES"},
+              Guard([this, key = HandlerRef{h.key, h.generation}, now](
+                        absl::StatusOr<RedisReply> r) {
+                Handler* hh = FindHandler(key);
+                if (hh == nullptr) {
+                  EndOp();
+                  return;
+                }
+                double score = 0;
+                if (!r.ok() || r->is_error() || !r->is_array() ||
+                    (r->elements.size() == 2 && !absl::SimpleAtod(r->elements[1].str, &score))) {
+                  ++stats_.redis_errors;
+                  hh->moving = false;
+                  hh->next_due = std::min(hh->next_due, now + options_.error_backoff);
+                  EndOp();
+                  return;
+                }
+                if (r->elements.size() == 2 &&
+                    static_cast<int64_t>(score) <= absl::ToUnixMillis(now)) {
+                  MoveDueBatch(*hh, now);  // ends the op
+                  return;
+                }
+                if (r->elements.size() == 2) {
+                  hh->next_due = std::min(
+                      {hh->next_due, absl::FromUnixMillis(static_cast<int64_t>(score)),
+                       now + std::min(options_.min_sweep, absl::Seconds(1))});
+                }
+                hh->moving = false;
+                EndOp();
+              }));
+}
+
+void Dispatcher::MoveDueBatch(Handler& h, absl::Time now) {
   const uint32_t limit = options_.move_batch;
   redis_.Send(
       {"ZRANGE", h.spec.keys.due_zset, "-inf", "+inf", "BYSCORE", "LIMIT", "0",

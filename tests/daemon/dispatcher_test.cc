@@ -242,9 +242,14 @@ class FakeRedisServer {
       return RedisReply::Array({EntryReply(Seq(c[2]))});
     }
     // ZRANGE <due> -inf +inf BYSCORE LIMIT 0 n WITHSCORES
+    // or the probe: ZRANGE <due> 0 0 WITHSCORES (the earliest member).
     if (kind == "ZRANGE") {
+      std::vector<std::pair<std::string, int64_t>> sorted = due_;
+      std::sort(sorted.begin(), sorted.end(),
+                [](const auto& a, const auto& b) { return a.second < b.second; });
+      if (c[2] == "0" && c[3] == "0" && sorted.size() > 1) sorted.resize(1);
       std::vector<RedisReply> out;
-      for (const auto& [member, score] : due_) {
+      for (const auto& [member, score] : sorted) {
         out.push_back(RedisReply::String(member));
         out.push_back(RedisReply::String(absl::StrCat(score)));
       }
@@ -1316,9 +1321,11 @@ TEST_F(DispatcherTest, MoverRewritesDueEntriesIntoTheRetryStream) {
   AwaitTickAt(kT0);
   ASSERT_TRUE(commands_->WaitForCount("EVALSHA", 1, kWait));
   Settle();
+  // A cheap probe of the earliest member, then the batch since one is due.
   EXPECT_THAT(Sent("ZRANGE"),
-              ::testing::Contains(Command{"ZRANGE", "orders.billing.retry.due", "-inf", "+inf",
-                                        "BYSCORE", "LIMIT", "0", "129", "WITHSCORES"}));
+              ElementsAre(Command{"ZRANGE", "orders.billing.retry.due", "0", "0", "WITHSCORES"},
+                          Command{"ZRANGE", "orders.billing.retry.due", "-inf", "+inf",
+                                  "BYSCORE", "LIMIT", "0", "129", "WITHSCORES"}));
   const std::vector<Command> calls = ScriptCalls(MoveDueScript());
   ASSERT_EQ(calls.size(), 1u);  // the later one is not due
   const Command& c = calls[0];
