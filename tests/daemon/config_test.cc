@@ -115,6 +115,28 @@ TEST(ConfigTest, RejectsBadValuesNamingTheOption) {
                        HasSubstr("REDRIVE_HEALTH_INTERVAL_MS")));
 }
 
+TEST(ConfigTest, RetryTimingOptionsHaveDefaultsAndRanges) {
+  absl::StatusOr<Config> c = Parse({});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->reclaim_tick_ms, 100u);
+  EXPECT_EQ(c->sweep_interval_ms, 5000u);
+  EXPECT_EQ(c->consumer_expiry_ms, 600000u);
+  c = Parse({"--reclaim-tick-ms=1000", "--sweep-interval-ms=100"},
+            {{"REDRIVE_CONSUMER_EXPIRY_MS", "1000"}});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->reclaim_tick_ms, 1000u);
+  EXPECT_EQ(c->sweep_interval_ms, 100u);
+  EXPECT_EQ(c->consumer_expiry_ms, 1000u);
+  // The tick is at most 1 s (R-D2) and at least 10 ms.
+  EXPECT_THAT(Parse({"--reclaim-tick-ms=1001"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--reclaim-tick-ms")));
+  EXPECT_THAT(Parse({"--reclaim-tick-ms=9"}), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Parse({"--sweep-interval-ms=99"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--sweep-interval-ms")));
+  EXPECT_THAT(Parse({"--consumer-expiry-ms=999"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--consumer-expiry-ms")));
+}
+
 TEST(ConfigTest, HelpListsEveryOptionWithVariableAndDefault) {
   absl::StatusOr<ParsedConfig> p = ParseConfig({"--help"}, FakeEnv({}));
   ASSERT_TRUE(p.ok());
