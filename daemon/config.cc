@@ -184,6 +184,33 @@ const std::vector<OptionSpec>& Options() {
          }
          return absl::OkStatus();
        }},
+      {"admin-auth", "token",
+       "Admin service protection: 'token' (every Admin RPC needs "
+       "'authorization: Bearer <token>', the token from --admin-token-file or "
+       "REDRIVE_ADMIN_TOKEN; without one configured every Admin RPC is "
+       "UNAUTHENTICATED) or 'disabled' (no check: local development only).",
+       [](absl::string_view v, Config& c, Raw&) -> absl::Status {
+         if (v == "token") {
+           c.admin_auth_disabled = false;
+         } else if (v == "disabled") {
+           c.admin_auth_disabled = true;
+         } else {
+           return BadValue("admin-auth", "must be token or disabled");
+         }
+         return absl::OkStatus();
+       }},
+      {"admin-token-file", "",
+       "File holding the Admin bearer token (trailing newline ignored; 16..4096 "
+       "printable characters). The variable REDRIVE_ADMIN_TOKEN may hold it "
+       "directly.",
+       [](absl::string_view v, Config& c, Raw&) {
+         c.admin_token_file = std::string(v);
+         return absl::OkStatus();
+       }},
+      {"max-redrives", "5",
+       "A dead letter redriven this many times is quarantined: redrive skips it "
+       "unless asked to include quarantined entries (1..1000).",
+       UintIn("max-redrives", REDRIVE_FIELD(max_redrives), 1, 1000)},
       {"instance-id", "{hostname}-{pid}",
        "This daemon's id in consumer names ([A-Za-z0-9._-]{1,100}).",
        [](absl::string_view v, Config& c, Raw&) -> absl::Status {
@@ -261,6 +288,36 @@ absl::Status Resolve(const Raw& raw, const EnvLookup& env, Config& c) {
     c.redis.password = *p;
     c.password_on_command_line = false;
   }
+  std::string token_source = "REDRIVE_ADMIN_TOKEN";
+  if (!c.admin_token_file.empty()) {
+    std::ifstream in(c.admin_token_file, std::ios::binary);
+    if (!in) {
+      return BadValue("admin-token-file",
+                      absl::StrCat("cannot read '", c.admin_token_file, "'"));
+    }
+    std::stringstream buf;
+    buf << in.rdbuf();
+    c.admin_token = buf.str();
+    while (!c.admin_token.empty() &&
+           (c.admin_token.back() == '\n' || c.admin_token.back() == '\r')) {
+      c.admin_token.pop_back();
+    }
+    token_source = "--admin-token-file";
+  } else if (std::optional<std::string> t = env("REDRIVE_ADMIN_TOKEN"); t && !t->empty()) {
+    c.admin_token = *t;
+  }
+  if (!c.admin_token.empty()) {
+    if (c.admin_token.size() < 16 || c.admin_token.size() > 4096) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(token_source, ": the admin token must be 16..4096 characters"));
+    }
+    for (char ch : c.admin_token) {
+      if (ch < '!' || ch > '~') {
+        return absl::InvalidArgumentError(absl::StrCat(
+            token_source, ": the admin token must be printable ASCII without spaces"));
+      }
+    }
+  }
   if (c.instance_id.empty()) c.instance_id = DefaultInstanceId();
   return absl::OkStatus();
 }
@@ -332,7 +389,8 @@ std::string ConfigHelp() {
       "redrived: durable per-handler retries and dead-letter queues on Redis "
       "Streams, over gRPC.\n\nUsage: redrived [--option=value ...]\n\n"
       "Every option may also be set by its environment variable; a flag wins.\n"
-      "REDRIVE_REDIS_PASSWORD (environment only) holds the Redis password.\n\n";
+      "REDRIVE_REDIS_PASSWORD (environment only) holds the Redis password;\n"
+      "REDRIVE_ADMIN_TOKEN (environment only) holds the Admin bearer token.\n\n";
   for (const OptionSpec& o : Options()) {
     absl::StrAppend(&out, "  --", o.name, "  (", EnvName(o.name), ")\n      ",
                     o.help, "\n      default: ",

@@ -60,6 +60,15 @@ struct Config {
   std::string log_level = "info";
   std::string log_format = "text";  // text | json
 
+  // Admin service protection (R-A5, R-H3): a bearer token from
+  // --admin-token-file or REDRIVE_ADMIN_TOKEN; `admin_auth_disabled` only
+  // with --admin-auth=disabled (local development). Never logged.
+  bool admin_auth_disabled = false;
+  std::string admin_token;
+  std::string admin_token_file;
+  // A dead letter redriven this many times is quarantined (R-E2).
+  uint32_t max_redrives = 5;
+
   PublishLimits publish;
   KeyStyle key_style = KeyStyle::kEggAI;
   // Part of every consumer name; default "{hostname}-{pid}".

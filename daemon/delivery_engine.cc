@@ -81,4 +81,15 @@ DispatcherStats DeliveryEngine::Stats() {
   return stats;
 }
 
+void DeliveryEngine::SetPaused(const std::string& channel, const std::string& handler_id,
+                               bool paused) {
+  loop_->RunSync([&] { dispatcher_->SetPaused(channel, handler_id, paused); });
+}
+
+std::vector<Dispatcher::HandlerSnapshot> DeliveryEngine::Snapshot() {
+  std::vector<Dispatcher::HandlerSnapshot> out;
+  loop_->RunSync([&] { out = dispatcher_->Snapshot(); });
+  return out;
+}
+
 }  // namespace redrive

@@ -37,6 +37,9 @@ class DeliveryEngine {
   void Drain(absl::Duration grace);
 
   DispatcherStats Stats();
+  // See Dispatcher::SetPaused / Snapshot. Block until the loop ran them.
+  void SetPaused(const std::string& channel, const std::string& handler_id, bool paused);
+  std::vector<Dispatcher::HandlerSnapshot> Snapshot();
 
  private:
   std::unique_ptr<EventLoop> loop_;

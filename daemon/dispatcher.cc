@@ -111,6 +111,7 @@ void Dispatcher::Register(uint64_t session_id, SubscriptionSpec spec,
     created->sources[kMain].group = s.spec.keys.group;
     created->sources[kRetry].stream = s.spec.keys.retry_stream;
     created->sources[kRetry].group = s.spec.keys.retry_group;
+    created->paused = paused_.contains(key);
     h = created.get();
     handlers_[key] = std::move(created);
     by_stream_[h->spec.keys.stream].push_back(key);
@@ -134,6 +135,17 @@ void Dispatcher::Register(uint64_t session_id, SubscriptionSpec spec,
 void Dispatcher::CreateGroup(Handler& handler) {
   const HandlerRef key{handler.key, handler.generation};
   const std::string start = GroupStartId(handler.spec.start);
+  // A pause set while no daemon had the handler applies before the first
+  // read (replies arrive in order, so this one comes before the group's).
+  const std::string field = RegistryField(handler.spec.channel, handler.spec.handler_id);
+  redis_.Send({"HEXISTS", kPausedHandlersKey, field},
+              Guard([this, key](absl::StatusOr<RedisReply> r) {
+                if (!r.ok() || !r->is_integer()) return;
+                if (Handler* h = FindHandler(key)) {
+                  if (r->integer == 1) paused_.insert(h->key);
+                  ApplyPaused(*h, r->integer == 1);
+                }
+              }));
   redis_.Send({"XGROUP", "CREATE", handler.spec.keys.stream, handler.spec.keys.group, start,
                "MKSTREAM"},
               Guard([this, key](absl::StatusOr<RedisReply> r) {
@@ -176,6 +188,15 @@ void Dispatcher::OnGroupReady(Handler& h, absl::Status status) {
     MaybeRemoveHandler(h);
     return;
   }
+  // The Admin service finds handlers in the registry (R-E1).
+  redis_.Send({"HSET", kHandlersRegistryKey, RegistryField(h.spec.channel, h.spec.handler_id),
+               MakeRegistered(h.spec, options_.instance_id).SerializeAsString()},
+              [](absl::StatusOr<RedisReply> r) {
+                if (!r.ok() || r->is_error()) {
+                  spdlog::debug("handler registry update failed: {}",
+                                r.ok() ? r->str : std::string(r.status().message()));
+                }
+              });
   h.ready = true;
   h.sources[kMain].ready = true;
   h.sources[kMain].more = true;
@@ -219,7 +240,7 @@ void Dispatcher::Attach(Handler& h, Session& s) {
 // ---------------------------------------------------------------- reading
 
 uint32_t Dispatcher::Capacity(const Handler& h) const {
-  if (draining_) return 0;
+  if (draining_ || h.paused) return 0;
   uint64_t free = 0;
   for (const Session* s : h.sessions) free += s->free_slots();
   const uint64_t taken =
@@ -228,6 +249,7 @@ uint32_t Dispatcher::Capacity(const Handler& h) const {
 }
 
 Dispatcher::Session* Dispatcher::PickSession(Handler& h) {
+  if (h.paused) return nullptr;  // what arrives now waits here (R-E5)
   const size_t n = h.sessions.size();
   for (size_t i = 0; i < n; ++i) {
     Session* s = h.sessions[(h.round_robin + i) % n];
@@ -858,8 +880,70 @@ void Dispatcher::MaybeRemoveHandler(Handler& h) {
 
 // ---------------------------------------------------------------- timers
 
+void Dispatcher::SetPaused(const std::string& channel, const std::string& handler_id,
+                           bool paused) {
+  const std::string key = HandlerKey(channel, handler_id);
+  if (paused) {
+    paused_.insert(key);
+  } else {
+    paused_.erase(key);
+  }
+  if (Handler* h = FindHandler(key)) ApplyPaused(*h, paused);
+  FlushOut();
+}
+
+void Dispatcher::ApplyPaused(Handler& h, bool paused) {
+  if (h.paused == paused) return;
+  h.paused = paused;
+  spdlog::info("handler '{}' on '{}' {}", h.spec.handler_id, h.spec.channel,
+               paused ? "paused: no new deliveries" : "resumed");
+  if (!paused) {
+    for (Source& src : h.sources) src.more = true;
+    Pump(h);
+    MaybeRead(h);
+  }
+}
+
+void Dispatcher::PollPaused() {
+  if (polling_paused_) return;
+  polling_paused_ = true;
+  redis_.Send({"HGETALL", kPausedHandlersKey}, Guard([this](absl::StatusOr<RedisReply> r) {
+                polling_paused_ = false;
+                if (!r.ok() || !r->is_array()) return;
+                absl::flat_hash_set<std::string> paused;
+                for (size_t i = 0; i + 1 < r->elements.size(); i += 2) {
+                  const std::string& field = r->elements[i].str;
+                  const size_t space = field.find(' ');
+                  if (space == std::string::npos) continue;
+                  paused.insert(HandlerKey(absl::string_view(field).substr(0, space),
+                                           absl::string_view(field).substr(space + 1)));
+                }
+                paused_ = std::move(paused);
+                for (auto& [key, h] : handlers_) ApplyPaused(*h, paused_.contains(key));
+                FlushOut();
+              }));
+}
+
+std::vector<Dispatcher::HandlerSnapshot> Dispatcher::Snapshot() const {
+  std::vector<HandlerSnapshot> out;
+  for (const auto& [key, h] : handlers_) {
+    HandlerSnapshot snap;
+    snap.channel = h->spec.channel;
+    snap.handler_id = h->spec.handler_id;
+    snap.sessions = static_cast<uint32_t>(h->sessions.size());
+    for (const Session* s : h->sessions) snap.in_flight += s->in_flight.size();
+    snap.paused = h->paused;
+    out.push_back(std::move(snap));
+  }
+  return out;
+}
+
 void Dispatcher::Tick() {
   const absl::Time now = options_.now();
+  if (!handlers_.empty() && now >= next_pause_poll_) {
+    PollPaused();
+    next_pause_poll_ = now + options_.pause_poll;
+  }
   // Lease expiry (R-D3): a failed attempt, retried after its backoff.
   for (auto& [sid, session] : sessions_) {
     Session& s = *session;

@@ -93,6 +93,8 @@ struct DispatcherOptions {
   // Random numbers in [0, 1) for backoff jitter (tests fix it).
   std::function<double()> unit_random;
   std::function<absl::Time()> now = [] { return absl::Now(); };
+  // How often {redrive}:paused is read while handlers are registered.
+  absl::Duration pause_poll = absl::Seconds(1);
 };
 
 // Counters, for tests and metrics.
@@ -146,6 +148,23 @@ class Dispatcher {
   // settlements up to `grace`, releases the rest, finishes every session with
   // UNAVAILABLE and flushes acknowledgements; then runs `done`.
   void Drain(absl::Duration grace, std::function<void()> done);
+
+  // Pause (R-E5): a paused handler gets no new deliveries (nothing is read
+  // or handed out; entries waiting here stay ours and keep being touched);
+  // deliveries in flight keep their leases and may still be settled. Also
+  // applies to a handler registered later. Other daemons learn it from
+  // {redrive}:paused, polled every `pause_poll`.
+  void SetPaused(const std::string& channel, const std::string& handler_id, bool paused);
+
+  // What the Admin service reports of a handler on this daemon.
+  struct HandlerSnapshot {
+    std::string channel;
+    std::string handler_id;
+    uint32_t sessions = 0;
+    uint64_t in_flight = 0;
+    bool paused = false;
+  };
+  std::vector<HandlerSnapshot> Snapshot() const;
 
   const DispatcherStats& stats() const { return stats_; }
   // In-flight deliveries of a session (tests).
@@ -241,6 +260,7 @@ class Dispatcher {
     std::string scheduled_consumer;
     bool ready = false;
     bool auto_ack = false;
+    bool paused = false;  // R-E5: no reads, nothing handed out
     Source sources[2];
     bool prefer_retry = false;  // which source a one-slot read serves next
     std::vector<Session*> sessions;  // attached
@@ -271,6 +291,8 @@ class Dispatcher {
   enum class FailKind : uint8_t { kNack, kExpired, kDisconnected, kTerminated };
 
   void CreateGroup(Handler& h);
+  void ApplyPaused(Handler& h, bool paused);
+  void PollPaused();
   void OnGroupReady(Handler& h, absl::Status status);
   void WatchRetrySource(Handler& h);
   void Attach(Handler& h, Session& s);
@@ -380,6 +402,10 @@ class Dispatcher {
   std::unique_ptr<EventLoop::Timer> tick_timer_;
   std::vector<Session*> dirty_;
   DispatcherStats stats_;
+  // Handler keys paused (R-E5), as last read from Redis or set here.
+  absl::flat_hash_set<std::string> paused_;
+  absl::Time next_pause_poll_ = absl::InfinitePast();
+  bool polling_paused_ = false;
   // Drain state.
   bool draining_ = false;
   absl::Time drain_deadline_ = absl::InfiniteFuture();

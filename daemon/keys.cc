@@ -110,4 +110,16 @@ std::string LegacyDlqStream(absl::string_view channel, KeyStyle style) {
   return absl::StrCat(StreamKey(channel, style), ".dlq");
 }
 
+std::string RegistryField(absl::string_view channel, absl::string_view handler_id) {
+  return absl::StrCat(channel, " ", handler_id);
+}
+
+std::string RedriveJobKey(absl::string_view job_id) {
+  return absl::StrCat("{redrive}:job:", job_id);
+}
+
+std::string RedriveJobIdsKey(absl::string_view job_id) {
+  return absl::StrCat("{redrive}:job:", job_id, ":ids");
+}
+
 }  // namespace redrive

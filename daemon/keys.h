@@ -69,6 +69,22 @@ std::string ScheduledConsumerName(absl::string_view handler_id);
 std::string LegacyRetryStream(absl::string_view channel, KeyStyle style);
 std::string LegacyDlqStream(absl::string_view channel, KeyStyle style);
 
+// Daemon-wide administration keys. They all carry the hash tag `{redrive}`:
+// no channel's keys can be spelled so (channel names have no braces), and in
+// Redis Cluster they share one slot.
+//   {redrive}:handlers  hash: RegistryField(channel, handler) → serialized
+//                       v1::Registered of the latest registration
+//   {redrive}:paused    hash: RegistryField(channel, handler) → Unix ms paused
+//   {redrive}:jobs      zset: redrive job id → creation time (Unix ms)
+//   {redrive}:job:{id}  hash: the job's spec, state, owner and progress
+//   {redrive}:job:{id}:ids  list: the dead-letter ids the job moves, in order
+inline constexpr absl::string_view kHandlersRegistryKey = "{redrive}:handlers";
+inline constexpr absl::string_view kPausedHandlersKey = "{redrive}:paused";
+inline constexpr absl::string_view kRedriveJobsKey = "{redrive}:jobs";
+std::string RegistryField(absl::string_view channel, absl::string_view handler_id);
+std::string RedriveJobKey(absl::string_view job_id);
+std::string RedriveJobIdsKey(absl::string_view job_id);
+
 }  // namespace redrive
 
 #endif  // REDRIVE_DAEMON_KEYS_H_

@@ -94,7 +94,121 @@ redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
 return 1
 )lua";
 
+constexpr char kPurge[] = R"lua(
+local n = redis.call('XLEN', KEYS[1])
+if n ~= tonumber(ARGV[1]) then return {-1, n} end
+redis.call('DEL', KEYS[1])
+return n
+)lua";
+
+// Job hash fields: state, owner, cursor, moved, skipped, failed, heartbeat_ms,
+// updated_ms.
+constexpr char kRedriveStep[] = R"lua(
+if redis.call('HGET', KEYS[1], 'state') ~= 'RUNNING' then return -1 end
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return -1 end
+if redis.call('HGET', KEYS[1], 'cursor') ~= ARGV[2] then return -2 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('HSET', KEYS[1], 'cursor', tonumber(ARGV[2]) + 1, 'updated_ms', now,
+           'heartbeat_ms', now)
+if ARGV[4] == 'move' then
+  if #redis.call('XRANGE', KEYS[2], ARGV[3], ARGV[3]) == 1 then
+    if ARGV[5] ~= '' then
+      redis.pcall('XGROUP', 'CREATE', KEYS[3], ARGV[5], '$', 'MKSTREAM')
+    end
+    local id = redis.call('XADD', KEYS[3], '*', unpack(ARGV, 6))
+    redis.call('XDEL', KEYS[2], ARGV[3])
+    redis.call('HINCRBY', KEYS[1], 'moved', 1)
+    return id
+  end
+  redis.call('HINCRBY', KEYS[1], 'skipped', 1)
+  return 0
+end
+redis.call('HINCRBY', KEYS[1], ARGV[4], 1)
+return 0
+)lua";
+
+constexpr char kJobTransition[] = R"lua(
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return -1 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local op = ARGV[1]
+if op == 'heartbeat' then
+  if state ~= 'RUNNING' or redis.call('HGET', KEYS[1], 'owner') ~= ARGV[2] then return 0 end
+  redis.call('HSET', KEYS[1], 'heartbeat_ms', now)
+  return 1
+elseif op == 'finish' then
+  if state ~= 'RUNNING' or redis.call('HGET', KEYS[1], 'owner') ~= ARGV[2] then return 0 end
+  redis.call('HSET', KEYS[1], 'state', ARGV[3], 'updated_ms', now, 'error', ARGV[4])
+  redis.call('PEXPIRE', KEYS[1], ARGV[5])
+  redis.call('PEXPIRE', KEYS[2], ARGV[5])
+  return 1
+elseif op == 'cancel' then
+  if state ~= 'RUNNING' and state ~= 'PENDING' then return 0 end
+  redis.call('HSET', KEYS[1], 'state', 'CANCELLED', 'updated_ms', now)
+  redis.call('PEXPIRE', KEYS[1], ARGV[5])
+  redis.call('PEXPIRE', KEYS[2], ARGV[5])
+  return 1
+elseif op == 'claim' then
+  if state ~= 'RUNNING' then return 0 end
+  local hb = tonumber(redis.call('HGET', KEYS[1], 'heartbeat_ms') or '0')
+  if hb + tonumber(ARGV[3]) > now then return 0 end
+  redis.call('HSET', KEYS[1], 'owner', ARGV[2], 'heartbeat_ms', now, 'updated_ms', now)
+  redis.call('HINCRBY', KEYS[1], 'resumed', 1)
+  return 1
+end
+return redis.error_reply('ERR unknown job transition')
+)lua";
+
+// Legacy (pre-#226) migration of one entry into a handler's retry stream.
+constexpr char kLegacyMove[] = R"lua(
+if ARGV[4] == 'pending' then
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+  if #p == 0 then return 0 end
+else
+  local last = nil
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+    local name, lid = nil, nil
+    for i = 1, #g, 2 do
+      if g[i] == 'name' then name = g[i + 1] end
+      if g[i] == 'last-delivered-id' then lid = g[i + 1] end
+    end
+    if name == ARGV[1] then last = lid end
+  end
+  if last ~= ARGV[5] then return 0 end
+end
+redis.pcall('XGROUP', 'CREATE', KEYS[2], ARGV[3], '$', 'MKSTREAM')
+local id = redis.call('XADD', KEYS[2], '*', unpack(ARGV, 6))
+if ARGV[4] == 'pending' then
+  redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+else
+  redis.call('XGROUP', 'SETID', KEYS[1], ARGV[1], ARGV[2])
+end
+return id
+)lua";
+
 }  // namespace
+
+const LuaScript& PurgeScript() {
+  static const auto* script = new LuaScript(MakeScript("purge", kPurge));
+  return *script;
+}
+
+const LuaScript& RedriveStepScript() {
+  static const auto* script = new LuaScript(MakeScript("redrive_step", kRedriveStep));
+  return *script;
+}
+
+const LuaScript& JobTransitionScript() {
+  static const auto* script = new LuaScript(MakeScript("job_transition", kJobTransition));
+  return *script;
+}
+
+const LuaScript& LegacyMoveScript() {
+  static const auto* script = new LuaScript(MakeScript("legacy_move", kLegacyMove));
+  return *script;
+}
 
 std::string Sha1Hex(absl::string_view data) {
   unsigned char digest[EVP_MAX_MD_SIZE];

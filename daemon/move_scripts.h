@@ -72,6 +72,44 @@ const LuaScript& TouchScript();
 // Returns 1 when deleted, 0 otherwise.
 const LuaScript& DeleteIdleConsumerScript();
 
+// Deletes a dead-letter stream only while its length is the expected one.
+//   KEYS: dlq   ARGV: expected count
+// Returns the count deleted, or {-1, actual length} (nothing changes).
+const LuaScript& PurgeScript();
+
+// One step of a redrive job (R-E2): processes the job's id number `cursor`
+// only while the job is RUNNING, owned by the caller and at that cursor, so
+// a job taken over or cancelled stops and no id is processed twice.
+//   KEYS: job hash, dlq, target stream
+//   ARGV: owner, cursor, entry id, action ("move" | "skipped" | "failed"),
+//         target group ("" = none), field, value, ...
+// "move": if the dead letter still exists, appends the fields to the target
+// (creating the target group at its end when missing), deletes the dead
+// letter and counts it moved — else counts it skipped; the other actions
+// only count. Every action advances the cursor in the same step. Returns the
+// new entry id, 0, -1 (not RUNNING or not the owner) or -2 (cursor moved).
+const LuaScript& RedriveStepScript();
+
+// Redrive job state changes, on Redis's clock.
+//   KEYS: job hash, job ids list
+//   ARGV: op, owner, arg, error, expire ms
+//   heartbeat: owner's heartbeat (1, or 0 when not the running owner);
+//   finish: state := arg (SUCCEEDED | FAILED) with `error`, keys expire;
+//   cancel: PENDING/RUNNING → CANCELLED (0 when already ended);
+//   claim: takes a RUNNING job whose heartbeat is older than arg ms (1/0).
+// -1 when the job does not exist.
+const LuaScript& JobTransitionScript();
+
+// Migrates one entry of a legacy shared `{channel}.retry` stream (R-E6) into
+// a handler's retry stream.
+//   KEYS: legacy stream, target retry stream
+//   ARGV: legacy group, entry id, target group, kind ("pending" | "unread"),
+//         expected last-delivered id (unread), field, value, ...
+// pending: only while the entry is pending in the group; XADD + XACK.
+// unread: only while the group's last-delivered id is the expected one;
+// XADD + XGROUP SETID to the entry. Returns the new id, or 0 (nothing done).
+const LuaScript& LegacyMoveScript();
+
 // Sends `script` on an async connection with EVALSHA, falling back to EVAL on
 // NOSCRIPT; `done` gets the final reply. `redis` must outlive the call.
 void SendScript(AsyncCommander& redis, const LuaScript& script, std::vector<std::string> keys,

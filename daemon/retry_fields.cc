@@ -171,6 +171,9 @@ absl::StatusOr<FieldList> RetryEntryFields(const StreamEntry& entry, const Retry
     out.emplace_back(std::string(kOriginalIdField),
                      state.original_id.empty() ? entry.id : state.original_id);
   }
+  if (const std::string* r = FindField(entry.fields, kRedrivesField)) {
+    out.emplace_back(std::string(kRedrivesField), *r);
+  }
   if (failed) {
     AppendFailureFields(&state, failure, out);
   } else {
@@ -220,6 +223,9 @@ FieldList DeadLetterFields(const StreamEntry& entry, const absl::StatusOr<RetryS
   out.emplace_back(std::string(kOriginalIdField), original_id);
   out.emplace_back(std::string(kAttemptsField), absl::StrCat(failure.attempt));
   out.emplace_back(std::string(kDeadLetteredField), absl::StrCat(absl::ToUnixMillis(context.at)));
+  if (const std::string* r = FindField(entry.fields, kRedrivesField)) {
+    out.emplace_back(std::string(kRedrivesField), *r);
+  }
   if (state.ok()) {
     AppendFailureFields(&*state, failure, out);
   } else {

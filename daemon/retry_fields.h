@@ -25,6 +25,8 @@
 //     x-redrive-channel, x-redrive-handler, x-redrive-source-stream,
 //     x-redrive-source-id, x-redrive-original-id, x-redrive-attempts
 //     (handler calls made), x-redrive-dead-lettered-ms
+//   any entry redriven out of a DLQ, and every retry and dead letter after it
+//     x-redrive-redrives          times redriven (see dead_letters.h)
 //
 // A failed attempt waits for its retry as a member of the handler's due
 // zset; the member names the entry and carries the failure (DueMember).
@@ -59,6 +61,9 @@ inline constexpr absl::string_view kSourceStreamField = "x-redrive-source-stream
 inline constexpr absl::string_view kSourceIdField = "x-redrive-source-id";
 inline constexpr absl::string_view kAttemptsField = "x-redrive-attempts";
 inline constexpr absl::string_view kDeadLetteredField = "x-redrive-dead-lettered-ms";
+// Times the message was redriven out of a DLQ (R-E2); carried through every
+// retry and dead letter that follows.
+inline constexpr absl::string_view kRedrivesField = "x-redrive-redrives";
 
 // Attempts kept in x-redrive-history.
 inline constexpr size_t kMaxHistory = 10;

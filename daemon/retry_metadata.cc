@@ -1,5 +1,7 @@
 #include "daemon/retry_metadata.h"
 
+#include <algorithm>
+
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -750,11 +752,17 @@ absl::StatusOr<RetryMetadata> ReadRetryMetadata(const DecodedEntry& entry) {
 }
 
 std::optional<std::string> StripRetryMetadataKeys(absl::string_view body) {
+  static constexpr absl::string_view kKeys[] = {kRetryCountKey, kOriginalMessageIdKey};
+  return StripBodyKeys(body, kKeys);
+}
+
+std::optional<std::string> StripBodyKeys(absl::string_view body,
+                                         absl::Span<const absl::string_view> keys) {
   std::optional<JsonNode> object = ParseObjectBody(body);
   if (!object.has_value()) return std::nullopt;
   bool removed = false;
   for (size_t i = object->keys.size(); i-- > 0;) {
-    if (object->keys[i] == kRetryCountKey || object->keys[i] == kOriginalMessageIdKey) {
+    if (std::find(keys.begin(), keys.end(), object->keys[i]) != keys.end()) {
       object->keys.erase(object->keys.begin() + static_cast<std::ptrdiff_t>(i));
       object->children.erase(object->children.begin() + static_cast<std::ptrdiff_t>(i));
       removed = true;

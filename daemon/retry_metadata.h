@@ -51,6 +51,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "daemon/envelope.h"
 
 namespace redrive {
@@ -161,6 +162,12 @@ absl::StatusOr<std::string> WriteRetryDataValue(const DecodedEntry& entry,
 // PythonCompactJson does. nullopt when the body is not a JSON object or has
 // neither key (deliver it unchanged).
 std::optional<std::string> StripRetryMetadataKeys(absl::string_view body);
+
+// The JSON object `body` without the top-level `keys`, printed as
+// PythonCompactJson does; nullopt when the body is not a JSON object or has
+// none of them.
+std::optional<std::string> StripBodyKeys(absl::string_view body,
+                                         absl::Span<const absl::string_view> keys);
 
 // Provenance for a dead letter (R-D5), in EggAI's body keys.
 struct DeadLetterInfo {

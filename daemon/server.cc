@@ -85,7 +85,24 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config,
   s->engine_ = std::make_unique<DeliveryEngine>(std::move(engine));
   s->broker_ = std::make_unique<BrokerService>(*s->publisher_, *s->executor_, *s->engine_,
                                                config.key_style, config.instance_id);
-  s->admin_ = std::make_unique<AdminService>();
+  RedriveJobs::Options jobs;
+  jobs.redis = MakeRedisConnectionOptions(config, redis);
+  jobs.instance_id = config.instance_id;
+  jobs.max_redrives = config.max_redrives;
+  s->jobs_ = std::make_unique<RedriveJobs>(std::move(jobs));
+  AdminService::Options admin;
+  admin.key_style = config.key_style;
+  admin.instance_id = config.instance_id;
+  admin.auth_disabled = config.admin_auth_disabled;
+  admin.token = config.admin_token;
+  admin.max_redrives = config.max_redrives;
+  if (admin.auth_disabled) {
+    spdlog::warn("--admin-auth=disabled: Admin RPCs need no token (local development only)");
+  } else if (admin.token.empty()) {
+    spdlog::warn("no admin token configured: every Admin RPC is refused (UNAUTHENTICATED)");
+  }
+  s->admin_ = std::make_unique<AdminService>(std::move(admin), *s->executor_, *s->engine_,
+                                             *s->jobs_);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -164,6 +181,7 @@ void Server::Shutdown(absl::Duration grace) {
   engine_->Drain(grace);
   grpc_server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
   grpc_server_->Wait();
+  jobs_.reset();  // running jobs stay RUNNING in Redis: the next daemon resumes them
   if (health_server_ != nullptr) health_server_->Shutdown(absl::ToChronoTime(absl::Now()));
   executor_->Stop();
   engine_.reset();

@@ -51,6 +51,7 @@ class Server {
   std::unique_ptr<RedisExecutor> executor_;
   std::unique_ptr<Publisher> publisher_;
   std::unique_ptr<DeliveryEngine> engine_;
+  std::unique_ptr<RedriveJobs> jobs_;
   std::unique_ptr<BrokerService> broker_;
   std::unique_ptr<AdminService> admin_;
   std::unique_ptr<grpc::Server> grpc_server_;

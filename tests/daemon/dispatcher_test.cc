@@ -733,8 +733,10 @@ TEST_F(DispatcherTest, KeyThatIsNotAStreamFinishesWithFailedPrecondition) {
                                         HasSubstr("'orders' exists and is not a stream")));
   EXPECT_EQ(sink->finish_calls(), 1);
   EXPECT_THAT(sink->responses(), IsEmpty());  // no Registered
+  // The pause flag is read first; nothing is recorded in the handler registry.
   EXPECT_THAT(commands_->commands(),
-              ElementsAre(Command{"XGROUP", "CREATE", kStream, kHandler, "$", "MKSTREAM"}));
+              ElementsAre(Command{"HEXISTS", "{redrive}:paused", "orders billing"},
+                          Command{"XGROUP", "CREATE", kStream, kHandler, "$", "MKSTREAM"}));
   EXPECT_EQ(Handlers(), 0u);
   EXPECT_EQ(Watched(), 0u);
 }

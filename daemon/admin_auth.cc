@@ -1,0 +1,59 @@
+#include "daemon/admin_auth.h"
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/string_view.h"
+
+namespace redrive {
+namespace {
+
+// Constant time in the length of `expected`.
+bool SameToken(absl::string_view given, absl::string_view expected) {
+  unsigned char diff = given.size() == expected.size() ? 0 : 1;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    const unsigned char g = i < given.size() ? static_cast<unsigned char>(given[i]) : 0;
+    diff |= static_cast<unsigned char>(g ^ static_cast<unsigned char>(expected[i]));
+  }
+  return diff == 0;
+}
+
+}  // namespace
+
+grpc::Status AdminAuth::Check(
+    const std::multimap<grpc::string_ref, grpc::string_ref>& metadata) const {
+  if (disabled_) return grpc::Status::OK;
+  if (token_.empty()) {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                        "no admin token is configured on this daemon (set --admin-token-file "
+                        "or REDRIVE_ADMIN_TOKEN, or --admin-auth=disabled for local development)");
+  }
+  auto it = metadata.find("authorization");
+  if (it == metadata.end()) {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                        "missing 'authorization: Bearer <token>' metadata");
+  }
+  absl::string_view value(it->second.data(), it->second.size());
+  constexpr absl::string_view kBearer = "Bearer ";
+  if (value.size() < kBearer.size() ||
+      !absl::EqualsIgnoreCase(value.substr(0, kBearer.size()), kBearer)) {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                        "authorization metadata is not 'Bearer <token>'");
+  }
+  if (!SameToken(value.substr(kBearer.size()), token_)) {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "wrong admin token");
+  }
+  return grpc::Status::OK;
+}
+
+std::string AdminAuth::Operator(
+    const std::multimap<grpc::string_ref, grpc::string_ref>& metadata) {
+  auto it = metadata.find("x-redrive-operator");
+  if (it == metadata.end() || it->second.size() == 0 || it->second.size() > 64) return "unknown";
+  std::string name(it->second.data(), it->second.size());
+  for (char ch : name) {
+    if (ch < '!' || ch > '~') return "unknown";
+  }
+  return name;
+}
+
+}  // namespace redrive

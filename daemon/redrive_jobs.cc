@@ -1,0 +1,386 @@
+#include "daemon/redrive_jobs.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "absl/random/random.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "daemon/dead_letters.h"
+#include "daemon/move_scripts.h"
+#include "daemon/stream_entry.h"
+
+namespace redrive {
+namespace {
+
+constexpr size_t kIdsPerRead = 100;
+constexpr size_t kIdsPerPush = 1000;
+constexpr absl::Duration kErrorPause = absl::Milliseconds(500);
+
+using Hash = absl::flat_hash_map<std::string, std::string>;
+
+absl::StatusOr<Hash> ReadHash(RedisCommander& redis, const std::string& key) {
+  absl::StatusOr<RedisReply> r = redis.Command({"HGETALL", key});
+  if (!r.ok()) return r.status();
+  if (r->is_error()) return r->ErrorStatus();
+  Hash out;
+  for (size_t i = 0; i + 1 < r->elements.size(); i += 2) {
+    out[r->elements[i].str] = r->elements[i + 1].str;
+  }
+  return out;
+}
+
+std::string Field(const Hash& h, const char* key) {
+  auto it = h.find(key);
+  return it == h.end() ? std::string() : it->second;
+}
+
+uint64_t GetUint(const Hash& h, const char* key) {
+  uint64_t n = 0;
+  (void)absl::SimpleAtoi(Field(h, key), &n);
+  return n;
+}
+
+v1::RedriveJob::State StateOf(absl::string_view s) {
+  if (s == "PENDING") return v1::RedriveJob::PENDING;
+  if (s == "RUNNING") return v1::RedriveJob::RUNNING;
+  if (s == "SUCCEEDED") return v1::RedriveJob::SUCCEEDED;
+  if (s == "CANCELLED") return v1::RedriveJob::CANCELLED;
+  if (s == "FAILED") return v1::RedriveJob::FAILED;
+  return v1::RedriveJob::STATE_UNSPECIFIED;
+}
+
+v1::RedriveJob JobOf(const std::string& id, const Hash& h) {
+  v1::RedriveJob job;
+  job.set_job_id(id);
+  job.set_state(StateOf(Field(h, "state")));
+  job.mutable_handler()->set_channel(Field(h, "channel"));
+  job.mutable_handler()->set_handler_id(Field(h, "handler_id"));
+  job.mutable_target()->set_kind(static_cast<v1::RedriveTarget::Kind>(GetUint(h, "target_kind")));
+  job.mutable_target()->set_channel(Field(h, "target_channel"));
+  job.set_total(GetUint(h, "total"));
+  job.set_moved(GetUint(h, "moved"));
+  job.set_skipped(GetUint(h, "skipped"));
+  job.set_failed(GetUint(h, "failed"));
+  job.set_created_unix_ms(static_cast<int64_t>(GetUint(h, "created_ms")));
+  job.set_updated_unix_ms(static_cast<int64_t>(GetUint(h, "updated_ms")));
+  job.set_error(Field(h, "error"));
+  job.set_rate_per_second(static_cast<uint32_t>(GetUint(h, "rate")));
+  return job;
+}
+
+absl::StatusOr<int64_t> Transition(RedisCommander& redis, const std::string& job_id,
+                                   const std::string& op, const std::string& owner,
+                                   const std::string& arg, const std::string& error,
+                                   absl::Duration expire) {
+  absl::StatusOr<RedisReply> r = RunScript(
+      redis, JobTransitionScript(), {RedriveJobKey(job_id), RedriveJobIdsKey(job_id)},
+      {op, owner, arg, error, absl::StrCat(absl::ToInt64Milliseconds(expire))});
+  if (!r.ok()) return r.status();
+  if (!r->is_integer()) return absl::InternalError("unexpected job transition reply");
+  return r->integer;
+}
+
+}  // namespace
+
+bool RedriveJobs::IsValidJobId(absl::string_view id) {
+  return id.size() == 16 && id.find_first_not_of("0123456789abcdef") == absl::string_view::npos;
+}
+
+RedriveJobs::RedriveJobs(Options options) : options_(std::move(options)) {
+  absl::BitGen gen;
+  owner_ = absl::StrCat(options_.instance_id, ":", absl::StrFormat("%08x", absl::Uniform<uint32_t>(gen)));
+  scanner_ = std::thread([this] { ScanLoop(); });
+}
+
+RedriveJobs::~RedriveJobs() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  scanner_.join();
+  absl::flat_hash_map<std::string, std::unique_ptr<Running>> running;
+  {
+    absl::MutexLock lock(&mu_);
+    running.swap(running_);
+  }
+  for (auto& [id, r] : running) r->thread.join();
+}
+
+bool RedriveJobs::SleepUntil(absl::Time until) {
+  absl::MutexLock lock(&mu_);
+  mu_.AwaitWithDeadline(absl::Condition(&stopping_), until);
+  return !stopping_;
+}
+
+void RedriveJobs::ReapLocked() {
+  for (auto it = running_.begin(); it != running_.end();) {
+    if (it->second->done.load()) {
+      it->second->thread.join();
+      running_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+}
+
+bool RedriveJobs::Launch(const std::string& job_id, const std::string& owner) {
+  ReapLocked();
+  if (stopping_ || running_.contains(job_id)) return false;
+  auto r = std::make_unique<Running>();
+  Running* raw = r.get();
+  r->thread = std::thread([this, job_id, owner, raw] {
+    Run(job_id, owner);
+    raw->done.store(true);
+  });
+  running_[job_id] = std::move(r);
+  return true;
+}
+
+absl::StatusOr<v1::RedriveJob> RedriveJobs::Start(RedisCommander& redis,
+                                                  const RedriveJobSpec& spec,
+                                                  const std::vector<std::string>& ids) {
+  {
+    absl::MutexLock lock(&mu_);
+    ReapLocked();
+    if (stopping_) return absl::UnavailableError("redrived is shutting down");
+    if (running_.size() >= options_.max_running) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat(running_.size(), " redrive jobs run on this daemon already (at most ",
+                       options_.max_running, "); wait for one to end or cancel one"));
+    }
+  }
+  absl::BitGen gen;
+  const std::string job_id = absl::StrFormat("%016x", absl::Uniform<uint64_t>(gen));
+  const std::string key = RedriveJobKey(job_id);
+  const std::string ids_key = RedriveJobIdsKey(job_id);
+  const std::string now = absl::StrCat(absl::ToUnixMillis(absl::Now()));
+  // Everything in one transaction: a job exists whole or not at all.
+  std::vector<RedisArgv> commands;
+  commands.push_back({"MULTI"});
+  for (size_t i = 0; i < ids.size(); i += kIdsPerPush) {
+    RedisArgv push = {"RPUSH", ids_key};
+    for (size_t j = i; j < std::min(ids.size(), i + kIdsPerPush); ++j) push.push_back(ids[j]);
+    commands.push_back(std::move(push));
+  }
+  const std::string kind = absl::StrCat(static_cast<int>(spec.target.kind()));
+  const std::string total = absl::StrCat(ids.size());
+  const std::string rate = absl::StrCat(spec.rate_per_second);
+  commands.push_back({"HSET", key, "channel", spec.handler.channel(), "handler_id",
+                      spec.handler.handler_id(), "target_kind", kind, "target_channel",
+                      spec.target.channel(), "dlq", spec.dlq_stream, "target_stream",
+                      spec.target_stream, "target_group", spec.target_group, "reset",
+                      spec.reset_attempts ? "1" : "0", "include_quarantined",
+                      spec.include_quarantined ? "1" : "0", "rate", rate, "state", "RUNNING",
+                      "owner", owner_, "heartbeat_ms", now, "cursor", "0", "total", total,
+                      "moved", "0", "skipped", "0", "failed", "0", "created_ms", now,
+                      "updated_ms", now, "error", ""});
+  commands.push_back({"ZADD", kRedriveJobsKey, now, job_id});
+  commands.push_back({"EXEC"});
+  absl::StatusOr<std::vector<RedisReply>> replies = redis.Pipeline(commands);
+  if (!replies.ok()) return replies.status();
+  const RedisReply& exec = replies->back();
+  if (exec.is_error() || !exec.is_array()) {
+    return absl::InternalError(absl::StrCat("creating the job failed: ", exec.DebugString()));
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    Launch(job_id, owner_);
+  }
+  spdlog::info("redrive job {} started: {} dead letters of '{}' on '{}' to {} (rate {}/s)",
+               job_id, ids.size(), spec.handler.handler_id(), spec.handler.channel(),
+               spec.target_stream, spec.rate_per_second);
+  return Get(redis, job_id);
+}
+
+absl::StatusOr<v1::RedriveJob> RedriveJobs::Get(RedisCommander& redis, const std::string& job_id) {
+  absl::StatusOr<Hash> h = ReadHash(redis, RedriveJobKey(job_id));
+  if (!h.ok()) return h.status();
+  if (h->empty()) return absl::NotFoundError(absl::StrCat("no redrive job ", job_id));
+  return JobOf(job_id, *h);
+}
+
+absl::StatusOr<v1::RedriveJob> RedriveJobs::Cancel(RedisCommander& redis,
+                                                   const std::string& job_id) {
+  absl::StatusOr<int64_t> r =
+      Transition(redis, job_id, "cancel", owner_, "", "", options_.retention);
+  if (!r.ok()) return r.status();
+  if (*r == -1) return absl::NotFoundError(absl::StrCat("no redrive job ", job_id));
+  absl::StatusOr<v1::RedriveJob> job = Get(redis, job_id);
+  if (!job.ok()) return job.status();
+  if (*r == 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "redrive job ", job_id, " already ended (", v1::RedriveJob::State_Name(job->state()), ")"));
+  }
+  spdlog::info("redrive job {} cancelled after {} moved", job_id, job->moved());
+  return job;
+}
+
+void RedriveJobs::Run(std::string job_id, std::string owner) {
+  RedisConnection redis(options_.redis);
+  const std::string key = RedriveJobKey(job_id);
+  const std::string ids_key = RedriveJobIdsKey(job_id);
+  Hash h;
+  while (true) {
+    absl::StatusOr<Hash> read = ReadHash(redis, key);
+    if (read.ok()) {
+      h = *std::move(read);
+      break;
+    }
+    if (!SleepUntil(absl::Now() + kErrorPause)) return;
+  }
+  if (Field(h, "state") != "RUNNING") return;
+  const std::string dlq = Field(h, "dlq");
+  const std::string target = Field(h, "target_stream");
+  const std::string target_group = Field(h, "target_group");
+  const bool to_handler = !target_group.empty();
+  const bool reset = Field(h, "reset") == "1";
+  const bool include_quarantined = Field(h, "include_quarantined") == "1";
+  const uint64_t rate = GetUint(h, "rate");
+  uint64_t cursor = GetUint(h, "cursor");
+  absl::Time start = absl::Now();
+  uint64_t paced = 0;
+  absl::Time last_beat = absl::Now();
+  auto finish = [&](const std::string& state, const std::string& error) {
+    absl::StatusOr<int64_t> r =
+        Transition(redis, job_id, "finish", owner, state, error, options_.retention);
+    if (r.ok() && *r == 1) {
+      absl::StatusOr<Hash> end = ReadHash(redis, key);
+      if (end.ok()) {
+        spdlog::info("redrive job {} {}: moved {}, skipped {}, failed {}", job_id, state,
+                     Field(*end, "moved"), Field(*end, "skipped"), Field(*end, "failed"));
+      }
+    }
+  };
+  while (true) {
+    absl::StatusOr<RedisReply> list = redis.Command(
+        {"LRANGE", ids_key, absl::StrCat(cursor), absl::StrCat(cursor + kIdsPerRead - 1)});
+    if (!list.ok() || list->is_error()) {
+      if (!SleepUntil(absl::Now() + kErrorPause)) return;
+      continue;
+    }
+    if (list->elements.empty()) {
+      finish("SUCCEEDED", "");
+      return;
+    }
+    for (const RedisReply& element : list->elements) {
+      const std::string& id = element.str;
+      if (rate > 0) {
+        absl::Time due = start + absl::Seconds(1) * static_cast<double>(paced) /
+                                     static_cast<double>(rate);
+        if (due < absl::Now() - absl::Seconds(1)) {  // after a stall: no burst
+          start = absl::Now();
+          paced = 0;
+          due = start;
+        }
+        if (!SleepUntil(due)) return;
+      } else if (!SleepUntil(absl::InfinitePast())) {
+        return;
+      }
+      if (absl::Now() - last_beat >= options_.heartbeat) {
+        absl::StatusOr<int64_t> beat =
+            Transition(redis, job_id, "heartbeat", owner, "", "", options_.retention);
+        if (beat.ok() && *beat != 1) return;  // cancelled or taken over
+        last_beat = absl::Now();
+      }
+      while (true) {
+        std::vector<std::string> missing;
+        absl::StatusOr<std::vector<StreamEntry>> found =
+            FetchDeadLetters(redis, dlq, {id}, &missing);
+        if (!found.ok()) {
+          if (absl::IsUnavailable(found.status())) {
+            if (!SleepUntil(absl::Now() + kErrorPause)) return;
+            continue;
+          }
+          finish("FAILED", std::string(found.status().message()));
+          return;
+        }
+        std::string action = "move";
+        std::vector<std::string> args = {owner, absl::StrCat(cursor), id, "", target_group};
+        if (!found->empty()) {
+          const StreamEntry& e = found->front();
+          const v1::DeadLetter d = DecodeDeadLetter(e, 0, options_.max_redrives);
+          if (d.quarantined() && !include_quarantined) {
+            action = "skipped";
+          } else {
+            absl::StatusOr<FieldList> fields = RedriveFields(e, to_handler, reset);
+            if (!fields.ok()) {
+              spdlog::warn("redrive job {}: dead letter {} left in place: {}", job_id, id,
+                           std::string(fields.status().message()));
+              action = "failed";
+            } else {
+              for (auto& [n, v] : *fields) {
+                args.push_back(std::move(n));
+                args.push_back(std::move(v));
+              }
+            }
+          }
+        }
+        if (action != "move") args.resize(5);
+        args[3] = action;
+        absl::StatusOr<RedisReply> r =
+            RunScript(redis, RedriveStepScript(), {key, dlq, target}, args);
+        if (!r.ok()) {
+          if (absl::IsUnavailable(r.status())) {
+            // The step may or may not have run: the cursor tells (-2 next).
+            if (!SleepUntil(absl::Now() + kErrorPause)) return;
+            absl::StatusOr<Hash> now = ReadHash(redis, key);
+            if (now.ok() && GetUint(*now, "cursor") == cursor + 1) break;
+            continue;
+          }
+          finish("FAILED", std::string(r.status().message()));
+          return;
+        }
+        if (r->is_integer() && r->integer < 0) return;  // cancelled, taken over
+        break;
+      }
+      ++cursor;
+      ++paced;
+      last_beat = absl::Now();
+    }
+  }
+}
+
+void RedriveJobs::ScanLoop() {
+  RedisConnection redis(options_.redis);
+  while (SleepUntil(absl::Now() + options_.scan_interval)) ResumeStale(redis);
+}
+
+void RedriveJobs::ResumeStale(RedisCommander& redis) {
+  absl::StatusOr<RedisReply> ids = redis.Command({"ZRANGE", kRedriveJobsKey, "0", "-1"});
+  if (!ids.ok() || !ids->is_array() || ids->elements.empty()) return;
+  std::vector<RedisArgv> commands;
+  for (const RedisReply& id : ids->elements) {
+    commands.push_back({"HGET", RedriveJobKey(id.str), "state"});
+  }
+  absl::StatusOr<std::vector<RedisReply>> states = redis.Pipeline(commands);
+  if (!states.ok()) return;
+  for (size_t i = 0; i < states->size(); ++i) {
+    const std::string& job_id = ids->elements[i].str;
+    const RedisReply& state = (*states)[i];
+    if (state.is_nil()) {
+      (void)redis.Command({"ZREM", kRedriveJobsKey, job_id});  // expired
+      continue;
+    }
+    if (state.str != "RUNNING") continue;
+    {
+      absl::MutexLock lock(&mu_);
+      ReapLocked();
+      if (stopping_ || running_.contains(job_id) || running_.size() >= options_.max_running) {
+        continue;
+      }
+    }
+    absl::StatusOr<int64_t> claimed =
+        Transition(redis, job_id, "claim", owner_,
+                   absl::StrCat(absl::ToInt64Milliseconds(options_.takeover_after)), "",
+                   options_.retention);
+    if (!claimed.ok() || *claimed != 1) continue;
+    spdlog::info("redrive job {}: resumed here (its daemon stopped)", job_id);
+    absl::MutexLock lock(&mu_);
+    Launch(job_id, owner_);
+  }
+}
+
+}  // namespace redrive
