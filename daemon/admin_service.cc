@@ -111,8 +111,9 @@ void AdminService::Audit(grpc::CallbackServerContext* context, absl::string_view
 absl::Status AdminService::CheckKnown(RedisCommander& redis, const v1::HandlerRef& handler) const {
   const HandlerKeys keys = MakeHandlerKeys(handler.channel(), handler.handler_id(),
                                            options_.key_style);
+  const std::string field = RegistryField(handler.channel(), handler.handler_id());
   std::vector<RedisArgv> commands = {
-      {"HEXISTS", kHandlersRegistryKey, RegistryField(handler.channel(), handler.handler_id())},
+      {"HEXISTS", kHandlersRegistryKey, field},
       {"EXISTS", keys.dlq_stream, keys.retry_stream},
       {"XINFO", "GROUPS", keys.stream}};
   absl::StatusOr<std::vector<RedisReply>> r = redis.Pipeline(commands);
@@ -131,6 +132,7 @@ absl::StatusOr<v1::HandlerInfo> AdminService::Describe(RedisCommander& redis,
                                                        const v1::Registered* registered) const {
   const HandlerKeys keys = MakeHandlerKeys(handler.channel(), handler.handler_id(),
                                            options_.key_style);
+  const std::string field = RegistryField(handler.channel(), handler.handler_id());
   std::vector<RedisArgv> commands = {
       {"XINFO", "GROUPS", keys.stream},
       {"XINFO", "GROUPS", keys.retry_stream},
@@ -138,7 +140,7 @@ absl::StatusOr<v1::HandlerInfo> AdminService::Describe(RedisCommander& redis,
       {"ZCARD", keys.due_zset},
       {"XLEN", keys.dlq_stream},
       {"XRANGE", keys.dlq_stream, "-", "+", "COUNT", "1"},
-      {"HEXISTS", kPausedHandlersKey, RegistryField(handler.channel(), handler.handler_id())},
+      {"HEXISTS", kPausedHandlersKey, field},
       {"TIME"}};
   absl::StatusOr<std::vector<RedisReply>> r = redis.Pipeline(commands);
   if (!r.ok()) return r.status();

@@ -350,11 +350,16 @@ void RedriveJobs::ScanLoop() {
 
 void RedriveJobs::ResumeStale(RedisCommander& redis) {
   absl::StatusOr<RedisReply> ids = redis.Command({"ZRANGE", kRedriveJobsKey, "0", "-1"});
-  if (!ids.ok() || !ids->is_array() || ids->elements.empty()) return;
-  std::vector<RedisArgv> commands;
-  for (const RedisReply& id : ids->elements) {
-    commands.push_back({"HGET", RedriveJobKey(id.str), "state"});
+  if (!ids.ok() || !ids->is_array() || ids->elements.empty()) {
+    spdlog::debug("redrive jobs scan: {}", ids.ok() ? ids->DebugString() : std::string(ids.status().message()));
+    return;
   }
+  // RedisArgv holds views: the keys must outlive the pipeline.
+  std::vector<std::string> keys;
+  keys.reserve(ids->elements.size());
+  for (const RedisReply& id : ids->elements) keys.push_back(RedriveJobKey(id.str));
+  std::vector<RedisArgv> commands;
+  for (const std::string& key : keys) commands.push_back({"HGET", key, "state"});
   absl::StatusOr<std::vector<RedisReply>> states = redis.Pipeline(commands);
   if (!states.ok()) return;
   for (size_t i = 0; i < states->size(); ++i) {
@@ -376,7 +381,11 @@ void RedriveJobs::ResumeStale(RedisCommander& redis) {
         Transition(redis, job_id, "claim", owner_,
                    absl::StrCat(absl::ToInt64Milliseconds(options_.takeover_after)), "",
                    options_.retention);
-    if (!claimed.ok() || *claimed != 1) continue;
+    if (!claimed.ok() || *claimed != 1) {
+      spdlog::debug("redrive job {}: not claimed ({})", job_id,
+                    claimed.ok() ? absl::StrCat(*claimed) : std::string(claimed.status().message()));
+      continue;
+    }
     spdlog::info("redrive job {}: resumed here (its daemon stopped)", job_id);
     absl::MutexLock lock(&mu_);
     Launch(job_id, owner_);

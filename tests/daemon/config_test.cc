@@ -151,5 +151,44 @@ TEST(ConfigTest, HelpListsEveryOptionWithVariableAndDefault) {
   }
 }
 
+TEST(ConfigTest, AdminTokenFromEnvironmentOrFileAndAuthSwitch) {
+  absl::StatusOr<Config> c = Parse({});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(c->admin_auth_disabled);
+  EXPECT_EQ(c->admin_token, "");
+  EXPECT_EQ(c->max_redrives, 5u);
+
+  c = Parse({}, {{"REDRIVE_ADMIN_TOKEN", "env-token-0123456789"}});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->admin_token, "env-token-0123456789");
+
+  const std::string path = ::testing::TempDir() + "/admin-token";
+  { std::ofstream(path) << "file-token-0123456789\n"; }
+  c = Parse({"--admin-token-file=" + path}, {{"REDRIVE_ADMIN_TOKEN", "env-token-0123456789"}});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->admin_token, "file-token-0123456789");  // the file wins, newline dropped
+  std::remove(path.c_str());
+
+  c = Parse({"--admin-auth=disabled", "--max-redrives=9"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->admin_auth_disabled);
+  EXPECT_EQ(c->max_redrives, 9u);
+}
+
+TEST(ConfigTest, AdminOptionsOutOfRangeAreRejected) {
+  EXPECT_THAT(Parse({"--admin-auth=maybe"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--admin-auth")));
+  EXPECT_THAT(Parse({"--admin-token-file=/nonexistent/token"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("cannot read")));
+  EXPECT_THAT(Parse({}, {{"REDRIVE_ADMIN_TOKEN", "short"}}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("16..4096")));
+  EXPECT_THAT(Parse({}, {{"REDRIVE_ADMIN_TOKEN", "has a space in it 0123"}}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("printable")));
+  EXPECT_THAT(Parse({"--max-redrives=0"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("1..1000")));
+  EXPECT_THAT(Parse({"--max-redrives=1001"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("1..1000")));
+}
+
 }  // namespace
 }  // namespace redrive

@@ -151,13 +151,15 @@ TEST_F(DaemonTest, BadInputGetsExactStatusAndDaemonKeepsServing) {
   EXPECT_EQ(conn->Command({"XLEN", "orders"})->integer, 1);
 }
 
-TEST_F(DaemonTest, AdminRpcsAnswerUnimplementedUntilTheirIssue) {
-  StartAll();
+TEST_F(DaemonTest, AdminRpcsAreRefusedWithoutAConfiguredToken) {
+  StartAll();  // no --admin-token-file, no REDRIVE_ADMIN_TOKEN
   grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", "Bearer some-token-0123456789");
   v1::ListHandlersRequest req;
   v1::ListHandlersResponse resp;
   EXPECT_EQ(client_->admin().ListHandlers(&ctx, req, &resp).error_code(),
-            grpc::StatusCode::UNIMPLEMENTED);
+            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_THAT(client_->Publish("orders", "still serving"), IsOk());
 }
 
 TEST_F(DaemonTest, ServesOnUnixSocketToo) {

@@ -391,7 +391,7 @@ TEST_F(RetryTest, Issue225HandlerFailuresStayWithTheirHandler) {
                          R"(","_dlq_reason":"max_retries","_dlq_retries":"2"})"));
 
   // B has no retry or DLQ key; nothing else exists.
-  EXPECT_THAT(Keys(), ElementsAre("orders", "orders.A.dlq", "orders.A.retry"));
+  EXPECT_THAT(Keys(), ElementsAre("orders", "orders.A.dlq", "orders.A.retry", "{redrive}:handlers"));
   EXPECT_THAT(RetryRetryKeys(), ElementsAre());
   EXPECT_EQ(Pending(ch, "A"), 0);
   EXPECT_EQ(Pending(ch, "B"), 0);
@@ -465,7 +465,7 @@ TEST_F(RetryTest, BackoffTimingAndNackDelayOverride) {
     return Pending(ch, "h") == 0 && Pending("timed.h.retry", "h-retry") == 0 &&
            !Exists("timed.h.retry.due");
   }));
-  EXPECT_THAT(Keys(), ElementsAre("timed", "timed.h.retry"));
+  EXPECT_THAT(Keys(), ElementsAre("timed", "timed.h.retry", "{redrive}:handlers"));
   EXPECT_EQ(XLen("timed.h.retry"), 4);
 }
 
@@ -526,7 +526,7 @@ TEST_F(RetryTest, LeaseExpiryRetriesThroughTheRetryStreamAndExtendKeeps) {
            !Exists("leased.h.retry.due");
   }));
   EXPECT_TRUE(sub->notices().empty()) << sub->notices()[0].message();
-  EXPECT_THAT(Keys(), ElementsAre("leased", "leased.h.retry"));
+  EXPECT_THAT(Keys(), ElementsAre("leased", "leased.h.retry", "{redrive}:handlers"));
   const std::vector<StreamEntry> retries = XRange("leased.h.retry");
   ASSERT_EQ(retries.size(), 1u);
   EXPECT_EQ(Data(retries[0]).body, "idle");
@@ -784,7 +784,7 @@ TEST_F(RetryTest, TwoDaemonsRacingOnOneHandlerMoveEachRetryOnce) {
     EXPECT_EQ((per_key[{id, "1"}]), 1) << id;
     EXPECT_EQ((per_key[{id, "2"}]), 1) << id;
   }
-  EXPECT_THAT(Keys(), ElementsAre("race", "race.h.dlq", "race.h.retry"));
+  EXPECT_THAT(Keys(), ElementsAre("race", "race.h.dlq", "race.h.retry", "{redrive}:handlers"));
 }
 
 TEST_F(RetryTest, OrphansOfAKilledDaemonAreSweptByTheOtherAsAttemptTwo) {
@@ -831,7 +831,7 @@ TEST_F(RetryTest, OrphansOfAKilledDaemonAreSweptByTheOtherAsAttemptTwo) {
   // Window: nothing is delivered twice.
   EXPECT_FALSE(taker->WaitForDeliveries(6, absl::Milliseconds(300)));
   EXPECT_EQ(XLen("orphans.h.retry"), 5);
-  EXPECT_THAT(Keys(), ElementsAre("orphans", "orphans.h.retry"));
+  EXPECT_THAT(Keys(), ElementsAre("orphans", "orphans.h.retry", "{redrive}:handlers"));
 }
 
 // ---------------------------------------------------------------------------
@@ -938,7 +938,7 @@ TEST_F(RetryTest, PoisonGoesToTheDlqRawAndNeverBlocks) {
     ASSERT_TRUE(absl::Base64Unescape(body.value("_dlq_raw_b64", ""), &raw));
     EXPECT_EQ(raw, x.raw) << i;
   }
-  EXPECT_THAT(Keys(), ElementsAre("poisoned", "poisoned.p.dlq", "poisoned.p.retry"));
+  EXPECT_THAT(Keys(), ElementsAre("poisoned", "poisoned.p.dlq", "poisoned.p.retry", "{redrive}:handlers"));
 }
 
 // ---------------------------------------------------------------------------
@@ -1017,7 +1017,7 @@ TEST_F(RetryTest, CrashingMessageIsDeadLetteredAsDisconnected) {
   ASSERT_EQ(history.size(), 3u) << history.dump();
   for (const json& h : history) EXPECT_EQ(h.value("outcome", ""), "disconnected");
   EXPECT_EQ(XLen("crashing.h.retry"), 2);
-  EXPECT_THAT(Keys(), ElementsAre("crashing", "crashing.h.dlq", "crashing.h.retry"));
+  EXPECT_THAT(Keys(), ElementsAre("crashing", "crashing.h.dlq", "crashing.h.retry", "{redrive}:handlers"));
 }
 
 // ---------------------------------------------------------------------------
@@ -1055,7 +1055,7 @@ TEST_F(RetryTest, TerminateDeadLettersAtOnce) {
   EXPECT_EQ(body.value("_dlq_reason", ""), "terminated");
   EXPECT_EQ(body.value("_dlq_retries", ""), "0");
   EXPECT_EQ(body.value("_original_message_id", ""), ids[0]);
-  EXPECT_THAT(Keys(), ElementsAre("terminal", "terminal.h.dlq"));
+  EXPECT_THAT(Keys(), ElementsAre("terminal", "terminal.h.dlq", "{redrive}:handlers"));
 }
 
 }  // namespace

@@ -108,7 +108,7 @@ TEST_F(SubscribeTest, RegisteredReplyCarriesEffectiveSettingsAndExactNames) {
   EXPECT_EQ(r.names().consumer(), "order-service-handle_order-1-a");
   // Only the main stream exists (created with the group); retry and DLQ
   // streams appear when something is retried or dead-lettered.
-  EXPECT_THAT(Keys(), ElementsAre("eggai.orders"));
+  EXPECT_THAT(Keys(), ElementsAre("eggai.orders", "{redrive}:handlers"));
 }
 
 TEST_F(SubscribeTest, TwoHandlerIdsEachReceiveEveryMessageExactlyOnce) {
@@ -126,7 +126,7 @@ TEST_F(SubscribeTest, TwoHandlerIdsEachReceiveEveryMessageExactlyOnce) {
   ASSERT_TRUE(WaitFor([&] { return Pending("orders", "handler-b") == 0; }));
   EXPECT_EQ(a->delivery_count(), 50u);
   EXPECT_EQ(b->delivery_count(), 50u);
-  EXPECT_THAT(Keys(), ElementsAre("orders"));
+  EXPECT_THAT(Keys(), ElementsAre("orders", "{redrive}:handlers"));
 }
 
 TEST_F(SubscribeTest, TwoStreamsOfOneHandlerShareTheWork) {
@@ -437,7 +437,7 @@ TEST_F(SubscribeTest, RegistrationErrorsHaveExactStatusAndDaemonKeepsServing) {
   auto ok = Subscribe(RegisterFor("orders", "after-errors"));
   PublishN("orders", 1);
   ASSERT_TRUE(ok->WaitForDeliveries(1));
-  EXPECT_THAT(Keys(), ElementsAre("not-a-stream", "orders"));
+  EXPECT_THAT(Keys(), ElementsAre("not-a-stream", "orders", "{redrive}:handlers"));
 }
 
 TEST_F(SubscribeTest, TooManyVerbsInOneMessageIsInvalidArgument) {

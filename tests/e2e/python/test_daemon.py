@@ -145,11 +145,13 @@ def test_bad_input_exact_status(redis, daemon_factory, request_, code, needle):
     assert redis.client()("XLEN", "orders") == 1
 
 
-def test_admin_rpcs_are_unimplemented_until_their_issue(daemon):
+def test_admin_rpcs_are_refused_without_a_configured_token(daemon):
     stub = admin_pb2_grpc.AdminStub(daemon.channel)
     with pytest.raises(grpc.RpcError) as err:
-        stub.CountDeadLetters(admin_pb2.CountDeadLettersRequest(), timeout=10)
-    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        stub.CountDeadLetters(admin_pb2.CountDeadLettersRequest(), timeout=10,
+                              metadata=[("authorization", "Bearer some-token-0123456789")])
+    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "no admin token is configured" in err.value.details()
 
 
 def test_sigterm_exits_zero(daemon):

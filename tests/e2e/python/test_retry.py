@@ -26,6 +26,8 @@ CH = "py.orders"
 RETRY = "py.orders.A.retry"
 DLQ = "py.orders.A.dlq"
 DUE = "py.orders.A.retry.due"
+# Every registration records its handler here (the Admin service lists it).
+REGISTRY = "{redrive}:handlers"
 
 MAGIC = b"\x89BIN\r\n\x1a\n"
 
@@ -218,7 +220,7 @@ def test_issue_225_failures_of_a_stay_with_a_and_end_in_its_dlq(
                                    "_dlq_retries"])
 
     # B has no retry or DLQ key; nothing else exists.
-    assert set(keys(redis)) == {CH, RETRY, DLQ}
+    assert set(keys(redis)) == {CH, RETRY, DLQ, REGISTRY}
     assert [k for k in keys(redis) if k.endswith(".retry.retry")] == []
     assert all_pending(r) == {(CH, "A"): 0, (CH, "B"): 0, (RETRY, "A-retry"): 0}
 
@@ -255,7 +257,7 @@ def test_retry_entry_written_by_eggai_is_delivered_as_attempt_4(
     assert wait_for(lambda: pending(redis, RETRY, "A-retry") == 0, WAIT)
     assert not a.wait_deliveries(2, timeout=WINDOW)  # WINDOW: nothing else comes
     assert pending(redis, CH, "A") == 0
-    assert set(keys(redis)) == {CH, RETRY}
+    assert set(keys(redis)) == {CH, RETRY, REGISTRY}
 
 
 # ------------------------------------------------ 3. TERMINATE
@@ -284,7 +286,7 @@ def test_terminate_dead_letters_at_once_with_the_reason(redis, daemon_factory, s
     assert body["_dlq_reason"] == "terminated"
     assert body["_dlq_retries"] == "0"
     assert body["_original_message_id"] == main_id
-    assert set(keys(redis)) == {CH, DLQ}
+    assert set(keys(redis)) == {CH, DLQ, REGISTRY}
     assert all_pending(r) == {(CH, "A"): 0}
 
 
@@ -332,7 +334,7 @@ def test_poison_goes_to_the_dlq_and_never_blocks(redis, daemon_factory, subscrib
         assert body["_dlq_retries"] == "0"
         assert body["_retry_count"] == "0"
         assert body["_original_message_id"] == source_id
-    assert set(keys(redis)) == {CH, DLQ}
+    assert set(keys(redis)) == {CH, DLQ, REGISTRY}
     assert all_pending(r) == {(CH, "A"): 0}
 
 
@@ -367,11 +369,11 @@ def test_invalid_verbs_get_notices_and_lose_nothing(redis, daemon_factory, subsc
     # The delivery is still in flight: nothing was retried or dead-lettered.
     assert not a.wait_deliveries(2, timeout=WINDOW)  # WINDOW: no redelivery
     assert pending(redis, CH, "A") == 1
-    assert set(keys(redis)) == {CH}
+    assert set(keys(redis)) == {CH, REGISTRY}
 
     a.ack([did])
     assert wait_for(lambda: pending(redis, CH, "A") == 0, WAIT)
     assert not a.wait_notices(len(invalid) + 1, timeout=WINDOW)  # the ACK was accepted
     assert len(a.snapshot()) == 1
     assert a.snapshot()[0].entry_id == main_id
-    assert set(keys(redis)) == {CH}
+    assert set(keys(redis)) == {CH, REGISTRY}

@@ -181,7 +181,7 @@ def test_register_replies_with_exact_redis_names(redis, daemon_factory, subscrib
     groups = redis.client()("XINFO", "GROUPS", "eggai.orders")
     assert [dict(zip(g[::2], g[1::2]))[b"name"] for g in groups] == [
         b"order-service-handle_order-1"]
-    assert keys(redis) == ["eggai.orders"]
+    assert keys(redis) == ["eggai.orders", "{redrive}:handlers"]
 
 
 def test_twenty_published_arrive_in_order_and_acks_clear_pending(redis, daemon, subscribers):
@@ -203,7 +203,7 @@ def test_twenty_published_arrive_in_order_and_acks_clear_pending(redis, daemon, 
     sub.ack([got[0].delivery_id])
     assert not sub.wait_notices(1, timeout=0.3)
     assert len(sub.snapshot()) == 20
-    assert keys(redis) == ["orders"]
+    assert keys(redis) == ["orders", "{redrive}:handlers"]
 
 
 def test_two_handler_ids_each_get_every_message_once(redis, daemon, subscribers):
@@ -220,7 +220,7 @@ def test_two_handler_ids_each_get_every_message_once(redis, daemon, subscribers)
     assert b.payloads() == payloads
     for sub in (a, b):
         assert [d.attempt for d in sub.snapshot()] == [1] * 30
-    assert keys(redis) == ["orders"]
+    assert keys(redis) == ["orders", "{redrive}:handlers"]
 
 
 def test_cancelled_call_hands_its_unacked_deliveries_to_another_stream(
