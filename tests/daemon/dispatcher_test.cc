@@ -42,6 +42,7 @@
 #include "tests/fakes/fake_session_sink.h"
 #include "tests/testing/envelope_bytes.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/wait.h"
 
 namespace redrive {
 namespace {
@@ -128,6 +129,15 @@ class FakeRedisServer {
     absl::MutexLock lock(&mu_);
     wrong_type_ = true;
   }
+  // {redrive}:paused as another daemon's Admin service left it.
+  void SetPausedInRedis(const std::string& field, bool paused) {
+    absl::MutexLock lock(&mu_);
+    if (paused) {
+      paused_.insert(field);
+    } else {
+      paused_.erase(field);
+    }
+  }
   // XGROUP CREATE answers this error from now on.
   void FailGroupCreate(std::string error) {
     absl::MutexLock lock(&mu_);
@@ -172,6 +182,17 @@ class FakeRedisServer {
     absl::MutexLock lock(&mu_);
     const std::string& kind = c.front();
     if (kind == "XGROUP" && c.size() == 6 && c[1] == "CREATE") return GroupCreate(c);
+    if (kind == "HEXISTS" && c[1] == kPausedHandlersKey) {
+      return RedisReply::Integer(paused_.contains(c[2]) ? 1 : 0);
+    }
+    if (kind == "HGETALL" && c[1] == kPausedHandlersKey) {
+      std::vector<RedisReply> out;
+      for (const std::string& f : paused_) {
+        out.push_back(RedisReply::String(f));
+        out.push_back(RedisReply::String("1"));
+      }
+      return RedisReply::Array(std::move(out));
+    }
     if (kind == "XREADGROUP") return ReadGroup(c);
     if (kind == "XREVRANGE") {
       if (entries_.empty()) return RedisReply::Array({});
@@ -354,6 +375,7 @@ class FakeRedisServer {
   absl::Mutex mu_;
   std::vector<int> entries_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, size_t> groups_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<std::string> paused_ ABSL_GUARDED_BY(mu_);
   bool wrong_type_ ABSL_GUARDED_BY(mu_) = false;
   std::string create_error_ ABSL_GUARDED_BY(mu_);
   std::vector<int> claimable_ ABSL_GUARDED_BY(mu_);
@@ -1073,6 +1095,46 @@ TEST_F(DispatcherTest, StoppedSessionGetsNoNewDeliveriesButSettles) {
   EXPECT_THAT(Sent("XACK"), ElementsAre(AckCommand({Id(1)})));
   EXPECT_EQ(Reads(), 1u);
   EXPECT_EQ(sink->deliveries().size(), 1u);
+}
+
+TEST_F(DispatcherTest, PausedHandlerReadsNothingUntilResumedAndStillSettles) {
+  redis_.Append(1, 1);
+  Start();
+  v1::Register reg = BacklogReg();
+  auto sink = Register(1, reg);
+  ASSERT_EQ(sink->deliveries().size(), 1u);
+
+  OnLoop([](Dispatcher& d) { d.SetPaused(kStream, kHandler, true); });
+  redis_.Append(2, 3);
+  Activity(kStream);
+  EXPECT_EQ(Reads(), 1u);  // paused: no read however much arrives
+  Verbs(1, VerbsOf({Ack(sink->deliveries()[0].delivery_id())}));
+  ASSERT_TRUE(commands_->WaitForCount("XACK", 1, kWait));
+  EXPECT_EQ(Reads(), 1u);
+  EXPECT_EQ(sink->deliveries().size(), 1u);
+
+  OnLoop([](Dispatcher& d) { d.SetPaused(kStream, kHandler, false); });
+  EXPECT_EQ(Reads(), 2u);
+  ASSERT_EQ(sink->deliveries().size(), 3u);
+  ExpectEntry(sink->deliveries()[1], 2, 1);
+}
+
+TEST_F(DispatcherTest, PauseSetInRedisAppliesBeforeTheFirstRead) {
+  redis_.Append(1, 2);
+  redis_.SetPausedInRedis("orders billing", true);
+  DispatcherOptions options = FastTickOptions();
+  options.pause_poll = absl::ZeroDuration();  // every tick (the fake clock stands still)
+  Start(options);
+  v1::Register reg = BacklogReg();
+  auto sink = Register(1, reg);
+  EXPECT_EQ(sink->registered().size(), 1u);
+  EXPECT_EQ(Reads(), 0u);
+  EXPECT_TRUE(sink->deliveries().empty());
+  // Another daemon's resume is picked up by the poll of {redrive}:paused.
+  redis_.SetPausedInRedis("orders billing", false);
+  ASSERT_TRUE(::redrive::testing::WaitFor([&] { return sink->deliveries().size() == 2; },
+                                         absl::Seconds(5)));
+  EXPECT_GE(commands_->count("HGETALL"), 1u);
 }
 
 // ------------------------------------------------------------ sessions
