@@ -358,46 +358,45 @@ grpc::ServerUnaryReactor* AdminService::RedriveDeadLetters(
     }
 
     // The selection, oldest first (ids: in the order given, once each).
-    std::vector<StreamEntry> entries;
-    std::vector<std::string> missing;
+    // A dry run decides per entry what would move.
     std::vector<std::string> order;
+    uint64_t moving = 0, skipping = 0;
+    auto would = [&](const std::string& id, bool skip) {
+      auto* list = skip ? response->mutable_would_skip() : response->mutable_would_move();
+      (skip ? skipping : moving) += 1;
+      if (static_cast<size_t>(list->size()) < kMaxListedIds) *list->Add() = id;
+    };
+    auto decide = [&](const StreamEntry& e) {
+      const v1::DeadLetter d = DecodeDeadLetter(e, 0, options_.max_redrives);
+      would(e.id, d.quarantined() && !request->include_quarantined());
+    };
     if (request->selection_case() == v1::RedriveDeadLettersRequest::kIds) {
       const std::vector<std::string> ids(request->ids().entry_ids().begin(),
                                          request->ids().entry_ids().end());
+      std::vector<std::string> missing;
       absl::StatusOr<std::vector<StreamEntry>> found =
           FetchDeadLetters(redis, keys.dlq_stream, ids, &missing);
       if (!found.ok()) return found.status();
-      entries = *std::move(found);
       absl::flat_hash_set<std::string> seen;
       for (const std::string& id : ids) {
         if (seen.insert(id).second) order.push_back(id);
+      }
+      if (request->dry_run()) {
+        for (const StreamEntry& e : *found) decide(e);
+        for (const std::string& id : missing) would(id, true);
       }
     } else {
       const v1::DeadLetterFilter filter = request->selection_case() ==
                                                   v1::RedriveDeadLettersRequest::kFilter
                                               ? request->filter()
                                               : v1::DeadLetterFilter();
-      absl::StatusOr<std::vector<StreamEntry>> found =
-          SelectDeadLetters(redis, keys.dlq_stream, filter, kMaxJobSize);
+      absl::StatusOr<std::vector<std::string>> found = SelectDeadLetters(
+          redis, keys.dlq_stream, filter, kMaxJobSize,
+          request->dry_run() ? std::function<void(const StreamEntry&)>(decide) : nullptr);
       if (!found.ok()) return found.status();
-      entries = *std::move(found);
-      for (const StreamEntry& e : entries) order.push_back(e.id);
+      order = *std::move(found);
     }
-
     if (request->dry_run()) {
-      uint64_t moving = 0, skipping = missing.size();
-      for (const std::string& id : missing) {
-        if (static_cast<size_t>(response->would_skip_size()) < kMaxListedIds) {
-          response->add_would_skip(id);
-        }
-      }
-      for (const StreamEntry& e : entries) {
-        const v1::DeadLetter d = DecodeDeadLetter(e, 0, options_.max_redrives);
-        const bool skip = d.quarantined() && !request->include_quarantined();
-        auto* list = skip ? response->mutable_would_skip() : response->mutable_would_move();
-        (skip ? skipping : moving) += 1;
-        if (static_cast<size_t>(list->size()) < kMaxListedIds) *list->Add() = e.id;
-      }
       response->set_would_move_count(moving);
       response->set_would_skip_count(skipping);
       response->set_ids_truncated(moving > kMaxListedIds || skipping > kMaxListedIds);

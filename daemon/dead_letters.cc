@@ -419,27 +419,32 @@ absl::StatusOr<uint64_t> CountDeadLetters(RedisCommander& redis, const std::stri
   uint64_t n = 0;
   const auto [start, end] = FilterRange(filter);
   absl::Status s = ScanRange(redis, dlq, start, end, false, [&](StreamEntry&& e) {
-    if (MatchesReasons(DecodeDeadLetter(e, 0, UINT32_MAX), filter)) ++n;
+    if (filter.reasons().empty() || MatchesReasons(DecodeDeadLetter(e, 0, UINT32_MAX), filter)) {
+      ++n;
+    }
     return true;
   });
   if (!s.ok()) return s;
   return n;
 }
 
-absl::StatusOr<std::vector<StreamEntry>> SelectDeadLetters(RedisCommander& redis,
-                                                           const std::string& dlq,
-                                                           const v1::DeadLetterFilter& filter,
-                                                           size_t limit) {
-  std::vector<StreamEntry> out;
+absl::StatusOr<std::vector<std::string>> SelectDeadLetters(
+    RedisCommander& redis, const std::string& dlq, const v1::DeadLetterFilter& filter,
+    size_t limit, const std::function<void(const StreamEntry&)>& visit) {
+  std::vector<std::string> out;
   bool over = false;
   const auto [start, end] = FilterRange(filter);
   absl::Status s = ScanRange(redis, dlq, start, end, false, [&](StreamEntry&& e) {
-    if (!MatchesReasons(DecodeDeadLetter(e, 0, UINT32_MAX), filter)) return true;
+    if (!filter.reasons().empty() &&
+        !MatchesReasons(DecodeDeadLetter(e, 0, UINT32_MAX), filter)) {
+      return true;
+    }
     if (out.size() == limit) {
       over = true;
       return false;
     }
-    out.push_back(std::move(e));
+    if (visit) visit(e);
+    out.push_back(std::move(e.id));
     return true;
   });
   if (!s.ok()) return s;

@@ -19,6 +19,7 @@
 #define REDRIVE_DAEMON_DEAD_LETTERS_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -91,12 +92,12 @@ absl::StatusOr<v1::DeadLetter> GetDeadLetter(RedisCommander& redis, const std::s
 absl::StatusOr<uint64_t> CountDeadLetters(RedisCommander& redis, const std::string& dlq,
                                           const v1::DeadLetterFilter& filter);
 
-// Every entry of `dlq` passing `filter` (all entries for an empty filter),
-// oldest first; RESOURCE_EXHAUSTED when more than `limit` pass.
-absl::StatusOr<std::vector<StreamEntry>> SelectDeadLetters(RedisCommander& redis,
-                                                           const std::string& dlq,
-                                                           const v1::DeadLetterFilter& filter,
-                                                           size_t limit);
+// The ids of every entry of `dlq` passing `filter` (all entries for an
+// empty filter), oldest first, each entry also shown to `visit` when set;
+// RESOURCE_EXHAUSTED when more than `limit` pass. Only the ids are kept.
+absl::StatusOr<std::vector<std::string>> SelectDeadLetters(
+    RedisCommander& redis, const std::string& dlq, const v1::DeadLetterFilter& filter,
+    size_t limit, const std::function<void(const StreamEntry&)>& visit = nullptr);
 
 // The entries `ids` of `dlq` that exist, in the order asked (duplicates
 // once); the missing ids go to `missing`.

@@ -883,6 +883,7 @@ void Dispatcher::MaybeRemoveHandler(Handler& h) {
 void Dispatcher::SetPaused(const std::string& channel, const std::string& handler_id,
                            bool paused) {
   const std::string key = HandlerKey(channel, handler_id);
+  ++pause_epoch_;
   if (paused) {
     paused_.insert(key);
   } else {
@@ -907,9 +908,11 @@ void Dispatcher::ApplyPaused(Handler& h, bool paused) {
 void Dispatcher::PollPaused() {
   if (polling_paused_) return;
   polling_paused_ = true;
-  redis_.Send({"HGETALL", kPausedHandlersKey}, Guard([this](absl::StatusOr<RedisReply> r) {
+  redis_.Send({"HGETALL", kPausedHandlersKey},
+              Guard([this, epoch = pause_epoch_](absl::StatusOr<RedisReply> r) {
                 polling_paused_ = false;
-                if (!r.ok() || !r->is_array()) return;
+                // A local SetPaused since the poll was sent wins over it.
+                if (!r.ok() || !r->is_array() || epoch != pause_epoch_) return;
                 absl::flat_hash_set<std::string> paused;
                 for (size_t i = 0; i + 1 < r->elements.size(); i += 2) {
                   const std::string& field = r->elements[i].str;

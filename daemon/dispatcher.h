@@ -406,6 +406,8 @@ class Dispatcher {
   absl::flat_hash_set<std::string> paused_;
   absl::Time next_pause_poll_ = absl::InfinitePast();
   bool polling_paused_ = false;
+  // Bumped by SetPaused: a poll sent before it may carry the old state.
+  uint64_t pause_epoch_ = 0;
   // Drain state.
   bool draining_ = false;
   absl::Time drain_deadline_ = absl::InfiniteFuture();
