@@ -251,6 +251,10 @@ class FakeRedisServer {
       }
       if (c[1] == DeadLetterScript().sha1) {
         if (dead_letter_result_ != 1) return RedisReply::Integer(dead_letter_result_);
+        // Dead-lettered: the script acked the entry, so no sweep sees it any more.
+        for (auto& [consumer, ids] : pending_by_consumer_) {
+          ids.erase(std::remove(ids.begin(), ids.end(), Seq(c[6])), ids.end());
+        }
         return RedisReply::Array({RedisReply::String("900-0"), RedisReply::Integer(0)});
       }
       if (c[1] == MoveDueScript().sha1) return RedisReply::String("800-0");
