@@ -107,25 +107,40 @@ constexpr char kRedriveStep[] = R"lua(
 if redis.call('HGET', KEYS[1], 'state') ~= 'RUNNING' then return -1 end
 if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return -1 end
 if redis.call('HGET', KEYS[1], 'cursor') ~= ARGV[2] then return -2 end
+local n = tonumber(ARGV[4])
+local moved, skipped, failed = 0, 0, 0
+local created = false
+local pos = 5
+for _ = 1, n do
+  local id, action, nf = ARGV[pos], ARGV[pos + 1], tonumber(ARGV[pos + 2])
+  local first, last = pos + 3, pos + 2 + nf
+  if action == 'move' then
+    if #redis.call('XRANGE', KEYS[2], id, id) == 1 and nf > 0 then
+      if ARGV[3] ~= '' and not created then
+        redis.pcall('XGROUP', 'CREATE', KEYS[3], ARGV[3], '$', 'MKSTREAM')
+        created = true
+      end
+      redis.call('XADD', KEYS[3], '*', unpack(ARGV, first, last))
+      redis.call('XDEL', KEYS[2], id)
+      moved = moved + 1
+    else
+      skipped = skipped + 1
+    end
+  elseif action == 'skipped' then
+    skipped = skipped + 1
+  else
+    failed = failed + 1
+  end
+  pos = last + 1
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('HSET', KEYS[1], 'cursor', tonumber(ARGV[2]) + 1, 'updated_ms', now,
+redis.call('HSET', KEYS[1], 'cursor', tonumber(ARGV[2]) + n, 'updated_ms', now,
            'heartbeat_ms', now)
-if ARGV[4] == 'move' then
-  if #redis.call('XRANGE', KEYS[2], ARGV[3], ARGV[3]) == 1 then
-    if ARGV[5] ~= '' then
-      redis.pcall('XGROUP', 'CREATE', KEYS[3], ARGV[5], '$', 'MKSTREAM')
-    end
-    local id = redis.call('XADD', KEYS[3], '*', unpack(ARGV, 6))
-    redis.call('XDEL', KEYS[2], ARGV[3])
-    redis.call('HINCRBY', KEYS[1], 'moved', 1)
-    return id
-  end
-  redis.call('HINCRBY', KEYS[1], 'skipped', 1)
-  return 0
-end
-redis.call('HINCRBY', KEYS[1], ARGV[4], 1)
-return 0
+redis.call('HINCRBY', KEYS[1], 'moved', moved)
+redis.call('HINCRBY', KEYS[1], 'skipped', skipped)
+redis.call('HINCRBY', KEYS[1], 'failed', failed)
+return {moved, skipped, failed}
 )lua";
 
 constexpr char kJobTransition[] = R"lua(

@@ -77,17 +77,19 @@ const LuaScript& DeleteIdleConsumerScript();
 // Returns the count deleted, or {-1, actual length} (nothing changes).
 const LuaScript& PurgeScript();
 
-// One step of a redrive job (R-E2): processes the job's id number `cursor`
-// only while the job is RUNNING, owned by the caller and at that cursor, so
-// a job taken over or cancelled stops and no id is processed twice.
+// One step of a redrive job (R-E2): processes the job's ids number
+// cursor .. cursor + count - 1 in one atomic step, only while the job is
+// RUNNING, owned by the caller and at that cursor, so a job taken over or
+// cancelled stops and no id is processed twice.
 //   KEYS: job hash, dlq, target stream
-//   ARGV: owner, cursor, entry id, action ("move" | "skipped" | "failed"),
-//         target group ("" = none), field, value, ...
-// "move": if the dead letter still exists, appends the fields to the target
+//   ARGV: owner, cursor, target group ("" = none), count, then per id:
+//         entry id, action ("move" | "skipped" | "failed"), field count
+//         (2 x pairs), field, value, ...
+// "move": if the dead letter still exists, appends its fields to the target
 // (creating the target group at its end when missing), deletes the dead
 // letter and counts it moved — else counts it skipped; the other actions
-// only count. Every action advances the cursor in the same step. Returns the
-// new entry id, 0, -1 (not RUNNING or not the owner) or -2 (cursor moved).
+// only count. The cursor advances by count. Returns {moved, skipped, failed},
+// -1 (not RUNNING or not the owner) or -2 (the cursor is elsewhere).
 const LuaScript& RedriveStepScript();
 
 // Redrive job state changes, on Redis's clock.

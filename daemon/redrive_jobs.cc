@@ -254,9 +254,13 @@ void RedriveJobs::Run(std::string job_id, std::string owner) {
       }
     }
   };
+  // Batches: at most kIdsPerRead ids per step, about a tenth of a second's
+  // worth when paced, so a cancel or a takeover stops the job within one.
+  const uint64_t batch =
+      rate > 0 ? std::clamp<uint64_t>(rate / 10, 1, kIdsPerRead) : kIdsPerRead;
   while (true) {
     absl::StatusOr<RedisReply> list = redis.Command(
-        {"LRANGE", ids_key, absl::StrCat(cursor), absl::StrCat(cursor + kIdsPerRead - 1)});
+        {"LRANGE", ids_key, absl::StrCat(cursor), absl::StrCat(cursor + batch - 1)});
     if (!list.ok() || list->is_error()) {
       if (!SleepUntil(absl::Now() + kErrorPause)) return;
       continue;
@@ -265,81 +269,94 @@ void RedriveJobs::Run(std::string job_id, std::string owner) {
       finish("SUCCEEDED", "");
       return;
     }
-    for (const RedisReply& element : list->elements) {
-      const std::string& id = element.str;
-      if (rate > 0) {
-        absl::Time due = start + absl::Seconds(1) * static_cast<double>(paced) /
-                                     static_cast<double>(rate);
-        if (due < absl::Now() - absl::Seconds(1)) {  // after a stall: no burst
-          start = absl::Now();
-          paced = 0;
-          due = start;
+    std::vector<std::string> ids;
+    for (RedisReply& element : list->elements) ids.push_back(std::move(element.str));
+    if (rate > 0) {
+      // The batch's last entry keeps the rate: due at start + (n - 1) / rate.
+      absl::Time due = start + absl::Seconds(1) *
+                                   static_cast<double>(paced + ids.size() - 1) /
+                                   static_cast<double>(rate);
+      if (due < absl::Now() - absl::Seconds(1)) {  // after a stall: no burst
+        start = absl::Now();
+        paced = 0;
+        due = start + absl::Seconds(1) * static_cast<double>(ids.size() - 1) /
+                          static_cast<double>(rate);
+      }
+      while (absl::Now() < due) {
+        // Long waits (slow rates) keep the job's heartbeat fresh.
+        if (!SleepUntil(std::min(due, last_beat + options_.heartbeat))) return;
+        if (absl::Now() - last_beat >= options_.heartbeat) {
+          absl::StatusOr<int64_t> beat =
+              Transition(redis, job_id, "heartbeat", owner, "", "", options_.retention);
+          if (beat.ok() && *beat != 1) return;  // cancelled or taken over
+          last_beat = absl::Now();
         }
-        if (!SleepUntil(due)) return;
-      } else if (!SleepUntil(absl::InfinitePast())) {
+      }
+    } else if (!SleepUntil(absl::InfinitePast())) {
+      return;
+    }
+    // One step for the whole batch: ARGV = owner, cursor, target group,
+    // count, then per id: id, action, field count, fields.
+    bool stepped = false;
+    while (!stepped) {
+      std::vector<std::string> missing;
+      absl::StatusOr<std::vector<StreamEntry>> found =
+          FetchDeadLetters(redis, dlq, ids, &missing);
+      if (!found.ok()) {
+        if (absl::IsUnavailable(found.status())) {
+          if (!SleepUntil(absl::Now() + kErrorPause)) return;
+          continue;
+        }
+        finish("FAILED", std::string(found.status().message()));
         return;
       }
-      if (absl::Now() - last_beat >= options_.heartbeat) {
-        absl::StatusOr<int64_t> beat =
-            Transition(redis, job_id, "heartbeat", owner, "", "", options_.retention);
-        if (beat.ok() && *beat != 1) return;  // cancelled or taken over
-        last_beat = absl::Now();
-      }
-      while (true) {
-        std::vector<std::string> missing;
-        absl::StatusOr<std::vector<StreamEntry>> found =
-            FetchDeadLetters(redis, dlq, {id}, &missing);
-        if (!found.ok()) {
-          if (absl::IsUnavailable(found.status())) {
-            if (!SleepUntil(absl::Now() + kErrorPause)) return;
-            continue;
-          }
-          finish("FAILED", std::string(found.status().message()));
-          return;
-        }
-        std::string action = "move";
-        std::vector<std::string> args = {owner, absl::StrCat(cursor), id, "", target_group};
-        if (!found->empty()) {
-          const StreamEntry& e = found->front();
-          const v1::DeadLetter d = DecodeDeadLetter(e, 0, options_.max_redrives);
-          if (d.quarantined() && !include_quarantined) {
+      absl::flat_hash_map<std::string, const StreamEntry*> by_id;
+      for (const StreamEntry& e : *found) by_id[e.id] = &e;
+      std::vector<std::string> args = {owner, absl::StrCat(cursor), target_group,
+                                       absl::StrCat(ids.size())};
+      for (const std::string& id : ids) {
+        auto it = by_id.find(id);
+        std::string action = "move";  // a missing id is counted skipped by the step
+        FieldList fields;
+        if (it != by_id.end()) {
+          const StreamEntry& e = *it->second;
+          if (DecodeDeadLetter(e, 0, options_.max_redrives).quarantined() &&
+              !include_quarantined) {
             action = "skipped";
+          } else if (absl::StatusOr<FieldList> f = RedriveFields(e, to_handler, reset); f.ok()) {
+            fields = *std::move(f);
           } else {
-            absl::StatusOr<FieldList> fields = RedriveFields(e, to_handler, reset);
-            if (!fields.ok()) {
-              spdlog::warn("redrive job {}: dead letter {} left in place: {}", job_id, id,
-                           std::string(fields.status().message()));
-              action = "failed";
-            } else {
-              for (auto& [n, v] : *fields) {
-                args.push_back(std::move(n));
-                args.push_back(std::move(v));
-              }
-            }
+            spdlog::warn("redrive job {}: dead letter {} left in place: {}", job_id, id,
+                         std::string(f.status().message()));
+            action = "failed";
           }
         }
-        if (action != "move") args.resize(5);
-        args[3] = action;
-        absl::StatusOr<RedisReply> r =
-            RunScript(redis, RedriveStepScript(), {key, dlq, target}, args);
-        if (!r.ok()) {
-          if (absl::IsUnavailable(r.status())) {
-            // The step may or may not have run: the cursor tells (-2 next).
-            if (!SleepUntil(absl::Now() + kErrorPause)) return;
-            absl::StatusOr<Hash> now = ReadHash(redis, key);
-            if (now.ok() && GetUint(*now, "cursor") == cursor + 1) break;
-            continue;
-          }
-          finish("FAILED", std::string(r.status().message()));
-          return;
+        args.push_back(id);
+        args.push_back(action);
+        args.push_back(absl::StrCat(fields.size() * 2));
+        for (auto& [n, v] : fields) {
+          args.push_back(std::move(n));
+          args.push_back(std::move(v));
         }
-        if (r->is_integer() && r->integer < 0) return;  // cancelled, taken over
-        break;
       }
-      ++cursor;
-      ++paced;
-      last_beat = absl::Now();
+      absl::StatusOr<RedisReply> r = RunScript(redis, RedriveStepScript(), {key, dlq, target}, args);
+      if (!r.ok()) {
+        if (absl::IsUnavailable(r.status())) {
+          // The step may or may not have run: the cursor tells.
+          if (!SleepUntil(absl::Now() + kErrorPause)) return;
+          absl::StatusOr<Hash> now = ReadHash(redis, key);
+          if (now.ok() && GetUint(*now, "cursor") == cursor + ids.size()) stepped = true;
+          continue;
+        }
+        finish("FAILED", std::string(r.status().message()));
+        return;
+      }
+      if (r->is_integer() && r->integer < 0) return;  // cancelled, taken over
+      stepped = true;
     }
+    cursor += ids.size();
+    paced += ids.size();
+    last_beat = absl::Now();
   }
 }
 
