@@ -51,7 +51,9 @@ std::string AdminAuth::Operator(
   if (it == metadata.end() || it->second.size() == 0 || it->second.size() > 64) return "unknown";
   std::string name(it->second.data(), it->second.size());
   for (char ch : name) {
-    if (ch < '!' || ch > '~') return "unknown";
+    const bool ok = absl::ascii_isalnum(static_cast<unsigned char>(ch)) || ch == '.' ||
+                    ch == '_' || ch == '-' || ch == '@' || ch == ':';
+    if (!ok) return "unknown";
   }
   return name;
 }

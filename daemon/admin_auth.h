@@ -24,8 +24,9 @@ class AdminAuth {
   // OK, or UNAUTHENTICATED saying what is wrong (never echoing the token).
   grpc::Status Check(const std::multimap<grpc::string_ref, grpc::string_ref>& metadata) const;
 
-  // The operator the client names in `x-redrive-operator` (printable ASCII,
-  // at most 64 characters; "unknown" otherwise), for the audit log.
+  // The operator the client names in `x-redrive-operator`
+  // ([A-Za-z0-9._@:-], at most 64 characters; "unknown" otherwise), for the
+  // audit log.
   static std::string Operator(const std::multimap<grpc::string_ref, grpc::string_ref>& metadata);
 
  private:

@@ -127,9 +127,9 @@ absl::Status AdminService::CheckKnown(RedisCommander& redis, const v1::HandlerRe
                                           handler.channel(), "'"));
 }
 
-absl::StatusOr<v1::HandlerInfo> AdminService::Describe(RedisCommander& redis,
-                                                       const v1::HandlerRef& handler,
-                                                       const v1::Registered* registered) const {
+absl::StatusOr<v1::HandlerInfo> AdminService::Describe(
+    RedisCommander& redis, const v1::HandlerRef& handler, const v1::Registered* registered,
+    const std::vector<Dispatcher::HandlerSnapshot>& local) const {
   const HandlerKeys keys = MakeHandlerKeys(handler.channel(), handler.handler_id(),
                                            options_.key_style);
   const std::string field = RegistryField(handler.channel(), handler.handler_id());
@@ -183,7 +183,7 @@ absl::StatusOr<v1::HandlerInfo> AdminService::Describe(RedisCommander& redis,
   }
   info.set_paused(rep[6].is_integer() && rep[6].integer == 1);
   if (rep[2].is_array()) {
-    const std::string local = ConsumerName(handler.handler_id(), options_.instance_id);
+    const std::string own = ConsumerName(handler.handler_id(), options_.instance_id);
     for (const RedisReply& c : rep[2].elements) {
       v1::ConsumerInfo* ci = info.add_consumers();
       for (size_t i = 0; i + 1 < c.elements.size(); i += 2) {
@@ -193,10 +193,10 @@ absl::StatusOr<v1::HandlerInfo> AdminService::Describe(RedisCommander& redis,
         if (k == "pending") ci->set_pending(static_cast<uint64_t>(std::max<int64_t>(0, v.integer)));
         if (k == "idle") ci->set_idle_ms(v.integer);
       }
-      ci->set_local(ci->name() == local);
+      ci->set_local(ci->name() == own);
     }
   }
-  for (const Dispatcher::HandlerSnapshot& s : engine_.Snapshot()) {
+  for (const Dispatcher::HandlerSnapshot& s : local) {
     if (s.channel == handler.channel() && s.handler_id == handler.handler_id()) {
       info.set_connected_streams(s.sessions);
     }
@@ -223,11 +223,12 @@ grpc::ServerUnaryReactor* AdminService::ListHandlers(grpc::CallbackServerContext
     std::sort(found.begin(), found.end(), [](const v1::Registered& a, const v1::Registered& b) {
       return std::tie(a.channel(), a.handler_id()) < std::tie(b.channel(), b.handler_id());
     });
+    const std::vector<Dispatcher::HandlerSnapshot> local = engine_.Snapshot();
     for (const v1::Registered& reg : found) {
       v1::HandlerRef ref;
       ref.set_channel(reg.channel());
       ref.set_handler_id(reg.handler_id());
-      absl::StatusOr<v1::HandlerInfo> info = Describe(redis, ref, &reg);
+      absl::StatusOr<v1::HandlerInfo> info = Describe(redis, ref, &reg, local);
       if (!info.ok()) return info.status();
       *response->add_handlers() = *std::move(info);
     }
@@ -319,6 +320,13 @@ grpc::ServerUnaryReactor* AdminService::RedriveDeadLetters(
           "target.channel is only for target.kind TARGET_CHANNEL");
     }
   }
+  if (valid.ok() && request->reset_attempts() &&
+      target.kind() != v1::RedriveTarget::TARGET_UNSPECIFIED &&
+      target.kind() != v1::RedriveTarget::TARGET_HANDLER_RETRY) {
+    valid = absl::InvalidArgumentError(
+        "reset_attempts applies to the handler's retry target only (a channel target always "
+        "starts at attempt 1)");
+  }
   if (valid.ok() && request->rate_per_second() > kMaxRedriveRate) {
     valid = absl::InvalidArgumentError(absl::StrCat(
         "rate_per_second ", request->rate_per_second(), " is over ", kMaxRedriveRate));
@@ -355,6 +363,17 @@ grpc::ServerUnaryReactor* AdminService::RedriveDeadLetters(
     if (type->str != "none" && type->str != "stream") {
       return absl::FailedPreconditionError(
           absl::StrCat("target key '", spec.target_stream, "' exists and is not a stream"));
+    }
+    if (spec.target_group.empty()) {
+      // A channel nobody reads would swallow the dead letters: groups
+      // created later start at its end.
+      absl::StatusOr<RedisReply> groups = redis.Command({"XINFO", "GROUPS", spec.target_stream});
+      if (!groups.ok()) return groups.status();
+      if (groups->is_error() || groups->elements.empty()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "no consumer group reads '", spec.target_stream,
+            "': nothing would receive the redriven messages (register a handler first)"));
+      }
     }
 
     // The selection, oldest first (ids: in the order given, once each).
@@ -509,7 +528,8 @@ absl::Status AdminService::SetPaused(RedisCommander& redis, const v1::HandlerRef
   absl::StatusOr<RedisReply> reg = redis.Command({"HGET", kHandlersRegistryKey, field});
   v1::Registered registered;
   const bool have = reg.ok() && reg->is_string() && registered.ParseFromString(reg->str);
-  absl::StatusOr<v1::HandlerInfo> info = Describe(redis, handler, have ? &registered : nullptr);
+  absl::StatusOr<v1::HandlerInfo> info =
+      Describe(redis, handler, have ? &registered : nullptr, engine_.Snapshot());
   if (!info.ok()) return info.status();
   *response = *std::move(info);
   return absl::OkStatus();

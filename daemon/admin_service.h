@@ -92,8 +92,10 @@ class AdminService final : public v1::Admin::CallbackService {
                                   Work work);
   // NOT_FOUND unless the handler is known (see the class comment).
   absl::Status CheckKnown(RedisCommander& redis, const v1::HandlerRef& handler) const;
-  absl::StatusOr<v1::HandlerInfo> Describe(RedisCommander& redis, const v1::HandlerRef& handler,
-                                           const v1::Registered* registered) const;
+  // `local`: this daemon's handlers (DeliveryEngine::Snapshot).
+  absl::StatusOr<v1::HandlerInfo> Describe(
+      RedisCommander& redis, const v1::HandlerRef& handler, const v1::Registered* registered,
+      const std::vector<Dispatcher::HandlerSnapshot>& local) const;
   absl::Status SetPaused(RedisCommander& redis, const v1::HandlerRef& handler, bool paused,
                          v1::HandlerInfo* response);
   void Audit(grpc::CallbackServerContext* context, absl::string_view rpc,

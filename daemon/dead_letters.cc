@@ -150,9 +150,12 @@ v1::DeadLetter DecodeDeadLetter(const StreamEntry& entry, size_t payload_limit,
   v1::DeadLetter out;
   out.set_entry_id(entry.id);
   const FieldList& f = entry.fields;
-  DecodedEntry decoded = DecodeLenient(entry);
-  const std::optional<Json> body = BodyObject(decoded);
   const bool redrive_made = FindField(f, kReasonField) != nullptr;
+  // redrive's provenance is in fields: the body is needed only for EggAI's
+  // keys or for the payload.
+  const bool need_body = !redrive_made || payload_limit > 0;
+  DecodedEntry decoded = need_body ? DecodeLenient(entry) : DecodedEntry{};
+  const std::optional<Json> body = need_body ? BodyObject(decoded) : std::nullopt;
   out.set_eggai_format(!redrive_made);
   out.set_dead_lettered_unix_ms(EntryIdMillis(entry.id));
   if (redrive_made) {
@@ -164,7 +167,6 @@ v1::DeadLetter DecodeDeadLetter(const StreamEntry& entry, size_t payload_limit,
     if (const std::string* v = FindField(f, kLastErrorField)) out.set_last_error(*v);
     if (const std::string* v = FindField(f, kLastErrorCodeField)) out.set_last_error_code(*v);
     out.set_first_failure_unix_ms(FieldInt(f, kFirstFailureField, 0));
-    out.set_dead_lettered_unix_ms(FieldInt(f, kDeadLetteredField, out.dead_lettered_unix_ms()));
     if (const std::string* v = FindField(f, kOriginalIdField)) out.set_original_entry_id(*v);
     if (const std::string* v = FindField(f, kHistoryField)) FillHistory(*v, out);
   } else if (body.has_value()) {
@@ -176,11 +178,6 @@ v1::DeadLetter DecodeDeadLetter(const StreamEntry& entry, size_t payload_limit,
     int64_t retries = JsonCount(*body, kDlqRetriesKey);
     if (retries < 0) retries = JsonCount(*body, kRetryCountKey);
     out.set_attempts(static_cast<uint32_t>(std::clamp<int64_t>(retries + 1, 1, UINT32_MAX)));
-    absl::Time at;
-    std::string err;
-    if (absl::ParseTime("%Y-%m-%dT%H:%M:%E*S%Ez", JsonString(*body, kDlqAtKey), &at, &err)) {
-      out.set_dead_lettered_unix_ms(absl::ToUnixMillis(at));
-    }
     out.set_original_entry_id(JsonString(*body, kOriginalMessageIdKey));
   } else {
     out.set_reason("max_retries");
@@ -189,6 +186,7 @@ v1::DeadLetter DecodeDeadLetter(const StreamEntry& entry, size_t payload_limit,
   out.set_redrive_count(static_cast<uint32_t>(
       std::clamp<int64_t>(FieldInt(f, kRedrivesField, 0), 0, UINT32_MAX)));
   out.set_quarantined(out.redrive_count() >= max_redrives);
+  if (payload_limit == 0) return out;
 
   // The payload as the handler saw it.
   std::string raw_b64 = body.has_value() ? JsonString(*body, kDlqRawB64Key) : std::string();
@@ -252,8 +250,19 @@ std::pair<std::string, std::string> FilterRange(const v1::DeadLetterFilter& filt
 
 absl::StatusOr<FieldList> RedriveFields(const StreamEntry& dead_letter, bool to_handler_retry,
                                         bool reset_attempts) {
-  const v1::DeadLetter info = DecodeDeadLetter(dead_letter, 0, UINT32_MAX);
+  return RedriveFields(dead_letter, DecodeDeadLetter(dead_letter, 0, UINT32_MAX),
+                       to_handler_retry, reset_attempts);
+}
+
+absl::StatusOr<FieldList> RedriveFields(const StreamEntry& dead_letter,
+                                        const v1::DeadLetter& info, bool to_handler_retry,
+                                        bool reset_attempts) {
   const FieldList& f = dead_letter.fields;
+  if (f.size() > kMaxRedriveFields) {
+    return absl::InvalidArgumentError(absl::StrCat("dead letter ", dead_letter.id, " has ",
+                                                   f.size(), " fields; at most ",
+                                                   kMaxRedriveFields, " can be redriven"));
+  }
   FieldList out;
   const std::string* data = FindField(f, kDataField);
   const std::string original_id =

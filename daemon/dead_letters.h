@@ -12,7 +12,8 @@
 // poison entry's raw `__data__` bytes (from `_dlq_raw_b64`).
 //
 // The dead-lettering time is the DLQ entry id's time (Redis's clock when the
-// entry was added), so time filters are XRANGE bounds.
+// entry was added), both in `dead_lettered_unix_ms` and in time filters
+// (which are therefore XRANGE bounds).
 //
 // Thread-safe: pure functions, and functions over a caller's connection.
 #ifndef REDRIVE_DAEMON_DEAD_LETTERS_H_
@@ -47,8 +48,9 @@ inline constexpr size_t kMaxReasonLength = 64;
 inline constexpr size_t kListScanBudget = 10000;
 
 // The decoded dead letter. `payload_limit` bytes of payload are kept (the
-// rest is counted in payload_size and flagged payload_truncated).
-// `max_redrives` sets `quarantined` (redrive_count >= max_redrives).
+// rest is counted in payload_size and flagged payload_truncated); with 0 the
+// payload, headers and content type are not decoded at all (provenance
+// only). `max_redrives` sets `quarantined` (redrive_count >= max_redrives).
 v1::DeadLetter DecodeDeadLetter(const StreamEntry& entry, size_t payload_limit,
                                 uint32_t max_redrives);
 
@@ -76,6 +78,12 @@ std::pair<std::string, std::string> FilterRange(const v1::DeadLetterFilter& filt
 // entry cannot be rewritten (it is then left where it is and counted failed).
 absl::StatusOr<FieldList> RedriveFields(const StreamEntry& dead_letter, bool to_handler_retry,
                                         bool reset_attempts);
+// The same with `info` = DecodeDeadLetter(dead_letter, ...) at hand.
+absl::StatusOr<FieldList> RedriveFields(const StreamEntry& dead_letter,
+                                        const v1::DeadLetter& info, bool to_handler_retry,
+                                        bool reset_attempts);
+// Entries with more fields than this are not rewritten (counted failed).
+inline constexpr size_t kMaxRedriveFields = 2000;
 
 // One page of ListDeadLetters. The request is validated (ValidateListRequest)
 // and `dlq` is the handler's DLQ stream.

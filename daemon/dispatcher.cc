@@ -139,8 +139,9 @@ void Dispatcher::CreateGroup(Handler& handler) {
   // read (replies arrive in order, so this one comes before the group's).
   const std::string field = RegistryField(handler.spec.channel, handler.spec.handler_id);
   redis_.Send({"HEXISTS", kPausedHandlersKey, field},
-              Guard([this, key](absl::StatusOr<RedisReply> r) {
-                if (!r.ok() || !r->is_integer()) return;
+              Guard([this, key, epoch = pause_epoch_](absl::StatusOr<RedisReply> r) {
+                // A local SetPaused since then wins.
+                if (!r.ok() || !r->is_integer() || epoch != pause_epoch_) return;
                 if (Handler* h = FindHandler(key)) {
                   if (r->integer == 1) paused_.insert(h->key);
                   ApplyPaused(*h, r->integer == 1);

@@ -107,6 +107,8 @@ constexpr char kRedriveStep[] = R"lua(
 if redis.call('HGET', KEYS[1], 'state') ~= 'RUNNING' then return -1 end
 if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return -1 end
 if redis.call('HGET', KEYS[1], 'cursor') ~= ARGV[2] then return -2 end
+local kind = redis.call('TYPE', KEYS[3])['ok']
+if kind ~= 'none' and kind ~= 'stream' then return -3 end
 local n = tonumber(ARGV[4])
 local moved, skipped, failed = 0, 0, 0
 local created = false
@@ -120,9 +122,13 @@ for _ = 1, n do
         redis.pcall('XGROUP', 'CREATE', KEYS[3], ARGV[3], '$', 'MKSTREAM')
         created = true
       end
-      redis.call('XADD', KEYS[3], '*', unpack(ARGV, first, last))
-      redis.call('XDEL', KEYS[2], id)
-      moved = moved + 1
+      local added = redis.pcall('XADD', KEYS[3], '*', unpack(ARGV, first, last))
+      if type(added) == 'table' and added['err'] then
+        failed = failed + 1
+      else
+        redis.call('XDEL', KEYS[2], id)
+        moved = moved + 1
+      end
     else
       skipped = skipped + 1
     end

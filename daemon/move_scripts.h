@@ -88,8 +88,10 @@ const LuaScript& PurgeScript();
 // "move": if the dead letter still exists, appends its fields to the target
 // (creating the target group at its end when missing), deletes the dead
 // letter and counts it moved — else counts it skipped; the other actions
-// only count. The cursor advances by count. Returns {moved, skipped, failed},
-// -1 (not RUNNING or not the owner) or -2 (the cursor is elsewhere).
+// only count; an XADD that fails counts the entry failed and leaves it in
+// the DLQ. The cursor advances by count. Returns {moved, skipped, failed},
+// -1 (not RUNNING or not the owner), -2 (the cursor is elsewhere) or -3 (the
+// target key is not a stream; nothing changes).
 const LuaScript& RedriveStepScript();
 
 // Redrive job state changes, on Redis's clock.

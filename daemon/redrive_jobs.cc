@@ -17,6 +17,8 @@ namespace {
 
 constexpr size_t kIdsPerRead = 100;
 constexpr size_t kIdsPerPush = 1000;
+// Field bytes one step sends at most (Redis runs a script alone).
+constexpr size_t kMaxStepBytes = 4u << 20;
 constexpr absl::Duration kErrorPause = absl::Milliseconds(500);
 
 using Hash = absl::flat_hash_map<std::string, std::string>;
@@ -185,6 +187,8 @@ absl::StatusOr<v1::RedriveJob> RedriveJobs::Start(RedisCommander& redis,
   if (exec.is_error() || !exec.is_array()) {
     return absl::InternalError(absl::StrCat("creating the job failed: ", exec.DebugString()));
   }
+  // The heartbeat on Redis's clock, which takeovers compare with.
+  (void)Transition(redis, job_id, "heartbeat", owner_, "", "", options_.retention);
   {
     absl::MutexLock lock(&mu_);
     Launch(job_id, owner_);
@@ -312,18 +316,23 @@ void RedriveJobs::Run(std::string job_id, std::string owner) {
       }
       absl::flat_hash_map<std::string, const StreamEntry*> by_id;
       for (const StreamEntry& e : *found) by_id[e.id] = &e;
-      std::vector<std::string> args = {owner, absl::StrCat(cursor), target_group,
-                                       absl::StrCat(ids.size())};
+      std::vector<std::string> args = {owner, absl::StrCat(cursor), target_group, ""};
+      size_t bytes = 0;
+      size_t taken = 0;
       for (const std::string& id : ids) {
+        // One step carries at most kMaxStepBytes of fields (at least one id).
+        if (taken > 0 && bytes > kMaxStepBytes) break;
+        ++taken;
         auto it = by_id.find(id);
         std::string action = "move";  // a missing id is counted skipped by the step
         FieldList fields;
         if (it != by_id.end()) {
           const StreamEntry& e = *it->second;
-          if (DecodeDeadLetter(e, 0, options_.max_redrives).quarantined() &&
-              !include_quarantined) {
+          const v1::DeadLetter info = DecodeDeadLetter(e, 0, options_.max_redrives);
+          if (info.quarantined() && !include_quarantined) {
             action = "skipped";
-          } else if (absl::StatusOr<FieldList> f = RedriveFields(e, to_handler, reset); f.ok()) {
+          } else if (absl::StatusOr<FieldList> f = RedriveFields(e, info, to_handler, reset);
+                     f.ok()) {
             fields = *std::move(f);
           } else {
             spdlog::warn("redrive job {}: dead letter {} left in place: {}", job_id, id,
@@ -335,10 +344,13 @@ void RedriveJobs::Run(std::string job_id, std::string owner) {
         args.push_back(action);
         args.push_back(absl::StrCat(fields.size() * 2));
         for (auto& [n, v] : fields) {
+          bytes += n.size() + v.size();
           args.push_back(std::move(n));
           args.push_back(std::move(v));
         }
       }
+      if (taken < ids.size()) ids.resize(taken);
+      args[3] = absl::StrCat(ids.size());
       absl::StatusOr<RedisReply> r = RunScript(redis, RedriveStepScript(), {key, dlq, target}, args);
       if (!r.ok()) {
         if (absl::IsUnavailable(r.status())) {
@@ -351,7 +363,16 @@ void RedriveJobs::Run(std::string job_id, std::string owner) {
         finish("FAILED", std::string(r.status().message()));
         return;
       }
-      if (r->is_integer() && r->integer < 0) return;  // cancelled, taken over
+      if (r->is_integer() && r->integer == -3) {
+        finish("FAILED", absl::StrCat("target key '", target, "' is not a stream"));
+        return;
+      }
+      if (r->is_integer() && r->integer < 0) {
+        spdlog::info("redrive job {}: stopped here ({})", job_id,
+                     r->integer == -1 ? "cancelled, or resumed by another daemon"
+                                      : "another daemon moved its cursor");
+        return;
+      }
       stepped = true;
     }
     cursor += ids.size();

@@ -75,6 +75,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config,
   exec.connection = MakeRedisConnectionOptions(config, redis);
   exec.threads = config.redis_pool_size;
   s->executor_ = std::make_unique<RedisExecutor>(std::move(exec));
+  RedisExecutor::Options admin_exec;
+  admin_exec.connection = MakeRedisConnectionOptions(config, redis);
+  admin_exec.threads = 2;
+  admin_exec.max_queue = 1000;
+  s->admin_executor_ = std::make_unique<RedisExecutor>(std::move(admin_exec));
   s->publisher_ = std::make_unique<Publisher>(config.publish, config.key_style);
   DeliveryEngine::Options engine;
   engine.redis = MakeRedisConnectionOptions(config, redis);
@@ -101,7 +106,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config,
   } else if (admin.token.empty()) {
     spdlog::warn("no admin token configured: every Admin RPC is refused (UNAUTHENTICATED)");
   }
-  s->admin_ = std::make_unique<AdminService>(std::move(admin), *s->executor_, *s->engine_,
+  s->admin_ = std::make_unique<AdminService>(std::move(admin), *s->admin_executor_, *s->engine_,
                                              *s->jobs_);
 
   grpc::EnableDefaultHealthCheckService(true);
@@ -184,6 +189,7 @@ void Server::Shutdown(absl::Duration grace) {
   jobs_.reset();  // running jobs stay RUNNING in Redis: the next daemon resumes them
   if (health_server_ != nullptr) health_server_->Shutdown(absl::ToChronoTime(absl::Now()));
   executor_->Stop();
+  admin_executor_->Stop();
   engine_.reset();
 }
 

@@ -49,6 +49,8 @@ class Server {
   Server() = default;
 
   std::unique_ptr<RedisExecutor> executor_;
+  // Admin calls (scans of large DLQs) never hold up Publish.
+  std::unique_ptr<RedisExecutor> admin_executor_;
   std::unique_ptr<Publisher> publisher_;
   std::unique_ptr<DeliveryEngine> engine_;
   std::unique_ptr<RedriveJobs> jobs_;

@@ -37,7 +37,10 @@ TEST(AdminAuthTest, NoTokenRefusesEverythingUnlessDisabled) {
 TEST(AdminAuthTest, OperatorIsSanitized) {
   EXPECT_EQ(AdminAuth::Operator({{"x-redrive-operator", "alice"}}), "alice");
   EXPECT_EQ(AdminAuth::Operator({}), "unknown");
+  EXPECT_EQ(AdminAuth::Operator({{"x-redrive-operator", "alice@ops-1.example:x_y"}}),
+            "alice@ops-1.example:x_y");
   EXPECT_EQ(AdminAuth::Operator({{"x-redrive-operator", "a b"}}), "unknown");
+  EXPECT_EQ(AdminAuth::Operator({{"x-redrive-operator", "a\"b"}}), "unknown");
   EXPECT_EQ(AdminAuth::Operator({{"x-redrive-operator", std::string(65, 'a')}}), "unknown");
 }
 

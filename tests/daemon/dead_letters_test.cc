@@ -63,7 +63,7 @@ TEST(DeadLettersTest, DecodesRedriveProvenanceAndTheMessageAsTheHandlerSawIt) {
   EXPECT_EQ(d.last_error(), "boom");
   EXPECT_EQ(d.last_error_code(), "E_BOOM");
   EXPECT_EQ(d.first_failure_unix_ms(), 1700000001000);
-  EXPECT_EQ(d.dead_lettered_unix_ms(), 1700000002000);
+  EXPECT_EQ(d.dead_lettered_unix_ms(), 1700000002000);  // the DLQ entry id's time
   EXPECT_EQ(d.original_entry_id(), "1700000000000-1");
   EXPECT_EQ(d.payload(), R"({"order":7})");  // no _retry_count, no _dlq_* keys
   EXPECT_EQ(d.payload_size(), 11u);
@@ -167,7 +167,7 @@ TEST(DeadLettersTest, EggAIDeadLettersDecodeWithAndWithoutDlqKeys) {
   EXPECT_EQ(a.attempts(), 3u);
   EXPECT_EQ(a.source_channel(), "eggai.orders");
   EXPECT_EQ(a.handler_id(), "svc-h-1");
-  EXPECT_EQ(a.dead_lettered_unix_ms(), 1700000000123);
+  EXPECT_EQ(a.dead_lettered_unix_ms(), 1700000005000);  // the DLQ entry's time, as filters
   EXPECT_EQ(a.original_entry_id(), "1-1");
   EXPECT_EQ(a.payload(), R"({"id":"x"})");
 

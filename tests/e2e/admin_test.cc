@@ -303,7 +303,18 @@ TEST_F(AdminTest, ListHandlersReportsStreamsDepthsPolicyAndConsumers) {
   const v1::HandlerInfo& info = resp.handlers(1);
   EXPECT_EQ(info.connected_streams(), 1u);
   EXPECT_EQ(info.dlq_depth(), 3u);
-  EXPECT_GE(info.oldest_dead_letter_age_ms(), 0);
+  {
+    // The oldest dead letter's age on Redis's clock, from its entry id.
+    const std::vector<StreamEntry> dlq = XRange("orders.A.dlq");
+    ASSERT_EQ(dlq.size(), 3u);
+    absl::StatusOr<RedisReply> t = conn_->Command({"TIME"});
+    ASSERT_TRUE(t.ok() && t->is_array());
+    const int64_t now_ms =
+        std::stoll(t->elements[0].str) * 1000 + std::stoll(t->elements[1].str) / 1000;
+    const int64_t age = now_ms - EntryIdMillisForTest(dlq[0].id);
+    EXPECT_GE(info.oldest_dead_letter_age_ms(), age - 5000);
+    EXPECT_LE(info.oldest_dead_letter_age_ms(), age);
+  }
   EXPECT_EQ(info.lag(), 0);
   EXPECT_EQ(info.pending(), 0u);
   EXPECT_FALSE(info.paused());
@@ -499,7 +510,7 @@ TEST_F(AdminTest, EggAIMadeDeadLettersDecode) {
   EXPECT_EQ(a.source_channel(), "eggai.orders");
   EXPECT_EQ(a.handler_id(), "svc-handle-1");
   EXPECT_EQ(a.attempts(), 6u);
-  EXPECT_EQ(a.dead_lettered_unix_ms(), 1700000000123);
+  EXPECT_EQ(a.dead_lettered_unix_ms(), EntryIdMillisForTest(with_keys));
   EXPECT_EQ(a.original_entry_id(), "1700000000000-0");
   EXPECT_EQ(a.payload(), R"({"id":"e1","data":{"k":1}})");
   const v1::DeadLetter& b = resp.dead_letters(1);
@@ -633,6 +644,10 @@ TEST_F(AdminTest, RedriveDryRunByIdsResetAttemptsAndOtherTargets) {
   EXPECT_EQ(FieldOr(again[0], "x-redrive-redrives"), "1");
   all.mutable_target()->set_kind(v1::RedriveTarget::TARGET_CHANNEL);
   all.mutable_target()->set_channel("quarantine");
+  // Refused while nothing reads that channel, accepted once a group does.
+  EXPECT_EQ(Call(&Stub::RedriveDeadLetters, all, &resp).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  ASSERT_TRUE(conn_->Command({"XGROUP", "CREATE", "quarantine", "q", "$", "MKSTREAM"}).ok());
   ASSERT_TRUE(Call(&Stub::RedriveDeadLetters, all, &resp).ok());
   EXPECT_EQ(WaitJobEnd(resp.job().job_id()).moved(), 1u);
   const std::vector<StreamEntry> moved = XRange("quarantine");
@@ -762,6 +777,32 @@ TEST_F(AdminTest, CancelStopsAJobAndReportsExactlyWhatMoved) {
   EXPECT_EQ(Call(&Stub::GetRedriveJob, get, &job).error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
+TEST_F(AdminTest, JobWhoseTargetStopsBeingAStreamFailsAndLosesNothing) {
+  Boot();
+  auto a = Subscribe(RegisterFor("orders", "A", 100));
+  MakeDeadLetters(*a, "orders", "orders.A.dlq", 100);
+  ASSERT_TRUE(conn_->Command({"XGROUP", "CREATE", "elsewhere", "g", "$", "MKSTREAM"}).ok());
+  v1::RedriveDeadLettersRequest req;
+  *req.mutable_handler() = Ref("orders", "A");
+  req.set_all(true);
+  req.set_rate_per_second(20);
+  req.mutable_target()->set_kind(v1::RedriveTarget::TARGET_CHANNEL);
+  req.mutable_target()->set_channel("elsewhere");
+  v1::RedriveDeadLettersResponse resp;
+  ASSERT_TRUE(Call(&Stub::RedriveDeadLetters, req, &resp).ok());
+  ASSERT_TRUE(WaitFor([&] { return XLen("elsewhere") >= 3; }));
+  ASSERT_TRUE(conn_->Command({"DEL", "elsewhere"}).ok());
+  ASSERT_TRUE(conn_->Command({"SET", "elsewhere", "not a stream"}).ok());
+  const v1::RedriveJob job = WaitJobEnd(resp.job().job_id());
+  EXPECT_EQ(job.state(), v1::RedriveJob::FAILED);
+  EXPECT_THAT(job.error(), HasSubstr("'elsewhere' is not a stream"));
+  EXPECT_GE(job.moved(), 3u);
+  EXPECT_LT(job.moved(), 100u);
+  // What did not move is still in the DLQ.
+  EXPECT_EQ(static_cast<int64_t>(job.moved()) + XLen("orders.A.dlq"), 100);
+  EXPECT_EQ(job.failed(), 0u);
+}
+
 TEST_F(AdminTest, RedriveRejectsBadRequestsWithPreciseStatuses) {
   Boot();
   auto a = Subscribe(RegisterFor("orders", "A"));
@@ -797,6 +838,13 @@ TEST_F(AdminTest, RedriveRejectsBadRequestsWithPreciseStatuses) {
   r.mutable_target()->set_kind(v1::RedriveTarget::TARGET_CHANNEL);
   r.mutable_target()->set_channel("plain");
   expect(r, grpc::StatusCode::FAILED_PRECONDITION, "'plain' exists and is not a stream");
+  r.mutable_target()->set_channel("nobody-reads");
+  expect(r, grpc::StatusCode::FAILED_PRECONDITION, "no consumer group reads 'nobody-reads'");
+  r.mutable_target()->set_kind(v1::RedriveTarget::TARGET_SOURCE_CHANNEL);
+  r.mutable_target()->clear_channel();
+  r.set_reset_attempts(true);
+  expect(r, grpc::StatusCode::INVALID_ARGUMENT, "reset_attempts applies to the handler's retry");
+  r.set_reset_attempts(false);
   r.clear_target();
   *r.mutable_handler() = Ref("orders", "ghost");
   expect(r, grpc::StatusCode::NOT_FOUND, "no handler 'ghost'");
@@ -897,6 +945,9 @@ TEST_F(AdminTest, PausedHandlerReceivesNothingNewAndKeepsItsLeases) {
     for (const v1::Delivery& d : s->deliveries()) got.push_back(d.payload());
   }
   EXPECT_THAT(got, ::testing::UnorderedElementsAre(R"({"n":0})", R"({"n":1})", R"({"n":2})"));
+  // Window: each exactly once.
+  EXPECT_FALSE(WaitFor([&] { return a->delivery_count() + a2->delivery_count() > 3; },
+                       absl::Milliseconds(300)));
 
   *pause.mutable_handler() = Ref("orders", "ghost");
   EXPECT_EQ(Call(&Stub::PauseHandler, pause, &info).error_code(), grpc::StatusCode::NOT_FOUND);
