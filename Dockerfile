@@ -19,8 +19,8 @@ COPY proto proto
 COPY daemon daemon
 COPY client client
 RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DREDRIVE_BUILD_TESTS=OFF -DREDRIVE_BUILD_BENCH=OFF \
-    && cmake --build /build --target redrived \
-    && strip /build/daemon/redrived
+    && cmake --build /build --target redrived redrivectl \
+    && strip /build/daemon/redrived /build/client/redrivectl
 
 FROM debian:12-slim AS runtime
 ENV DEBIAN_FRONTEND=noninteractive
@@ -32,6 +32,8 @@ RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends \
     && useradd --system --uid 10001 --gid redrive --no-create-home --shell /usr/sbin/nologin redrive \
     && install -d -o redrive -g redrive -m 0750 /run/redrive
 COPY --from=build /build/daemon/redrived /usr/local/bin/redrived
+# The operator CLI, for `kubectl exec ... -- redrivectl --addr unix:/run/redrive/redrive.sock`.
+COPY --from=build /build/client/redrivectl /usr/local/bin/redrivectl
 USER 10001:10001
 # API on a Unix socket in a shared volume (sidecar) and on loopback; health
 # alone on the pod network for kubelet gRPC probes.

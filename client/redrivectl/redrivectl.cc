@@ -1,5 +1,5 @@
-// redrivectl: the operator CLI for redrived (R-I2). See docs/redrivectl.md
-// and `redrivectl --help`.
+// redrivectl: the operator CLI for redrived (R-I2). See README.md ("Operating
+// with `redrivectl`") and `redrivectl --help`.
 //
 // SIGINT and SIGTERM are blocked in every thread and taken by one sigwait
 // thread: a running tail or `dlq redrive --wait` stops cleanly through the
