@@ -58,6 +58,12 @@ int64_t IntField(const absl::flat_hash_map<std::string, RedisReply>& fields, con
   return it->second.integer;
 }
 
+absl::Status ValidateJobId(const std::string& id) {
+  if (RedriveJobs::IsValidJobId(id)) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("job_id '", id.substr(0, 64), "' is not a job id (16 hex digits)"));
+}
+
 std::string HandlerText(const v1::HandlerRef& h) {
   return absl::StrCat("channel=", h.channel(), " handler=", h.handler_id());
 }
@@ -437,11 +443,7 @@ grpc::ServerUnaryReactor* AdminService::RedriveDeadLetters(
 grpc::ServerUnaryReactor* AdminService::GetRedriveJob(grpc::CallbackServerContext* context,
                                                       const v1::GetRedriveJobRequest* request,
                                                       v1::RedriveJob* response) {
-  absl::Status valid = RedriveJobs::IsValidJobId(request->job_id())
-                           ? absl::OkStatus()
-                           : absl::InvalidArgumentError(absl::StrCat(
-                                 "job_id '", request->job_id().substr(0, 64),
-                                 "' is not a job id (16 hex digits)"));
+  const absl::Status valid = ValidateJobId(request->job_id());
   return Serve(context, valid, [this, request, response](RedisCommander& redis) -> absl::Status {
     absl::StatusOr<v1::RedriveJob> job = jobs_.Get(redis, request->job_id());
     if (!job.ok()) return job.status();
@@ -453,11 +455,7 @@ grpc::ServerUnaryReactor* AdminService::GetRedriveJob(grpc::CallbackServerContex
 grpc::ServerUnaryReactor* AdminService::CancelRedriveJob(grpc::CallbackServerContext* context,
                                                          const v1::CancelRedriveJobRequest* request,
                                                          v1::RedriveJob* response) {
-  absl::Status valid = RedriveJobs::IsValidJobId(request->job_id())
-                           ? absl::OkStatus()
-                           : absl::InvalidArgumentError(absl::StrCat(
-                                 "job_id '", request->job_id().substr(0, 64),
-                                 "' is not a job id (16 hex digits)"));
+  const absl::Status valid = ValidateJobId(request->job_id());
   return Serve(context, valid,
                [this, context, request, response](RedisCommander& redis) -> absl::Status {
                  Audit(context, "CancelRedriveJob", absl::StrCat("job=", request->job_id()));

@@ -167,11 +167,29 @@ void Dispatcher::CreateGroup(Handler& handler) {
                   OnGroupReady(*h, status);
                   return;
                 }
-                h->sources[kMain].watched = true;
-                notifier_.Watch(h->spec.keys.stream, [this, alive = alive_, key] {
-                  if (!*alive) return;
-                  if (Handler* hh = FindHandler(key)) OnGroupReady(*hh, absl::OkStatus());
-                });
+                // Recorded for the Admin service (R-E1) before the
+                // registration is answered: a client that saw Registered
+                // finds its handler in ListHandlers.
+                redis_.Send(
+                    {"HSET", kHandlersRegistryKey,
+                     RegistryField(h->spec.channel, h->spec.handler_id),
+                     MakeRegistered(h->spec, options_.instance_id).SerializeAsString()},
+                    Guard([this, key](absl::StatusOr<RedisReply> recorded) {
+                      if (!recorded.ok() || recorded->is_error()) {
+                        spdlog::warn("handler registry update failed: {}",
+                                     recorded.ok() ? recorded->str
+                                                   : std::string(recorded.status().message()));
+                      }
+                      Handler* hh = FindHandler(key);
+                      if (hh == nullptr) return;
+                      hh->sources[kMain].watched = true;
+                      notifier_.Watch(hh->spec.keys.stream, [this, alive = alive_, key] {
+                        if (!*alive) return;
+                        if (Handler* ready = FindHandler(key)) {
+                          OnGroupReady(*ready, absl::OkStatus());
+                        }
+                      });
+                    }));
               }));
 }
 
@@ -189,15 +207,6 @@ void Dispatcher::OnGroupReady(Handler& h, absl::Status status) {
     MaybeRemoveHandler(h);
     return;
   }
-  // The Admin service finds handlers in the registry (R-E1).
-  redis_.Send({"HSET", kHandlersRegistryKey, RegistryField(h.spec.channel, h.spec.handler_id),
-               MakeRegistered(h.spec, options_.instance_id).SerializeAsString()},
-              [](absl::StatusOr<RedisReply> r) {
-                if (!r.ok() || r->is_error()) {
-                  spdlog::debug("handler registry update failed: {}",
-                                r.ok() ? r->str : std::string(r.status().message()));
-                }
-              });
   h.ready = true;
   h.sources[kMain].ready = true;
   h.sources[kMain].more = true;

@@ -159,16 +159,10 @@ class AdminTest : public ::testing::Test {
   }
 
   std::vector<StreamEntry> XRange(const std::string& stream) {
-    absl::StatusOr<RedisReply> r = conn_->Command({"XRANGE", stream, "-", "+"});
-    EXPECT_THAT(r, IsOk());
-    if (!r.ok() || r->is_error()) return {};
-    return TakeOk(ParseEntryList(*r));
+    return ::redrive::testing::XRangeAll(*conn_, stream);
   }
 
-  int64_t XLen(const std::string& stream) {
-    absl::StatusOr<RedisReply> r = conn_->Command({"XLEN", stream});
-    return r.ok() && r->is_integer() ? r->integer : -1;
-  }
+  int64_t XLen(const std::string& stream) { return ::redrive::testing::XLenOf(*conn_, stream); }
 
   std::string Xadd(const std::string& stream, const FieldList& fields) {
     RedisArgv argv = {"XADD", stream, "*"};

@@ -269,10 +269,7 @@ class RedrivectlTest : public ::testing::Test {
   }
 
   std::vector<StreamEntry> XRange(const std::string& stream) {
-    absl::StatusOr<RedisReply> r = conn_->Command({"XRANGE", stream, "-", "+"});
-    EXPECT_THAT(r, IsOk());
-    if (!r.ok() || r->is_error()) return {};
-    return TakeOk(ParseEntryList(*r));
+    return ::redrive::testing::XRangeAll(*conn_, stream);
   }
 
   std::vector<std::string> Ids(const std::string& stream) {
@@ -281,24 +278,10 @@ class RedrivectlTest : public ::testing::Test {
     return ids;
   }
 
-  int64_t XLen(const std::string& stream) {
-    absl::StatusOr<RedisReply> r = conn_->Command({"XLEN", stream});
-    return r.ok() && r->is_integer() ? r->integer : -1;
-  }
+  int64_t XLen(const std::string& stream) { return ::redrive::testing::XLenOf(*conn_, stream); }
 
-  // A group's last-delivered-id (XINFO GROUPS); "" when there is no such group.
   std::string LastDelivered(const std::string& stream, const std::string& group) {
-    absl::StatusOr<RedisReply> r = conn_->Command({"XINFO", "GROUPS", stream});
-    if (!r.ok() || !r->is_array()) return "";
-    for (const RedisReply& g : r->elements) {
-      std::string name, last;
-      for (size_t i = 0; i + 1 < g.elements.size(); i += 2) {
-        if (g.elements[i].str == "name") name = g.elements[i + 1].str;
-        if (g.elements[i].str == "last-delivered-id") last = g.elements[i + 1].str;
-      }
-      if (name == group) return last;
-    }
-    return "";
+    return ::redrive::testing::LastDeliveredId(*conn_, stream, group);
   }
 
   // The decoded __data__ of the one entry `id` of `stream`.

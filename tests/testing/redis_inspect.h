@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "daemon/redis_client.h"
+#include "daemon/stream_entry.h"
 
 namespace redrive::testing {
 
@@ -28,6 +29,38 @@ inline int64_t PendingCount(RedisCommander& redis, const std::string& stream,
                             const std::string& group) {
   absl::StatusOr<RedisReply> r = redis.Command({"XPENDING", stream, group});
   return r.ok() && r->is_array() && !r->elements.empty() ? r->elements[0].integer : -1;
+}
+
+// Every entry of `stream`, oldest first (a failed expectation if Redis errs).
+inline std::vector<StreamEntry> XRangeAll(RedisCommander& redis, const std::string& stream) {
+  absl::StatusOr<RedisReply> r = redis.Command({"XRANGE", stream, "-", "+"});
+  EXPECT_TRUE(r.ok()) << r.status();
+  if (!r.ok() || r->is_error()) return {};
+  absl::StatusOr<std::vector<StreamEntry>> entries = ParseEntryList(*r);
+  EXPECT_TRUE(entries.ok()) << entries.status();
+  return entries.ok() ? *std::move(entries) : std::vector<StreamEntry>{};
+}
+
+// XLEN of `stream`; -1 when Redis cannot say.
+inline int64_t XLenOf(RedisCommander& redis, const std::string& stream) {
+  absl::StatusOr<RedisReply> r = redis.Command({"XLEN", stream});
+  return r.ok() && r->is_integer() ? r->integer : -1;
+}
+
+// A group's last-delivered-id (XINFO GROUPS); "" when there is no such group.
+inline std::string LastDeliveredId(RedisCommander& redis, const std::string& stream,
+                                   const std::string& group) {
+  absl::StatusOr<RedisReply> r = redis.Command({"XINFO", "GROUPS", stream});
+  if (!r.ok() || !r->is_array()) return "";
+  for (const RedisReply& g : r->elements) {
+    std::string name, last;
+    for (size_t i = 0; i + 1 < g.elements.size(); i += 2) {
+      if (g.elements[i].str == "name") name = g.elements[i + 1].str;
+      if (g.elements[i].str == "last-delivered-id") last = g.elements[i + 1].str;
+    }
+    if (name == group) return last;
+  }
+  return "";
 }
 
 }  // namespace redrive::testing
