@@ -148,12 +148,20 @@ absl::StatusOr<v1::RedriveJob> RedriveJobs::Start(RedisCommander& redis,
     absl::MutexLock lock(&mu_);
     ReapLocked();
     if (stopping_) return absl::UnavailableError("redrived is shutting down");
-    if (running_.size() >= options_.max_running) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat(running_.size(), " redrive jobs run on this daemon already (at most ",
-                       options_.max_running, "); wait for one to end or cancel one"));
+    if (running_.size() + starting_ >= options_.max_running) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          running_.size() + starting_, " redrive jobs run on this daemon already (at most ",
+          options_.max_running, "); wait for one to end or cancel one"));
     }
+    ++starting_;  // the slot is ours until the job runs or creating it failed
   }
+  struct Release {
+    RedriveJobs* jobs;
+    ~Release() {
+      absl::MutexLock lock(&jobs->mu_);
+      --jobs->starting_;
+    }
+  } release{this};
   absl::BitGen gen;
   const std::string job_id = absl::StrFormat("%016x", absl::Uniform<uint64_t>(gen));
   const std::string key = RedriveJobKey(job_id);
@@ -411,7 +419,8 @@ void RedriveJobs::ResumeStale(RedisCommander& redis) {
     {
       absl::MutexLock lock(&mu_);
       ReapLocked();
-      if (stopping_ || running_.contains(job_id) || running_.size() >= options_.max_running) {
+      if (stopping_ || running_.contains(job_id) ||
+          running_.size() + starting_ >= options_.max_running) {
         continue;
       }
     }

@@ -106,6 +106,8 @@ class RedriveJobs {
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   absl::flat_hash_map<std::string, std::unique_ptr<Running>> running_ ABSL_GUARDED_BY(mu_);
+  // Jobs being created by Start: they count against max_running already.
+  size_t starting_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread scanner_;
 };
 
