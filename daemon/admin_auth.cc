@@ -2,6 +2,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 
 namespace redrive {
@@ -23,9 +24,13 @@ grpc::Status AdminAuth::Check(
     const std::multimap<grpc::string_ref, grpc::string_ref>& metadata) const {
   if (disabled_) return grpc::Status::OK;
   if (token_.empty()) {
+    std::string upper = realm_;
+    for (char& ch : upper) ch = absl::ascii_toupper(static_cast<unsigned char>(ch));
     return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                        "no admin token is configured on this daemon (set --admin-token-file "
-                        "or REDRIVE_ADMIN_TOKEN, or --admin-auth=disabled for local development)");
+                        absl::StrCat("no ", realm_, " token is configured on this daemon (set --",
+                                     realm_, "-token-file or REDRIVE_", upper, "_TOKEN, or --",
+                                     realm_, "-auth=", realm_ == "admin" ? "disabled" : "none",
+                                     " for local development)"));
   }
   auto it = metadata.find("authorization");
   if (it == metadata.end()) {
@@ -40,7 +45,7 @@ grpc::Status AdminAuth::Check(
                         "authorization metadata is not 'Bearer <token>'");
   }
   if (!SameToken(value.substr(kBearer.size()), token_)) {
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "wrong admin token");
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, absl::StrCat("wrong ", realm_, " token"));
   }
   return grpc::Status::OK;
 }

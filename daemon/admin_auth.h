@@ -1,4 +1,5 @@
-// AdminAuth: the Admin service's bearer-token check (R-A5, R-H3).
+// AdminAuth: the bearer-token check of the Admin service (R-A5, R-H3), and of
+// the Broker with --broker-auth=token.
 //
 // Every Admin RPC carries `authorization: Bearer <token>` metadata, compared
 // in constant time with the configured token. With no token configured
@@ -19,7 +20,11 @@ namespace redrive {
 
 class AdminAuth {
  public:
-  AdminAuth(bool disabled, std::string token) : disabled_(disabled), token_(std::move(token)) {}
+  // `realm` names the token in messages: "admin" (--admin-token-file,
+  // REDRIVE_ADMIN_TOKEN) or "broker" (--broker-token-file,
+  // REDRIVE_BROKER_TOKEN).
+  AdminAuth(bool disabled, std::string token, std::string realm = "admin")
+      : disabled_(disabled), token_(std::move(token)), realm_(std::move(realm)) {}
 
   // OK, or UNAUTHENTICATED saying what is wrong (never echoing the token).
   grpc::Status Check(const std::multimap<grpc::string_ref, grpc::string_ref>& metadata) const;
@@ -32,6 +37,7 @@ class AdminAuth {
  private:
   const bool disabled_;
   const std::string token_;
+  const std::string realm_;
 };
 
 }  // namespace redrive

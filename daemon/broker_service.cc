@@ -8,14 +8,27 @@
 namespace redrive {
 namespace {
 
+// A bidi reactor that only finishes the call with `status` (a refused
+// Subscribe); it deletes itself when gRPC is done with it.
+template <typename Request, typename Response>
+class RefusedStream final : public grpc::ServerBidiReactor<Request, Response> {
+ public:
+  explicit RefusedStream(const grpc::Status& status) { this->Finish(status); }
+  void OnDone() override { delete this; }
+};
+
 // Prepares on the calling (gRPC) thread, writes on an executor thread, then
 // lets `fill` copy the ids into the response and finishes the call.
 template <typename Request, typename Fill>
 grpc::ServerUnaryReactor* PrepareAndWrite(grpc::CallbackServerContext* context,
-                                          const Publisher& publisher,
+                                          const AdminAuth& auth, const Publisher& publisher,
                                           RedisExecutor& executor, const Request& request,
                                           Fill fill) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (grpc::Status allowed = auth.Check(context->client_metadata()); !allowed.ok()) {
+    reactor->Finish(allowed);
+    return reactor;
+  }
   absl::StatusOr<PreparedPublish> prepared = publisher.Prepare(request);
   if (!prepared.ok()) {
     reactor->Finish(ToGrpcStatus(prepared.status()));
@@ -44,7 +57,7 @@ grpc::ServerUnaryReactor* BrokerService::Publish(grpc::CallbackServerContext* co
                                                  const v1::PublishRequest* request,
                                                  v1::PublishResponse* response) {
   return PrepareAndWrite(
-      context, publisher_, executor_, *request,
+      context, auth_, publisher_, executor_, *request,
       [response](const PreparedPublish& p, const std::vector<std::string>& ids) {
         response->set_entry_id(ids.front());
         response->set_stream(p.stream);
@@ -56,7 +69,7 @@ grpc::ServerUnaryReactor* BrokerService::PublishBatch(grpc::CallbackServerContex
                                                       const v1::PublishBatchRequest* request,
                                                       v1::PublishBatchResponse* response) {
   return PrepareAndWrite(
-      context, publisher_, executor_, *request,
+      context, auth_, publisher_, executor_, *request,
       [response](const PreparedPublish& p, const std::vector<std::string>& ids) {
         response->set_stream(p.stream);
         for (const std::string& id : ids) response->add_entry_ids(id);
@@ -65,7 +78,10 @@ grpc::ServerUnaryReactor* BrokerService::PublishBatch(grpc::CallbackServerContex
 }
 
 grpc::ServerBidiReactor<v1::SubscribeRequest, v1::SubscribeResponse>* BrokerService::Subscribe(
-    grpc::CallbackServerContext*) {
+    grpc::CallbackServerContext* context) {
+  if (grpc::Status allowed = auth_.Check(context->client_metadata()); !allowed.ok()) {
+    return new RefusedStream<v1::SubscribeRequest, v1::SubscribeResponse>(allowed);
+  }
   return new SubscribeSession(engine_, key_style_, instance_id_);
 }
 

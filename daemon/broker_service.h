@@ -3,6 +3,8 @@
 // Publish and PublishBatch validate and encode on the gRPC thread, then hand
 // the Redis write to the RedisExecutor; the reaction never blocks on Redis.
 // Subscribe streams are SubscribeSession reactors over the DeliveryEngine.
+// With --broker-auth=token every call first passes the bearer-token check
+// (UNAUTHENTICATED otherwise, before anything is read or written).
 //
 // Thread-safe.
 #ifndef REDRIVE_DAEMON_BROKER_SERVICE_H_
@@ -10,6 +12,7 @@
 
 #include <string>
 
+#include "daemon/admin_auth.h"
 #include "daemon/delivery_engine.h"
 #include "daemon/publisher.h"
 #include "daemon/redis_client.h"
@@ -20,13 +23,16 @@ namespace redrive {
 class BrokerService final : public v1::Broker::CallbackService {
  public:
   // Borrows the rest; they must outlive the gRPC server.
+  // `auth` guards every call (--broker-auth=token); a disabled one lets
+  // everything through.
   BrokerService(const Publisher& publisher, RedisExecutor& executor, DeliveryEngine& engine,
-                KeyStyle key_style, std::string instance_id)
+                KeyStyle key_style, std::string instance_id, AdminAuth auth)
       : publisher_(publisher),
         executor_(executor),
         engine_(engine),
         key_style_(key_style),
-        instance_id_(std::move(instance_id)) {}
+        instance_id_(std::move(instance_id)),
+        auth_(std::move(auth)) {}
 
   grpc::ServerUnaryReactor* Publish(grpc::CallbackServerContext* context,
                                     const v1::PublishRequest* request,
@@ -43,6 +49,7 @@ class BrokerService final : public v1::Broker::CallbackService {
   DeliveryEngine& engine_;
   const KeyStyle key_style_;
   const std::string instance_id_;
+  const AdminAuth auth_;
 };
 
 }  // namespace redrive

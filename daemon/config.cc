@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "daemon/listen_address.h"
 
 namespace redrive {
 namespace {
@@ -92,31 +93,58 @@ const std::vector<OptionSpec>& Options() {
        }},
       {"grpc-listen", "127.0.0.1:50051",
        "Comma-separated gRPC listen addresses: host:port, [v6]:port or "
-       "unix:/path. Port 0 picks a free port (see --ready-file).",
+       "unix:/path. Port 0 picks a free port (see --ready-file). A port in use "
+       "is a start-up error. A non-loopback address exposes the Broker to the "
+       "network: protect it with --broker-auth=token.",
        [](absl::string_view v, Config& c, Raw&) -> absl::Status {
          c.grpc_listen.clear();
          for (absl::string_view a : absl::StrSplit(v, ',', absl::SkipWhitespace())) {
            a = absl::StripAsciiWhitespace(a);
-           if (absl::StartsWith(a, "unix:")) {
-             if (a.size() <= 5) return BadValue("grpc-listen", "unix: needs a path");
-           } else if (a.rfind(':') == absl::string_view::npos) {
-             return BadValue("grpc-listen", absl::StrCat("'", a, "' has no port"));
+           if (absl::StatusOr<ListenAddress> parsed = ParseListenAddress(a); !parsed.ok()) {
+             return BadValue("grpc-listen", parsed.status().message());
            }
            c.grpc_listen.emplace_back(a);
          }
          if (c.grpc_listen.empty()) return BadValue("grpc-listen", "no address");
          return absl::OkStatus();
        }},
+      {"grpc-socket-mode", "0660",
+       "Permission bits (octal) of the Unix sockets in --grpc-listen, so an app "
+       "running as another user of the same group can connect (0600..0777).",
+       [](absl::string_view v, Config& c, Raw&) -> absl::Status {
+         uint32_t mode = 0;
+         if (v.empty() || v.size() > 4 || v.find_first_not_of("01234567") != absl::string_view::npos) {
+           return BadValue("grpc-socket-mode", absl::StrCat("'", v, "' is not an octal mode"));
+         }
+         for (char ch : v) mode = mode * 8 + static_cast<uint32_t>(ch - '0');
+         if ((mode & 0600) != 0600 || mode > 0777) {
+           return BadValue("grpc-socket-mode",
+                           "must keep owner read/write (0600) and have no special bits");
+         }
+         c.grpc_socket_mode = mode;
+         return absl::OkStatus();
+       }},
+      {"grpc-memory-quota-mb", "128",
+       "Memory gRPC may hold for connections and requests being received; beyond "
+       "it large requests are refused (RESOURCE_EXHAUSTED) instead of buffered "
+       "(16..65536).",
+       UintIn("grpc-memory-quota-mb", REDRIVE_FIELD(grpc_memory_quota_mb), 16, 65536)},
       {"health-listen", "",
        "Optional host:port of a listener that serves only grpc.health.v1, "
        "for Kubernetes gRPC probes (e.g. 0.0.0.0:8081). Empty = none.",
        [](absl::string_view v, Config& c, Raw&) -> absl::Status {
-         if (!v.empty() && v.rfind(':') == absl::string_view::npos) {
-           return BadValue("health-listen", absl::StrCat("'", v, "' has no port"));
+         if (!v.empty()) {
+           absl::StatusOr<ListenAddress> parsed = ParseListenAddress(v);
+           if (!parsed.ok()) return BadValue("health-listen", parsed.status().message());
+           if (parsed->is_unix) return BadValue("health-listen", "must be host:port");
          }
          c.health_listen = std::string(v);
          return absl::OkStatus();
        }},
+      {"liveness-stall-ms", "30000",
+       "The 'liveness' health service turns NOT_SERVING when a listener has not "
+       "been able to accept connections for this long (1000..600000).",
+       UintIn("liveness-stall-ms", REDRIVE_FIELD(liveness_stall_ms), 1000, 600000)},
       {"health-interval-ms", "1000",
        "How often Redis is pinged for the health service (50..60000).",
        UintIn("health-interval-ms", REDRIVE_FIELD(health_interval_ms), 50, 60000)},
@@ -207,6 +235,28 @@ const std::vector<OptionSpec>& Options() {
          c.admin_token_file = std::string(v);
          return absl::OkStatus();
        }},
+      {"broker-auth", "none",
+       "Broker protection: 'none' (Publish and Subscribe are open to whoever "
+       "reaches the listener: a Unix socket or loopback in the pod) or 'token' "
+       "(they need 'authorization: Bearer <token>', the token from "
+       "--broker-token-file or REDRIVE_BROKER_TOKEN).",
+       [](absl::string_view v, Config& c, Raw&) -> absl::Status {
+         if (v == "none") {
+           c.broker_auth = false;
+         } else if (v == "token") {
+           c.broker_auth = true;
+         } else {
+           return BadValue("broker-auth", "must be none or token");
+         }
+         return absl::OkStatus();
+       }},
+      {"broker-token-file", "",
+       "File holding the Broker bearer token for --broker-auth=token (same rules "
+       "as the admin token). The variable REDRIVE_BROKER_TOKEN may hold it directly.",
+       [](absl::string_view v, Config& c, Raw&) {
+         c.broker_token_file = std::string(v);
+         return absl::OkStatus();
+       }},
       {"max-redrives", "5",
        "A dead letter redriven this many times is quarantined: redrive skips it "
        "unless asked to include quarantined entries (1..1000).",
@@ -259,6 +309,37 @@ std::string DefaultInstanceId() {
   return absl::StrCat(h, "-", getpid());
 }
 
+// Reads the `realm` ("admin" or "broker") bearer token from `file` when
+// given, else from REDRIVE_<REALM>_TOKEN, and checks its form.
+absl::Status ReadToken(absl::string_view realm, const std::string& file, const EnvLookup& env,
+                       std::string& token) {
+  const std::string variable = EnvName(absl::StrCat(realm, "-token"));
+  std::string source = variable;
+  if (!file.empty()) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) return BadValue(absl::StrCat(realm, "-token-file"), absl::StrCat("cannot read '", file, "'"));
+    std::stringstream buf;
+    buf << in.rdbuf();
+    token = buf.str();
+    while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
+    source = absl::StrCat("--", realm, "-token-file");
+  } else if (std::optional<std::string> t = env(variable); t && !t->empty()) {
+    token = *t;
+  }
+  if (token.empty()) return absl::OkStatus();
+  if (token.size() < 16 || token.size() > 4096) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": the ", realm, " token must be 16..4096 characters"));
+  }
+  for (char ch : token) {
+    if (ch < '!' || ch > '~') {
+      return absl::InvalidArgumentError(absl::StrCat(
+          source, ": the ", realm, " token must be printable ASCII without spaces"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Resolve(const Raw& raw, const EnvLookup& env, Config& c) {
   if (raw.redis_url.empty() || raw.redis_url == "embedded") {
     c.embedded_redis = true;
@@ -288,35 +369,16 @@ absl::Status Resolve(const Raw& raw, const EnvLookup& env, Config& c) {
     c.redis.password = *p;
     c.password_on_command_line = false;
   }
-  std::string token_source = "REDRIVE_ADMIN_TOKEN";
-  if (!c.admin_token_file.empty()) {
-    std::ifstream in(c.admin_token_file, std::ios::binary);
-    if (!in) {
-      return BadValue("admin-token-file",
-                      absl::StrCat("cannot read '", c.admin_token_file, "'"));
-    }
-    std::stringstream buf;
-    buf << in.rdbuf();
-    c.admin_token = buf.str();
-    while (!c.admin_token.empty() &&
-           (c.admin_token.back() == '\n' || c.admin_token.back() == '\r')) {
-      c.admin_token.pop_back();
-    }
-    token_source = "--admin-token-file";
-  } else if (std::optional<std::string> t = env("REDRIVE_ADMIN_TOKEN"); t && !t->empty()) {
-    c.admin_token = *t;
+  if (absl::Status st = ReadToken("admin", c.admin_token_file, env, c.admin_token); !st.ok()) {
+    return st;
   }
-  if (!c.admin_token.empty()) {
-    if (c.admin_token.size() < 16 || c.admin_token.size() > 4096) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(token_source, ": the admin token must be 16..4096 characters"));
-    }
-    for (char ch : c.admin_token) {
-      if (ch < '!' || ch > '~') {
-        return absl::InvalidArgumentError(absl::StrCat(
-            token_source, ": the admin token must be printable ASCII without spaces"));
-      }
-    }
+  if (absl::Status st = ReadToken("broker", c.broker_token_file, env, c.broker_token);
+      !st.ok()) {
+    return st;
+  }
+  if (c.broker_auth && c.broker_token.empty()) {
+    return BadValue("broker-auth",
+                    "token needs --broker-token-file or REDRIVE_BROKER_TOKEN");
   }
   if (c.instance_id.empty()) c.instance_id = DefaultInstanceId();
   return absl::OkStatus();
@@ -390,7 +452,8 @@ std::string ConfigHelp() {
       "Streams, over gRPC.\n\nUsage: redrived [--option=value ...]\n\n"
       "Every option may also be set by its environment variable; a flag wins.\n"
       "REDRIVE_REDIS_PASSWORD (environment only) holds the Redis password;\n"
-      "REDRIVE_ADMIN_TOKEN (environment only) holds the Admin bearer token.\n\n";
+      "REDRIVE_ADMIN_TOKEN (environment only) holds the Admin bearer token;\n"
+      "REDRIVE_BROKER_TOKEN (environment only) holds the Broker bearer token.\n\n";
   for (const OptionSpec& o : Options()) {
     absl::StrAppend(&out, "  --", o.name, "  (", EnvName(o.name), ")\n      ",
                     o.help, "\n      default: ",

@@ -47,6 +47,13 @@ struct Config {
   // Optional second listener serving only grpc.health.v1 (for kubelet gRPC
   // probes on the pod IP while the API stays on loopback / a Unix socket).
   std::string health_listen;
+  // Mode of the Unix sockets in grpc_listen (chmod after bind).
+  uint32_t grpc_socket_mode = 0660;
+  // Memory gRPC may use for connections and requests in flight (ResourceQuota):
+  // oversized or concurrent large requests are refused, not buffered.
+  uint32_t grpc_memory_quota_mb = 128;
+  // Liveness fails when a listener cannot accept for this long.
+  uint32_t liveness_stall_ms = 30000;
   uint32_t health_interval_ms = 1000;
   uint32_t shutdown_grace_ms = 10000;
   // Retries: mover/expiry tick, orphan sweep interval, idle consumer expiry.
@@ -66,6 +73,11 @@ struct Config {
   bool admin_auth_disabled = false;
   std::string admin_token;
   std::string admin_token_file;
+  // Broker protection (--broker-auth=token): Publish and Subscribe need the
+  // bearer token from --broker-token-file or REDRIVE_BROKER_TOKEN.
+  bool broker_auth = false;
+  std::string broker_token;
+  std::string broker_token_file;
   // A dead letter redriven this many times is quarantined (R-E2).
   uint32_t max_redrives = 5;
 

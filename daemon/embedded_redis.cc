@@ -4,7 +4,12 @@
 #include <spdlog/spdlog.h>
 
 #include "daemon/logging.h"
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -32,15 +37,84 @@ bool WaitForExit(pid_t pid, absl::Duration timeout) {
   }
 }
 
+constexpr char kDirPrefix[] = "redrive-redis-";
+constexpr char kLockFile[] = "/daemon.lock";
+
+// True when something accepts connections on the Unix socket `path`.
+bool SocketAnswers(const std::string& path) {
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return true;  // cannot tell: keep the directory
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+  const bool answers = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  close(fd);
+  return answers;
+}
+
+// True when `dir` belongs to no live daemon.
+bool IsStale(const std::string& dir) {
+  const std::string lock = dir + kLockFile;
+  const int fd = open(lock.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) {
+    // No lock file: an older daemon's, or one being set up right now. Only
+    // a directory older than a minute whose socket does not answer is stale.
+    struct stat st {};
+    if (stat(dir.c_str(), &st) != 0) return false;
+    if (time(nullptr) - st.st_mtime < 60) return false;
+    return !SocketAnswers(dir + "/redis.sock");
+  }
+  const bool free = flock(fd, LOCK_EX | LOCK_NB) == 0;
+  close(fd);  // releases the probe lock, if taken
+  return free;
+}
+
 }  // namespace
 
+int RemoveStaleEmbeddedDirectories(const std::string& temp_dir) {
+  std::error_code ec;
+  int removed = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(temp_dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind(kDirPrefix, 0) != 0) continue;
+    struct stat st {};
+    if (lstat(entry.path().c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid()) {
+      continue;
+    }
+    if (!IsStale(entry.path().string())) continue;
+    std::error_code remove_error;
+    std::filesystem::remove_all(entry.path(), remove_error);
+    if (remove_error) {
+      spdlog::warn("cannot remove stale embedded redis directory {}: {}", entry.path().string(),
+                   remove_error.message());
+      continue;
+    }
+    spdlog::info("removed stale embedded redis directory {} (its daemon is gone)",
+                 entry.path().string());
+    ++removed;
+  }
+  return removed;
+}
+
 absl::StatusOr<std::unique_ptr<EmbeddedRedis>> EmbeddedRedis::Start(const Options& options) {
-  std::string templ = (std::filesystem::temp_directory_path() / "redrive-redis-XXXXXX").string();
+  const std::string temp_dir = std::filesystem::temp_directory_path().string();
+  RemoveStaleEmbeddedDirectories(temp_dir);
+  std::string templ = temp_dir + "/" + kDirPrefix + "XXXXXX";
   if (mkdtemp(templ.data()) == nullptr) {
     return absl::UnavailableError(
         absl::StrCat("embedded redis: mkdtemp: ", std::strerror(errno)));
   }
   const std::string dir = templ;
+  // Held for the daemon's lifetime (closed on exec: redis-server must not
+  // keep it after the daemon dies).
+  const int lock_fd = open((dir + kLockFile).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    if (lock_fd >= 0) close(lock_fd);
+    std::filesystem::remove_all(dir);
+    return absl::UnavailableError(
+        absl::StrCat("embedded redis: lock file in ", dir, ": ", std::strerror(err)));
+  }
   const std::string socket = dir + "/redis.sock";
   std::vector<std::string> args = {options.binary, "--port", "0",
                                    "--unixsocket", socket,
@@ -57,6 +131,7 @@ absl::StatusOr<std::unique_ptr<EmbeddedRedis>> EmbeddedRedis::Start(const Option
   const pid_t parent = getpid();
   const pid_t pid = fork();
   if (pid < 0) {
+    close(lock_fd);
     std::filesystem::remove_all(dir);
     return absl::UnavailableError(absl::StrCat("embedded redis: fork: ", std::strerror(errno)));
   }
@@ -79,7 +154,7 @@ absl::StatusOr<std::unique_ptr<EmbeddedRedis>> EmbeddedRedis::Start(const Option
   conn_options.min_backoff = absl::ZeroDuration();
   conn_options.max_backoff = absl::ZeroDuration();
   RedisConnection probe(conn_options);
-  std::unique_ptr<EmbeddedRedis> server(new EmbeddedRedis(pid, dir, address));
+  std::unique_ptr<EmbeddedRedis> server(new EmbeddedRedis(pid, dir, address, lock_fd));
   const absl::Time deadline = absl::Now() + options.start_timeout;
   while (true) {
     int status = 0;
@@ -112,6 +187,7 @@ EmbeddedRedis::~EmbeddedRedis() {
   }
   std::error_code ec;
   std::filesystem::remove_all(dir_, ec);
+  if (lock_fd_ >= 0) close(lock_fd_);
 }
 
 }  // namespace redrive

@@ -3,6 +3,12 @@
 // a fresh temporary directory, keeps no snapshot, dies with the daemon
 // (PR_SET_PDEATHSIG) and is stopped and its directory removed on destruction.
 //
+// The directory holds a lock file the daemon keeps an exclusive flock on for
+// its lifetime. A daemon killed with SIGKILL cannot remove its directory, so
+// Start first removes every `redrive-redis-*` directory in the temp directory
+// that this user owns and whose lock nobody holds (older directories without
+// a lock file: when nothing answers on their socket).
+//
 // Create it before starting other threads (it forks).
 // Thread-compatible.
 #ifndef REDRIVE_DAEMON_EMBEDDED_REDIS_H_
@@ -40,13 +46,18 @@ class EmbeddedRedis {
   const std::string& directory() const { return dir_; }
 
  private:
-  EmbeddedRedis(pid_t pid, std::string dir, RedisAddress address)
-      : pid_(pid), dir_(std::move(dir)), address_(std::move(address)) {}
+  EmbeddedRedis(pid_t pid, std::string dir, RedisAddress address, int lock_fd)
+      : pid_(pid), dir_(std::move(dir)), address_(std::move(address)), lock_fd_(lock_fd) {}
 
   pid_t pid_;
   std::string dir_;
   RedisAddress address_;
+  int lock_fd_;  // flock held while this daemon lives
 };
+
+// Removes the directories left by embedded servers of dead daemons under
+// `temp_dir` (see EmbeddedRedis); returns how many were removed.
+int RemoveStaleEmbeddedDirectories(const std::string& temp_dir);
 
 }  // namespace redrive
 

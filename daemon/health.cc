@@ -7,8 +7,11 @@
 namespace redrive {
 
 HealthMonitor::HealthMonitor(RedisConnectionOptions connection, absl::Duration interval,
-                             Callback on_change)
-    : interval_(interval), on_change_(std::move(on_change)), connection_([&] {
+                             LivenessCheck live, Callback on_change)
+    : interval_(interval),
+      live_(std::move(live)),
+      on_change_(std::move(on_change)),
+      connection_([&] {
         // The probe must notice a dead Redis within one interval.
         connection.command_timeout = std::min(connection.command_timeout, interval);
         connection.min_backoff = absl::ZeroDuration();
@@ -18,7 +21,7 @@ HealthMonitor::HealthMonitor(RedisConnectionOptions connection, absl::Duration i
   Check();
   {
     absl::MutexLock lock(&mu_);
-    on_change_(ok_);
+    on_change_(state_);
   }
   thread_ = std::thread([this] { Run(); });
 }
@@ -33,26 +36,35 @@ HealthMonitor::~HealthMonitor() {
 
 bool HealthMonitor::redis_ok() const {
   absl::MutexLock lock(&mu_);
-  return ok_;
+  return state_.redis_ok;
 }
 
 void HealthMonitor::Check() {
   absl::StatusOr<RedisReply> reply = connection_.Command({"PING"});
-  const bool ok = reply.ok() && reply->is_status() && reply->str == "PONG";
-  bool changed = false;
+  State now;
+  now.redis_ok = reply.ok() && reply->is_status() && reply->str == "PONG";
+  now.live = live_ == nullptr || live_();
+  State before;
   {
     absl::MutexLock lock(&mu_);
-    changed = ok != ok_;
-    ok_ = ok;
+    before = state_;
+    state_ = now;
   }
-  if (changed && thread_.joinable()) {
-    if (ok) {
-      spdlog::info("redis answers again: health SERVING");
-    } else {
-      spdlog::warn("redis does not answer ({}): health NOT_SERVING",
+  if (!(before == now) && thread_.joinable()) {
+    if (now.redis_ok && !before.redis_ok) {
+      spdlog::info("redis answers again: readiness SERVING");
+    } else if (!now.redis_ok && before.redis_ok) {
+      spdlog::warn("redis does not answer ({}): readiness NOT_SERVING",
                    reply.ok() ? reply->DebugString() : std::string(reply.status().message()));
     }
-    on_change_(ok);
+    if (now.live != before.live) {
+      if (now.live) {
+        spdlog::info("listeners accept again: liveness SERVING");
+      } else {
+        spdlog::error("a listener has not accepted connections for too long: liveness NOT_SERVING");
+      }
+    }
+    on_change_(now);
   }
 }
 

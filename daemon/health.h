@@ -1,6 +1,8 @@
 // HealthMonitor: pings Redis on its own connection and thread at a fixed
-// interval and reports every change of "Redis answers" to a callback (the
-// server wires it to grpc.health.v1: SERVING only while Redis answers, R-G1).
+// interval, asks the process's own liveness check at the same time, and
+// reports every change of either to a callback. The server wires it to
+// grpc.health.v1 (R-G1): service "liveness" follows the process (its
+// listeners accept), "readiness" / "" / the API services follow Redis too.
 //
 // Thread-safe. The callback runs on the monitor's thread.
 #ifndef REDRIVE_DAEMON_HEALTH_H_
@@ -18,11 +20,18 @@ namespace redrive {
 
 class HealthMonitor {
  public:
-  using Callback = std::function<void(bool redis_ok)>;
+  struct State {
+    bool redis_ok = false;
+    bool live = false;
+    bool operator==(const State& o) const { return redis_ok == o.redis_ok && live == o.live; }
+  };
+  using Callback = std::function<void(State state)>;
+  using LivenessCheck = std::function<bool()>;
 
   // Checks once synchronously (so the initial state is known), calls
-  // `on_change` with it, then keeps checking every `interval`.
-  HealthMonitor(RedisConnectionOptions connection, absl::Duration interval,
+  // `on_change` with it, then keeps checking every `interval`. `live` is
+  // asked on the monitor's thread; it must not block.
+  HealthMonitor(RedisConnectionOptions connection, absl::Duration interval, LivenessCheck live,
                 Callback on_change);
   ~HealthMonitor();  // Stops and joins.
 
@@ -33,10 +42,11 @@ class HealthMonitor {
   void Run();
 
   const absl::Duration interval_;
+  const LivenessCheck live_;
   const Callback on_change_;
   RedisConnection connection_;  // monitor thread only (and the constructor)
   mutable absl::Mutex mu_;
-  bool ok_ ABSL_GUARDED_BY(mu_) = false;
+  State state_ ABSL_GUARDED_BY(mu_);
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "daemon/config.h"
 #include "daemon/embedded_redis.h"
+#include "daemon/listener.h"
 #include "daemon/logging.h"
 #include "daemon/server.h"
 
@@ -46,6 +47,8 @@ int Run(int argc, char** argv) {
         "use REDRIVE_REDIS_URL, REDRIVE_REDIS_PASSWORD or --redis-password-file");
   }
   signal(SIGPIPE, SIG_IGN);
+  // Every connection costs a descriptor: take all the kernel allows.
+  redrive::RaiseDescriptorLimit();
 
   // The embedded server is forked before any thread exists.
   std::unique_ptr<redrive::EmbeddedRedis> embedded;

@@ -3,6 +3,7 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/security/server_credentials.h>
+#include <grpcpp/resource_quota.h>
 #include <grpcpp/server_builder.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
@@ -16,27 +17,20 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "daemon/listen_address.h"
 #include "daemon/logging.h"
+#include "grpc/health/v1/health.pb.h"
 
 namespace redrive {
 namespace {
 
-constexpr const char* kServiceNames[] = {"", "redrive.v1.Broker", "redrive.v1.Admin"};
-
-// A leftover socket file from a previous run would make bind fail.
-void RemoveStaleSocket(absl::string_view address) {
-  absl::string_view path = address;
-  if (!absl::ConsumePrefix(&path, "unix://")) absl::ConsumePrefix(&path, "unix:");
-  struct stat st {};
-  const std::string p(path);
-  if (lstat(p.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) unlink(p.c_str());
-}
-
-// "host:0" with the selected port filled in.
-std::string WithPort(const std::string& address, int port) {
-  const size_t colon = address.rfind(':');
-  return absl::StrCat(address.substr(0, colon + 1), port);
-}
+// grpc.health.v1 service names. "liveness": the process works and its
+// listeners accept (Kubernetes livenessProbe; independent of Redis). The
+// others also need Redis to answer (readinessProbe, and "" for clients that
+// ask about the whole server).
+constexpr const char* kLivenessService = "liveness";
+constexpr const char* kReadinessServices[] = {"", "readiness", "redrive.v1.Broker",
+                                              "redrive.v1.Admin"};
 
 absl::Status WriteReadyFile(const std::string& path, const std::vector<std::string>& bound,
                             const std::string& health, const std::string& redis) {
@@ -88,8 +82,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config,
   engine.dispatcher.min_sweep = absl::Milliseconds(config.sweep_interval_ms);
   engine.dispatcher.consumer_expiry = absl::Milliseconds(config.consumer_expiry_ms);
   s->engine_ = std::make_unique<DeliveryEngine>(std::move(engine));
-  s->broker_ = std::make_unique<BrokerService>(*s->publisher_, *s->executor_, *s->engine_,
-                                               config.key_style, config.instance_id);
+  s->broker_ = std::make_unique<BrokerService>(
+      *s->publisher_, *s->executor_, *s->engine_, config.key_style, config.instance_id,
+      AdminAuth(!config.broker_auth, config.broker_token, "broker"));
   RedriveJobs::Options jobs;
   jobs.redis = MakeRedisConnectionOptions(config, redis);
   jobs.instance_id = config.instance_id;
@@ -111,13 +106,31 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config,
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  grpc::ServerBuilder builder;
-  std::vector<std::unique_ptr<int>> ports;
+  // Reflection finds a service's descriptor in the generated pool; the health
+  // descriptor is only linked in when something references it.
+  grpc::health::v1::HealthCheckRequest::descriptor();
+
   for (const std::string& address : config.grpc_listen) {
-    if (absl::StartsWith(address, "unix:")) RemoveStaleSocket(address);
-    ports.push_back(std::make_unique<int>(0));
-    builder.AddListeningPort(address, grpc::InsecureServerCredentials(), ports.back().get());
+    absl::StatusOr<ListenAddress> parsed = ParseListenAddress(address);
+    if (!parsed.ok()) continue;  // Listener::Bind reports it
+    if (std::string warning = ExposureWarning(*parsed, config.broker_auth); !warning.empty()) {
+      spdlog::warn("{}", warning);
+    }
   }
+  Listener::Options listen;
+  listen.addresses = config.grpc_listen;
+  listen.unix_socket_mode = config.grpc_socket_mode;
+  listen.stall_limit = absl::Milliseconds(config.liveness_stall_ms);
+  absl::StatusOr<std::unique_ptr<Listener>> listener = Listener::Bind(std::move(listen));
+  if (!listener.ok()) return listener.status();
+  s->listener_ = *std::move(listener);
+
+  grpc::ServerBuilder builder;
+  // Bounds what gRPC buffers for requests being received: a huge or many
+  // concurrent large requests are refused instead of filling memory.
+  grpc::ResourceQuota quota("redrived");
+  quota.Resize(static_cast<size_t>(config.grpc_memory_quota_mb) << 20);
+  builder.SetResourceQuota(quota);
   const size_t max_message = std::max<size_t>(
       4u << 20, config.publish.max_payload_bytes + config.publish.max_header_bytes + (64u << 10));
   builder.SetMaxReceiveMessageSize(static_cast<int>(std::min<size_t>(max_message, INT32_MAX)));
@@ -125,39 +138,44 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config,
   builder.RegisterService(s->admin_.get());
   s->grpc_server_ = builder.BuildAndStart();
   if (s->grpc_server_ == nullptr) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ",
-                                               absl::StrJoin(config.grpc_listen, ", ")));
+    return absl::UnavailableError("cannot start the gRPC server");
   }
-  for (size_t i = 0; i < config.grpc_listen.size(); ++i) {
-    const std::string& address = config.grpc_listen[i];
-    if (absl::StartsWith(address, "unix:")) {
-      s->bound_.push_back(address);
-    } else if (*ports[i] == 0) {
-      return absl::UnavailableError(absl::StrCat("cannot listen on ", address));
-    } else {
-      s->bound_.push_back(WithPort(address, *ports[i]));
-    }
-  }
+  s->listener_->Start(s->grpc_server_.get());
+  s->bound_ = s->listener_->bound();
 
   std::vector<grpc::HealthCheckServiceInterface*> health_services = {
       s->grpc_server_->GetHealthCheckService()};
   if (!config.health_listen.empty()) {
+    Listener::Options health_listen;
+    health_listen.addresses = {config.health_listen};
+    health_listen.stall_limit = absl::Milliseconds(config.liveness_stall_ms);
+    health_listen.name = "health";
+    absl::StatusOr<std::unique_ptr<Listener>> bound = Listener::Bind(std::move(health_listen));
+    if (!bound.ok()) return bound.status();
+    s->health_listener_ = *std::move(bound);
     grpc::ServerBuilder health_builder;
-    int port = 0;
-    health_builder.AddListeningPort(config.health_listen, grpc::InsecureServerCredentials(),
-                                    &port);
+    health_builder.SetResourceQuota(quota);
     s->health_server_ = health_builder.BuildAndStart();
-    if (s->health_server_ == nullptr || port == 0) {
-      return absl::UnavailableError(absl::StrCat("cannot listen on ", config.health_listen));
+    if (s->health_server_ == nullptr) {
+      return absl::UnavailableError("cannot start the health gRPC server");
     }
-    s->health_bound_ = WithPort(config.health_listen, port);
+    s->health_listener_->Start(s->health_server_.get());
+    s->health_bound_ = s->health_listener_->bound().front();
     health_services.push_back(s->health_server_->GetHealthCheckService());
   }
+  Server* raw = s.get();
   s->health_ = std::make_unique<HealthMonitor>(
       MakeRedisConnectionOptions(config, redis), absl::Milliseconds(config.health_interval_ms),
-      [health_services](bool ok) {
+      [raw] {
+        const absl::Time now = absl::Now();
+        return raw->listener_->Healthy(now) &&
+               (raw->health_listener_ == nullptr || raw->health_listener_->Healthy(now));
+      },
+      [health_services](HealthMonitor::State state) {
+        const bool ready = state.redis_ok && state.live;
         for (grpc::HealthCheckServiceInterface* h : health_services) {
-          for (const char* name : kServiceNames) h->SetServingStatus(name, ok);
+          h->SetServingStatus(kLivenessService, state.live);
+          for (const char* name : kReadinessServices) h->SetServingStatus(name, ready);
         }
       });
   spdlog::info("redrived listening on {} (redis {}, health {})", absl::StrJoin(s->bound_, ", "),
@@ -184,10 +202,14 @@ void Server::Shutdown(absl::Duration grace) {
     }
   }
   engine_->Drain(grace);
+  listener_->Stop();  // new connections are refused from here on
   grpc_server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
   grpc_server_->Wait();
   jobs_.reset();  // running jobs stay RUNNING in Redis: the next daemon resumes them
-  if (health_server_ != nullptr) health_server_->Shutdown(absl::ToChronoTime(absl::Now()));
+  if (health_server_ != nullptr) {
+    health_listener_->Stop();
+    health_server_->Shutdown(absl::ToChronoTime(absl::Now()));
+  }
   executor_->Stop();
   admin_executor_->Stop();
   engine_.reset();

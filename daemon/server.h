@@ -1,8 +1,10 @@
 // Server: wires configuration, Redis, the gRPC services, health and
 // reflection into one running daemon.
 //
-// Start order: Redis executor and delivery engine → services → gRPC server
-// (listeners, health, reflection) → health monitor → ready file. Shutdown
+// Start order: Redis executor and delivery engine → services → listening
+// sockets (daemon/listener.h: a port in use fails the start) → gRPC server
+// (health, reflection, memory quota) → accept loops → health monitor → ready
+// file. Shutdown
 // reverses it: health NOT_SERVING, Subscribe streams drain (R-B9) for the
 // grace period, gRPC finishes the remaining calls, then the executor finishes
 // queued Redis work and the engine stops.
@@ -24,6 +26,7 @@
 #include "daemon/config.h"
 #include "daemon/delivery_engine.h"
 #include "daemon/health.h"
+#include "daemon/listener.h"
 #include "daemon/publisher.h"
 #include "daemon/redis_client.h"
 
@@ -32,7 +35,7 @@ namespace redrive {
 class Server {
  public:
   // `redis` is the resolved address (the embedded server's when embedded).
-  // UNAVAILABLE when a listener cannot be bound.
+  // UNAVAILABLE when a listener cannot be bound (e.g. the port is in use).
   static absl::StatusOr<std::unique_ptr<Server>> Start(const Config& config,
                                                        const RedisAddress& redis);
   ~Server();
@@ -58,6 +61,8 @@ class Server {
   std::unique_ptr<AdminService> admin_;
   std::unique_ptr<grpc::Server> grpc_server_;
   std::unique_ptr<grpc::Server> health_server_;  // --health-listen, optional
+  std::unique_ptr<Listener> listener_;           // accepts for grpc_server_
+  std::unique_ptr<Listener> health_listener_;    // accepts for health_server_
   std::unique_ptr<HealthMonitor> health_;
   std::vector<std::string> bound_;
   std::string health_bound_;

@@ -190,5 +190,67 @@ TEST(ConfigTest, AdminOptionsOutOfRangeAreRejected) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("1..1000")));
 }
 
+TEST(ConfigTest, ListenerOptionsDefaultsAndRanges) {
+  absl::StatusOr<Config> c = Parse({});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->grpc_socket_mode, 0660u);
+  EXPECT_EQ(c->grpc_memory_quota_mb, 128u);
+  EXPECT_EQ(c->liveness_stall_ms, 30000u);
+  c = Parse({"--grpc-socket-mode=0666", "--grpc-memory-quota-mb=64", "--liveness-stall-ms=1000",
+             "--grpc-listen=[::1]:0, unix:/tmp/x.sock", "--health-listen=127.0.0.1:8081"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->grpc_socket_mode, 0666u);
+  EXPECT_EQ(c->grpc_memory_quota_mb, 64u);
+  EXPECT_EQ(c->grpc_listen, (std::vector<std::string>{"[::1]:0", "unix:/tmp/x.sock"}));
+  c = Parse({}, {{"REDRIVE_GRPC_SOCKET_MODE", "600"}});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->grpc_socket_mode, 0600u);
+
+  using C = absl::StatusCode;
+  EXPECT_THAT(Parse({"--grpc-listen=127.0.0.1:99999"}),
+              StatusIs(C::kInvalidArgument, HasSubstr("--grpc-listen: '127.0.0.1:99999': the "
+                                                      "port must be a number in 0..65535")));
+  EXPECT_THAT(Parse({"--health-listen=127.0.0.1:70000"}),
+              StatusIs(C::kInvalidArgument, HasSubstr("--health-listen")));
+  EXPECT_THAT(Parse({"--health-listen=unix:/tmp/h.sock"}),
+              StatusIs(C::kInvalidArgument, HasSubstr("host:port")));
+  EXPECT_THAT(Parse({"--grpc-socket-mode=0400"}),
+              StatusIs(C::kInvalidArgument, HasSubstr("owner read/write")));
+  EXPECT_THAT(Parse({"--grpc-socket-mode=4777"}), StatusIs(C::kInvalidArgument));
+  EXPECT_THAT(Parse({"--grpc-socket-mode=0689"}),
+              StatusIs(C::kInvalidArgument, HasSubstr("not an octal mode")));
+  EXPECT_THAT(Parse({"--grpc-memory-quota-mb=8"}),
+              StatusIs(C::kInvalidArgument, HasSubstr("8 is outside 16..65536")));
+  EXPECT_THAT(Parse({"--liveness-stall-ms=999"}), StatusIs(C::kInvalidArgument));
+}
+
+TEST(ConfigTest, BrokerAuthNeedsATokenFromFileOrEnvironment) {
+  absl::StatusOr<Config> c = Parse({});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(c->broker_auth);
+  c = Parse({"--broker-auth=token"}, {{"REDRIVE_BROKER_TOKEN", "broker-token-0123456789"}});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->broker_auth);
+  EXPECT_EQ(c->broker_token, "broker-token-0123456789");
+  const std::string path = ::testing::TempDir() + "/broker-token";
+  { std::ofstream(path) << "file-broker-token-0123\n"; }
+  c = Parse({"--broker-auth=token", "--broker-token-file=" + path},
+            {{"REDRIVE_BROKER_TOKEN", "broker-token-0123456789"}});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->broker_token, "file-broker-token-0123");
+  std::remove(path.c_str());
+
+  using C = absl::StatusCode;
+  EXPECT_THAT(Parse({"--broker-auth=token"}),
+              StatusIs(C::kInvalidArgument,
+                       HasSubstr("--broker-auth: token needs --broker-token-file or "
+                                 "REDRIVE_BROKER_TOKEN")));
+  EXPECT_THAT(Parse({"--broker-auth=yes"}), StatusIs(C::kInvalidArgument, HasSubstr("none or token")));
+  EXPECT_THAT(Parse({"--broker-auth=token"}, {{"REDRIVE_BROKER_TOKEN", "short"}}),
+              StatusIs(C::kInvalidArgument, HasSubstr("the broker token must be 16..4096")));
+  EXPECT_THAT(Parse({"--broker-token-file=/nonexistent"}),
+              StatusIs(C::kInvalidArgument, HasSubstr("--broker-token-file: cannot read")));
+}
+
 }  // namespace
 }  // namespace redrive

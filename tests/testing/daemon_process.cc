@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -60,6 +61,10 @@ std::unique_ptr<DaemonProcess> DaemonProcess::Start(Options options) {
   }
   if (pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (options.nofile_hard != 0) {
+      const rlimit limit{options.nofile_soft, options.nofile_hard};
+      setrlimit(RLIMIT_NOFILE, &limit);
+    }
     const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd >= 0) {
       dup2(fd, 2);

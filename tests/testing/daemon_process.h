@@ -28,6 +28,9 @@ class DaemonProcess {
     // Extra environment, NAME=VALUE.
     std::vector<std::string> env;
     bool unix_socket = false;
+    // RLIMIT_NOFILE (soft, hard) for the daemon; 0 = inherited.
+    uint64_t nofile_soft = 0;
+    uint64_t nofile_hard = 0;
   };
 
   // Fails the test and returns null when the daemon does not become ready.
