@@ -1,5 +1,5 @@
 // The codec for the `__data__` field of a Redis stream entry, wire-compatible
-// with FastStream 0.7 / EggAI 0.3.x (see shared spec "eggai-compat.md" and
+// with FastStream 0.7 / EggAI 0.3.x (see docs/eggai-compat.md and
 // tests/data/vectors/README.md).
 //
 // A `__data__` value is one of:

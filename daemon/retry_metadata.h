@@ -1,6 +1,6 @@
 // Retry and dead-letter metadata inside a `__data__` value (R-C3, R-C4, R-D5,
-// R-D6), wire-compatible with EggAI 0.3.x's PendingReclaimer rewrite (shared
-// spec "eggai-compat.md", vectors tests/data/vectors/eggai-retry-metadata.json)
+// R-D6), wire-compatible with EggAI 0.3.x's PendingReclaimer rewrite
+// (docs/eggai-compat.md, vectors tests/data/vectors/eggai-retry-metadata.json)
 // and written with byte-length headers (envelope.h).
 //
 // Where the metadata lives (its "carrier") depends only on the body:

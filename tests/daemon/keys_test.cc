@@ -15,7 +15,7 @@ using ::redrive::testing::StatusIs;
 using ::testing::HasSubstr;
 
 TEST(KeysTest, EggAINamesMatchEggAI034) {
-  // The example of eggai-compat.md: agent order-service, handler handle_order.
+  // The example of docs/eggai-compat.md: agent order-service, handler handle_order.
   const HandlerKeys k =
       MakeHandlerKeys("eggai.orders", "order-service-handle_order-1", KeyStyle::kEggAI);
   EXPECT_EQ(k.stream, "eggai.orders");

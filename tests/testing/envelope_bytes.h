@@ -1,5 +1,5 @@
 // Builds BinaryMessageFormatV1 bytes straight from the layout in
-// eggai-compat.md, independently of daemon/envelope.cc, so tests can check
+// docs/eggai-compat.md, independently of daemon/envelope.cc, so tests can check
 // the encoder against the spec rather than against itself.
 #ifndef REDRIVE_TESTS_TESTING_ENVELOPE_BYTES_H_
 #define REDRIVE_TESTS_TESTING_ENVELOPE_BYTES_H_

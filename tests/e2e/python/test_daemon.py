@@ -18,7 +18,7 @@ MAGIC = bytes.fromhex("8942494e0d0a1a0a")
 
 
 def spec_envelope(headers, body):
-    """BinaryMessageFormatV1 per eggai-compat.md, with byte lengths."""
+    """BinaryMessageFormatV1 per docs/eggai-compat.md, with byte lengths."""
     block = struct.pack(">H", len(headers))
     for key, value in headers:
         k, v = key.encode(), value.encode()
