@@ -156,3 +156,50 @@ def test_admin_rpcs_are_refused_without_a_configured_token(daemon):
 
 def test_sigterm_exits_zero(daemon):
     assert daemon.terminate() == 0
+
+
+def reflected_pool(daemon, symbol):
+    """A descriptor pool built only from what the server reflects for `symbol`
+    (its file and dependencies), as grpcurl builds one: no local .proto."""
+    from google.protobuf import descriptor_pool
+    resp = reflect(daemon, reflection_pb2.ServerReflectionRequest(file_containing_symbol=symbol))
+    assert resp.WhichOneof("message_response") == "file_descriptor_response", resp
+    pool = descriptor_pool.DescriptorPool()
+    pending = [descriptor_pb2.FileDescriptorProto.FromString(b)
+               for b in resp.file_descriptor_response.file_descriptor_proto]
+    added = set()
+    while pending:  # dependencies first, whatever order they came in
+        progress = False
+        for f in list(pending):
+            if all(d in added for d in f.dependency):
+                pool.Add(f)
+                added.add(f.name)
+                pending.remove(f)
+                progress = True
+        assert progress, "unresolvable dependencies: %s" % [f.name for f in pending]
+    return pool
+
+
+def test_health_is_described_and_called_through_reflection_only(daemon):
+    """grpcurl's path: describe grpc.health.v1.Health, then call Check with
+    message types built from the reflected descriptors (regression: the health
+    descriptor was not linked in, 'Symbol not found')."""
+    from google.protobuf import message_factory
+    pool = reflected_pool(daemon, "grpc.health.v1.Health")
+    service = pool.FindServiceByName("grpc.health.v1.Health")
+    assert sorted(m.name for m in service.methods) == ["Check", "Watch"]
+    check = service.methods_by_name["Check"]
+    factory = message_factory.MessageFactory(pool)
+    request_type = factory.GetPrototype(check.input_type)
+    response_type = factory.GetPrototype(check.output_type)
+    call = daemon.channel.unary_unary(
+        "/grpc.health.v1.Health/Check",
+        request_serializer=lambda m: m.SerializeToString(),
+        response_deserializer=response_type.FromString)
+    serving = response_type.DESCRIPTOR.fields_by_name["status"].enum_type.values_by_name[
+        "SERVING"].number
+    for name in ("", "liveness", "readiness", "redrive.v1.Broker", "redrive.v1.Admin"):
+        assert wait_for(lambda: call(request_type(service=name), timeout=5).status == serving), name
+    with pytest.raises(grpc.RpcError) as err:
+        call(request_type(service="no.such.Service"), timeout=5)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
