@@ -96,9 +96,10 @@ def parse_readme(path=README):
     lines = open(path, encoding="utf-8").read().split("\n")
     i = 0
     while i < len(lines):
-        m = re.match(r"^```(.*)$", lines[i])
+        m = re.match(r"^ {0,3}```(.*)$", lines[i])  # a fence may be indented 0..3
         if not m:
-            if MARKER.match(lines[i]) and not (i + 1 < len(lines) and lines[i + 1].startswith("```")):
+            if MARKER.match(lines[i]) and not (i + 1 < len(lines)
+                                               and re.match(r"^ {0,3}```", lines[i + 1])):
                 problems.append("line %d: marker not directly before a fence" % (i + 1))
             i += 1
             continue
@@ -106,7 +107,7 @@ def parse_readme(path=README):
         start = i
         body = []
         i += 1
-        while i < len(lines) and lines[i].rstrip() != "```":
+        while i < len(lines) and not re.match(r"^ {0,3}```\s*$", lines[i]):
             body.append(lines[i])
             i += 1
         if i >= len(lines):
@@ -153,6 +154,7 @@ def wait_for(condition, timeout, interval=0.02):
 
 def port_free(port):
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC's listeners
         try:
             s.bind(("127.0.0.1", port))
             return True
