@@ -38,6 +38,7 @@ inline constexpr absl::string_view kDefaultTailHandler = "redrivectl-tail";
 struct Environment {
   std::optional<std::string> addr;         // REDRIVE_ADDR
   std::optional<std::string> admin_token;  // REDRIVE_ADMIN_TOKEN
+  std::optional<std::string> admin_token_file;  // REDRIVE_ADMIN_TOKEN_FILE
   std::optional<std::string> user;         // USER
 };
 
@@ -47,7 +48,7 @@ struct GlobalOptions {
   std::string addr;
   // --timeout: the deadline of each unary call.
   absl::Duration timeout = absl::Seconds(10);
-  // --token-file; empty = use REDRIVE_ADMIN_TOKEN when set.
+  // --token-file; empty = see ChooseTokenSource.
   std::string token_file;
   // --operator, else $USER; sent as x-redrive-operator on Admin calls.
   std::string operator_name;
@@ -100,6 +101,27 @@ struct ParsedArgs {
 // global ones.
 absl::StatusOr<ParsedArgs> ParseArgs(const std::vector<std::string>& args, const Environment& env);
 
+// Where the admin token comes from, first match wins: --token-file, then
+// REDRIVE_ADMIN_TOKEN (the token itself, when non-empty), then
+// REDRIVE_ADMIN_TOKEN_FILE (a file holding it, when non-empty, as the daemon
+// and the sidecar manifest use it), else none. There is no --token flag: a
+// token on the command line shows in `ps`.
+struct TokenSource {
+  enum class Kind { kNone, kFlagFile, kEnvToken, kEnvFile };
+  Kind kind = Kind::kNone;
+  std::string file;   // kFlagFile, kEnvFile
+  std::string token;  // kEnvToken
+  // "--token-file FILE", "REDRIVE_ADMIN_TOKEN", ... for messages.
+  std::string Describe() const;
+};
+TokenSource ChooseTokenSource(const GlobalOptions& global, const Environment& env);
+
+// What redrivectl prints after an Admin call failed UNAUTHENTICATED: how to
+// pass a token (naming --token-file, REDRIVE_ADMIN_TOKEN and
+// REDRIVE_ADMIN_TOKEN_FILE, and where scripts/run.sh writes its token), or,
+// when one was sent, where it came from.
+std::string UnauthenticatedHint(const TokenSource& source);
+
 std::string TopLevelHelp();
 std::string CommandHelp(const CommandSpec& command);
 
@@ -134,6 +156,7 @@ struct RedrivePlan {
 absl::StatusOr<RedrivePlan> BuildRedrive(const ParsedArgs& args);
 absl::StatusOr<v1::DeleteDeadLettersRequest> BuildDelete(const ParsedArgs& args);
 absl::StatusOr<v1::PurgeDeadLettersRequest> BuildPurge(const ParsedArgs& args);
+absl::StatusOr<v1::DeleteHandlerRequest> BuildDeleteHandler(const ParsedArgs& args);
 absl::StatusOr<std::string> BuildJobId(const ParsedArgs& args);          // job status / job cancel
 absl::StatusOr<v1::HandlerRef> BuildHandlerRef(const ParsedArgs& args);  // pause / resume
 absl::StatusOr<v1::MigrateLegacyKeysRequest> BuildMigrate(const ParsedArgs& args);

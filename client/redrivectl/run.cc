@@ -59,15 +59,14 @@ std::string SanitizeOperator(absl::string_view v) {
   return out;
 }
 
-// Reads the admin token (--token-file, else REDRIVE_ADMIN_TOKEN). Returns an
+// Reads the admin token from `source` (see ChooseTokenSource). Returns an
 // exit code on failure.
-std::optional<int> LoadToken(Context& ctx, const Environment& env) {
-  const std::string& file = ctx.args.global.token_file;
-  std::string source = "REDRIVE_ADMIN_TOKEN";
-  if (!file.empty()) {
-    std::ifstream in(file, std::ios::binary);
+std::optional<int> LoadToken(Context& ctx, const TokenSource& source) {
+  if (source.kind == TokenSource::Kind::kEnvToken) ctx.token = source.token;
+  if (source.kind == TokenSource::Kind::kFlagFile || source.kind == TokenSource::Kind::kEnvFile) {
+    std::ifstream in(source.file, std::ios::binary);
     if (!in) {
-      ctx.io.err << "redrivectl: cannot read token file '" << file << "'\n";
+      ctx.io.err << "redrivectl: cannot read " << source.Describe() << "\n";
       return kExitNoInput;
     }
     std::stringstream buf;
@@ -76,17 +75,14 @@ std::optional<int> LoadToken(Context& ctx, const Environment& env) {
     while (!ctx.token.empty() && (ctx.token.back() == '\n' || ctx.token.back() == '\r')) {
       ctx.token.pop_back();
     }
-    source = absl::StrCat("token file '", file, "'");
     if (ctx.token.empty()) {
-      ctx.io.err << "redrivectl: " << source << " is empty\n";
+      ctx.io.err << "redrivectl: " << source.Describe() << " is empty\n";
       return kExitUsage;
     }
-  } else if (env.admin_token.has_value()) {
-    ctx.token = *env.admin_token;
   }
   for (char c : ctx.token) {
     if (c < '!' || c > '~') {
-      ctx.io.err << "redrivectl: " << source
+      ctx.io.err << "redrivectl: " << source.Describe()
                  << ": the token must be printable ASCII without spaces\n";
       return kExitUsage;
     }
@@ -388,6 +384,10 @@ int Dispatch(Context& ctx) {
     auto r = Build<v1::ListHandlersRequest>(ctx, BuildListHandlers, rc);
     return r ? Print(ctx, CallAdmin(ctx, &Stub::ListHandlers, *r), FormatHandlers) : rc;
   }
+  if (name == "handlers delete") {
+    auto r = Build<v1::DeleteHandlerRequest>(ctx, BuildDeleteHandler, rc);
+    return r ? Print(ctx, CallAdmin(ctx, &Stub::DeleteHandler, *r), FormatDeleteHandler) : rc;
+  }
   if (name == "dlq list") return ListDeadLetters(ctx);
   if (name == "dlq show") return ShowDeadLetter(ctx);
   if (name == "dlq count") {
@@ -471,14 +471,20 @@ int Run(const std::vector<std::string>& args, const Environment& env, Io io,
   }
   Context ctx{*parsed, io, interrupter, nullptr, "", parsed->global.operator_name};
   const std::string& name = parsed->command->name;
-  if (name != "publish" && name != "tail") {
-    if (std::optional<int> rc = LoadToken(ctx, env)) return *rc;
+  const bool admin = name != "publish" && name != "tail";
+  const TokenSource token_source = ChooseTokenSource(parsed->global, env);
+  if (admin) {
+    if (std::optional<int> rc = LoadToken(ctx, token_source)) return *rc;
   }
   ClientOptions options;
   options.call_timeout = parsed->global.timeout;
   ctx.client = Client::Connect(parsed->global.addr, options);
   const int rc = Dispatch(ctx);
   io.out.flush();
+  // The exit code is the gRPC status code: 16 is UNAUTHENTICATED.
+  if (admin && rc == static_cast<int>(absl::StatusCode::kUnauthenticated)) {
+    io.err << UnauthenticatedHint(token_source);
+  }
   return rc;
 }
 
