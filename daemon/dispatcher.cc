@@ -172,6 +172,7 @@ void Dispatcher::CreateGroup(Handler& handler) {
                 // finds its handler in ListHandlers.
                 // With this daemon's presence heartbeat (DeleteHandler
                 // refuses while it is fresh).
+                h->present = true;
                 redis_.Send(
                     {"HSET", kHandlersRegistryKey,
                      RegistryField(h->spec.channel, h->spec.handler_id),
@@ -889,9 +890,11 @@ void Dispatcher::MaybeRemoveHandler(Handler& h) {
     }
     if (src.watched) notifier_.Unwatch(src.stream);
   }
-  redis_.Send({"HDEL", kHandlersRegistryKey,
-               PresenceField(h.spec.channel, h.spec.handler_id, options_.instance_id)},
-              [](absl::StatusOr<RedisReply>) {});
+  if (h.present) {
+    redis_.Send({"HDEL", kHandlersRegistryKey,
+                 PresenceField(h.spec.channel, h.spec.handler_id, options_.instance_id)},
+                [](absl::StatusOr<RedisReply>) {});
+  }
   handlers_.erase(h.key);  // destroys h
 }
 

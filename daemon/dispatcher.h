@@ -265,6 +265,8 @@ class Dispatcher {
     bool ready = false;
     bool auto_ack = false;
     bool paused = false;  // R-E5: no reads, nothing handed out
+    // Its presence heartbeat was written (removed with the handler).
+    bool present = false;
     Source sources[2];
     bool prefer_retry = false;  // which source a one-slot read serves next
     std::vector<Session*> sessions;  // attached

@@ -58,10 +58,8 @@ std::vector<CommandSpec> MakeCommands() {
          "With --force: the DLQ length now; the daemon refuses (exit 9) when it differs."}},
        "Retire a handler: its group, retry and dead-letter streams, due set, pause flag and "
        "registration (Admin.DeleteHandler).",
-       "The channel stream and other handlers' groups stay. Refused (exit 9) while a Subscribe
-"
-       "stream of the handler is connected to any daemon, and while entries remain unless
-"
+       "The channel stream and other handlers' groups stay. Refused (exit 9) while a Subscribe\n"
+       "stream of the handler is connected to any daemon, and while entries remain unless\n"
        "--force with the exact counts (the refusal names them)."});
   c.push_back(
       {"dlq list",

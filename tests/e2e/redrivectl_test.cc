@@ -795,6 +795,117 @@ TEST_F(RedrivectlAdminTest, PauseAndResume) {
   EXPECT_EQ(sub->deliveries()[0].payload(), "held");
 }
 
+// handlers delete: refused while connected and while entries remain, exact
+// counts needed with --force; then only the handler's keys are gone.
+TEST_F(RedrivectlAdminTest, HandlersDeleteRefusesUntilConfirmedThenRemovesTheHandler) {
+  const std::vector<std::string> dlq = DeadLetter({"p1", "p2"});
+  ASSERT_EQ(dlq.size(), 2u);
+  const std::vector<std::string> before = {"orders", "orders.A.dlq", "{redrive}:handlers"};
+  ASSERT_THAT(::redrive::testing::SortedKeys(*conn_), ::testing::ElementsAreArray(before));
+
+  CtlResult connected = Ctl({"handlers", "delete", "orders", "A"});
+  EXPECT_EQ(connected.exit_code, 9) << connected;
+  EXPECT_THAT(connected.err,
+              StartsWith("redrivectl: FAILED_PRECONDITION: handler 'A' on channel 'orders' has "
+                         "Subscribe streams connected to this daemon"));
+  EXPECT_EQ(connected.out, "");
+
+  subscriber_.reset();
+  CtlResult entries;
+  ASSERT_TRUE(WaitFor([&] {
+    entries = Ctl({"handlers", "delete", "orders", "A"});
+    return !absl::StrContains(entries.err, "connected");
+  })) << entries;
+  EXPECT_EQ(entries.exit_code, 9) << entries;
+  EXPECT_EQ(entries.err,
+            "redrivectl: FAILED_PRECONDITION: handler 'A' on channel 'orders' holds 0 retry "
+            "entries and 2 dead letters; nothing was deleted (to discard them: force with "
+            "expected_retry_entries=0 expected_dead_letters=2)\n");
+
+  CtlResult usage = Ctl({"handlers", "delete", "orders", "A", "--force"});
+  EXPECT_EQ(usage.exit_code, ctl::kExitUsage) << usage;
+  EXPECT_EQ(usage.err,
+            "redrivectl: --force needs --expect-retry N and --expect-dlq N, the counts you "
+            "expect to discard (see 'handlers')\n");
+
+  CtlResult wrong = Ctl(
+      {"handlers", "delete", "orders", "A", "--force", "--expect-retry", "0", "--expect-dlq", "3"});
+  EXPECT_EQ(wrong.exit_code, 9) << wrong;
+  EXPECT_THAT(wrong.err, HasSubstr("holds 0 retry entries and 2 dead letters, not 0 and 3"));
+  EXPECT_THAT(::redrive::testing::SortedKeys(*conn_), ::testing::ElementsAreArray(before));
+
+  CtlResult done = Ctl({"--operator", "ops", "handlers", "delete", "orders", "A", "--force",
+                        "--expect-retry", "0", "--expect-dlq", "2"});
+  ASSERT_EQ(done.exit_code, 0) << done;
+  EXPECT_EQ(done.out,
+            "deleted handler A on orders\n"
+            "destroyed group: orders A\n"
+            "deleted key: orders.A.dlq\n"
+            "discarded: 0 retry entries, 2 dead letters\n"
+            "unregistered: yes, pause flag removed: no\n");
+  EXPECT_EQ(done.err, "");
+  EXPECT_THAT(::redrive::testing::SortedKeys(*conn_), ElementsAre("orders"));
+  EXPECT_THAT(daemon_->Log(), HasSubstr("admin DeleteHandler by ops "));
+
+  CtlResult gone = Ctl({"handlers", "delete", "orders", "A"});
+  EXPECT_EQ(gone.exit_code, 5) << gone;
+  EXPECT_EQ(gone.err, "redrivectl: NOT_FOUND: no handler 'A' on channel 'orders'\n");
+}
+
+// REDRIVE_ADMIN_TOKEN_FILE (what scripts/run.sh and the sidecar manifest
+// set) is read; REDRIVE_ADMIN_TOKEN wins over it; UNAUTHENTICATED ends with a
+// hint naming every way to pass a token.
+TEST_F(RedrivectlAdminTest, TokenFileVariableAndHintOnUnauthenticated) {
+  CtlResult file =
+      CtlProcess::Start({"handlers"}, Env({"REDRIVE_ADMIN_TOKEN_FILE=" + token_file_}))->Wait();
+  EXPECT_EQ(file.exit_code, 0) << file;
+  EXPECT_EQ(file.out, ctl::FormatHandlers({}));
+  EXPECT_EQ(file.err, "");
+
+  const std::string run_sh_hint =
+      "redrivectl: hint: scripts/run.sh writes a token to "
+      "${XDG_RUNTIME_DIR:-/tmp}/redrive-admin-token when none is configured.\n";
+  CtlResult none = CtlProcess::Start({"handlers"}, Env())->Wait();
+  EXPECT_EQ(none.exit_code, 16) << none;
+  EXPECT_THAT(none.err, StartsWith("redrivectl: UNAUTHENTICATED: "));
+  EXPECT_THAT(none.err, ::testing::EndsWith(
+                            "\nredrivectl: hint: no admin token was sent. Pass the daemon's "
+                            "token with --token-file FILE, or set REDRIVE_ADMIN_TOKEN (the "
+                            "token) or REDRIVE_ADMIN_TOKEN_FILE (a file holding it).\n" +
+                            run_sh_hint));
+  EXPECT_EQ(none.out, "");
+
+  // The variable holding the token wins over the one naming a file.
+  CtlResult both = CtlProcess::Start({"dlq", "count", "orders", "A"},
+                                     Env({"REDRIVE_ADMIN_TOKEN=not-the-admin-token-000",
+                                          "REDRIVE_ADMIN_TOKEN_FILE=" + token_file_}))
+                       ->Wait();
+  EXPECT_EQ(both.exit_code, 16) << both;
+  EXPECT_THAT(both.err, ::testing::EndsWith(
+                            "\nredrivectl: hint: the daemon refused the token from "
+                            "REDRIVE_ADMIN_TOKEN. Use the daemon's token: --token-file FILE, "
+                            "REDRIVE_ADMIN_TOKEN or REDRIVE_ADMIN_TOKEN_FILE (first one set "
+                            "wins).\n" +
+                            run_sh_hint));
+  // --token-file wins over both.
+  CtlResult flag = CtlProcess::Start({"--token-file", token_file_, "handlers"},
+                                     Env({"REDRIVE_ADMIN_TOKEN=not-the-admin-token-000",
+                                          "REDRIVE_ADMIN_TOKEN_FILE=" + dir_ + "/missing"}))
+                       ->Wait();
+  EXPECT_EQ(flag.exit_code, 0) << flag;
+
+  CtlResult missing =
+      CtlProcess::Start({"handlers"}, Env({"REDRIVE_ADMIN_TOKEN_FILE=" + dir_ + "/missing"}))
+          ->Wait();
+  EXPECT_EQ(missing.exit_code, ctl::kExitNoInput) << missing;
+  EXPECT_EQ(missing.err, "redrivectl: cannot read token file '" + dir_ +
+                             "/missing' (from REDRIVE_ADMIN_TOKEN_FILE)\n");
+  // Publish and tail need no token and print no hint.
+  CtlResult publish = CtlProcess::Start({"publish", "orders", "--data", "x"}, Env())->Wait();
+  EXPECT_EQ(publish.exit_code, 0) << publish;
+  EXPECT_EQ(publish.err, "");
+}
+
 // --admin-auth=disabled: no token needed, and none is sent.
 TEST_F(RedrivectlTest, AdminWithAuthDisabledNeedsNoToken) {
   DaemonProcess::Options o;
