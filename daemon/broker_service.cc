@@ -4,6 +4,7 @@
 
 #include "daemon/grpc_status.h"
 #include "daemon/subscribe_session.h"
+#include "daemon/tail_stream.h"
 
 namespace redrive {
 namespace {
@@ -67,6 +68,13 @@ grpc::ServerUnaryReactor* BrokerService::PublishBatch(grpc::CallbackServerContex
 grpc::ServerBidiReactor<v1::SubscribeRequest, v1::SubscribeResponse>* BrokerService::Subscribe(
     grpc::CallbackServerContext*) {
   return new SubscribeSession(engine_, key_style_, instance_id_);
+}
+
+grpc::ServerWriteReactor<v1::TailResponse>* BrokerService::Tail(
+    grpc::CallbackServerContext*, const v1::TailRequest* request) {
+  TailStream::Options options;
+  options.key_style = key_style_;
+  return new TailStream(*request, executor_, options);
 }
 
 }  // namespace redrive

@@ -138,19 +138,21 @@ std::vector<CommandSpec> MakeCommands() {
        {"CHANNEL"},
        false,
        {{"handler", "ID", false,
-         "Consumer group to read with (default redrivectl-tail). Never a live handler's id: "
-         "tail would compete with it for messages."},
+         "Read as consumer group ID (Broker.Subscribe) instead of plainly; the group stays on "
+         "the channel ('handlers delete' removes it). Never a live handler's id: tail would "
+         "compete with it for messages."},
         {"from-start", "", false,
-         "A new group starts at the first entry (default: only new entries). An existing "
-         "group keeps its position."},
+         "Start at the first entry (default: only new entries). With --handler: a new group "
+         "starts there; an existing group keeps its position."},
         {"count", "N", false, "Exit after N deliveries."},
         {"ack", "", false,
-         "Register without auto-ack, one delivery in flight, and ACK each delivery once "
-         "printed (default: auto-ack)."}},
-       "Print deliveries of a channel as they arrive (Broker.Subscribe).",
-       "One line per delivery: ENTRY_ID attempt=N headers={k=v, ...} PAYLOAD (escaped).\n"
+         "With --handler: register without auto-ack, one delivery in flight, and ACK each "
+         "delivery once printed (default: auto-ack)."}},
+       "Print a channel's entries as they arrive (Broker.Tail; no consumer group).",
+       "One line per entry: ENTRY_ID attempt=N headers={k=v, ...} PAYLOAD (escaped).\n"
        "With --json, one Delivery JSON object per line. Exits 0 after --count deliveries\n"
-       "or on SIGINT."});
+       "or on SIGINT. Without --handler nothing is read as a group: no handler misses an\n"
+       "entry and nothing is left in Redis."});
   c.push_back({"pause",
                {"CHANNEL", "HANDLER"},
                false,
@@ -793,27 +795,39 @@ absl::StatusOr<PublishPlan> BuildPublish(const ParsedArgs& args) {
 absl::StatusOr<TailPlan> BuildTail(const ParsedArgs& args) {
   TailPlan plan;
   if (args.positional.empty() || args.positional[0].empty()) return Usage("CHANNEL is empty");
+  if (std::optional<std::string> v = args.Get("count")) {
+    absl::StatusOr<uint64_t> n =
+        ParseUnsigned("count", *v, 1, std::numeric_limits<uint32_t>::max());
+    if (!n.ok()) return n.status();
+    plan.count = *n;
+  }
+  plan.ack = args.Has("ack");
+  plan.group = args.Has("handler");
+  if (!plan.group) {
+    if (plan.ack) {
+      return Usage(
+          "--ack acknowledges in a consumer group: name one with --handler (a plain tail "
+          "reads without a group)");
+    }
+    plan.request.set_channel(args.positional[0]);
+    plan.request.set_from_start(args.Has("from-start"));
+    plan.request.set_max_entries(plan.count);
+    return plan;
+  }
   v1::Register& reg = plan.reg;
   reg.set_channel(args.positional[0]);
-  const std::string handler = args.Get("handler").value_or(std::string(kDefaultTailHandler));
+  const std::string handler = *args.Get("handler");
   if (handler.empty()) return Usage("--handler: empty handler id");
   reg.set_handler_id(handler);
   reg.mutable_start()->set_kind(args.Has("from-start") ? v1::StartPosition::START_BACKLOG
                                                        : v1::StartPosition::START_NEW);
   reg.set_consumer_label("redrivectl");
-  plan.ack = args.Has("ack");
   if (plan.ack) {
     // One in flight: when the last wanted delivery is printed, Stop goes out
     // before its ACK, so nothing else is ever delivered to this stream.
     reg.set_max_in_flight(1);
   } else {
     reg.set_auto_ack(true);
-  }
-  if (std::optional<std::string> v = args.Get("count")) {
-    absl::StatusOr<uint64_t> n =
-        ParseUnsigned("count", *v, 1, std::numeric_limits<uint32_t>::max());
-    if (!n.ok()) return n.status();
-    plan.count = *n;
   }
   return plan;
 }

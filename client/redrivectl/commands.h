@@ -32,7 +32,6 @@ inline constexpr int kExitNoInput = 66;          // EX_NOINPUT: unreadable file
 inline constexpr int kExitInterrupted = 130;     // SIGINT while waiting
 
 inline constexpr absl::string_view kDefaultAddr = "127.0.0.1:50051";
-inline constexpr absl::string_view kDefaultTailHandler = "redrivectl-tail";
 
 // What the process environment contributes (read by main, injected here).
 struct Environment {
@@ -170,10 +169,15 @@ struct PublishPlan {
 };
 absl::StatusOr<PublishPlan> BuildPublish(const ParsedArgs& args);
 
+// Without --handler: Broker.Tail (plain reads, no consumer group, nothing
+// left in Redis). With --handler ID: Broker.Subscribe as that handler (its
+// group stays on the channel; `handlers delete` removes it).
 struct TailPlan {
-  v1::Register reg;
+  bool group = false;  // --handler given: read as a consumer group
+  v1::TailRequest request;  // !group
+  v1::Register reg;         // group
   uint64_t count = 0;  // 0 = until interrupted
-  bool ack = false;    // ACK each printed delivery (auto_ack otherwise)
+  bool ack = false;    // group only: ACK each printed delivery (auto_ack otherwise)
 };
 absl::StatusOr<TailPlan> BuildTail(const ParsedArgs& args);
 

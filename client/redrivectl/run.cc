@@ -2,6 +2,7 @@
 
 #include <grpcpp/client_context.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -251,7 +252,7 @@ int Publish(Context& ctx) {
   return Print(ctx, ctx.client->Publish(plan->request), FormatPublish);
 }
 
-// One tail stream. Writes go through `mu_` so the interrupt hook can close the
+// One consumer-group tail (--handler). Writes go through `mu_` so the interrupt hook can close the
 // stream from the signal thread while the main thread reads.
 class Tail {
  public:
@@ -368,10 +369,44 @@ class Tail {
   bool stream_done_ ABSL_GUARDED_BY(mu_) = false;
 };
 
+// A plain tail (Broker.Tail): the daemon reads the channel without a
+// consumer group and ends the call after --count entries; SIGINT cancels it.
+int RunPlainTail(Context& ctx, const TailPlan& plan) {
+  grpc::ClientContext call;
+  std::unique_ptr<grpc::ClientReader<v1::TailResponse>> reader =
+      ctx.client->broker().Tail(&call, plan.request);
+  std::atomic<bool> interrupted{false};
+  ctx.interrupter.Set([&call, &interrupted] {
+    interrupted = true;
+    call.TryCancel();
+  });
+  v1::TailResponse response;
+  while (reader->Read(&response)) {
+    if (response.has_started()) {
+      ctx.io.err << "redrivectl: tailing " << plan.request.channel()
+                 << " after " << response.started().after_id() << " (no consumer group)\n"
+                 << std::flush;
+      continue;
+    }
+    if (!response.has_delivery()) continue;
+    if (ctx.json()) {
+      ctx.io.out << ToJson(response.delivery()) << "\n";
+    } else {
+      ctx.io.out << FormatDelivery(response.delivery());
+    }
+    ctx.io.out.flush();
+  }
+  const grpc::Status status = reader->Finish();
+  ctx.interrupter.Clear();
+  if (status.ok() || interrupted) return kExitOk;
+  return RpcError(ctx.io, FromGrpcStatus(status));
+}
+
 int RunTail(Context& ctx) {
   int rc = kExitOk;
   std::optional<TailPlan> plan = Build<TailPlan>(ctx, BuildTail, rc);
   if (!plan) return rc;
+  if (!plan->group) return RunPlainTail(ctx, *plan);
   Tail tail(ctx, *std::move(plan));
   return tail.Run();
 }

@@ -327,20 +327,37 @@ TEST(BuildTest, PublishSourcesAndHeaders) {
               HasSubstr("is not KEY=VALUE"));
 }
 
-TEST(BuildTest, TailRegistration) {
+TEST(BuildTest, TailPlainByDefaultAndAsAGroupWithHandler) {
   absl::StatusOr<TailPlan> plain = BuildTail(ParseOk({"tail", "orders"}));
   ASSERT_THAT(plain, IsOk());
-  EXPECT_EQ(plain->reg.channel(), "orders");
-  EXPECT_EQ(plain->reg.handler_id(), "redrivectl-tail");
-  EXPECT_TRUE(plain->reg.auto_ack());
-  EXPECT_FALSE(plain->reg.has_retry_policy());
-  EXPECT_EQ(plain->reg.start().kind(), v1::StartPosition::START_NEW);
+  EXPECT_FALSE(plain->group);
+  EXPECT_EQ(plain->request.channel(), "orders");
+  EXPECT_FALSE(plain->request.from_start());
+  EXPECT_EQ(plain->request.max_entries(), 0u);
   EXPECT_EQ(plain->count, 0u);
   EXPECT_FALSE(plain->ack);
+
+  absl::StatusOr<TailPlan> counted =
+      BuildTail(ParseOk({"tail", "orders", "--from-start", "--count", "2"}));
+  ASSERT_THAT(counted, IsOk());
+  EXPECT_FALSE(counted->group);
+  EXPECT_TRUE(counted->request.from_start());
+  EXPECT_EQ(counted->request.max_entries(), 2u);
+  EXPECT_EQ(counted->count, 2u);
+
+  absl::StatusOr<TailPlan> group = BuildTail(ParseOk({"tail", "orders", "--handler", "dbg"}));
+  ASSERT_THAT(group, IsOk());
+  EXPECT_TRUE(group->group);
+  EXPECT_EQ(group->reg.channel(), "orders");
+  EXPECT_EQ(group->reg.handler_id(), "dbg");
+  EXPECT_TRUE(group->reg.auto_ack());
+  EXPECT_FALSE(group->reg.has_retry_policy());
+  EXPECT_EQ(group->reg.start().kind(), v1::StartPosition::START_NEW);
 
   absl::StatusOr<TailPlan> acking = BuildTail(
       ParseOk({"tail", "orders", "--handler", "dbg", "--from-start", "--count", "3", "--ack"}));
   ASSERT_THAT(acking, IsOk());
+  EXPECT_TRUE(acking->group);
   EXPECT_EQ(acking->reg.handler_id(), "dbg");
   EXPECT_FALSE(acking->reg.auto_ack());
   EXPECT_EQ(acking->reg.max_in_flight(), 1u);
@@ -350,6 +367,9 @@ TEST(BuildTest, TailRegistration) {
 
   EXPECT_THAT(BuildError({"tail", "o", "--count", "0"}, BuildTail), HasSubstr("--count"));
   EXPECT_THAT(BuildError({"tail", "o", "--handler="}, BuildTail), HasSubstr("--handler"));
+  EXPECT_EQ(BuildError({"tail", "o", "--ack"}, BuildTail),
+            "--ack acknowledges in a consumer group: name one with --handler (a plain tail "
+            "reads without a group)");
 }
 
 // ------------------------------------------------------------ formatting

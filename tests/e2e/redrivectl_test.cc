@@ -477,9 +477,73 @@ TEST_F(RedrivectlTest, TailFromStartPrintsExactlyCountDeliveries) {
   ASSERT_EQ(r.exit_code, 0) << r;
   EXPECT_EQ(r.out, ids[0] + " attempt=1 headers={tenant=acme} p1\n" + ids[1] +
                        " attempt=1 headers={tenant=acme} p2\\x01\n");
-  EXPECT_EQ(r.err, "redrivectl: tailing orders as redrivectl-tail (auto-ack)\n");
-  // Auto-ack: nothing is left pending in the tail's group.
-  EXPECT_TRUE(WaitFor([&] { return PendingCount(*conn_, "orders", "redrivectl-tail") == 0; }));
+  EXPECT_EQ(r.err, "redrivectl: tailing orders after 0-0 (no consumer group)\n");
+}
+
+// A plain tail reads without a consumer group: the channel's groups are
+// exactly what they were (none here, then a handler's untouched), no key
+// appears, and the handler still receives every entry.
+TEST_F(RedrivectlTest, TailLeavesNoConsumerGroupBehind) {
+  Boot();
+  auto groups = [&] {
+    std::vector<std::string> names;
+    absl::StatusOr<RedisReply> r = conn_->Command({"XINFO", "GROUPS", "orders"});
+    if (r.ok() && r->is_array()) {
+      for (const RedisReply& g : r->elements) {
+        for (size_t i = 0; i + 1 < g.elements.size(); i += 2) {
+          if (g.elements[i].str == "name") {
+            names.push_back(absl::StrCat(g.elements[i + 1].str, " last=",
+                                         LastDelivered("orders", g.elements[i + 1].str)));
+          }
+        }
+      }
+    }
+    return names;
+  };
+  const std::vector<std::string> ids = Publish("orders", {"one", "two"});
+  CtlResult first = Ctl({"tail", "orders", "--from-start", "--count", "2"});
+  ASSERT_EQ(first.exit_code, 0) << first;
+  EXPECT_EQ(first.out, ids[0] + " attempt=1 headers={tenant=acme} one\n" + ids[1] +
+                           " attempt=1 headers={tenant=acme} two\n");
+  EXPECT_THAT(groups(), ::testing::IsEmpty());
+  EXPECT_THAT(::redrive::testing::SortedKeys(*conn_), ElementsAre("orders"));
+
+  // With a handler's group on the channel: tail (ended by SIGINT) leaves it
+  // exactly as it was, and the handler still gets the entry tail printed.
+  auto handler = std::make_unique<TestSubscriber>(client_->broker(), RegisterFor("orders", "A"));
+  ASSERT_TRUE(handler->WaitRegistered());
+  const std::vector<std::string> before = groups();
+  ASSERT_EQ(before, std::vector<std::string>{"A last=" + ids[1]});
+  std::unique_ptr<CtlProcess> tail = StartCtl({"tail", "orders"});
+  ASSERT_NE(tail, nullptr);
+  ASSERT_TRUE(WaitFor([&] { return absl::StrContains(tail->err(), "tailing orders after"); }))
+      << tail->err();
+  const std::vector<std::string> third = Publish("orders", {"three"});
+  ASSERT_TRUE(WaitFor([&] { return absl::StrContains(tail->out(), "three"); })) << tail->out();
+  ASSERT_TRUE(handler->WaitForDeliveries(1));
+  EXPECT_EQ(handler->deliveries()[0].entry_id(), third[0]);
+  handler->AckAll();
+  ASSERT_TRUE(WaitFor([&] { return PendingCount(*conn_, "orders", "A") == 0; }));
+  tail->Signal(SIGINT);
+  CtlResult r = tail->Wait(absl::Seconds(15));
+  EXPECT_EQ(r.exit_code, 0) << r;
+  EXPECT_EQ(r.out, third[0] + " attempt=1 headers={tenant=acme} three\n");
+  EXPECT_EQ(r.err, "redrivectl: tailing orders after " + ids[1] + " (no consumer group)\n");
+  EXPECT_EQ(groups(), std::vector<std::string>{"A last=" + third[0]});
+  EXPECT_THAT(::redrive::testing::SortedKeys(*conn_), ElementsAre("orders", "{redrive}:handlers"));
+}
+
+// Broker.Tail refuses what it cannot read.
+TEST_F(RedrivectlTest, TailOfABadChannelOrNonStreamKeyFails) {
+  Boot();
+  ASSERT_TRUE(conn_->Command({"SET", "plain", "x"}).ok());
+  CtlResult wrong = Ctl({"tail", "plain", "--count", "1"});
+  EXPECT_EQ(wrong.exit_code, 9) << wrong;
+  EXPECT_EQ(wrong.err,
+            "redrivectl: FAILED_PRECONDITION: key 'plain' exists and is not a stream\n");
+  CtlResult bad = Ctl({"tail", "orders.dlq"});
+  EXPECT_EQ(bad.exit_code, 3) << bad;
+  EXPECT_THAT(bad.err, StartsWith("redrivectl: INVALID_ARGUMENT: channel must not end in"));
 }
 
 TEST_F(RedrivectlTest, TailJsonLinesAreDeliveries) {
@@ -501,14 +565,14 @@ TEST_F(RedrivectlTest, TailJsonLinesAreDeliveries) {
   EXPECT_EQ(LastDelivered("orders", "debug-json"), ids[0]);
 }
 
-// Without --from-start only entries added after the group exists are shown;
+// Without --from-start only entries added after the tail started are shown;
 // SIGINT ends the tail with exit 0.
 TEST_F(RedrivectlTest, TailFollowsNewEntriesUntilSigint) {
   Boot();
   Publish("orders", {"old"});
   std::unique_ptr<CtlProcess> tail = StartCtl({"tail", "orders"});
   ASSERT_NE(tail, nullptr);
-  ASSERT_TRUE(WaitFor([&] { return absl::StrContains(tail->err(), "tailing orders"); }))
+  ASSERT_TRUE(WaitFor([&] { return absl::StrContains(tail->err(), "tailing orders after"); }))
       << tail->err();
   const std::vector<std::string> ids = Publish("orders", {"new-1", "new-2"});
   ASSERT_TRUE(WaitFor([&] {
