@@ -125,16 +125,18 @@ absl::StatusOr<v1::DeleteHandlerResponse> DeleteHandler(RedisCommander& redis,
   absl::StatusOr<Presence> presence = ReadPresence(redis, h, options);
   if (!presence.ok()) return presence.status();
   if (!presence->live.empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        Describe(h), " has Subscribe streams connected to daemon(s) ",
-        absl::StrJoin(presence->live, ", "), "; stop them before deleting it"));
+    return absl::FailedPreconditionError(
+        absl::StrCat(Describe(h), " has Subscribe streams connected to daemon(s) ",
+                     absl::StrJoin(presence->live, ", "), "; stop them before deleting it"));
   }
 
   const HandlerKeys keys = MakeHandlerKeys(h.channel(), h.handler_id(), options.key_style);
-  absl::StatusOr<RedisReply> r = RunScript(
-      redis, DeleteHandlerScript(), {keys.stream, keys.retry_stream, keys.due_zset, keys.dlq_stream},
-      {keys.group, keys.retry_group, request.force() ? "1" : "0",
-       absl::StrCat(request.expected_retry_entries()), absl::StrCat(request.expected_dead_letters())});
+  absl::StatusOr<RedisReply> r =
+      RunScript(redis, DeleteHandlerScript(),
+                {keys.stream, keys.retry_stream, keys.due_zset, keys.dlq_stream},
+                {keys.group, keys.retry_group, request.force() ? "1" : "0",
+                 absl::StrCat(request.expected_retry_entries()),
+                 absl::StrCat(request.expected_dead_letters())});
   if (!r.ok()) return r.status();
   const std::vector<RedisReply>& e = r->elements;
   if (!r->is_array() || e.size() < 3 || !e[0].is_integer() || !e[1].is_integer() ||
@@ -144,19 +146,20 @@ absl::StatusOr<v1::DeleteHandlerResponse> DeleteHandler(RedisCommander& redis,
   const int64_t entries = e[1].integer;
   const int64_t dead = e[2].integer;
   if (e[0].integer == -1) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        Describe(h), " holds ", entries, " retry entries and ", dead,
-        " dead letters; nothing was deleted (to discard them: force with "
-        "expected_retry_entries=",
-        entries, " expected_dead_letters=", dead, ")"));
+    return absl::FailedPreconditionError(
+        absl::StrCat(Describe(h), " holds ", entries, " retry entries and ", dead,
+                     " dead letters; nothing was deleted (to discard them: force with "
+                     "expected_retry_entries=",
+                     entries, " expected_dead_letters=", dead, ")"));
   }
   if (e[0].integer == -2) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        Describe(h), " holds ", entries, " retry entries and ", dead, " dead letters, not ",
-        request.expected_retry_entries(), " and ", request.expected_dead_letters(),
-        "; nothing was deleted"));
+    return absl::FailedPreconditionError(
+        absl::StrCat(Describe(h), " holds ", entries, " retry entries and ", dead,
+                     " dead letters, not ", request.expected_retry_entries(), " and ",
+                     request.expected_dead_letters(), "; nothing was deleted"));
   }
-  if (e[0].integer != 1 || e.size() < 5) return absl::InternalError("unexpected delete_handler reply");
+  if (e[0].integer != 1 || e.size() < 5)
+    return absl::InternalError("unexpected delete_handler reply");
 
   v1::DeleteHandlerResponse out;
   *out.mutable_handler() = h;

@@ -18,8 +18,8 @@ TailStream::TailStream(const v1::TailRequest& request, RedisExecutor& executor, 
     if (request.from_start()) {
       valid = absl::InvalidArgumentError("from_start and after_id exclude each other");
     } else if (!IsValidEntryId(request.after_id())) {
-      valid = absl::InvalidArgumentError(absl::StrCat(
-          "after_id '", request.after_id().substr(0, 64), "' is not an entry id"));
+      valid = absl::InvalidArgumentError(
+          absl::StrCat("after_id '", request.after_id().substr(0, 64), "' is not an entry id"));
     }
   }
   if (!valid.ok()) {

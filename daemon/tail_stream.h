@@ -77,7 +77,7 @@ class TailStream final : public grpc::ServerWriteReactor<v1::TailResponse> {
   bool from_start_ = false;
 
   // Owned by the step in progress (steps hand over one after the other).
-  std::string last_id_;  // "" until the first read fixed the start
+  std::string last_id_;   // "" until the first read fixed the start
   bool started_ = false;  // the `started` message was queued
   std::deque<v1::TailResponse> buffer_;
   bool more_ = false;  // the last read returned as many entries as it asked

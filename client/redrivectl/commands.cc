@@ -478,9 +478,10 @@ TokenSource ChooseTokenSource(const GlobalOptions& global, const Environment& en
 std::string UnauthenticatedHint(const TokenSource& source) {
   std::string out;
   if (source.kind == TokenSource::Kind::kNone) {
-    out = "redrivectl: hint: no admin token was sent. Pass the daemon's token with "
-          "--token-file FILE, or set REDRIVE_ADMIN_TOKEN (the token) or "
-          "REDRIVE_ADMIN_TOKEN_FILE (a file holding it).\n";
+    out =
+        "redrivectl: hint: no admin token was sent. Pass the daemon's token with "
+        "--token-file FILE, or set REDRIVE_ADMIN_TOKEN (the token) or "
+        "REDRIVE_ADMIN_TOKEN_FILE (a file holding it).\n";
   } else {
     out = absl::StrCat("redrivectl: hint: the daemon refused the token from ", source.Describe(),
                        ". Use the daemon's token: --token-file FILE, REDRIVE_ADMIN_TOKEN or "
@@ -732,8 +733,8 @@ absl::StatusOr<v1::DeleteHandlerRequest> BuildDeleteHandler(const ParsedArgs& ar
         "--force needs --expect-retry N and --expect-dlq N, the counts you expect to discard "
         "(see 'handlers')");
   }
-  absl::StatusOr<uint64_t> n = ParseUnsigned("expect-retry", *retry, 0,
-                                             std::numeric_limits<uint64_t>::max());
+  absl::StatusOr<uint64_t> n =
+      ParseUnsigned("expect-retry", *retry, 0, std::numeric_limits<uint64_t>::max());
   if (!n.ok()) return n.status();
   absl::StatusOr<uint64_t> d =
       ParseUnsigned("expect-dlq", *dlq, 0, std::numeric_limits<uint64_t>::max());

@@ -35,10 +35,10 @@ inline constexpr absl::string_view kDefaultAddr = "127.0.0.1:50051";
 
 // What the process environment contributes (read by main, injected here).
 struct Environment {
-  std::optional<std::string> addr;         // REDRIVE_ADDR
-  std::optional<std::string> admin_token;  // REDRIVE_ADMIN_TOKEN
+  std::optional<std::string> addr;              // REDRIVE_ADDR
+  std::optional<std::string> admin_token;       // REDRIVE_ADMIN_TOKEN
   std::optional<std::string> admin_token_file;  // REDRIVE_ADMIN_TOKEN_FILE
-  std::optional<std::string> user;         // USER
+  std::optional<std::string> user;              // USER
 };
 
 // Options that apply to every command.
@@ -173,11 +173,11 @@ absl::StatusOr<PublishPlan> BuildPublish(const ParsedArgs& args);
 // left in Redis). With --handler ID: Broker.Subscribe as that handler (its
 // group stays on the channel; `handlers delete` removes it).
 struct TailPlan {
-  bool group = false;  // --handler given: read as a consumer group
+  bool group = false;       // --handler given: read as a consumer group
   v1::TailRequest request;  // !group
   v1::Register reg;         // group
-  uint64_t count = 0;  // 0 = until interrupted
-  bool ack = false;    // group only: ACK each printed delivery (auto_ack otherwise)
+  uint64_t count = 0;       // 0 = until interrupted
+  bool ack = false;         // group only: ACK each printed delivery (auto_ack otherwise)
 };
 absl::StatusOr<TailPlan> BuildTail(const ParsedArgs& args);
 

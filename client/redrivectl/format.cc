@@ -306,8 +306,8 @@ std::string FormatPurge(const v1::PurgeDeadLettersResponse& response) {
 }
 
 std::string FormatDeleteHandler(const v1::DeleteHandlerResponse& response) {
-  std::string out = absl::StrCat("deleted handler ", response.handler().handler_id(),
-                                 " on ", response.handler().channel(), "\n");
+  std::string out = absl::StrCat("deleted handler ", response.handler().handler_id(), " on ",
+                                 response.handler().channel(), "\n");
   for (const std::string& g : response.destroyed_groups()) {
     absl::StrAppend(&out, "destroyed group: ", g, "\n");
   }

@@ -383,8 +383,8 @@ int RunPlainTail(Context& ctx, const TailPlan& plan) {
   v1::TailResponse response;
   while (reader->Read(&response)) {
     if (response.has_started()) {
-      ctx.io.err << "redrivectl: tailing " << plan.request.channel()
-                 << " after " << response.started().after_id() << " (no consumer group)\n"
+      ctx.io.err << "redrivectl: tailing " << plan.request.channel() << " after "
+                 << response.started().after_id() << " (no consumer group)\n"
                  << std::flush;
       continue;
     }

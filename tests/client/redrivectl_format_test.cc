@@ -638,9 +638,9 @@ TEST(BuildTest, HandlersDeleteNeedsExactCountsWithForce) {
   EXPECT_EQ(BuildError({"handlers", "delete", "orders", "A", "--force", "--expect-dlq", "1"},
                        BuildDeleteHandler),
             force_needs);
-  EXPECT_EQ(BuildError({"handlers", "delete", "orders", "A", "--expect-dlq", "1"},
-                       BuildDeleteHandler),
-            "--expect-retry and --expect-dlq go with --force");
+  EXPECT_EQ(
+      BuildError({"handlers", "delete", "orders", "A", "--expect-dlq", "1"}, BuildDeleteHandler),
+      "--expect-retry and --expect-dlq go with --force");
   EXPECT_EQ(BuildError({"handlers", "delete", "orders", "A", "--force", "--expect-retry", "-1",
                         "--expect-dlq", "1"},
                        BuildDeleteHandler),
@@ -703,8 +703,7 @@ TEST(TokenSourceTest, FlagThenTokenVariableThenFileVariable) {
   EXPECT_EQ(ChooseTokenSource(GlobalOptions{}, env).kind, TokenSource::Kind::kNone);
   EXPECT_EQ(ChooseTokenSource(GlobalOptions{}, Environment{}).kind, TokenSource::Kind::kNone);
   // The flag reaches GlobalOptions through the parser, wherever it stands.
-  EXPECT_EQ(ChooseTokenSource(ParseOk({"handlers", "--token-file", "/t"}).global, env).file,
-            "/t");
+  EXPECT_EQ(ChooseTokenSource(ParseOk({"handlers", "--token-file", "/t"}).global, env).file, "/t");
 }
 
 TEST(TokenSourceTest, UnauthenticatedHintNamesEveryWayToPassAToken) {

@@ -527,7 +527,7 @@ TEST_F(AdminTest, RedriveOfThousandAtFiveHundredPerSecondReachesOnlyTheOwnerOnce
   const std::vector<std::string> ids = MakeDeadLetters(*a, "orders", "orders.A.dlq", 1000);
   ASSERT_EQ(ids.size(), 1000u);
   ASSERT_TRUE(b->WaitForDeliveries(1000));
-  b->AckAll();
+  b->Ack({b->deliveries()[4].delivery_id()});
   ASSERT_TRUE(WaitFor([&] { return PendingCount(*conn_, "orders", "B") == 0; }));
 
   v1::RedriveDeadLettersRequest req;
@@ -1093,20 +1093,23 @@ TEST_F(AdminTest, DeleteHandlerRemovesExactlyThatHandlersKeysOnceConfirmed) {
   ASSERT_TRUE(a->WaitForDeliveries(5));  // the retried one, attempt 2
   EXPECT_EQ(a->deliveries()[4].attempt(), 2u);
   a->Ack({a->deliveries()[4].delivery_id()});
+  // B: a dead letter of its own, the rest acknowledged.
   ASSERT_TRUE(b->WaitForDeliveries(4));
-  b->AckAll();
+  b->Send(TerminateRequest(b->deliveries()[0].delivery_id(), "B's own"));
+  b->Ack({b->deliveries()[1].delivery_id(), b->deliveries()[2].delivery_id(),
+          b->deliveries()[3].delivery_id()});
   ASSERT_TRUE(WaitFor([&] {
     return PendingCount(*conn_, "orders.A.retry", "A-retry") == 0 &&
-           PendingCount(*conn_, "orders", "B") == 0;
+           PendingCount(*conn_, "orders", "B") == 0 && XLen("orders.B.dlq") == 1;
   }));
   v1::PauseHandlerRequest pause;
   *pause.mutable_handler() = Ref("orders", "A");
   v1::HandlerInfo paused;
   ASSERT_TRUE(Call(&Stub::PauseHandler, pause, &paused).ok());
 
-  const std::vector<std::string> before = {"orders",         "orders.A.dlq",
-                                           "orders.A.retry", "orders.A.retry.due",
-                                           "{redrive}:handlers", "{redrive}:paused"};
+  const std::vector<std::string> before = {
+      "orders",       "orders.A.dlq",       "orders.A.retry",  "orders.A.retry.due",
+      "orders.B.dlq", "{redrive}:handlers", "{redrive}:paused"};
   ASSERT_THAT(SortedKeys(*conn_), ElementsAreArray(before));
   ASSERT_THAT(GroupNames(*conn_, "orders"), ElementsAre("A", "B"));
 
@@ -1155,8 +1158,9 @@ TEST_F(AdminTest, DeleteHandlerRemovesExactlyThatHandlersKeysOnceConfirmed) {
   EXPECT_EQ(resp.dead_letters(), 2u);
   EXPECT_TRUE(resp.unregistered());
   EXPECT_TRUE(resp.unpaused());
-  EXPECT_THAT(SortedKeys(*conn_), ElementsAre("orders", "{redrive}:handlers"));
+  EXPECT_THAT(SortedKeys(*conn_), ElementsAre("orders", "orders.B.dlq", "{redrive}:handlers"));
   EXPECT_THAT(GroupNames(*conn_, "orders"), ElementsAre("B"));
+  EXPECT_EQ(XLen("orders.B.dlq"), 1);
   // B's registration and its presence heartbeat (B is connected) remain.
   EXPECT_THAT(HashFields(*conn_, "{redrive}:handlers"), ElementsAre("orders B", "orders B a1"));
   EXPECT_THAT(daemon_->Log(),
@@ -1176,14 +1180,14 @@ TEST_F(AdminTest, DeleteHandlerRemovesExactlyThatHandlersKeysOnceConfirmed) {
   EXPECT_EQ(Call(&Stub::DeleteHandler, DeleteRequest("orders", "A"), &resp).error_code(),
             grpc::StatusCode::NOT_FOUND);
 
-  // A handler with nothing left needs no force: B, once its stream ended.
+  // B, once its stream ended, with its one dead letter confirmed.
   b.reset();
   ASSERT_TRUE(WaitFor([&] {
     resp.Clear();
-    return Call(&Stub::DeleteHandler, DeleteRequest("orders", "B"), &resp).ok();
+    return Call(&Stub::DeleteHandler, DeleteRequest("orders", "B", true, 0, 1), &resp).ok();
   }));
   EXPECT_THAT(resp.destroyed_groups(), ElementsAre("orders B"));
-  EXPECT_THAT(resp.deleted_keys(), IsEmpty());
+  EXPECT_THAT(resp.deleted_keys(), ElementsAre("orders.B.dlq"));
   EXPECT_FALSE(resp.unpaused());
   EXPECT_THAT(SortedKeys(*conn_), ElementsAre("orders"));
   EXPECT_THAT(GroupNames(*conn_, "orders"), IsEmpty());
