@@ -533,6 +533,21 @@ TEST_F(RedrivectlTest, TailLeavesNoConsumerGroupBehind) {
   EXPECT_THAT(::redrive::testing::SortedKeys(*conn_), ElementsAre("orders", "{redrive}:handlers"));
 }
 
+// A daemon shutting down ends an open tail instead of waiting for it.
+TEST_F(RedrivectlTest, TailEndsWhenTheDaemonStops) {
+  Boot();
+  std::unique_ptr<CtlProcess> tail = StartCtl({"tail", "orders"});
+  ASSERT_NE(tail, nullptr);
+  ASSERT_TRUE(WaitFor([&] { return absl::StrContains(tail->err(), "tailing orders after"); }))
+      << tail->err();
+  const int status = daemon_->Terminate(absl::Seconds(20));
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  CtlResult r = tail->Wait(absl::Seconds(15));
+  EXPECT_NE(r.exit_code, 0) << r;
+  EXPECT_EQ(r.out, "");
+}
+
 // Broker.Tail refuses what it cannot read.
 TEST_F(RedrivectlTest, TailOfABadChannelOrNonStreamKeyFails) {
   Boot();
