@@ -21,9 +21,13 @@
 // due set and the DLQ. The {redrive}:handlers entry, the presence fields and
 // the {redrive}:paused flag (another slot) are removed right after; a daemon
 // dying in between leaves only the registry entry, and deleting again
-// finishes the job. A registration racing the delete either is refused (its
-// heartbeat is written with its group) or, arriving after it, registers the
-// handler anew.
+// finishes the job. A registration that comes after the delete registers the
+// handler anew. One window is left open: a first registration on a daemon
+// writes its heartbeat right after creating the group, so a delete whose
+// presence check runs between the two (or between that check and the
+// script) destroys the new group; that daemon then recreates it at its
+// first read (as after a FLUSHALL, R-D8) and records the registration again
+// at its next one.
 //
 // Thread-safe: functions over a caller's connection.
 #ifndef REDRIVE_DAEMON_HANDLER_CATALOGUE_H_
