@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "daemon/dead_letters.h"
 #include "daemon/grpc_status.h"
+#include "daemon/handler_catalogue.h"
 #include "daemon/legacy_migration.h"
 
 namespace redrive {
@@ -221,6 +222,7 @@ grpc::ServerUnaryReactor* AdminService::ListHandlers(grpc::CallbackServerContext
     if (all->is_error()) return all->ErrorStatus();
     std::vector<v1::Registered> found;
     for (size_t i = 0; i + 1 < all->elements.size(); i += 2) {
+      if (IsPresenceField(all->elements[i].str)) continue;  // a heartbeat, not a handler
       v1::Registered reg;
       if (!reg.ParseFromString(all->elements[i + 1].str)) continue;
       if (!request->channel().empty() && reg.channel() != request->channel()) continue;
@@ -578,6 +580,44 @@ grpc::ServerUnaryReactor* AdminService::MigrateLegacyKeys(
                  *response = *std::move(r);
                  return absl::OkStatus();
                });
+}
+
+grpc::ServerUnaryReactor* AdminService::DeleteHandler(grpc::CallbackServerContext* context,
+                                                      const v1::DeleteHandlerRequest* request,
+                                                      v1::DeleteHandlerResponse* response) {
+  absl::Status valid = ValidateHandlerRef(request->handler(), "handler");
+  if (valid.ok() && !request->force() &&
+      (request->expected_retry_entries() != 0 || request->expected_dead_letters() != 0)) {
+    valid = absl::InvalidArgumentError(
+        "expected_retry_entries and expected_dead_letters apply only with force");
+  }
+  return Serve(context, valid, [this, context, request,
+                                response](RedisCommander& redis) -> absl::Status {
+    const v1::HandlerRef& handler = request->handler();
+    if (absl::Status s = CheckKnown(redis, handler); !s.ok()) return s;
+    DeleteHandlerOptions options;
+    options.key_style = options_.key_style;
+    options.instance_id = options_.instance_id;
+    options.now = absl::Now();
+    for (const Dispatcher::HandlerSnapshot& local : engine_.Snapshot()) {
+      if (local.channel == handler.channel() && local.handler_id == handler.handler_id()) {
+        options.connected_here = true;
+      }
+    }
+    absl::StatusOr<v1::DeleteHandlerResponse> r = redrive::DeleteHandler(redis, *request, options);
+    Audit(context, "DeleteHandler",
+          absl::StrCat(HandlerText(handler), " force=", request->force(),
+                       " expected_retry_entries=", request->expected_retry_entries(),
+                       " expected_dead_letters=", request->expected_dead_letters(), " result=",
+                       r.ok() ? absl::StrCat("deleted retry_entries=", r->retry_entries(),
+                                             " dead_letters=", r->dead_letters(), " keys=",
+                                             absl::StrJoin(r->deleted_keys(), ","), " groups=",
+                                             absl::StrJoin(r->destroyed_groups(), ","))
+                              : std::string(r.status().message())));
+    if (!r.ok()) return r.status();
+    *response = *std::move(r);
+    return absl::OkStatus();
+  });
 }
 
 }  // namespace redrive

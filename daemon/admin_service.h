@@ -5,7 +5,8 @@
 // reaction never blocks). Statuses: INVALID_ARGUMENT for a bad field (named),
 // NOT_FOUND for an unknown handler, dead letter or job, FAILED_PRECONDITION
 // (a purge whose expected count differs, cancelling an ended job, a target
-// key that is not a stream), RESOURCE_EXHAUSTED (too many jobs or matches,
+// key that is not a stream, deleting a connected handler or one whose
+// entries were not confirmed), RESOURCE_EXHAUSTED (too many jobs or matches,
 // work queue full), UNAVAILABLE (Redis), UNAUTHENTICATED (token).
 //
 // A handler is known when a registration (on any daemon) recorded it in
@@ -84,6 +85,11 @@ class AdminService final : public v1::Admin::CallbackService {
   grpc::ServerUnaryReactor* MigrateLegacyKeys(grpc::CallbackServerContext* context,
                                               const v1::MigrateLegacyKeysRequest* request,
                                               v1::MigrateLegacyKeysResponse* response) override;
+  // See handler_catalogue.h. FAILED_PRECONDITION while connected (here or on
+  // another daemon) or while entries remain without a matching force.
+  grpc::ServerUnaryReactor* DeleteHandler(grpc::CallbackServerContext* context,
+                                          const v1::DeleteHandlerRequest* request,
+                                          v1::DeleteHandlerResponse* response) override;
 
  private:
   using Work = std::function<absl::Status(RedisCommander&)>;

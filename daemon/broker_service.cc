@@ -4,6 +4,7 @@
 
 #include "daemon/grpc_status.h"
 #include "daemon/subscribe_session.h"
+#include "daemon/tail_stream.h"
 
 namespace redrive {
 namespace {
@@ -14,6 +15,15 @@ template <typename Request, typename Response>
 class RefusedStream final : public grpc::ServerBidiReactor<Request, Response> {
  public:
   explicit RefusedStream(const grpc::Status& status) { this->Finish(status); }
+  void OnDone() override { delete this; }
+};
+
+// A server-streaming reactor that only finishes the call with `status` (a
+// refused Tail).
+template <typename Response>
+class RefusedWrite final : public grpc::ServerWriteReactor<Response> {
+ public:
+  explicit RefusedWrite(const grpc::Status& status) { this->Finish(status); }
   void OnDone() override { delete this; }
 };
 
@@ -83,6 +93,16 @@ grpc::ServerBidiReactor<v1::SubscribeRequest, v1::SubscribeResponse>* BrokerServ
     return new RefusedStream<v1::SubscribeRequest, v1::SubscribeResponse>(allowed);
   }
   return new SubscribeSession(engine_, key_style_, instance_id_);
+}
+
+grpc::ServerWriteReactor<v1::TailResponse>* BrokerService::Tail(
+    grpc::CallbackServerContext* context, const v1::TailRequest* request) {
+  if (grpc::Status allowed = auth_.Check(context->client_metadata()); !allowed.ok()) {
+    return new RefusedWrite<v1::TailResponse>(allowed);
+  }
+  TailStream::Options options;
+  options.key_style = key_style_;
+  return new TailStream(*request, executor_, options);
 }
 
 }  // namespace redrive

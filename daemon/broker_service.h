@@ -2,7 +2,8 @@
 //
 // Publish and PublishBatch validate and encode on the gRPC thread, then hand
 // the Redis write to the RedisExecutor; the reaction never blocks on Redis.
-// Subscribe streams are SubscribeSession reactors over the DeliveryEngine.
+// Subscribe streams are SubscribeSession reactors over the DeliveryEngine;
+// Tail calls are TailStream reactors.
 // With --broker-auth=token every call first passes the bearer-token check
 // (UNAUTHENTICATED otherwise, before anything is read or written).
 //
@@ -42,6 +43,9 @@ class BrokerService final : public v1::Broker::CallbackService {
                                          v1::PublishBatchResponse* response) override;
   grpc::ServerBidiReactor<v1::SubscribeRequest, v1::SubscribeResponse>* Subscribe(
       grpc::CallbackServerContext* context) override;
+  // A TailStream (plain XREADs on the executor; no consumer group).
+  grpc::ServerWriteReactor<v1::TailResponse>* Tail(grpc::CallbackServerContext* context,
+                                                   const v1::TailRequest* request) override;
 
  private:
   const Publisher& publisher_;

@@ -170,10 +170,15 @@ void Dispatcher::CreateGroup(Handler& handler) {
                 // Recorded for the Admin service (R-E1) before the
                 // registration is answered: a client that saw Registered
                 // finds its handler in ListHandlers.
+                // With this daemon's presence heartbeat (DeleteHandler
+                // refuses while it is fresh).
+                h->present = true;
                 redis_.Send(
                     {"HSET", kHandlersRegistryKey,
                      RegistryField(h->spec.channel, h->spec.handler_id),
-                     MakeRegistered(h->spec, options_.instance_id).SerializeAsString()},
+                     MakeRegistered(h->spec, options_.instance_id).SerializeAsString(),
+                     PresenceField(h->spec.channel, h->spec.handler_id, options_.instance_id),
+                     absl::StrCat(absl::ToUnixMillis(options_.now()))},
                     Guard([this, key](absl::StatusOr<RedisReply> recorded) {
                       if (!recorded.ok() || recorded->is_error()) {
                         spdlog::warn("handler registry update failed: {}",
@@ -885,6 +890,11 @@ void Dispatcher::MaybeRemoveHandler(Handler& h) {
     }
     if (src.watched) notifier_.Unwatch(src.stream);
   }
+  if (h.present) {
+    redis_.Send({"HDEL", kHandlersRegistryKey,
+                 PresenceField(h.spec.channel, h.spec.handler_id, options_.instance_id)},
+                [](absl::StatusOr<RedisReply>) {});
+  }
   handlers_.erase(h.key);  // destroys h
 }
 
@@ -937,6 +947,27 @@ void Dispatcher::PollPaused() {
               }));
 }
 
+void Dispatcher::BeatPresence() {
+  const std::string beat = absl::StrCat(absl::ToUnixMillis(options_.now()));
+  std::vector<std::string> fields;
+  for (const auto& [key, h] : handlers_) {
+    if (!h->ready || h->sessions.empty()) continue;
+    fields.push_back(PresenceField(h->spec.channel, h->spec.handler_id, options_.instance_id));
+  }
+  if (fields.empty()) return;
+  RedisArgv argv = {"HSET", kHandlersRegistryKey};
+  for (const std::string& f : fields) {
+    argv.push_back(f);
+    argv.push_back(beat);
+  }
+  redis_.Send(argv, [](absl::StatusOr<RedisReply> r) {
+    if (!r.ok() || r->is_error()) {
+      spdlog::debug("presence heartbeat failed: {}",
+                    r.ok() ? r->str : std::string(r.status().message()));
+    }
+  });
+}
+
 std::vector<Dispatcher::HandlerSnapshot> Dispatcher::Snapshot() const {
   std::vector<HandlerSnapshot> out;
   for (const auto& [key, h] : handlers_) {
@@ -956,6 +987,10 @@ void Dispatcher::Tick() {
   if (!handlers_.empty() && now >= next_pause_poll_) {
     PollPaused();
     next_pause_poll_ = now + options_.pause_poll;
+  }
+  if (!handlers_.empty() && now >= next_presence_) {
+    BeatPresence();
+    next_presence_ = now + options_.presence_interval;
   }
   // Lease expiry (R-D3): a failed attempt, retried after its backoff.
   for (auto& [sid, session] : sessions_) {

@@ -50,6 +50,7 @@
 #include "absl/time/time.h"
 #include "daemon/async_redis.h"
 #include "daemon/event_loop.h"
+#include "daemon/keys.h"
 #include "daemon/retry_fields.h"
 #include "daemon/stream_entry.h"
 #include "daemon/stream_notifier.h"
@@ -95,6 +96,9 @@ struct DispatcherOptions {
   std::function<absl::Time()> now = [] { return absl::Now(); };
   // How often {redrive}:paused is read while handlers are registered.
   absl::Duration pause_poll = absl::Seconds(1);
+  // How often this daemon renews the presence heartbeats of its handlers in
+  // {redrive}:handlers (see keys.h; DeleteHandler reads them).
+  absl::Duration presence_interval = kPresenceInterval;
 };
 
 // Counters, for tests and metrics.
@@ -261,6 +265,8 @@ class Dispatcher {
     bool ready = false;
     bool auto_ack = false;
     bool paused = false;  // R-E5: no reads, nothing handed out
+    // Its presence heartbeat was written (removed with the handler).
+    bool present = false;
     Source sources[2];
     bool prefer_retry = false;  // which source a one-slot read serves next
     std::vector<Session*> sessions;  // attached
@@ -293,6 +299,8 @@ class Dispatcher {
   void CreateGroup(Handler& h);
   void ApplyPaused(Handler& h, bool paused);
   void PollPaused();
+  // Renews the presence heartbeat of every handler with streams here.
+  void BeatPresence();
   void OnGroupReady(Handler& h, absl::Status status);
   void WatchRetrySource(Handler& h);
   void Attach(Handler& h, Session& s);
@@ -405,6 +413,7 @@ class Dispatcher {
   // Handler keys paused (R-E5), as last read from Redis or set here.
   absl::flat_hash_set<std::string> paused_;
   absl::Time next_pause_poll_ = absl::InfinitePast();
+  absl::Time next_presence_ = absl::InfinitePast();
   bool polling_paused_ = false;
   // Bumped by SetPaused: a poll sent before it may carry the old state.
   uint64_t pause_epoch_ = 0;

@@ -1,5 +1,7 @@
 #include "daemon/keys.h"
 
+#include <algorithm>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -112,6 +114,24 @@ std::string LegacyDlqStream(absl::string_view channel, KeyStyle style) {
 
 std::string RegistryField(absl::string_view channel, absl::string_view handler_id) {
   return absl::StrCat(channel, " ", handler_id);
+}
+
+std::string PresenceField(absl::string_view channel, absl::string_view handler_id,
+                          absl::string_view instance_id) {
+  return absl::StrCat(channel, " ", handler_id, " ", instance_id);
+}
+
+std::optional<std::string> PresenceInstance(absl::string_view field, absl::string_view channel,
+                                            absl::string_view handler_id) {
+  const std::string prefix = absl::StrCat(channel, " ", handler_id, " ");
+  if (!absl::StartsWith(field, prefix) || field.size() == prefix.size()) return std::nullopt;
+  const absl::string_view instance = field.substr(prefix.size());
+  if (instance.find(' ') != absl::string_view::npos) return std::nullopt;
+  return std::string(instance);
+}
+
+bool IsPresenceField(absl::string_view field) {
+  return std::count(field.begin(), field.end(), ' ') == 2;
 }
 
 std::string RedriveJobKey(absl::string_view job_id) {

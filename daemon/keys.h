@@ -5,11 +5,13 @@
 #ifndef REDRIVE_DAEMON_KEYS_H_
 #define REDRIVE_DAEMON_KEYS_H_
 
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "absl/strings/string_view.h"
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 
 namespace redrive {
 
@@ -73,7 +75,12 @@ std::string LegacyDlqStream(absl::string_view channel, KeyStyle style);
 // no channel's keys can be spelled so (channel names have no braces), and in
 // Redis Cluster they share one slot.
 //   {redrive}:handlers  hash: RegistryField(channel, handler) → serialized
-//                       v1::Registered of the latest registration
+//                       v1::Registered of the latest registration; and, while
+//                       a daemon has Subscribe streams of the handler,
+//                       PresenceField(channel, handler, instance) → that
+//                       daemon's last heartbeat (decimal Unix ms, its clock),
+//                       renewed every kPresenceInterval and removed when its
+//                       last stream of the handler ends
 //   {redrive}:paused    hash: RegistryField(channel, handler) → Unix ms paused
 //   {redrive}:jobs      zset: redrive job id → creation time (Unix ms)
 //   {redrive}:job:{id}  hash: the job's spec, state, owner and progress
@@ -83,6 +90,23 @@ inline constexpr absl::string_view kPausedHandlersKey = "{redrive}:paused";
 inline constexpr absl::string_view kRedriveJobsKey = "{redrive}:jobs";
 std::string RegistryField(absl::string_view channel, absl::string_view handler_id);
 std::string RedriveJobKey(absl::string_view job_id);
+
+// Presence (see {redrive}:handlers above): a daemon renews its heartbeats
+// every kPresenceInterval; a heartbeat younger than kPresenceTtl means the
+// handler has a stream connected to that daemon (the margin covers missed
+// beats and clock skew between daemons).
+inline constexpr absl::Duration kPresenceInterval = absl::Seconds(2);
+inline constexpr absl::Duration kPresenceTtl = absl::Seconds(10);
+// "{channel} {handler_id} {instance_id}" (instance ids have no spaces).
+std::string PresenceField(absl::string_view channel, absl::string_view handler_id,
+                          absl::string_view instance_id);
+// The parts of a PresenceField for this (channel, handler): the instance id,
+// or nullopt when `field` is not a presence field of that handler.
+std::optional<std::string> PresenceInstance(absl::string_view field, absl::string_view channel,
+                                            absl::string_view handler_id);
+// True when `field` of {redrive}:handlers is a presence field (two spaces),
+// not a registration.
+bool IsPresenceField(absl::string_view field);
 std::string RedriveJobIdsKey(absl::string_view job_id);
 
 }  // namespace redrive

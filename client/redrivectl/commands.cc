@@ -45,6 +45,23 @@ std::vector<CommandSpec> MakeCommands() {
                "List handlers: streams, pending, lag, retry and DLQ depth (Admin.ListHandlers).",
                ""});
   c.push_back(
+      {"handlers delete",
+       {"CHANNEL", "HANDLER"},
+       false,
+       {{"force", "", false,
+         "Delete although retry entries or dead letters remain; needs --expect-retry and "
+         "--expect-dlq."},
+        {"expect-retry", "N", false,
+         "With --force: the handler's retry entries now (pending plus unread retry-stream "
+         "entries); the daemon refuses (exit 9) when it differs."},
+        {"expect-dlq", "N", false,
+         "With --force: the DLQ length now; the daemon refuses (exit 9) when it differs."}},
+       "Retire a handler: its group, retry and dead-letter streams, due set, pause flag and "
+       "registration (Admin.DeleteHandler).",
+       "The channel stream and other handlers' groups stay. Refused (exit 9) while a Subscribe\n"
+       "stream of the handler is connected to any daemon, and while entries remain unless\n"
+       "--force with the exact counts (the refusal names them)."});
+  c.push_back(
       {"dlq list",
        {"CHANNEL", "HANDLER"},
        false,
@@ -121,19 +138,21 @@ std::vector<CommandSpec> MakeCommands() {
        {"CHANNEL"},
        false,
        {{"handler", "ID", false,
-         "Consumer group to read with (default redrivectl-tail). Never a live handler's id: "
-         "tail would compete with it for messages."},
+         "Read as consumer group ID (Broker.Subscribe) instead of plainly; the group stays on "
+         "the channel ('handlers delete' removes it). Never a live handler's id: tail would "
+         "compete with it for messages."},
         {"from-start", "", false,
-         "A new group starts at the first entry (default: only new entries). An existing "
-         "group keeps its position."},
+         "Start at the first entry (default: only new entries). With --handler: a new group "
+         "starts there; an existing group keeps its position."},
         {"count", "N", false, "Exit after N deliveries."},
         {"ack", "", false,
-         "Register without auto-ack, one delivery in flight, and ACK each delivery once "
-         "printed (default: auto-ack)."}},
-       "Print deliveries of a channel as they arrive (Broker.Subscribe).",
-       "One line per delivery: ENTRY_ID attempt=N headers={k=v, ...} PAYLOAD (escaped).\n"
+         "With --handler: register without auto-ack, one delivery in flight, and ACK each "
+         "delivery once printed (default: auto-ack)."}},
+       "Print a channel's entries as they arrive (Broker.Tail; no consumer group).",
+       "One line per entry: ENTRY_ID attempt=N headers={k=v, ...} PAYLOAD (escaped).\n"
        "With --json, one Delivery JSON object per line. Exits 0 after --count deliveries\n"
-       "or on SIGINT."});
+       "or on SIGINT. Without --handler nothing is read as a group: no handler misses an\n"
+       "entry and nothing is left in Redis."});
   c.push_back({"pause",
                {"CHANNEL", "HANDLER"},
                false,
@@ -269,7 +288,8 @@ const std::vector<FlagSpec>& GlobalFlags() {
        "Daemon address: host:port or unix:/path (default $REDRIVE_ADDR, else 127.0.0.1:50051)."},
       {"timeout", "SECONDS", false, "Deadline of each call (default 10)."},
       {"token-file", "FILE", false,
-       "Read the admin bearer token from FILE (default $REDRIVE_ADMIN_TOKEN)."},
+       "Read the admin bearer token from FILE (default: $REDRIVE_ADMIN_TOKEN, else the file "
+       "named by $REDRIVE_ADMIN_TOKEN_FILE)."},
       {"operator", "NAME", false, "Sent as x-redrive-operator on Admin calls (default $USER)."},
       {"json", "", false,
        "Print the response message as one line of JSON (proto field names, defaults "
@@ -314,7 +334,21 @@ absl::StatusOr<ParsedArgs> ParseArgs(const std::vector<std::string>& args, const
     const bool is_flag = !flags_done && arg.size() > 1 && arg[0] == '-';
     if (!is_flag) {
       if (out.command != nullptr) {
-        out.positional.push_back(arg);
+        // A longer command (`handlers delete` after `handlers`) wins while no
+        // positional argument was taken.
+        const CommandSpec* longer = nullptr;
+        if (out.positional.empty()) {
+          const std::string joined = absl::StrCat(out.command->name, " ", arg);
+          for (const CommandSpec& c : Commands()) {
+            if (c.name == joined) longer = &c;
+          }
+        }
+        if (longer != nullptr) {
+          words.push_back(arg);
+          out.command = longer;
+        } else {
+          out.positional.push_back(arg);
+        }
         continue;
       }
       if (flags_done) return Usage(absl::StrCat("'--' before the command ", SeeHelp(nullptr)));
@@ -409,6 +443,53 @@ absl::StatusOr<ParsedArgs> ParseArgs(const std::vector<std::string>& args, const
   if (n < want || (!c.variadic && n > want)) {
     return Usage(absl::StrCat("usage: ", CommandUsage(c), " ", SeeHelp(&c)));
   }
+  return out;
+}
+
+std::string TokenSource::Describe() const {
+  switch (kind) {
+    case Kind::kFlagFile:
+      return absl::StrCat("token file '", file, "'");
+    case Kind::kEnvToken:
+      return "REDRIVE_ADMIN_TOKEN";
+    case Kind::kEnvFile:
+      return absl::StrCat("token file '", file, "' (from REDRIVE_ADMIN_TOKEN_FILE)");
+    case Kind::kNone:
+      break;
+  }
+  return "no token";
+}
+
+TokenSource ChooseTokenSource(const GlobalOptions& global, const Environment& env) {
+  TokenSource s;
+  if (!global.token_file.empty()) {
+    s.kind = TokenSource::Kind::kFlagFile;
+    s.file = global.token_file;
+  } else if (env.admin_token.has_value() && !env.admin_token->empty()) {
+    s.kind = TokenSource::Kind::kEnvToken;
+    s.token = *env.admin_token;
+  } else if (env.admin_token_file.has_value() && !env.admin_token_file->empty()) {
+    s.kind = TokenSource::Kind::kEnvFile;
+    s.file = *env.admin_token_file;
+  }
+  return s;
+}
+
+std::string UnauthenticatedHint(const TokenSource& source) {
+  std::string out;
+  if (source.kind == TokenSource::Kind::kNone) {
+    out =
+        "redrivectl: hint: no admin token was sent. Pass the daemon's token with "
+        "--token-file FILE, or set REDRIVE_ADMIN_TOKEN (the token) or "
+        "REDRIVE_ADMIN_TOKEN_FILE (a file holding it).\n";
+  } else {
+    out = absl::StrCat("redrivectl: hint: the daemon refused the token from ", source.Describe(),
+                       ". Use the daemon's token: --token-file FILE, REDRIVE_ADMIN_TOKEN or "
+                       "REDRIVE_ADMIN_TOKEN_FILE (first one set wins).\n");
+  }
+  absl::StrAppend(&out,
+                  "redrivectl: hint: scripts/run.sh writes a token to "
+                  "${XDG_RUNTIME_DIR:-/tmp}/redrive-admin-token when none is configured.\n");
   return out;
 }
 
@@ -634,6 +715,36 @@ absl::StatusOr<v1::PurgeDeadLettersRequest> BuildPurge(const ParsedArgs& args) {
   return r;
 }
 
+absl::StatusOr<v1::DeleteHandlerRequest> BuildDeleteHandler(const ParsedArgs& args) {
+  v1::DeleteHandlerRequest r;
+  absl::StatusOr<v1::HandlerRef> ref = HandlerFromPositional(args);
+  if (!ref.ok()) return ref.status();
+  *r.mutable_handler() = *ref;
+  const std::optional<std::string> retry = args.Get("expect-retry");
+  const std::optional<std::string> dlq = args.Get("expect-dlq");
+  if (!args.Has("force")) {
+    if (retry.has_value() || dlq.has_value()) {
+      return Usage("--expect-retry and --expect-dlq go with --force");
+    }
+    return r;
+  }
+  if (!retry.has_value() || !dlq.has_value()) {
+    return Usage(
+        "--force needs --expect-retry N and --expect-dlq N, the counts you expect to discard "
+        "(see 'handlers')");
+  }
+  absl::StatusOr<uint64_t> n =
+      ParseUnsigned("expect-retry", *retry, 0, std::numeric_limits<uint64_t>::max());
+  if (!n.ok()) return n.status();
+  absl::StatusOr<uint64_t> d =
+      ParseUnsigned("expect-dlq", *dlq, 0, std::numeric_limits<uint64_t>::max());
+  if (!d.ok()) return d.status();
+  r.set_force(true);
+  r.set_expected_retry_entries(*n);
+  r.set_expected_dead_letters(*d);
+  return r;
+}
+
 absl::StatusOr<std::string> BuildJobId(const ParsedArgs& args) {
   if (args.positional.empty() || args.positional[0].empty()) return Usage("JOB_ID is empty");
   return args.positional[0];
@@ -685,27 +796,39 @@ absl::StatusOr<PublishPlan> BuildPublish(const ParsedArgs& args) {
 absl::StatusOr<TailPlan> BuildTail(const ParsedArgs& args) {
   TailPlan plan;
   if (args.positional.empty() || args.positional[0].empty()) return Usage("CHANNEL is empty");
+  if (std::optional<std::string> v = args.Get("count")) {
+    absl::StatusOr<uint64_t> n =
+        ParseUnsigned("count", *v, 1, std::numeric_limits<uint32_t>::max());
+    if (!n.ok()) return n.status();
+    plan.count = *n;
+  }
+  plan.ack = args.Has("ack");
+  plan.group = args.Has("handler");
+  if (!plan.group) {
+    if (plan.ack) {
+      return Usage(
+          "--ack acknowledges in a consumer group: name one with --handler (a plain tail "
+          "reads without a group)");
+    }
+    plan.request.set_channel(args.positional[0]);
+    plan.request.set_from_start(args.Has("from-start"));
+    plan.request.set_max_entries(plan.count);
+    return plan;
+  }
   v1::Register& reg = plan.reg;
   reg.set_channel(args.positional[0]);
-  const std::string handler = args.Get("handler").value_or(std::string(kDefaultTailHandler));
+  const std::string handler = *args.Get("handler");
   if (handler.empty()) return Usage("--handler: empty handler id");
   reg.set_handler_id(handler);
   reg.mutable_start()->set_kind(args.Has("from-start") ? v1::StartPosition::START_BACKLOG
                                                        : v1::StartPosition::START_NEW);
   reg.set_consumer_label("redrivectl");
-  plan.ack = args.Has("ack");
   if (plan.ack) {
     // One in flight: when the last wanted delivery is printed, Stop goes out
     // before its ACK, so nothing else is ever delivered to this stream.
     reg.set_max_in_flight(1);
   } else {
     reg.set_auto_ack(true);
-  }
-  if (std::optional<std::string> v = args.Get("count")) {
-    absl::StatusOr<uint64_t> n =
-        ParseUnsigned("count", *v, 1, std::numeric_limits<uint32_t>::max());
-    if (!n.ok()) return n.status();
-    plan.count = *n;
   }
   return plan;
 }

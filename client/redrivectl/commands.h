@@ -32,13 +32,13 @@ inline constexpr int kExitNoInput = 66;          // EX_NOINPUT: unreadable file
 inline constexpr int kExitInterrupted = 130;     // SIGINT while waiting
 
 inline constexpr absl::string_view kDefaultAddr = "127.0.0.1:50051";
-inline constexpr absl::string_view kDefaultTailHandler = "redrivectl-tail";
 
 // What the process environment contributes (read by main, injected here).
 struct Environment {
-  std::optional<std::string> addr;         // REDRIVE_ADDR
-  std::optional<std::string> admin_token;  // REDRIVE_ADMIN_TOKEN
-  std::optional<std::string> user;         // USER
+  std::optional<std::string> addr;              // REDRIVE_ADDR
+  std::optional<std::string> admin_token;       // REDRIVE_ADMIN_TOKEN
+  std::optional<std::string> admin_token_file;  // REDRIVE_ADMIN_TOKEN_FILE
+  std::optional<std::string> user;              // USER
 };
 
 // Options that apply to every command.
@@ -47,7 +47,7 @@ struct GlobalOptions {
   std::string addr;
   // --timeout: the deadline of each unary call.
   absl::Duration timeout = absl::Seconds(10);
-  // --token-file; empty = use REDRIVE_ADMIN_TOKEN when set.
+  // --token-file; empty = see ChooseTokenSource.
   std::string token_file;
   // --operator, else $USER; sent as x-redrive-operator on Admin calls.
   std::string operator_name;
@@ -100,6 +100,27 @@ struct ParsedArgs {
 // global ones.
 absl::StatusOr<ParsedArgs> ParseArgs(const std::vector<std::string>& args, const Environment& env);
 
+// Where the admin token comes from, first match wins: --token-file, then
+// REDRIVE_ADMIN_TOKEN (the token itself, when non-empty), then
+// REDRIVE_ADMIN_TOKEN_FILE (a file holding it, when non-empty, as the daemon
+// and the sidecar manifest use it), else none. There is no --token flag: a
+// token on the command line shows in `ps`.
+struct TokenSource {
+  enum class Kind { kNone, kFlagFile, kEnvToken, kEnvFile };
+  Kind kind = Kind::kNone;
+  std::string file;   // kFlagFile, kEnvFile
+  std::string token;  // kEnvToken
+  // "--token-file FILE", "REDRIVE_ADMIN_TOKEN", ... for messages.
+  std::string Describe() const;
+};
+TokenSource ChooseTokenSource(const GlobalOptions& global, const Environment& env);
+
+// What redrivectl prints after an Admin call failed UNAUTHENTICATED: how to
+// pass a token (naming --token-file, REDRIVE_ADMIN_TOKEN and
+// REDRIVE_ADMIN_TOKEN_FILE, and where scripts/run.sh writes its token), or,
+// when one was sent, where it came from.
+std::string UnauthenticatedHint(const TokenSource& source);
+
 std::string TopLevelHelp();
 std::string CommandHelp(const CommandSpec& command);
 
@@ -134,6 +155,7 @@ struct RedrivePlan {
 absl::StatusOr<RedrivePlan> BuildRedrive(const ParsedArgs& args);
 absl::StatusOr<v1::DeleteDeadLettersRequest> BuildDelete(const ParsedArgs& args);
 absl::StatusOr<v1::PurgeDeadLettersRequest> BuildPurge(const ParsedArgs& args);
+absl::StatusOr<v1::DeleteHandlerRequest> BuildDeleteHandler(const ParsedArgs& args);
 absl::StatusOr<std::string> BuildJobId(const ParsedArgs& args);          // job status / job cancel
 absl::StatusOr<v1::HandlerRef> BuildHandlerRef(const ParsedArgs& args);  // pause / resume
 absl::StatusOr<v1::MigrateLegacyKeysRequest> BuildMigrate(const ParsedArgs& args);
@@ -147,10 +169,15 @@ struct PublishPlan {
 };
 absl::StatusOr<PublishPlan> BuildPublish(const ParsedArgs& args);
 
+// Without --handler: Broker.Tail (plain reads, no consumer group, nothing
+// left in Redis). With --handler ID: Broker.Subscribe as that handler (its
+// group stays on the channel; `handlers delete` removes it).
 struct TailPlan {
-  v1::Register reg;
-  uint64_t count = 0;  // 0 = until interrupted
-  bool ack = false;    // ACK each printed delivery (auto_ack otherwise)
+  bool group = false;       // --handler given: read as a consumer group
+  v1::TailRequest request;  // !group
+  v1::Register reg;         // group
+  uint64_t count = 0;       // 0 = until interrupted
+  bool ack = false;         // group only: ACK each printed delivery (auto_ack otherwise)
 };
 absl::StatusOr<TailPlan> BuildTail(const ParsedArgs& args);
 

@@ -305,6 +305,22 @@ std::string FormatPurge(const v1::PurgeDeadLettersResponse& response) {
   return absl::StrCat("purged ", response.purged(), "\n");
 }
 
+std::string FormatDeleteHandler(const v1::DeleteHandlerResponse& response) {
+  std::string out = absl::StrCat("deleted handler ", response.handler().handler_id(), " on ",
+                                 response.handler().channel(), "\n");
+  for (const std::string& g : response.destroyed_groups()) {
+    absl::StrAppend(&out, "destroyed group: ", g, "\n");
+  }
+  for (const std::string& k : response.deleted_keys()) {
+    absl::StrAppend(&out, "deleted key: ", k, "\n");
+  }
+  absl::StrAppend(&out, "discarded: ", response.retry_entries(), " retry entries, ",
+                  response.dead_letters(), " dead letters\n");
+  absl::StrAppend(&out, "unregistered: ", response.unregistered() ? "yes" : "no",
+                  ", pause flag removed: ", response.unpaused() ? "yes" : "no", "\n");
+  return out;
+}
+
 std::string FormatMigrate(const v1::MigrateLegacyKeysResponse& response) {
   std::string out;
   if (response.dry_run()) absl::StrAppend(&out, "dry run: nothing was moved\n");

@@ -65,6 +65,7 @@ std::string FormatJobProgress(const v1::RedriveJob& job);
 std::string FormatRedrive(const v1::RedriveDeadLettersResponse& response);
 std::string FormatDelete(const v1::DeleteDeadLettersResponse& response);
 std::string FormatPurge(const v1::PurgeDeadLettersResponse& response);
+std::string FormatDeleteHandler(const v1::DeleteHandlerResponse& response);
 std::string FormatMigrate(const v1::MigrateLegacyKeysResponse& response);
 std::string FormatPublish(const v1::PublishResponse& response);
 // "ENTRY_ID attempt=N headers={k=v, k2=v2} PAYLOAD\n" (tail).

@@ -48,6 +48,7 @@ int main(int argc, char** argv) {
   redrive::ctl::Environment env;
   env.addr = Env("REDRIVE_ADDR");
   env.admin_token = Env("REDRIVE_ADMIN_TOKEN");
+  env.admin_token_file = Env("REDRIVE_ADMIN_TOKEN_FILE");
   env.user = Env("USER");
   std::vector<std::string> args(argv + 1, argv + argc);
   const int rc = redrive::ctl::Run(args, env, {std::cin, std::cout, std::cerr}, *interrupter);

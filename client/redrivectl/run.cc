@@ -2,6 +2,7 @@
 
 #include <grpcpp/client_context.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -59,15 +60,14 @@ std::string SanitizeOperator(absl::string_view v) {
   return out;
 }
 
-// Reads the admin token (--token-file, else REDRIVE_ADMIN_TOKEN). Returns an
+// Reads the admin token from `source` (see ChooseTokenSource). Returns an
 // exit code on failure.
-std::optional<int> LoadToken(Context& ctx, const Environment& env) {
-  const std::string& file = ctx.args.global.token_file;
-  std::string source = "REDRIVE_ADMIN_TOKEN";
-  if (!file.empty()) {
-    std::ifstream in(file, std::ios::binary);
+std::optional<int> LoadToken(Context& ctx, const TokenSource& source) {
+  if (source.kind == TokenSource::Kind::kEnvToken) ctx.token = source.token;
+  if (source.kind == TokenSource::Kind::kFlagFile || source.kind == TokenSource::Kind::kEnvFile) {
+    std::ifstream in(source.file, std::ios::binary);
     if (!in) {
-      ctx.io.err << "redrivectl: cannot read token file '" << file << "'\n";
+      ctx.io.err << "redrivectl: cannot read " << source.Describe() << "\n";
       return kExitNoInput;
     }
     std::stringstream buf;
@@ -76,17 +76,14 @@ std::optional<int> LoadToken(Context& ctx, const Environment& env) {
     while (!ctx.token.empty() && (ctx.token.back() == '\n' || ctx.token.back() == '\r')) {
       ctx.token.pop_back();
     }
-    source = absl::StrCat("token file '", file, "'");
     if (ctx.token.empty()) {
-      ctx.io.err << "redrivectl: " << source << " is empty\n";
+      ctx.io.err << "redrivectl: " << source.Describe() << " is empty\n";
       return kExitUsage;
     }
-  } else if (env.admin_token.has_value()) {
-    ctx.token = *env.admin_token;
   }
   for (char c : ctx.token) {
     if (c < '!' || c > '~') {
-      ctx.io.err << "redrivectl: " << source
+      ctx.io.err << "redrivectl: " << source.Describe()
                  << ": the token must be printable ASCII without spaces\n";
       return kExitUsage;
     }
@@ -255,7 +252,7 @@ int Publish(Context& ctx) {
   return Print(ctx, ctx.client->Publish(plan->request), FormatPublish);
 }
 
-// One tail stream. Writes go through `mu_` so the interrupt hook can close the
+// One consumer-group tail (--handler). Writes go through `mu_` so the interrupt hook can close the
 // stream from the signal thread while the main thread reads.
 class Tail {
  public:
@@ -372,10 +369,44 @@ class Tail {
   bool stream_done_ ABSL_GUARDED_BY(mu_) = false;
 };
 
+// A plain tail (Broker.Tail): the daemon reads the channel without a
+// consumer group and ends the call after --count entries; SIGINT cancels it.
+int RunPlainTail(Context& ctx, const TailPlan& plan) {
+  grpc::ClientContext call;
+  std::unique_ptr<grpc::ClientReader<v1::TailResponse>> reader =
+      ctx.client->broker().Tail(&call, plan.request);
+  std::atomic<bool> interrupted{false};
+  ctx.interrupter.Set([&call, &interrupted] {
+    interrupted = true;
+    call.TryCancel();
+  });
+  v1::TailResponse response;
+  while (reader->Read(&response)) {
+    if (response.has_started()) {
+      ctx.io.err << "redrivectl: tailing " << plan.request.channel() << " after "
+                 << response.started().after_id() << " (no consumer group)\n"
+                 << std::flush;
+      continue;
+    }
+    if (!response.has_delivery()) continue;
+    if (ctx.json()) {
+      ctx.io.out << ToJson(response.delivery()) << "\n";
+    } else {
+      ctx.io.out << FormatDelivery(response.delivery());
+    }
+    ctx.io.out.flush();
+  }
+  const grpc::Status status = reader->Finish();
+  ctx.interrupter.Clear();
+  if (status.ok() || interrupted) return kExitOk;
+  return RpcError(ctx.io, FromGrpcStatus(status));
+}
+
 int RunTail(Context& ctx) {
   int rc = kExitOk;
   std::optional<TailPlan> plan = Build<TailPlan>(ctx, BuildTail, rc);
   if (!plan) return rc;
+  if (!plan->group) return RunPlainTail(ctx, *plan);
   Tail tail(ctx, *std::move(plan));
   return tail.Run();
 }
@@ -387,6 +418,10 @@ int Dispatch(Context& ctx) {
   if (name == "handlers") {
     auto r = Build<v1::ListHandlersRequest>(ctx, BuildListHandlers, rc);
     return r ? Print(ctx, CallAdmin(ctx, &Stub::ListHandlers, *r), FormatHandlers) : rc;
+  }
+  if (name == "handlers delete") {
+    auto r = Build<v1::DeleteHandlerRequest>(ctx, BuildDeleteHandler, rc);
+    return r ? Print(ctx, CallAdmin(ctx, &Stub::DeleteHandler, *r), FormatDeleteHandler) : rc;
   }
   if (name == "dlq list") return ListDeadLetters(ctx);
   if (name == "dlq show") return ShowDeadLetter(ctx);
@@ -471,14 +506,20 @@ int Run(const std::vector<std::string>& args, const Environment& env, Io io,
   }
   Context ctx{*parsed, io, interrupter, nullptr, "", parsed->global.operator_name};
   const std::string& name = parsed->command->name;
-  if (name != "publish" && name != "tail") {
-    if (std::optional<int> rc = LoadToken(ctx, env)) return *rc;
+  const bool admin = name != "publish" && name != "tail";
+  const TokenSource token_source = ChooseTokenSource(parsed->global, env);
+  if (admin) {
+    if (std::optional<int> rc = LoadToken(ctx, token_source)) return *rc;
   }
   ClientOptions options;
   options.call_timeout = parsed->global.timeout;
   ctx.client = Client::Connect(parsed->global.addr, options);
   const int rc = Dispatch(ctx);
   io.out.flush();
+  // The exit code is the gRPC status code: 16 is UNAUTHENTICATED.
+  if (admin && rc == static_cast<int>(absl::StatusCode::kUnauthenticated)) {
+    io.err << UnauthenticatedHint(token_source);
+  }
   return rc;
 }
 

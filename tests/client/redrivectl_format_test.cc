@@ -327,20 +327,37 @@ TEST(BuildTest, PublishSourcesAndHeaders) {
               HasSubstr("is not KEY=VALUE"));
 }
 
-TEST(BuildTest, TailRegistration) {
+TEST(BuildTest, TailPlainByDefaultAndAsAGroupWithHandler) {
   absl::StatusOr<TailPlan> plain = BuildTail(ParseOk({"tail", "orders"}));
   ASSERT_THAT(plain, IsOk());
-  EXPECT_EQ(plain->reg.channel(), "orders");
-  EXPECT_EQ(plain->reg.handler_id(), "redrivectl-tail");
-  EXPECT_TRUE(plain->reg.auto_ack());
-  EXPECT_FALSE(plain->reg.has_retry_policy());
-  EXPECT_EQ(plain->reg.start().kind(), v1::StartPosition::START_NEW);
+  EXPECT_FALSE(plain->group);
+  EXPECT_EQ(plain->request.channel(), "orders");
+  EXPECT_FALSE(plain->request.from_start());
+  EXPECT_EQ(plain->request.max_entries(), 0u);
   EXPECT_EQ(plain->count, 0u);
   EXPECT_FALSE(plain->ack);
+
+  absl::StatusOr<TailPlan> counted =
+      BuildTail(ParseOk({"tail", "orders", "--from-start", "--count", "2"}));
+  ASSERT_THAT(counted, IsOk());
+  EXPECT_FALSE(counted->group);
+  EXPECT_TRUE(counted->request.from_start());
+  EXPECT_EQ(counted->request.max_entries(), 2u);
+  EXPECT_EQ(counted->count, 2u);
+
+  absl::StatusOr<TailPlan> group = BuildTail(ParseOk({"tail", "orders", "--handler", "dbg"}));
+  ASSERT_THAT(group, IsOk());
+  EXPECT_TRUE(group->group);
+  EXPECT_EQ(group->reg.channel(), "orders");
+  EXPECT_EQ(group->reg.handler_id(), "dbg");
+  EXPECT_TRUE(group->reg.auto_ack());
+  EXPECT_FALSE(group->reg.has_retry_policy());
+  EXPECT_EQ(group->reg.start().kind(), v1::StartPosition::START_NEW);
 
   absl::StatusOr<TailPlan> acking = BuildTail(
       ParseOk({"tail", "orders", "--handler", "dbg", "--from-start", "--count", "3", "--ack"}));
   ASSERT_THAT(acking, IsOk());
+  EXPECT_TRUE(acking->group);
   EXPECT_EQ(acking->reg.handler_id(), "dbg");
   EXPECT_FALSE(acking->reg.auto_ack());
   EXPECT_EQ(acking->reg.max_in_flight(), 1u);
@@ -350,6 +367,9 @@ TEST(BuildTest, TailRegistration) {
 
   EXPECT_THAT(BuildError({"tail", "o", "--count", "0"}, BuildTail), HasSubstr("--count"));
   EXPECT_THAT(BuildError({"tail", "o", "--handler="}, BuildTail), HasSubstr("--handler"));
+  EXPECT_EQ(BuildError({"tail", "o", "--ack"}, BuildTail),
+            "--ack acknowledges in a consumer group: name one with --handler (a plain tail "
+            "reads without a group)");
 }
 
 // ------------------------------------------------------------ formatting
@@ -585,6 +605,123 @@ TEST(FormatTest, DeliveryLine) {
   bare.set_entry_id("1-0");
   bare.set_attempt(1);
   EXPECT_EQ(FormatDelivery(bare), "1-0 attempt=1 headers={} \n");
+}
+
+// ------------------------------------------------------------ handlers delete
+
+TEST(BuildTest, HandlersDeleteNeedsExactCountsWithForce) {
+  ParsedArgs p = ParseOk({"handlers", "delete", "orders", "A"});
+  ASSERT_NE(p.command, nullptr);
+  EXPECT_EQ(p.command->name, "handlers delete");
+  absl::StatusOr<v1::DeleteHandlerRequest> r = BuildDeleteHandler(p);
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(r->handler().channel(), "orders");
+  EXPECT_EQ(r->handler().handler_id(), "A");
+  EXPECT_FALSE(r->force());
+
+  r = BuildDeleteHandler(ParseOk({"--json", "handlers", "delete", "orders", "A", "--force",
+                                  "--expect-retry", "3", "--expect-dlq=0"}));
+  ASSERT_THAT(r, IsOk());
+  EXPECT_TRUE(r->force());
+  EXPECT_EQ(r->expected_retry_entries(), 3u);
+  EXPECT_EQ(r->expected_dead_letters(), 0u);
+
+  // `handlers` alone and with its flag is still the list command.
+  EXPECT_EQ(ParseOk({"handlers"}).command->name, "handlers");
+  EXPECT_EQ(ParseOk({"handlers", "--channel", "delete"}).command->name, "handlers");
+
+  const std::string force_needs =
+      "--force needs --expect-retry N and --expect-dlq N, the counts you expect to discard "
+      "(see 'handlers')";
+  EXPECT_EQ(BuildError({"handlers", "delete", "orders", "A", "--force"}, BuildDeleteHandler),
+            force_needs);
+  EXPECT_EQ(BuildError({"handlers", "delete", "orders", "A", "--force", "--expect-dlq", "1"},
+                       BuildDeleteHandler),
+            force_needs);
+  EXPECT_EQ(
+      BuildError({"handlers", "delete", "orders", "A", "--expect-dlq", "1"}, BuildDeleteHandler),
+      "--expect-retry and --expect-dlq go with --force");
+  EXPECT_EQ(BuildError({"handlers", "delete", "orders", "A", "--force", "--expect-retry", "-1",
+                        "--expect-dlq", "1"},
+                       BuildDeleteHandler),
+            "--expect-retry: '-1' is not an integer in 0..18446744073709551615");
+  EXPECT_THAT(BuildError({"handlers", "delete", "orders"}, BuildDeleteHandler),
+              HasSubstr("usage: redrivectl handlers delete CHANNEL HANDLER"));
+  EXPECT_THAT(BuildError({"handlers", "orders"}, BuildListHandlers),
+              HasSubstr("usage: redrivectl handlers"));
+}
+
+TEST(FormatTest, DeleteHandler) {
+  v1::DeleteHandlerResponse r;
+  r.mutable_handler()->set_channel("orders");
+  r.mutable_handler()->set_handler_id("A");
+  r.add_destroyed_groups("orders A");
+  r.add_destroyed_groups("orders.A.retry A-retry");
+  r.add_deleted_keys("orders.A.retry");
+  r.add_deleted_keys("orders.A.dlq");
+  r.set_retry_entries(1);
+  r.set_dead_letters(2);
+  r.set_unregistered(true);
+  EXPECT_EQ(FormatDeleteHandler(r),
+            "deleted handler A on orders\n"
+            "destroyed group: orders A\n"
+            "destroyed group: orders.A.retry A-retry\n"
+            "deleted key: orders.A.retry\n"
+            "deleted key: orders.A.dlq\n"
+            "discarded: 1 retry entries, 2 dead letters\n"
+            "unregistered: yes, pause flag removed: no\n");
+}
+
+// ------------------------------------------------------------ admin token
+
+TEST(TokenSourceTest, FlagThenTokenVariableThenFileVariable) {
+  Environment env;
+  env.admin_token = "from-env-token";
+  env.admin_token_file = "/run/secrets/token";
+  GlobalOptions flag;
+  flag.token_file = "/etc/redrive/token";
+  TokenSource s = ChooseTokenSource(flag, env);
+  EXPECT_EQ(s.kind, TokenSource::Kind::kFlagFile);
+  EXPECT_EQ(s.file, "/etc/redrive/token");
+  EXPECT_EQ(s.Describe(), "token file '/etc/redrive/token'");
+
+  s = ChooseTokenSource(GlobalOptions{}, env);
+  EXPECT_EQ(s.kind, TokenSource::Kind::kEnvToken);
+  EXPECT_EQ(s.token, "from-env-token");
+  EXPECT_EQ(s.Describe(), "REDRIVE_ADMIN_TOKEN");
+
+  // An empty REDRIVE_ADMIN_TOKEN counts as unset.
+  env.admin_token = "";
+  s = ChooseTokenSource(GlobalOptions{}, env);
+  EXPECT_EQ(s.kind, TokenSource::Kind::kEnvFile);
+  EXPECT_EQ(s.file, "/run/secrets/token");
+  EXPECT_EQ(s.Describe(), "token file '/run/secrets/token' (from REDRIVE_ADMIN_TOKEN_FILE)");
+
+  env.admin_token.reset();
+  EXPECT_EQ(ChooseTokenSource(GlobalOptions{}, env).kind, TokenSource::Kind::kEnvFile);
+  env.admin_token_file = "";
+  EXPECT_EQ(ChooseTokenSource(GlobalOptions{}, env).kind, TokenSource::Kind::kNone);
+  EXPECT_EQ(ChooseTokenSource(GlobalOptions{}, Environment{}).kind, TokenSource::Kind::kNone);
+  // The flag reaches GlobalOptions through the parser, wherever it stands.
+  EXPECT_EQ(ChooseTokenSource(ParseOk({"handlers", "--token-file", "/t"}).global, env).file, "/t");
+}
+
+TEST(TokenSourceTest, UnauthenticatedHintNamesEveryWayToPassAToken) {
+  EXPECT_EQ(UnauthenticatedHint(TokenSource{}),
+            "redrivectl: hint: no admin token was sent. Pass the daemon's token with "
+            "--token-file FILE, or set REDRIVE_ADMIN_TOKEN (the token) or "
+            "REDRIVE_ADMIN_TOKEN_FILE (a file holding it).\n"
+            "redrivectl: hint: scripts/run.sh writes a token to "
+            "${XDG_RUNTIME_DIR:-/tmp}/redrive-admin-token when none is configured.\n");
+  TokenSource env;
+  env.kind = TokenSource::Kind::kEnvToken;
+  env.token = "x";
+  EXPECT_EQ(UnauthenticatedHint(env),
+            "redrivectl: hint: the daemon refused the token from REDRIVE_ADMIN_TOKEN. Use the "
+            "daemon's token: --token-file FILE, REDRIVE_ADMIN_TOKEN or REDRIVE_ADMIN_TOKEN_FILE "
+            "(first one set wins).\n"
+            "redrivectl: hint: scripts/run.sh writes a token to "
+            "${XDG_RUNTIME_DIR:-/tmp}/redrive-admin-token when none is configured.\n");
 }
 
 }  // namespace

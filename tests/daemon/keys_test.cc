@@ -98,5 +98,18 @@ TEST(KeysTest, EntryIds) {
   EXPECT_FALSE(IsValidEntryId("+1-0"));
 }
 
+TEST(KeysTest, PresenceFieldsAreTellableFromRegistrations) {
+  EXPECT_EQ(PresenceField("orders", "billing", "pod-7"), "orders billing pod-7");
+  EXPECT_EQ(PresenceInstance("orders billing pod-7", "orders", "billing"), "pod-7");
+  // Another handler whose id starts the same, a registration, no instance.
+  EXPECT_EQ(PresenceInstance("orders billing-2 pod-7", "orders", "billing"), std::nullopt);
+  EXPECT_EQ(PresenceInstance("orders billing", "orders", "billing"), std::nullopt);
+  EXPECT_EQ(PresenceInstance("orders billing ", "orders", "billing"), std::nullopt);
+  EXPECT_EQ(PresenceInstance("orders billing a b", "orders", "billing"), std::nullopt);
+  EXPECT_TRUE(IsPresenceField("orders billing pod-7"));
+  EXPECT_FALSE(IsPresenceField(RegistryField("orders", "billing")));
+  EXPECT_LT(kPresenceInterval * 3, kPresenceTtl);
+}
+
 }  // namespace
 }  // namespace redrive

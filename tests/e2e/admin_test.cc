@@ -8,9 +8,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "daemon/envelope.h"
@@ -1034,6 +1036,255 @@ TEST_F(AdminTest, MigratesEggAIPre226SharedRetryStreamPerHandler) {
   req.set_channel("bad channel");
   EXPECT_EQ(Call(&Stub::MigrateLegacyKeys, req, &again).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+// ---------------------------------------------------------------------------
+// Retiring a handler (issue 10 item 11)
+
+v1::DeleteHandlerRequest DeleteRequest(const std::string& channel, const std::string& handler,
+                                       bool force = false, uint64_t retry = 0,
+                                       uint64_t dead = 0) {
+  v1::DeleteHandlerRequest r;
+  *r.mutable_handler() = Ref(channel, handler);
+  r.set_force(force);
+  r.set_expected_retry_entries(retry);
+  r.set_expected_dead_letters(dead);
+  return r;
+}
+
+std::vector<std::string> GroupNames(RedisCommander& redis, const std::string& stream) {
+  std::vector<std::string> names;
+  absl::StatusOr<RedisReply> r = redis.Command({"XINFO", "GROUPS", stream});
+  if (!r.ok() || !r->is_array()) return names;
+  for (const RedisReply& g : r->elements) {
+    for (size_t i = 0; i + 1 < g.elements.size(); i += 2) {
+      if (g.elements[i].str == "name") names.push_back(g.elements[i + 1].str);
+    }
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+std::vector<std::string> HashFields(RedisCommander& redis, const std::string& key) {
+  std::vector<std::string> fields;
+  absl::StatusOr<RedisReply> r = redis.Command({"HKEYS", key});
+  if (r.ok() && r->is_array()) {
+    for (const RedisReply& f : r->elements) fields.push_back(f.str);
+  }
+  std::sort(fields.begin(), fields.end());
+  return fields;
+}
+
+TEST_F(AdminTest, DeleteHandlerRemovesExactlyThatHandlersKeysOnceConfirmed) {
+  Boot();
+  auto a = Subscribe(RegisterFor("orders", "A"));
+  auto b = Subscribe(RegisterFor("orders", "B"));
+  // A: two dead letters, one retry that went through the retry stream and
+  // was acknowledged, one retry waiting an hour in the due set; paused.
+  MakeDeadLetters(*a, "orders", "orders.A.dlq", 2);
+  PublishAll("orders", {R"({"n":"retried"})", R"({"n":"waiting"})"});
+  ASSERT_TRUE(a->WaitForDeliveries(4));
+  a->Send(NackRequest(a->deliveries()[2].delivery_id(), "try again"));
+  {
+    v1::SubscribeRequest later = NackRequest(a->deliveries()[3].delivery_id(), "much later");
+    later.mutable_verbs()->mutable_verbs(0)->mutable_nack()->set_delay_ms(3600 * 1000);
+    a->Send(later);
+  }
+  ASSERT_TRUE(a->WaitForDeliveries(5));  // the retried one, attempt 2
+  EXPECT_EQ(a->deliveries()[4].attempt(), 2u);
+  a->Ack({a->deliveries()[4].delivery_id()});
+  // B: a dead letter of its own, the rest acknowledged.
+  ASSERT_TRUE(b->WaitForDeliveries(4));
+  b->Send(TerminateRequest(b->deliveries()[0].delivery_id(), "B's own"));
+  b->Ack({b->deliveries()[1].delivery_id(), b->deliveries()[2].delivery_id(),
+          b->deliveries()[3].delivery_id()});
+  ASSERT_TRUE(WaitFor([&] {
+    return PendingCount(*conn_, "orders.A.retry", "A-retry") == 0 &&
+           PendingCount(*conn_, "orders", "B") == 0 && XLen("orders.B.dlq") == 1;
+  }));
+  v1::PauseHandlerRequest pause;
+  *pause.mutable_handler() = Ref("orders", "A");
+  v1::HandlerInfo paused;
+  ASSERT_TRUE(Call(&Stub::PauseHandler, pause, &paused).ok());
+
+  const std::vector<std::string> before = {
+      "orders",       "orders.A.dlq",       "orders.A.retry",  "orders.A.retry.due",
+      "orders.B.dlq", "{redrive}:handlers", "{redrive}:paused"};
+  ASSERT_THAT(SortedKeys(*conn_), ElementsAreArray(before));
+  ASSERT_THAT(GroupNames(*conn_, "orders"), ElementsAre("A", "B"));
+
+  // Connected here: refused, nothing changes.
+  v1::DeleteHandlerResponse resp;
+  grpc::Status s = Call(&Stub::DeleteHandler, DeleteRequest("orders", "A"), &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
+  EXPECT_THAT(s.error_message(), HasSubstr("connected to this daemon (a1)"));
+  // Even forced with the right counts.
+  s = Call(&Stub::DeleteHandler, DeleteRequest("orders", "A", true, 1, 2), &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
+  EXPECT_THAT(SortedKeys(*conn_), ElementsAreArray(before));
+
+  a.reset();  // A's stream ends; its handler leaves this daemon
+  // Entries remain: refused with the real counts.
+  ASSERT_TRUE(WaitFor([&] {
+    s = Call(&Stub::DeleteHandler, DeleteRequest("orders", "A"), &resp);
+    return !absl::StrContains(s.error_message(), "connected");
+  })) << s.error_message();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(s.error_message(),
+            "handler 'A' on channel 'orders' holds 1 retry entries and 2 dead letters; nothing "
+            "was deleted (to discard them: force with expected_retry_entries=1 "
+            "expected_dead_letters=2)");
+  // Forced with counts that are not the current ones: nothing deleted.
+  for (auto [retry, dead] : {std::pair<uint64_t, uint64_t>{1, 3}, {0, 2}, {0, 0}}) {
+    s = Call(&Stub::DeleteHandler, DeleteRequest("orders", "A", true, retry, dead), &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << retry << "/" << dead;
+    EXPECT_THAT(s.error_message(), HasSubstr("holds 1 retry entries and 2 dead letters, not "));
+  }
+  EXPECT_THAT(SortedKeys(*conn_), ElementsAreArray(before));
+  EXPECT_THAT(GroupNames(*conn_, "orders"), ElementsAre("A", "B"));
+  EXPECT_THAT(GroupNames(*conn_, "orders.A.retry"), ElementsAre("A-retry"));
+  EXPECT_EQ(XLen("orders.A.dlq"), 2);
+
+  // Forced with the exact counts: A's keys go, B's stay.
+  resp.Clear();
+  s = Call(&Stub::DeleteHandler, DeleteRequest("orders", "A", true, 1, 2), &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(resp.handler().channel(), "orders");
+  EXPECT_EQ(resp.handler().handler_id(), "A");
+  EXPECT_THAT(resp.destroyed_groups(), ElementsAre("orders A", "orders.A.retry A-retry"));
+  EXPECT_THAT(resp.deleted_keys(),
+              ElementsAre("orders.A.retry", "orders.A.retry.due", "orders.A.dlq"));
+  EXPECT_EQ(resp.retry_entries(), 1u);
+  EXPECT_EQ(resp.dead_letters(), 2u);
+  EXPECT_TRUE(resp.unregistered());
+  EXPECT_TRUE(resp.unpaused());
+  EXPECT_THAT(SortedKeys(*conn_), ElementsAre("orders", "orders.B.dlq", "{redrive}:handlers"));
+  EXPECT_THAT(GroupNames(*conn_, "orders"), ElementsAre("B"));
+  EXPECT_EQ(XLen("orders.B.dlq"), 1);
+  // B's registration and its presence heartbeat (B is connected) remain.
+  EXPECT_THAT(HashFields(*conn_, "{redrive}:handlers"), ElementsAre("orders B", "orders B a1"));
+  EXPECT_THAT(daemon_->Log(),
+              HasSubstr("admin DeleteHandler by admin-test from "));
+  EXPECT_THAT(daemon_->Log(), HasSubstr("result=deleted retry_entries=1 dead_letters=2"));
+
+  // B still receives every new message; A is gone from the Admin view.
+  const std::vector<std::string> fresh = PublishAll("orders", {R"({"n":"after"})"});
+  ASSERT_TRUE(b->WaitForDeliveries(5));
+  EXPECT_EQ(b->deliveries()[4].entry_id(), fresh[0]);
+  b->Ack({b->deliveries()[4].delivery_id()});
+  ASSERT_TRUE(WaitFor([&] { return PendingCount(*conn_, "orders", "B") == 0; }));
+  v1::ListHandlersResponse list;
+  ASSERT_TRUE(Call(&Stub::ListHandlers, v1::ListHandlersRequest(), &list).ok());
+  ASSERT_EQ(list.handlers_size(), 1);
+  EXPECT_EQ(list.handlers(0).handler().handler_id(), "B");
+  EXPECT_EQ(Call(&Stub::DeleteHandler, DeleteRequest("orders", "A"), &resp).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+
+  // B, once its stream ended, with its one dead letter confirmed.
+  b.reset();
+  ASSERT_TRUE(WaitFor([&] {
+    resp.Clear();
+    return Call(&Stub::DeleteHandler, DeleteRequest("orders", "B", true, 0, 1), &resp).ok();
+  }));
+  EXPECT_THAT(resp.destroyed_groups(), ElementsAre("orders B"));
+  EXPECT_THAT(resp.deleted_keys(), ElementsAre("orders.B.dlq"));
+  EXPECT_FALSE(resp.unpaused());
+  EXPECT_THAT(SortedKeys(*conn_), ElementsAre("orders"));
+  EXPECT_THAT(GroupNames(*conn_, "orders"), IsEmpty());
+  EXPECT_EQ(XLen("orders"), 5);  // the channel keeps every entry
+}
+
+// Another daemon's stream counts as connected while its heartbeat is fresh:
+// a live one refuses the delete, a stream that ended frees it at once, and a
+// daemon killed with a stream open stops counting once its heartbeat is
+// kPresenceTtl old.
+TEST_F(AdminTest, DeleteHandlerRefusedWhileAnotherDaemonHasItsStream) {
+  Boot();
+  auto other = StartDaemon("b1");
+  ASSERT_NE(other, nullptr);
+  auto other_client = Client::Connect(other->address());
+  ASSERT_TRUE(other_client->WaitForConnected(absl::Seconds(10)));
+
+  auto a = Subscribe(RegisterFor("orders", "A"), other_client.get());
+  v1::DeleteHandlerResponse resp;
+  grpc::Status s = Call(&Stub::DeleteHandler, DeleteRequest("orders", "A"), &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(s.error_message(),
+            "handler 'A' on channel 'orders' has Subscribe streams connected to daemon(s) b1; "
+            "stop them before deleting it");
+  // b1 renews its heartbeat while the stream stays connected.
+  auto beat = [&] {
+    absl::StatusOr<RedisReply> r = conn_->Command({"HGET", "{redrive}:handlers", "orders A b1"});
+    return r.ok() && r->is_string() ? std::stoll(r->str) : int64_t{0};
+  };
+  const int64_t first_beat = beat();
+  ASSERT_GT(first_beat, 0);
+  ASSERT_TRUE(WaitFor([&] { return beat() > first_beat; }));
+  s = Call(&Stub::DeleteHandler, DeleteRequest("orders", "A"), &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
+  EXPECT_THAT(GroupNames(*conn_, "orders"), ElementsAre("A"));
+
+  // The stream ends on b1: deletable.
+  a.reset();
+  ASSERT_TRUE(WaitFor([&] {
+    return Call(&Stub::DeleteHandler, DeleteRequest("orders", "A"), &resp).ok();
+  }));
+  EXPECT_THAT(SortedKeys(*conn_), ElementsAre("orders"));
+
+  // b1 dies with a stream of C open: refused until its heartbeat is stale.
+  auto c = Subscribe(RegisterFor("orders", "C"), other_client.get());
+  ASSERT_TRUE(WaitFor([&] {
+    return HashFields(*conn_, "{redrive}:handlers") ==
+           std::vector<std::string>{"orders C", "orders C b1"};
+  }));
+  other->Kill9();
+  s = Call(&Stub::DeleteHandler, DeleteRequest("orders", "C"), &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(s.error_message(), HasSubstr("connected to daemon(s) b1"));
+  ASSERT_TRUE(WaitFor(
+      [&] { return Call(&Stub::DeleteHandler, DeleteRequest("orders", "C"), &resp).ok(); },
+      absl::Seconds(30)));
+  // The stale presence field went with the registration.
+  EXPECT_THAT(SortedKeys(*conn_), ElementsAre("orders"));
+  EXPECT_THAT(GroupNames(*conn_, "orders"), IsEmpty());
+}
+
+TEST_F(AdminTest, DeleteHandlerRejectsBadRequestsWithPreciseStatuses) {
+  Boot();
+  auto a = Subscribe(RegisterFor("orders", "A"));
+  a.reset();
+  const std::vector<std::string> keys = SortedKeys(*conn_);
+  v1::DeleteHandlerResponse resp;
+  struct Case {
+    v1::DeleteHandlerRequest request;
+    grpc::StatusCode code;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {DeleteRequest("", "A"), grpc::StatusCode::INVALID_ARGUMENT,
+       "handler.channel is required"},
+      {DeleteRequest("orders.dlq", "A"), grpc::StatusCode::INVALID_ARGUMENT,
+       "handler.channel must not end in .retry or .dlq (reserved for retry and dead-letter "
+       "streams)"},
+      {DeleteRequest("orders", "a b"), grpc::StatusCode::INVALID_ARGUMENT,
+       "handler.handler_id has a character outside [A-Za-z0-9._:-] at byte 1"},
+      {DeleteRequest("orders", "A", false, 0, 1), grpc::StatusCode::INVALID_ARGUMENT,
+       "expected_retry_entries and expected_dead_letters apply only with force"},
+      {DeleteRequest("orders", "nobody"), grpc::StatusCode::NOT_FOUND,
+       "no handler 'nobody' on channel 'orders'"},
+      {DeleteRequest("elsewhere", "A", true, 0, 0), grpc::StatusCode::NOT_FOUND,
+       "no handler 'A' on channel 'elsewhere'"},
+  };
+  for (const Case& c : cases) {
+    grpc::Status s = Call(&Stub::DeleteHandler, c.request, &resp);
+    EXPECT_EQ(s.error_code(), c.code) << c.request.DebugString();
+    EXPECT_EQ(s.error_message(), c.message);
+  }
+  // Without the token: UNAUTHENTICATED, and nothing deleted.
+  EXPECT_EQ(Call(&Stub::DeleteHandler, DeleteRequest("orders", "A"), &resp, "").error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(SortedKeys(*conn_), keys);
+  EXPECT_THAT(GroupNames(*conn_, "orders"), ElementsAre("A"));
 }
 
 }  // namespace

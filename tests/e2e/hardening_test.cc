@@ -292,7 +292,7 @@ TEST(HealthTest, LivenessStaysServingWhileRedisIsDownReadinessDoesNot) {
   EXPECT_TRUE(ServingIs(*probe, "liveness", true));
 }
 
-TEST(BrokerAuthTest, PublishAndSubscribeNeedTheBrokerToken) {
+TEST(BrokerAuthTest, PublishSubscribeAndTailNeedTheBrokerToken) {
   auto redis = TestRedisServer::Start();
   ASSERT_NE(redis, nullptr);
   DaemonProcess::Options o;
@@ -344,6 +344,29 @@ TEST(BrokerAuthTest, PublishAndSubscribeNeedTheBrokerToken) {
     ASSERT_TRUE(stream->Read(&resp));
     EXPECT_TRUE(resp.has_registered()) << resp.DebugString();
     ctx.TryCancel();
+  }
+  // Tail reads the channel: refused without the token, served with it.
+  v1::TailRequest tail;
+  tail.set_channel("orders");
+  tail.set_from_start(true);
+  tail.set_max_entries(1);
+  {
+    grpc::ClientContext ctx;
+    auto reader = client->broker().Tail(&ctx, tail);
+    v1::TailResponse resp;
+    EXPECT_FALSE(reader->Read(&resp));
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  }
+  {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", absl::StrCat("Bearer ", kBrokerToken));
+    auto reader = client->broker().Tail(&ctx, tail);
+    int deliveries = 0;
+    v1::TailResponse resp;
+    while (reader->Read(&resp)) deliveries += resp.has_delivery() ? 1 : 0;
+    grpc::Status done = reader->Finish();
+    EXPECT_TRUE(done.ok()) << done.error_message();
+    EXPECT_EQ(deliveries, 1);
   }
   // Health stays open to probes.
   EXPECT_TRUE(WaitFor([&] { return ServingIs(*client, "liveness", true); }));

@@ -477,9 +477,88 @@ TEST_F(RedrivectlTest, TailFromStartPrintsExactlyCountDeliveries) {
   ASSERT_EQ(r.exit_code, 0) << r;
   EXPECT_EQ(r.out, ids[0] + " attempt=1 headers={tenant=acme} p1\n" + ids[1] +
                        " attempt=1 headers={tenant=acme} p2\\x01\n");
-  EXPECT_EQ(r.err, "redrivectl: tailing orders as redrivectl-tail (auto-ack)\n");
-  // Auto-ack: nothing is left pending in the tail's group.
-  EXPECT_TRUE(WaitFor([&] { return PendingCount(*conn_, "orders", "redrivectl-tail") == 0; }));
+  EXPECT_EQ(r.err, "redrivectl: tailing orders after 0-0 (no consumer group)\n");
+}
+
+// A plain tail reads without a consumer group: the channel's groups are
+// exactly what they were (none here, then a handler's untouched), no key
+// appears, and the handler still receives every entry.
+TEST_F(RedrivectlTest, TailLeavesNoConsumerGroupBehind) {
+  Boot();
+  auto groups = [&] {
+    std::vector<std::string> names;
+    absl::StatusOr<RedisReply> r = conn_->Command({"XINFO", "GROUPS", "orders"});
+    if (r.ok() && r->is_array()) {
+      for (const RedisReply& g : r->elements) {
+        for (size_t i = 0; i + 1 < g.elements.size(); i += 2) {
+          if (g.elements[i].str == "name") {
+            names.push_back(absl::StrCat(g.elements[i + 1].str, " last=",
+                                         LastDelivered("orders", g.elements[i + 1].str)));
+          }
+        }
+      }
+    }
+    return names;
+  };
+  const std::vector<std::string> ids = Publish("orders", {"one", "two"});
+  CtlResult first = Ctl({"tail", "orders", "--from-start", "--count", "2"});
+  ASSERT_EQ(first.exit_code, 0) << first;
+  EXPECT_EQ(first.out, ids[0] + " attempt=1 headers={tenant=acme} one\n" + ids[1] +
+                           " attempt=1 headers={tenant=acme} two\n");
+  EXPECT_THAT(groups(), ::testing::IsEmpty());
+  EXPECT_THAT(::redrive::testing::SortedKeys(*conn_), ElementsAre("orders"));
+
+  // With a handler's group on the channel: tail (ended by SIGINT) leaves it
+  // exactly as it was, and the handler still gets the entry tail printed.
+  auto handler = std::make_unique<TestSubscriber>(client_->broker(), RegisterFor("orders", "A"));
+  ASSERT_TRUE(handler->WaitRegistered());
+  const std::vector<std::string> before = groups();
+  ASSERT_EQ(before, std::vector<std::string>{"A last=" + ids[1]});
+  std::unique_ptr<CtlProcess> tail = StartCtl({"tail", "orders"});
+  ASSERT_NE(tail, nullptr);
+  ASSERT_TRUE(WaitFor([&] { return absl::StrContains(tail->err(), "tailing orders after"); }))
+      << tail->err();
+  const std::vector<std::string> third = Publish("orders", {"three"});
+  ASSERT_TRUE(WaitFor([&] { return absl::StrContains(tail->out(), "three"); })) << tail->out();
+  ASSERT_TRUE(handler->WaitForDeliveries(1));
+  EXPECT_EQ(handler->deliveries()[0].entry_id(), third[0]);
+  handler->AckAll();
+  ASSERT_TRUE(WaitFor([&] { return PendingCount(*conn_, "orders", "A") == 0; }));
+  tail->Signal(SIGINT);
+  CtlResult r = tail->Wait(absl::Seconds(15));
+  EXPECT_EQ(r.exit_code, 0) << r;
+  EXPECT_EQ(r.out, third[0] + " attempt=1 headers={tenant=acme} three\n");
+  EXPECT_EQ(r.err, "redrivectl: tailing orders after " + ids[1] + " (no consumer group)\n");
+  EXPECT_EQ(groups(), std::vector<std::string>{"A last=" + third[0]});
+  EXPECT_THAT(::redrive::testing::SortedKeys(*conn_), ElementsAre("orders", "{redrive}:handlers"));
+}
+
+// A daemon shutting down ends an open tail instead of waiting for it.
+TEST_F(RedrivectlTest, TailEndsWhenTheDaemonStops) {
+  Boot();
+  std::unique_ptr<CtlProcess> tail = StartCtl({"tail", "orders"});
+  ASSERT_NE(tail, nullptr);
+  ASSERT_TRUE(WaitFor([&] { return absl::StrContains(tail->err(), "tailing orders after"); }))
+      << tail->err();
+  const int status = daemon_->Terminate(absl::Seconds(20));
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  CtlResult r = tail->Wait(absl::Seconds(15));
+  EXPECT_NE(r.exit_code, 0) << r;
+  EXPECT_EQ(r.out, "");
+}
+
+// Broker.Tail refuses what it cannot read.
+TEST_F(RedrivectlTest, TailOfABadChannelOrNonStreamKeyFails) {
+  Boot();
+  ASSERT_TRUE(conn_->Command({"SET", "plain", "x"}).ok());
+  CtlResult wrong = Ctl({"tail", "plain", "--count", "1"});
+  EXPECT_EQ(wrong.exit_code, 9) << wrong;
+  EXPECT_EQ(wrong.err,
+            "redrivectl: FAILED_PRECONDITION: key 'plain' exists and is not a stream\n");
+  CtlResult bad = Ctl({"tail", "orders.dlq"});
+  EXPECT_EQ(bad.exit_code, 3) << bad;
+  EXPECT_THAT(bad.err, StartsWith("redrivectl: INVALID_ARGUMENT: channel must not end in"));
 }
 
 TEST_F(RedrivectlTest, TailJsonLinesAreDeliveries) {
@@ -501,14 +580,14 @@ TEST_F(RedrivectlTest, TailJsonLinesAreDeliveries) {
   EXPECT_EQ(LastDelivered("orders", "debug-json"), ids[0]);
 }
 
-// Without --from-start only entries added after the group exists are shown;
+// Without --from-start only entries added after the tail started are shown;
 // SIGINT ends the tail with exit 0.
 TEST_F(RedrivectlTest, TailFollowsNewEntriesUntilSigint) {
   Boot();
   Publish("orders", {"old"});
   std::unique_ptr<CtlProcess> tail = StartCtl({"tail", "orders"});
   ASSERT_NE(tail, nullptr);
-  ASSERT_TRUE(WaitFor([&] { return absl::StrContains(tail->err(), "tailing orders"); }))
+  ASSERT_TRUE(WaitFor([&] { return absl::StrContains(tail->err(), "tailing orders after"); }))
       << tail->err();
   const std::vector<std::string> ids = Publish("orders", {"new-1", "new-2"});
   ASSERT_TRUE(WaitFor([&] {
@@ -793,6 +872,117 @@ TEST_F(RedrivectlAdminTest, PauseAndResume) {
   EXPECT_THAT(resume.out, HasSubstr("\norders   A  "));
   ASSERT_TRUE(sub->WaitForDeliveries(1));
   EXPECT_EQ(sub->deliveries()[0].payload(), "held");
+}
+
+// handlers delete: refused while connected and while entries remain, exact
+// counts needed with --force; then only the handler's keys are gone.
+TEST_F(RedrivectlAdminTest, HandlersDeleteRefusesUntilConfirmedThenRemovesTheHandler) {
+  const std::vector<std::string> dlq = DeadLetter({"p1", "p2"});
+  ASSERT_EQ(dlq.size(), 2u);
+  const std::vector<std::string> before = {"orders", "orders.A.dlq", "{redrive}:handlers"};
+  ASSERT_THAT(::redrive::testing::SortedKeys(*conn_), ::testing::ElementsAreArray(before));
+
+  CtlResult connected = Ctl({"handlers", "delete", "orders", "A"});
+  EXPECT_EQ(connected.exit_code, 9) << connected;
+  EXPECT_THAT(connected.err,
+              StartsWith("redrivectl: FAILED_PRECONDITION: handler 'A' on channel 'orders' has "
+                         "Subscribe streams connected to this daemon"));
+  EXPECT_EQ(connected.out, "");
+
+  subscriber_.reset();
+  CtlResult entries;
+  ASSERT_TRUE(WaitFor([&] {
+    entries = Ctl({"handlers", "delete", "orders", "A"});
+    return !absl::StrContains(entries.err, "connected");
+  })) << entries;
+  EXPECT_EQ(entries.exit_code, 9) << entries;
+  EXPECT_EQ(entries.err,
+            "redrivectl: FAILED_PRECONDITION: handler 'A' on channel 'orders' holds 0 retry "
+            "entries and 2 dead letters; nothing was deleted (to discard them: force with "
+            "expected_retry_entries=0 expected_dead_letters=2)\n");
+
+  CtlResult usage = Ctl({"handlers", "delete", "orders", "A", "--force"});
+  EXPECT_EQ(usage.exit_code, ctl::kExitUsage) << usage;
+  EXPECT_EQ(usage.err,
+            "redrivectl: --force needs --expect-retry N and --expect-dlq N, the counts you "
+            "expect to discard (see 'handlers')\n");
+
+  CtlResult wrong = Ctl(
+      {"handlers", "delete", "orders", "A", "--force", "--expect-retry", "0", "--expect-dlq", "3"});
+  EXPECT_EQ(wrong.exit_code, 9) << wrong;
+  EXPECT_THAT(wrong.err, HasSubstr("holds 0 retry entries and 2 dead letters, not 0 and 3"));
+  EXPECT_THAT(::redrive::testing::SortedKeys(*conn_), ::testing::ElementsAreArray(before));
+
+  CtlResult done = Ctl({"--operator", "ops", "handlers", "delete", "orders", "A", "--force",
+                        "--expect-retry", "0", "--expect-dlq", "2"});
+  ASSERT_EQ(done.exit_code, 0) << done;
+  EXPECT_EQ(done.out,
+            "deleted handler A on orders\n"
+            "destroyed group: orders A\n"
+            "deleted key: orders.A.dlq\n"
+            "discarded: 0 retry entries, 2 dead letters\n"
+            "unregistered: yes, pause flag removed: no\n");
+  EXPECT_EQ(done.err, "");
+  EXPECT_THAT(::redrive::testing::SortedKeys(*conn_), ElementsAre("orders"));
+  EXPECT_THAT(daemon_->Log(), HasSubstr("admin DeleteHandler by ops "));
+
+  CtlResult gone = Ctl({"handlers", "delete", "orders", "A"});
+  EXPECT_EQ(gone.exit_code, 5) << gone;
+  EXPECT_EQ(gone.err, "redrivectl: NOT_FOUND: no handler 'A' on channel 'orders'\n");
+}
+
+// REDRIVE_ADMIN_TOKEN_FILE (what scripts/run.sh and the sidecar manifest
+// set) is read; REDRIVE_ADMIN_TOKEN wins over it; UNAUTHENTICATED ends with a
+// hint naming every way to pass a token.
+TEST_F(RedrivectlAdminTest, TokenFileVariableAndHintOnUnauthenticated) {
+  CtlResult file =
+      CtlProcess::Start({"handlers"}, Env({"REDRIVE_ADMIN_TOKEN_FILE=" + token_file_}))->Wait();
+  EXPECT_EQ(file.exit_code, 0) << file;
+  EXPECT_EQ(file.out, ctl::FormatHandlers({}));
+  EXPECT_EQ(file.err, "");
+
+  const std::string run_sh_hint =
+      "redrivectl: hint: scripts/run.sh writes a token to "
+      "${XDG_RUNTIME_DIR:-/tmp}/redrive-admin-token when none is configured.\n";
+  CtlResult none = CtlProcess::Start({"handlers"}, Env())->Wait();
+  EXPECT_EQ(none.exit_code, 16) << none;
+  EXPECT_THAT(none.err, StartsWith("redrivectl: UNAUTHENTICATED: "));
+  EXPECT_THAT(none.err, ::testing::EndsWith(
+                            "\nredrivectl: hint: no admin token was sent. Pass the daemon's "
+                            "token with --token-file FILE, or set REDRIVE_ADMIN_TOKEN (the "
+                            "token) or REDRIVE_ADMIN_TOKEN_FILE (a file holding it).\n" +
+                            run_sh_hint));
+  EXPECT_EQ(none.out, "");
+
+  // The variable holding the token wins over the one naming a file.
+  CtlResult both = CtlProcess::Start({"dlq", "count", "orders", "A"},
+                                     Env({"REDRIVE_ADMIN_TOKEN=not-the-admin-token-000",
+                                          "REDRIVE_ADMIN_TOKEN_FILE=" + token_file_}))
+                       ->Wait();
+  EXPECT_EQ(both.exit_code, 16) << both;
+  EXPECT_THAT(both.err, ::testing::EndsWith(
+                            "\nredrivectl: hint: the daemon refused the token from "
+                            "REDRIVE_ADMIN_TOKEN. Use the daemon's token: --token-file FILE, "
+                            "REDRIVE_ADMIN_TOKEN or REDRIVE_ADMIN_TOKEN_FILE (first one set "
+                            "wins).\n" +
+                            run_sh_hint));
+  // --token-file wins over both.
+  CtlResult flag = CtlProcess::Start({"--token-file", token_file_, "handlers"},
+                                     Env({"REDRIVE_ADMIN_TOKEN=not-the-admin-token-000",
+                                          "REDRIVE_ADMIN_TOKEN_FILE=" + dir_ + "/missing"}))
+                       ->Wait();
+  EXPECT_EQ(flag.exit_code, 0) << flag;
+
+  CtlResult missing =
+      CtlProcess::Start({"handlers"}, Env({"REDRIVE_ADMIN_TOKEN_FILE=" + dir_ + "/missing"}))
+          ->Wait();
+  EXPECT_EQ(missing.exit_code, ctl::kExitNoInput) << missing;
+  EXPECT_EQ(missing.err, "redrivectl: cannot read token file '" + dir_ +
+                             "/missing' (from REDRIVE_ADMIN_TOKEN_FILE)\n");
+  // Publish and tail need no token and print no hint.
+  CtlResult publish = CtlProcess::Start({"publish", "orders", "--data", "x"}, Env())->Wait();
+  EXPECT_EQ(publish.exit_code, 0) << publish;
+  EXPECT_EQ(publish.err, "");
 }
 
 // --admin-auth=disabled: no token needed, and none is sent.

@@ -58,11 +58,12 @@ def test_reflection_describes_every_rpc(daemon):
         for f in files:
             for s in f.service:
                 methods[f.package + "." + s.name] = sorted(m.name for m in s.method)
-    assert methods["redrive.v1.Broker"] == ["Publish", "PublishBatch", "Subscribe"]
+    assert methods["redrive.v1.Broker"] == ["Publish", "PublishBatch", "Subscribe", "Tail"]
     assert methods["redrive.v1.Admin"] == sorted([
         "ListHandlers", "ListDeadLetters", "GetDeadLetter", "CountDeadLetters",
         "RedriveDeadLetters", "GetRedriveJob", "CancelRedriveJob", "DeleteDeadLetters",
-        "PurgeDeadLetters", "PauseHandler", "ResumeHandler", "MigrateLegacyKeys"])
+        "PurgeDeadLetters", "PauseHandler", "ResumeHandler", "MigrateLegacyKeys",
+        "DeleteHandler"])
 
 
 def test_health_serving_only_while_redis_answers(redis, daemon):

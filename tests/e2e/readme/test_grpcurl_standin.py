@@ -36,7 +36,8 @@ def test_list_over_tcp_and_unix(box):
     rc, out, err = grpcurl(box, "-plaintext", box.address, "list", "redrive.v1.Broker")
     assert rc == 0 and out.split() == ["redrive.v1.Broker.Publish",
                                        "redrive.v1.Broker.PublishBatch",
-                                       "redrive.v1.Broker.Subscribe"], (out, err)
+                                       "redrive.v1.Broker.Subscribe",
+                                       "redrive.v1.Broker.Tail"], (out, err)
 
 
 def test_health_is_described_by_reflection(box):
