@@ -2,7 +2,11 @@
 //
 // Publish and PublishBatch validate and encode on the gRPC thread, then hand
 // the Redis write to the RedisExecutor; the reaction never blocks on Redis.
-// Subscribe streams are SubscribeSession reactors over the DeliveryEngine.
+// Subscribe streams are SubscribeSession reactors over the DeliveryEngine;
+// Subscribe is registered as a raw (ByteBuffer) method so that the session
+// parses each client message itself and can answer bytes that are not a
+// SubscribeRequest with INVALID_ARGUMENT (a typed reactor only sees ok=false,
+// the same as a half-close).
 //
 // Thread-safe.
 #ifndef REDRIVE_DAEMON_BROKER_SERVICE_H_
@@ -17,7 +21,12 @@
 
 namespace redrive {
 
-class BrokerService final : public v1::Broker::CallbackService {
+// Publish and PublishBatch typed, Subscribe raw.
+using BrokerCallbackBase = v1::Broker::WithCallbackMethod_Publish<
+    v1::Broker::WithCallbackMethod_PublishBatch<
+        v1::Broker::WithRawCallbackMethod_Subscribe<v1::Broker::Service>>>;
+
+class BrokerService final : public BrokerCallbackBase {
  public:
   // Borrows the rest; they must outlive the gRPC server.
   BrokerService(const Publisher& publisher, RedisExecutor& executor, DeliveryEngine& engine,
@@ -34,7 +43,7 @@ class BrokerService final : public v1::Broker::CallbackService {
   grpc::ServerUnaryReactor* PublishBatch(grpc::CallbackServerContext* context,
                                          const v1::PublishBatchRequest* request,
                                          v1::PublishBatchResponse* response) override;
-  grpc::ServerBidiReactor<v1::SubscribeRequest, v1::SubscribeResponse>* Subscribe(
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Subscribe(
       grpc::CallbackServerContext* context) override;
 
  private:

@@ -92,12 +92,17 @@ void Dispatcher::Register(uint64_t session_id, SubscriptionSpec spec,
 
   const std::string key = HandlerKey(s.spec.channel, s.spec.handler_id);
   Handler* h = FindHandler(key);
-  if (h != nullptr && h->auto_ack != s.spec.auto_ack) {
-    s.sink->Finish(absl::FailedPreconditionError(absl::StrCat(
-        "handler '", s.spec.handler_id, "' on '", s.spec.channel, "' is registered here with auto_ack=",
-        h->auto_ack ? "true" : "false", "; every registration of a handler must agree")));
-    sessions_.erase(session_id);
-    return;
+  if (h != nullptr) {
+    // Every stream of a handler here shares its policies (the first
+    // registration's apply) and its consumer: a disagreeing registration is
+    // refused rather than silently overruled.
+    if (absl::Status same = CheckSamePolicy(h->spec, s.spec); !same.ok()) {
+      spdlog::info("session {} refused: {}", session_id, std::string(same.message()));
+      s.sink->Finish(same);
+      sessions_.erase(session_id);
+      return;
+    }
+    s.spec.consumer = h->spec.consumer;
   }
   if (h == nullptr) {
     auto created = std::make_unique<Handler>();
@@ -943,6 +948,7 @@ std::vector<Dispatcher::HandlerSnapshot> Dispatcher::Snapshot() const {
     HandlerSnapshot snap;
     snap.channel = h->spec.channel;
     snap.handler_id = h->spec.handler_id;
+    snap.consumer = h->spec.consumer;
     snap.sessions = static_cast<uint32_t>(h->sessions.size());
     for (const Session* s : h->sessions) snap.in_flight += s->in_flight.size();
     snap.paused = h->paused;
@@ -1048,24 +1054,34 @@ void Dispatcher::CheckDrained() {
   for (const auto& [id, s] : sessions_) settled = settled && s->in_flight.empty();
   const bool late = options_.now() >= drain_deadline_;
   if (!settled && !late) return;
-  // What is still unsettled is a failed attempt of a stream that ends
-  // (R-B7), retried at once by any daemon; what was never delivered is handed
-  // back without counting.
+  // What is still unsettled when the grace ends stays pending for the next
+  // owner (broker.proto, step 6): like what was read and never delivered, it
+  // is handed back through the retry path without counting an attempt, so a
+  // rolling deploy never moves a message closer to (or into) the DLQ.
   for (auto& [key, h] : handlers_) {
     std::vector<std::pair<uint64_t, Entry>> unsettled;
     for (Session* s : h->sessions) {
       for (auto& [id, f] : s->in_flight) unsettled.emplace_back(id, std::move(f.entry));
       s->in_flight.clear();
     }
-    std::vector<std::string> ids[2];
-    for (const Entry& e : h->backlog) ids[e.source].push_back(e.id);
-    h->backlog.clear();
-    if (h->auto_ack) continue;
+    if (h->auto_ack) {
+      h->backlog.clear();
+      continue;
+    }
+    // In delivery order, then what was never delivered.
     std::sort(unsettled.begin(), unsettled.end(),
               [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::vector<std::string> ids[2];
     for (const auto& [id, e] : unsettled) {
-      Fail(*h, e, FailKind::kDisconnected, "redrived shut down before it was settled", "SHUTDOWN",
-           absl::ZeroDuration());
+      ++stats_.drain_released;
+      ids[e.source].push_back(e.id);
+    }
+    for (const Entry& e : h->backlog) ids[e.source].push_back(e.id);
+    h->backlog.clear();
+    if (!unsettled.empty()) {
+      spdlog::info("handler '{}' on '{}': {} unsettled deliveries handed back at the end of the "
+                   "drain (no attempt counted)",
+                   h->spec.handler_id, h->spec.channel, unsettled.size());
     }
     for (uint8_t source : {kMain, kRetry}) {
       Return(h->names, HandlerRef{h->key, h->generation}, source, ids[source]);

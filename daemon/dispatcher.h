@@ -10,8 +10,9 @@
 // slots; each read asks for at most the free slots (R-B5), split between
 // the two sources when both have entries, so neither starves the other.
 //
-// Consumers are per daemon instance (`{handler}-{instance}`); sessions of a
-// handler share it.
+// Consumers are per daemon instance (`{handler}-{instance}`, or
+// `{handler}-{label}-{instance}` with the first registration's
+// consumer_label); sessions of a handler share it.
 //
 // Verbs: ACK → batched XACK. NACK, lease expiry and a disconnect (R-B7) are
 // failed attempts: unless the policy is exhausted, one script hands the
@@ -117,7 +118,8 @@ struct DispatcherStats {
   uint64_t sweeps = 0;
   uint64_t consumers_removed = 0;
   uint64_t disconnect_failures = 0;
-  uint64_t returned = 0;  // read but never delivered, handed back
+  uint64_t returned = 0;  // read but never delivered (or drained), handed back
+  uint64_t drain_released = 0;  // unsettled at the end of a drain, handed back
   uint64_t notices = 0;
   uint64_t reads = 0;
   uint64_t redis_errors = 0;
@@ -132,9 +134,11 @@ class Dispatcher {
   ~Dispatcher();
 
   // Registers a session. The group is created if missing; then `sink` gets
-  // Registered and deliveries, or Finish with FAILED_PRECONDITION (another
-  // registration of the handler here differs in auto_ack; the key is not a
-  // stream) or UNAVAILABLE (Redis).
+  // Registered and deliveries, or Finish with FAILED_PRECONDITION (the
+  // handler is registered here with another auto_ack, retry or dead-letter
+  // policy, see CheckSamePolicy; the key is not a stream) or UNAVAILABLE
+  // (Redis). Sessions of a handler share its consumer, named with the first
+  // registration's consumer_label; each Registered reply names it.
   void Register(uint64_t session_id, SubscriptionSpec spec, std::shared_ptr<SessionSink> sink);
   // Applies the client's verbs; notices for unknown or settled ids.
   void Verbs(uint64_t session_id, const v1::Verbs& verbs);
@@ -145,8 +149,11 @@ class Dispatcher {
   // From the notifier: `stream` received entries.
   void OnStreamActivity(const std::string& stream);
   // Graceful drain: tells every session, stops deliveries, waits for
-  // settlements up to `grace`, releases the rest, finishes every session with
-  // UNAVAILABLE and flushes acknowledgements; then runs `done`.
+  // settlements up to `grace`, then hands what is still unsettled (and what
+  // was read but never delivered) back through the retry path WITHOUT
+  // counting an attempt (see Return: the next owner delivers it with the
+  // same attempt number), finishes every session with UNAVAILABLE and
+  // flushes acknowledgements; then runs `done`.
   void Drain(absl::Duration grace, std::function<void()> done);
 
   // Pause (R-E5): a paused handler gets no new deliveries (nothing is read
@@ -162,6 +169,7 @@ class Dispatcher {
     std::string handler_id;
     uint32_t sessions = 0;
     uint64_t in_flight = 0;
+    std::string consumer;  // this daemon's consumer in the handler's groups
     bool paused = false;
   };
   std::vector<HandlerSnapshot> Snapshot() const;
@@ -349,8 +357,9 @@ class Dispatcher {
   void Schedule(const std::shared_ptr<const SubscriptionSpec>& spec, const HandlerRef& key,
                 uint8_t source, const std::string& id, FailureRecord failure,
                 absl::Duration delay);
-  // Hands entries read but never delivered back through the retry path at
-  // once, without counting a failed attempt (their stream left, a drain).
+  // Hands entries back through the retry path at once, without counting a
+  // failed attempt: read but never delivered (their stream left), or still
+  // unsettled when a drain's grace ended.
   void Return(const std::shared_ptr<const SubscriptionSpec>& spec, const HandlerRef& key,
               uint8_t source, const std::vector<std::string>& ids);
   // Dead-letter moves that were held by a DLQ cap or failed, tried again.

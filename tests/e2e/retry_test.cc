@@ -7,6 +7,7 @@
 // window, and each such window is named as such.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
 #include <algorithm>
 #include <map>
@@ -1039,6 +1040,75 @@ TEST_F(RetryTest, TerminateDeadLettersAtOnce) {
   EXPECT_EQ(body.value("_dlq_retries", ""), "0");
   EXPECT_EQ(body.value("_original_message_id", ""), ids[0]);
   EXPECT_THAT(Keys(), ElementsAre("terminal", "terminal.h.dlq", "{redrive}:handlers"));
+}
+
+// ---------------------------------------------------------------------------
+// 9. Issue 10 item 5: a rolling deploy burnt attempts. A delivery still
+// unsettled when a SIGTERM's grace ends stays pending for the next owner
+// (broker.proto, step 6) without counting an attempt: a message on its final
+// attempt is delivered again by the next daemon, with the same attempt
+// number, and never reaches the DLQ.
+
+TEST_F(RetryTest, SigtermKeepsTheFinalAttemptForTheNextDaemonWithoutCountingIt) {
+  Boot("r1", {"--shutdown-grace-ms=300"});
+  const std::string ch = "deploy";
+  v1::Register reg = RegisterFor(ch, "h", 1);
+  SetPolicy(reg, /*max_retries=*/1, /*initial_backoff_ms=*/0, /*multiplier=*/1.0);
+  auto sub = Subscribe(reg);
+  const std::vector<std::string> ids = PublishAll(ch, {R"({"order":42})"});
+  ASSERT_EQ(ids.size(), 1u);
+  ASSERT_TRUE(sub->WaitForDeliveries(1));
+  ASSERT_TRUE(sub->Send(NackRequest(sub->deliveries()[0].delivery_id(), "db timeout", "E_DB", 0)));
+  // Attempt 2 of 2: the final one. The client holds it through the grace.
+  ASSERT_TRUE(sub->WaitForDeliveries(2));
+  const v1::Delivery last = sub->deliveries()[1];
+  ASSERT_EQ(last.attempt(), 2u);
+  ASSERT_EQ(last.max_attempts(), 2u);
+  ASSERT_EQ(last.stream(), "deploy.h.retry");
+
+  const int status = daemon_->Terminate();
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  ASSERT_TRUE(sub->WaitFinished());
+  EXPECT_TRUE(sub->drained());
+  EXPECT_EQ(sub->status().error_code(), grpc::StatusCode::UNAVAILABLE);
+  // Not dead-lettered: still pending in the handler's retry group.
+  EXPECT_FALSE(Exists("deploy.h.dlq"));
+  EXPECT_EQ(Pending("deploy.h.retry", "h-retry"), 1);
+
+  auto next = StartDaemon("r2");
+  ASSERT_NE(next, nullptr);
+  auto next_client = Client::Connect(next->address());
+  ASSERT_TRUE(next_client->WaitForConnected(absl::Seconds(10)));
+  auto taker = Subscribe(reg, next_client.get());
+  ASSERT_TRUE(taker->WaitForDeliveries(1));
+  const v1::Delivery again = taker->deliveries()[0];
+  EXPECT_EQ(again.payload(), R"({"order":42})");
+  EXPECT_EQ(again.attempt(), 2u);
+  EXPECT_EQ(again.max_attempts(), 2u);
+  EXPECT_EQ(again.original_entry_id(), ids[0]);
+  EXPECT_EQ(again.stream(), "deploy.h.retry");
+  // The previous error is still the NACK's: the shutdown recorded nothing.
+  EXPECT_EQ(again.previous_error(), "db timeout");
+  EXPECT_EQ(again.previous_error_code(), "E_DB");
+  // The entry delivered carries one failure (the NACK) in its history (read
+  // while it is pending: acknowledged retry entries may be trimmed).
+  const std::vector<StreamEntry> retries = XRange("deploy.h.retry");
+  ASSERT_FALSE(retries.empty());
+  const StreamEntry& delivered = retries.back();
+  EXPECT_EQ(delivered.id, again.entry_id());
+  const json history = ParseJson(FieldOr(delivered, "x-redrive-history"));
+  ASSERT_EQ(history.size(), 1u) << history.dump();
+  EXPECT_EQ(history[0].value("outcome", ""), "nack");
+  ASSERT_TRUE(taker->Ack({again.delivery_id()}));
+  ASSERT_TRUE(WaitFor([&] {
+    return Pending("deploy.h.retry", "h-retry") == 0 && Pending(ch, "h") == 0 &&
+           !Exists("deploy.h.retry.due");
+  }));
+  // Window: nothing else arrives (no duplicate of the handed-back entry).
+  EXPECT_FALSE(taker->WaitForDeliveries(2, absl::Milliseconds(300)));
+  EXPECT_FALSE(Exists("deploy.h.dlq"));
+  EXPECT_THAT(Keys(), ElementsAre("deploy", "deploy.h.retry", "{redrive}:handlers"));
 }
 
 }  // namespace
