@@ -762,9 +762,10 @@ void Dispatcher::Verbs(uint64_t session_id, const v1::Verbs& verbs) {
   if (draining_) CheckDrained();
 }
 
-void Dispatcher::QueueAck(const Handler& h, uint8_t source, const std::string& id) {
+void Dispatcher::QueueAck(Handler& h, uint8_t source, const std::string& id) {
   const Source& src = h.sources[source];
   acks_[{src.stream, src.group}].push_back(id);
+  if (source == kRetry) h.sources[kRetry].trim_wanted = true;
   if (++acks_queued_ >= options_.ack_batch) {
     FlushAcks();
   } else if (!ack_timer_armed_) {

@@ -96,6 +96,12 @@ struct DispatcherOptions {
   std::function<absl::Time()> now = [] { return absl::Now(); };
   // How often {redrive}:paused is read while handlers are registered.
   absl::Duration pause_poll = absl::Seconds(1);
+  // Retry-stream trimming (TrimRetryScript), at most once per sweep of the
+  // retry stream and only after this daemon settled retry entries: acked
+  // entries older than `retry_retention` go, at most about `trim_limit` per
+  // pass.
+  absl::Duration retry_retention = absl::Minutes(1);
+  uint32_t trim_limit = 10000;
 };
 
 // Counters, for tests and metrics.
@@ -125,6 +131,8 @@ struct DispatcherStats {
   uint64_t redis_errors = 0;
   uint64_t groups_recreated = 0;
   uint64_t decode_errors = 0;
+  uint64_t retry_trims = 0;    // trim scripts run
+  uint64_t retry_trimmed = 0;  // retry-stream entries they removed
 };
 
 class Dispatcher {
@@ -249,6 +257,10 @@ class Dispatcher {
     bool sweeping = false;
     absl::Time next_sweep = absl::InfinitePast();
     uint32_t sweep_count = 0;
+    // Retry source only: entries were settled (acked, failed, moved) since
+    // the last trim, so the next sweep trims; one trim in flight at a time.
+    bool trim_wanted = true;
+    bool trimming = false;
   };
 
   enum class DeadOutcome : uint8_t { kMoved, kGone, kHeld, kFailed };
@@ -328,7 +340,7 @@ class Dispatcher {
   Session* PickSession(Handler& h);
   void Settle(Session& s, uint64_t delivery_id, Outcome outcome);
   void Notice(Session& s, uint64_t delivery_id, v1::Notice::Code code, std::string message);
-  void QueueAck(const Handler& h, uint8_t source, const std::string& id);
+  void QueueAck(Handler& h, uint8_t source, const std::string& id);
   void FlushAcks();
   static Target TargetOf(const Handler& h, uint8_t source);
   // Resets the idle time of `ids` (still ours), or with `release` sets it
@@ -382,6 +394,9 @@ class Dispatcher {
                const DueMember& member, const std::string& raw_member,
                std::function<void()> done);
   void Sweep(Handler& h, uint8_t source);
+  // Trims acknowledged entries off the retry stream (TrimRetryScript) when
+  // trim_wanted; called from the retry stream's sweep.
+  void TrimRetry(Handler& h);
   void SweepConsumer(const HandlerRef& key, uint8_t source, const std::string& consumer,
                      std::function<void()> done);
   void OnSwept(const HandlerRef& key, uint8_t source, const Target& target,

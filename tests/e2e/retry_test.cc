@@ -1111,5 +1111,105 @@ TEST_F(RetryTest, SigtermKeepsTheFinalAttemptForTheNextDaemonWithoutCountingIt) 
   EXPECT_THAT(Keys(), ElementsAre("deploy", "deploy.h.retry", "{redrive}:handlers"));
 }
 
+// ---------------------------------------------------------------------------
+// 10. Issue 10 item 10: retry streams grew for ever. Entries every group has
+// acknowledged are trimmed (here with no retention, a sweep a second); an
+// entry still pending is never trimmed.
+
+TEST_F(RetryTest, AcknowledgedRetryEntriesAreTrimmedAndPendingOnesStay) {
+  Boot("r1", {"--retry-retention-ms=0", "--sweep-interval-ms=100"});
+  const std::string ch = "trimmed";
+  const std::string retry = "trimmed.h.retry";
+  constexpr int kMessages = 10000;
+  v1::Register reg = RegisterFor(ch, "h", 1000);
+  reg.set_lease_ms(1000);  // sweep period max(lease, 100 ms) = 1 s
+  SetPolicy(reg, /*max_retries=*/3, /*initial_backoff_ms=*/0, /*multiplier=*/1.0);
+  auto sub = Subscribe(reg);
+  std::vector<std::string> payloads;
+  for (int i = 0; i < kMessages; ++i) payloads.push_back(absl::StrCat("m-", i));
+  std::vector<std::string> ids;
+  for (int first = 0; first < kMessages; first += 1000) {
+    const std::vector<std::string> batch = PublishAll(
+        ch, std::vector<std::string>(payloads.begin() + first, payloads.begin() + first + 1000));
+    ids.insert(ids.end(), batch.begin(), batch.end());
+  }
+  ASSERT_EQ(ids.size(), static_cast<size_t>(kMessages));
+
+  // Every first attempt is NACKed; every retry ACKed, except the last one
+  // to arrive, held (extended) to the end. Retries are read in retry-stream
+  // order, so it is the newest retry entry: MINID can trim exactly the
+  // entries before it.
+  std::map<std::string, std::vector<uint32_t>> attempts;  // payload -> attempts seen
+  std::optional<v1::Delivery> held;
+  size_t seen = 0;
+  int retries = 0;
+  const absl::Time until = absl::Now() + absl::Seconds(120);
+  while (seen < 2u * kMessages && absl::Now() < until) {
+    sub->WaitForDeliveries(seen + 1, absl::Milliseconds(100));
+    const std::vector<v1::Delivery> all = sub->deliveries();
+    v1::SubscribeRequest verbs;
+    for (; seen < all.size(); ++seen) {
+      const v1::Delivery& d = all[seen];
+      attempts[d.payload()].push_back(d.attempt());
+      v1::Verb* v = verbs.mutable_verbs()->add_verbs();
+      v->set_delivery_id(d.delivery_id());
+      if (d.attempt() == 1) {
+        v->mutable_nack()->set_reason("first try fails");
+        v->mutable_nack()->set_delay_ms(0);
+      } else if (++retries == kMessages) {
+        held = d;
+        v->mutable_extend()->set_lease_ms(600000);
+      } else {
+        v->mutable_ack();
+      }
+    }
+    if (verbs.verbs().verbs_size() > 0) {
+      ASSERT_TRUE(sub->Send(verbs));
+    }
+  }
+  ASSERT_EQ(seen, 2u * kMessages);
+  ASSERT_EQ(attempts.size(), static_cast<size_t>(kMessages));
+  for (const auto& [payload, a] : attempts) {
+    ASSERT_THAT(a, ElementsAre(1u, 2u)) << payload;
+  }
+  ASSERT_TRUE(held.has_value());
+  EXPECT_EQ(held->stream(), retry);
+
+  // Everything but the held entry is settled: the retry stream, which
+  // received 10,000 entries, keeps exactly the held one and what came after
+  // it (nothing, unless a redelivery reordered the arrivals), the held one's
+  // bytes intact: a pending entry is never trimmed.
+  auto id_key = [](const std::string& id) {
+    uint64_t ms = 0, seq = 0;
+    const size_t dash = id.find('-');
+    EXPECT_TRUE(absl::SimpleAtoi(id.substr(0, dash), &ms) &&
+                absl::SimpleAtoi(id.substr(dash + 1), &seq))
+        << id;
+    return std::make_pair(ms, seq);
+  };
+  int64_t after_held = 0;
+  for (const v1::Delivery& d : sub->deliveries()) {
+    if (d.attempt() == 2 && id_key(d.entry_id()) > id_key(held->entry_id())) ++after_held;
+  }
+  ASSERT_TRUE(WaitFor([&] { return Pending(retry, "h-retry") == 1 && Pending(ch, "h") == 0; },
+                      absl::Seconds(30)));
+  ASSERT_TRUE(WaitFor([&] { return XLen(retry) == 1 + after_held; }, absl::Seconds(30)))
+      << "XLEN " << XLen(retry) << ", entries after the held one " << after_held;
+  std::vector<StreamEntry> left = XRange(retry);
+  ASSERT_EQ(left.size(), static_cast<size_t>(1 + after_held));
+  EXPECT_EQ(left[0].id, held->entry_id());
+  const DecodedEntry kept = Data(left[0]);
+  EXPECT_EQ(kept.body, held->payload());
+  EXPECT_EQ(HeaderOr(kept.headers, "x-redrive-original-id"), held->original_entry_id());
+  // The main stream is the channel's, never trimmed; nothing dead-lettered.
+  EXPECT_EQ(XLen(ch), kMessages);
+  EXPECT_FALSE(Exists("trimmed.h.dlq"));
+  // Settled at last, it goes too.
+  ASSERT_TRUE(sub->Ack({held->delivery_id()}));
+  ASSERT_TRUE(WaitFor([&] { return XLen(retry) == 0; }, absl::Seconds(30)))
+      << "XLEN " << XLen(retry);
+  EXPECT_THAT(Keys(), ElementsAre("trimmed", "trimmed.h.retry", "{redrive}:handlers"));
+}
+
 }  // namespace
 }  // namespace redrive
