@@ -38,7 +38,11 @@ uint32_t Dispatcher::Session::free_slots() const {
 
 Dispatcher::Dispatcher(EventLoop& loop, AsyncCommander& redis, StreamNotifier& notifier,
                        DispatcherOptions options)
-    : loop_(loop), redis_(redis), notifier_(notifier), options_(std::move(options)) {
+    : loop_(loop),
+      redis_(redis),
+      notifier_(notifier),
+      options_(std::move(options)),
+      summary_(options_.log_summary_interval, options_.now()) {
   unit_random_ = options_.unit_random;
   if (!unit_random_) {
     auto rng = std::make_shared<std::mt19937_64>(std::random_device{}());
@@ -975,6 +979,10 @@ void Dispatcher::Tick() {
     for (uint64_t id : expired) {
       ++stats_.lease_expiries;
       const Entry entry = s.in_flight[id].entry;
+      if (s.handler != nullptr) {
+        summary_.LeaseExpired(s.spec.channel, s.spec.handler_id);
+        spdlog::debug("delivery {} (entry {}) on session {}: lease expired", id, entry.id, s.id);
+      }
       Settle(s, id, Outcome::kExpired);
       if (s.handler != nullptr && !s.handler->auto_ack) {
         Fail(*s.handler, entry, FailKind::kExpired,
@@ -1025,6 +1033,7 @@ void Dispatcher::Tick() {
     MaybeRead(h);
   }
   if (!notifier_.healthy()) notifier_.Kick();
+  for (const std::string& line : summary_.Report(now)) spdlog::info("{}", line);
   FlushOut();
   if (draining_) CheckDrained();
   tick_timer_->Arm(options_.tick);
@@ -1095,6 +1104,7 @@ void Dispatcher::CheckDrained() {
   for (auto& [id, s] : sessions_) {
     s->sink->Finish(absl::UnavailableError("redrived is shutting down"));
   }
+  for (const std::string& line : summary_.ReportNow(options_.now())) spdlog::info("{}", line);
   auto done = std::move(drain_done_);
   drain_done_ = nullptr;
   // Runs after the XACK/XCLAIM replies above (replies arrive in order).

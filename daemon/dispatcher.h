@@ -51,6 +51,7 @@
 #include "absl/time/time.h"
 #include "daemon/async_redis.h"
 #include "daemon/event_loop.h"
+#include "daemon/event_summary.h"
 #include "daemon/retry_fields.h"
 #include "daemon/stream_entry.h"
 #include "daemon/stream_notifier.h"
@@ -102,6 +103,9 @@ struct DispatcherOptions {
   // pass.
   absl::Duration retry_retention = absl::Minutes(1);
   uint32_t trim_limit = 10000;
+  // Dead letters and expired leases are logged as one info line per handler
+  // per this interval (EventSummary); each one at debug level.
+  absl::Duration log_summary_interval = absl::Seconds(10);
 };
 
 // Counters, for tests and metrics.
@@ -426,6 +430,7 @@ class Dispatcher {
   std::unique_ptr<EventLoop::Timer> tick_timer_;
   std::vector<Session*> dirty_;
   DispatcherStats stats_;
+  EventSummary summary_;
   // Handler keys paused (R-E5), as last read from Redis or set here.
   absl::flat_hash_set<std::string> paused_;
   absl::Time next_pause_poll_ = absl::InfinitePast();

@@ -204,10 +204,11 @@ void Dispatcher::DeadLetter(const std::shared_ptr<const SubscriptionSpec>& spec,
         } else if (r->is_array() && r->elements.size() == 2) {
           outcome = DeadOutcome::kMoved;
           ++stats_.dead_letters;
-          spdlog::info("entry {} of '{}' dead-lettered for handler '{}' as {} after {} attempts "
-                       "(DLQ entry {})",
-                       id, spec->channel, spec->handler_id, reason, attempts,
-                       r->elements[0].str);
+          summary_.DeadLettered(spec->channel, spec->handler_id, reason);
+          spdlog::debug("entry {} of '{}' dead-lettered for handler '{}' as {} after {} attempts "
+                        "(DLQ entry {})",
+                        id, spec->channel, spec->handler_id, reason, attempts,
+                        r->elements[0].str);
           if (r->elements[1].integer > 0) {
             stats_.dlq_evictions += static_cast<uint64_t>(r->elements[1].integer);
             spdlog::warn("DLQ '{}' is at its cap of {}: evicted the {} oldest dead letters",
@@ -603,8 +604,9 @@ void Dispatcher::OnSwept(const HandlerRef& key, uint8_t source, const Target& ta
     }
     const uint32_t attempt =
         static_cast<uint32_t>(std::min<int64_t>(state->retry_count + 1, UINT32_MAX));
-    spdlog::info("entry {} of '{}' was idle past its lease on consumer '{}': attempt {} failed",
-                 e.id, h->sources[source].stream, consumer, attempt);
+    summary_.LeaseExpired(h->spec.channel, h->spec.handler_id);
+    spdlog::debug("entry {} of '{}' was idle past its lease on consumer '{}': attempt {} failed",
+                  e.id, h->sources[source].stream, consumer, attempt);
     Fail(*h, Entry{e.id, attempt, source}, FailKind::kExpired,
          absl::StrCat("lease expired on consumer ", consumer), "LEASE_EXPIRED", std::nullopt);
   }
