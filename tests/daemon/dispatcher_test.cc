@@ -162,6 +162,13 @@ class FakeRedisServer {
     absl::MutexLock lock(&mu_);
     dead_letter_result_ = result;
   }
+  // The trim script's answer: entries removed, and whether the retention
+  // capped MINID.
+  void SetTrimResult(int64_t removed, int64_t capped) {
+    absl::MutexLock lock(&mu_);
+    trim_removed_ = removed;
+    trim_capped_ = capped;
+  }
   // The schedule script's answer (1 = scheduled, 0 = no longer ours).
   void SetScheduleResult(int64_t result) {
     absl::MutexLock lock(&mu_);
@@ -258,6 +265,10 @@ class FakeRedisServer {
         return RedisReply::Array({RedisReply::String("900-0"), RedisReply::Integer(0)});
       }
       if (c[1] == MoveDueScript().sha1) return RedisReply::String("800-0");
+      if (c[1] == TrimRetryScript().sha1) {
+        return RedisReply::Array({RedisReply::Integer(trim_removed_),
+                                  RedisReply::String("9-1"), RedisReply::Integer(trim_capped_)});
+      }
       return RedisReply::Integer(0);
     }
     if (kind == "XRANGE" && c.size() == 4 && c[1] == kStream && c[2] == c[3]) {
@@ -384,6 +395,8 @@ class FakeRedisServer {
   std::string create_error_ ABSL_GUARDED_BY(mu_);
   std::vector<int> claimable_ ABSL_GUARDED_BY(mu_);
   int64_t schedule_result_ ABSL_GUARDED_BY(mu_) = 1;
+  int64_t trim_removed_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t trim_capped_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t dead_letter_result_ ABSL_GUARDED_BY(mu_) = 1;
   bool retry_group_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<StreamEntry> retry_entries_ ABSL_GUARDED_BY(mu_);
@@ -1438,6 +1451,36 @@ TEST_F(DispatcherTest, SweepFailsEntriesIdlePastTheLeaseOnOtherConsumers) {
   EXPECT_EQ(m->failure.error, "lease expired on consumer billing-dead");
   EXPECT_THAT(sink->deliveries(), IsEmpty());
   EXPECT_EQ(Stats().reclaimed, 1u);
+}
+
+// Issue 10 item 10: the retry stream is trimmed from its sweep, once for a
+// new handler and then only while there is something to trim — so an idle
+// handler costs no trim scripts.
+TEST_F(DispatcherTest, RetryStreamIsTrimmedFromItsSweepOnlyWhileThereIsWork) {
+  Start(FastTickOptions());  // min_sweep 5 s: sweeps at kT0, +5 s, +10 s, ...
+  auto sink = Register(1, Reg(/*max_in_flight=*/2, /*lease_ms=*/1000));
+  redis_.SetTrimResult(/*removed=*/120, /*capped=*/0);
+  AwaitTickAt(kT0);
+  std::vector<Command> calls = ScriptCalls(TrimRetryScript());
+  ASSERT_EQ(calls.size(), 1u);
+  // EVALSHA sha 1 <retry stream> <limit> <retention ms>
+  EXPECT_EQ(calls[0], (Command{"EVALSHA", TrimRetryScript().sha1, "1", "orders.billing.retry",
+                               "10000", "60000"}));
+  EXPECT_EQ(Stats().retry_trimmed, 120u);
+  // It removed something: the next sweep goes on.
+  redis_.SetTrimResult(0, /*capped=*/1);
+  AwaitTickAt(kT0 + absl::Seconds(5));
+  EXPECT_EQ(ScriptCalls(TrimRetryScript()).size(), 2u);
+  // Nothing removed but acknowledged entries wait for the retention: again.
+  redis_.SetTrimResult(0, 0);
+  AwaitTickAt(kT0 + absl::Seconds(10));
+  EXPECT_EQ(ScriptCalls(TrimRetryScript()).size(), 3u);
+  // Nothing left to do and no retry entry settled here: idle, no more trims.
+  AwaitTickAt(kT0 + absl::Seconds(15));
+  AwaitTickAt(kT0 + absl::Seconds(20));
+  EXPECT_EQ(ScriptCalls(TrimRetryScript()).size(), 3u);
+  EXPECT_EQ(Stats().retry_trims, 3u);
+  EXPECT_EQ(Stats().redis_errors, 0u);
 }
 
 TEST_F(DispatcherTest, MoverRewritesDueEntriesIntoTheRetryStream) {
