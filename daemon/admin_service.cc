@@ -166,7 +166,13 @@ absl::StatusOr<v1::HandlerInfo> AdminService::Describe(
     n->set_retry_group(keys.retry_group);
     n->set_dlq_stream(keys.dlq_stream);
   }
-  info.mutable_names()->set_consumer(ConsumerName(handler.handler_id(), options_.instance_id));
+  // This daemon's consumer: the one its registered streams share (named with
+  // their consumer_label), else the unlabelled name.
+  std::string own = ConsumerName(handler.handler_id(), options_.instance_id);
+  for (const Dispatcher::HandlerSnapshot& s : local) {
+    if (s.channel == handler.channel() && s.handler_id == handler.handler_id()) own = s.consumer;
+  }
+  info.mutable_names()->set_consumer(own);
   const auto main = GroupInfo(rep[0], keys.group);
   const auto retry = GroupInfo(rep[1], keys.retry_group);
   info.set_pending(static_cast<uint64_t>(std::max<int64_t>(0, IntField(main, "pending", 0)) +
@@ -190,7 +196,6 @@ absl::StatusOr<v1::HandlerInfo> AdminService::Describe(
   }
   info.set_paused(rep[6].is_integer() && rep[6].integer == 1);
   if (rep[2].is_array()) {
-    const std::string own = ConsumerName(handler.handler_id(), options_.instance_id);
     for (const RedisReply& c : rep[2].elements) {
       v1::ConsumerInfo* ci = info.add_consumers();
       for (size_t i = 0; i + 1 < c.elements.size(); i += 2) {

@@ -87,10 +87,10 @@ grpc::ServerUnaryReactor* BrokerService::PublishBatch(grpc::CallbackServerContex
       });
 }
 
-grpc::ServerBidiReactor<v1::SubscribeRequest, v1::SubscribeResponse>* BrokerService::Subscribe(
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* BrokerService::Subscribe(
     grpc::CallbackServerContext* context) {
   if (grpc::Status allowed = auth_.Check(context->client_metadata()); !allowed.ok()) {
-    return new RefusedStream<v1::SubscribeRequest, v1::SubscribeResponse>(allowed);
+    return new RefusedStream<grpc::ByteBuffer, grpc::ByteBuffer>(allowed);
   }
   return new SubscribeSession(engine_, key_style_, instance_id_);
 }

@@ -6,6 +6,10 @@
 // Tail calls are TailStream reactors.
 // With --broker-auth=token every call first passes the bearer-token check
 // (UNAUTHENTICATED otherwise, before anything is read or written).
+// Subscribe is registered as a raw (ByteBuffer) method so that the session
+// parses each client message itself and can answer bytes that are not a
+// SubscribeRequest with INVALID_ARGUMENT (a typed reactor only sees ok=false,
+// the same as a half-close).
 //
 // Thread-safe.
 #ifndef REDRIVE_DAEMON_BROKER_SERVICE_H_
@@ -21,7 +25,12 @@
 
 namespace redrive {
 
-class BrokerService final : public v1::Broker::CallbackService {
+// Publish, PublishBatch and Tail typed, Subscribe raw.
+using BrokerCallbackBase = v1::Broker::WithCallbackMethod_Publish<
+    v1::Broker::WithCallbackMethod_PublishBatch<v1::Broker::WithRawCallbackMethod_Subscribe<
+        v1::Broker::WithCallbackMethod_Tail<v1::Broker::Service>>>>;
+
+class BrokerService final : public BrokerCallbackBase {
  public:
   // Borrows the rest; they must outlive the gRPC server.
   // `auth` guards every call (--broker-auth=token); a disabled one lets
@@ -41,7 +50,7 @@ class BrokerService final : public v1::Broker::CallbackService {
   grpc::ServerUnaryReactor* PublishBatch(grpc::CallbackServerContext* context,
                                          const v1::PublishBatchRequest* request,
                                          v1::PublishBatchResponse* response) override;
-  grpc::ServerBidiReactor<v1::SubscribeRequest, v1::SubscribeResponse>* Subscribe(
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Subscribe(
       grpc::CallbackServerContext* context) override;
   // A TailStream (plain XREADs on the executor; no consumer group).
   grpc::ServerWriteReactor<v1::TailResponse>* Tail(grpc::CallbackServerContext* context,

@@ -163,6 +163,10 @@ const std::vector<OptionSpec>& Options() {
        "A consumer with nothing pending and idle this long (and at least 10 leases) is "
        "removed from its group (1000..604800000).",
        UintIn("consumer-expiry-ms", REDRIVE_FIELD(consumer_expiry_ms), 1000, 604800000)},
+      {"retry-retention-ms", "60000",
+       "Retry-stream entries that every group has acknowledged are trimmed once older than "
+       "this; unread or pending entries are never trimmed (0..86400000).",
+       UintIn("retry-retention-ms", REDRIVE_FIELD(retry_retention_ms), 0, 86400000)},
       {"ready-file", "",
        "Write a JSON file with the bound gRPC addresses once serving.",
        [](absl::string_view v, Config& c, Raw&) {

@@ -60,6 +60,9 @@ struct Config {
   uint32_t reclaim_tick_ms = 100;
   uint32_t sweep_interval_ms = 5000;
   uint32_t consumer_expiry_ms = 600000;
+  // Retry-stream entries every group has acknowledged are trimmed once they
+  // are older than this (kept a while for inspection).
+  uint32_t retry_retention_ms = 60000;
   // Written (atomically) once the server listens: JSON with the bound
   // addresses; for tests and supervisors. Empty = none.
   std::string ready_file;

@@ -38,7 +38,11 @@ uint32_t Dispatcher::Session::free_slots() const {
 
 Dispatcher::Dispatcher(EventLoop& loop, AsyncCommander& redis, StreamNotifier& notifier,
                        DispatcherOptions options)
-    : loop_(loop), redis_(redis), notifier_(notifier), options_(std::move(options)) {
+    : loop_(loop),
+      redis_(redis),
+      notifier_(notifier),
+      options_(std::move(options)),
+      summary_(options_.log_summary_interval, options_.now()) {
   unit_random_ = options_.unit_random;
   if (!unit_random_) {
     auto rng = std::make_shared<std::mt19937_64>(std::random_device{}());
@@ -92,12 +96,17 @@ void Dispatcher::Register(uint64_t session_id, SubscriptionSpec spec,
 
   const std::string key = HandlerKey(s.spec.channel, s.spec.handler_id);
   Handler* h = FindHandler(key);
-  if (h != nullptr && h->auto_ack != s.spec.auto_ack) {
-    s.sink->Finish(absl::FailedPreconditionError(absl::StrCat(
-        "handler '", s.spec.handler_id, "' on '", s.spec.channel, "' is registered here with auto_ack=",
-        h->auto_ack ? "true" : "false", "; every registration of a handler must agree")));
-    sessions_.erase(session_id);
-    return;
+  if (h != nullptr) {
+    // Every stream of a handler here shares its policies (the first
+    // registration's apply) and its consumer: a disagreeing registration is
+    // refused rather than silently overruled.
+    if (absl::Status same = CheckSamePolicy(h->spec, s.spec); !same.ok()) {
+      spdlog::info("session {} refused: {}", session_id, std::string(same.message()));
+      s.sink->Finish(same);
+      sessions_.erase(session_id);
+      return;
+    }
+    s.spec.consumer = h->spec.consumer;
   }
   if (h == nullptr) {
     auto created = std::make_unique<Handler>();
@@ -409,8 +418,10 @@ void Dispatcher::DeliverEntries(Handler& h, uint8_t source, std::vector<StreamEn
       // Poison (R-D6): straight to the DLQ, raw bytes kept; never delivered,
       // never in the way of the entries behind it.
       ++stats_.poison;
-      spdlog::warn("entry {} of '{}' is poison for handler '{}': {}", e.id, h.sources[source].stream,
-                   h.spec.handler_id, std::string(message.status().message()));
+      // (Counted; the per-handler summary line reports it as "poison".)
+      spdlog::debug("entry {} of '{}' is poison for handler '{}': {}", e.id,
+                    h.sources[source].stream, h.spec.handler_id,
+                    std::string(message.status().message()));
       FailureRecord f = MakeFailure(h, 1, FailKind::kNack, std::string(message.status().message()),
                                     "POISON");
       f.outcome = "poison";
@@ -762,9 +773,10 @@ void Dispatcher::Verbs(uint64_t session_id, const v1::Verbs& verbs) {
   if (draining_) CheckDrained();
 }
 
-void Dispatcher::QueueAck(const Handler& h, uint8_t source, const std::string& id) {
+void Dispatcher::QueueAck(Handler& h, uint8_t source, const std::string& id) {
   const Source& src = h.sources[source];
   acks_[{src.stream, src.group}].push_back(id);
+  if (source == kRetry) h.sources[kRetry].trim_wanted = true;
   if (++acks_queued_ >= options_.ack_batch) {
     FlushAcks();
   } else if (!ack_timer_armed_) {
@@ -974,6 +986,7 @@ std::vector<Dispatcher::HandlerSnapshot> Dispatcher::Snapshot() const {
     HandlerSnapshot snap;
     snap.channel = h->spec.channel;
     snap.handler_id = h->spec.handler_id;
+    snap.consumer = h->spec.consumer;
     snap.sessions = static_cast<uint32_t>(h->sessions.size());
     for (const Session* s : h->sessions) snap.in_flight += s->in_flight.size();
     snap.paused = h->paused;
@@ -1003,6 +1016,10 @@ void Dispatcher::Tick() {
     for (uint64_t id : expired) {
       ++stats_.lease_expiries;
       const Entry entry = s.in_flight[id].entry;
+      if (s.handler != nullptr) {
+        summary_.LeaseExpired(s.spec.channel, s.spec.handler_id);
+        spdlog::debug("delivery {} (entry {}) on session {}: lease expired", id, entry.id, s.id);
+      }
       Settle(s, id, Outcome::kExpired);
       if (s.handler != nullptr && !s.handler->auto_ack) {
         Fail(*s.handler, entry, FailKind::kExpired,
@@ -1053,6 +1070,7 @@ void Dispatcher::Tick() {
     MaybeRead(h);
   }
   if (!notifier_.healthy()) notifier_.Kick();
+  for (const std::string& line : summary_.Report(now)) spdlog::info("{}", line);
   FlushOut();
   if (draining_) CheckDrained();
   tick_timer_->Arm(options_.tick);
@@ -1083,24 +1101,34 @@ void Dispatcher::CheckDrained() {
   for (const auto& [id, s] : sessions_) settled = settled && s->in_flight.empty();
   const bool late = options_.now() >= drain_deadline_;
   if (!settled && !late) return;
-  // What is still unsettled is a failed attempt of a stream that ends
-  // (R-B7), retried at once by any daemon; what was never delivered is handed
-  // back without counting.
+  // What is still unsettled when the grace ends stays pending for the next
+  // owner (broker.proto, step 6): like what was read and never delivered, it
+  // is handed back through the retry path without counting an attempt, so a
+  // rolling deploy never moves a message closer to (or into) the DLQ.
   for (auto& [key, h] : handlers_) {
     std::vector<std::pair<uint64_t, Entry>> unsettled;
     for (Session* s : h->sessions) {
       for (auto& [id, f] : s->in_flight) unsettled.emplace_back(id, std::move(f.entry));
       s->in_flight.clear();
     }
-    std::vector<std::string> ids[2];
-    for (const Entry& e : h->backlog) ids[e.source].push_back(e.id);
-    h->backlog.clear();
-    if (h->auto_ack) continue;
+    if (h->auto_ack) {
+      h->backlog.clear();
+      continue;
+    }
+    // In delivery order, then what was never delivered.
     std::sort(unsettled.begin(), unsettled.end(),
               [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::vector<std::string> ids[2];
     for (const auto& [id, e] : unsettled) {
-      Fail(*h, e, FailKind::kDisconnected, "redrived shut down before it was settled", "SHUTDOWN",
-           absl::ZeroDuration());
+      ++stats_.drain_released;
+      ids[e.source].push_back(e.id);
+    }
+    for (const Entry& e : h->backlog) ids[e.source].push_back(e.id);
+    h->backlog.clear();
+    if (!unsettled.empty()) {
+      spdlog::info("handler '{}' on '{}': {} unsettled deliveries handed back at the end of the "
+                   "drain (no attempt counted)",
+                   h->spec.handler_id, h->spec.channel, unsettled.size());
     }
     for (uint8_t source : {kMain, kRetry}) {
       Return(h->names, HandlerRef{h->key, h->generation}, source, ids[source]);
@@ -1113,6 +1141,7 @@ void Dispatcher::CheckDrained() {
   for (auto& [id, s] : sessions_) {
     s->sink->Finish(absl::UnavailableError("redrived is shutting down"));
   }
+  for (const std::string& line : summary_.ReportNow(options_.now())) spdlog::info("{}", line);
   auto done = std::move(drain_done_);
   drain_done_ = nullptr;
   // Runs after the XACK/XCLAIM replies above (replies arrive in order).

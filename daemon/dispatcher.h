@@ -10,8 +10,9 @@
 // slots; each read asks for at most the free slots (R-B5), split between
 // the two sources when both have entries, so neither starves the other.
 //
-// Consumers are per daemon instance (`{handler}-{instance}`); sessions of a
-// handler share it.
+// Consumers are per daemon instance (`{handler}-{instance}`, or
+// `{handler}-{label}-{instance}` with the first registration's
+// consumer_label); sessions of a handler share it.
 //
 // Verbs: ACK → batched XACK. NACK, lease expiry and a disconnect (R-B7) are
 // failed attempts: unless the policy is exhausted, one script hands the
@@ -50,6 +51,7 @@
 #include "absl/time/time.h"
 #include "daemon/async_redis.h"
 #include "daemon/event_loop.h"
+#include "daemon/event_summary.h"
 #include "daemon/keys.h"
 #include "daemon/retry_fields.h"
 #include "daemon/stream_entry.h"
@@ -99,6 +101,15 @@ struct DispatcherOptions {
   // How often this daemon renews the presence heartbeats of its handlers in
   // {redrive}:handlers (see keys.h; DeleteHandler reads them).
   absl::Duration presence_interval = kPresenceInterval;
+  // Retry-stream trimming (TrimRetryScript), at most once per sweep of the
+  // retry stream and only after this daemon settled retry entries: acked
+  // entries older than `retry_retention` go, at most about `trim_limit` per
+  // pass.
+  absl::Duration retry_retention = absl::Minutes(1);
+  uint32_t trim_limit = 10000;
+  // Dead letters and expired leases are logged as one info line per handler
+  // per this interval (EventSummary); each one at debug level.
+  absl::Duration log_summary_interval = absl::Seconds(10);
 };
 
 // Counters, for tests and metrics.
@@ -121,12 +132,15 @@ struct DispatcherStats {
   uint64_t sweeps = 0;
   uint64_t consumers_removed = 0;
   uint64_t disconnect_failures = 0;
-  uint64_t returned = 0;  // read but never delivered, handed back
+  uint64_t returned = 0;  // read but never delivered (or drained), handed back
+  uint64_t drain_released = 0;  // unsettled at the end of a drain, handed back
   uint64_t notices = 0;
   uint64_t reads = 0;
   uint64_t redis_errors = 0;
   uint64_t groups_recreated = 0;
   uint64_t decode_errors = 0;
+  uint64_t retry_trims = 0;    // trim scripts run
+  uint64_t retry_trimmed = 0;  // retry-stream entries they removed
 };
 
 class Dispatcher {
@@ -136,9 +150,11 @@ class Dispatcher {
   ~Dispatcher();
 
   // Registers a session. The group is created if missing; then `sink` gets
-  // Registered and deliveries, or Finish with FAILED_PRECONDITION (another
-  // registration of the handler here differs in auto_ack; the key is not a
-  // stream) or UNAVAILABLE (Redis).
+  // Registered and deliveries, or Finish with FAILED_PRECONDITION (the
+  // handler is registered here with another auto_ack, retry or dead-letter
+  // policy, see CheckSamePolicy; the key is not a stream) or UNAVAILABLE
+  // (Redis). Sessions of a handler share its consumer, named with the first
+  // registration's consumer_label; each Registered reply names it.
   void Register(uint64_t session_id, SubscriptionSpec spec, std::shared_ptr<SessionSink> sink);
   // Applies the client's verbs; notices for unknown or settled ids.
   void Verbs(uint64_t session_id, const v1::Verbs& verbs);
@@ -149,8 +165,11 @@ class Dispatcher {
   // From the notifier: `stream` received entries.
   void OnStreamActivity(const std::string& stream);
   // Graceful drain: tells every session, stops deliveries, waits for
-  // settlements up to `grace`, releases the rest, finishes every session with
-  // UNAVAILABLE and flushes acknowledgements; then runs `done`.
+  // settlements up to `grace`, then hands what is still unsettled (and what
+  // was read but never delivered) back through the retry path WITHOUT
+  // counting an attempt (see Return: the next owner delivers it with the
+  // same attempt number), finishes every session with UNAVAILABLE and
+  // flushes acknowledgements; then runs `done`.
   void Drain(absl::Duration grace, std::function<void()> done);
 
   // Pause (R-E5): a paused handler gets no new deliveries (nothing is read
@@ -166,6 +185,7 @@ class Dispatcher {
     std::string handler_id;
     uint32_t sessions = 0;
     uint64_t in_flight = 0;
+    std::string consumer;  // this daemon's consumer in the handler's groups
     bool paused = false;
   };
   std::vector<HandlerSnapshot> Snapshot() const;
@@ -245,6 +265,10 @@ class Dispatcher {
     bool sweeping = false;
     absl::Time next_sweep = absl::InfinitePast();
     uint32_t sweep_count = 0;
+    // Retry source only: entries were settled (acked, failed, moved) since
+    // the last trim, so the next sweep trims; one trim in flight at a time.
+    bool trim_wanted = true;
+    bool trimming = false;
   };
 
   enum class DeadOutcome : uint8_t { kMoved, kGone, kHeld, kFailed };
@@ -328,7 +352,7 @@ class Dispatcher {
   Session* PickSession(Handler& h);
   void Settle(Session& s, uint64_t delivery_id, Outcome outcome);
   void Notice(Session& s, uint64_t delivery_id, v1::Notice::Code code, std::string message);
-  void QueueAck(const Handler& h, uint8_t source, const std::string& id);
+  void QueueAck(Handler& h, uint8_t source, const std::string& id);
   void FlushAcks();
   static Target TargetOf(const Handler& h, uint8_t source);
   // Resets the idle time of `ids` (still ours), or with `release` sets it
@@ -357,8 +381,9 @@ class Dispatcher {
   void Schedule(const std::shared_ptr<const SubscriptionSpec>& spec, const HandlerRef& key,
                 uint8_t source, const std::string& id, FailureRecord failure,
                 absl::Duration delay);
-  // Hands entries read but never delivered back through the retry path at
-  // once, without counting a failed attempt (their stream left, a drain).
+  // Hands entries back through the retry path at once, without counting a
+  // failed attempt: read but never delivered (their stream left), or still
+  // unsettled when a drain's grace ended.
   void Return(const std::shared_ptr<const SubscriptionSpec>& spec, const HandlerRef& key,
               uint8_t source, const std::vector<std::string>& ids);
   // Dead-letter moves that were held by a DLQ cap or failed, tried again.
@@ -381,6 +406,9 @@ class Dispatcher {
                const DueMember& member, const std::string& raw_member,
                std::function<void()> done);
   void Sweep(Handler& h, uint8_t source);
+  // Trims acknowledged entries off the retry stream (TrimRetryScript) when
+  // trim_wanted; called from the retry stream's sweep.
+  void TrimRetry(Handler& h);
   void SweepConsumer(const HandlerRef& key, uint8_t source, const std::string& consumer,
                      std::function<void()> done);
   void OnSwept(const HandlerRef& key, uint8_t source, const Target& target,
@@ -410,6 +438,7 @@ class Dispatcher {
   std::unique_ptr<EventLoop::Timer> tick_timer_;
   std::vector<Session*> dirty_;
   DispatcherStats stats_;
+  EventSummary summary_;
   // Handler keys paused (R-E5), as last read from Redis or set here.
   absl::flat_hash_set<std::string> paused_;
   absl::Time next_pause_poll_ = absl::InfinitePast();

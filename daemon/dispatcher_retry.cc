@@ -60,6 +60,7 @@ void Dispatcher::Fail(Handler& h, const Entry& entry, FailKind kind, std::string
                       std::string error_code, std::optional<absl::Duration> delay) {
   FailureRecord failure =
       MakeFailure(h, entry.attempt, kind, std::move(error), std::move(error_code));
+  if (entry.source == kRetry) h.sources[kRetry].trim_wanted = true;
   if (kind == FailKind::kTerminated) {
     DeadLetterById(h, entry, std::move(failure), "terminated");
     return;
@@ -203,10 +204,11 @@ void Dispatcher::DeadLetter(const std::shared_ptr<const SubscriptionSpec>& spec,
         } else if (r->is_array() && r->elements.size() == 2) {
           outcome = DeadOutcome::kMoved;
           ++stats_.dead_letters;
-          spdlog::info("entry {} of '{}' dead-lettered for handler '{}' as {} after {} attempts "
-                       "(DLQ entry {})",
-                       id, spec->channel, spec->handler_id, reason, attempts,
-                       r->elements[0].str);
+          summary_.DeadLettered(spec->channel, spec->handler_id, reason);
+          spdlog::debug("entry {} of '{}' dead-lettered for handler '{}' as {} after {} attempts "
+                        "(DLQ entry {})",
+                        id, spec->channel, spec->handler_id, reason, attempts,
+                        r->elements[0].str);
           if (r->elements[1].integer > 0) {
             stats_.dlq_evictions += static_cast<uint64_t>(r->elements[1].integer);
             spdlog::warn("DLQ '{}' is at its cap of {}: evicted the {} oldest dead letters",
@@ -409,7 +411,8 @@ void Dispatcher::MoveOne(const HandlerRef& key, const std::shared_ptr<const Subs
         }
         SendScript(redis_, MoveDueScript(), {from, spec->keys.retry_stream, spec->keys.due_zset},
                    std::move(args),
-                   Guard([this, key, id = member.entry_id, done](absl::StatusOr<RedisReply> r2) {
+                   Guard([this, key, source, id = member.entry_id,
+                          done](absl::StatusOr<RedisReply> r2) {
                      if (IsScriptError(r2)) {
                        ++stats_.redis_errors;
                        spdlog::warn("moving entry {} to its retry stream failed: {}", id,
@@ -425,6 +428,7 @@ void Dispatcher::MoveOne(const HandlerRef& key, const std::shared_ptr<const Subs
                      } else if (r2->is_string()) {
                        ++stats_.retries_moved;
                        if (Handler* h = FindHandler(key)) {
+                         if (source == kRetry) h->sources[kRetry].trim_wanted = true;
                          // Read it now rather than on the notifier's word.
                          Source& src = h->sources[kRetry];
                          src.ready = true;
@@ -448,6 +452,7 @@ void Dispatcher::Sweep(Handler& h, uint8_t source) {
   src.next_sweep = options_.now() + SweepPeriod(h);
   const bool hygiene = src.sweep_count++ % 6 == 0;
   ++stats_.sweeps;
+  if (source == kRetry) TrimRetry(h);
   const HandlerRef key{h.key, h.generation};
   // The summary form lists the consumers that have pending entries.
   redis_.Send({"XPENDING", src.stream, src.group},
@@ -481,6 +486,45 @@ void Dispatcher::Sweep(Handler& h, uint8_t source) {
                   });
                 }
               }));
+}
+
+void Dispatcher::TrimRetry(Handler& h) {
+  Source& src = h.sources[kRetry];
+  if (!src.trim_wanted || src.trimming) return;
+  src.trim_wanted = false;
+  src.trimming = true;
+  ++stats_.retry_trims;
+  SendScript(
+      redis_, TrimRetryScript(), {src.stream},
+      {absl::StrCat(options_.trim_limit),
+       absl::StrCat(absl::ToInt64Milliseconds(options_.retry_retention))},
+      Guard([this, key = HandlerRef{h.key, h.generation}, stream = src.stream](
+                absl::StatusOr<RedisReply> r) {
+        Handler* hh = FindHandler(key);
+        if (IsScriptError(r) || !r->is_array() || r->elements.size() != 3) {
+          ++stats_.redis_errors;
+          spdlog::warn("trimming retry stream '{}' failed: {}", stream, ReplyText(r));
+          if (hh != nullptr) {
+            hh->sources[kRetry].trimming = false;
+            hh->sources[kRetry].trim_wanted = true;
+          }
+          return;
+        }
+        const int64_t removed = r->elements[0].integer;
+        stats_.retry_trimmed += static_cast<uint64_t>(std::max<int64_t>(0, removed));
+        if (removed > 0) {
+          spdlog::debug("trimmed {} acknowledged entries off '{}' (MINID {})", removed, stream,
+                        r->elements[1].str);
+        }
+        if (hh != nullptr) {
+          hh->sources[kRetry].trimming = false;
+          // A pass bounded by the limit may have left more, and entries kept
+          // only for the retention go later: trim again next sweep.
+          if (removed > 0 || r->elements[2].integer == 1) {
+            hh->sources[kRetry].trim_wanted = true;
+          }
+        }
+      }));
 }
 
 void Dispatcher::SweepConsumer(const HandlerRef& key, uint8_t source, const std::string& consumer,
@@ -560,8 +604,9 @@ void Dispatcher::OnSwept(const HandlerRef& key, uint8_t source, const Target& ta
     }
     const uint32_t attempt =
         static_cast<uint32_t>(std::min<int64_t>(state->retry_count + 1, UINT32_MAX));
-    spdlog::info("entry {} of '{}' was idle past its lease on consumer '{}': attempt {} failed",
-                 e.id, h->sources[source].stream, consumer, attempt);
+    summary_.LeaseExpired(h->spec.channel, h->spec.handler_id);
+    spdlog::debug("entry {} of '{}' was idle past its lease on consumer '{}': attempt {} failed",
+                  e.id, h->sources[source].stream, consumer, attempt);
     Fail(*h, Entry{e.id, attempt, source}, FailKind::kExpired,
          absl::StrCat("lease expired on consumer ", consumer), "LEASE_EXPIRED", std::nullopt);
   }

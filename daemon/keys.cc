@@ -95,9 +95,10 @@ HandlerKeys MakeHandlerKeys(absl::string_view channel,
   return keys;
 }
 
-std::string ConsumerName(absl::string_view handler_id,
-                         absl::string_view instance_id) {
-  return absl::StrCat(handler_id, "-", instance_id);
+std::string ConsumerName(absl::string_view handler_id, absl::string_view instance_id,
+                         absl::string_view label) {
+  if (label.empty()) return absl::StrCat(handler_id, "-", instance_id);
+  return absl::StrCat(handler_id, "-", label, "-", instance_id);
 }
 
 std::string ScheduledConsumerName(absl::string_view handler_id) {

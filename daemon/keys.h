@@ -58,9 +58,12 @@ HandlerKeys MakeHandlerKeys(absl::string_view channel,
                             absl::string_view handler_id, KeyStyle style);
 
 // The consumer name this daemon instance uses in a handler's groups:
-// `{handler_id}-{instance_id}` (EggAI uses `{handler_id}-{host}-{pid}`).
-std::string ConsumerName(absl::string_view handler_id,
-                         absl::string_view instance_id);
+// `{handler_id}-{instance_id}`, or `{handler_id}-{label}-{instance_id}` with a
+// registration's consumer label (EggAI uses `{handler_id}-{host}-{pid}`).
+// Unique per daemon instance as long as instance ids are; a label
+// ([A-Za-z0-9._-]) never contains ':', so no name is `{handler_id}:scheduled`.
+std::string ConsumerName(absl::string_view handler_id, absl::string_view instance_id,
+                         absl::string_view label = "");
 
 // The consumer holding a handler's entries while they wait for their retry
 // (`{handler_id}:scheduled`; no daemon instance's consumer can have it):

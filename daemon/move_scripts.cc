@@ -53,6 +53,80 @@ return id
 
 #undef REDRIVE_LUA_NOW_MS
 
+// Ids compare as (ms, seq) pairs of unbounded decimal strings (no leading
+// zeros), so seq values past 2^53 compare and increment exactly.
+constexpr char kTrimRetry[] = R"lua(
+local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[1])
+if not ok or #groups == 0 then return {0, '', 0} end
+local function split(id)
+  local d = string.find(id, '-', 1, true)
+  return string.sub(id, 1, d - 1), string.sub(id, d + 1)
+end
+local function numless(a, b)
+  if #a ~= #b then return #a < #b end
+  return a < b
+end
+local function less(x, y)
+  local xm, xs = split(x)
+  local ym, ys = split(y)
+  if xm ~= ym then return numless(xm, ym) end
+  return numless(xs, ys)
+end
+local function inc(s)
+  local d = {}
+  for i = 1, #s do d[i] = string.byte(s, i) - 48 end
+  local i = #d
+  while i >= 1 do
+    if d[i] < 9 then
+      d[i] = d[i] + 1
+      break
+    end
+    d[i] = 0
+    i = i - 1
+  end
+  local r = table.concat(d)
+  if i == 0 then r = '1' .. r end
+  return r
+end
+local function successor(id)
+  local m, q = split(id)
+  if q == '18446744073709551615' then return inc(m) .. '-0' end
+  return m .. '-' .. inc(q)
+end
+local minid = nil
+for _, g in ipairs(groups) do
+  local name, pending, last = nil, 0, nil
+  for i = 1, #g, 2 do
+    if g[i] == 'name' then name = g[i + 1] end
+    if g[i] == 'pending' then pending = tonumber(g[i + 1]) end
+    if g[i] == 'last-delivered-id' then last = g[i + 1] end
+  end
+  if name == nil or last == nil then return {0, '', 0} end
+  local keep = successor(last)
+  if pending > 0 then
+    local p = redis.call('XPENDING', KEYS[1], name)
+    if p[2] and less(p[2], keep) then keep = p[2] end
+  end
+  if minid == nil or less(keep, minid) then minid = keep end
+end
+local t = redis.call('TIME')
+local cap_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[2])
+local cap = string.format('%d', math.max(cap_ms, 0)) .. '-0'
+local capped = 0
+if less(cap, minid) then
+  minid = cap
+  capped = 1
+end
+local removed = redis.call('XTRIM', KEYS[1], 'MINID', '~', minid, 'LIMIT', ARGV[1])
+local rest = redis.call('XRANGE', KEYS[1], '-', '(' .. minid, 'COUNT', 129)
+if #rest > 0 and #rest <= 128 then
+  removed = removed + redis.call('XTRIM', KEYS[1], 'MINID', minid)
+end
+return {removed, minid, capped}
+)lua";
+
+
+
 constexpr char kDeadLetter[] = R"lua(
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
 if #p == 0 then return 0 end
@@ -257,6 +331,11 @@ const LuaScript& DeadLetterScript() {
 
 const LuaScript& TouchScript() {
   static const auto* script = new LuaScript(MakeScript("touch", kTouch));
+  return *script;
+}
+
+const LuaScript& TrimRetryScript() {
+  static const auto* script = new LuaScript(MakeScript("trim_retry", kTrimRetry));
   return *script;
 }
 

@@ -72,6 +72,24 @@ const LuaScript& TouchScript();
 // Returns 1 when deleted, 0 otherwise.
 const LuaScript& DeleteIdleConsumerScript();
 
+// Trims a retry stream of the entries every group has acknowledged (issue
+// 10: retry streams grew for ever). Only entries below MINID go, where MINID
+// is the smallest, over every group of the stream, of the group's lowest
+// pending id (XPENDING summary) and the successor of its last-delivered id:
+// no entry still pending in, or not yet read by, any group is ever removed.
+// Nor is any entry younger than `retention` ms on Redis's clock (MINID is at
+// most "{now - retention}-0"), so recent retries stay for inspection.
+// No group at all (or no stream): nothing is removed.
+//   KEYS: retry stream
+//   ARGV: limit (most entries the first pass removes), retention ms
+// Cost is bounded: a first `XTRIM MINID ~ LIMIT limit` pass frees whole
+// stream nodes; only when at most 128 entries below MINID remain after it
+// (the rest of one node) does an exact `XTRIM MINID` remove them too.
+// Returns {entries removed, MINID, capped}: capped is 1 when the retention
+// (not the groups) set MINID, so acknowledged entries remain that a later
+// call removes ({0, "", 0} when nothing applies).
+const LuaScript& TrimRetryScript();
+
 // Deletes a dead-letter stream only while its length is the expected one.
 //   KEYS: dlq   ARGV: expected count
 // Returns the count deleted, or {-1, actual length} (nothing changes).

@@ -81,6 +81,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config,
   engine.dispatcher.tick = absl::Milliseconds(config.reclaim_tick_ms);
   engine.dispatcher.min_sweep = absl::Milliseconds(config.sweep_interval_ms);
   engine.dispatcher.consumer_expiry = absl::Milliseconds(config.consumer_expiry_ms);
+  engine.dispatcher.retry_retention = absl::Milliseconds(config.retry_retention_ms);
   s->engine_ = std::make_unique<DeliveryEngine>(std::move(engine));
   s->broker_ = std::make_unique<BrokerService>(
       *s->publisher_, *s->executor_, *s->engine_, config.key_style, config.instance_id,

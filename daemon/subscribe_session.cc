@@ -1,5 +1,6 @@
 #include "daemon/subscribe_session.h"
 
+#include <grpcpp/impl/codegen/proto_utils.h>
 #include <spdlog/spdlog.h>
 
 #include "absl/strings/str_cat.h"
@@ -40,7 +41,7 @@ SubscribeSession::SubscribeSession(DeliveryEngine& engine, KeyStyle key_style,
       instance_id_(std::move(instance_id)),
       id_(engine.NewSessionId()),
       sink_(std::make_shared<Sink>(this)) {
-  StartRead(&request_);
+  StartRead(&read_buffer_);
 }
 
 void SubscribeSession::OnReadDone(bool ok) {
@@ -51,7 +52,17 @@ void SubscribeSession::OnReadDone(bool ok) {
     RequestFinish(absl::OkStatus());
     return;
   }
-  if (Handle(request_)) StartRead(&request_);
+  request_.Clear();
+  grpc::Status parsed =
+      grpc::SerializationTraits<v1::SubscribeRequest>::Deserialize(&read_buffer_, &request_);
+  read_buffer_.Clear();
+  if (!parsed.ok()) {
+    // (gRPC's parse status carries no detail for proto3 messages.)
+    FailAndDisconnect(absl::InvalidArgumentError(
+        "the client message does not parse as a redrive.v1.SubscribeRequest"));
+    return;
+  }
+  if (Handle(request_)) StartRead(&read_buffer_);
 }
 
 bool SubscribeSession::Handle(const v1::SubscribeRequest& request) {
@@ -141,9 +152,26 @@ void SubscribeSession::RequestFinish(absl::Status status) {
 void SubscribeSession::Pump() {
   if (writing_ || finished_) return;
   if (!queue_.empty() && !broken_) {
-    writing_ = true;
-    StartWrite(&queue_.front().message);
-    return;
+    bool own_buffer = false;
+    write_buffer_.Clear();
+    grpc::Status serialized = grpc::SerializationTraits<v1::SubscribeResponse>::Serialize(
+        queue_.front().message, &write_buffer_, &own_buffer);
+    if (!serialized.ok()) {
+      // Only a message over protobuf's 2 GiB limit: a broken invariant of
+      // the batch budget. End the stream rather than send half of it.
+      spdlog::error("session {}: cannot serialize a response: {}", id_,
+                    serialized.error_message());
+      broken_ = true;
+      queue_.clear();
+      if (!finish_requested_) {
+        finish_requested_ = true;
+        finish_status_ = grpc::Status(grpc::StatusCode::INTERNAL, "response too large");
+      }
+    } else {
+      writing_ = true;
+      StartWrite(&write_buffer_);
+      return;
+    }
   }
   if (finish_requested_) {
     finished_ = true;

@@ -1,7 +1,9 @@
 // SubscribeSession: the gRPC reactor of one Subscribe stream (callback API).
 //
-// It validates the client's messages (registration first and once, verbs
-// batches of 1..10,000), forwards them to the DeliveryEngine, and writes what
+// It parses the client's messages itself (the method is registered raw):
+// bytes that are not a SubscribeRequest end the stream with INVALID_ARGUMENT.
+// It validates them (registration first and once, verbs batches of
+// 1..10,000), forwards them to the DeliveryEngine, and writes what
 // the engine sends: one write in flight at a time, queued messages behind it,
 // consecutive delivery batches merged while a write is in flight. Finish is
 // called exactly once, after queued writes, and the reactor deletes itself in
@@ -11,6 +13,7 @@
 #ifndef REDRIVE_DAEMON_SUBSCRIBE_SESSION_H_
 #define REDRIVE_DAEMON_SUBSCRIBE_SESSION_H_
 
+#include <grpcpp/support/byte_buffer.h>
 #include <grpcpp/support/server_callback.h>
 
 #include <deque>
@@ -29,8 +32,7 @@ inline constexpr int kMaxVerbsPerMessage = 10000;
 // Delivery batches are merged while a write is in flight up to this size.
 inline constexpr size_t kMaxMergedBytes = 3u << 20;
 
-class SubscribeSession final
-    : public grpc::ServerBidiReactor<v1::SubscribeRequest, v1::SubscribeResponse> {
+class SubscribeSession final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   SubscribeSession(DeliveryEngine& engine, KeyStyle key_style, std::string instance_id);
 
@@ -60,6 +62,7 @@ class SubscribeSession final
   std::shared_ptr<Sink> sink_;
 
   // Reads: one in flight, touched only from OnReadDone.
+  grpc::ByteBuffer read_buffer_;
   v1::SubscribeRequest request_;
   bool registered_ = false;
 
@@ -69,6 +72,8 @@ class SubscribeSession final
     size_t bytes = 0;
   };
   std::deque<Outgoing> queue_ ABSL_GUARDED_BY(mu_);
+  // The serialized front of queue_ while its write is in flight.
+  grpc::ByteBuffer write_buffer_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool broken_ ABSL_GUARDED_BY(mu_) = false;
   bool finish_requested_ ABSL_GUARDED_BY(mu_) = false;

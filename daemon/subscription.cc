@@ -8,7 +8,14 @@
 namespace redrive {
 namespace {
 
-absl::Status OutOfRange(absl::string_view field, double value, double lo, double hi) {
+// Integer fields print as integers ("1000000000", never "1e+09").
+absl::Status OutOfRange(absl::string_view field, uint64_t value, uint64_t lo, uint64_t hi) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("register.", field, " ", value, " is outside ", lo, "..", hi));
+}
+
+// For the fractional fields (multiplier, jitter).
+absl::Status OutOfRangeReal(absl::string_view field, double value, double lo, double hi) {
   return absl::InvalidArgumentError(
       absl::StrCat("register.", field, " ", value, " is outside ", lo, "..", hi));
 }
@@ -32,7 +39,7 @@ absl::StatusOr<v1::RetryPolicy> ResolveRetryPolicy(const v1::RetryPolicy& in) {
   }
   p.set_multiplier(in.has_multiplier() ? in.multiplier() : kDefaultMultiplier);
   if (!std::isfinite(p.multiplier()) || p.multiplier() < 1.0 || p.multiplier() > 10.0) {
-    return OutOfRange("retry_policy.multiplier", p.multiplier(), 1.0, 10.0);
+    return OutOfRangeReal("retry_policy.multiplier", p.multiplier(), 1.0, 10.0);
   }
   p.set_max_backoff_ms(in.has_max_backoff_ms()
                            ? in.max_backoff_ms()
@@ -43,7 +50,7 @@ absl::StatusOr<v1::RetryPolicy> ResolveRetryPolicy(const v1::RetryPolicy& in) {
   }
   p.set_jitter(in.has_jitter() ? in.jitter() : kDefaultJitter);
   if (!std::isfinite(p.jitter()) || p.jitter() < 0.0 || p.jitter() > 1.0) {
-    return OutOfRange("retry_policy.jitter", p.jitter(), 0.0, 1.0);
+    return OutOfRangeReal("retry_policy.jitter", p.jitter(), 0.0, 1.0);
   }
   p.set_defaults_applied(!in.has_max_retries() || !in.has_initial_backoff_ms() ||
                          !in.has_multiplier() || !in.has_max_backoff_ms() || !in.has_jitter());
@@ -77,7 +84,6 @@ absl::StatusOr<SubscriptionSpec> ResolveRegistration(const v1::Register& reg, Ke
   spec.channel = reg.channel();
   spec.handler_id = reg.handler_id();
   spec.keys = MakeHandlerKeys(spec.channel, spec.handler_id, style);
-  spec.consumer = ConsumerName(spec.handler_id, instance_id);
 
   spec.max_in_flight = reg.max_in_flight() == 0 ? kDefaultMaxInFlight : reg.max_in_flight();
   if (spec.max_in_flight > kMaxMaxInFlight) {
@@ -115,6 +121,7 @@ absl::StatusOr<SubscriptionSpec> ResolveRegistration(const v1::Register& reg, Ke
   }
   if (absl::Status s = ValidateLabel(reg.consumer_label()); !s.ok()) return s;
   spec.consumer_label = reg.consumer_label();
+  spec.consumer = ConsumerName(spec.handler_id, instance_id, spec.consumer_label);
 
   spec.auto_ack = reg.auto_ack();
   if (reg.auto_ack()) {
@@ -136,8 +143,7 @@ absl::StatusOr<SubscriptionSpec> ResolveRegistration(const v1::Register& reg, Ke
 
   const v1::DeadLetterPolicy& dlq = reg.dead_letter_policy();
   if (dlq.max_len() > kMaxDeadLetterCap) {
-    return OutOfRange("dead_letter_policy.max_len", static_cast<double>(dlq.max_len()), 0,
-                      static_cast<double>(kMaxDeadLetterCap));
+    return OutOfRange("dead_letter_policy.max_len", dlq.max_len(), 0, kMaxDeadLetterCap);
   }
   if (!v1::DeadLetterPolicy::Overflow_IsValid(dlq.overflow())) {
     return absl::InvalidArgumentError(
@@ -154,6 +160,52 @@ absl::StatusOr<SubscriptionSpec> ResolveRegistration(const v1::Register& reg, Ke
   }
   spec.dead_letter_policy = dlq;
   return spec;
+}
+
+absl::Status CheckSamePolicy(const SubscriptionSpec& registered, const SubscriptionSpec& incoming) {
+  auto differs = [&](absl::string_view field, const auto& mine, const auto& theirs) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "register.", field, ": ", mine, " differs from the registered ", theirs, " (handler '",
+        registered.handler_id, "' on '", registered.channel,
+        "' is registered on this daemon; every registration of a handler must agree)"));
+  };
+  auto flag = [](bool b) { return b ? "true" : "false"; };
+  if (incoming.auto_ack != registered.auto_ack) {
+    return differs("auto_ack", flag(incoming.auto_ack), flag(registered.auto_ack));
+  }
+  const v1::RetryPolicy& a = incoming.retry_policy;
+  const v1::RetryPolicy& b = registered.retry_policy;
+  if (incoming.has_retry_policy && registered.has_retry_policy) {
+    if (a.unlimited() != b.unlimited()) {
+      return differs("retry_policy.unlimited", flag(a.unlimited()), flag(b.unlimited()));
+    }
+    if (!a.unlimited() && a.max_retries() != b.max_retries()) {
+      return differs("retry_policy.max_retries", a.max_retries(), b.max_retries());
+    }
+    if (a.initial_backoff_ms() != b.initial_backoff_ms()) {
+      return differs("retry_policy.initial_backoff_ms", a.initial_backoff_ms(),
+                     b.initial_backoff_ms());
+    }
+    if (a.multiplier() != b.multiplier()) {
+      return differs("retry_policy.multiplier", a.multiplier(), b.multiplier());
+    }
+    if (a.max_backoff_ms() != b.max_backoff_ms()) {
+      return differs("retry_policy.max_backoff_ms", a.max_backoff_ms(), b.max_backoff_ms());
+    }
+    if (a.jitter() != b.jitter()) {
+      return differs("retry_policy.jitter", a.jitter(), b.jitter());
+    }
+  }
+  const v1::DeadLetterPolicy& da = incoming.dead_letter_policy;
+  const v1::DeadLetterPolicy& db = registered.dead_letter_policy;
+  if (da.max_len() != db.max_len()) {
+    return differs("dead_letter_policy.max_len", da.max_len(), db.max_len());
+  }
+  if (da.overflow() != db.overflow()) {
+    return differs("dead_letter_policy.overflow", v1::DeadLetterPolicy::Overflow_Name(da.overflow()),
+                   v1::DeadLetterPolicy::Overflow_Name(db.overflow()));
+  }
+  return absl::OkStatus();
 }
 
 v1::Registered MakeRegistered(const SubscriptionSpec& spec, absl::string_view instance_id) {

@@ -51,6 +51,15 @@ struct SubscriptionSpec {
 absl::StatusOr<SubscriptionSpec> ResolveRegistration(const v1::Register& reg, KeyStyle style,
                                                      absl::string_view instance_id);
 
+// OK when `incoming` may join a handler already registered on this daemon as
+// `registered` (same channel and handler id): both agree on auto_ack and on
+// every field of the effective retry and dead-letter policies. Otherwise
+// FAILED_PRECONDITION naming the first field that differs and both values,
+// e.g. "register.retry_policy.max_retries: 3 differs from the registered 5
+// (...)". Per-stream settings (max_in_flight, lease_ms, start,
+// consumer_label) may differ.
+absl::Status CheckSamePolicy(const SubscriptionSpec& registered, const SubscriptionSpec& incoming);
+
 // The Registered reply for `spec`.
 v1::Registered MakeRegistered(const SubscriptionSpec& spec, absl::string_view instance_id);
 

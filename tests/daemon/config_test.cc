@@ -121,12 +121,16 @@ TEST(ConfigTest, RetryTimingOptionsHaveDefaultsAndRanges) {
   EXPECT_EQ(c->reclaim_tick_ms, 100u);
   EXPECT_EQ(c->sweep_interval_ms, 5000u);
   EXPECT_EQ(c->consumer_expiry_ms, 600000u);
-  c = Parse({"--reclaim-tick-ms=1000", "--sweep-interval-ms=100"},
+  EXPECT_EQ(c->retry_retention_ms, 60000u);
+  c = Parse({"--reclaim-tick-ms=1000", "--sweep-interval-ms=100", "--retry-retention-ms=0"},
             {{"REDRIVE_CONSUMER_EXPIRY_MS", "1000"}});
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->reclaim_tick_ms, 1000u);
   EXPECT_EQ(c->sweep_interval_ms, 100u);
   EXPECT_EQ(c->consumer_expiry_ms, 1000u);
+  EXPECT_EQ(c->retry_retention_ms, 0u);
+  EXPECT_THAT(Parse({"--retry-retention-ms=86400001"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--retry-retention-ms")));
   // The tick is at most 1 s (R-D2) and at least 10 ms.
   EXPECT_THAT(Parse({"--reclaim-tick-ms=1001"}),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--reclaim-tick-ms")));

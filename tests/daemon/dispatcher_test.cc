@@ -162,6 +162,13 @@ class FakeRedisServer {
     absl::MutexLock lock(&mu_);
     dead_letter_result_ = result;
   }
+  // The trim script's answer: entries removed, and whether the retention
+  // capped MINID.
+  void SetTrimResult(int64_t removed, int64_t capped) {
+    absl::MutexLock lock(&mu_);
+    trim_removed_ = removed;
+    trim_capped_ = capped;
+  }
   // The schedule script's answer (1 = scheduled, 0 = no longer ours).
   void SetScheduleResult(int64_t result) {
     absl::MutexLock lock(&mu_);
@@ -258,6 +265,10 @@ class FakeRedisServer {
         return RedisReply::Array({RedisReply::String("900-0"), RedisReply::Integer(0)});
       }
       if (c[1] == MoveDueScript().sha1) return RedisReply::String("800-0");
+      if (c[1] == TrimRetryScript().sha1) {
+        return RedisReply::Array({RedisReply::Integer(trim_removed_),
+                                  RedisReply::String("9-1"), RedisReply::Integer(trim_capped_)});
+      }
       return RedisReply::Integer(0);
     }
     if (kind == "XRANGE" && c.size() == 4 && c[1] == kStream && c[2] == c[3]) {
@@ -384,6 +395,8 @@ class FakeRedisServer {
   std::string create_error_ ABSL_GUARDED_BY(mu_);
   std::vector<int> claimable_ ABSL_GUARDED_BY(mu_);
   int64_t schedule_result_ ABSL_GUARDED_BY(mu_) = 1;
+  int64_t trim_removed_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t trim_capped_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t dead_letter_result_ ABSL_GUARDED_BY(mu_) = 1;
   bool retry_group_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<StreamEntry> retry_entries_ ABSL_GUARDED_BY(mu_);
@@ -1287,6 +1300,72 @@ TEST_F(DispatcherTest, RegistrationDisagreeingOnAutoAckFailsPrecondition) {
   EXPECT_EQ(first->finish_calls(), 0);
 }
 
+// Issue 10 item 9: a second registration of a handler with another retry or
+// dead-letter policy was accepted (the first policy applied, the second was
+// echoed its own). It is refused, naming the field and both values; the same
+// policy is accepted.
+TEST_F(DispatcherTest, RegistrationDisagreeingOnPolicyFailsPreconditionNamingTheField) {
+  Start();
+  v1::Register reg = Reg();
+  reg.mutable_retry_policy()->set_max_retries(5);
+  auto first = Register(1, reg);
+  ASSERT_EQ(first->registered().size(), 1u);
+
+  v1::Register other = reg;
+  other.mutable_retry_policy()->set_max_retries(3);
+  auto second = Register(2, other);
+  ASSERT_TRUE(second->status().has_value());
+  EXPECT_THAT(*second->status(),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       "register.retry_policy.max_retries: 3 differs from the registered 5 "
+                       "(handler 'billing' on 'orders' is registered on this daemon; every "
+                       "registration of a handler must agree)"));
+  EXPECT_THAT(second->registered(), IsEmpty());
+
+  v1::Register capped = reg;
+  capped.mutable_dead_letter_policy()->set_max_len(100);
+  capped.mutable_dead_letter_policy()->set_overflow(v1::DeadLetterPolicy::OVERFLOW_HOLD);
+  auto third = Register(3, capped);
+  ASSERT_TRUE(third->status().has_value());
+  EXPECT_THAT(*third->status(),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("register.dead_letter_policy.max_len: 100 differs from the "
+                                 "registered 0")));
+
+  // The same policy (other per-stream settings may differ) joins the handler.
+  v1::Register same = reg;
+  same.set_max_in_flight(3);
+  auto fourth = Register(4, same);
+  EXPECT_FALSE(fourth->status().has_value());
+  ASSERT_EQ(fourth->registered().size(), 1u);
+  EXPECT_EQ(fourth->registered()[0].retry_policy().max_retries(), 5u);
+  EXPECT_EQ(fourth->registered()[0].max_in_flight(), 3u);
+  EXPECT_EQ(first->finish_calls(), 0);
+  EXPECT_EQ(fourth->finish_calls(), 0);
+}
+
+// Issue 10 item 8: consumer_label appears in the consumer name. Streams of a
+// handler here share one consumer (the first registration's label names it),
+// and every Registered reply names the consumer really used.
+TEST_F(DispatcherTest, ConsumerLabelNamesTheSharedConsumerInEveryReply) {
+  redis_.Append(1, 1);
+  Start();
+  v1::Register reg = BacklogReg();
+  reg.set_consumer_label("web-7");
+  auto first = Register(1, reg);
+  ASSERT_EQ(first->registered().size(), 1u);
+  EXPECT_EQ(first->registered()[0].names().consumer(), "billing-web-7-i1");
+  v1::Register other = BacklogReg();
+  other.set_consumer_label("web-8");
+  auto second = Register(2, other);
+  ASSERT_EQ(second->registered().size(), 1u);
+  EXPECT_EQ(second->registered()[0].names().consumer(), "billing-web-7-i1");
+  // Reads use it.
+  const std::vector<Command> reads = Sent("XREADGROUP");
+  ASSERT_FALSE(reads.empty());
+  EXPECT_EQ(reads[0][3], "billing-web-7-i1");
+}
+
 // ------------------------------------------------------------ leases
 
 TEST_F(DispatcherTest, ExpiredLeaseDropsTheDelivery) {
@@ -1372,6 +1451,36 @@ TEST_F(DispatcherTest, SweepFailsEntriesIdlePastTheLeaseOnOtherConsumers) {
   EXPECT_EQ(m->failure.error, "lease expired on consumer billing-dead");
   EXPECT_THAT(sink->deliveries(), IsEmpty());
   EXPECT_EQ(Stats().reclaimed, 1u);
+}
+
+// Issue 10 item 10: the retry stream is trimmed from its sweep, once for a
+// new handler and then only while there is something to trim — so an idle
+// handler costs no trim scripts.
+TEST_F(DispatcherTest, RetryStreamIsTrimmedFromItsSweepOnlyWhileThereIsWork) {
+  Start(FastTickOptions());  // min_sweep 5 s: sweeps at kT0, +5 s, +10 s, ...
+  auto sink = Register(1, Reg(/*max_in_flight=*/2, /*lease_ms=*/1000));
+  redis_.SetTrimResult(/*removed=*/120, /*capped=*/0);
+  AwaitTickAt(kT0);
+  std::vector<Command> calls = ScriptCalls(TrimRetryScript());
+  ASSERT_EQ(calls.size(), 1u);
+  // EVALSHA sha 1 <retry stream> <limit> <retention ms>
+  EXPECT_EQ(calls[0], (Command{"EVALSHA", TrimRetryScript().sha1, "1", "orders.billing.retry",
+                               "10000", "60000"}));
+  EXPECT_EQ(Stats().retry_trimmed, 120u);
+  // It removed something: the next sweep goes on.
+  redis_.SetTrimResult(0, /*capped=*/1);
+  AwaitTickAt(kT0 + absl::Seconds(5));
+  EXPECT_EQ(ScriptCalls(TrimRetryScript()).size(), 2u);
+  // Nothing removed but acknowledged entries wait for the retention: again.
+  redis_.SetTrimResult(0, 0);
+  AwaitTickAt(kT0 + absl::Seconds(10));
+  EXPECT_EQ(ScriptCalls(TrimRetryScript()).size(), 3u);
+  // Nothing left to do and no retry entry settled here: idle, no more trims.
+  AwaitTickAt(kT0 + absl::Seconds(15));
+  AwaitTickAt(kT0 + absl::Seconds(20));
+  EXPECT_EQ(ScriptCalls(TrimRetryScript()).size(), 3u);
+  EXPECT_EQ(Stats().retry_trims, 3u);
+  EXPECT_EQ(Stats().redis_errors, 0u);
 }
 
 TEST_F(DispatcherTest, MoverRewritesDueEntriesIntoTheRetryStream) {
@@ -1559,13 +1668,19 @@ TEST_F(DispatcherTest, DrainFinishesEverySessionOnceAllSettled) {
   EXPECT_EQ(Stats().released, 0u);
 }
 
-TEST_F(DispatcherTest, DrainFailsUnsettledDeliveriesAtTheGraceDeadline) {
+// Issue 10 item 5: a rolling deploy burnt attempts. What is unsettled when
+// the grace ends stays pending for the next owner (broker.proto, step 6): it
+// is handed back without counting an attempt, even on its final attempt
+// (max_retries 0), instead of failing as "disconnected" into the DLQ.
+TEST_F(DispatcherTest, DrainHandsUnsettledDeliveriesBackWithoutCountingAnAttempt) {
   redis_.Append(1, 2);
   Start(FastTickOptions());
   v1::Register reg = BacklogReg();
+  reg.mutable_retry_policy()->set_max_retries(0);  // attempt 1 is the last
   auto sink = Register(1, reg);
   const std::vector<v1::Delivery> ds = sink->deliveries();
   ASSERT_EQ(ds.size(), 2u);
+  ASSERT_EQ(ds[1].max_attempts(), 1u);
 
   auto done = std::make_shared<absl::Notification>();
   OnLoop([done](Dispatcher& d) { d.Drain(absl::Seconds(5), [done] { done->Notify(); }); });
@@ -1578,9 +1693,16 @@ TEST_F(DispatcherTest, DrainFailsUnsettledDeliveriesAtTheGraceDeadline) {
 
   AwaitTickAt(kT0 + absl::Seconds(5));
   ASSERT_TRUE(done->WaitForNotificationWithTimeout(kWait));
-  // The unsettled one is a failed attempt of a stream that ends (R-B7),
-  // scheduled at once before the drain completes.
-  EXPECT_THAT(ScheduledIds("disconnected"), ElementsAre(Id(2)));
+  // Handed back at once (delay 0), before the drain completes, as an entry
+  // that was never delivered: no failure recorded, nothing dead-lettered.
+  EXPECT_THAT(ScheduledIds("returned"), ElementsAre(Id(2)));
+  EXPECT_THAT(ScheduledIds("disconnected"), IsEmpty());
+  for (const Command& c : ScriptCalls(ScheduleRetryScript())) EXPECT_EQ(c[9], "0");
+  EXPECT_THAT(ScriptCalls(DeadLetterScript()), IsEmpty());
+  EXPECT_THAT(Sent("XRANGE"), IsEmpty());
+  EXPECT_EQ(Stats().drain_released, 1u);
+  EXPECT_EQ(Stats().returned, 1u);
+  EXPECT_EQ(Stats().dead_letters, 0u);
   EXPECT_THAT(Sent("XCLAIM"), IsEmpty());
   EXPECT_THAT(Sent("XACK"), ElementsAre(AckCommand({Id(1)})));
   ASSERT_TRUE(sink->status().has_value());

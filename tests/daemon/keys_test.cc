@@ -51,6 +51,11 @@ TEST(KeysTest, LegacySharedKeys) {
 
 TEST(KeysTest, ConsumerNameIsHandlerAndInstance) {
   EXPECT_EQ(ConsumerName("h1", "pod-7-123"), "h1-pod-7-123");
+  EXPECT_EQ(ConsumerName("h1", "pod-7-123", ""), "h1-pod-7-123");
+}
+
+TEST(KeysTest, ConsumerNameCarriesTheLabelBeforeTheInstance) {
+  EXPECT_EQ(ConsumerName("h1", "pod-7-123", "web-5f9c"), "h1-web-5f9c-pod-7-123");
 }
 
 TEST(KeysTest, ChannelGrammar) {

@@ -147,6 +147,146 @@ TEST(SubscriptionTest, EveryBadFieldIsInvalidArgumentNamingIt) {
   }
 }
 
+// Issue 10 item 14a: integer fields printed through a double ("1e+09").
+TEST(SubscriptionTest, OutOfRangeMessagesPrintIntegersAsIntegers) {
+  using C = absl::StatusCode;
+  v1::Register r = Valid();
+  r.set_max_in_flight(1'000'000'000);
+  EXPECT_THAT(Resolve(r), StatusIs(C::kInvalidArgument,
+                                   "register.max_in_flight 1000000000 is outside 1..10000"));
+  r = Valid();
+  r.set_lease_ms(4'000'000'000u);
+  EXPECT_THAT(Resolve(r), StatusIs(C::kInvalidArgument,
+                                   "register.lease_ms 4000000000 is outside 1000..86400000"));
+  r = Valid();
+  r.mutable_retry_policy()->set_max_retries(2'000'000);
+  EXPECT_THAT(Resolve(r),
+              StatusIs(C::kInvalidArgument,
+                       "register.retry_policy.max_retries 2000000 is outside 0..1000"));
+  r = Valid();
+  r.mutable_retry_policy()->set_initial_backoff_ms(100'000'000);
+  EXPECT_THAT(Resolve(r), StatusIs(C::kInvalidArgument,
+                                   "register.retry_policy.initial_backoff_ms 100000000 is "
+                                   "outside 0..86400000"));
+  r = Valid();
+  r.mutable_retry_policy()->set_initial_backoff_ms(5'000'000);
+  r.mutable_retry_policy()->set_max_backoff_ms(1'000'000);
+  EXPECT_THAT(Resolve(r), StatusIs(C::kInvalidArgument,
+                                   "register.retry_policy.max_backoff_ms 1000000 is outside "
+                                   "5000000..86400000"));
+  r = Valid();
+  r.mutable_dead_letter_policy()->set_max_len(123'456'789'012ull);
+  r.mutable_dead_letter_policy()->set_overflow(v1::DeadLetterPolicy::OVERFLOW_HOLD);
+  EXPECT_THAT(Resolve(r), StatusIs(C::kInvalidArgument,
+                                   "register.dead_letter_policy.max_len 123456789012 is outside "
+                                   "0..100000000"));
+  // Fractions stay fractions.
+  r = Valid();
+  r.mutable_retry_policy()->set_multiplier(12.5);
+  EXPECT_THAT(Resolve(r), StatusIs(C::kInvalidArgument,
+                                   "register.retry_policy.multiplier 12.5 is outside 1..10"));
+  r = Valid();
+  r.mutable_retry_policy()->set_jitter(1.25);
+  EXPECT_THAT(Resolve(r), StatusIs(C::kInvalidArgument,
+                                   "register.retry_policy.jitter 1.25 is outside 0..1"));
+}
+
+// Issue 10 item 8.
+TEST(SubscriptionTest, ConsumerLabelAppearsInTheConsumerName) {
+  v1::Register r = Valid();
+  r.set_consumer_label("web-5f9c.x_1");
+  absl::StatusOr<SubscriptionSpec> s = Resolve(r);
+  ASSERT_THAT(s, IsOk());
+  EXPECT_EQ(s->consumer, "h1-web-5f9c.x_1-pod-1");
+  EXPECT_EQ(MakeRegistered(*s, "pod-1").names().consumer(), "h1-web-5f9c.x_1-pod-1");
+  ASSERT_THAT(Resolve(Valid()), IsOk());
+  EXPECT_EQ(Resolve(Valid())->consumer, "h1-pod-1");
+}
+
+// Issue 10 item 9: one handler, one policy per daemon.
+TEST(SubscriptionTest, CheckSamePolicyNamesTheFirstDisagreeingFieldAndBothValues) {
+  using C = absl::StatusCode;
+  auto spec = [](const std::function<void(v1::Register&)>& edit) {
+    v1::Register r = Valid();
+    r.mutable_retry_policy()->set_max_retries(5);
+    edit(r);
+    absl::StatusOr<SubscriptionSpec> s = Resolve(r);
+    EXPECT_THAT(s, IsOk());
+    return s.ok() ? *std::move(s) : SubscriptionSpec{};
+  };
+  const SubscriptionSpec registered = spec([](v1::Register&) {});
+  const std::string tail =
+      " (handler 'h1' on 'orders' is registered on this daemon; every registration of a "
+      "handler must agree)";
+  struct Case {
+    std::function<void(v1::Register&)> edit;
+    std::string message;  // "" = accepted
+  };
+  const std::vector<Case> cases = {
+      {[](v1::Register&) {}, ""},
+      // Per-stream settings may differ.
+      {[](v1::Register& r) {
+         r.set_max_in_flight(3);
+         r.set_lease_ms(5000);
+         r.set_consumer_label("other");
+         r.mutable_start()->set_kind(v1::StartPosition::START_BACKLOG);
+       },
+       ""},
+      // Defaults spelled out are the same policy.
+      {[](v1::Register& r) {
+         r.mutable_retry_policy()->set_initial_backoff_ms(1000);
+         r.mutable_retry_policy()->set_multiplier(2.0);
+       },
+       ""},
+      {[](v1::Register& r) { r.mutable_retry_policy()->set_max_retries(3); },
+       "register.retry_policy.max_retries: 3 differs from the registered 5"},
+      {[](v1::Register& r) {
+         r.mutable_retry_policy()->clear_max_retries();
+         r.mutable_retry_policy()->set_unlimited(true);
+       },
+       "register.retry_policy.unlimited: true differs from the registered false"},
+      {[](v1::Register& r) { r.mutable_retry_policy()->set_initial_backoff_ms(250); },
+       "register.retry_policy.initial_backoff_ms: 250 differs from the registered 1000"},
+      {[](v1::Register& r) { r.mutable_retry_policy()->set_multiplier(1.5); },
+       "register.retry_policy.multiplier: 1.5 differs from the registered 2"},
+      {[](v1::Register& r) { r.mutable_retry_policy()->set_max_backoff_ms(60000); },
+       "register.retry_policy.max_backoff_ms: 60000 differs from the registered 300000"},
+      {[](v1::Register& r) { r.mutable_retry_policy()->set_jitter(0.25); },
+       "register.retry_policy.jitter: 0.25 differs from the registered 0.1"},
+      {[](v1::Register& r) {
+         r.mutable_dead_letter_policy()->set_max_len(1000);
+         r.mutable_dead_letter_policy()->set_overflow(v1::DeadLetterPolicy::OVERFLOW_HOLD);
+       },
+       "register.dead_letter_policy.max_len: 1000 differs from the registered 0"},
+      {[](v1::Register& r) {
+         r.clear_retry_policy();
+         r.set_auto_ack(true);
+       },
+       "register.auto_ack: true differs from the registered false"},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const absl::Status status = CheckSamePolicy(registered, spec(cases[i].edit));
+    if (cases[i].message.empty()) {
+      EXPECT_THAT(status, IsOk()) << "case " << i;
+    } else {
+      EXPECT_THAT(status, StatusIs(C::kFailedPrecondition, cases[i].message + tail))
+          << "case " << i;
+    }
+  }
+  // Overflow alone (same cap).
+  auto capped = [&](v1::DeadLetterPolicy::Overflow o) {
+    return spec([o](v1::Register& r) {
+      r.mutable_dead_letter_policy()->set_max_len(10);
+      r.mutable_dead_letter_policy()->set_overflow(o);
+    });
+  };
+  EXPECT_THAT(CheckSamePolicy(capped(v1::DeadLetterPolicy::OVERFLOW_HOLD),
+                              capped(v1::DeadLetterPolicy::OVERFLOW_EVICT_OLDEST)),
+              StatusIs(C::kFailedPrecondition,
+                       "register.dead_letter_policy.overflow: OVERFLOW_EVICT_OLDEST differs from "
+                       "the registered OVERFLOW_HOLD" + tail));
+}
+
 TEST(SubscriptionTest, ClusterKeyStyle) {
   absl::StatusOr<SubscriptionSpec> s = ResolveRegistration(Valid(), KeyStyle::kCluster, "p");
   ASSERT_THAT(s, IsOk());

@@ -7,6 +7,7 @@
 // window, and each such window is named as such.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
 #include <algorithm>
 #include <map>
@@ -1039,6 +1040,175 @@ TEST_F(RetryTest, TerminateDeadLettersAtOnce) {
   EXPECT_EQ(body.value("_dlq_retries", ""), "0");
   EXPECT_EQ(body.value("_original_message_id", ""), ids[0]);
   EXPECT_THAT(Keys(), ElementsAre("terminal", "terminal.h.dlq", "{redrive}:handlers"));
+}
+
+// ---------------------------------------------------------------------------
+// 9. Issue 10 item 5: a rolling deploy burnt attempts. A delivery still
+// unsettled when a SIGTERM's grace ends stays pending for the next owner
+// (broker.proto, step 6) without counting an attempt: a message on its final
+// attempt is delivered again by the next daemon, with the same attempt
+// number, and never reaches the DLQ.
+
+TEST_F(RetryTest, SigtermKeepsTheFinalAttemptForTheNextDaemonWithoutCountingIt) {
+  Boot("r1", {"--shutdown-grace-ms=300"});
+  const std::string ch = "deploy";
+  v1::Register reg = RegisterFor(ch, "h", 1);
+  SetPolicy(reg, /*max_retries=*/1, /*initial_backoff_ms=*/0, /*multiplier=*/1.0);
+  auto sub = Subscribe(reg);
+  const std::vector<std::string> ids = PublishAll(ch, {R"({"order":42})"});
+  ASSERT_EQ(ids.size(), 1u);
+  ASSERT_TRUE(sub->WaitForDeliveries(1));
+  ASSERT_TRUE(sub->Send(NackRequest(sub->deliveries()[0].delivery_id(), "db timeout", "E_DB", 0)));
+  // Attempt 2 of 2: the final one. The client holds it through the grace.
+  ASSERT_TRUE(sub->WaitForDeliveries(2));
+  const v1::Delivery last = sub->deliveries()[1];
+  ASSERT_EQ(last.attempt(), 2u);
+  ASSERT_EQ(last.max_attempts(), 2u);
+  ASSERT_EQ(last.stream(), "deploy.h.retry");
+
+  const int status = daemon_->Terminate();
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  ASSERT_TRUE(sub->WaitFinished());
+  EXPECT_TRUE(sub->drained());
+  EXPECT_EQ(sub->status().error_code(), grpc::StatusCode::UNAVAILABLE);
+  // Not dead-lettered: still pending in the handler's retry group.
+  EXPECT_FALSE(Exists("deploy.h.dlq"));
+  EXPECT_EQ(Pending("deploy.h.retry", "h-retry"), 1);
+
+  auto next = StartDaemon("r2");
+  ASSERT_NE(next, nullptr);
+  auto next_client = Client::Connect(next->address());
+  ASSERT_TRUE(next_client->WaitForConnected(absl::Seconds(10)));
+  auto taker = Subscribe(reg, next_client.get());
+  ASSERT_TRUE(taker->WaitForDeliveries(1));
+  const v1::Delivery again = taker->deliveries()[0];
+  EXPECT_EQ(again.payload(), R"({"order":42})");
+  EXPECT_EQ(again.attempt(), 2u);
+  EXPECT_EQ(again.max_attempts(), 2u);
+  EXPECT_EQ(again.original_entry_id(), ids[0]);
+  EXPECT_EQ(again.stream(), "deploy.h.retry");
+  // The previous error is still the NACK's: the shutdown recorded nothing.
+  EXPECT_EQ(again.previous_error(), "db timeout");
+  EXPECT_EQ(again.previous_error_code(), "E_DB");
+  // The entry delivered carries one failure (the NACK) in its history (read
+  // while it is pending: acknowledged retry entries may be trimmed).
+  const std::vector<StreamEntry> retries = XRange("deploy.h.retry");
+  ASSERT_FALSE(retries.empty());
+  const StreamEntry& delivered = retries.back();
+  EXPECT_EQ(delivered.id, again.entry_id());
+  const json history = ParseJson(FieldOr(delivered, "x-redrive-history"));
+  ASSERT_EQ(history.size(), 1u) << history.dump();
+  EXPECT_EQ(history[0].value("outcome", ""), "nack");
+  ASSERT_TRUE(taker->Ack({again.delivery_id()}));
+  ASSERT_TRUE(WaitFor([&] {
+    return Pending("deploy.h.retry", "h-retry") == 0 && Pending(ch, "h") == 0 &&
+           !Exists("deploy.h.retry.due");
+  }));
+  // Window: nothing else arrives (no duplicate of the handed-back entry).
+  EXPECT_FALSE(taker->WaitForDeliveries(2, absl::Milliseconds(300)));
+  EXPECT_FALSE(Exists("deploy.h.dlq"));
+  EXPECT_THAT(Keys(), ElementsAre("deploy", "deploy.h.retry", "{redrive}:handlers"));
+}
+
+// ---------------------------------------------------------------------------
+// 10. Issue 10 item 10: retry streams grew for ever. Entries every group has
+// acknowledged are trimmed (here with no retention, a sweep a second); an
+// entry still pending is never trimmed.
+
+TEST_F(RetryTest, AcknowledgedRetryEntriesAreTrimmedAndPendingOnesStay) {
+  Boot("r1", {"--retry-retention-ms=0", "--sweep-interval-ms=100"});
+  const std::string ch = "trimmed";
+  const std::string retry = "trimmed.h.retry";
+  constexpr int kMessages = 10000;
+  v1::Register reg = RegisterFor(ch, "h", 1000);
+  reg.set_lease_ms(1000);  // sweep period max(lease, 100 ms) = 1 s
+  SetPolicy(reg, /*max_retries=*/3, /*initial_backoff_ms=*/0, /*multiplier=*/1.0);
+  auto sub = Subscribe(reg);
+  std::vector<std::string> payloads;
+  for (int i = 0; i < kMessages; ++i) payloads.push_back(absl::StrCat("m-", i));
+  std::vector<std::string> ids;
+  for (int first = 0; first < kMessages; first += 1000) {
+    const std::vector<std::string> batch = PublishAll(
+        ch, std::vector<std::string>(payloads.begin() + first, payloads.begin() + first + 1000));
+    ids.insert(ids.end(), batch.begin(), batch.end());
+  }
+  ASSERT_EQ(ids.size(), static_cast<size_t>(kMessages));
+
+  // Every first attempt is NACKed; every retry ACKed, except the last one
+  // to arrive, held (extended) to the end. Retries are read in retry-stream
+  // order, so it is the newest retry entry: MINID can trim exactly the
+  // entries before it.
+  std::map<std::string, std::vector<uint32_t>> attempts;  // payload -> attempts seen
+  std::optional<v1::Delivery> held;
+  size_t seen = 0;
+  int retries = 0;
+  const absl::Time until = absl::Now() + absl::Seconds(120);
+  while (seen < 2u * kMessages && absl::Now() < until) {
+    sub->WaitForDeliveries(seen + 1, absl::Milliseconds(100));
+    const std::vector<v1::Delivery> all = sub->deliveries();
+    v1::SubscribeRequest verbs;
+    for (; seen < all.size(); ++seen) {
+      const v1::Delivery& d = all[seen];
+      attempts[d.payload()].push_back(d.attempt());
+      v1::Verb* v = verbs.mutable_verbs()->add_verbs();
+      v->set_delivery_id(d.delivery_id());
+      if (d.attempt() == 1) {
+        v->mutable_nack()->set_reason("first try fails");
+        v->mutable_nack()->set_delay_ms(0);
+      } else if (++retries == kMessages) {
+        held = d;
+        v->mutable_extend()->set_lease_ms(600000);
+      } else {
+        v->mutable_ack();
+      }
+    }
+    if (verbs.verbs().verbs_size() > 0) {
+      ASSERT_TRUE(sub->Send(verbs));
+    }
+  }
+  ASSERT_EQ(seen, 2u * kMessages);
+  ASSERT_EQ(attempts.size(), static_cast<size_t>(kMessages));
+  for (const auto& [payload, a] : attempts) {
+    ASSERT_THAT(a, ElementsAre(1u, 2u)) << payload;
+  }
+  ASSERT_TRUE(held.has_value());
+  EXPECT_EQ(held->stream(), retry);
+
+  // Everything but the held entry is settled: the retry stream, which
+  // received 10,000 entries, keeps exactly the held one and what came after
+  // it (nothing, unless a redelivery reordered the arrivals), the held one's
+  // bytes intact: a pending entry is never trimmed.
+  auto id_key = [](const std::string& id) {
+    uint64_t ms = 0, seq = 0;
+    const size_t dash = id.find('-');
+    EXPECT_TRUE(absl::SimpleAtoi(id.substr(0, dash), &ms) &&
+                absl::SimpleAtoi(id.substr(dash + 1), &seq))
+        << id;
+    return std::make_pair(ms, seq);
+  };
+  int64_t after_held = 0;
+  for (const v1::Delivery& d : sub->deliveries()) {
+    if (d.attempt() == 2 && id_key(d.entry_id()) > id_key(held->entry_id())) ++after_held;
+  }
+  ASSERT_TRUE(WaitFor([&] { return Pending(retry, "h-retry") == 1 && Pending(ch, "h") == 0; },
+                      absl::Seconds(30)));
+  ASSERT_TRUE(WaitFor([&] { return XLen(retry) == 1 + after_held; }, absl::Seconds(30)))
+      << "XLEN " << XLen(retry) << ", entries after the held one " << after_held;
+  std::vector<StreamEntry> left = XRange(retry);
+  ASSERT_EQ(left.size(), static_cast<size_t>(1 + after_held));
+  EXPECT_EQ(left[0].id, held->entry_id());
+  const DecodedEntry kept = Data(left[0]);
+  EXPECT_EQ(kept.body, held->payload());
+  EXPECT_EQ(HeaderOr(kept.headers, "x-redrive-original-id"), held->original_entry_id());
+  // The main stream is the channel's, never trimmed; nothing dead-lettered.
+  EXPECT_EQ(XLen(ch), kMessages);
+  EXPECT_FALSE(Exists("trimmed.h.dlq"));
+  // Settled at last, it goes too.
+  ASSERT_TRUE(sub->Ack({held->delivery_id()}));
+  ASSERT_TRUE(WaitFor([&] { return XLen(retry) == 0; }, absl::Seconds(30)))
+      << "XLEN " << XLen(retry);
+  EXPECT_THAT(Keys(), ElementsAre("trimmed", "trimmed.h.retry", "{redrive}:handlers"));
 }
 
 }  // namespace

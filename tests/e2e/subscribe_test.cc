@@ -2,7 +2,12 @@
 // redis-server, from C++ (R-B1..R-B10, R-C1, R-C3).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <grpcpp/completion_queue.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/support/byte_buffer.h>
 #include <sys/wait.h>
+
+#include <chrono>
 
 #include <algorithm>
 #include <set>
@@ -34,6 +39,56 @@ using ::testing::HasSubstr;
 using ::testing::UnorderedElementsAreArray;
 
 using ::redrive::testing::RegisterFor;
+
+// Opens Subscribe as a generic (untyped) call, sends `messages` as the
+// client's messages (raw bytes each; after each but the last it waits for one
+// message from the daemon) and reads until the daemon ends the call; its
+// status, and in `responses` how many messages the daemon sent.
+grpc::Status RawSubscribe(const std::shared_ptr<grpc::Channel>& channel,
+                          const std::vector<std::string>& messages, int* responses) {
+  grpc::GenericStub stub(channel);
+  grpc::CompletionQueue cq;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(15));
+  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call =
+      stub.PrepareCall(&ctx, "/redrive.v1.Broker/Subscribe", &cq);
+  auto await = [&cq](intptr_t want) {
+    void* tag = nullptr;
+    bool ok = false;
+    if (!cq.Next(&tag, &ok)) return false;
+    EXPECT_EQ(reinterpret_cast<intptr_t>(tag), want);
+    return ok;
+  };
+  call->StartCall(reinterpret_cast<void*>(1));
+  EXPECT_TRUE(await(1));
+  grpc::ByteBuffer response;
+  *responses = 0;
+  for (size_t i = 0; i < messages.size(); ++i) {
+    grpc::Slice slice(messages[i]);
+    grpc::ByteBuffer request(&slice, 1);
+    call->Write(request, reinterpret_cast<void*>(2));
+    if (!await(2)) break;  // the daemon already ended the call
+    if (i + 1 < messages.size()) {
+      call->Read(&response, reinterpret_cast<void*>(3));
+      if (!await(3)) break;
+      ++*responses;
+    }
+  }
+  while (true) {
+    call->Read(&response, reinterpret_cast<void*>(3));
+    if (!await(3)) break;
+    ++*responses;
+  }
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(4));
+  EXPECT_TRUE(await(4));
+  cq.Shutdown();
+  void* tag = nullptr;
+  bool ok = false;
+  while (cq.Next(&tag, &ok)) {
+  }
+  return status;
+}
 
 class SubscribeTest : public ::testing::Test {
  protected:
@@ -500,6 +555,114 @@ TEST_F(SubscribeTest, LeaseExpiryRedeliversAndExtendPreventsIt) {
   EXPECT_EQ(all[2].previous_error_code(), "LEASE_EXPIRED");
   // The extended one was not redelivered.
   for (size_t i = 2; i < all.size(); ++i) EXPECT_NE(all[i].original_entry_id(), d[1].entry_id());
+}
+
+// Issue 10 item 6: bytes that do not parse as a SubscribeRequest ended the
+// stream with OK and no reply; broker.proto promises INVALID_ARGUMENT.
+TEST_F(SubscribeTest, GarbageFirstMessageIsInvalidArgumentAndDaemonKeepsServing) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      // Field 1 (register), length 5, but one byte follows.
+      {"truncated", std::string("\x0a\x05\x0a", 3)},
+      // A tag with wire type 7 (there is none).
+      {"bad wire type", std::string("\x0f\x01", 2)},
+      // register { channel: "\xff" }: proto3 strings must be UTF-8.
+      {"invalid utf-8", std::string("\x0a\x03\x0a\x01\xff", 5)},
+  };
+  const std::string kMessage =
+      "the client message does not parse as a redrive.v1.SubscribeRequest";
+  for (const auto& [name, bytes] : cases) {
+    int responses = -1;
+    const grpc::Status status = RawSubscribe(client_->channel(), {bytes}, &responses);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+        << name << ": " << status.error_message();
+    EXPECT_EQ(status.error_message(), kMessage) << name;
+    EXPECT_EQ(responses, 0) << name;
+  }
+  // Garbage after a good registration: Registered, then INVALID_ARGUMENT.
+  {
+    v1::SubscribeRequest reg;
+    *reg.mutable_register_() = RegisterFor("orders", "h");
+    int responses = -1;
+    const grpc::Status status = RawSubscribe(
+        client_->channel(), {reg.SerializeAsString(), std::string("\x0f\x01", 2)}, &responses);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+    EXPECT_EQ(status.error_message(), kMessage);
+    EXPECT_EQ(responses, 1);
+  }
+  // The daemon is still serving Subscribe, and nothing stray was created.
+  auto ok = Subscribe(RegisterFor("orders", "after-garbage"));
+  const std::vector<std::string> published = PublishN("orders", 2);
+  ASSERT_TRUE(ok->WaitForDeliveries(2));
+  EXPECT_THAT(ok->payloads(), ElementsAreArray(published));
+  EXPECT_THAT(Keys(), ElementsAre("orders", "{redrive}:handlers"));
+}
+
+// Issue 10 item 8: consumer_label was validated and then ignored.
+TEST_F(SubscribeTest, ConsumerLabelAppearsInTheConsumerNameAndTheReply) {
+  v1::Register reg = RegisterFor("orders", "h", 5);
+  reg.set_consumer_label("web-7f9c");
+  auto sub = Subscribe(reg);
+  EXPECT_EQ(sub->registered().names().consumer(), "h-web-7f9c-a");
+  EXPECT_EQ(sub->registered().instance_id(), "a");
+  const std::vector<std::string> published = PublishN("orders", 3);
+  ASSERT_TRUE(sub->WaitForDeliveries(3));
+  // The consumer Redis knows is exactly that one, holding the three entries.
+  absl::StatusOr<RedisReply> consumers = conn_->Command({"XINFO", "CONSUMERS", "orders", "h"});
+  ASSERT_THAT(consumers, IsOk());
+  std::vector<std::pair<std::string, int64_t>> seen;
+  for (const RedisReply& c : consumers->elements) {
+    std::string name;
+    int64_t pending = -1;
+    for (size_t i = 0; i + 1 < c.elements.size(); i += 2) {
+      if (c.elements[i].str == "name") name = c.elements[i + 1].str;
+      if (c.elements[i].str == "pending") pending = c.elements[i + 1].integer;
+    }
+    seen.emplace_back(name, pending);
+  }
+  EXPECT_THAT(seen, ElementsAre(std::make_pair(std::string("h-web-7f9c-a"), int64_t{3})));
+  // A second stream of the handler here shares that consumer, and says so.
+  v1::Register other = RegisterFor("orders", "h", 5);
+  other.set_consumer_label("web-8");
+  auto second = Subscribe(other);
+  EXPECT_EQ(second->registered().names().consumer(), "h-web-7f9c-a");
+  sub->AckAll();
+  ASSERT_TRUE(WaitFor([&] { return Pending("orders", "h") == 0; }));
+}
+
+// Issue 10 item 9: a registration of a handler with another retry or
+// dead-letter policy was silently accepted (the first policy applied).
+TEST_F(SubscribeTest, RegistrationWithAnotherPolicyIsFailedPreconditionNamingTheField) {
+  v1::Register reg = RegisterFor("orders", "h");
+  reg.mutable_retry_policy()->set_max_retries(5);
+  auto first = Subscribe(reg);
+  v1::Register other = reg;
+  other.mutable_retry_policy()->set_max_retries(3);
+  TestSubscriber refused(client_->broker(), other);
+  ASSERT_TRUE(refused.WaitFinished());
+  EXPECT_EQ(refused.status().error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(refused.status().error_message(),
+            "register.retry_policy.max_retries: 3 differs from the registered 5 (handler 'h' on "
+            "'orders' is registered on this daemon; every registration of a handler must agree)");
+  v1::Register capped = reg;
+  capped.mutable_dead_letter_policy()->set_max_len(10);
+  capped.mutable_dead_letter_policy()->set_overflow(v1::DeadLetterPolicy::OVERFLOW_EVICT_OLDEST);
+  TestSubscriber refused_dlq(client_->broker(), capped);
+  ASSERT_TRUE(refused_dlq.WaitFinished());
+  EXPECT_EQ(refused_dlq.status().error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(refused_dlq.status().error_message(),
+              HasSubstr("register.dead_letter_policy.max_len: 10 differs from the registered 0"));
+  // The same policy joins; both streams share the work.
+  auto same = Subscribe(reg);
+  EXPECT_EQ(same->registered().retry_policy().max_retries(), 5u);
+  const std::vector<std::string> published = PublishN("orders", 4);
+  ASSERT_TRUE(WaitFor([&] { return first->delivery_count() + same->delivery_count() == 4; }));
+  // Once every stream of the handler left, another policy may register.
+  first->CloseWrites();
+  same->CloseWrites();
+  ASSERT_TRUE(first->WaitFinished());
+  ASSERT_TRUE(same->WaitFinished());
+  auto later = Subscribe(other);
+  EXPECT_EQ(later->registered().retry_policy().max_retries(), 3u);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <thread>
+#include <tuple>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -320,6 +321,153 @@ TEST_F(MoveScriptsTest, FallsBackToEvalAfterScriptFlush) {
   absl::StatusOr<RedisReply> exists =
       redis_->Command({"SCRIPT", "EXISTS", ScheduleRetryScript().sha1});
   EXPECT_EQ(exists->elements[0].integer, 1);
+}
+
+// ---------------------------------------------------------------- trimming
+// Issue 10 item 10: retry streams grew for ever.
+
+class TrimRetryTest : public MoveScriptsTest {
+ protected:
+  // Appends entries "<n>-0" for n in first..last to the retry stream.
+  void AddEntries(int first, int last) {
+    std::vector<RedisArgv> commands;
+    std::vector<std::string> ids;
+    ids.reserve(last - first + 1);
+    for (int n = first; n <= last; ++n) ids.push_back(absl::StrCat(n, "-0"));
+    for (const std::string& id : ids) commands.push_back({"XADD", kRetry, id, "__data__", "x"});
+    ASSERT_THAT(redis_->Pipeline(commands), IsOk());
+  }
+  // Reads up to `count` new entries as `group`; acks them unless `keep`.
+  std::vector<std::string> ReadAs(const std::string& group, int count, bool ack = true) {
+    absl::StatusOr<RedisReply> r = redis_->Command({"XREADGROUP", "GROUP", group, "c", "COUNT",
+                                                    absl::StrCat(count), "STREAMS", kRetry, ">"});
+    EXPECT_THAT(r, IsOk());
+    std::vector<std::string> ids;
+    if (!r.ok() || !r->is_array() || r->elements.empty()) return ids;
+    for (const RedisReply& e : r->elements[0].elements[1].elements) ids.push_back(e.elements[0].str);
+    if (ack && !ids.empty()) Ack(group, ids);
+    return ids;
+  }
+  void Ack(const std::string& group, const std::vector<std::string>& ids) {
+    RedisArgv argv = {"XACK", kRetry, group};
+    for (const std::string& id : ids) argv.push_back(id);
+    ASSERT_THAT(redis_->Command(argv), IsOk());
+  }
+  // Runs the script: {removed, minid, capped}.
+  std::tuple<int64_t, std::string, int64_t> Trim(int limit = 10000, int retention_ms = 0) {
+    absl::StatusOr<RedisReply> r = RunScript(*redis_, TrimRetryScript(), {kRetry},
+                                             {absl::StrCat(limit), absl::StrCat(retention_ms)});
+    EXPECT_THAT(r, IsOk());
+    if (!r.ok() || r->elements.size() != 3) return {-1, "", -1};
+    return {r->elements[0].integer, r->elements[1].str, r->elements[2].integer};
+  }
+  int64_t XLen() { return ::redrive::testing::XLenOf(*redis_, kRetry); }
+  std::string FirstId() {
+    std::vector<StreamEntry> all = ::redrive::testing::XRangeAll(*redis_, kRetry);
+    return all.empty() ? "" : all.front().id;
+  }
+};
+
+TEST_F(TrimRetryTest, NeverTrimsAnEntryPendingOrUnreadInAnyGroup) {
+  AddEntries(1, 1000);
+  ASSERT_THAT(redis_->Command({"XGROUP", "CREATE", kRetry, kRetryGroup, "0"}), IsOk());
+  ASSERT_THAT(redis_->Command({"XGROUP", "CREATE", kRetry, "other", "0"}), IsOk());
+  // The retry group read everything and acked all but 500; the other group
+  // read and acked 1..700 and has not read 701..1000.
+  std::vector<std::string> read = ReadAs(kRetryGroup, 1000, /*ack=*/false);
+  ASSERT_EQ(read.size(), 1000u);
+  read.erase(read.begin() + 499);
+  Ack(kRetryGroup, read);
+  ASSERT_EQ(ReadAs("other", 700).size(), 700u);
+
+  // The lowest pending entry (500) bounds it: exactly 1..499 go.
+  EXPECT_EQ(Trim(), std::make_tuple(int64_t{499}, std::string("500-0"), int64_t{0}));
+  EXPECT_EQ(XLen(), 501);
+  EXPECT_EQ(FirstId(), "500-0");
+  // 500 settled: the other group's unread 701.. bound it now.
+  Ack(kRetryGroup, {"500-0"});
+  EXPECT_EQ(Trim(), std::make_tuple(int64_t{201}, std::string("700-1"), int64_t{0}));
+  EXPECT_EQ(XLen(), 300);
+  EXPECT_EQ(FirstId(), "701-0");
+  // Read but pending in the other group: nothing goes.
+  ASSERT_EQ(ReadAs("other", 300, /*ack=*/false).size(), 300u);
+  EXPECT_EQ(Trim(), std::make_tuple(int64_t{0}, std::string("701-0"), int64_t{0}));
+  EXPECT_EQ(XLen(), 300);
+  // Everything settled everywhere: the stream is empty (and still exists).
+  std::vector<std::string> rest;
+  for (int n = 701; n <= 1000; ++n) rest.push_back(absl::StrCat(n, "-0"));
+  Ack("other", rest);
+  EXPECT_EQ(Trim(), std::make_tuple(int64_t{300}, std::string("1000-1"), int64_t{0}));
+  EXPECT_EQ(XLen(), 0);
+  // A new entry no group has read stays.
+  AddEntries(2000, 2000);
+  EXPECT_EQ(Trim(), std::make_tuple(int64_t{0}, std::string("1000-1"), int64_t{0}));
+  EXPECT_EQ(XLen(), 1);
+  EXPECT_THAT(Keys(), ElementsAre(kStream, kRetry));
+}
+
+TEST_F(TrimRetryTest, WithoutGroupsOrStreamNothingIsTrimmed) {
+  EXPECT_EQ(Trim(), std::make_tuple(int64_t{0}, std::string(""), int64_t{0}));
+  AddEntries(1, 10);
+  EXPECT_EQ(Trim(), std::make_tuple(int64_t{0}, std::string(""), int64_t{0}));
+  EXPECT_EQ(XLen(), 10);
+  // A group created at the start that has read nothing keeps everything.
+  ASSERT_THAT(redis_->Command({"XGROUP", "CREATE", kRetry, kRetryGroup, "0"}), IsOk());
+  EXPECT_EQ(Trim(), std::make_tuple(int64_t{0}, std::string("0-1"), int64_t{0}));
+  EXPECT_EQ(XLen(), 10);
+}
+
+TEST_F(TrimRetryTest, EachPassIsBoundedByTheLimit) {
+  AddEntries(1, 1000);
+  ASSERT_THAT(redis_->Command({"XGROUP", "CREATE", kRetry, kRetryGroup, "0"}), IsOk());
+  ASSERT_EQ(ReadAs(kRetryGroup, 1000).size(), 1000u);
+  int64_t total = 0;
+  int passes = 0;
+  while (XLen() > 0 && passes < 50) {
+    const int64_t removed = std::get<0>(Trim(/*limit=*/100));
+    ++passes;
+    // The documented bound: `limit` whole-node entries, then at most 128.
+    EXPECT_GT(removed, 0);
+    EXPECT_LE(removed, 100 + 128);
+    total += removed;
+  }
+  EXPECT_EQ(total, 1000);
+  EXPECT_EQ(XLen(), 0);
+  EXPECT_GE(passes, 5);  // 1000 entries cannot go in fewer passes of <= 228
+}
+
+TEST_F(TrimRetryTest, SequenceNumbersPastDoublePrecisionAreExact) {
+  // The successor of "5-18446744073709551615" is "6-0".
+  ASSERT_THAT(redis_->Command({"XADD", kRetry, "5-18446744073709551614", "f", "v"}), IsOk());
+  ASSERT_THAT(redis_->Command({"XADD", kRetry, "5-18446744073709551615", "f", "v"}), IsOk());
+  ASSERT_THAT(redis_->Command({"XADD", kRetry, "6-0", "f", "v"}), IsOk());
+  ASSERT_THAT(redis_->Command({"XGROUP", "CREATE", kRetry, kRetryGroup, "0"}), IsOk());
+  ASSERT_EQ(ReadAs(kRetryGroup, 1).size(), 1u);
+  EXPECT_EQ(Trim(), std::make_tuple(int64_t{1}, std::string("5-18446744073709551615"),
+                                    int64_t{0}));
+  EXPECT_EQ(FirstId(), "5-18446744073709551615");
+  ASSERT_EQ(ReadAs(kRetryGroup, 1).size(), 1u);
+  EXPECT_EQ(Trim(), std::make_tuple(int64_t{1}, std::string("6-0"), int64_t{0}));
+  EXPECT_EQ(FirstId(), "6-0");
+}
+
+TEST_F(TrimRetryTest, AcknowledgedEntriesYoungerThanTheRetentionStay) {
+  const int64_t now = RedisNowMs();
+  for (int64_t ms : {now - 30000, now - 29000, now - 28000, now + 1000, now + 2000}) {
+    ASSERT_THAT(redis_->Command({"XADD", kRetry, absl::StrCat(ms, "-0"), "f", "v"}), IsOk());
+  }
+  ASSERT_THAT(redis_->Command({"XGROUP", "CREATE", kRetry, kRetryGroup, "0"}), IsOk());
+  ASSERT_EQ(ReadAs(kRetryGroup, 5).size(), 5u);
+  // 10 s of retention: the three entries 28..30 s old go, the rest stay
+  // (capped: they go later).
+  auto [removed, minid, capped] = Trim(10000, /*retention_ms=*/10000);
+  EXPECT_EQ(removed, 3);
+  EXPECT_EQ(capped, 1);
+  EXPECT_EQ(XLen(), 2);
+  EXPECT_EQ(FirstId(), absl::StrCat(now + 1000, "-0"));
+  // A day of retention keeps them all.
+  EXPECT_EQ(std::get<0>(Trim(10000, 86400000)), 0);
+  EXPECT_EQ(XLen(), 2);
 }
 
 }  // namespace
