@@ -240,7 +240,7 @@ const std::vector<OptionSpec>& Options() {
          return absl::OkStatus();
        }},
       {"broker-auth", "none",
-       "Broker protection: 'none' (Publish and Subscribe are open to whoever "
+       "Broker protection: 'none' (Publish, Subscribe and Tail are open to whoever "
        "reaches the listener: a Unix socket or loopback in the pod) or 'token' "
        "(they need 'authorization: Bearer <token>', the token from "
        "--broker-token-file or REDRIVE_BROKER_TOKEN).",

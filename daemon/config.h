@@ -76,7 +76,7 @@ struct Config {
   bool admin_auth_disabled = false;
   std::string admin_token;
   std::string admin_token_file;
-  // Broker protection (--broker-auth=token): Publish and Subscribe need the
+  // Broker protection (--broker-auth=token): Publish, Subscribe and Tail need the
   // bearer token from --broker-token-file or REDRIVE_BROKER_TOKEN.
   bool broker_auth = false;
   std::string broker_token;
