@@ -46,6 +46,15 @@ std::unique_ptr<DaemonProcess> StartDaemon(const TestRedisServer& redis,
   return DaemonProcess::Start(std::move(o));
 }
 
+// NAME=VALUE for a sanitizer runtime variable (ASAN_OPTIONS, UBSAN_OPTIONS):
+// this process's value with `extra` appended, so the daemon keeps the options
+// scripts/test.sh sets and gets `extra` on top.
+std::string SanitizerOptions(const char* name, absl::string_view extra) {
+  const char* inherited = std::getenv(name);
+  if (inherited == nullptr || *inherited == '\0') return absl::StrCat(name, "=", extra);
+  return absl::StrCat(name, "=", inherited, ":", extra);
+}
+
 bool ServingIs(Client& client, const std::string& service, bool expected) {
   absl::StatusOr<bool> s = client.Serving(service);
   return s.ok() && *s == expected;
@@ -135,6 +144,12 @@ TEST(ListenerTest, KeepsAcceptingAfterDescriptorExhaustion) {
   o.nofile_soft = 64;
   o.nofile_hard = 64;
   o.extra_args = {"--health-listen=127.0.0.1:0", "--liveness-stall-ms=1000"};
+  // In sanitizer builds: UBSan probes memory through a pipe before it trusts
+  // a vptr, so while every descriptor is taken its vptr checks fail on any
+  // polymorphic object gRPC frees (a false "invalid vptr" report). Such
+  // reports must not end the daemon here; the log is checked below for any
+  // other kind.
+  o.env = {SanitizerOptions("UBSAN_OPTIONS", "halt_on_error=0")};
   auto daemon = StartDaemon(*redis, o);
   ASSERT_NE(daemon, nullptr);
   auto before = Client::Connect(daemon->address());
@@ -173,6 +188,12 @@ TEST(ListenerTest, KeepsAcceptingAfterDescriptorExhaustion) {
   ASSERT_TRUE(WaitFor([&] { return ServingIs(*probe, "liveness", true); }));
   auto conn = redis->Connect();
   EXPECT_EQ(conn->Command({"XLEN", "orders"})->integer, 10);
+  for (absl::string_view line : absl::StrSplit(daemon->Log(), '\n')) {
+    if (!absl::StrContains(line, "runtime error:")) continue;
+    EXPECT_THAT(std::string(line),
+                HasSubstr("does not point to an object of type '_Sp_counted_base'"))
+        << "an undefined-behaviour report other than the descriptor-exhaustion one";
+  }
 }
 
 // 4 × 250 MB Publish requests at once: refused, and the daemon's peak RSS
@@ -180,7 +201,11 @@ TEST(ListenerTest, KeepsAcceptingAfterDescriptorExhaustion) {
 TEST(ListenerTest, HugeConcurrentRequestsAreRefusedWithinBoundedMemory) {
   auto redis = TestRedisServer::Start();
   ASSERT_NE(redis, nullptr);
-  auto daemon = StartDaemon(*redis);
+  DaemonProcess::Options o;
+  // ASan keeps up to 256 MB of freed blocks in quarantine (resident); 16 MB
+  // keeps the sanitizer build's figure about the daemon's own peak.
+  o.env = {SanitizerOptions("ASAN_OPTIONS", "quarantine_size_mb=16")};
+  auto daemon = StartDaemon(*redis, o);
   ASSERT_NE(daemon, nullptr);
   const std::string payload(250u << 20, 'x');
   std::vector<absl::Status> results(4);
@@ -207,8 +232,8 @@ TEST(ListenerTest, HugeConcurrentRequestsAreRefusedWithinBoundedMemory) {
   const int64_t peak_kb = ProcStatusKb(daemon->pid(), "VmHWM");
   ASSERT_GT(peak_kb, 0);
 #if defined(__SANITIZE_ADDRESS__)
-  // AddressSanitizer adds shadow memory and a quarantine of freed blocks.
-  constexpr int64_t kLimitKb = 512 << 10;
+  // AddressSanitizer adds shadow memory (1/8), redzones and the quarantine.
+  constexpr int64_t kLimitKb = 384 << 10;
 #else
   constexpr int64_t kLimitKb = 256 << 10;
 #endif

@@ -40,9 +40,19 @@ std::unique_ptr<DaemonProcess> DaemonProcess::Start(Options options) {
   args.push_back(options.redis_url.empty() ? "--redis-url=embedded"
                                            : "--redis-url=" + options.redis_url);
   args.insert(args.end(), options.extra_args.begin(), options.extra_args.end());
+  // The test's environment without REDRIVE_* and without the variables
+  // options.env sets (getenv returns the first of two equal names).
+  auto overridden = [&options](absl::string_view entry) {
+    const absl::string_view name = entry.substr(0, entry.find('='));
+    for (const std::string& e : options.env) {
+      if (absl::string_view(e).substr(0, e.find('=')) == name) return true;
+    }
+    return false;
+  };
   std::vector<std::string> env;
   for (char** e = environ; *e != nullptr; ++e) {
-    if (absl::string_view(*e).rfind("REDRIVE_", 0) != 0) env.emplace_back(*e);
+    const absl::string_view entry(*e);
+    if (entry.rfind("REDRIVE_", 0) != 0 && !overridden(entry)) env.emplace_back(entry);
   }
   env.insert(env.end(), options.env.begin(), options.env.end());
 

@@ -25,7 +25,7 @@ class DaemonProcess {
     // "" = embedded Redis.
     std::string redis_url;
     std::vector<std::string> extra_args;
-    // Extra environment, NAME=VALUE.
+    // Extra environment, NAME=VALUE; replaces an inherited variable of that name.
     std::vector<std::string> env;
     bool unix_socket = false;
     // RLIMIT_NOFILE (soft, hard) for the daemon; 0 = inherited.
