@@ -12,6 +12,7 @@
 #include "absl/time/time.h"
 #include "daemon/keys.h"
 #include "daemon/move_scripts.h"
+#include "daemon/script_results.h"
 #include "daemon/retry_fields.h"
 #include "daemon/retry_metadata.h"
 #include "nlohmann/json.hpp"
@@ -529,13 +530,14 @@ absl::StatusOr<uint64_t> PurgeDeadLetters(RedisCommander& redis, const std::stri
   absl::StatusOr<RedisReply> r =
       RunScript(redis, PurgeScript(), {dlq}, {absl::StrCat(expected_count)});
   if (!r.ok()) return r.status();
-  if (r->is_array() && r->elements.size() == 2 && r->elements[0].integer == -1) {
+  absl::StatusOr<PurgeResult> purged = DecodePurge(*r);
+  if (!purged.ok()) return purged.status();
+  if (purged->kind == PurgeResult::Kind::kCountMismatch) {
     return absl::FailedPreconditionError(
-        absl::StrCat("the DLQ holds ", r->elements[1].integer, " dead letters, not ",
-                     expected_count, "; nothing was deleted"));
+        absl::StrCat("the DLQ holds ", purged->count, " dead letters, not ", expected_count,
+                     "; nothing was deleted"));
   }
-  if (!r->is_integer()) return absl::InternalError("unexpected purge reply");
-  return static_cast<uint64_t>(r->integer);
+  return static_cast<uint64_t>(purged->count);
 }
 
 }  // namespace redrive

@@ -10,6 +10,7 @@
 #include "daemon/backoff.h"
 #include "daemon/dispatcher.h"
 #include "daemon/move_scripts.h"
+#include "daemon/script_results.h"
 
 namespace redrive {
 namespace {
@@ -28,6 +29,14 @@ std::string ReplyText(const absl::StatusOr<RedisReply>& r) {
 }
 
 bool IsScriptError(const absl::StatusOr<RedisReply>& r) { return !r.ok() || r->is_error(); }
+
+// A script's reply through its decoder (script_results.h); a transport or
+// Redis error becomes the status.
+template <typename Decoder>
+auto Decode(const absl::StatusOr<RedisReply>& r, Decoder decode) -> decltype(decode(*r)) {
+  if (IsScriptError(r)) return absl::UnavailableError(ReplyText(r));
+  return decode(*r);
+}
 
 }  // namespace
 
@@ -102,21 +111,23 @@ void Dispatcher::Schedule(const std::shared_ptr<const SubscriptionSpec>& spec,
              Guard([this, key, source, id, now_due = delay <= absl::ZeroDuration()](
                        absl::StatusOr<RedisReply> r) {
                Handler* hh = FindHandler(key);
-               if (IsScriptError(r)) {
+               absl::StatusOr<ScheduleRetryResult> result = Decode(r, DecodeScheduleRetry);
+               if (!result.ok()) {
                  // Still pending under our consumer: the sweep fails it
                  // again once it has been idle for a lease.
                  ++stats_.redis_errors;
-                 spdlog::warn("scheduling the retry of entry {} failed: {}", id, ReplyText(r));
+                 spdlog::warn("scheduling the retry of entry {} failed: {}", id,
+                              std::string(result.status().message()));
                  if (hh != nullptr) {
                    Source& s = hh->sources[source];
                    s.next_sweep = std::min(s.next_sweep, options_.now() + hh->spec.lease);
                  }
-               } else if (r->integer == 0) {
+               } else if (result->kind == ScheduleRetryResult::Kind::kNotOwner) {
                  spdlog::debug("entry {} was no longer ours to schedule", id);
                } else if (hh != nullptr) {
                  // The due time is on Redis's clock; ours only decides when
                  // to look (the move script refuses anything early).
-                 hh->next_due = std::min(hh->next_due, absl::FromUnixMillis(r->integer));
+                 hh->next_due = std::min(hh->next_due, result->due);
                  // Due already (a disconnect, no backoff): move it now
                  // rather than on the next tick.
                  if (now_due && !draining_) MoveDue(*hh);
@@ -196,26 +207,26 @@ void Dispatcher::DeadLetter(const std::shared_ptr<const SubscriptionSpec>& spec,
       Guard([this, spec, id = entry.id, reason, attempts = failure.attempt,
              done = std::move(done)](absl::StatusOr<RedisReply> r) {
         DeadOutcome outcome = DeadOutcome::kGone;
-        if (IsScriptError(r)) {
+        absl::StatusOr<DeadLetterResult> result = Decode(r, DecodeDeadLetter);
+        if (!result.ok()) {
           outcome = DeadOutcome::kFailed;
           ++stats_.redis_errors;
           spdlog::warn("dead-lettering entry {} of handler '{}' failed: {}", id,
-                       spec->handler_id, ReplyText(r));
-        } else if (r->is_array() && r->elements.size() == 2) {
+                       spec->handler_id, std::string(result.status().message()));
+        } else if (result->kind == DeadLetterResult::Kind::kDeadLettered) {
           outcome = DeadOutcome::kMoved;
           ++stats_.dead_letters;
           summary_.DeadLettered(spec->channel, spec->handler_id, reason);
           spdlog::debug("entry {} of '{}' dead-lettered for handler '{}' as {} after {} attempts "
                         "(DLQ entry {})",
-                        id, spec->channel, spec->handler_id, reason, attempts,
-                        r->elements[0].str);
-          if (r->elements[1].integer > 0) {
-            stats_.dlq_evictions += static_cast<uint64_t>(r->elements[1].integer);
+                        id, spec->channel, spec->handler_id, reason, attempts, result->dlq_id);
+          if (result->evicted > 0) {
+            stats_.dlq_evictions += static_cast<uint64_t>(result->evicted);
             spdlog::warn("DLQ '{}' is at its cap of {}: evicted the {} oldest dead letters",
                          spec->keys.dlq_stream, spec->dead_letter_policy.max_len(),
-                         r->elements[1].integer);
+                         result->evicted);
           }
-        } else if (r->integer == -2) {
+        } else if (result->kind == DeadLetterResult::Kind::kHeld) {
           outcome = DeadOutcome::kHeld;
           ++stats_.dlq_held;
           spdlog::warn("DLQ '{}' is full (cap {}, overflow hold): entry {} stays pending and is "
@@ -413,19 +424,20 @@ void Dispatcher::MoveOne(const HandlerRef& key, const std::shared_ptr<const Subs
                    std::move(args),
                    Guard([this, key, source, id = member.entry_id,
                           done](absl::StatusOr<RedisReply> r2) {
-                     if (IsScriptError(r2)) {
+                     absl::StatusOr<MoveDueResult> result = Decode(r2, DecodeMoveDue);
+                     if (!result.ok()) {
                        ++stats_.redis_errors;
                        spdlog::warn("moving entry {} to its retry stream failed: {}", id,
-                                    ReplyText(r2));
+                                    std::string(result.status().message()));
                        if (Handler* h = FindHandler(key)) {
                          h->next_due = std::min(h->next_due, options_.now() + options_.error_backoff);
                        }
-                     } else if (r2->is_integer() && r2->integer == -3) {
+                     } else if (result->kind == MoveDueResult::Kind::kNotDue) {
                        // Not due on Redis's clock yet (ours runs ahead).
                        if (Handler* h = FindHandler(key)) {
                          h->next_due = std::min(h->next_due, options_.now() + options_.tick);
                        }
-                     } else if (r2->is_string()) {
+                     } else if (result->kind == MoveDueResult::Kind::kMoved) {
                        ++stats_.retries_moved;
                        if (Handler* h = FindHandler(key)) {
                          if (source == kRetry) h->sources[kRetry].trim_wanted = true;

@@ -6,67 +6,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "daemon/move_scripts.h"
+#include "daemon/script_results.h"
 
 namespace redrive {
 namespace {
-
-// KEYS: channel stream, retry stream, due zset, dlq
-// ARGV: group, retry group, force ("1" | "0"), expected retry entries,
-//       expected dead letters
-// Returns {status, retry entries, dead letters, group destroyed (0/1),
-// retry group existed (0/1), deleted key, ...}; status 1 = deleted,
-// -1 = entries remain (no force), -2 = force with other counts. Nothing
-// changes unless status is 1.
-constexpr char kDeleteHandler[] = R"lua(
-local function group_of(stream, name)
-  if redis.call('TYPE', stream)['ok'] ~= 'stream' then return nil end
-  for _, g in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
-    local f = {}
-    for i = 1, #g, 2 do f[g[i]] = g[i + 1] end
-    if f['name'] == name then return f end
-  end
-  return nil
-end
-local main = group_of(KEYS[1], ARGV[1])
-local retry = group_of(KEYS[2], ARGV[2])
-local entries = 0
-if main then entries = entries + main['pending'] end
-if retry then
-  entries = entries + retry['pending']
-  local lag = retry['lag']
-  if type(lag) ~= 'number' then
-    lag = #redis.call('XRANGE', KEYS[2], '(' .. retry['last-delivered-id'], '+')
-  end
-  entries = entries + lag
-elseif redis.call('TYPE', KEYS[2])['ok'] == 'stream' then
-  entries = entries + redis.call('XLEN', KEYS[2])
-end
-local dead = 0
-if redis.call('TYPE', KEYS[4])['ok'] == 'stream' then dead = redis.call('XLEN', KEYS[4]) end
-if ARGV[3] == '1' then
-  if entries ~= tonumber(ARGV[4]) or dead ~= tonumber(ARGV[5]) then
-    return {-2, entries, dead}
-  end
-elseif entries > 0 or dead > 0 then
-  return {-1, entries, dead}
-end
-local destroyed = 0
-if main then destroyed = redis.call('XGROUP', 'DESTROY', KEYS[1], ARGV[1]) end
-local out = {1, entries, dead, destroyed, retry and 1 or 0}
-for i = 2, 4 do
-  if redis.call('DEL', KEYS[i]) == 1 then out[#out + 1] = KEYS[i] end
-end
-return out
-)lua";
-
-const LuaScript& DeleteHandlerScript() {
-  static const auto* script = [] {
-    auto* s = new LuaScript{"delete_handler", kDeleteHandler, ""};
-    s->sha1 = Sha1Hex(s->source);
-    return s;
-  }();
-  return *script;
-}
 
 std::string Describe(const v1::HandlerRef& h) {
   return absl::StrCat("handler '", h.handler_id(), "' on channel '", h.channel(), "'");
@@ -138,38 +81,35 @@ absl::StatusOr<v1::DeleteHandlerResponse> DeleteHandler(RedisCommander& redis,
                  absl::StrCat(request.expected_retry_entries()),
                  absl::StrCat(request.expected_dead_letters())});
   if (!r.ok()) return r.status();
-  const std::vector<RedisReply>& e = r->elements;
-  if (!r->is_array() || e.size() < 3 || !e[0].is_integer() || !e[1].is_integer() ||
-      !e[2].is_integer()) {
-    return absl::InternalError("unexpected delete_handler reply");
-  }
-  const int64_t entries = e[1].integer;
-  const int64_t dead = e[2].integer;
-  if (e[0].integer == -1) {
+  absl::StatusOr<DeleteHandlerResult> deleted = DecodeDeleteHandler(*r);
+  if (!deleted.ok()) return deleted.status();
+  const int64_t entries = deleted->retry_entries;
+  const int64_t dead = deleted->dead_letters;
+  if (deleted->kind == DeleteHandlerResult::Kind::kEntriesRemain) {
     return absl::FailedPreconditionError(
         absl::StrCat(Describe(h), " holds ", entries, " retry entries and ", dead,
                      " dead letters; nothing was deleted (to discard them: force with "
                      "expected_retry_entries=",
                      entries, " expected_dead_letters=", dead, ")"));
   }
-  if (e[0].integer == -2) {
+  if (deleted->kind == DeleteHandlerResult::Kind::kCountMismatch) {
     return absl::FailedPreconditionError(
         absl::StrCat(Describe(h), " holds ", entries, " retry entries and ", dead,
                      " dead letters, not ", request.expected_retry_entries(), " and ",
                      request.expected_dead_letters(), "; nothing was deleted"));
   }
-  if (e[0].integer != 1 || e.size() < 5)
-    return absl::InternalError("unexpected delete_handler reply");
 
   v1::DeleteHandlerResponse out;
   *out.mutable_handler() = h;
   out.set_retry_entries(static_cast<uint64_t>(entries));
   out.set_dead_letters(static_cast<uint64_t>(dead));
-  if (e[3].integer == 1) out.add_destroyed_groups(absl::StrCat(keys.stream, " ", keys.group));
-  if (e[4].integer == 1) {
+  if (deleted->group_destroyed) {
+    out.add_destroyed_groups(absl::StrCat(keys.stream, " ", keys.group));
+  }
+  if (deleted->retry_group_existed) {
     out.add_destroyed_groups(absl::StrCat(keys.retry_stream, " ", keys.retry_group));
   }
-  for (size_t i = 5; i < e.size(); ++i) out.add_deleted_keys(e[i].str);
+  for (const std::string& key : deleted->deleted_keys) out.add_deleted_keys(key);
 
   // The {redrive} keys: registration, presence fields, pause flag.
   const std::string field = RegistryField(h.channel(), h.handler_id());

@@ -10,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "daemon/dead_letters.h"
 #include "daemon/move_scripts.h"
+#include "daemon/script_results.h"
 #include "daemon/stream_entry.h"
 
 namespace redrive {
@@ -73,7 +74,7 @@ v1::RedriveJob JobOf(const std::string& id, const Hash& h) {
   return job;
 }
 
-absl::StatusOr<int64_t> Transition(RedisCommander& redis, const std::string& job_id,
+absl::StatusOr<JobTransitionResult> Transition(RedisCommander& redis, const std::string& job_id,
                                    const std::string& op, const std::string& owner,
                                    const std::string& arg, const std::string& error,
                                    absl::Duration expire) {
@@ -81,8 +82,7 @@ absl::StatusOr<int64_t> Transition(RedisCommander& redis, const std::string& job
       redis, JobTransitionScript(), {RedriveJobKey(job_id), RedriveJobIdsKey(job_id)},
       {op, owner, arg, error, absl::StrCat(absl::ToInt64Milliseconds(expire))});
   if (!r.ok()) return r.status();
-  if (!r->is_integer()) return absl::InternalError("unexpected job transition reply");
-  return r->integer;
+  return DecodeJobTransition(*r);
 }
 
 }  // namespace
@@ -216,13 +216,13 @@ absl::StatusOr<v1::RedriveJob> RedriveJobs::Get(RedisCommander& redis, const std
 
 absl::StatusOr<v1::RedriveJob> RedriveJobs::Cancel(RedisCommander& redis,
                                                    const std::string& job_id) {
-  absl::StatusOr<int64_t> r =
+  absl::StatusOr<JobTransitionResult> r =
       Transition(redis, job_id, "cancel", owner_, "", "", options_.retention);
   if (!r.ok()) return r.status();
-  if (*r == -1) return absl::NotFoundError(absl::StrCat("no redrive job ", job_id));
+  if (*r == JobTransitionResult::kNoSuchJob) return absl::NotFoundError(absl::StrCat("no redrive job ", job_id));
   absl::StatusOr<v1::RedriveJob> job = Get(redis, job_id);
   if (!job.ok()) return job.status();
-  if (*r == 0) {
+  if (*r == JobTransitionResult::kNotApplicable) {
     return absl::FailedPreconditionError(absl::StrCat(
         "redrive job ", job_id, " already ended (", v1::RedriveJob::State_Name(job->state()), ")"));
   }
@@ -256,9 +256,9 @@ void RedriveJobs::Run(std::string job_id, std::string owner) {
   uint64_t paced = 0;
   absl::Time last_beat = absl::Now();
   auto finish = [&](const std::string& state, const std::string& error) {
-    absl::StatusOr<int64_t> r =
+    absl::StatusOr<JobTransitionResult> r =
         Transition(redis, job_id, "finish", owner, state, error, options_.retention);
-    if (r.ok() && *r == 1) {
+    if (r.ok() && *r == JobTransitionResult::kDone) {
       absl::StatusOr<Hash> end = ReadHash(redis, key);
       if (end.ok()) {
         spdlog::info("redrive job {} {}: moved {}, skipped {}, failed {}", job_id, state,
@@ -298,9 +298,9 @@ void RedriveJobs::Run(std::string job_id, std::string owner) {
         // Long waits (slow rates) keep the job's heartbeat fresh.
         if (!SleepUntil(std::min(due, last_beat + options_.heartbeat))) return;
         if (absl::Now() - last_beat >= options_.heartbeat) {
-          absl::StatusOr<int64_t> beat =
+          absl::StatusOr<JobTransitionResult> beat =
               Transition(redis, job_id, "heartbeat", owner, "", "", options_.retention);
-          if (beat.ok() && *beat != 1) return;  // cancelled or taken over
+          if (beat.ok() && *beat != JobTransitionResult::kDone) return;  // cancelled or taken over
           last_beat = absl::Now();
         }
       }
@@ -371,14 +371,20 @@ void RedriveJobs::Run(std::string job_id, std::string owner) {
         finish("FAILED", std::string(r.status().message()));
         return;
       }
-      if (r->is_integer() && r->integer == -3) {
+      absl::StatusOr<RedriveStepResult> step = DecodeRedriveStep(*r);
+      if (!step.ok()) {
+        finish("FAILED", std::string(step.status().message()));
+        return;
+      }
+      if (step->kind == RedriveStepResult::Kind::kTargetNotStream) {
         finish("FAILED", absl::StrCat("target key '", target, "' is not a stream"));
         return;
       }
-      if (r->is_integer() && r->integer < 0) {
+      if (step->kind != RedriveStepResult::Kind::kStepped) {
         spdlog::info("redrive job {}: stopped here ({})", job_id,
-                     r->integer == -1 ? "cancelled, or resumed by another daemon"
-                                      : "another daemon moved its cursor");
+                     step->kind == RedriveStepResult::Kind::kNotOwner
+                         ? "cancelled, or resumed by another daemon"
+                         : "another daemon moved its cursor");
         return;
       }
       stepped = true;
@@ -424,13 +430,14 @@ void RedriveJobs::ResumeStale(RedisCommander& redis) {
         continue;
       }
     }
-    absl::StatusOr<int64_t> claimed =
+    absl::StatusOr<JobTransitionResult> claimed =
         Transition(redis, job_id, "claim", owner_,
                    absl::StrCat(absl::ToInt64Milliseconds(options_.takeover_after)), "",
                    options_.retention);
-    if (!claimed.ok() || *claimed != 1) {
+    if (!claimed.ok() || *claimed != JobTransitionResult::kDone) {
       spdlog::debug("redrive job {}: not claimed ({})", job_id,
-                    claimed.ok() ? absl::StrCat(*claimed) : std::string(claimed.status().message()));
+                    claimed.ok() ? "its owner is alive or it ended"
+                                 : std::string(claimed.status().message()));
       continue;
     }
     spdlog::info("redrive job {}: resumed here (its daemon stopped)", job_id);

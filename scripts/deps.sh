@@ -9,7 +9,7 @@ PACKAGES=(
   g++ cmake ninja-build ccache pkg-config clang libclang-rt-14-dev
   # libraries (see README "Dependencies")
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
-  libabsl-dev libhiredis-dev libevent-dev nlohmann-json3-dev libspdlog-dev libssl-dev
+  libabsl-dev libhiredis-dev libevent-dev nlohmann-json3-dev libspdlog-dev
   # tests
   libgtest-dev libgmock-dev redis-server python3-grpcio python3-protobuf python3-pytest
 )

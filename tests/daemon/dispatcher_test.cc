@@ -1464,7 +1464,7 @@ TEST_F(DispatcherTest, RetryStreamIsTrimmedFromItsSweepOnlyWhileThereIsWork) {
   std::vector<Command> calls = ScriptCalls(TrimRetryScript());
   ASSERT_EQ(calls.size(), 1u);
   // EVALSHA sha 1 <retry stream> <limit> <retention ms>
-  EXPECT_EQ(calls[0], (Command{"EVALSHA", TrimRetryScript().sha1, "1", "orders.billing.retry",
+  EXPECT_EQ(calls[0], (Command{"EVALSHA", std::string(TrimRetryScript().sha1), "1", "orders.billing.retry",
                                "10000", "60000"}));
   EXPECT_EQ(Stats().retry_trimmed, 120u);
   // It removed something: the next sweep goes on.

@@ -4,9 +4,14 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <thread>
 #include <tuple>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -88,13 +93,28 @@ class MoveScriptsTest : public ::testing::Test {
   std::unique_ptr<RedisConnection> redis_;
 };
 
-TEST_F(MoveScriptsTest, ScriptNamesAreTheirSha1) {
-  EXPECT_EQ(Sha1Hex(""), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
-  for (const LuaScript* s : {&ScheduleRetryScript(), &MoveDueScript(), &DeadLetterScript()}) {
-    absl::StatusOr<RedisReply> loaded = redis_->Command({"SCRIPT", "LOAD", s->source});
-    ASSERT_THAT(loaded, IsOk());
-    EXPECT_EQ(loaded->str, s->sha1) << s->name;
+// Every file of daemon/lua/ is embedded, under its file name, and the SHA-1
+// CMake computed is the name Redis gives the script (SCRIPT LOAD).
+TEST_F(MoveScriptsTest, EveryLuaFileIsEmbeddedUnderTheNameRedisGivesIt) {
+  std::vector<std::string> files;
+  for (const auto& e : std::filesystem::directory_iterator(REDRIVE_LUA_DIR)) {
+    if (e.path().extension() == ".lua") files.push_back(e.path().stem().string());
   }
+  std::sort(files.begin(), files.end());
+  std::vector<std::string> embedded;
+  for (const EmbeddedLua& s : EmbeddedLuaScripts()) {
+    embedded.emplace_back(s.name);
+    std::ifstream in(absl::StrCat(REDRIVE_LUA_DIR, "/", s.name, ".lua"), std::ios::binary);
+    std::stringstream bytes;
+    bytes << in.rdbuf();
+    EXPECT_EQ(bytes.str(), s.source) << s.name;
+    absl::StatusOr<RedisReply> loaded = redis_->Command({"SCRIPT", "LOAD", s.source});
+    ASSERT_THAT(loaded, IsOk());
+    EXPECT_EQ(loaded->str, s.sha1) << s.name;
+  }
+  EXPECT_EQ(embedded, files);
+  EXPECT_EQ(files.size(), 11u);
+  EXPECT_EQ(&LuaScriptNamed("move_due"), &MoveDueScript());
 }
 
 TEST_F(MoveScriptsTest, ScheduleHandsTheEntryToTheScheduledConsumerOnlyForItsOwner) {
