@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "daemon/move_scripts.h"
 
 namespace redrive {
 
@@ -13,7 +14,8 @@ DeliveryEngine::DeliveryEngine(Options options) : loop_(std::make_unique<EventLo
       absl::StrAppend(&commands.client_name, "-deliver");
       absl::StrAppend(&blocking.client_name, "-notify");
     }
-    commands_ = std::make_unique<HiredisAsync>(*loop_, commands);
+    commands_ = std::make_unique<HiredisAsync>(*loop_, commands,
+                                               [this] { LoadScripts(*commands_); });
     blocking_ = std::make_unique<HiredisAsync>(*loop_, blocking, [this] {
       if (notifier_ != nullptr) notifier_->OnBlockingConnected(blocking_->client_id());
     });

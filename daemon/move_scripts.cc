@@ -1,5 +1,7 @@
 #include "daemon/move_scripts.h"
 
+#include <spdlog/spdlog.h>
+
 #include <memory>
 #include <tuple>
 
@@ -19,6 +21,18 @@ const LuaScript& RedriveStepScript() { return LuaScriptNamed("redrive_step"); }
 const LuaScript& JobTransitionScript() { return LuaScriptNamed("job_transition"); }
 const LuaScript& LegacyMoveScript() { return LuaScriptNamed("legacy_move"); }
 const LuaScript& DeleteHandlerScript() { return LuaScriptNamed("delete_handler"); }
+
+void LoadScripts(AsyncCommander& redis) {
+  for (const EmbeddedLua& script : EmbeddedLuaScripts()) {
+    redis.Send({"SCRIPT", "LOAD", script.source},
+               [name = std::string(script.name)](absl::StatusOr<RedisReply> r) {
+                 if (!r.ok() || r->is_error()) {
+                   spdlog::warn("loading Lua script {} failed: {}", name,
+                                r.ok() ? r->str : std::string(r.status().message()));
+                 }
+               });
+  }
+}
 
 void SendScript(AsyncCommander& redis, const LuaScript& script, std::vector<std::string> keys,
                 std::vector<std::string> args, AsyncCallback done) {

@@ -53,6 +53,14 @@ const LuaScript& LegacyMoveScript();
 // delete_handler: retires a handler's keys (Admin.DeleteHandler).
 const LuaScript& DeleteHandlerScript();
 
+// Sends SCRIPT LOAD for every embedded script on `redis`; run on every
+// (re)connect of an async connection before it carries EVALSHAs. Without it
+// the first EVALSHA of each script after a Redis start meets NOSCRIPT, and
+// its EVAL goes out behind commands queued meanwhile, so two steps sent in
+// one order could run in the other (dead letters of one batch landing out of
+// order). Failures are logged; SendScript's EVAL fallback still applies.
+void LoadScripts(AsyncCommander& redis);
+
 // Sends `script` on an async connection with EVALSHA, falling back to EVAL on
 // NOSCRIPT; `done` gets the final reply. `redis` must outlive the call.
 void SendScript(AsyncCommander& redis, const LuaScript& script, std::vector<std::string> keys,

@@ -22,6 +22,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "daemon/lua_scripts.h"
 #include "redrive/client.h"
 #include "tests/testing/daemon_process.h"
 #include "tests/testing/redis_server.h"
@@ -315,6 +316,36 @@ TEST(HealthTest, LivenessStaysServingWhileRedisIsDownReadinessDoesNot) {
   ASSERT_TRUE(redis->Restart());
   ASSERT_TRUE(WaitFor([&] { return ServingIs(*probe, "readiness", true); }));
   EXPECT_TRUE(ServingIs(*probe, "liveness", true));
+}
+
+// Every script is in Redis's cache as soon as the delivery connection is up,
+// and again after a Redis restart emptied the cache: the first EVALSHAs
+// never meet NOSCRIPT, whose EVAL fallback would run behind later commands
+// (dead letters of one batch landed out of order that way).
+TEST(ScriptCacheTest, ScriptsAreLoadedOnEveryConnectOfTheDeliveryConnection) {
+  auto redis = TestRedisServer::Start();
+  ASSERT_NE(redis, nullptr);
+  auto daemon = StartDaemon(*redis);
+  ASSERT_NE(daemon, nullptr);
+  auto all_cached = [&] {
+    auto conn = redis->Connect();
+    if (conn == nullptr) return false;
+    RedisArgv argv = {"SCRIPT", "EXISTS"};
+    for (const EmbeddedLua& s : EmbeddedLuaScripts()) argv.push_back(s.sha1);
+    absl::StatusOr<RedisReply> r = conn->Command(argv);
+    if (!r.ok() || !r->is_array() || r->elements.size() != EmbeddedLuaScripts().size()) {
+      return false;
+    }
+    for (const RedisReply& e : r->elements) {
+      if (e.integer != 1) return false;
+    }
+    return true;
+  };
+  EXPECT_TRUE(WaitFor(all_cached));
+  // A restarted Redis starts with an empty script cache (nothing persisted
+  // here); the daemon's reconnect loads them again.
+  ASSERT_TRUE(redis->Restart());
+  EXPECT_TRUE(WaitFor(all_cached));
 }
 
 TEST(BrokerAuthTest, PublishSubscribeAndTailNeedTheBrokerToken) {
