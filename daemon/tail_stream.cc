@@ -41,6 +41,15 @@ grpc::Status TailStream::NotAStream() const {
                       absl::StrCat("key '", stream_, "' exists and is not a stream"));
 }
 
+grpc::Status TailStream::CommandFailure(const absl::StatusOr<RedisReply>& reply) const {
+  if (!reply.ok()) return ToGrpcStatus(reply.status());
+  if (reply->is_error()) {
+    return absl::StartsWith(reply->str, "WRONGTYPE") ? NotAStream()
+                                                     : ToGrpcStatus(reply->ErrorStatus());
+  }
+  return grpc::Status::OK;
+}
+
 bool TailStream::cancelled() const {
   absl::MutexLock lock(&mu_);
   return cancelled_;
@@ -92,13 +101,8 @@ void TailStream::Read(RedisCommander& redis) {
       // Entries added from now on: after the current last entry.
       absl::StatusOr<RedisReply> last =
           redis.Command({"XREVRANGE", stream_, "+", "-", "COUNT", "1"});
-      if (last.ok() && last->is_error()) {
-        End(absl::StartsWith(last->str, "WRONGTYPE") ? NotAStream()
-                                                     : ToGrpcStatus(last->ErrorStatus()));
-        return;
-      }
-      if (!last.ok()) {
-        End(ToGrpcStatus(last.status()));
+      if (grpc::Status failed = CommandFailure(last); !failed.ok()) {
+        End(std::move(failed));
         return;
       }
       absl::StatusOr<std::vector<StreamEntry>> entries = ParseEntryList(*std::move(last));
@@ -124,13 +128,8 @@ void TailStream::Read(RedisCommander& redis) {
   const std::string count = absl::StrCat(want);
   absl::StatusOr<RedisReply> reply =
       redis.Command({"XREAD", "COUNT", count, "STREAMS", stream_, last_id_});
-  if (reply.ok() && reply->is_error()) {
-    End(absl::StartsWith(reply->str, "WRONGTYPE") ? NotAStream()
-                                                  : ToGrpcStatus(reply->ErrorStatus()));
-    return;
-  }
-  if (!reply.ok()) {
-    End(ToGrpcStatus(reply.status()));
+  if (grpc::Status failed = CommandFailure(reply); !failed.ok()) {
+    End(std::move(failed));
     return;
   }
   absl::StatusOr<std::vector<StreamEntry>> entries = ParseReadReply(*std::move(reply), stream_);

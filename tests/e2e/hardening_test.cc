@@ -428,6 +428,67 @@ TEST(BrokerAuthTest, PublishSubscribeAndTailNeedTheBrokerToken) {
   EXPECT_TRUE(WaitFor([&] { return ServingIs(*client, "liveness", true); }));
 }
 
+// Tail from after_id: exactly the entries after it, payloads included; bad
+// fields are INVALID_ARGUMENT naming the field, nothing is written and the
+// daemon keeps serving.
+TEST(TailTest, AfterIdResumesAndBadFieldsAreInvalidArgument) {
+  auto redis = TestRedisServer::Start();
+  ASSERT_NE(redis, nullptr);
+  auto daemon = StartDaemon(*redis);
+  ASSERT_NE(daemon, nullptr);
+  auto client = Client::Connect(daemon->address());
+  std::vector<std::string> ids;
+  for (const char* p : {"one", "two", "three"}) {
+    absl::StatusOr<std::string> r = client->Publish("orders", p);
+    ASSERT_THAT(r, IsOk());
+    ids.push_back(*r);
+  }
+  auto tail = [&](const v1::TailRequest& request, std::vector<v1::TailResponse>* out) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+    auto reader = client->broker().Tail(&ctx, request);
+    v1::TailResponse resp;
+    while (reader->Read(&resp)) out->push_back(resp);
+    return reader->Finish();
+  };
+  v1::TailRequest resume;
+  resume.set_channel("orders");
+  resume.set_after_id(ids[0]);
+  resume.set_max_entries(2);
+  std::vector<v1::TailResponse> got;
+  grpc::Status done = tail(resume, &got);
+  ASSERT_TRUE(done.ok()) << done.error_message();
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(got[0].started().after_id(), ids[0]);
+  EXPECT_EQ(got[1].delivery().entry_id(), ids[1]);
+  EXPECT_EQ(got[1].delivery().payload(), "two");
+  EXPECT_EQ(got[2].delivery().entry_id(), ids[2]);
+  EXPECT_EQ(got[2].delivery().payload(), "three");
+
+  struct Bad {
+    std::string after_id;
+    bool from_start;
+    std::string message;
+  };
+  for (const Bad& b : {Bad{"x", false, "after_id 'x' is not an entry id"},
+                       Bad{"1-2-3", false, "after_id '1-2-3' is not an entry id"},
+                       Bad{ids[0], true, "from_start and after_id exclude each other"}}) {
+    v1::TailRequest r;
+    r.set_channel("orders");
+    r.set_after_id(b.after_id);
+    r.set_from_start(b.from_start);
+    std::vector<v1::TailResponse> none;
+    grpc::Status s = tail(r, &none);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << b.after_id;
+    EXPECT_EQ(s.error_message(), b.message);
+    EXPECT_TRUE(none.empty());
+  }
+  auto conn = redis->Connect();
+  EXPECT_EQ(conn->Command({"XLEN", "orders"})->integer, 3);
+  EXPECT_EQ(conn->Command({"XINFO", "GROUPS", "orders"})->elements.size(), 0u);
+  EXPECT_THAT(client->Publish("orders", "four"), IsOk());
+}
+
 TEST(BrokerAuthTest, TokenModeWithoutATokenIsAConfigurationError) {
   auto [code, out] = RunToExit("--broker-auth=token --redis-url=redis://127.0.0.1:1/0");
   EXPECT_EQ(code, 2);
