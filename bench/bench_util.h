@@ -15,7 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "daemon/redis_client.h"
+#include "daemon/redis/connection.h"
 
 namespace redrive_bench {
 

@@ -31,7 +31,7 @@
 #include "bench/bench_util.h"
 #include "daemon/envelope.h"
 #include "daemon/keys.h"
-#include "daemon/redis_client.h"
+#include "daemon/redis/connection.h"
 #include "daemon/retry_fields.h"
 #include "redrive/client.h"
 

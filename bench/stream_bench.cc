@@ -34,7 +34,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "daemon/envelope.h"
-#include "daemon/redis_client.h"
+#include "daemon/redis/connection.h"
 #include "redrive/client.h"
 #include "bench/bench_util.h"
 

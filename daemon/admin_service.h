@@ -25,7 +25,7 @@
 #include "daemon/admin_auth.h"
 #include "daemon/delivery_engine.h"
 #include "daemon/keys.h"
-#include "daemon/redis_client.h"
+#include "daemon/redis/executor.h"
 #include "daemon/redrive_jobs.h"
 #include "redrive/v1/admin.grpc.pb.h"
 

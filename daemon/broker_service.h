@@ -20,7 +20,7 @@
 #include "daemon/admin_auth.h"
 #include "daemon/delivery_engine.h"
 #include "daemon/publisher.h"
-#include "daemon/redis_client.h"
+#include "daemon/redis/executor.h"
 #include "redrive/v1/broker.grpc.pb.h"
 
 namespace redrive {

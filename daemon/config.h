@@ -19,7 +19,7 @@
 
 #include "absl/status/statusor.h"
 #include "daemon/keys.h"
-#include "daemon/redis_url.h"
+#include "daemon/redis/url.h"
 
 namespace redrive {
 

@@ -28,7 +28,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "daemon/envelope.h"
-#include "daemon/redis_client.h"
+#include "daemon/redis/connection.h"
 #include "daemon/stream_entry.h"
 #include "redrive/v1/admin.pb.h"
 

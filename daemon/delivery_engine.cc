@@ -2,7 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
-#include "daemon/move_scripts.h"
+#include "daemon/redis/scripts.h"
 
 namespace redrive {
 

@@ -10,7 +10,7 @@
 #include <atomic>
 #include <memory>
 
-#include "daemon/async_redis.h"
+#include "daemon/redis/hiredis_async.h"
 #include "daemon/dispatcher.h"
 #include "daemon/event_loop.h"
 #include "daemon/stream_notifier.h"

@@ -9,7 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "daemon/logging.h"
-#include "daemon/move_scripts.h"
+#include "daemon/redis/scripts.h"
 
 namespace redrive {
 namespace {

@@ -49,7 +49,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "daemon/async_redis.h"
+#include "daemon/redis/hiredis_async.h"
 #include "daemon/event_loop.h"
 #include "daemon/event_summary.h"
 #include "daemon/keys.h"

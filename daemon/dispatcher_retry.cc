@@ -9,8 +9,8 @@
 #include "absl/strings/str_cat.h"
 #include "daemon/backoff.h"
 #include "daemon/dispatcher.h"
-#include "daemon/move_scripts.h"
-#include "daemon/script_results.h"
+#include "daemon/redis/scripts.h"
+#include "daemon/redis/script_results.h"
 
 namespace redrive {
 namespace {

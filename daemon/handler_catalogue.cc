@@ -5,8 +5,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "daemon/move_scripts.h"
-#include "daemon/script_results.h"
+#include "daemon/redis/scripts.h"
+#include "daemon/redis/script_results.h"
 
 namespace redrive {
 namespace {

@@ -14,7 +14,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "daemon/redis_client.h"
+#include "daemon/redis/connection.h"
 
 namespace redrive {
 

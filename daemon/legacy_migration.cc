@@ -7,7 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
-#include "daemon/move_scripts.h"
+#include "daemon/redis/scripts.h"
 #include "daemon/stream_entry.h"
 
 namespace redrive {

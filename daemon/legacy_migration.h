@@ -26,7 +26,7 @@
 
 #include "absl/status/statusor.h"
 #include "daemon/keys.h"
-#include "daemon/redis_client.h"
+#include "daemon/redis/connection.h"
 #include "redrive/v1/admin.pb.h"
 
 namespace redrive {

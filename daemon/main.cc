@@ -10,7 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "daemon/config.h"
-#include "daemon/embedded_redis.h"
+#include "daemon/redis/embedded_server.h"
 #include "daemon/listener.h"
 #include "daemon/logging.h"
 #include "daemon/server.h"

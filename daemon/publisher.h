@@ -20,7 +20,7 @@
 #include "absl/status/statusor.h"
 #include "daemon/config.h"
 #include "daemon/keys.h"
-#include "daemon/redis_client.h"
+#include "daemon/redis/connection.h"
 #include "redrive/v1/broker.pb.h"
 
 namespace redrive {

@@ -9,8 +9,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "daemon/dead_letters.h"
-#include "daemon/move_scripts.h"
-#include "daemon/script_results.h"
+#include "daemon/redis/scripts.h"
+#include "daemon/redis/script_results.h"
 #include "daemon/stream_entry.h"
 
 namespace redrive {

@@ -28,7 +28,7 @@
 #include "daemon/health.h"
 #include "daemon/listener.h"
 #include "daemon/publisher.h"
-#include "daemon/redis_client.h"
+#include "daemon/redis/executor.h"
 
 namespace redrive {
 

@@ -10,7 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "daemon/envelope.h"
-#include "daemon/redis_reply.h"
+#include "daemon/redis/reply.h"
 #include "redrive/v1/broker.pb.h"
 
 namespace redrive {

@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "daemon/async_redis.h"
+#include "daemon/redis/hiredis_async.h"
 
 namespace redrive {
 

@@ -34,7 +34,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "daemon/keys.h"
-#include "daemon/redis_client.h"
+#include "daemon/redis/executor.h"
 #include "redrive/v1/broker.grpc.pb.h"
 
 namespace redrive {

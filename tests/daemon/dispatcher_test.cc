@@ -34,7 +34,7 @@
 #include "absl/time/time.h"
 #include "daemon/event_loop.h"
 #include "daemon/keys.h"
-#include "daemon/move_scripts.h"
+#include "daemon/redis/scripts.h"
 #include "daemon/retry_fields.h"
 #include "daemon/stream_notifier.h"
 #include "daemon/subscription.h"

@@ -1,4 +1,4 @@
-#include "daemon/redis_url.h"
+#include "daemon/redis/url.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

@@ -2,7 +2,7 @@
 // maps to its named outcome, and any other reply is INTERNAL. (The codes
 // themselves are produced by the real scripts in lua_cli_test and
 // move_scripts_test.)
-#include "daemon/script_results.h"
+#include "daemon/redis/script_results.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

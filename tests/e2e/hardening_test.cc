@@ -22,7 +22,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "daemon/lua_scripts.h"
+#include "daemon/redis/lua_scripts.h"
 #include "redrive/client.h"
 #include "tests/testing/daemon_process.h"
 #include "tests/testing/redis_server.h"

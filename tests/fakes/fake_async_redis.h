@@ -31,7 +31,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "daemon/async_redis.h"
+#include "daemon/redis/hiredis_async.h"
 #include "daemon/event_loop.h"
 
 namespace redrive::testing {

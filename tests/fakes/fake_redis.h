@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "daemon/redis_client.h"
+#include "daemon/redis/connection.h"
 
 namespace redrive::testing {
 

@@ -1,5 +1,5 @@
 // The atomic move scripts against a real redis-server (R-D4).
-#include "daemon/move_scripts.h"
+#include "daemon/redis/scripts.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

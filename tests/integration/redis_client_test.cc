@@ -1,5 +1,5 @@
 // RedisConnection and RedisExecutor against a real redis-server.
-#include "daemon/redis_client.h"
+#include "daemon/redis/executor.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "daemon/redis_client.h"
+#include "daemon/redis/connection.h"
 #include "daemon/stream_entry.h"
 
 namespace redrive::testing {

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "daemon/redis_client.h"
+#include "daemon/redis/connection.h"
 
 namespace redrive::testing {
 

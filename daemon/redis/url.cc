@@ -1,4 +1,4 @@
-#include "daemon/redis_url.h"
+#include "daemon/redis/url.h"
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"

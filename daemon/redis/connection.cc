@@ -1,4 +1,4 @@
-#include "daemon/redis_client.h"
+#include "daemon/redis/connection.h"
 
 #include <hiredis/hiredis.h>
 #include <sys/time.h>
@@ -17,16 +17,17 @@ using OwnedReply = std::unique_ptr<void, ReplyDeleter>;
 
 }  // namespace
 
+void RedisConnection::ContextDeleter::operator()(redisContext* context) const {
+  redisFree(context);
+}
+
 RedisConnection::RedisConnection(RedisConnectionOptions options)
     : options_(std::move(options)), backoff_(options_.min_backoff) {}
 
 RedisConnection::~RedisConnection() { Disconnect(); }
 
 void RedisConnection::Disconnect() {
-  if (context_ != nullptr) {
-    redisFree(context_);
-    context_ = nullptr;
-  }
+  context_.reset();
 }
 
 absl::Status RedisConnection::Fail(absl::string_view what) {
@@ -43,18 +44,18 @@ absl::Status RedisConnection::Fail(absl::string_view what) {
 absl::Status RedisConnection::Connect() {
   const RedisAddress& a = options_.address;
   const timeval connect_tv = absl::ToTimeval(options_.connect_timeout);
-  context_ = a.is_unix() ? redisConnectUnixWithTimeout(a.unix_path.c_str(), connect_tv)
-                         : redisConnectWithTimeout(a.host.c_str(), a.port, connect_tv);
+  context_.reset(a.is_unix() ? redisConnectUnixWithTimeout(a.unix_path.c_str(), connect_tv)
+                             : redisConnectWithTimeout(a.host.c_str(), a.port, connect_tv));
   if (context_ == nullptr) {
     next_attempt_ = absl::Now() + backoff_;
     backoff_ = std::min(backoff_ * 2, options_.max_backoff);
     return absl::UnavailableError("redis: out of memory creating a context");
   }
   if (context_->err != 0) return Fail("connect");
-  if (redisSetTimeout(context_, absl::ToTimeval(options_.command_timeout)) != REDIS_OK) {
+  if (redisSetTimeout(context_.get(), absl::ToTimeval(options_.command_timeout)) != REDIS_OK) {
     return Fail("set timeout");
   }
-  if (!a.is_unix() && redisEnableKeepAlive(context_) != REDIS_OK) {
+  if (!a.is_unix() && redisEnableKeepAlive(context_.get()) != REDIS_OK) {
     return Fail("keepalive");
   }
   auto handshake = [this](const RedisArgv& argv, absl::string_view what) -> absl::Status {
@@ -64,7 +65,7 @@ absl::Status RedisConnection::Connect() {
       ptrs.push_back(s.data());
       lens.push_back(s.size());
     }
-    OwnedReply raw(redisCommandArgv(context_, static_cast<int>(argv.size()),
+    OwnedReply raw(redisCommandArgv(context_.get(), static_cast<int>(argv.size()),
                                     ptrs.data(), lens.data()));
     if (raw == nullptr) return Fail(what);
     const auto* reply = static_cast<const redisReply*>(raw.get());
@@ -126,7 +127,7 @@ absl::StatusOr<std::vector<RedisReply>> RedisConnection::Pipeline(
       ptrs.push_back(s.data());
       lens.push_back(s.size());
     }
-    if (redisAppendCommandArgv(context_, static_cast<int>(argv.size()), ptrs.data(),
+    if (redisAppendCommandArgv(context_.get(), static_cast<int>(argv.size()), ptrs.data(),
                                lens.data()) != REDIS_OK) {
       return Fail("append command");
     }
@@ -135,59 +136,13 @@ absl::StatusOr<std::vector<RedisReply>> RedisConnection::Pipeline(
   replies.reserve(commands.size());
   for (size_t i = 0; i < commands.size(); ++i) {
     void* raw = nullptr;
-    if (redisGetReply(context_, &raw) != REDIS_OK || raw == nullptr) {
+    if (redisGetReply(context_.get(), &raw) != REDIS_OK || raw == nullptr) {
       return Fail("read reply");
     }
     OwnedReply owned(raw);
     replies.push_back(RedisReply::FromHiredis(static_cast<const redisReply*>(raw)));
   }
   return replies;
-}
-
-RedisExecutor::RedisExecutor(Options options) : options_(std::move(options)) {
-  workers_.reserve(options_.threads);
-  for (size_t i = 0; i < options_.threads; ++i) {
-    workers_.emplace_back([this, i] { Work(i); });
-  }
-}
-
-RedisExecutor::~RedisExecutor() { Stop(); }
-
-bool RedisExecutor::Submit(Task task) {
-  absl::MutexLock lock(&mu_);
-  if (stopping_ || queue_.size() >= options_.max_queue) return false;
-  queue_.push_back(std::move(task));
-  return true;
-}
-
-void RedisExecutor::Stop() {
-  {
-    absl::MutexLock lock(&mu_);
-    stopping_ = true;
-  }
-  for (std::thread& t : workers_) {
-    if (t.joinable()) t.join();
-  }
-}
-
-void RedisExecutor::Work(size_t index) {
-  RedisConnectionOptions conn = options_.connection;
-  if (!conn.client_name.empty()) absl::StrAppend(&conn.client_name, "-w", index);
-  RedisConnection connection(std::move(conn));
-  while (true) {
-    Task task;
-    {
-      absl::MutexLock lock(&mu_);
-      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stopping_ || !queue_.empty();
-      };
-      mu_.Await(absl::Condition(&ready));
-      if (queue_.empty()) return;  // stopping and drained
-      task = std::move(queue_.front());
-      queue_.pop_front();
-    }
-    task(connection);
-  }
 }
 
 }  // namespace redrive

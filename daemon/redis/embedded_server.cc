@@ -1,4 +1,4 @@
-#include "daemon/embedded_redis.h"
+#include "daemon/redis/embedded_server.h"
 
 #include <signal.h>
 #include <spdlog/spdlog.h>
@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "daemon/redis_client.h"
+#include "daemon/redis/connection.h"
 
 namespace redrive {
 namespace {

@@ -42,9 +42,8 @@ struct RedisReply {
   // Deep-copies a hiredis reply (nullptr → Nil).
   static RedisReply FromHiredis(const redisReply* reply);
 
-  // A Redis error reply as a Status: NOGROUP/NOSCRIPT/BUSYGROUP keep their
-  // prefix in the message; LOADING/BUSY/MASTERDOWN/TRYAGAIN are UNAVAILABLE,
-  // others INTERNAL. OK for non-error replies.
+  // A Redis error reply as a Status (RedisErrorStatus, errors.h); OK for
+  // other replies.
   absl::Status ErrorStatus() const;
 
   // For debugging and test failure messages.

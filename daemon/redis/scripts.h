@@ -9,17 +9,17 @@
 // with EVAL, which also caches it again.
 //
 // Thread-safe: immutable data and pure functions.
-#ifndef REDRIVE_DAEMON_MOVE_SCRIPTS_H_
-#define REDRIVE_DAEMON_MOVE_SCRIPTS_H_
+#ifndef REDRIVE_DAEMON_REDIS_SCRIPTS_H_
+#define REDRIVE_DAEMON_REDIS_SCRIPTS_H_
 
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "daemon/async_redis.h"
-#include "daemon/lua_scripts.h"
-#include "daemon/redis_client.h"
+#include "daemon/redis/hiredis_async.h"
+#include "daemon/redis/lua_scripts.h"
+#include "daemon/redis/connection.h"
 
 namespace redrive {
 
@@ -78,4 +78,4 @@ absl::StatusOr<RedisReply> RunScript(RedisCommander& redis, const LuaScript& scr
 
 }  // namespace redrive
 
-#endif  // REDRIVE_DAEMON_MOVE_SCRIPTS_H_
+#endif  // REDRIVE_DAEMON_REDIS_SCRIPTS_H_

@@ -5,8 +5,8 @@
 // `redis-cli --eval daemon/lua/NAME.lua KEY ... , ARG ...`.
 //
 // Thread-safe: immutable data.
-#ifndef REDRIVE_DAEMON_LUA_SCRIPTS_H_
-#define REDRIVE_DAEMON_LUA_SCRIPTS_H_
+#ifndef REDRIVE_DAEMON_REDIS_LUA_SCRIPTS_H_
+#define REDRIVE_DAEMON_REDIS_LUA_SCRIPTS_H_
 
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
@@ -28,4 +28,4 @@ const EmbeddedLua& LuaScriptNamed(absl::string_view name);
 
 }  // namespace redrive
 
-#endif  // REDRIVE_DAEMON_LUA_SCRIPTS_H_
+#endif  // REDRIVE_DAEMON_REDIS_LUA_SCRIPTS_H_

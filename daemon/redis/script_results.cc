@@ -1,4 +1,4 @@
-#include "daemon/script_results.h"
+#include "daemon/redis/script_results.h"
 
 #include "absl/strings/str_cat.h"
 

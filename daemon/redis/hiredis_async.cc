@@ -1,4 +1,4 @@
-#include "daemon/async_redis.h"
+#include "daemon/redis/hiredis_async.h"
 
 #include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>

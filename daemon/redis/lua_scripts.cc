@@ -1,4 +1,4 @@
-#include "daemon/lua_scripts.h"
+#include "daemon/redis/lua_scripts.h"
 
 #include <spdlog/spdlog.h>
 

@@ -11,8 +11,8 @@
 //
 // Create it before starting other threads (it forks).
 // Thread-compatible.
-#ifndef REDRIVE_DAEMON_EMBEDDED_REDIS_H_
-#define REDRIVE_DAEMON_EMBEDDED_REDIS_H_
+#ifndef REDRIVE_DAEMON_REDIS_EMBEDDED_SERVER_H_
+#define REDRIVE_DAEMON_REDIS_EMBEDDED_SERVER_H_
 
 #include <sys/types.h>
 
@@ -21,7 +21,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "daemon/redis_url.h"
+#include "daemon/redis/url.h"
 
 namespace redrive {
 
@@ -61,4 +61,4 @@ int RemoveStaleEmbeddedDirectories(const std::string& temp_dir);
 
 }  // namespace redrive
 
-#endif  // REDRIVE_DAEMON_EMBEDDED_REDIS_H_
+#endif  // REDRIVE_DAEMON_REDIS_EMBEDDED_SERVER_H_

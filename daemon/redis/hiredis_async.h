@@ -1,9 +1,9 @@
-// Asynchronous Redis access on the EventLoop: the AsyncCommander seam and its
-// hiredis-async implementation (HiredisAsync).
+// HiredisAsync: the hiredis-async implementation of AsyncCommander (see
+// commander.h), driven by libevent on the EventLoop.
 //
 // Loop thread only: Send() and every callback run on the EventLoop thread.
-#ifndef REDRIVE_DAEMON_ASYNC_REDIS_H_
-#define REDRIVE_DAEMON_ASYNC_REDIS_H_
+#ifndef REDRIVE_DAEMON_REDIS_HIREDIS_ASYNC_H_
+#define REDRIVE_DAEMON_REDIS_HIREDIS_ASYNC_H_
 
 #include <cstdint>
 #include <deque>
@@ -14,29 +14,11 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "daemon/event_loop.h"
-#include "daemon/redis_client.h"
+#include "daemon/redis/commander.h"
 
 struct redisAsyncContext;
 
 namespace redrive {
-
-using AsyncCallback = std::function<void(absl::StatusOr<RedisReply>)>;
-
-// The seam between the dispatcher and Redis. Implementations: HiredisAsync
-// and tests/fakes/fake_async_redis.h.
-class AsyncCommander {
- public:
-  virtual ~AsyncCommander() = default;
-
-  // Queues one command. `done` runs later on the loop thread (never inside
-  // Send) with the reply (Redis error replies as kError), or UNAVAILABLE
-  // when the connection is down or drops first. Replies arrive in order.
-  // `extra_timeout` lengthens the command timeout for blocking commands.
-  virtual void Send(const RedisArgv& argv, AsyncCallback done,
-                    absl::Duration extra_timeout = absl::ZeroDuration()) = 0;
-
-  virtual bool connected() const = 0;
-};
 
 // One hiredis async connection driven by libevent. Connects at once and
 // reconnects with exponential backoff after any failure; authenticates and
@@ -92,4 +74,4 @@ class HiredisAsync final : public AsyncCommander {
 
 }  // namespace redrive
 
-#endif  // REDRIVE_DAEMON_ASYNC_REDIS_H_
+#endif  // REDRIVE_DAEMON_REDIS_HIREDIS_ASYNC_H_

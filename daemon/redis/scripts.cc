@@ -1,4 +1,4 @@
-#include "daemon/move_scripts.h"
+#include "daemon/redis/scripts.h"
 
 #include <spdlog/spdlog.h>
 

@@ -1,4 +1,6 @@
-#include "daemon/redis_reply.h"
+#include "daemon/redis/reply.h"
+
+#include "daemon/redis/errors.h"
 
 #include <hiredis/hiredis.h>
 
@@ -33,14 +35,7 @@ RedisReply RedisReply::FromHiredis(const redisReply* reply) {
   }
 }
 
-absl::Status RedisReply::ErrorStatus() const {
-  if (!is_error()) return absl::OkStatus();
-  const std::string msg = absl::StrCat("redis: ", str);
-  for (const char* transient : {"LOADING", "BUSY ", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN"}) {
-    if (absl::StartsWith(str, transient)) return absl::UnavailableError(msg);
-  }
-  return absl::InternalError(msg);
-}
+absl::Status RedisReply::ErrorStatus() const { return RedisErrorStatus(*this); }
 
 std::string RedisReply::DebugString() const {
   switch (type) {

@@ -5,8 +5,8 @@
 // errors) and returns INTERNAL for a reply of another shape.
 //
 // Thread-safe: pure functions.
-#ifndef REDRIVE_DAEMON_SCRIPT_RESULTS_H_
-#define REDRIVE_DAEMON_SCRIPT_RESULTS_H_
+#ifndef REDRIVE_DAEMON_REDIS_SCRIPT_RESULTS_H_
+#define REDRIVE_DAEMON_REDIS_SCRIPT_RESULTS_H_
 
 #include <cstdint>
 #include <string>
@@ -14,7 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "daemon/redis_reply.h"
+#include "daemon/redis/reply.h"
 
 namespace redrive {
 
@@ -107,4 +107,4 @@ absl::StatusOr<DeleteHandlerResult> DecodeDeleteHandler(const RedisReply& reply)
 
 }  // namespace redrive
 
-#endif  // REDRIVE_DAEMON_SCRIPT_RESULTS_H_
+#endif  // REDRIVE_DAEMON_REDIS_SCRIPT_RESULTS_H_

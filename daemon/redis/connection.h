@@ -1,0 +1,66 @@
+// RedisConnection: the hiredis implementation of RedisCommander (see
+// commander.h). It owns its redisContext (freed on drop and destruction).
+#ifndef REDRIVE_DAEMON_REDIS_CONNECTION_H_
+#define REDRIVE_DAEMON_REDIS_CONNECTION_H_
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "daemon/redis/commander.h"
+
+struct redisContext;
+
+namespace redrive {
+
+// One hiredis connection with connect/command timeouts and TCP keepalive.
+// Connects lazily on first use, authenticates (AUTH [user] password) and
+// selects the database. After any I/O error the context is dropped; the next
+// call reconnects once the backoff has elapsed and fails fast with
+// UNAVAILABLE until then.
+//
+// Thread-compatible: one thread at a time.
+class RedisConnection final : public RedisCommander {
+ public:
+  explicit RedisConnection(RedisConnectionOptions options);
+  ~RedisConnection() override;
+  RedisConnection(const RedisConnection&) = delete;
+  RedisConnection& operator=(const RedisConnection&) = delete;
+
+  absl::StatusOr<RedisReply> Command(const RedisArgv& argv) override;
+  absl::StatusOr<std::vector<RedisReply>> Pipeline(
+      absl::Span<const RedisArgv> commands) override;
+
+  // Connects now if not connected (subject to backoff).
+  absl::Status EnsureConnected();
+  bool connected() const { return context_ != nullptr; }
+  // Drops the connection (tests, shutdown).
+  void Disconnect();
+
+ private:
+  absl::Status Connect();
+  absl::Status Fail(absl::string_view what);
+
+  const RedisConnectionOptions options_;
+  struct ContextDeleter {
+    void operator()(redisContext* context) const;
+  };
+  std::unique_ptr<redisContext, ContextDeleter> context_;  // null when down
+  absl::Duration backoff_;
+  absl::Time next_attempt_ = absl::InfinitePast();
+};
+
+}  // namespace redrive
+
+#endif  // REDRIVE_DAEMON_REDIS_CONNECTION_H_
