@@ -23,8 +23,8 @@ DeliveryEngine::DeliveryEngine(Options options) : loop_(std::make_unique<EventLo
         *blocking_, *commands_, [this](const std::string& stream) {
           if (dispatcher_ != nullptr) dispatcher_->OnStreamActivity(stream);
         });
-    dispatcher_ =
-        std::make_unique<Dispatcher>(*loop_, *commands_, *notifier_, options.dispatcher);
+    ops_ = std::make_unique<RedisStreamOps>(*commands_);
+    dispatcher_ = std::make_unique<Dispatcher>(*loop_, *ops_, *notifier_, options.dispatcher);
     if (blocking_->connected()) notifier_->OnBlockingConnected(blocking_->client_id());
   });
 }
@@ -33,6 +33,7 @@ DeliveryEngine::~DeliveryEngine() {
   loop_->RunSync([this] {
     dispatcher_.reset();
     notifier_.reset();
+    ops_.reset();
     blocking_.reset();
     commands_.reset();
   });

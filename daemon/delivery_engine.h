@@ -10,8 +10,9 @@
 #include <atomic>
 #include <memory>
 
-#include "daemon/redis/hiredis_async.h"
 #include "daemon/dispatcher.h"
+#include "daemon/redis/hiredis_async.h"
+#include "daemon/redis/redis_stream_ops.h"
 #include "daemon/event_loop.h"
 #include "daemon/stream_notifier.h"
 
@@ -46,6 +47,7 @@ class DeliveryEngine {
   // Loop-thread objects, created and destroyed on the loop.
   std::unique_ptr<HiredisAsync> commands_;
   std::unique_ptr<HiredisAsync> blocking_;
+  std::unique_ptr<RedisStreamOps> ops_;
   std::unique_ptr<StreamNotifier> notifier_;
   std::unique_ptr<Dispatcher> dispatcher_;
   std::atomic<uint64_t> next_session_{0};

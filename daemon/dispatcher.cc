@@ -3,13 +3,20 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <random>
+#include <utility>
 
-#include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "daemon/logging.h"
-#include "daemon/redis/scripts.h"
+#include "daemon/delivery_decoder.h"
+#include "daemon/engine/ack_batcher.h"
+#include "daemon/engine/dead_letterer.h"
+#include "daemon/engine/drainer.h"
+#include "daemon/engine/pause_poller.h"
+#include "daemon/engine/presence.h"
+#include "daemon/engine/reader.h"
+#include "daemon/engine/retry_scheduler.h"
+#include "daemon/engine/sweeper.h"
+#include "daemon/redis/errors.h"
+#include "daemon/retry_metadata.h"
 
 namespace redrive {
 namespace {
@@ -17,114 +24,219 @@ namespace {
 constexpr size_t kSettledMemory = 4096;
 constexpr size_t kMaxReason = 4096;
 constexpr size_t kMaxErrorCode = 128;
-// Past any lease (at most 24 h): a released entry is reclaimable at once.
-constexpr absl::string_view kReleaseIdleMs = "86400001";
-// After the drain grace, how long retry scripts already sent may take.
-constexpr absl::Duration kDrainOpsWait = absl::Seconds(10);
 
-std::string HandlerKey(absl::string_view channel, absl::string_view handler_id) {
-  return absl::StrCat(channel, std::string(1, '\0'), handler_id);
+// Resets the idle time of `ids` of a handler's source (still ours), or with
+// `release` sets it past every lease so any daemon's reclaimer takes them.
+void Touch(EngineContext& ctx, const SubscriptionSpec& spec, uint8_t source,
+           std::vector<std::string> ids, bool release) {
+  if (ids.empty()) return;
+  const GroupRef g = SourceRef(spec, source);
+  spdlog::debug("{} {} entries of '{}' in group '{}'", release ? "releasing" : "touching",
+                ids.size(), g.stream, g.group);
+  if (release) ctx.stats.released += ids.size();
+  ctx.ops.Touch(g, std::move(ids), release, [&stats = ctx.stats](absl::Status status) {
+    if (!status.ok()) ++stats.redis_errors;
+  });
 }
 
-int64_t UnixMillis(absl::Time t) { return absl::ToUnixMillis(t); }
+// The notice for a verb whose delivery is not in flight; nullopt for a
+// repeated ACK (idempotent and silent).
+std::optional<std::pair<v1::Notice::Code, std::string>> NotInFlight(
+    const v1::Verb& verb, std::optional<LeaseTable::Outcome> settled) {
+  const uint64_t id = verb.delivery_id();
+  if (!settled.has_value()) {
+    return std::make_pair(v1::Notice::UNKNOWN_DELIVERY,
+                          absl::StrCat("no delivery ", id, " on this stream"));
+  }
+  if (verb.has_ack() && *settled == LeaseTable::Outcome::kAcked) return std::nullopt;
+  return std::make_pair(v1::Notice::ALREADY_SETTLED,
+                        absl::StrCat("delivery ", id, " was already settled"));
+}
+
+// Why a NACK or TERMINATE verb is out of range; "" when it is valid.
+std::string InvalidVerb(const v1::Verb& verb) {
+  if (verb.has_nack()) {
+    const v1::Nack& nack = verb.nack();
+    if (nack.reason().size() > kMaxReason || nack.error_code().size() > kMaxErrorCode ||
+        (nack.has_delay_ms() && nack.delay_ms() > kMaxDurationMs)) {
+      return absl::StrCat("nack.reason at most ", kMaxReason, " bytes, error_code at most ",
+                          kMaxErrorCode, ", delay_ms at most ", kMaxDurationMs);
+    }
+  } else if (verb.has_terminate()) {
+    const v1::Terminate& t = verb.terminate();
+    if (t.reason().size() > kMaxReason || t.error_code().size() > kMaxErrorCode) {
+      return absl::StrCat("terminate.reason at most ", kMaxReason, " bytes, error_code at most ",
+                          kMaxErrorCode);
+    }
+  } else if (verb.has_extend()) {
+    if (verb.extend().lease_ms() > kMaxDurationMs) {
+      return absl::StrCat("extend.lease_ms ", verb.extend().lease_ms(), " is outside 0..",
+                          kMaxDurationMs);
+    }
+  } else if (!verb.has_ack()) {
+    return "verb has no action";
+  }
+  return "";
+}
 
 }  // namespace
 
+struct Dispatcher::Parts {
+  Parts(EngineContext& ctx, StreamNotifier& notifier, PausePoller::OnChange on_pause,
+        PausePoller::KnownKeys known, RetryScheduler::Hooks retry_hooks,
+        Sweeper::Hooks sweep_hooks, Reader::Hooks read_hooks)
+      : acks(ctx),
+        pauses(ctx, std::move(on_pause), std::move(known)),
+        presence(ctx),
+        dead_letters(ctx),
+        retries(ctx, dead_letters, std::move(retry_hooks)),
+        sweeper(ctx, std::move(sweep_hooks)),
+        reader(ctx, notifier, std::move(read_hooks)),
+        drainer(ctx) {}
+
+  AckBatcher acks;
+  PausePoller pauses;
+  Presence presence;
+  DeadLetterer dead_letters;
+  RetryScheduler retries;
+  Sweeper sweeper;
+  Reader reader;
+  Drainer drainer;
+};
+
+Dispatcher::Session::Session(uint64_t session_id, std::shared_ptr<SessionSink> session_sink,
+                             SubscriptionSpec session_spec)
+    : id(session_id),
+      sink(std::move(session_sink)),
+      spec(std::move(session_spec)),
+      leases(std::max<size_t>(kSettledMemory, 4 * spec.max_in_flight)) {}
+
 uint32_t Dispatcher::Session::free_slots() const {
   if (!attached || stopped) return 0;
-  const size_t used = in_flight.size();
+  const size_t used = leases.size();
   return used >= spec.max_in_flight ? 0 : spec.max_in_flight - static_cast<uint32_t>(used);
 }
 
-Dispatcher::Dispatcher(EventLoop& loop, AsyncCommander& redis, StreamNotifier& notifier,
+Dispatcher::Dispatcher(EventLoop& loop, StreamOps& ops, StreamNotifier& notifier,
                        DispatcherOptions options)
-    : loop_(loop),
-      redis_(redis),
-      notifier_(notifier),
-      options_(std::move(options)),
-      summary_(options_.log_summary_interval, options_.now()) {
-  unit_random_ = options_.unit_random;
-  if (!unit_random_) {
-    auto rng = std::make_shared<std::mt19937_64>(std::random_device{}());
-    unit_random_ = [rng] { return std::uniform_real_distribution<double>(0.0, 1.0)(*rng); };
-  }
-  ack_timer_ = loop_.NewTimer([this] {
-    ack_timer_armed_ = false;
-    FlushAcks();
-  });
-  tick_timer_ = loop_.NewTimer([this] { Tick(); });
-  tick_timer_->Arm(options_.tick);
-}
-
-Dispatcher::~Dispatcher() { *alive_ = false; }
-
-AsyncCallback Dispatcher::Guard(std::function<void(absl::StatusOr<RedisReply>)> fn) {
-  return [alive = alive_, fn = std::move(fn)](absl::StatusOr<RedisReply> r) {
-    if (*alive) fn(std::move(r));
+    : state_(std::move(options)),
+      ctx_{loop, ops, state_.options, state_.stats, state_.summary, state_.tracker} {
+  auto draining = [this] { return parts_->drainer.draining(); };
+  RetryScheduler::Hooks retry_hooks;
+  retry_hooks.schedule_failed = [this](const HandlerRef& ref, uint8_t source) {
+    if (Handler* h = Find(ref)) {
+      parts_->sweeper.SweepBy(ref, source, ctx_.now() + h->spec->lease);
+    }
   };
+  retry_hooks.moved = [this](const HandlerRef& ref, uint8_t source) {
+    if (source == kRetry) parts_->sweeper.WantTrim(ref);
+    // Read it now rather than on the notifier's word.
+    parts_->reader.Open(ref, kRetry);
+    parts_->reader.Wake(ref, kRetry);
+    parts_->reader.MaybeRead(ref);
+    FlushOut();
+  };
+  retry_hooks.draining = draining;
+  Sweeper::Hooks sweep_hooks;
+  sweep_hooks.held = [this](const HandlerRef& ref, uint8_t source) {
+    return HeldIds(ref, source);
+  };
+  sweep_hooks.claimed = [this](const HandlerRef& ref, uint8_t source, const std::string& consumer,
+                               std::vector<StreamEntry> entries) {
+    OnClaimed(ref, source, consumer, std::move(entries));
+  };
+  Reader::Hooks read_hooks;
+  read_hooks.capacity = [this](const HandlerRef& ref) {
+    Handler* h = Find(ref);
+    return h == nullptr ? 0u : Capacity(*h);
+  };
+  read_hooks.entries = [this](const HandlerRef& ref, uint8_t source,
+                              std::vector<StreamEntry> entries) {
+    if (Handler* h = Find(ref)) DeliverEntries(*h, source, std::move(entries));
+    FlushOut();
+  };
+  read_hooks.orphaned = [this](const HandlerRef& ref, const SpecPtr& spec, uint8_t source,
+                               std::vector<std::string> ids) {
+    parts_->retries.Return(ref, spec, source, ids);
+  };
+  read_hooks.draining = draining;
+  auto on_pause = [this](const std::string& key, bool paused) {
+    auto it = handlers_.find(key);
+    if (it == handlers_.end() || it->second->paused == paused) return;
+    Handler& h = *it->second;
+    h.paused = paused;
+    spdlog::info("handler '{}' on '{}' {}", h.spec->handler_id, h.spec->channel,
+                 paused ? "paused: no new deliveries" : "resumed");
+    if (!paused) {
+      for (uint8_t source : {kMain, kRetry}) parts_->reader.Wake(h.ref, source);
+      Pump(h);
+      parts_->reader.MaybeRead(h.ref);
+    }
+    FlushOut();
+  };
+  auto known = [this] {
+    std::vector<std::string> keys;
+    for (const auto& [key, h] : handlers_) keys.push_back(key);
+    return keys;
+  };
+  parts_ = std::make_unique<Parts>(ctx_, notifier, std::move(on_pause), std::move(known),
+                                   std::move(retry_hooks), std::move(sweep_hooks),
+                                   std::move(read_hooks));
+  state_.tracker.set_on_idle([this] {
+    if (parts_->drainer.draining()) CheckDrained();
+  });
+  tick_timer_ = loop.NewTimer([this] { Tick(); });
+  tick_timer_->Arm(state_.options.tick);
 }
 
-Dispatcher::Handler* Dispatcher::FindHandler(const std::string& key) {
-  auto it = handlers_.find(key);
-  return it == handlers_.end() ? nullptr : it->second.get();
-}
+Dispatcher::~Dispatcher() = default;
 
-Dispatcher::Handler* Dispatcher::FindHandler(const HandlerRef& ref) {
-  Handler* h = FindHandler(ref.key);
-  return h != nullptr && h->generation == ref.generation ? h : nullptr;
+Dispatcher::Handler* Dispatcher::Find(const HandlerRef& ref) {
+  auto it = handlers_.find(ref.key);
+  if (it == handlers_.end() || it->second->ref.generation != ref.generation) return nullptr;
+  return it->second.get();
 }
 
 size_t Dispatcher::InFlight(uint64_t session_id) const {
   auto it = sessions_.find(session_id);
-  return it == sessions_.end() ? 0 : it->second->in_flight.size();
+  return it == sessions_.end() ? 0 : it->second->leases.size();
 }
 
 // ---------------------------------------------------------------- register
 
 void Dispatcher::Register(uint64_t session_id, SubscriptionSpec spec,
                           std::shared_ptr<SessionSink> sink) {
-  if (draining_) {
+  if (parts_->drainer.draining()) {
     sink->Finish(absl::UnavailableError("redrived is shutting down"));
     return;
   }
-  auto session = std::make_unique<Session>();
-  session->id = session_id;
-  session->sink = std::move(sink);
-  session->spec = std::move(spec);
-  Session& s = *session;
-  sessions_[session_id] = std::move(session);
-
-  const std::string key = HandlerKey(s.spec.channel, s.spec.handler_id);
-  Handler* h = FindHandler(key);
+  const std::string key = EngineHandlerKey(spec.channel, spec.handler_id);
+  auto found = handlers_.find(key);
+  Handler* h = found == handlers_.end() ? nullptr : found->second.get();
   if (h != nullptr) {
     // Every stream of a handler here shares its policies (the first
     // registration's apply) and its consumer: a disagreeing registration is
     // refused rather than silently overruled.
-    if (absl::Status same = CheckSamePolicy(h->spec, s.spec); !same.ok()) {
+    if (absl::Status same = CheckSamePolicy(*h->spec, spec); !same.ok()) {
       spdlog::info("session {} refused: {}", session_id, std::string(same.message()));
-      s.sink->Finish(same);
-      sessions_.erase(session_id);
+      sink->Finish(same);
       return;
     }
-    s.spec.consumer = h->spec.consumer;
+    spec.consumer = h->spec->consumer;
   }
+  auto session = std::make_unique<Session>(session_id, std::move(sink), std::move(spec));
+  Session& s = *session;
+  sessions_[session_id] = std::move(session);
   if (h == nullptr) {
     auto created = std::make_unique<Handler>();
-    created->key = key;
-    created->generation = ++next_generation_;
-    created->spec = s.spec;
-    created->auto_ack = s.spec.auto_ack;
-    created->scheduled_consumer = ScheduledConsumerName(s.spec.handler_id);
-    created->names = std::make_shared<const SubscriptionSpec>(s.spec);
-    created->sources[kMain].stream = s.spec.keys.stream;
-    created->sources[kMain].group = s.spec.keys.group;
-    created->sources[kRetry].stream = s.spec.keys.retry_stream;
-    created->sources[kRetry].group = s.spec.keys.retry_group;
-    created->paused = paused_.contains(key);
+    created->ref = HandlerRef{key, ++next_generation_};
+    created->spec = std::make_shared<const SubscriptionSpec>(s.spec);
+    created->paused = parts_->pauses.paused(key);
     h = created.get();
     handlers_[key] = std::move(created);
-    by_stream_[h->spec.keys.stream].push_back(key);
-    if (!h->auto_ack) by_stream_[h->spec.keys.retry_stream].push_back(key);
+    parts_->reader.Add(h->ref, h->spec);
+    parts_->sweeper.Add(h->ref);
+    parts_->retries.Add(h->ref);
     s.handler = h;
     h->waiting.push_back(&s);
     CreateGroup(*h);
@@ -137,82 +249,47 @@ void Dispatcher::Register(uint64_t session_id, SubscriptionSpec spec,
   }
   Attach(*h, s);
   Pump(*h);
-  MaybeRead(*h);
+  parts_->reader.MaybeRead(h->ref);
   FlushOut();
 }
 
 void Dispatcher::CreateGroup(Handler& handler) {
-  const HandlerRef key{handler.key, handler.generation};
-  const std::string start = GroupStartId(handler.spec.start);
+  const SubscriptionSpec& spec = *handler.spec;
   // A pause set while no daemon had the handler applies before the first
   // read (replies arrive in order, so this one comes before the group's).
-  const std::string field = RegistryField(handler.spec.channel, handler.spec.handler_id);
-  redis_.Send({"HEXISTS", kPausedHandlersKey, field},
-              Guard([this, key, epoch = pause_epoch_](absl::StatusOr<RedisReply> r) {
-                // A local SetPaused since then wins.
-                if (!r.ok() || !r->is_integer() || epoch != pause_epoch_) return;
-                if (Handler* h = FindHandler(key)) {
-                  if (r->integer == 1) paused_.insert(h->key);
-                  ApplyPaused(*h, r->integer == 1);
-                }
-              }));
-  redis_.Send({"XGROUP", "CREATE", handler.spec.keys.stream, handler.spec.keys.group, start,
-               "MKSTREAM"},
-              Guard([this, key](absl::StatusOr<RedisReply> r) {
-                Handler* h = FindHandler(key);
-                if (h == nullptr) return;
-                absl::Status status = r.status();
-                if (r.ok() && r->is_error()) {
-                  if (absl::StartsWith(r->str, "BUSYGROUP")) {
-                    status = absl::OkStatus();  // shared group exists: keep its position
-                  } else if (absl::StartsWith(r->str, "WRONGTYPE")) {
-                    status = absl::FailedPreconditionError(absl::StrCat(
-                        "key '", h->spec.keys.stream, "' exists and is not a stream"));
-                  } else {
-                    status = r->ErrorStatus();
-                  }
-                }
-                if (!status.ok()) {
-                  OnGroupReady(*h, status);
-                  return;
-                }
-                // Recorded for the Admin service (R-E1) before the
-                // registration is answered: a client that saw Registered
-                // finds its handler in ListHandlers.
-                // With this daemon's presence heartbeat (DeleteHandler
-                // refuses while it is fresh).
-                h->present = true;
-                redis_.Send(
-                    {"HSET", kHandlersRegistryKey,
-                     RegistryField(h->spec.channel, h->spec.handler_id),
-                     MakeRegistered(h->spec, options_.instance_id).SerializeAsString(),
-                     PresenceField(h->spec.channel, h->spec.handler_id, options_.instance_id),
-                     absl::StrCat(absl::ToUnixMillis(options_.now()))},
-                    Guard([this, key](absl::StatusOr<RedisReply> recorded) {
-                      if (!recorded.ok() || recorded->is_error()) {
-                        spdlog::warn("handler registry update failed: {}",
-                                     recorded.ok() ? recorded->str
-                                                   : std::string(recorded.status().message()));
-                      }
-                      Handler* hh = FindHandler(key);
-                      if (hh == nullptr) return;
-                      hh->sources[kMain].watched = true;
-                      notifier_.Watch(hh->spec.keys.stream, [this, alive = alive_, key] {
-                        if (!*alive) return;
-                        if (Handler* ready = FindHandler(key)) {
-                          OnGroupReady(*ready, absl::OkStatus());
-                        }
-                      });
-                    }));
-              }));
+  parts_->pauses.Check(handler.ref.key, spec.channel, spec.handler_id);
+  ctx_.ops.CreateGroup(
+      spec.keys.stream, spec.keys.group, GroupStartId(spec.start),
+      guard_.Wrap([this, ref = handler.ref](absl::Status status) {
+        Handler* h = Find(ref);
+        if (h == nullptr) return;
+        if (RedisErrorOf(status) == RedisError::kWrongType) {
+          status = absl::FailedPreconditionError(
+              absl::StrCat("key '", h->spec->keys.stream, "' exists and is not a stream"));
+        }
+        if (!status.ok()) {
+          OnGroupReady(*h, status);
+          return;
+        }
+        // Recorded for the Admin service (R-E1), with this daemon's presence
+        // heartbeat, before the registration is answered: a client that saw
+        // Registered finds its handler in ListHandlers.
+        h->present = true;
+        parts_->presence.Record(*h->spec, guard_.Wrap([this, ref] {
+          if (Find(ref) == nullptr) return;
+          parts_->reader.Watch(ref, kMain, [this, ref] {
+            if (Handler* ready = Find(ref)) OnGroupReady(*ready, absl::OkStatus());
+          });
+        }));
+      }));
 }
 
 void Dispatcher::OnGroupReady(Handler& h, absl::Status status) {
   std::vector<Session*> waiting;
   waiting.swap(h.waiting);
   if (!status.ok()) {
-    spdlog::warn("registration of handler '{}' on '{}' failed: {}", h.spec.handler_id,
-                 h.spec.channel, std::string(status.message()));
+    spdlog::warn("registration of handler '{}' on '{}' failed: {}", h.spec->handler_id,
+                 h.spec->channel, std::string(status.message()));
     for (Session* s : waiting) {
       s->sink->Finish(status);
       s->handler = nullptr;
@@ -222,412 +299,202 @@ void Dispatcher::OnGroupReady(Handler& h, absl::Status status) {
     return;
   }
   h.ready = true;
-  h.sources[kMain].ready = true;
-  h.sources[kMain].more = true;
-  // A new handler here looks for due retries (another daemon may have left
-  // some) and orphaned entries at once.
-  h.next_due = absl::InfinitePast();
-  if (!h.auto_ack) WatchRetrySource(h);
+  parts_->reader.Open(h.ref, kMain);
+  if (!h.spec->auto_ack) {
+    // The retry group is created by the first move into the stream (the
+    // scripts create it at the stream's end right before adding the entry),
+    // so a handler that never fails leaves no retry key behind.
+    parts_->reader.Watch(h.ref, kRetry, [this, ref = h.ref] {
+      parts_->reader.Open(ref, kRetry);
+      parts_->reader.MaybeRead(ref);
+      FlushOut();
+    });
+  }
   for (Session* s : waiting) Attach(h, *s);
   Pump(h);
-  MaybeRead(h);
+  parts_->reader.MaybeRead(h.ref);
   FlushOut();
-}
-
-void Dispatcher::WatchRetrySource(Handler& h) {
-  // The retry group is created by the first move into the stream (the
-  // scripts create it at the stream's end right before adding the entry),
-  // so a handler that never fails leaves no retry key behind.
-  Source& src = h.sources[kRetry];
-  src.watched = true;
-  notifier_.Watch(src.stream, [this, alive = alive_, key = HandlerRef{h.key, h.generation}] {
-    if (!*alive) return;
-    Handler* hh = FindHandler(key);
-    if (hh == nullptr) return;
-    hh->sources[kRetry].ready = true;
-    hh->sources[kRetry].more = true;
-    MaybeRead(*hh);
-    FlushOut();
-  });
 }
 
 void Dispatcher::Attach(Handler& h, Session& s) {
   s.attached = true;
   h.sessions.push_back(&s);
   v1::SubscribeResponse reply;
-  *reply.mutable_registered() = MakeRegistered(s.spec, options_.instance_id);
+  *reply.mutable_registered() = MakeRegistered(s.spec, ctx_.options.instance_id);
   s.sink->Send(std::move(reply));
   spdlog::info("session {} registered handler '{}' on '{}' (max_in_flight {}, auto_ack {})", s.id,
                s.spec.handler_id, s.spec.channel, s.spec.max_in_flight, s.spec.auto_ack);
 }
 
-// ---------------------------------------------------------------- reading
+// ---------------------------------------------------------------- delivering
 
 uint32_t Dispatcher::Capacity(const Handler& h) const {
-  if (draining_ || h.paused) return 0;
+  if (parts_->drainer.draining() || h.paused) return 0;
   uint64_t free = 0;
   for (const Session* s : h.sessions) free += s->free_slots();
-  const uint64_t taken =
-      h.backlog.size() + h.auto_backlog.size() + h.reserved + h.fetching.size();
+  const uint64_t taken = h.backlog.ids.size() + h.backlog.entries.size() +
+                         parts_->reader.reserved(h.ref.key) + h.backlog.fetching.size();
   return free > taken ? static_cast<uint32_t>(std::min<uint64_t>(free - taken, UINT32_MAX)) : 0;
 }
 
-Dispatcher::Session* Dispatcher::PickSession(Handler& h) {
-  if (h.paused) return nullptr;  // what arrives now waits here (R-E5)
-  const size_t n = h.sessions.size();
+namespace {
+
+// The next attached session of `sessions` with a free slot, round robin.
+template <typename SessionT>
+SessionT* PickSession(const std::vector<SessionT*>& sessions, size_t& round_robin, bool paused) {
+  if (paused) return nullptr;  // what arrives now waits here (R-E5)
+  const size_t n = sessions.size();
   for (size_t i = 0; i < n; ++i) {
-    Session* s = h.sessions[(h.round_robin + i) % n];
+    SessionT* s = sessions[(round_robin + i) % n];
     if (s->free_slots() > 0) {
-      h.round_robin = (h.round_robin + i + 1) % n;
+      round_robin = (round_robin + i + 1) % n;
       return s;
     }
   }
   return nullptr;
 }
 
+}  // namespace
+
 void Dispatcher::Pump(Handler& h) {
-  while (!h.auto_backlog.empty()) {
-    Session* s = PickSession(h);
-    if (s == nullptr) break;
-    StreamEntry e = std::move(h.auto_backlog.front());
-    h.auto_backlog.pop_front();
-    uint32_t attempt = 1;
-    absl::StatusOr<v1::Delivery> message = Prepare(h, e, &attempt);
-    if (!message.ok()) continue;  // logged; auto-ack has no DLQ
-    Deliver(h, *s, Entry{std::move(e.id), attempt, kMain}, *std::move(message));
+  auto has_slot = [&h] {
+    return !h.paused && std::any_of(h.sessions.begin(), h.sessions.end(),
+                                    [](const Session* s) { return s->free_slots() > 0; });
+  };
+  while (!h.backlog.entries.empty() && has_slot()) {
+    StreamEntry e = std::move(h.backlog.entries.front());
+    h.backlog.entries.pop_front();
+    DeliverEntries(h, kMain, {std::move(e)});
   }
-  if (draining_ || h.backlog.empty()) return;
+  if (parts_->drainer.draining() || h.backlog.ids.empty()) return;
   uint64_t free = 0;
   for (const Session* s : h.sessions) free += s->free_slots();
-  const uint64_t promised = h.fetching.size() + h.reserved;
+  const uint64_t promised = h.backlog.fetching.size() + parts_->reader.reserved(h.ref.key);
   const uint64_t taking = std::min<uint64_t>(
-      {free > promised ? free - promised : 0, h.backlog.size(), options_.read_batch});
+      {free > promised ? free - promised : 0, h.backlog.ids.size(), ctx_.options.read_batch});
   if (taking == 0) return;
   // Fetch the entries again; XCLAIM with min-idle 0 keeps them ours, resets
   // their idle time and returns their fields (deleted ones are dropped).
   std::vector<Entry> asked[2];
   for (uint64_t i = 0; i < taking; ++i) {
-    Entry e = std::move(h.backlog.front());
-    h.backlog.pop_front();
-    h.fetching.insert(e.id);
+    Entry e = std::move(h.backlog.ids.front());
+    h.backlog.ids.pop_front();
+    h.backlog.fetching.insert(e.id);
     asked[e.source].push_back(std::move(e));
   }
-  const HandlerRef key{h.key, h.generation};
   for (uint8_t source : {kMain, kRetry}) {
     if (asked[source].empty()) continue;
-    const Target target = TargetOf(h, source);
-    RedisArgv argv = {"XCLAIM", target.stream, target.group, target.consumer, "0"};
-    for (const Entry& e : asked[source]) argv.push_back(e.id);
-    redis_.Send(argv, Guard([this, key, source, spec = h.names, asked = std::move(asked[source])](
-                                absl::StatusOr<RedisReply> r) mutable {
-                  OnFetched(key, source, spec, std::move(asked), std::move(r));
-                }));
+    std::vector<std::string> ids;
+    for (const Entry& e : asked[source]) ids.push_back(e.id);
+    ctx_.ops.Claim(SourceRef(*h.spec, source), absl::ZeroDuration(), std::move(ids),
+                   guard_.Wrap([this, ref = h.ref, spec = h.spec, source,
+                                asked = std::move(asked[source])](
+                                   absl::StatusOr<std::vector<StreamEntry>> fetched) mutable {
+                     if (Find(ref) == nullptr) {
+                       // The last session left meanwhile: never delivered,
+                       // handed back.
+                       std::vector<std::string> back;
+                       for (const Entry& e : asked) back.push_back(e.id);
+                       parts_->retries.Return(ref, spec, source, back);
+                       return;
+                     }
+                     OnFetched(ref, source, std::move(fetched), std::move(asked));
+                   }));
   }
 }
 
-void Dispatcher::OnFetched(const HandlerRef& key, uint8_t source,
-                           const std::shared_ptr<const SubscriptionSpec>& spec,
-                           std::vector<Entry> asked, absl::StatusOr<RedisReply> reply) {
-  Handler* h = FindHandler(key);
-  if (h == nullptr) {
-    // The last session left meanwhile: never delivered, handed back.
-    std::vector<std::string> ids;
-    for (const Entry& e : asked) ids.push_back(e.id);
-    Return(spec, key, source, ids);
-    return;
-  }
-  for (const Entry& e : asked) h->fetching.erase(e.id);
-  absl::StatusOr<std::vector<StreamEntry>> entries =
-      reply.ok() && !reply->is_error() ? ParseEntryList(*std::move(reply))
-                                       : absl::StatusOr<std::vector<StreamEntry>>(
-                                             absl::UnavailableError("fetch failed"));
-  if (!entries.ok()) {
-    ++stats_.redis_errors;
+void Dispatcher::OnFetched(const HandlerRef& ref, uint8_t source,
+                           absl::StatusOr<std::vector<StreamEntry>> fetched,
+                           std::vector<Entry> asked) {
+  Handler& h = *Find(ref);
+  for (const Entry& e : asked) h.backlog.fetching.erase(e.id);
+  if (!fetched.ok()) {
+    ++ctx_.stats.redis_errors;
     // Back to the front, in their original order; the tick tries again.
-    for (auto it = asked.rbegin(); it != asked.rend(); ++it) h->backlog.push_front(std::move(*it));
+    for (auto it = asked.rbegin(); it != asked.rend(); ++it) {
+      h.backlog.ids.push_front(std::move(*it));
+    }
     return;
   }
-  stats_.redeliveries += entries->size();
-  DeliverEntries(*h, source, *std::move(entries));
-  Pump(*h);
-  MaybeRead(*h);
+  ctx_.stats.redeliveries += fetched->size();
+  DeliverEntries(h, source, *std::move(fetched));
+  Pump(h);
+  parts_->reader.MaybeRead(h.ref);
   FlushOut();
 }
 
-absl::StatusOr<v1::Delivery> Dispatcher::Prepare(Handler& h, const StreamEntry& e,
-                                                 uint32_t* attempt) {
-  v1::Delivery message;
-  absl::StatusOr<RetryState> state = ReadRetryState(e);
-  if (!state.ok()) {
-    if (IsPoison(state.status()) && !h.auto_ack) return state.status();
-    // Auto-ack has no dead-letter queue: deliver what can be read.
-    ++stats_.decode_errors;
-    spdlog::warn("entry {} of '{}' is unreadable ({}); delivered as raw bytes", e.id,
-                 h.spec.channel, std::string(state.status().message()));
-    (void)FillMessage(WithoutRedriveFields(e), message);
-    return message;
-  }
-  FillMessage(std::move(state->decoded), message);
-  if (state->retry_count > 0 || !state->original_id.empty()) {
-    if (std::optional<std::string> body = StripRetryMetadataKeys(message.payload())) {
-      message.set_payload(*std::move(body));
-    }
-  }
-  *attempt = static_cast<uint32_t>(std::min<int64_t>(state->retry_count + 1, UINT32_MAX));
-  if (!state->original_id.empty()) message.set_original_entry_id(state->original_id);
-  message.set_previous_error(state->last_error);
-  message.set_previous_error_code(state->last_error_code);
-  return message;
-}
-
-void Dispatcher::DeliverEntries(Handler& h, uint8_t source, std::vector<StreamEntry>&& entries) {
-  if (draining_ && !h.auto_ack) {
+void Dispatcher::DeliverEntries(Handler& h, uint8_t source, std::vector<StreamEntry> entries) {
+  const bool auto_ack = h.spec->auto_ack;
+  if (parts_->drainer.draining() && !auto_ack) {
     // Read before the drain began, answered after: hand it straight back.
     std::vector<std::string> ids;
     for (const StreamEntry& e : entries) ids.push_back(e.id);
-    Return(h.names, HandlerRef{h.key, h.generation}, source, ids);
+    parts_->retries.Return(h.ref, h.spec, source, ids);
     return;
   }
   for (StreamEntry& e : entries) {
     if (e.deleted) {
       // Trimmed while pending: nothing to deliver; drop it from the PEL.
-      if (!h.auto_ack) QueueAck(h, source, e.id);
-      continue;
-    }
-    if (h.auto_ack) {
-      // Acknowledged at read: deliver it here or keep it whole until a slot
-      // frees (the streams stay open through a drain's grace period).
-      Session* s = PickSession(h);
-      if (s == nullptr) {
-        h.auto_backlog.push_back(std::move(e));
-        continue;
+      if (!auto_ack) {
+        const GroupRef g = SourceRef(*h.spec, source);
+        parts_->acks.Queue(g.stream, g.group, e.id);
       }
-      uint32_t attempt = 1;
-      absl::StatusOr<v1::Delivery> message = Prepare(h, e, &attempt);
-      if (message.ok()) Deliver(h, *s, Entry{std::move(e.id), attempt, kMain}, *std::move(message));
       continue;
     }
-    Session* s = PickSession(h);
+    Session* s = PickSession(h.sessions, h.round_robin, h.paused);
     if (s == nullptr) {
-      h.backlog.push_back(Entry{std::move(e.id), 1, source});  // refetched when a slot frees
+      // Auto-ack entries were acknowledged at read: kept whole until a slot
+      // frees (the streams stay open through a drain's grace period); others
+      // are fetched again then.
+      if (auto_ack) {
+        h.backlog.entries.push_back(std::move(e));
+      } else {
+        h.backlog.ids.push_back(Entry{std::move(e.id), 1, source});
+      }
       continue;
     }
-    uint32_t attempt = 1;
-    absl::StatusOr<v1::Delivery> message = Prepare(h, e, &attempt);
-    if (!message.ok()) {
+    absl::StatusOr<DecodedDelivery> decoded = DecodeDelivery(e, /*lenient=*/auto_ack);
+    if (decoded.ok() && !decoded->unreadable.empty()) {
+      ++ctx_.stats.decode_errors;
+      spdlog::warn("entry {} of '{}' is unreadable ({}); delivered as raw bytes", e.id,
+                   h.spec->channel, decoded->unreadable);
+    }
+    if (!decoded.ok()) {
       // Poison (R-D6): straight to the DLQ, raw bytes kept; never delivered,
       // never in the way of the entries behind it.
-      ++stats_.poison;
-      // (Counted; the per-handler summary line reports it as "poison".)
+      ++ctx_.stats.poison;
       spdlog::debug("entry {} of '{}' is poison for handler '{}': {}", e.id,
-                    h.sources[source].stream, h.spec.handler_id,
-                    std::string(message.status().message()));
-      FailureRecord f = MakeFailure(h, 1, FailKind::kNack, std::string(message.status().message()),
-                                    "POISON");
+                    SourceRef(*h.spec, source).stream, h.spec->handler_id,
+                    std::string(decoded.status().message()));
+      FailureRecord f = parts_->retries.MakeFailure(
+          *h.spec, 1, FailKind::kNack, std::string(decoded.status().message()), "POISON");
       f.outcome = "poison";
-      DeadLetter(h.names, source, e, absl::StatusOr<RetryState>(message.status()), f, "poison",
-                 h.spec.consumer);
+      parts_->dead_letters.DeadLetter(h.spec, source, e,
+                                      absl::StatusOr<RetryState>(decoded.status()), f, "poison",
+                                      h.spec->consumer);
       continue;
     }
-    Deliver(h, *s, Entry{std::move(e.id), attempt, source}, *std::move(message));
+    Deliver(h, *s, Entry{std::move(e.id), decoded->attempt, source}, std::move(decoded->message));
   }
 }
-
-absl::flat_hash_set<std::string> Dispatcher::HeldIds(const Handler& h, uint8_t source) const {
-  absl::flat_hash_set<std::string> held;
-  for (const Session* s : h.sessions) {
-    for (const auto& [id, f] : s->in_flight) {
-      if (f.entry.source == source) held.insert(f.entry.id);
-    }
-  }
-  for (const Entry& e : h.backlog) {
-    if (e.source == source) held.insert(e.id);
-  }
-  for (const std::string& dead : h.dead_lettering) {
-    const std::string prefix = DeadKey(source, "");
-    if (absl::StartsWith(dead, prefix)) held.insert(dead.substr(prefix.size()));
-  }
-  // (fetching ids are few and short-lived; a collision between the two
-  // streams' ids only makes a sweep skip an entry once.)
-  held.insert(h.fetching.begin(), h.fetching.end());
-  return held;
-}
-
-void Dispatcher::MaybeRead(Handler& h) {
-  if (!h.ready || draining_) return;
-  const absl::Time now = options_.now();
-  auto wants = [&](uint8_t source) {
-    const Source& src = h.sources[source];
-    return src.ready && !src.reading && src.more && now >= src.retry_after;
-  };
-  const bool main = wants(kMain);
-  const bool retry = !h.auto_ack && wants(kRetry);
-  if (!main && !retry) return;
-  const uint32_t count = std::min(Capacity(h), options_.read_batch);
-  if (count == 0) return;
-  if (main && retry) {
-    // Both have entries: split the slots so neither starves the other (R-D7).
-    if (count == 1) {
-      Read(h, h.prefer_retry ? kRetry : kMain, 1);
-      h.prefer_retry = !h.prefer_retry;
-      return;
-    }
-    const uint32_t retry_share = count / 2 + (count % 2 != 0 && h.prefer_retry ? 1 : 0);
-    h.prefer_retry = !h.prefer_retry;
-    Read(h, kRetry, retry_share);
-    Read(h, kMain, count - retry_share);
-    return;
-  }
-  Read(h, main ? kMain : kRetry, count);
-}
-
-void Dispatcher::Read(Handler& h, uint8_t source, uint32_t count) {
-  Source& src = h.sources[source];
-  src.reading = true;
-  h.reserved += count;
-  ++stats_.reads;
-  const std::string count_text = absl::StrCat(count);
-  RedisArgv argv = {"XREADGROUP", "GROUP", src.group, h.spec.consumer, "COUNT", count_text};
-  if (h.auto_ack) argv.push_back("NOACK");
-  argv.insert(argv.end(), {"STREAMS", src.stream, ">"});
-  const HandlerRef key{h.key, h.generation};
-  const uint64_t activity = src.activity;
-  redis_.Send(argv, Guard([this, key, source, spec = h.names, count, activity](
-                              absl::StatusOr<RedisReply> r) {
-                OnRead(key, source, spec, count, activity, std::move(r));
-              }));
-}
-
-void Dispatcher::OnRead(const HandlerRef& key, uint8_t source,
-                        const std::shared_ptr<const SubscriptionSpec>& spec, uint32_t asked,
-                        uint64_t activity, absl::StatusOr<RedisReply> reply) {
-  Handler* h = FindHandler(key);
-  if (h == nullptr) {
-    // Every session left while the read was out: what it read is pending
-    // under our consumer, never delivered; hand it back.
-    if (reply.ok() && !reply->is_error() && !spec->auto_ack) {
-      absl::StatusOr<std::vector<StreamEntry>> entries = ParseReadReply(
-          *std::move(reply), source == kMain ? spec->keys.stream : spec->keys.retry_stream);
-      if (entries.ok()) {
-        std::vector<std::string> ids;
-        for (const StreamEntry& e : *entries) ids.push_back(e.id);
-        Return(spec, key, source, ids);
-      }
-    }
-    return;
-  }
-  Source& src = h->sources[source];
-  src.reading = false;
-  h->reserved -= std::min(h->reserved, asked);
-  if (!reply.ok() || reply->is_error()) {
-    if (reply.ok() && absl::StartsWith(reply->str, "NOGROUP")) {
-      if (source == kRetry && src.last_read_id.empty()) {
-        // No retry has been written yet: the first move creates the group.
-        src.more = false;
-        return;
-      }
-      RecreateGroup(*h, source);
-      return;
-    }
-    ++stats_.redis_errors;
-    // If the server ran the read, its entries are pending under our
-    // consumer without our knowing: the sweep finds them once idle.
-    src.next_sweep = std::min(src.next_sweep, options_.now() + h->spec.lease);
-    spdlog::debug("XREADGROUP on '{}' failed: {}", src.stream,
-                  reply.ok() ? reply->str : std::string(reply.status().message()));
-    src.retry_after = options_.now() + options_.error_backoff;
-    return;
-  }
-  absl::StatusOr<std::vector<StreamEntry>> entries = ParseReadReply(*std::move(reply), src.stream);
-  if (!entries.ok()) {
-    ++stats_.redis_errors;
-    spdlog::error("unexpected XREADGROUP reply: {}", std::string(entries.status().message()));
-    src.retry_after = options_.now() + options_.error_backoff;
-    return;
-  }
-  if (entries->size() < asked && activity == src.activity) src.more = false;
-  if (!entries->empty()) src.last_read_id = entries->back().id;
-  DeliverEntries(*h, source, *std::move(entries));
-  MaybeRead(*h);
-  FlushOut();
-}
-
-void Dispatcher::RecreateGroup(Handler& h, uint8_t source) {
-  // The group (or the stream) was deleted under us: recreate it after the
-  // last entry we read, so nothing delivered is replayed and nothing added
-  // since is skipped (R-D8); with nothing read yet, at the end.
-  Source& src = h.sources[source];
-  ++stats_.groups_recreated;
-  ++stats_.redis_errors;
-  const std::string start = src.last_read_id.empty() ? "$" : src.last_read_id;
-  spdlog::warn("group '{}' on '{}' is gone; recreating it at {} (groups recreated so far: {})",
-               src.group, src.stream, start, stats_.groups_recreated);
-  src.reading = true;  // no read until the group is back
-  const HandlerRef key{h.key, h.generation};
-  redis_.Send({"XGROUP", "CREATE", src.stream, src.group, start, "MKSTREAM"},
-              Guard([this, key, source](absl::StatusOr<RedisReply> r) {
-                Handler* hh = FindHandler(key);
-                if (hh == nullptr) return;
-                Source& s = hh->sources[source];
-                s.reading = false;
-                s.more = true;
-                const bool created =
-                    r.ok() && (!r->is_error() || absl::StartsWith(r->str, "BUSYGROUP"));
-                if (!created) {
-                  ++stats_.redis_errors;
-                  s.retry_after = options_.now() + options_.error_backoff;
-                  return;  // the tick retries the read (and so the creation)
-                }
-                MaybeRead(*hh);
-                FlushOut();
-              }));
-}
-
-void Dispatcher::OnStreamActivity(const std::string& stream) {
-  auto it = by_stream_.find(stream);
-  if (it == by_stream_.end()) return;
-  for (const std::string& key : it->second) {
-    Handler* h = FindHandler(key);
-    if (h == nullptr) continue;
-    for (Source& src : h->sources) {
-      if (src.stream != stream) continue;
-      src.more = true;
-      ++src.activity;
-    }
-    MaybeRead(*h);
-  }
-  FlushOut();
-}
-
-// ---------------------------------------------------------------- delivering
 
 void Dispatcher::Deliver(Handler& h, Session& s, Entry entry, v1::Delivery&& message) {
   const uint64_t id = ++next_delivery_id_;
-  const absl::Time deadline = options_.now() + s.spec.lease;
-  size_t cost = message.payload().size() + message.previous_error().size() + 256;
-  for (const v1::Header& hd : message.headers()) cost += hd.key().size() + hd.value().size() + 8;
-  for (const v1::StreamField& f : message.fields()) cost += f.name().size() + f.value().size() + 8;
-  if (s.out_bytes + cost > options_.max_message_bytes && s.out_deliveries.has_deliveries()) {
-    // This batch is full: close it and start another.
-    s.out_full.push_back(std::move(s.out_deliveries));
-    s.out_deliveries.Clear();
-    s.out_bytes = 0;
+  const absl::Time deadline = ctx_.now() + s.spec.lease;
+  const SubscriptionSpec& spec = *h.spec;
+  message.set_delivery_id(id);
+  message.set_channel(spec.channel);
+  message.set_stream(SourceRef(spec, entry.source).stream);
+  message.set_entry_id(entry.id);
+  if (message.original_entry_id().empty()) message.set_original_entry_id(entry.id);
+  message.set_attempt(entry.attempt);
+  if (spec.has_retry_policy && !spec.retry_policy.unlimited()) {
+    message.set_max_attempts(spec.retry_policy.max_retries() + 1);
   }
-  s.out_bytes += cost;
-  v1::Delivery* d = s.out_deliveries.mutable_deliveries()->add_deliveries();
-  *d = std::move(message);
-  d->set_delivery_id(id);
-  d->set_channel(h.spec.channel);
-  d->set_stream(h.sources[entry.source].stream);
-  d->set_entry_id(entry.id);
-  if (d->original_entry_id().empty()) d->set_original_entry_id(entry.id);
-  d->set_attempt(entry.attempt);
-  if (h.spec.has_retry_policy && !h.spec.retry_policy.unlimited()) {
-    d->set_max_attempts(h.spec.retry_policy.max_retries() + 1);
-  }
-  d->set_lease_deadline_unix_ms(UnixMillis(deadline));
-  s.in_flight.emplace(id, Flight{std::move(entry), deadline, deadline - s.spec.lease});
-  ++stats_.deliveries;
+  message.set_lease_deadline_unix_ms(absl::ToUnixMillis(deadline));
+  s.outbox.Add(std::move(message));
+  s.leases.Add(id, std::move(entry), deadline, deadline - s.spec.lease);
+  ++ctx_.stats.deliveries;
   if (!s.dirty) {
     s.dirty = true;
     dirty_.push_back(&s);
@@ -639,193 +506,150 @@ void Dispatcher::FlushOut() {
   dirty.swap(dirty_);
   for (Session* s : dirty) {
     s->dirty = false;
-    for (v1::SubscribeResponse& full : s->out_full) s->sink->Send(std::move(full));
-    s->out_full.clear();
-    s->out_bytes = 0;
-    if (s->out_deliveries.has_deliveries()) {
-      v1::SubscribeResponse msg;
-      msg.Swap(&s->out_deliveries);
-      s->sink->Send(std::move(msg));
-    }
-    if (s->out_notices.has_notices()) {
-      v1::SubscribeResponse msg;
-      msg.Swap(&s->out_notices);
-      s->sink->Send(std::move(msg));
-    }
+    s->outbox.FlushTo(*s->sink);
   }
 }
 
-void Dispatcher::Notice(Session& s, uint64_t delivery_id, v1::Notice::Code code,
-                        std::string message) {
-  v1::Notice* n = s.out_notices.mutable_notices()->add_notices();
-  n->set_delivery_id(delivery_id);
-  n->set_code(code);
-  n->set_message(std::move(message));
-  ++stats_.notices;
-  if (!s.dirty) {
-    s.dirty = true;
-    dirty_.push_back(&s);
+void Dispatcher::OnStreamActivity(const std::string& stream) {
+  const std::vector<std::string>* keys = parts_->reader.Readers(stream);
+  if (keys == nullptr) return;
+  for (const std::string& key : std::vector<std::string>(*keys)) {
+    auto it = handlers_.find(key);
+    if (it == handlers_.end()) continue;
+    const Handler& h = *it->second;
+    for (uint8_t source : {kMain, kRetry}) {
+      if (SourceRef(*h.spec, source).stream == stream) parts_->reader.Wake(h.ref, source);
+    }
+    parts_->reader.MaybeRead(h.ref);
   }
+  FlushOut();
 }
 
 // ---------------------------------------------------------------- verbs
-
-void Dispatcher::Settle(Session& s, uint64_t delivery_id, Outcome outcome) {
-  auto it = s.in_flight.find(delivery_id);
-  if (it == s.in_flight.end()) return;
-  s.in_flight.erase(it);
-  s.settled.emplace(delivery_id, outcome);
-  s.settled_order.push_back(delivery_id);
-  while (s.settled_order.size() > std::max<size_t>(kSettledMemory, 4 * s.spec.max_in_flight)) {
-    s.settled.erase(s.settled_order.front());
-    s.settled_order.pop_front();
-  }
-}
 
 void Dispatcher::Verbs(uint64_t session_id, const v1::Verbs& verbs) {
   auto sit = sessions_.find(session_id);
   if (sit == sessions_.end()) return;
   Session& s = *sit->second;
   Handler* h = s.handler;
-  const absl::Time now = options_.now();
+  const bool settles = h != nullptr && !h->spec->auto_ack;
+  const absl::Time now = ctx_.now();
   std::vector<std::string> extended[2];
+  auto notice = [&](uint64_t id, v1::Notice::Code code, std::string message) {
+    s.outbox.AddNotice(id, code, std::move(message));
+    ++ctx_.stats.notices;
+    if (!s.dirty) {
+      s.dirty = true;
+      dirty_.push_back(&s);
+    }
+  };
   for (const v1::Verb& verb : verbs.verbs()) {
     const uint64_t id = verb.delivery_id();
-    auto it = s.in_flight.find(id);
-    if (it == s.in_flight.end()) {
-      auto settled = s.settled.find(id);
-      if (settled == s.settled.end()) {
-        Notice(s, id, v1::Notice::UNKNOWN_DELIVERY,
-               absl::StrCat("no delivery ", id, " on this stream"));
-      } else if (!(verb.has_ack() && settled->second == Outcome::kAcked)) {
-        // A repeated ACK is idempotent and silent; anything else is noted.
-        Notice(s, id, v1::Notice::ALREADY_SETTLED,
-               absl::StrCat("delivery ", id, " was already settled"));
-      }
+    LeaseTable::Flight* flight = s.leases.Find(id);
+    if (flight == nullptr) {
+      if (auto n = NotInFlight(verb, s.leases.SettledAs(id))) notice(id, n->first, n->second);
       continue;
     }
-    const Entry entry = it->second.entry;
-    switch (verb.action_case()) {
-      case v1::Verb::kAck:
-        ++stats_.acks;
-        if (h != nullptr && !h->auto_ack) QueueAck(*h, entry.source, entry.id);
-        Settle(s, id, Outcome::kAcked);
-        break;
-      case v1::Verb::kNack: {
-        const v1::Nack& nack = verb.nack();
-        if (nack.reason().size() > kMaxReason || nack.error_code().size() > kMaxErrorCode ||
-            (nack.has_delay_ms() && nack.delay_ms() > kMaxDurationMs)) {
-          Notice(s, id, v1::Notice::INVALID_VERB,
-                 absl::StrCat("nack.reason at most ", kMaxReason, " bytes, error_code at most ",
-                              kMaxErrorCode, ", delay_ms at most ", kMaxDurationMs));
-          break;
-        }
-        ++stats_.nacks;
-        Settle(s, id, Outcome::kNacked);
-        if (h != nullptr && !h->auto_ack) {
-          std::optional<absl::Duration> delay;
-          if (nack.has_delay_ms()) delay = absl::Milliseconds(nack.delay_ms());
-          Fail(*h, entry, FailKind::kNack, nack.reason(), nack.error_code(), delay);
-        }
-        break;
-      }
-      case v1::Verb::kExtend: {
-        const uint32_t lease_ms = verb.extend().lease_ms();
-        if (lease_ms > kMaxDurationMs) {
-          Notice(s, id, v1::Notice::INVALID_VERB,
-                 absl::StrCat("extend.lease_ms ", lease_ms, " is outside 0..", kMaxDurationMs));
-          break;
-        }
-        ++stats_.extends;
-        it->second.deadline = now + (lease_ms == 0 ? s.spec.lease : absl::Milliseconds(lease_ms));
-        it->second.idle_since = now;
-        extended[entry.source].push_back(entry.id);
-        break;
-      }
-      case v1::Verb::kTerminate: {
-        const v1::Terminate& t = verb.terminate();
-        if (t.reason().size() > kMaxReason || t.error_code().size() > kMaxErrorCode) {
-          Notice(s, id, v1::Notice::INVALID_VERB,
-                 absl::StrCat("terminate.reason at most ", kMaxReason,
-                              " bytes, error_code at most ", kMaxErrorCode));
-          break;
-        }
-        ++stats_.terminates;
-        Settle(s, id, Outcome::kTerminated);
-        if (h != nullptr && !h->auto_ack) {
-          Fail(*h, entry, FailKind::kTerminated, t.reason(), t.error_code(), std::nullopt);
-        }
-        break;
-      }
-      default:
-        Notice(s, id, v1::Notice::INVALID_VERB, "verb has no action");
-        break;
+    if (std::string invalid = InvalidVerb(verb); !invalid.empty()) {
+      notice(id, v1::Notice::INVALID_VERB, std::move(invalid));
+      continue;
+    }
+    const Entry entry = flight->entry;
+    if (verb.has_ack()) {
+      ++ctx_.stats.acks;
+      s.leases.Settle(id, LeaseTable::Outcome::kAcked);
+      if (!settles) continue;
+      const GroupRef g = SourceRef(*h->spec, entry.source);
+      parts_->acks.Queue(g.stream, g.group, entry.id);
+      if (entry.source == kRetry) parts_->sweeper.WantTrim(h->ref);
+    } else if (verb.has_nack()) {
+      const v1::Nack& nack = verb.nack();
+      ++ctx_.stats.nacks;
+      s.leases.Settle(id, LeaseTable::Outcome::kNacked);
+      std::optional<absl::Duration> delay;
+      if (nack.has_delay_ms()) delay = absl::Milliseconds(nack.delay_ms());
+      if (settles) Fail(*h, entry, FailKind::kNack, nack.reason(), nack.error_code(), delay);
+    } else if (verb.has_extend()) {
+      const uint32_t lease_ms = verb.extend().lease_ms();
+      ++ctx_.stats.extends;
+      flight->deadline = now + (lease_ms == 0 ? s.spec.lease : absl::Milliseconds(lease_ms));
+      flight->idle_since = now;
+      extended[entry.source].push_back(entry.id);
+    } else {
+      const v1::Terminate& t = verb.terminate();
+      ++ctx_.stats.terminates;
+      s.leases.Settle(id, LeaseTable::Outcome::kTerminated);
+      if (settles) Fail(*h, entry, FailKind::kTerminated, t.reason(), t.error_code(), {});
     }
   }
   if (h != nullptr) {
-    if (!h->auto_ack) {
-      for (uint8_t source : {kMain, kRetry}) Touch(*h, source, extended[source], false);
+    if (settles) {
+      for (uint8_t source : {kMain, kRetry}) {
+        Touch(ctx_, *h->spec, source, std::move(extended[source]), false);
+      }
     }
     Pump(*h);
-    MaybeRead(*h);
+    parts_->reader.MaybeRead(h->ref);
   }
   FlushOut();
-  if (draining_) CheckDrained();
+  if (parts_->drainer.draining()) CheckDrained();
 }
 
-void Dispatcher::QueueAck(Handler& h, uint8_t source, const std::string& id) {
-  const Source& src = h.sources[source];
-  acks_[{src.stream, src.group}].push_back(id);
-  if (source == kRetry) h.sources[kRetry].trim_wanted = true;
-  if (++acks_queued_ >= options_.ack_batch) {
-    FlushAcks();
-  } else if (!ack_timer_armed_) {
-    ack_timer_armed_ = true;
-    ack_timer_->Arm(options_.ack_delay);
+void Dispatcher::Fail(Handler& h, const Entry& entry, FailKind kind, std::string error,
+                      std::string error_code, std::optional<absl::Duration> delay) {
+  if (entry.source == kRetry) parts_->sweeper.WantTrim(h.ref);
+  parts_->retries.Fail(h.ref, h.spec, entry, kind, std::move(error), std::move(error_code), delay,
+                       parts_->sweeper.Period(*h.spec));
+}
+
+void Dispatcher::OnClaimed(const HandlerRef& ref, uint8_t source, const std::string& consumer,
+                           std::vector<StreamEntry> entries) {
+  Handler* h = Find(ref);
+  if (h == nullptr) return;
+  for (StreamEntry& e : entries) {
+    const GroupRef g = SourceRef(*h->spec, source);
+    if (e.deleted) {
+      parts_->acks.Queue(g.stream, g.group, e.id);
+      continue;
+    }
+    ++ctx_.stats.reclaimed;
+    absl::StatusOr<RetryState> state = ReadRetryState(e);
+    if (!state.ok()) {
+      ++ctx_.stats.poison;
+      FailureRecord f = parts_->retries.MakeFailure(
+          *h->spec, 1, FailKind::kExpired, std::string(state.status().message()), "POISON");
+      f.outcome = "poison";
+      parts_->dead_letters.DeadLetter(h->spec, source, e, state, f, "poison", h->spec->consumer);
+      continue;
+    }
+    const uint32_t attempt =
+        static_cast<uint32_t>(std::min<int64_t>(state->retry_count + 1, UINT32_MAX));
+    ctx_.summary.LeaseExpired(h->spec->channel, h->spec->handler_id);
+    spdlog::debug("entry {} of '{}' was idle past its lease on consumer '{}': attempt {} failed",
+                  e.id, g.stream, consumer, attempt);
+    Fail(*h, Entry{e.id, attempt, source}, FailKind::kExpired,
+         absl::StrCat("lease expired on consumer ", consumer), "LEASE_EXPIRED", std::nullopt);
   }
+  FlushOut();
 }
 
-void Dispatcher::FlushAcks() {
-  if (acks_queued_ == 0) return;
-  for (auto& [target, ids] : acks_) {
-    if (ids.empty()) continue;
-    RedisArgv argv = {"XACK", target.first, target.second};
-    argv.reserve(3 + ids.size());
-    for (const std::string& id : ids) argv.push_back(id);
-    // The argv views `ids`; hiredis copies the arguments inside Send.
-    redis_.Send(argv, Guard([this](absl::StatusOr<RedisReply> r) {
-                  if (!r.ok() || r->is_error()) {
-                    ++stats_.redis_errors;
-                    spdlog::warn("XACK failed ({}); the entries stay pending and are reclaimed",
-                                 r.ok() ? r->str : std::string(r.status().message()));
-                  }
-                }));
-    ids.clear();
+absl::flat_hash_set<std::string> Dispatcher::HeldIds(const HandlerRef& ref, uint8_t source) {
+  absl::flat_hash_set<std::string> held;
+  Handler* h = Find(ref);
+  if (h == nullptr) return held;
+  for (const Session* s : h->sessions) {
+    for (const auto& [id, f] : s->leases.flights()) {
+      if (f.entry.source == source) held.insert(f.entry.id);
+    }
   }
-  acks_queued_ = 0;
-}
-
-Dispatcher::Target Dispatcher::TargetOf(const Handler& h, uint8_t source) {
-  return Target{h.sources[source].stream, h.sources[source].group, h.spec.consumer};
-}
-
-void Dispatcher::Touch(const Handler& h, uint8_t source, const std::vector<std::string>& ids,
-                       bool release) {
-  Touch(TargetOf(h, source), ids, release);
-}
-
-void Dispatcher::Touch(const Target& t, const std::vector<std::string>& ids, bool release) {
-  if (ids.empty()) return;
-  spdlog::debug("{} {} entries of '{}' in group '{}'", release ? "releasing" : "touching",
-                ids.size(), t.stream, t.group);
-  if (release) stats_.released += ids.size();
-  std::vector<std::string> args = {t.group, t.consumer,
-                                   release ? std::string(kReleaseIdleMs) : std::string()};
-  args.insert(args.end(), ids.begin(), ids.end());
-  SendScript(redis_, TouchScript(), {t.stream}, std::move(args),
-             Guard([this](absl::StatusOr<RedisReply> r) {
-               if (!r.ok() || r->is_error()) ++stats_.redis_errors;
-             }));
+  for (const Entry& e : h->backlog.ids) {
+    if (e.source == source) held.insert(e.id);
+  }
+  parts_->dead_letters.AddHeld(ref.key, source, held);
+  // (fetching ids are few and short-lived; a collision between the two
+  // streams' ids only makes a sweep skip an entry once.)
+  held.insert(h->backlog.fetching.begin(), h->backlog.fetching.end());
+  return held;
 }
 
 void Dispatcher::Stop(uint64_t session_id) {
@@ -841,11 +665,11 @@ void Dispatcher::Disconnect(uint64_t session_id) {
   if (it == sessions_.end()) return;
   Session& s = *it->second;
   spdlog::debug("session {} disconnected with {} deliveries in flight", session_id,
-                s.in_flight.size());
+                s.leases.size());
   DetachSession(s);
   sessions_.erase(it);
   FlushOut();
-  if (draining_) CheckDrained();
+  if (parts_->drainer.draining()) CheckDrained();
 }
 
 void Dispatcher::DetachSession(Session& s) {
@@ -857,138 +681,64 @@ void Dispatcher::DetachSession(Session& s) {
   if (h == nullptr) return;
   h->waiting.erase(std::remove(h->waiting.begin(), h->waiting.end(), &s), h->waiting.end());
   h->sessions.erase(std::remove(h->sessions.begin(), h->sessions.end(), &s), h->sessions.end());
-  if (!s.in_flight.empty() && !h->auto_ack) {
+  std::vector<std::pair<uint64_t, Entry>> unsettled = s.leases.TakeAll();
+  if (!h->spec->auto_ack) {
     // (Auto-ack entries were acknowledged at read: nothing to give back.)
     // R-B7: each unsettled delivery is a failed attempt, retried at once —
     // by another stream of the handler if one is connected — or
     // dead-lettered as "disconnected" once the policy is exhausted.
-    std::vector<std::pair<uint64_t, Entry>> failed;
-    for (auto& [id, f] : s.in_flight) failed.emplace_back(id, std::move(f.entry));
-    std::sort(failed.begin(), failed.end(),
-              [](const auto& a, const auto& b) { return a.first < b.first; });
-    for (const auto& [id, e] : failed) {
-      ++stats_.disconnect_failures;
+    for (const auto& [id, e] : unsettled) {
+      ++ctx_.stats.disconnect_failures;
       Fail(*h, e, FailKind::kDisconnected, "consumer disconnected", "DISCONNECTED",
            absl::ZeroDuration());
     }
   }
-  s.in_flight.clear();
   s.handler = nullptr;
   Pump(*h);
   const bool can_take = std::any_of(h->sessions.begin(), h->sessions.end(),
                                     [](const Session* o) { return !o->stopped; });
-  if (!can_take && !h->backlog.empty()) {
+  if (!can_take && !h->backlog.ids.empty()) {
     // Read but never delivered, and no session here will take them: hand
     // them back through the retry path for any stream (not a failed attempt).
     std::vector<std::string> ids[2];
-    for (const Entry& e : h->backlog) ids[e.source].push_back(e.id);
-    h->backlog.clear();
+    for (const Entry& e : h->backlog.ids) ids[e.source].push_back(e.id);
+    h->backlog.ids.clear();
     for (uint8_t source : {kMain, kRetry}) {
-      Return(h->names, HandlerRef{h->key, h->generation}, source, ids[source]);
+      parts_->retries.Return(h->ref, h->spec, source, ids[source]);
     }
   }
-  MaybeRead(*h);
+  parts_->reader.MaybeRead(h->ref);
   MaybeRemoveHandler(*h);
 }
 
 void Dispatcher::MaybeRemoveHandler(Handler& h) {
   if (!h.sessions.empty() || !h.waiting.empty()) return;
-  for (const Source& src : h.sources) {
-    auto it = by_stream_.find(src.stream);
-    if (it != by_stream_.end()) {
-      auto& keys = it->second;
-      keys.erase(std::remove(keys.begin(), keys.end(), h.key), keys.end());
-      if (keys.empty()) by_stream_.erase(it);
-    }
-    if (src.watched) notifier_.Unwatch(src.stream);
-  }
-  if (h.present) {
-    redis_.Send({"HDEL", kHandlersRegistryKey,
-                 PresenceField(h.spec.channel, h.spec.handler_id, options_.instance_id)},
-                [](absl::StatusOr<RedisReply>) {});
-  }
-  handlers_.erase(h.key);  // destroys h
+  const std::string key = h.ref.key;
+  parts_->reader.Forget(key);
+  parts_->sweeper.Forget(key);
+  parts_->retries.Forget(key);
+  parts_->dead_letters.Forget(key);
+  if (h.present) parts_->presence.Remove(*h.spec);
+  handlers_.erase(key);  // destroys h
 }
 
 // ---------------------------------------------------------------- timers
 
 void Dispatcher::SetPaused(const std::string& channel, const std::string& handler_id,
                            bool paused) {
-  const std::string key = HandlerKey(channel, handler_id);
-  ++pause_epoch_;
-  if (paused) {
-    paused_.insert(key);
-  } else {
-    paused_.erase(key);
-  }
-  if (Handler* h = FindHandler(key)) ApplyPaused(*h, paused);
+  parts_->pauses.Set(EngineHandlerKey(channel, handler_id), paused);
   FlushOut();
-}
-
-void Dispatcher::ApplyPaused(Handler& h, bool paused) {
-  if (h.paused == paused) return;
-  h.paused = paused;
-  spdlog::info("handler '{}' on '{}' {}", h.spec.handler_id, h.spec.channel,
-               paused ? "paused: no new deliveries" : "resumed");
-  if (!paused) {
-    for (Source& src : h.sources) src.more = true;
-    Pump(h);
-    MaybeRead(h);
-  }
-}
-
-void Dispatcher::PollPaused() {
-  if (polling_paused_) return;
-  polling_paused_ = true;
-  redis_.Send({"HGETALL", kPausedHandlersKey},
-              Guard([this, epoch = pause_epoch_](absl::StatusOr<RedisReply> r) {
-                polling_paused_ = false;
-                // A local SetPaused since the poll was sent wins over it.
-                if (!r.ok() || !r->is_array() || epoch != pause_epoch_) return;
-                absl::flat_hash_set<std::string> paused;
-                for (size_t i = 0; i + 1 < r->elements.size(); i += 2) {
-                  const std::string& field = r->elements[i].str;
-                  const size_t space = field.find(' ');
-                  if (space == std::string::npos) continue;
-                  paused.insert(HandlerKey(absl::string_view(field).substr(0, space),
-                                           absl::string_view(field).substr(space + 1)));
-                }
-                paused_ = std::move(paused);
-                for (auto& [key, h] : handlers_) ApplyPaused(*h, paused_.contains(key));
-                FlushOut();
-              }));
-}
-
-void Dispatcher::BeatPresence() {
-  const std::string beat = absl::StrCat(absl::ToUnixMillis(options_.now()));
-  std::vector<std::string> fields;
-  for (const auto& [key, h] : handlers_) {
-    if (!h->ready || h->sessions.empty()) continue;
-    fields.push_back(PresenceField(h->spec.channel, h->spec.handler_id, options_.instance_id));
-  }
-  if (fields.empty()) return;
-  RedisArgv argv = {"HSET", kHandlersRegistryKey};
-  for (const std::string& f : fields) {
-    argv.push_back(f);
-    argv.push_back(beat);
-  }
-  redis_.Send(argv, [](absl::StatusOr<RedisReply> r) {
-    if (!r.ok() || r->is_error()) {
-      spdlog::debug("presence heartbeat failed: {}",
-                    r.ok() ? r->str : std::string(r.status().message()));
-    }
-  });
 }
 
 std::vector<Dispatcher::HandlerSnapshot> Dispatcher::Snapshot() const {
   std::vector<HandlerSnapshot> out;
   for (const auto& [key, h] : handlers_) {
     HandlerSnapshot snap;
-    snap.channel = h->spec.channel;
-    snap.handler_id = h->spec.handler_id;
-    snap.consumer = h->spec.consumer;
+    snap.channel = h->spec->channel;
+    snap.handler_id = h->spec->handler_id;
+    snap.consumer = h->spec->consumer;
     snap.sessions = static_cast<uint32_t>(h->sessions.size());
-    for (const Session* s : h->sessions) snap.in_flight += s->in_flight.size();
+    for (const Session* s : h->sessions) snap.in_flight += s->leases.size();
     snap.paused = h->paused;
     out.push_back(std::move(snap));
   }
@@ -996,32 +746,25 @@ std::vector<Dispatcher::HandlerSnapshot> Dispatcher::Snapshot() const {
 }
 
 void Dispatcher::Tick() {
-  const absl::Time now = options_.now();
-  if (!handlers_.empty() && now >= next_pause_poll_) {
-    PollPaused();
-    next_pause_poll_ = now + options_.pause_poll;
-  }
-  if (!handlers_.empty() && now >= next_presence_) {
-    BeatPresence();
-    next_presence_ = now + options_.presence_interval;
+  const absl::Time now = ctx_.now();
+  if (!handlers_.empty()) {
+    parts_->pauses.MaybePoll(now);
+    std::vector<const SubscriptionSpec*> present;
+    for (const auto& [key, h] : handlers_) {
+      if (h->ready && !h->sessions.empty()) present.push_back(h->spec.get());
+    }
+    parts_->presence.MaybeBeat(now, present);
   }
   // Lease expiry (R-D3): a failed attempt, retried after its backoff.
   for (auto& [sid, session] : sessions_) {
     Session& s = *session;
-    std::vector<uint64_t> expired;
-    for (const auto& [id, f] : s.in_flight) {
-      if (f.deadline <= now) expired.push_back(id);
-    }
-    std::sort(expired.begin(), expired.end());
-    for (uint64_t id : expired) {
-      ++stats_.lease_expiries;
-      const Entry entry = s.in_flight[id].entry;
-      if (s.handler != nullptr) {
-        summary_.LeaseExpired(s.spec.channel, s.spec.handler_id);
-        spdlog::debug("delivery {} (entry {}) on session {}: lease expired", id, entry.id, s.id);
-      }
-      Settle(s, id, Outcome::kExpired);
-      if (s.handler != nullptr && !s.handler->auto_ack) {
+    for (uint64_t id : s.leases.Expired(now)) {
+      ++ctx_.stats.lease_expiries;
+      const Entry entry = s.leases.Settle(id, LeaseTable::Outcome::kExpired)->entry;
+      if (s.handler == nullptr) continue;
+      ctx_.summary.LeaseExpired(s.spec.channel, s.spec.handler_id);
+      spdlog::debug("delivery {} (entry {}) on session {}: lease expired", id, entry.id, s.id);
+      if (!s.handler->spec->auto_ack) {
         Fail(*s.handler, entry, FailKind::kExpired,
              absl::StrCat("lease of ", absl::ToInt64Milliseconds(s.spec.lease),
                           " ms expired without ACK or EXTEND"),
@@ -1030,62 +773,59 @@ void Dispatcher::Tick() {
     }
   }
   for (auto& [key, handler] : handlers_) {
-    Handler& h = *handler;
-    if (!h.ready) continue;
-    if (!notifier_.healthy()) {
-      for (Source& src : h.sources) src.more = true;  // poll while the notifier is down
-    }
-    Pump(h);
-    // Entries waiting for a slot stay ours: keep their idle time low.
-    if (!h.backlog.empty() && !h.sessions.empty() && now >= h.backlog_touch_at) {
-      std::vector<std::string> ids[2];
-      for (const Entry& e : h.backlog) ids[e.source].push_back(e.id);
-      for (uint8_t source : {kMain, kRetry}) Touch(h, source, ids[source], false);
-      h.backlog_touch_at = now + h.spec.lease / 3;
-    }
-    if (!h.auto_ack && now >= h.in_flight_touch_at) {
-      // Deliveries that may outlive the handler's lease in Redis (a longer
-      // session lease, a long EXTEND) get their idle time reset, so no
-      // sweep takes them while their client still holds a valid lease.
-      const absl::Duration third = h.spec.lease / 3;
-      std::vector<std::string> ids[2];
-      for (Session* s : h.sessions) {
-        for (auto& [id, f] : s->in_flight) {
-          if (f.deadline > f.idle_since + h.spec.lease && now - f.idle_since > third) {
-            ids[f.entry.source].push_back(f.entry.id);
-            f.idle_since = now;
-          }
-        }
-      }
-      for (uint8_t source : {kMain, kRetry}) Touch(h, source, ids[source], false);
-      h.in_flight_touch_at = now + third;
-    }
-    if (!h.auto_ack && !draining_) {
-      RetryDeadLetters(h);
-      if (now >= h.next_due) MoveDue(h);
-      for (uint8_t source : {kMain, kRetry}) {
-        if (now >= h.sources[source].next_sweep) Sweep(h, source);
-      }
-    }
-    MaybeRead(h);
+    if (handler->ready) TickHandler(*handler, now);
   }
-  if (!notifier_.healthy()) notifier_.Kick();
-  for (const std::string& line : summary_.Report(now)) spdlog::info("{}", line);
+  StreamNotifier& notifier = parts_->reader.notifier();
+  if (!notifier.healthy()) notifier.Kick();
+  for (const std::string& line : ctx_.summary.Report(now)) spdlog::info("{}", line);
   FlushOut();
-  if (draining_) CheckDrained();
-  tick_timer_->Arm(options_.tick);
+  if (parts_->drainer.draining()) CheckDrained();
+  tick_timer_->Arm(ctx_.options.tick);
 }
 
-absl::Duration Dispatcher::SweepPeriod(const Handler& h) const {
-  return std::max(h.spec.lease, options_.min_sweep);
+void Dispatcher::TickHandler(Handler& h, absl::Time now) {
+  const SubscriptionSpec& spec = *h.spec;
+  if (!parts_->reader.notifier().healthy()) {
+    // Poll while the notifier is down.
+    for (uint8_t source : {kMain, kRetry}) parts_->reader.Wake(h.ref, source);
+  }
+  Pump(h);
+  // Entries waiting for a slot stay ours: keep their idle time low.
+  if (!h.backlog.ids.empty() && !h.sessions.empty() && now >= h.backlog.touch_at) {
+    std::vector<std::string> ids[2];
+    for (const Entry& e : h.backlog.ids) ids[e.source].push_back(e.id);
+    for (uint8_t source : {kMain, kRetry}) Touch(ctx_, spec, source, std::move(ids[source]), false);
+    h.backlog.touch_at = now + spec.lease / 3;
+  }
+  if (!spec.auto_ack && now >= h.in_flight_touch_at) {
+    // Deliveries that may outlive the handler's lease in Redis (a longer
+    // session lease, a long EXTEND) get their idle time reset, so no sweep
+    // takes them while their client still holds a valid lease.
+    const absl::Duration third = spec.lease / 3;
+    std::vector<std::string> ids[2];
+    for (Session* s : h.sessions) {
+      for (auto& [id, f] : s->leases.flights()) {
+        if (f.deadline > f.idle_since + spec.lease && now - f.idle_since > third) {
+          ids[f.entry.source].push_back(f.entry.id);
+          f.idle_since = now;
+        }
+      }
+    }
+    for (uint8_t source : {kMain, kRetry}) Touch(ctx_, spec, source, std::move(ids[source]), false);
+    h.in_flight_touch_at = now + third;
+  }
+  if (!spec.auto_ack && !parts_->drainer.draining()) {
+    parts_->dead_letters.RetryDue(h.ref, h.spec, now, parts_->sweeper.Period(spec));
+    parts_->retries.MaybeMove(h.ref, h.spec, now);
+    parts_->sweeper.MaybeSweep(h.ref, h.spec, now);
+  }
+  parts_->reader.MaybeRead(h.ref);
 }
 
 // ---------------------------------------------------------------- drain
 
 void Dispatcher::Drain(absl::Duration grace, std::function<void()> done) {
-  draining_ = true;
-  drain_deadline_ = options_.now() + grace;
-  drain_done_ = std::move(done);
+  parts_->drainer.Start(grace, std::move(done));
   v1::SubscribeResponse drain;
   drain.mutable_drain()->set_grace_ms(static_cast<uint32_t>(absl::ToInt64Milliseconds(grace)));
   drain.mutable_drain()->set_reason("redrived is shutting down");
@@ -1096,11 +836,9 @@ void Dispatcher::Drain(absl::Duration grace, std::function<void()> done) {
 }
 
 void Dispatcher::CheckDrained() {
-  if (!drain_done_) return;
   bool settled = true;
-  for (const auto& [id, s] : sessions_) settled = settled && s->in_flight.empty();
-  const bool late = options_.now() >= drain_deadline_;
-  if (!settled && !late) return;
+  for (const auto& [id, s] : sessions_) settled = settled && s->leases.empty();
+  if (!parts_->drainer.HandBackDue(settled)) return;
   // What is still unsettled when the grace ends stays pending for the next
   // owner (broker.proto, step 6): like what was read and never delivered, it
   // is handed back through the retry path without counting an attempt, so a
@@ -1108,11 +846,10 @@ void Dispatcher::CheckDrained() {
   for (auto& [key, h] : handlers_) {
     std::vector<std::pair<uint64_t, Entry>> unsettled;
     for (Session* s : h->sessions) {
-      for (auto& [id, f] : s->in_flight) unsettled.emplace_back(id, std::move(f.entry));
-      s->in_flight.clear();
+      for (auto& taken : s->leases.TakeAll()) unsettled.push_back(std::move(taken));
     }
-    if (h->auto_ack) {
-      h->backlog.clear();
+    if (h->spec->auto_ack) {
+      h->backlog.ids.clear();
       continue;
     }
     // In delivery order, then what was never delivered.
@@ -1120,37 +857,29 @@ void Dispatcher::CheckDrained() {
               [](const auto& a, const auto& b) { return a.first < b.first; });
     std::vector<std::string> ids[2];
     for (const auto& [id, e] : unsettled) {
-      ++stats_.drain_released;
+      ++ctx_.stats.drain_released;
       ids[e.source].push_back(e.id);
     }
-    for (const Entry& e : h->backlog) ids[e.source].push_back(e.id);
-    h->backlog.clear();
+    for (const Entry& e : h->backlog.ids) ids[e.source].push_back(e.id);
+    h->backlog.ids.clear();
     if (!unsettled.empty()) {
       spdlog::info("handler '{}' on '{}': {} unsettled deliveries handed back at the end of the "
                    "drain (no attempt counted)",
-                   h->spec.handler_id, h->spec.channel, unsettled.size());
+                   h->spec->handler_id, h->spec->channel, unsettled.size());
     }
     for (uint8_t source : {kMain, kRetry}) {
-      Return(h->names, HandlerRef{h->key, h->generation}, source, ids[source]);
+      parts_->retries.Return(h->ref, h->spec, source, ids[source]);
     }
   }
-  FlushAcks();
+  parts_->acks.Flush();
   // The retry moves started here and before finish first: their replies (or
   // the command timeout) come within seconds.
-  if (ops_in_progress_ > 0 && options_.now() < drain_deadline_ + kDrainOpsWait) return;
+  if (!parts_->drainer.OpsDone()) return;
   for (auto& [id, s] : sessions_) {
     s->sink->Finish(absl::UnavailableError("redrived is shutting down"));
   }
-  for (const std::string& line : summary_.ReportNow(options_.now())) spdlog::info("{}", line);
-  auto done = std::move(drain_done_);
-  drain_done_ = nullptr;
-  // Runs after the XACK/XCLAIM replies above (replies arrive in order).
-  redis_.Send({"PING"}, [done = std::move(done)](absl::StatusOr<RedisReply>) { done(); });
-}
-
-void Dispatcher::EndOp() {
-  if (ops_in_progress_ > 0) --ops_in_progress_;
-  if (ops_in_progress_ == 0 && draining_) CheckDrained();
+  for (const std::string& line : ctx_.summary.ReportNow(ctx_.now())) spdlog::info("{}", line);
+  parts_->drainer.Finish();
 }
 
 }  // namespace redrive

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include "absl/strings/str_cat.h"
+#include "daemon/delivery_budget.h"
 #include "daemon/grpc_status.h"
 #include "daemon/logging.h"
 #include "daemon/subscription.h"
@@ -128,7 +129,7 @@ void SubscribeSession::Enqueue(v1::SubscribeResponse msg) {
   // message budget (clients' default receive limit is 4 MiB).
   const size_t bytes = msg.ByteSizeLong();
   if (msg.has_deliveries() && !queue_.empty() && queue_.back().message.has_deliveries() &&
-      (queue_.size() > 1 || !writing_) && queue_.back().bytes + bytes <= kMaxMergedBytes) {
+      (queue_.size() > 1 || !writing_) && FitsDeliveryBudget(queue_.back().bytes, bytes)) {
     Outgoing& back = queue_.back();
     auto* into = back.message.mutable_deliveries()->mutable_deliveries();
     for (v1::Delivery& d : *msg.mutable_deliveries()->mutable_deliveries()) {

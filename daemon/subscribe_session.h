@@ -29,8 +29,6 @@
 namespace redrive {
 
 inline constexpr int kMaxVerbsPerMessage = 10000;
-// Delivery batches are merged while a write is in flight up to this size.
-inline constexpr size_t kMaxMergedBytes = 3u << 20;
 
 class SubscribeSession final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:

@@ -34,6 +34,7 @@
 #include "absl/time/time.h"
 #include "daemon/event_loop.h"
 #include "daemon/keys.h"
+#include "daemon/redis/redis_stream_ops.h"
 #include "daemon/redis/scripts.h"
 #include "daemon/retry_fields.h"
 #include "daemon/stream_notifier.h"
@@ -478,6 +479,7 @@ class DispatcherTest : public ::testing::Test {
   void TearDown() override {
     loop_.RunSync([this] {
       dispatcher_.reset();
+      ops_.reset();
       notifier_.reset();
       blocking_.reset();
       commands_.reset();
@@ -511,7 +513,8 @@ class DispatcherTest : public ::testing::Test {
           *blocking_, *commands_, [this](const std::string& stream) {
             if (dispatcher_ != nullptr) dispatcher_->OnStreamActivity(stream);
           });
-      dispatcher_ = std::make_unique<Dispatcher>(loop_, *commands_, *notifier_, std::move(options));
+      ops_ = std::make_unique<RedisStreamOps>(*commands_);
+      dispatcher_ = std::make_unique<Dispatcher>(loop_, *ops_, *notifier_, std::move(options));
       notifier_->OnBlockingConnected(kBlockingClientId);
     });
   }
@@ -669,6 +672,7 @@ class DispatcherTest : public ::testing::Test {
   // Loop thread only (created and destroyed there).
   std::unique_ptr<FakeAsyncCommander> commands_;
   std::unique_ptr<FakeAsyncCommander> blocking_;
+  std::unique_ptr<RedisStreamOps> ops_;
   std::unique_ptr<StreamNotifier> notifier_;
   std::unique_ptr<Dispatcher> dispatcher_;
 };

@@ -1,0 +1,41 @@
+#include "daemon/engine/ack_batcher.h"
+
+#include <spdlog/spdlog.h>
+
+namespace redrive {
+
+AckBatcher::AckBatcher(EngineContext& ctx) : ctx_(ctx) {
+  timer_ = ctx_.loop.NewTimer([this] {
+    armed_ = false;
+    Flush();
+  });
+}
+
+void AckBatcher::Queue(const std::string& stream, const std::string& group, std::string id) {
+  ids_[{stream, group}].push_back(std::move(id));
+  if (++queued_ >= ctx_.options.ack_batch) {
+    Flush();
+  } else if (!armed_) {
+    armed_ = true;
+    timer_->Arm(ctx_.options.ack_delay);
+  }
+}
+
+void AckBatcher::Flush() {
+  if (queued_ == 0) return;
+  for (auto& [target, ids] : ids_) {
+    if (ids.empty()) continue;
+    std::vector<std::string> batch;
+    batch.swap(ids);
+    ctx_.ops.Ack(target.first, target.second, std::move(batch),
+                 guard_.Wrap([this](absl::Status status) {
+                   if (status.ok()) return;
+                   ++ctx_.stats.redis_errors;
+                   spdlog::warn("XACK failed ({}); the entries stay pending and are reclaimed",
+                                std::string(status.message()));
+                 }));
+  }
+  queued_ = 0;
+}
+
+}  // namespace redrive

@@ -1,0 +1,39 @@
+// AckBatcher: batches the XACKs of settled entries per (stream, group):
+// flushed when `ack_batch` ids wait or `ack_delay` after the first one.
+// A failed XACK leaves the entries pending; the sweep reclaims them.
+//
+// Loop thread only.
+#ifndef REDRIVE_DAEMON_ENGINE_ACK_BATCHER_H_
+#define REDRIVE_DAEMON_ENGINE_ACK_BATCHER_H_
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "daemon/engine/context.h"
+
+namespace redrive {
+
+class AckBatcher {
+ public:
+  explicit AckBatcher(EngineContext& ctx);
+
+  void Queue(const std::string& stream, const std::string& group, std::string id);
+  // Sends every queued XACK now.
+  void Flush();
+  size_t queued() const { return queued_; }
+
+ private:
+  EngineContext& ctx_;
+  absl::flat_hash_map<std::pair<std::string, std::string>, std::vector<std::string>> ids_;
+  size_t queued_ = 0;
+  std::unique_ptr<EventLoop::Timer> timer_;
+  bool armed_ = false;
+  LifeGuard guard_;
+};
+
+}  // namespace redrive
+
+#endif  // REDRIVE_DAEMON_ENGINE_ACK_BATCHER_H_

@@ -1,0 +1,155 @@
+#include "daemon/engine/dead_letterer.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <iterator>
+
+#include "absl/strings/str_cat.h"
+
+namespace redrive {
+namespace {
+
+std::string HeldKey(uint8_t source, const std::string& id) { return absl::StrCat(source, ":", id); }
+
+}  // namespace
+
+DeadLetterer::PerHandler* DeadLetterer::Find(const HandlerRef& ref) {
+  auto it = handlers_.find(ref.key);
+  if (it == handlers_.end() || it->second.generation != ref.generation) return nullptr;
+  return &it->second;
+}
+
+void DeadLetterer::DeadLetterById(const HandlerRef& ref, const SpecPtr& spec, const Entry& entry,
+                                  FailureRecord failure, std::string reason,
+                                  absl::Duration held_retry) {
+  PerHandler& state = handlers_[ref.key];
+  if (state.generation != ref.generation) state = PerHandler{ref.generation, {}, {}};
+  state.held.insert(HeldKey(entry.source, entry.id));
+  ctx_.tracker.Begin();
+  ctx_.ops.ReadEntry(
+      SourceRef(*spec, entry.source).stream, entry.id,
+      guard_.Wrap([this, ref, spec, entry, failure = std::move(failure),
+                   reason = std::move(reason),
+                   held_retry](absl::StatusOr<std::optional<StreamEntry>> read) {
+        OnRead(ref, spec, entry, failure, reason, held_retry, std::move(read));
+        ctx_.tracker.End();
+      }));
+}
+
+void DeadLetterer::OnRead(const HandlerRef& ref, const SpecPtr& spec, const Entry& entry,
+                          const FailureRecord& failure, const std::string& reason,
+                          absl::Duration held_retry,
+                          absl::StatusOr<std::optional<StreamEntry>> read) {
+  // Until it has left (or was not ours), this daemon keeps trying: no sweep
+  // may turn a TERMINATE into a retry meanwhile.
+  auto finish = [this, ref, entry, failure, reason, held_retry](Outcome outcome) {
+    PerHandler* state = Find(ref);
+    if (state == nullptr) return;
+    if (outcome == Outcome::kHeld || outcome == Outcome::kFailed) {
+      const absl::Duration wait =
+          outcome == Outcome::kHeld ? held_retry : 10 * ctx_.options.error_backoff;
+      state->retries.push_back(Retry{entry, failure, reason, ctx_.now() + wait});
+    } else {
+      state->held.erase(HeldKey(entry.source, entry.id));
+    }
+  };
+  const GroupRef from = SourceRef(*spec, entry.source);
+  if (!read.ok()) {
+    ++ctx_.stats.redis_errors;
+    spdlog::warn("reading entry {} to dead-letter it failed: {}", entry.id,
+                 std::string(read.status().message()));
+    finish(Outcome::kFailed);
+  } else if (!read->has_value()) {
+    // Trimmed away: nothing left to keep; drop it from the PEL.
+    spdlog::warn("entry {} of '{}' is gone from the stream; nothing to dead-letter", entry.id,
+                 from.stream);
+    ctx_.ops.Ack(from.stream, from.group, {entry.id}, nullptr);
+    finish(Outcome::kGone);
+  } else {
+    const StreamEntry& e = **read;
+    DeadLetter(spec, entry.source, e, ReadRetryState(e), failure, reason, spec->consumer, finish);
+  }
+}
+
+void DeadLetterer::DeadLetter(const SpecPtr& spec, uint8_t source, const StreamEntry& entry,
+                              const absl::StatusOr<RetryState>& state,
+                              const FailureRecord& failure, const std::string& reason,
+                              const std::string& owner, Done done) {
+  DeadLetterOp op;
+  op.from = SourceRef(*spec, source);
+  op.from.consumer = owner;
+  op.dlq_stream = spec->keys.dlq_stream;
+  op.id = entry.id;
+  op.max_len = spec->dead_letter_policy.max_len();
+  op.hold_when_full = spec->dead_letter_policy.overflow() == v1::DeadLetterPolicy::OVERFLOW_HOLD;
+  op.fields = DeadLetterFields(
+      entry, state, failure,
+      DeadLetterContext{reason, spec->channel, spec->handler_id, op.from.stream, ctx_.now()});
+  ctx_.tracker.Begin();
+  ctx_.ops.DeadLetter(op, guard_.Wrap([this, spec, id = entry.id, reason,
+                                       attempts = failure.attempt,
+                                       done = std::move(done)](absl::StatusOr<DeadLetterResult> r) {
+    OnDeadLettered(spec, id, reason, attempts, done, std::move(r));
+    ctx_.tracker.End();
+  }));
+}
+
+void DeadLetterer::OnDeadLettered(const SpecPtr& spec, const std::string& id,
+                                  const std::string& reason, uint32_t attempts, const Done& done,
+                                  absl::StatusOr<DeadLetterResult> r) {
+  Outcome outcome = Outcome::kGone;
+  if (!r.ok()) {
+    outcome = Outcome::kFailed;
+    ++ctx_.stats.redis_errors;
+    spdlog::warn("dead-lettering entry {} of handler '{}' failed: {}", id, spec->handler_id,
+                 std::string(r.status().message()));
+  } else if (r->kind == DeadLetterResult::Kind::kDeadLettered) {
+    outcome = Outcome::kMoved;
+    ++ctx_.stats.dead_letters;
+    ctx_.summary.DeadLettered(spec->channel, spec->handler_id, reason);
+    spdlog::debug("entry {} of '{}' dead-lettered for handler '{}' as {} after {} attempts "
+                  "(DLQ entry {})",
+                  id, spec->channel, spec->handler_id, reason, attempts, r->dlq_id);
+    if (r->evicted > 0) {
+      ctx_.stats.dlq_evictions += static_cast<uint64_t>(r->evicted);
+      spdlog::warn("DLQ '{}' is at its cap of {}: evicted the {} oldest dead letters",
+                   spec->keys.dlq_stream, spec->dead_letter_policy.max_len(), r->evicted);
+    }
+  } else if (r->kind == DeadLetterResult::Kind::kHeld) {
+    outcome = Outcome::kHeld;
+    ++ctx_.stats.dlq_held;
+    spdlog::warn("DLQ '{}' is full (cap {}, overflow hold): entry {} stays pending and is "
+                 "tried again after a lease",
+                 spec->keys.dlq_stream, spec->dead_letter_policy.max_len(), id);
+  } else {
+    spdlog::debug("entry {} was no longer ours to dead-letter", id);
+  }
+  if (done) done(outcome);
+}
+
+void DeadLetterer::RetryDue(const HandlerRef& ref, const SpecPtr& spec, absl::Time now,
+                            absl::Duration held_retry) {
+  PerHandler* state = Find(ref);
+  if (state == nullptr || state->retries.empty()) return;
+  auto split = std::stable_partition(state->retries.begin(), state->retries.end(),
+                                     [&](const Retry& r) { return r.at > now; });
+  std::vector<Retry> due(std::make_move_iterator(split),
+                         std::make_move_iterator(state->retries.end()));
+  state->retries.erase(split, state->retries.end());
+  for (Retry& r : due) {
+    DeadLetterById(ref, spec, r.entry, std::move(r.failure), std::move(r.reason), held_retry);
+  }
+}
+
+void DeadLetterer::AddHeld(const std::string& key, uint8_t source,
+                           absl::flat_hash_set<std::string>& held) const {
+  auto it = handlers_.find(key);
+  if (it == handlers_.end()) return;
+  const std::string prefix = HeldKey(source, "");
+  for (const std::string& k : it->second.held) {
+    if (k.rfind(prefix, 0) == 0) held.insert(k.substr(prefix.size()));
+  }
+}
+
+}  // namespace redrive

@@ -1,0 +1,305 @@
+#include "daemon/engine/retry_scheduler.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <memory>
+#include <random>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "daemon/backoff.h"
+
+namespace redrive {
+
+RetryScheduler::RetryScheduler(EngineContext& ctx, DeadLetterer& dead_letters, Hooks hooks)
+    : ctx_(ctx), dead_letters_(dead_letters), hooks_(std::move(hooks)) {
+  unit_random_ = ctx_.options.unit_random;
+  if (!unit_random_) {
+    auto rng = std::make_shared<std::mt19937_64>(std::random_device{}());
+    unit_random_ = [rng] { return std::uniform_real_distribution<double>(0.0, 1.0)(*rng); };
+  }
+}
+
+void RetryScheduler::Add(const HandlerRef& ref) {
+  // A new handler here looks for due retries (another daemon may have left
+  // some) at once.
+  movers_[ref.key] = Mover{ref.generation, false, absl::InfinitePast()};
+}
+
+RetryScheduler::Mover* RetryScheduler::Find(const HandlerRef& ref) {
+  auto it = movers_.find(ref.key);
+  if (it == movers_.end() || it->second.generation != ref.generation) return nullptr;
+  return &it->second;
+}
+
+void RetryScheduler::LookAgainBy(const HandlerRef& ref, absl::Time at) {
+  if (Mover* m = Find(ref)) m->next_due = std::min(m->next_due, at);
+}
+
+FailureRecord RetryScheduler::MakeFailure(const SubscriptionSpec& spec, uint32_t attempt,
+                                          FailKind kind, std::string error,
+                                          std::string error_code) const {
+  static constexpr const char* kOutcomes[] = {"nack", "lease_expired", "disconnected",
+                                              "terminated"};
+  FailureRecord f;
+  f.attempt = attempt;
+  f.outcome = kOutcomes[static_cast<int>(kind)];
+  f.error = std::move(error);
+  f.error_code = std::move(error_code);
+  f.consumer = spec.consumer;
+  f.at_ms = absl::ToUnixMillis(ctx_.now());
+  return f;
+}
+
+void RetryScheduler::Fail(const HandlerRef& ref, const SpecPtr& spec, const Entry& entry,
+                          FailKind kind, std::string error, std::string error_code,
+                          std::optional<absl::Duration> delay, absl::Duration held_retry) {
+  FailureRecord failure =
+      MakeFailure(*spec, entry.attempt, kind, std::move(error), std::move(error_code));
+  if (kind == FailKind::kTerminated) {
+    dead_letters_.DeadLetterById(ref, spec, entry, std::move(failure), "terminated", held_retry);
+    return;
+  }
+  if (RetriesExhausted(spec->retry_policy, entry.attempt)) {
+    dead_letters_.DeadLetterById(ref, spec, entry, std::move(failure),
+                                 kind == FailKind::kDisconnected ? "disconnected" : "max_retries",
+                                 held_retry);
+    return;
+  }
+  const absl::Duration wait =
+      delay.has_value() ? *delay : RetryDelay(spec->retry_policy, entry.attempt, unit_random_());
+  ++ctx_.stats.retries_scheduled;
+  Schedule(ref, spec, entry.source, entry.id, std::move(failure), wait);
+}
+
+void RetryScheduler::Return(const HandlerRef& ref, const SpecPtr& spec, uint8_t source,
+                            const std::vector<std::string>& ids) {
+  for (const std::string& id : ids) {
+    FailureRecord returned;
+    returned.attempt = 0;
+    returned.outcome = std::string(kReturnedOutcome);
+    returned.consumer = spec->consumer;
+    returned.at_ms = absl::ToUnixMillis(ctx_.now());
+    ++ctx_.stats.returned;
+    Schedule(ref, spec, source, id, std::move(returned), absl::ZeroDuration());
+  }
+}
+
+void RetryScheduler::Schedule(const HandlerRef& ref, const SpecPtr& spec, uint8_t source,
+                              const std::string& id, FailureRecord failure,
+                              absl::Duration delay) {
+  ScheduleRetryOp op;
+  op.owner = SourceRef(*spec, source);
+  op.due_zset = spec->keys.due_zset;
+  op.id = id;
+  op.scheduled_consumer = ScheduledConsumerName(spec->handler_id);
+  op.delay = delay;
+  op.member = EncodeDueMember(DueMember{source, id, std::move(failure)});
+  ctx_.tracker.Begin();
+  ctx_.ops.ScheduleRetry(
+      op, guard_.Wrap([this, ref, spec, source, id, now_due = delay <= absl::ZeroDuration()](
+                          absl::StatusOr<ScheduleRetryResult> result) {
+        if (!result.ok()) {
+          // Still pending under our consumer: the sweep fails it again
+          // once it has been idle for a lease.
+          ++ctx_.stats.redis_errors;
+          spdlog::warn("scheduling the retry of entry {} failed: {}", id,
+                       std::string(result.status().message()));
+          hooks_.schedule_failed(ref, source);
+        } else if (result->kind == ScheduleRetryResult::Kind::kNotOwner) {
+          spdlog::debug("entry {} was no longer ours to schedule", id);
+        } else if (Find(ref) != nullptr) {
+          // The due time is on Redis's clock; ours only decides when to
+          // look (the move script refuses anything early).
+          LookAgainBy(ref, result->due);
+          // Due already (a disconnect, no backoff): move it now rather
+          // than on the next tick.
+          if (now_due && !hooks_.draining()) MoveDue(ref, spec);
+        }
+        ctx_.tracker.End();
+      }));
+}
+
+void RetryScheduler::MaybeMove(const HandlerRef& ref, const SpecPtr& spec, absl::Time now) {
+  Mover* m = Find(ref);
+  if (m != nullptr && now >= m->next_due) MoveDue(ref, spec);
+}
+
+void RetryScheduler::MoveDue(const HandlerRef& ref, const SpecPtr& spec) {
+  Mover* m = Find(ref);
+  if (m == nullptr || m->moving) return;
+  m->moving = true;
+  const absl::Time now = ctx_.now();
+  // Until told otherwise (a schedule here, a later member), look again within
+  // a second while the zset holds anything (another daemon may have
+  // scheduled those retries and died), after min_sweep when it is empty (an
+  // idle handler costs one probe per sweep interval).
+  m->next_due = now + ctx_.options.min_sweep;
+  ctx_.tracker.Begin();
+  // A cheap probe first (the earliest member only); the batch is read only
+  // when something is due.
+  ctx_.ops.EarliestDue(
+      spec->keys.due_zset,
+      guard_.Wrap([this, ref, spec, now](absl::StatusOr<std::optional<DueEntry>> first) {
+        Mover* mm = Find(ref);
+        if (mm == nullptr) {
+          ctx_.tracker.End();
+          return;
+        }
+        if (!first.ok()) {
+          ++ctx_.stats.redis_errors;
+          mm->moving = false;
+          mm->next_due = std::min(mm->next_due, now + ctx_.options.error_backoff);
+          ctx_.tracker.End();
+          return;
+        }
+        if (first->has_value() && (*first)->due_ms <= absl::ToUnixMillis(now)) {
+          MoveBatch(ref, spec, now);  // ends the op
+          return;
+        }
+        if (first->has_value()) {
+          mm->next_due = std::min({mm->next_due, absl::FromUnixMillis((*first)->due_ms),
+                                   now + std::min(ctx_.options.min_sweep, absl::Seconds(1))});
+        }
+        mm->moving = false;
+        ctx_.tracker.End();
+      }));
+}
+
+void RetryScheduler::MoveBatch(const HandlerRef& ref, const SpecPtr& spec, absl::Time now) {
+  const uint32_t limit = ctx_.options.move_batch;
+  ctx_.ops.DueBatch(
+      spec->keys.due_zset, limit + 1,
+      guard_.Wrap([this, ref, spec, now, limit](absl::StatusOr<std::vector<DueEntry>> batch) {
+        Mover* m = Find(ref);
+        if (m == nullptr) {
+          ctx_.tracker.End();
+          return;
+        }
+        if (!batch.ok()) {
+          ++ctx_.stats.redis_errors;
+          m->moving = false;
+          m->next_due = std::min(m->next_due, now + ctx_.options.error_backoff);
+          ctx_.tracker.End();
+          return;
+        }
+        if (!batch->empty()) {
+          m->next_due = std::min(m->next_due, now + std::min(ctx_.options.min_sweep, absl::Seconds(1)));
+        }
+        std::vector<std::pair<DueMember, std::string>> due;
+        for (const DueEntry& d : *batch) {
+          if (d.due_ms > absl::ToUnixMillis(now)) {
+            m->next_due = std::min(m->next_due, absl::FromUnixMillis(d.due_ms));
+            break;
+          }
+          if (due.size() == limit) {
+            m->next_due = now;  // more are due: go on next tick
+            break;
+          }
+          absl::StatusOr<DueMember> member = DecodeDueMember(d.member);
+          if (!member.ok()) {
+            spdlog::warn("due zset '{}' holds a member redrive did not write; removing it",
+                         spec->keys.due_zset);
+            ctx_.ops.RemoveDue(spec->keys.due_zset, d.member);
+            continue;
+          }
+          due.emplace_back(*std::move(member), d.member);
+        }
+        if (due.empty()) {
+          m->moving = false;
+          ctx_.tracker.End();
+          return;
+        }
+        auto remaining = std::make_shared<size_t>(due.size());
+        auto finished = [this, ref, remaining] {
+          if (--*remaining != 0) return;
+          if (Mover* mm = Find(ref)) mm->moving = false;
+          ctx_.tracker.End();
+        };
+        for (const auto& [member, raw] : due) MoveOne(ref, spec, member, raw, finished);
+      }));
+}
+
+void RetryScheduler::MoveOne(const HandlerRef& ref, const SpecPtr& spec, const DueMember& member,
+                             const std::string& raw, std::function<void()> done) {
+  const uint8_t source = member.source == 1 ? kRetry : kMain;
+  const GroupRef from = SourceRef(*spec, source);
+  ctx_.ops.ReadEntry(
+      from.stream, member.entry_id,
+      guard_.Wrap([this, ref, spec, from, member, raw,
+                   done = std::move(done)](absl::StatusOr<std::optional<StreamEntry>> read) {
+        if (!read.ok()) {
+          ++ctx_.stats.redis_errors;
+          LookAgainBy(ref, ctx_.now() + ctx_.options.error_backoff);
+          done();
+          return;
+        }
+        if (!read->has_value()) {
+          // Trimmed while waiting: nothing to retry.
+          spdlog::warn("entry {} of '{}' is gone from the stream; its retry is dropped",
+                       member.entry_id, from.stream);
+          ctx_.ops.RemoveDue(spec->keys.due_zset, raw);
+          ctx_.ops.Ack(from.stream, from.group, {member.entry_id}, nullptr);
+          done();
+          return;
+        }
+        MoveFields(ref, spec, member, raw, **read, std::move(done));
+      }));
+}
+
+void RetryScheduler::MoveFields(const HandlerRef& ref, const SpecPtr& spec,
+                                const DueMember& member, const std::string& raw,
+                                const StreamEntry& entry, std::function<void()> done) {
+  const uint8_t source = member.source == 1 ? kRetry : kMain;
+  absl::StatusOr<RetryState> state = ReadRetryState(entry);
+  absl::StatusOr<FieldList> fields = state.ok()
+                                         ? RetryEntryFields(entry, *state, member.failure)
+                                         : absl::StatusOr<FieldList>(state.status());
+  const std::string scheduled = ScheduledConsumerName(spec->handler_id);
+  if (!fields.ok()) {
+    ++ctx_.stats.poison;
+    FailureRecord f = member.failure;
+    f.outcome = "poison";
+    f.error = std::string(fields.status().message());
+    f.error_code = "POISON";
+    dead_letters_.DeadLetter(
+        spec, source, entry, state.ok() ? absl::StatusOr<RetryState>(fields.status()) : state, f,
+        "poison", scheduled, [this, spec, raw, done](DeadLetterer::Outcome outcome) {
+          // Only once it really left: a held or failed move keeps its
+          // member, so the next pass tries again.
+          if (outcome == DeadLetterer::Outcome::kMoved) {
+            ctx_.ops.RemoveDue(spec->keys.due_zset, raw);
+          }
+          done();
+        });
+    return;
+  }
+  MoveDueOp op;
+  op.from = SourceRef(*spec, source);
+  op.from.consumer = scheduled;
+  op.retry_stream = spec->keys.retry_stream;
+  op.retry_group = spec->keys.retry_group;
+  op.due_zset = spec->keys.due_zset;
+  op.id = member.entry_id;
+  op.member = raw;
+  op.fields = *std::move(fields);
+  ctx_.ops.MoveDue(op, guard_.Wrap([this, ref, source, id = member.entry_id,
+                                    done](absl::StatusOr<MoveDueResult> result) {
+    if (!result.ok()) {
+      ++ctx_.stats.redis_errors;
+      spdlog::warn("moving entry {} to its retry stream failed: {}", id,
+                   std::string(result.status().message()));
+      LookAgainBy(ref, ctx_.now() + ctx_.options.error_backoff);
+    } else if (result->kind == MoveDueResult::Kind::kNotDue) {
+      // Not due on Redis's clock yet (ours runs ahead).
+      LookAgainBy(ref, ctx_.now() + ctx_.options.tick);
+    } else if (result->kind == MoveDueResult::Kind::kMoved) {
+      ++ctx_.stats.retries_moved;
+      if (Find(ref) != nullptr) hooks_.moved(ref, source);
+    }
+    done();
+  }));
+}
+
+}  // namespace redrive

@@ -1,0 +1,24 @@
+// SessionSink: the delivery engine's view of one Subscribe stream. The
+// gRPC reactor (SubscribeSession) implements it; tests use
+// tests/fakes/fake_session_sink.h.
+#ifndef REDRIVE_DAEMON_SESSION_SINK_H_
+#define REDRIVE_DAEMON_SESSION_SINK_H_
+
+#include "absl/status/status.h"
+#include "redrive/v1/broker.pb.h"
+
+namespace redrive {
+
+// The dispatcher's view of one Subscribe stream. Thread-safe, never blocks.
+class SessionSink {
+ public:
+  virtual ~SessionSink() = default;
+  // Queues a message for the client.
+  virtual void Send(v1::SubscribeResponse response) = 0;
+  // Ends the stream with `status` once queued messages are written.
+  virtual void Finish(absl::Status status) = 0;
+};
+
+}  // namespace redrive
+
+#endif  // REDRIVE_DAEMON_SESSION_SINK_H_
