@@ -19,8 +19,9 @@ DeliveryEngine::DeliveryEngine(Options options) : loop_(std::make_unique<EventLo
     blocking_ = std::make_unique<HiredisAsync>(*loop_, blocking, [this] {
       if (notifier_ != nullptr) notifier_->OnBlockingConnected(blocking_->client_id());
     });
+    watch_ops_ = std::make_unique<RedisStreamWatchOps>(*blocking_, *commands_);
     notifier_ = std::make_unique<StreamNotifier>(
-        *blocking_, *commands_, [this](const std::string& stream) {
+        *watch_ops_, [this](const std::string& stream) {
           if (dispatcher_ != nullptr) dispatcher_->OnStreamActivity(stream);
         });
     ops_ = std::make_unique<RedisStreamOps>(*commands_);
@@ -33,6 +34,7 @@ DeliveryEngine::~DeliveryEngine() {
   loop_->RunSync([this] {
     dispatcher_.reset();
     notifier_.reset();
+    watch_ops_.reset();
     ops_.reset();
     blocking_.reset();
     commands_.reset();

@@ -13,6 +13,7 @@
 #include "daemon/dispatcher.h"
 #include "daemon/redis/hiredis_async.h"
 #include "daemon/redis/redis_stream_ops.h"
+#include "daemon/redis/stream_watch.h"
 #include "daemon/event_loop.h"
 #include "daemon/stream_notifier.h"
 
@@ -48,6 +49,7 @@ class DeliveryEngine {
   std::unique_ptr<HiredisAsync> commands_;
   std::unique_ptr<HiredisAsync> blocking_;
   std::unique_ptr<RedisStreamOps> ops_;
+  std::unique_ptr<RedisStreamWatchOps> watch_ops_;
   std::unique_ptr<StreamNotifier> notifier_;
   std::unique_ptr<Dispatcher> dispatcher_;
   std::atomic<uint64_t> next_session_{0};

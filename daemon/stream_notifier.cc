@@ -7,28 +7,9 @@
 #include "daemon/stream_entry.h"
 
 namespace redrive {
-namespace {
 
-// Updates `last_id` from an XREVRANGE ... COUNT 1 reply: the entry's id, or
-// "0-0" for an empty or missing stream. A failed call leaves it unchanged.
-void UpdateLastId(const absl::StatusOr<RedisReply>& reply, std::string& last_id) {
-  if (!reply.ok() || !reply->is_array()) return;
-  if (reply->elements.empty()) {
-    last_id = "0-0";
-    return;
-  }
-  const RedisReply& e = reply->elements[0];
-  if (e.is_array() && !e.elements.empty() && e.elements[0].is_string()) {
-    last_id = e.elements[0].str;
-  }
-}
-
-}  // namespace
-
-StreamNotifier::StreamNotifier(AsyncCommander& blocking, AsyncCommander& commands,
-                               Callback on_activity, absl::Duration block)
-    : blocking_(blocking), commands_(commands), on_activity_(std::move(on_activity)),
-      block_(block) {}
+StreamNotifier::StreamNotifier(StreamWatchOps& ops, Callback on_activity, absl::Duration block)
+    : ops_(ops), on_activity_(std::move(on_activity)), block_(block) {}
 
 StreamNotifier::~StreamNotifier() { *alive_ = false; }
 
@@ -38,17 +19,16 @@ void StreamNotifier::Watch(const std::string& stream, std::function<void()> read
     ready();
     return;
   }
-  commands_.Send({"XREVRANGE", stream, "+", "-", "COUNT", "1"},
-                 [this, alive = alive_, stream, ready = std::move(ready)](
-                     absl::StatusOr<RedisReply> reply) {
-                   if (!*alive) return;
-                   auto it = streams_.find(stream);
-                   if (it != streams_.end()) {
-                     UpdateLastId(reply, it->second.last_id);
-                     Interrupt();
-                   }
-                   ready();
-                 });
+  ops_.LastId(stream, [this, alive = alive_, stream,
+                       ready = std::move(ready)](absl::StatusOr<std::string> last) {
+    if (!*alive) return;
+    auto it = streams_.find(stream);
+    if (it != streams_.end()) {
+      if (last.ok()) it->second.last_id = *std::move(last);  // a failure leaves it
+      Interrupt();
+    }
+    ready();
+  });
 }
 
 void StreamNotifier::Unwatch(const std::string& stream) {
@@ -82,40 +62,32 @@ void StreamNotifier::Interrupt() {
 // the XREAD in flight still has the old key set.
 void StreamNotifier::Unblock(int tries_left) {
   if (client_id_ == 0 || !reading_ || read_epoch_ == epoch_ || tries_left == 0) return;
-  commands_.Send({"CLIENT", "UNBLOCK", absl::StrCat(client_id_)},
-                 [this, alive = alive_, tries_left](absl::StatusOr<RedisReply> r) {
-                   if (!*alive) return;
-                   if (r.ok() && r->is_integer() && r->integer == 0) Unblock(tries_left - 1);
-                 });
+  ops_.Unblock(client_id_, [this, alive = alive_, tries_left](absl::StatusOr<bool> unblocked) {
+    if (!*alive) return;
+    if (unblocked.ok() && !*unblocked) Unblock(tries_left - 1);
+  });
 }
 
 void StreamNotifier::Kick() { Cycle(); }
 
 void StreamNotifier::Cycle() {
-  if (reading_ || streams_.empty() || !blocking_.connected()) return;
-  RedisArgv argv = {"XREAD", "COUNT", "1", "BLOCK"};
-  const std::string block_ms = absl::StrCat(absl::ToInt64Milliseconds(block_));
-  argv.push_back(block_ms);
-  argv.push_back("STREAMS");
-  argv.reserve(argv.size() + 2 * streams_.size());
-  for (const auto& [stream, w] : streams_) argv.push_back(stream);
-  for (const auto& [stream, w] : streams_) argv.push_back(w.last_id);
+  if (reading_ || streams_.empty() || !ops_.blocking_connected()) return;
+  std::vector<StreamCursor> after;
+  after.reserve(streams_.size());
+  for (const auto& [stream, w] : streams_) after.push_back(StreamCursor{stream, w.last_id});
   reading_ = true;
   read_epoch_ = epoch_;
-  blocking_.Send(
-      argv,
-      [this, alive = alive_](absl::StatusOr<RedisReply> reply) {
-        if (*alive) OnRead(std::move(reply));
-      },
-      block_);
+  ops_.WaitForEntries(after, block_,
+                      [this, alive = alive_](absl::StatusOr<std::vector<StreamCursor>> active) {
+                        if (*alive) OnRead(std::move(active));
+                      });
 }
 
-void StreamNotifier::OnRead(absl::StatusOr<RedisReply> reply) {
+void StreamNotifier::OnRead(absl::StatusOr<std::vector<StreamCursor>> reported) {
   reading_ = false;
-  if (!reply.ok() || reply->is_error()) {
+  if (!reported.ok()) {
     healthy_ = false;
-    spdlog::debug("stream notifier read failed: {}",
-                  reply.ok() ? reply->str : std::string(reply.status().message()));
+    spdlog::debug("stream notifier read failed: {}", std::string(reported.status().message()));
     // The blocking connection reconnects and calls OnBlockingConnected; a
     // Redis error reply (e.g. a key of the wrong type) is retried on the
     // next cycle after the dispatcher's tick.
@@ -123,19 +95,9 @@ void StreamNotifier::OnRead(absl::StatusOr<RedisReply> reply) {
   }
   healthy_ = true;
   // (stream, the id XREAD returned for it)
-  std::vector<std::pair<std::string, std::string>> active;
-  if (reply->is_array()) {
-    for (const RedisReply& s : reply->elements) {
-      if (s.is_array() && s.elements.size() == 2 && streams_.contains(s.elements[0].str)) {
-        std::string seen;
-        const RedisReply& entries = s.elements[1];
-        if (entries.is_array() && !entries.elements.empty() &&
-            !entries.elements[0].elements.empty()) {
-          seen = entries.elements[0].elements[0].str;
-        }
-        active.emplace_back(s.elements[0].str, std::move(seen));
-      }
-    }
+  std::vector<StreamCursor> active;
+  for (StreamCursor& c : *reported) {
+    if (streams_.contains(c.stream)) active.push_back(std::move(c));
   }
   if (active.empty()) {
     Cycle();
@@ -143,24 +105,23 @@ void StreamNotifier::OnRead(absl::StatusOr<RedisReply> reply) {
   }
   // Advance L for every active stream, then report them, then block again.
   auto remaining = std::make_shared<size_t>(active.size());
-  for (auto& [stream, seen] : active) {
-    commands_.Send({"XREVRANGE", stream, "+", "-", "COUNT", "1"},
-                   [this, alive = alive_, stream = stream, seen = seen,
-                    remaining](absl::StatusOr<RedisReply> r) {
-                     if (!*alive) return;
-                     auto it = streams_.find(stream);
-                     if (it != streams_.end()) {
-                       // Without the last id, at least step past the entry
-                       // XREAD reported, so the next XREAD cannot spin on it.
-                       if (!r.ok() || r->is_error()) {
-                         if (!seen.empty()) it->second.last_id = seen;
-                       } else {
-                         UpdateLastId(r, it->second.last_id);
-                       }
-                     }
-                     on_activity_(stream);
-                     if (--*remaining == 0) Cycle();
-                   });
+  for (StreamCursor& c : active) {
+    ops_.LastId(c.stream, [this, alive = alive_, stream = c.stream, seen = c.id,
+                           remaining](absl::StatusOr<std::string> last) {
+      if (!*alive) return;
+      auto it = streams_.find(stream);
+      if (it != streams_.end()) {
+        // Without the last id, at least step past the entry XREAD
+        // reported, so the next XREAD cannot spin on it.
+        if (last.ok()) {
+          it->second.last_id = *std::move(last);
+        } else if (!seen.empty()) {
+          it->second.last_id = seen;
+        }
+      }
+      on_activity_(stream);
+      if (--*remaining == 0) Cycle();
+    });
   }
 }
 

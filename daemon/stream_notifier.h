@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "daemon/redis/hiredis_async.h"
+#include "daemon/redis/stream_watch.h"
 
 namespace redrive {
 
@@ -29,9 +29,9 @@ class StreamNotifier {
  public:
   using Callback = std::function<void(const std::string& stream)>;
 
-  // `blocking` is dedicated to the XREAD; `commands` carries XREVRANGE and
-  // CLIENT UNBLOCK. Both must outlive the notifier.
-  StreamNotifier(AsyncCommander& blocking, AsyncCommander& commands, Callback on_activity,
+  // `ops` must outlive the notifier; its blocking connection is dedicated
+  // to the notifier's reads.
+  StreamNotifier(StreamWatchOps& ops, Callback on_activity,
                  absl::Duration block = absl::Seconds(2));
   ~StreamNotifier();
 
@@ -61,10 +61,9 @@ class StreamNotifier {
   void Cycle();
   void Interrupt();
   void Unblock(int tries_left);
-  void OnRead(absl::StatusOr<RedisReply> reply);
+  void OnRead(absl::StatusOr<std::vector<StreamCursor>> active);
 
-  AsyncCommander& blocking_;
-  AsyncCommander& commands_;
+  StreamWatchOps& ops_;
   const Callback on_activity_;
   const absl::Duration block_;
   absl::flat_hash_map<std::string, Watched> streams_;

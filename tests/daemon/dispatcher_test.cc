@@ -36,6 +36,7 @@
 #include "daemon/keys.h"
 #include "daemon/redis/redis_stream_ops.h"
 #include "daemon/redis/scripts.h"
+#include "daemon/redis/stream_watch.h"
 #include "daemon/retry_fields.h"
 #include "daemon/stream_notifier.h"
 #include "daemon/subscription.h"
@@ -481,6 +482,7 @@ class DispatcherTest : public ::testing::Test {
       dispatcher_.reset();
       ops_.reset();
       notifier_.reset();
+      watch_ops_.reset();
       blocking_.reset();
       commands_.reset();
     });
@@ -509,8 +511,9 @@ class DispatcherTest : public ::testing::Test {
       blocking_ = std::make_unique<FakeAsyncCommander>(loop_);
       blocking_->set_responder([](const Command&) { return RedisReply::Nil(); });
       blocking_->Hold("XREAD");
+      watch_ops_ = std::make_unique<RedisStreamWatchOps>(*blocking_, *commands_);
       notifier_ = std::make_unique<StreamNotifier>(
-          *blocking_, *commands_, [this](const std::string& stream) {
+          *watch_ops_, [this](const std::string& stream) {
             if (dispatcher_ != nullptr) dispatcher_->OnStreamActivity(stream);
           });
       ops_ = std::make_unique<RedisStreamOps>(*commands_);
@@ -673,6 +676,7 @@ class DispatcherTest : public ::testing::Test {
   std::unique_ptr<FakeAsyncCommander> commands_;
   std::unique_ptr<FakeAsyncCommander> blocking_;
   std::unique_ptr<RedisStreamOps> ops_;
+  std::unique_ptr<RedisStreamWatchOps> watch_ops_;
   std::unique_ptr<StreamNotifier> notifier_;
   std::unique_ptr<Dispatcher> dispatcher_;
 };
