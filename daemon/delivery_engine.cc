@@ -22,7 +22,13 @@ DeliveryEngine::DeliveryEngine(Options options) : loop_(std::make_unique<EventLo
     watch_ops_ = std::make_unique<RedisStreamWatchOps>(*blocking_, *commands_);
     notifier_ = std::make_unique<StreamNotifier>(
         *watch_ops_, [this](const std::string& stream) {
-          if (dispatcher_ != nullptr) dispatcher_->OnStreamActivity(stream);
+          if (dispatcher_ != nullptr) {
+
+            dispatcher_->on_loop().AssertHeld();
+
+            dispatcher_->OnStreamActivity(stream);
+
+          }
         });
     ops_ = std::make_unique<RedisStreamOps>(*commands_);
     dispatcher_ = std::make_unique<Dispatcher>(*loop_, *ops_, *notifier_, options.dispatcher);
@@ -46,7 +52,13 @@ void DeliveryEngine::Register(uint64_t session, SubscriptionSpec spec,
                               std::shared_ptr<SessionSink> sink) {
   auto shared_spec = std::make_shared<SubscriptionSpec>(std::move(spec));
   if (!loop_->Post([this, session, shared_spec, sink] {
-        if (dispatcher_ != nullptr) dispatcher_->Register(session, std::move(*shared_spec), sink);
+        if (dispatcher_ != nullptr) {
+
+          dispatcher_->on_loop().AssertHeld();
+
+          dispatcher_->Register(session, std::move(*shared_spec), sink);
+
+        }
       })) {
     sink->Finish(absl::UnavailableError("redrived is shutting down"));
   }
@@ -54,25 +66,44 @@ void DeliveryEngine::Register(uint64_t session, SubscriptionSpec spec,
 
 void DeliveryEngine::Verbs(uint64_t session, std::shared_ptr<const v1::Verbs> verbs) {
   loop_->Post([this, session, verbs] {
-    if (dispatcher_ != nullptr) dispatcher_->Verbs(session, *verbs);
+    if (dispatcher_ != nullptr) {
+
+      dispatcher_->on_loop().AssertHeld();
+
+      dispatcher_->Verbs(session, *verbs);
+
+    }
   });
 }
 
 void DeliveryEngine::Stop(uint64_t session) {
   loop_->Post([this, session] {
-    if (dispatcher_ != nullptr) dispatcher_->Stop(session);
+    if (dispatcher_ != nullptr) {
+
+      dispatcher_->on_loop().AssertHeld();
+
+      dispatcher_->Stop(session);
+
+    }
   });
 }
 
 void DeliveryEngine::Disconnect(uint64_t session) {
   loop_->Post([this, session] {
-    if (dispatcher_ != nullptr) dispatcher_->Disconnect(session);
+    if (dispatcher_ != nullptr) {
+
+      dispatcher_->on_loop().AssertHeld();
+
+      dispatcher_->Disconnect(session);
+
+    }
   });
 }
 
 void DeliveryEngine::Drain(absl::Duration grace) {
   auto done = std::make_shared<absl::Notification>();
   if (!loop_->Post([this, grace, done] {
+        dispatcher_->on_loop().AssertHeld();
         dispatcher_->Drain(grace, [done] { done->Notify(); });
       })) {
     return;
@@ -82,18 +113,27 @@ void DeliveryEngine::Drain(absl::Duration grace) {
 
 DispatcherStats DeliveryEngine::Stats() {
   DispatcherStats stats;
-  loop_->RunSync([&] { stats = dispatcher_->stats(); });
+  loop_->RunSync([&] {
+    dispatcher_->on_loop().AssertHeld();
+    stats = dispatcher_->stats();
+  });
   return stats;
 }
 
 void DeliveryEngine::SetPaused(const std::string& channel, const std::string& handler_id,
                                bool paused) {
-  loop_->RunSync([&] { dispatcher_->SetPaused(channel, handler_id, paused); });
+  loop_->RunSync([&] {
+    dispatcher_->on_loop().AssertHeld();
+    dispatcher_->SetPaused(channel, handler_id, paused);
+  });
 }
 
 std::vector<Dispatcher::HandlerSnapshot> DeliveryEngine::Snapshot() {
   std::vector<Dispatcher::HandlerSnapshot> out;
-  loop_->RunSync([&] { out = dispatcher_->Snapshot(); });
+  loop_->RunSync([&] {
+    dispatcher_->on_loop().AssertHeld();
+    out = dispatcher_->Snapshot();
+  });
   return out;
 }
 

@@ -39,6 +39,8 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -68,29 +70,36 @@ class Dispatcher {
   // policy, see CheckSamePolicy; the key is not a stream) or UNAVAILABLE
   // (Redis). Sessions of a handler share its consumer, named with the first
   // registration's consumer_label; each Registered reply names it.
-  void Register(uint64_t session_id, SubscriptionSpec spec, std::shared_ptr<SessionSink> sink);
+  void Register(uint64_t session_id, SubscriptionSpec spec, std::shared_ptr<SessionSink> sink)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
   // Applies the client's verbs; notices for unknown or settled ids.
-  void Verbs(uint64_t session_id, const v1::Verbs& verbs);
+  void Verbs(uint64_t session_id, const v1::Verbs& verbs)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
   // The client takes no new deliveries.
-  void Stop(uint64_t session_id);
+  void Stop(uint64_t session_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
   // The stream ended: its deliveries go to other sessions or back to Redis.
-  void Disconnect(uint64_t session_id);
+  void Disconnect(uint64_t session_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
   // From the notifier: `stream` received entries.
-  void OnStreamActivity(const std::string& stream);
+  void OnStreamActivity(const std::string& stream)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
   // Graceful drain: tells every session, stops deliveries, waits for
   // settlements up to `grace`, then hands what is still unsettled (and what
   // was read but never delivered) back through the retry path WITHOUT
   // counting an attempt (the next owner delivers it with the same attempt
   // number), finishes every session with UNAVAILABLE and flushes
   // acknowledgements; then runs `done`.
-  void Drain(absl::Duration grace, std::function<void()> done);
+  void Drain(absl::Duration grace, std::function<void()> done)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
 
   // Pause (R-E5): a paused handler gets no new deliveries (nothing is read
   // or handed out; entries waiting here stay ours and keep being touched);
   // deliveries in flight keep their leases and may still be settled. Also
   // applies to a handler registered later. Other daemons learn it from
   // {redrive}:paused, polled every `pause_poll`.
-  void SetPaused(const std::string& channel, const std::string& handler_id, bool paused);
+  void SetPaused(const std::string& channel, const std::string& handler_id, bool paused)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
 
   // What the Admin service reports of a handler on this daemon.
   struct HandlerSnapshot {
@@ -101,12 +110,17 @@ class Dispatcher {
     std::string consumer;  // this daemon's consumer in the handler's groups
     bool paused = false;
   };
-  std::vector<HandlerSnapshot> Snapshot() const;
+  std::vector<HandlerSnapshot> Snapshot() const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
 
-  const DispatcherStats& stats() const { return state_.stats; }
+  // The loop-thread capability the public methods require: code entered on
+  // the loop states it with on_loop().AssertHeld().
+  const LoopThread& on_loop() const ABSL_LOCK_RETURNED(ctx_.on_loop) { return ctx_.on_loop; }
+  const DispatcherStats& stats() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop) { return state_.stats; }
   // In-flight deliveries of a session (tests).
-  size_t InFlight(uint64_t session_id) const;
-  size_t handlers() const { return handlers_.size(); }
+  size_t InFlight(uint64_t session_id) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
+  size_t handlers() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop) { return handlers_.size(); }
 
  private:
   struct Handler;
@@ -164,39 +178,39 @@ class Dispatcher {
     OpTracker tracker;
   };
 
-  Handler* Find(const HandlerRef& ref);
-  void CreateGroup(Handler& h);
-  void OnGroupReady(Handler& h, absl::Status status);
-  void Attach(Handler& h, Session& s);
-  uint32_t Capacity(const Handler& h) const;
-  void Pump(Handler& h);
+  Handler* Find(const HandlerRef& ref) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
+  void CreateGroup(Handler& h) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
+  void OnGroupReady(Handler& h, absl::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
+  void Attach(Handler& h, Session& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
+  uint32_t Capacity(const Handler& h) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
+  void Pump(Handler& h) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
   void OnFetched(const HandlerRef& ref, uint8_t source,
-                 absl::StatusOr<std::vector<StreamEntry>> fetched, std::vector<Entry> asked);
+                 absl::StatusOr<std::vector<StreamEntry>> fetched, std::vector<Entry> asked) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
   // Hands freshly read or fetched entries to sessions with free slots; what
   // finds no slot waits in the backlog; poison goes to the DLQ.
-  void DeliverEntries(Handler& h, uint8_t source, std::vector<StreamEntry> entries);
-  void Deliver(Handler& h, Session& s, Entry entry, v1::Delivery&& message);
-  void FlushOut();
+  void DeliverEntries(Handler& h, uint8_t source, std::vector<StreamEntry> entries) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
+  void Deliver(Handler& h, Session& s, Entry entry, v1::Delivery&& message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
+  void FlushOut() ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
   void Fail(Handler& h, const Entry& entry, FailKind kind, std::string error,
-            std::string error_code, std::optional<absl::Duration> delay);
+            std::string error_code, std::optional<absl::Duration> delay) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
   void OnClaimed(const HandlerRef& ref, uint8_t source, const std::string& consumer,
-                 std::vector<StreamEntry> entries);
+                 std::vector<StreamEntry> entries) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
   // Entry ids of `source` this daemon holds for a handler (a sweep skips them).
-  absl::flat_hash_set<std::string> HeldIds(const HandlerRef& ref, uint8_t source);
-  void DetachSession(Session& s);
-  void MaybeRemoveHandler(Handler& h);
-  void Tick();
-  void TickHandler(Handler& h, absl::Time now);
-  void CheckDrained();
+  absl::flat_hash_set<std::string> HeldIds(const HandlerRef& ref, uint8_t source) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
+  void DetachSession(Session& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
+  void MaybeRemoveHandler(Handler& h) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
+  void Tick() ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
+  void TickHandler(Handler& h, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
+  void CheckDrained() ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
 
-  State state_;
+  State state_ ABSL_GUARDED_BY(ctx_.on_loop);
   EngineContext ctx_;
-  absl::flat_hash_map<uint64_t, std::unique_ptr<Session>> sessions_;
-  absl::flat_hash_map<std::string, std::unique_ptr<Handler>> handlers_;
-  std::vector<Session*> dirty_;
-  uint64_t next_delivery_id_ = 0;
-  uint64_t next_generation_ = 0;
-  std::unique_ptr<Parts> parts_;
+  absl::flat_hash_map<uint64_t, std::unique_ptr<Session>> sessions_ ABSL_GUARDED_BY(ctx_.on_loop);
+  absl::flat_hash_map<std::string, std::unique_ptr<Handler>> handlers_ ABSL_GUARDED_BY(ctx_.on_loop);
+  std::vector<Session*> dirty_ ABSL_GUARDED_BY(ctx_.on_loop);
+  uint64_t next_delivery_id_ ABSL_GUARDED_BY(ctx_.on_loop) = 0;
+  uint64_t next_generation_ ABSL_GUARDED_BY(ctx_.on_loop) = 0;
+  std::unique_ptr<Parts> parts_ ABSL_GUARDED_BY(ctx_.on_loop);
   std::unique_ptr<EventLoop::Timer> tick_timer_;
   LifeGuard guard_;
 };

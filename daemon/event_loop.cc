@@ -3,6 +3,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
+#include <cassert>
 #include <cstdlib>
 
 #include "absl/synchronization/notification.h"
@@ -16,6 +17,8 @@ void UsePthreadsOnce() {
 }
 
 }  // namespace
+
+void LoopThread::AssertHeld() const { assert(loop_.InLoopThread()); }
 
 EventLoop::EventLoop() {
   UsePthreadsOnce();

@@ -20,6 +20,28 @@ struct event;
 
 namespace redrive {
 
+class EventLoop;
+
+// The capability "running on the loop thread", for clang's thread-safety
+// analysis: state that only the loop thread may touch is
+// ABSL_GUARDED_BY(<its LoopThread>) and the functions that touch it are
+// ABSL_EXCLUSIVE_LOCKS_REQUIRED(<it>), so the -Wthread-safety build
+// (scripts/test.sh) rejects an access from a function not known to run on
+// the loop. Code entered from the loop — a posted task, a timer, a Redis
+// callback — states it with AssertHeld() (checked at run time in debug
+// builds).
+class ABSL_LOCKABLE LoopThread {
+ public:
+  explicit LoopThread(const EventLoop& loop) : loop_(loop) {}
+  LoopThread(const LoopThread&) = delete;
+  LoopThread& operator=(const LoopThread&) = delete;
+
+  void AssertHeld() const ABSL_ASSERT_EXCLUSIVE_LOCK();
+
+ private:
+  const EventLoop& loop_;
+};
+
 class EventLoop {
  public:
   using Task = std::function<void()>;
@@ -57,6 +79,8 @@ class EventLoop {
   std::unique_ptr<Timer> NewTimer(Task task);
 
   bool InLoopThread() const { return std::this_thread::get_id() == thread_.get_id(); }
+  // The loop-thread capability (see LoopThread).
+  const LoopThread& thread() const { return loop_thread_; }
   struct event_base* base() { return base_; }
 
   // Stops the loop after running what is already posted. Idempotent.
@@ -72,6 +96,7 @@ class EventLoop {
   std::deque<Task> tasks_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
+  const LoopThread loop_thread_{*this};
 };
 
 }  // namespace redrive
