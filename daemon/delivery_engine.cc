@@ -24,7 +24,7 @@ DeliveryEngine::DeliveryEngine(Options options) : loop_(std::make_unique<EventLo
         *watch_ops_, [this](const std::string& stream) {
           if (dispatcher_ != nullptr) {
 
-            dispatcher_->on_loop().AssertHeld();
+            kLoopThread.AssertHeld();
 
             dispatcher_->OnStreamActivity(stream);
 
@@ -54,7 +54,7 @@ void DeliveryEngine::Register(uint64_t session, SubscriptionSpec spec,
   if (!loop_->Post([this, session, shared_spec, sink] {
         if (dispatcher_ != nullptr) {
 
-          dispatcher_->on_loop().AssertHeld();
+          kLoopThread.AssertHeld();
 
           dispatcher_->Register(session, std::move(*shared_spec), sink);
 
@@ -68,7 +68,7 @@ void DeliveryEngine::Verbs(uint64_t session, std::shared_ptr<const v1::Verbs> ve
   loop_->Post([this, session, verbs] {
     if (dispatcher_ != nullptr) {
 
-      dispatcher_->on_loop().AssertHeld();
+      kLoopThread.AssertHeld();
 
       dispatcher_->Verbs(session, *verbs);
 
@@ -80,7 +80,7 @@ void DeliveryEngine::Stop(uint64_t session) {
   loop_->Post([this, session] {
     if (dispatcher_ != nullptr) {
 
-      dispatcher_->on_loop().AssertHeld();
+      kLoopThread.AssertHeld();
 
       dispatcher_->Stop(session);
 
@@ -92,7 +92,7 @@ void DeliveryEngine::Disconnect(uint64_t session) {
   loop_->Post([this, session] {
     if (dispatcher_ != nullptr) {
 
-      dispatcher_->on_loop().AssertHeld();
+      kLoopThread.AssertHeld();
 
       dispatcher_->Disconnect(session);
 
@@ -103,7 +103,7 @@ void DeliveryEngine::Disconnect(uint64_t session) {
 void DeliveryEngine::Drain(absl::Duration grace) {
   auto done = std::make_shared<absl::Notification>();
   if (!loop_->Post([this, grace, done] {
-        dispatcher_->on_loop().AssertHeld();
+        kLoopThread.AssertHeld();
         dispatcher_->Drain(grace, [done] { done->Notify(); });
       })) {
     return;
@@ -114,7 +114,7 @@ void DeliveryEngine::Drain(absl::Duration grace) {
 DispatcherStats DeliveryEngine::Stats() {
   DispatcherStats stats;
   loop_->RunSync([&] {
-    dispatcher_->on_loop().AssertHeld();
+    kLoopThread.AssertHeld();
     stats = dispatcher_->stats();
   });
   return stats;
@@ -123,7 +123,7 @@ DispatcherStats DeliveryEngine::Stats() {
 void DeliveryEngine::SetPaused(const std::string& channel, const std::string& handler_id,
                                bool paused) {
   loop_->RunSync([&] {
-    dispatcher_->on_loop().AssertHeld();
+    kLoopThread.AssertHeld();
     dispatcher_->SetPaused(channel, handler_id, paused);
   });
 }
@@ -131,7 +131,7 @@ void DeliveryEngine::SetPaused(const std::string& channel, const std::string& ha
 std::vector<Dispatcher::HandlerSnapshot> DeliveryEngine::Snapshot() {
   std::vector<Dispatcher::HandlerSnapshot> out;
   loop_->RunSync([&] {
-    dispatcher_->on_loop().AssertHeld();
+    kLoopThread.AssertHeld();
     out = dispatcher_->Snapshot();
   });
   return out;

@@ -120,20 +120,20 @@ uint32_t Dispatcher::Session::free_slots() const {
 Dispatcher::Dispatcher(EventLoop& loop, StreamOps& ops, StreamNotifier& notifier,
                        DispatcherOptions options)
     : state_(std::move(options)),
-      ctx_{loop, loop.thread(), ops, state_.options, state_.stats, state_.summary, state_.tracker} {
+      ctx_{loop, ops, state_.options, state_.stats, state_.summary, state_.tracker} {
   auto draining = [this] {
-    ctx_.on_loop.AssertHeld();
+    kLoopThread.AssertHeld();
     return parts_->drainer.draining();
   };
   RetryScheduler::Hooks retry_hooks;
   retry_hooks.schedule_failed = [this](const HandlerRef& ref, uint8_t source) {
-    ctx_.on_loop.AssertHeld();
+    kLoopThread.AssertHeld();
     if (Handler* h = Find(ref)) {
       parts_->sweeper.SweepBy(ref, source, ctx_.now() + h->spec->lease);
     }
   };
   retry_hooks.moved = [this](const HandlerRef& ref, uint8_t source) {
-    ctx_.on_loop.AssertHeld();
+    kLoopThread.AssertHeld();
     if (source == kRetry) parts_->sweeper.WantTrim(ref);
     // Read it now rather than on the notifier's word.
     parts_->reader.Open(ref, kRetry);
@@ -144,34 +144,34 @@ Dispatcher::Dispatcher(EventLoop& loop, StreamOps& ops, StreamNotifier& notifier
   retry_hooks.draining = draining;
   Sweeper::Hooks sweep_hooks;
   sweep_hooks.held = [this](const HandlerRef& ref, uint8_t source) {
-    ctx_.on_loop.AssertHeld();
+    kLoopThread.AssertHeld();
     return HeldIds(ref, source);
   };
   sweep_hooks.claimed = [this](const HandlerRef& ref, uint8_t source, const std::string& consumer,
                                std::vector<StreamEntry> entries) {
-    ctx_.on_loop.AssertHeld();
+    kLoopThread.AssertHeld();
     OnClaimed(ref, source, consumer, std::move(entries));
   };
   Reader::Hooks read_hooks;
   read_hooks.capacity = [this](const HandlerRef& ref) {
-    ctx_.on_loop.AssertHeld();
+    kLoopThread.AssertHeld();
     Handler* h = Find(ref);
     return h == nullptr ? 0u : Capacity(*h);
   };
   read_hooks.entries = [this](const HandlerRef& ref, uint8_t source,
                               std::vector<StreamEntry> entries) {
-    ctx_.on_loop.AssertHeld();
+    kLoopThread.AssertHeld();
     if (Handler* h = Find(ref)) DeliverEntries(*h, source, std::move(entries));
     FlushOut();
   };
   read_hooks.orphaned = [this](const HandlerRef& ref, const SpecPtr& spec, uint8_t source,
                                std::vector<std::string> ids) {
-    ctx_.on_loop.AssertHeld();
+    kLoopThread.AssertHeld();
     parts_->retries.Return(ref, spec, source, ids);
   };
   read_hooks.draining = draining;
   auto on_pause = [this](const std::string& key, bool paused) {
-    ctx_.on_loop.AssertHeld();
+    kLoopThread.AssertHeld();
     auto it = handlers_.find(key);
     if (it == handlers_.end() || it->second->paused == paused) return;
     Handler& h = *it->second;
@@ -186,7 +186,7 @@ Dispatcher::Dispatcher(EventLoop& loop, StreamOps& ops, StreamNotifier& notifier
     FlushOut();
   };
   auto known = [this] {
-    ctx_.on_loop.AssertHeld();
+    kLoopThread.AssertHeld();
     std::vector<std::string> keys;
     for (const auto& [key, h] : handlers_) keys.push_back(key);
     return keys;
@@ -195,11 +195,11 @@ Dispatcher::Dispatcher(EventLoop& loop, StreamOps& ops, StreamNotifier& notifier
                                    std::move(retry_hooks), std::move(sweep_hooks),
                                    std::move(read_hooks));
   state_.tracker.set_on_idle([this] {
-    ctx_.on_loop.AssertHeld();
+    kLoopThread.AssertHeld();
     if (parts_->drainer.draining()) CheckDrained();
   });
   tick_timer_ = loop.NewTimer([this] {
-    ctx_.on_loop.AssertHeld();
+    kLoopThread.AssertHeld();
     Tick();
   });
   tick_timer_->Arm(state_.options.tick);
@@ -277,7 +277,7 @@ void Dispatcher::CreateGroup(Handler& handler) {
   ctx_.ops.CreateGroup(
       spec.keys.stream, spec.keys.group, GroupStartId(spec.start),
       guard_.Wrap([this, ref = handler.ref](absl::Status status) {
-        ctx_.on_loop.AssertHeld();
+        kLoopThread.AssertHeld();
         Handler* h = Find(ref);
         if (h == nullptr) return;
         if (RedisErrorOf(status) == RedisError::kWrongType) {
@@ -293,10 +293,10 @@ void Dispatcher::CreateGroup(Handler& handler) {
         // Registered finds its handler in ListHandlers.
         h->present = true;
         parts_->presence.Record(*h->spec, guard_.Wrap([this, ref] {
-          ctx_.on_loop.AssertHeld();
+          kLoopThread.AssertHeld();
           if (Find(ref) == nullptr) return;
           parts_->reader.Watch(ref, kMain, [this, ref] {
-            ctx_.on_loop.AssertHeld();
+            kLoopThread.AssertHeld();
             if (Handler* ready = Find(ref)) OnGroupReady(*ready, absl::OkStatus());
           });
         }));
@@ -324,7 +324,7 @@ void Dispatcher::OnGroupReady(Handler& h, absl::Status status) {
     // scripts create it at the stream's end right before adding the entry),
     // so a handler that never fails leaves no retry key behind.
     parts_->reader.Watch(h.ref, kRetry, [this, ref = h.ref] {
-      ctx_.on_loop.AssertHeld();
+      kLoopThread.AssertHeld();
       parts_->reader.Open(ref, kRetry);
       parts_->reader.MaybeRead(ref);
       FlushOut();
@@ -410,7 +410,7 @@ void Dispatcher::Pump(Handler& h) {
                    guard_.Wrap([this, ref = h.ref, spec = h.spec, source,
                                 asked = std::move(asked[source])](
                                    absl::StatusOr<std::vector<StreamEntry>> fetched) mutable {
-                     ctx_.on_loop.AssertHeld();
+                     kLoopThread.AssertHeld();
                      if (Find(ref) == nullptr) {
                        // The last session left meanwhile: never delivered,
                        // handed back.
@@ -557,7 +557,7 @@ void Dispatcher::Verbs(uint64_t session_id, const v1::Verbs& verbs) {
   const absl::Time now = ctx_.now();
   std::vector<std::string> extended[2];
   auto notice = [&](uint64_t id, v1::Notice::Code code, std::string message) {
-    ctx_.on_loop.AssertHeld();
+    kLoopThread.AssertHeld();
     s.outbox.AddNotice(id, code, std::move(message));
     ++ctx_.stats.notices;
     if (!s.dirty) {

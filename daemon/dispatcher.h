@@ -71,19 +71,19 @@ class Dispatcher {
   // (Redis). Sessions of a handler share its consumer, named with the first
   // registration's consumer_label; each Registered reply names it.
   void Register(uint64_t session_id, SubscriptionSpec spec, std::shared_ptr<SessionSink> sink)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // Applies the client's verbs; notices for unknown or settled ids.
   void Verbs(uint64_t session_id, const v1::Verbs& verbs)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // The client takes no new deliveries.
   void Stop(uint64_t session_id)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // The stream ended: its deliveries go to other sessions or back to Redis.
   void Disconnect(uint64_t session_id)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // From the notifier: `stream` received entries.
   void OnStreamActivity(const std::string& stream)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // Graceful drain: tells every session, stops deliveries, waits for
   // settlements up to `grace`, then hands what is still unsettled (and what
   // was read but never delivered) back through the retry path WITHOUT
@@ -91,7 +91,7 @@ class Dispatcher {
   // number), finishes every session with UNAVAILABLE and flushes
   // acknowledgements; then runs `done`.
   void Drain(absl::Duration grace, std::function<void()> done)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
 
   // Pause (R-E5): a paused handler gets no new deliveries (nothing is read
   // or handed out; entries waiting here stay ours and keep being touched);
@@ -99,7 +99,7 @@ class Dispatcher {
   // applies to a handler registered later. Other daemons learn it from
   // {redrive}:paused, polled every `pause_poll`.
   void SetPaused(const std::string& channel, const std::string& handler_id, bool paused)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
 
   // What the Admin service reports of a handler on this daemon.
   struct HandlerSnapshot {
@@ -111,16 +111,13 @@ class Dispatcher {
     bool paused = false;
   };
   std::vector<HandlerSnapshot> Snapshot() const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
 
-  // The loop-thread capability the public methods require: code entered on
-  // the loop states it with on_loop().AssertHeld().
-  const LoopThread& on_loop() const ABSL_LOCK_RETURNED(ctx_.on_loop) { return ctx_.on_loop; }
-  const DispatcherStats& stats() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop) { return state_.stats; }
+  const DispatcherStats& stats() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread) { return state_.stats; }
   // In-flight deliveries of a session (tests).
   size_t InFlight(uint64_t session_id) const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
-  size_t handlers() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop) { return handlers_.size(); }
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  size_t handlers() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread) { return handlers_.size(); }
 
  private:
   struct Handler;
@@ -178,39 +175,39 @@ class Dispatcher {
     OpTracker tracker;
   };
 
-  Handler* Find(const HandlerRef& ref) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
-  void CreateGroup(Handler& h) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
-  void OnGroupReady(Handler& h, absl::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
-  void Attach(Handler& h, Session& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
-  uint32_t Capacity(const Handler& h) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
-  void Pump(Handler& h) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
+  Handler* Find(const HandlerRef& ref) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  void CreateGroup(Handler& h) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  void OnGroupReady(Handler& h, absl::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  void Attach(Handler& h, Session& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  uint32_t Capacity(const Handler& h) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  void Pump(Handler& h) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   void OnFetched(const HandlerRef& ref, uint8_t source,
-                 absl::StatusOr<std::vector<StreamEntry>> fetched, std::vector<Entry> asked) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
+                 absl::StatusOr<std::vector<StreamEntry>> fetched, std::vector<Entry> asked) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // Hands freshly read or fetched entries to sessions with free slots; what
   // finds no slot waits in the backlog; poison goes to the DLQ.
-  void DeliverEntries(Handler& h, uint8_t source, std::vector<StreamEntry> entries) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
-  void Deliver(Handler& h, Session& s, Entry entry, v1::Delivery&& message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
-  void FlushOut() ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
+  void DeliverEntries(Handler& h, uint8_t source, std::vector<StreamEntry> entries) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  void Deliver(Handler& h, Session& s, Entry entry, v1::Delivery&& message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  void FlushOut() ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   void Fail(Handler& h, const Entry& entry, FailKind kind, std::string error,
-            std::string error_code, std::optional<absl::Duration> delay) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
+            std::string error_code, std::optional<absl::Duration> delay) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   void OnClaimed(const HandlerRef& ref, uint8_t source, const std::string& consumer,
-                 std::vector<StreamEntry> entries) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
+                 std::vector<StreamEntry> entries) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // Entry ids of `source` this daemon holds for a handler (a sweep skips them).
-  absl::flat_hash_set<std::string> HeldIds(const HandlerRef& ref, uint8_t source) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
-  void DetachSession(Session& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
-  void MaybeRemoveHandler(Handler& h) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
-  void Tick() ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
-  void TickHandler(Handler& h, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
-  void CheckDrained() ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx_.on_loop);
+  absl::flat_hash_set<std::string> HeldIds(const HandlerRef& ref, uint8_t source) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  void DetachSession(Session& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  void MaybeRemoveHandler(Handler& h) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  void Tick() ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  void TickHandler(Handler& h, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  void CheckDrained() ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
 
-  State state_ ABSL_GUARDED_BY(ctx_.on_loop);
+  State state_ ABSL_GUARDED_BY(kLoopThread);
   EngineContext ctx_;
-  absl::flat_hash_map<uint64_t, std::unique_ptr<Session>> sessions_ ABSL_GUARDED_BY(ctx_.on_loop);
-  absl::flat_hash_map<std::string, std::unique_ptr<Handler>> handlers_ ABSL_GUARDED_BY(ctx_.on_loop);
-  std::vector<Session*> dirty_ ABSL_GUARDED_BY(ctx_.on_loop);
-  uint64_t next_delivery_id_ ABSL_GUARDED_BY(ctx_.on_loop) = 0;
-  uint64_t next_generation_ ABSL_GUARDED_BY(ctx_.on_loop) = 0;
-  std::unique_ptr<Parts> parts_ ABSL_GUARDED_BY(ctx_.on_loop);
+  absl::flat_hash_map<uint64_t, std::unique_ptr<Session>> sessions_ ABSL_GUARDED_BY(kLoopThread);
+  absl::flat_hash_map<std::string, std::unique_ptr<Handler>> handlers_ ABSL_GUARDED_BY(kLoopThread);
+  std::vector<Session*> dirty_ ABSL_GUARDED_BY(kLoopThread);
+  uint64_t next_delivery_id_ ABSL_GUARDED_BY(kLoopThread) = 0;
+  uint64_t next_generation_ ABSL_GUARDED_BY(kLoopThread) = 0;
+  std::unique_ptr<Parts> parts_ ABSL_GUARDED_BY(kLoopThread);
   std::unique_ptr<EventLoop::Timer> tick_timer_;
   LifeGuard guard_;
 };

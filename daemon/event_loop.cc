@@ -18,7 +18,14 @@ void UsePthreadsOnce() {
 
 }  // namespace
 
-void LoopThread::AssertHeld() const { assert(loop_.InLoopThread()); }
+namespace {
+// True on every EventLoop thread.
+thread_local bool on_event_loop = false;
+}  // namespace
+
+const LoopThread kLoopThread;
+
+void LoopThread::AssertHeld() const { assert(on_event_loop); }
 
 EventLoop::EventLoop() {
   UsePthreadsOnce();
@@ -27,7 +34,10 @@ EventLoop::EventLoop() {
   // A persistent user event: event_active() from any thread wakes the loop.
   wakeup_ = event_new(base_, -1, EV_PERSIST, &EventLoop::OnWakeup, this);
   event_add(wakeup_, nullptr);
-  thread_ = std::thread([this] { event_base_loop(base_, EVLOOP_NO_EXIT_ON_EMPTY); });
+  thread_ = std::thread([this] {
+    on_event_loop = true;
+    event_base_loop(base_, EVLOOP_NO_EXIT_ON_EMPTY);
+  });
 }
 
 EventLoop::~EventLoop() {

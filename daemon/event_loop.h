@@ -20,27 +20,23 @@ struct event;
 
 namespace redrive {
 
-class EventLoop;
-
-// The capability "running on the loop thread", for clang's thread-safety
-// analysis: state that only the loop thread may touch is
-// ABSL_GUARDED_BY(<its LoopThread>) and the functions that touch it are
-// ABSL_EXCLUSIVE_LOCKS_REQUIRED(<it>), so the -Wthread-safety build
-// (scripts/test.sh) rejects an access from a function not known to run on
-// the loop. Code entered from the loop — a posted task, a timer, a Redis
-// callback — states it with AssertHeld() (checked at run time in debug
-// builds).
+// The capability "running on an event-loop thread", for clang's
+// thread-safety analysis (a role, like a thread checker): state that only
+// the loop thread may touch is ABSL_GUARDED_BY(kLoopThread) and the
+// functions that touch it are ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread), so
+// the -Wthread-safety build (scripts/test.sh) rejects an access from a
+// function not known to run on the loop. Code entered on the loop — a
+// posted task, a timer, a Redis callback — states it with
+// kLoopThread.AssertHeld(), which debug builds check at run time.
 class ABSL_LOCKABLE LoopThread {
  public:
-  explicit LoopThread(const EventLoop& loop) : loop_(loop) {}
+  constexpr LoopThread() = default;
   LoopThread(const LoopThread&) = delete;
   LoopThread& operator=(const LoopThread&) = delete;
 
   void AssertHeld() const ABSL_ASSERT_EXCLUSIVE_LOCK();
-
- private:
-  const EventLoop& loop_;
 };
+extern const LoopThread kLoopThread;
 
 class EventLoop {
  public:
@@ -79,8 +75,6 @@ class EventLoop {
   std::unique_ptr<Timer> NewTimer(Task task);
 
   bool InLoopThread() const { return std::this_thread::get_id() == thread_.get_id(); }
-  // The loop-thread capability (see LoopThread).
-  const LoopThread& thread() const { return loop_thread_; }
   struct event_base* base() { return base_; }
 
   // Stops the loop after running what is already posted. Idempotent.
@@ -96,7 +90,6 @@ class EventLoop {
   std::deque<Task> tasks_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
-  const LoopThread loop_thread_{*this};
 };
 
 }  // namespace redrive

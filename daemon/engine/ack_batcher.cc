@@ -6,6 +6,7 @@ namespace redrive {
 
 AckBatcher::AckBatcher(EngineContext& ctx) : ctx_(ctx) {
   timer_ = ctx_.loop.NewTimer([this] {
+    kLoopThread.AssertHeld();
     armed_ = false;
     Flush();
   });
@@ -29,6 +30,7 @@ void AckBatcher::Flush() {
     batch.swap(ids);
     ctx_.ops.Ack(target.first, target.second, std::move(batch),
                  guard_.Wrap([this](absl::Status status) {
+                   kLoopThread.AssertHeld();
                    if (status.ok()) return;
                    ++ctx_.stats.redis_errors;
                    spdlog::warn("XACK failed ({}); the entries stay pending and are reclaimed",

@@ -177,8 +177,6 @@ class OpTracker {
 // What the parts of the engine share. The referenced objects outlive them.
 struct EngineContext {
   EventLoop& loop;
-  // The loop-thread capability: loop-only state is ABSL_GUARDED_BY it.
-  const LoopThread& on_loop;
   StreamOps& ops;
   const DispatcherOptions& options;
   DispatcherStats& stats;

@@ -32,6 +32,7 @@ void DeadLetterer::DeadLetterById(const HandlerRef& ref, const SpecPtr& spec, co
       guard_.Wrap([this, ref, spec, entry, failure = std::move(failure),
                    reason = std::move(reason),
                    held_retry](absl::StatusOr<std::optional<StreamEntry>> read) {
+        kLoopThread.AssertHeld();
         OnRead(ref, spec, entry, failure, reason, held_retry, std::move(read));
         ctx_.tracker.End();
       }));
@@ -44,6 +45,7 @@ void DeadLetterer::OnRead(const HandlerRef& ref, const SpecPtr& spec, const Entr
   // Until it has left (or was not ours), this daemon keeps trying: no sweep
   // may turn a TERMINATE into a retry meanwhile.
   auto finish = [this, ref, entry, failure, reason, held_retry](Outcome outcome) {
+    kLoopThread.AssertHeld();
     PerHandler* state = Find(ref);
     if (state == nullptr) return;
     if (outcome == Outcome::kHeld || outcome == Outcome::kFailed) {
@@ -90,6 +92,7 @@ void DeadLetterer::DeadLetter(const SpecPtr& spec, uint8_t source, const StreamE
   ctx_.ops.DeadLetter(op, guard_.Wrap([this, spec, id = entry.id, reason,
                                        attempts = failure.attempt,
                                        done = std::move(done)](absl::StatusOr<DeadLetterResult> r) {
+    kLoopThread.AssertHeld();
     OnDeadLettered(spec, id, reason, attempts, done, std::move(r));
     ctx_.tracker.End();
   }));

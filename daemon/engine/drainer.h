@@ -10,6 +10,7 @@
 
 #include <functional>
 
+#include "absl/base/thread_annotations.h"
 #include "daemon/engine/context.h"
 
 namespace redrive {
@@ -18,21 +19,21 @@ class Drainer {
  public:
   explicit Drainer(EngineContext& ctx) : ctx_(ctx) {}
 
-  void Start(absl::Duration grace, std::function<void()> done);
-  bool draining() const { return draining_; }
+  void Start(absl::Duration grace, std::function<void()> done) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  bool draining() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread) { return draining_; }
   // Whether unsettled deliveries are to be handed back now: a drain is
   // waiting and everything is `settled` or the grace is over.
-  bool HandBackDue(bool settled) const;
+  bool HandBackDue(bool settled) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // Whether the retry operations in progress let the drain end now.
-  bool OpsDone() const;
+  bool OpsDone() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // Ends the drain: `done` runs after every reply to earlier calls.
-  void Finish();
+  void Finish() ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
 
  private:
   EngineContext& ctx_;
-  bool draining_ = false;
-  absl::Time deadline_ = absl::InfiniteFuture();
-  std::function<void()> done_;
+  bool draining_ ABSL_GUARDED_BY(kLoopThread) = false;
+  absl::Time deadline_ ABSL_GUARDED_BY(kLoopThread) = absl::InfiniteFuture();
+  std::function<void()> done_ ABSL_GUARDED_BY(kLoopThread);
 };
 
 }  // namespace redrive

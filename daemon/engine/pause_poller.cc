@@ -28,6 +28,7 @@ void PausePoller::Check(const std::string& key, absl::string_view channel,
   // Replies arrive in order: this one comes before the handler's first read.
   ctx_.ops.HashHas(std::string(kPausedHandlersKey), RegistryField(channel, handler_id),
                    guard_.Wrap([this, key, epoch = epoch_](absl::StatusOr<bool> paused) {
+                     kLoopThread.AssertHeld();
                      if (!paused.ok() || epoch != epoch_) return;  // a local Set wins
                      if (*paused) paused_.insert(key);
                      on_change_(key, *paused);
@@ -47,6 +48,7 @@ void PausePoller::Poll() {
       std::string(kPausedHandlersKey),
       guard_.Wrap([this, epoch = epoch_](
                       absl::StatusOr<std::vector<std::pair<std::string, std::string>>> fields) {
+        kLoopThread.AssertHeld();
         polling_ = false;
         if (!fields.ok() || epoch != epoch_) return;
         absl::flat_hash_set<std::string> paused;

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "daemon/engine/context.h"
 
 namespace redrive {
@@ -22,14 +23,14 @@ class Presence {
 
   // Records the handler and its heartbeat; `done` runs after the write
   // (failures are logged).
-  void Record(const SubscriptionSpec& spec, std::function<void()> done);
+  void Record(const SubscriptionSpec& spec, std::function<void()> done) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // Renews the heartbeats of `specs` when the interval has passed.
-  void MaybeBeat(absl::Time now, const std::vector<const SubscriptionSpec*>& specs);
-  void Remove(const SubscriptionSpec& spec);
+  void MaybeBeat(absl::Time now, const std::vector<const SubscriptionSpec*>& specs) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  void Remove(const SubscriptionSpec& spec) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
 
  private:
   EngineContext& ctx_;
-  absl::Time next_beat_ = absl::InfinitePast();
+  absl::Time next_beat_ ABSL_GUARDED_BY(kLoopThread) = absl::InfinitePast();
   LifeGuard guard_;
 };
 

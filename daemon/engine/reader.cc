@@ -113,6 +113,7 @@ void Reader::Read(const HandlerRef& ref, PerHandler& h, uint8_t source, uint32_t
                      guard_.Wrap([this, ref, spec = h.spec, source, count,
                                   activity = src.activity](
                                      absl::StatusOr<std::vector<StreamEntry>> read) {
+                       kLoopThread.AssertHeld();
                        OnRead(ref, spec, source, count, activity, std::move(read));
                      }));
 }
@@ -171,6 +172,7 @@ void Reader::RecreateGroup(const HandlerRef& ref, PerHandler& h, uint8_t source)
   src.reading = true;  // no read until the group is back
   ctx_.ops.CreateGroup(g.stream, g.group, start,
                        guard_.Wrap([this, ref, source](absl::Status created) {
+                         kLoopThread.AssertHeld();
                          PerHandler* hh = Find(ref);
                          if (hh == nullptr) return;
                          Source& s = hh->sources[source];

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/base/thread_annotations.h"
 #include "daemon/engine/context.h"
 #include "daemon/stream_notifier.h"
 
@@ -38,23 +39,23 @@ class Reader {
 
   Reader(EngineContext& ctx, StreamNotifier& notifier, Hooks hooks);
 
-  void Add(const HandlerRef& ref, const SpecPtr& spec);
+  void Add(const HandlerRef& ref, const SpecPtr& spec) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // Stops watching the handler's streams and forgets it.
-  void Forget(const std::string& key);
+  void Forget(const std::string& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // Watches `source` of `ref`; `ready` runs once the notifier covers it.
-  void Watch(const HandlerRef& ref, uint8_t source, std::function<void()> ready);
+  void Watch(const HandlerRef& ref, uint8_t source, std::function<void()> ready) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // `source` may have new entries (notifier, a move into the retry stream,
   // a resume, a notifier outage): read when there are slots.
-  void Wake(const HandlerRef& ref, uint8_t source);
+  void Wake(const HandlerRef& ref, uint8_t source) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // The handler's group is ready: its main source can be read.
-  void Open(const HandlerRef& ref, uint8_t source);
+  void Open(const HandlerRef& ref, uint8_t source) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // Reads what the free slots allow.
-  void MaybeRead(const HandlerRef& ref);
+  void MaybeRead(const HandlerRef& ref) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // Slots promised to reads in flight.
-  uint32_t reserved(const std::string& key) const;
-  StreamNotifier& notifier() { return notifier_; }
+  uint32_t reserved(const std::string& key) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  StreamNotifier& notifier() ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread) { return notifier_; }
   // Handler keys that read `stream`.
-  const std::vector<std::string>* Readers(const std::string& stream) const;
+  const std::vector<std::string>* Readers(const std::string& stream) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
 
  private:
   struct Source {
@@ -75,18 +76,18 @@ class Reader {
     uint32_t reserved = 0;
   };
 
-  PerHandler* Find(const HandlerRef& ref);
-  void Read(const HandlerRef& ref, PerHandler& h, uint8_t source, uint32_t count);
+  PerHandler* Find(const HandlerRef& ref) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  void Read(const HandlerRef& ref, PerHandler& h, uint8_t source, uint32_t count) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   void OnRead(const HandlerRef& ref, const SpecPtr& spec, uint8_t source, uint32_t asked,
-              uint64_t activity, absl::StatusOr<std::vector<StreamEntry>> read);
-  void RecreateGroup(const HandlerRef& ref, PerHandler& h, uint8_t source);
+              uint64_t activity, absl::StatusOr<std::vector<StreamEntry>> read) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  void RecreateGroup(const HandlerRef& ref, PerHandler& h, uint8_t source) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
 
   EngineContext& ctx_;
   StreamNotifier& notifier_;
   const Hooks hooks_;
-  absl::flat_hash_map<std::string, PerHandler> handlers_;
+  absl::flat_hash_map<std::string, PerHandler> handlers_ ABSL_GUARDED_BY(kLoopThread);
   // stream → handler keys reading it
-  absl::flat_hash_map<std::string, std::vector<std::string>> by_stream_;
+  absl::flat_hash_map<std::string, std::vector<std::string>> by_stream_ ABSL_GUARDED_BY(kLoopThread);
   LifeGuard guard_;
 };
 

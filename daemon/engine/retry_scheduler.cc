@@ -100,6 +100,7 @@ void RetryScheduler::Schedule(const HandlerRef& ref, const SpecPtr& spec, uint8_
   ctx_.ops.ScheduleRetry(
       op, guard_.Wrap([this, ref, spec, source, id, now_due = delay <= absl::ZeroDuration()](
                           absl::StatusOr<ScheduleRetryResult> result) {
+        kLoopThread.AssertHeld();
         if (!result.ok()) {
           // Still pending under our consumer: the sweep fails it again
           // once it has been idle for a lease.
@@ -142,6 +143,7 @@ void RetryScheduler::MoveDue(const HandlerRef& ref, const SpecPtr& spec) {
   ctx_.ops.EarliestDue(
       spec->keys.due_zset,
       guard_.Wrap([this, ref, spec, now](absl::StatusOr<std::optional<DueEntry>> first) {
+        kLoopThread.AssertHeld();
         Mover* mm = Find(ref);
         if (mm == nullptr) {
           ctx_.tracker.End();
@@ -172,6 +174,7 @@ void RetryScheduler::MoveBatch(const HandlerRef& ref, const SpecPtr& spec, absl:
   ctx_.ops.DueBatch(
       spec->keys.due_zset, limit + 1,
       guard_.Wrap([this, ref, spec, now, limit](absl::StatusOr<std::vector<DueEntry>> batch) {
+        kLoopThread.AssertHeld();
         Mover* m = Find(ref);
         if (m == nullptr) {
           ctx_.tracker.End();
@@ -213,6 +216,7 @@ void RetryScheduler::MoveBatch(const HandlerRef& ref, const SpecPtr& spec, absl:
         }
         auto remaining = std::make_shared<size_t>(due.size());
         auto finished = [this, ref, remaining] {
+          kLoopThread.AssertHeld();
           if (--*remaining != 0) return;
           if (Mover* mm = Find(ref)) mm->moving = false;
           ctx_.tracker.End();
@@ -229,6 +233,7 @@ void RetryScheduler::MoveOne(const HandlerRef& ref, const SpecPtr& spec, const D
       from.stream, member.entry_id,
       guard_.Wrap([this, ref, spec, from, member, raw,
                    done = std::move(done)](absl::StatusOr<std::optional<StreamEntry>> read) {
+        kLoopThread.AssertHeld();
         if (!read.ok()) {
           ++ctx_.stats.redis_errors;
           LookAgainBy(ref, ctx_.now() + ctx_.options.error_backoff);
@@ -266,6 +271,7 @@ void RetryScheduler::MoveFields(const HandlerRef& ref, const SpecPtr& spec,
     dead_letters_.DeadLetter(
         spec, source, entry, state.ok() ? absl::StatusOr<RetryState>(fields.status()) : state, f,
         "poison", scheduled, [this, spec, raw, done](DeadLetterer::Outcome outcome) {
+          kLoopThread.AssertHeld();
           // Only once it really left: a held or failed move keeps its
           // member, so the next pass tries again.
           if (outcome == DeadLetterer::Outcome::kMoved) {
@@ -286,6 +292,7 @@ void RetryScheduler::MoveFields(const HandlerRef& ref, const SpecPtr& spec,
   op.fields = *std::move(fields);
   ctx_.ops.MoveDue(op, guard_.Wrap([this, ref, source, id = member.entry_id,
                                     done](absl::StatusOr<MoveDueResult> result) {
+    kLoopThread.AssertHeld();
     if (!result.ok()) {
       ++ctx_.stats.redis_errors;
       spdlog::warn("moving entry {} to its retry stream failed: {}", id,

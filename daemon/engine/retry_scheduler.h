@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/base/thread_annotations.h"
 #include "daemon/engine/context.h"
 #include "daemon/engine/dead_letterer.h"
 #include "daemon/retry_fields.h"
@@ -41,23 +42,23 @@ class RetryScheduler {
   RetryScheduler(EngineContext& ctx, DeadLetterer& dead_letters, Hooks hooks);
 
   // The handler is here: the mover looks for due retries at once.
-  void Add(const HandlerRef& ref);
-  void Forget(const std::string& key) { movers_.erase(key); }
+  void Add(const HandlerRef& ref) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  void Forget(const std::string& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread) { movers_.erase(key); }
 
   // The failure record of attempt `attempt` of a handler's entry.
   FailureRecord MakeFailure(const SubscriptionSpec& spec, uint32_t attempt, FailKind kind,
-                            std::string error, std::string error_code) const;
+                            std::string error, std::string error_code) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // A failed attempt of `entry`, pending under the handler's consumer:
   // schedules the retry (after `delay`, or the policy's backoff when unset)
   // or dead-letters it. `held_retry`: see DeadLetterer::DeadLetterById.
   void Fail(const HandlerRef& ref, const SpecPtr& spec, const Entry& entry, FailKind kind,
             std::string error, std::string error_code, std::optional<absl::Duration> delay,
-            absl::Duration held_retry);
+            absl::Duration held_retry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // Hands entries back at once without counting a failed attempt.
   void Return(const HandlerRef& ref, const SpecPtr& spec, uint8_t source,
-              const std::vector<std::string>& ids);
+              const std::vector<std::string>& ids) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // Runs the due mover of `ref` if something may be due at `now`.
-  void MaybeMove(const HandlerRef& ref, const SpecPtr& spec, absl::Time now);
+  void MaybeMove(const HandlerRef& ref, const SpecPtr& spec, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
 
  private:
   struct Mover {
@@ -66,23 +67,23 @@ class RetryScheduler {
     absl::Time next_due = absl::InfinitePast();
   };
 
-  Mover* Find(const HandlerRef& ref);
+  Mover* Find(const HandlerRef& ref) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   void Schedule(const HandlerRef& ref, const SpecPtr& spec, uint8_t source,
-                const std::string& id, FailureRecord failure, absl::Duration delay);
-  void MoveDue(const HandlerRef& ref, const SpecPtr& spec);
-  void MoveBatch(const HandlerRef& ref, const SpecPtr& spec, absl::Time now);
+                const std::string& id, FailureRecord failure, absl::Duration delay) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  void MoveDue(const HandlerRef& ref, const SpecPtr& spec) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  void MoveBatch(const HandlerRef& ref, const SpecPtr& spec, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   void MoveOne(const HandlerRef& ref, const SpecPtr& spec, const DueMember& member,
-               const std::string& raw, std::function<void()> done);
+               const std::string& raw, std::function<void()> done) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   void MoveFields(const HandlerRef& ref, const SpecPtr& spec, const DueMember& member,
-                  const std::string& raw, const StreamEntry& entry, std::function<void()> done);
+                  const std::string& raw, const StreamEntry& entry, std::function<void()> done) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // next_due = min(next_due, at) of `ref`, if it is still here.
-  void LookAgainBy(const HandlerRef& ref, absl::Time at);
+  void LookAgainBy(const HandlerRef& ref, absl::Time at) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
 
   EngineContext& ctx_;
   DeadLetterer& dead_letters_;
   const Hooks hooks_;
-  std::function<double()> unit_random_;
-  absl::flat_hash_map<std::string, Mover> movers_;
+  std::function<double()> unit_random_ ABSL_GUARDED_BY(kLoopThread);
+  absl::flat_hash_map<std::string, Mover> movers_ ABSL_GUARDED_BY(kLoopThread);
   LifeGuard guard_;
 };
 

@@ -52,6 +52,7 @@ void Sweeper::Sweep(const HandlerRef& ref, const SpecPtr& spec, uint8_t source) 
       g.stream, g.group,
       guard_.Wrap([this, ref, spec, source, hygiene](
                       absl::StatusOr<std::vector<std::string>> consumers) {
+        kLoopThread.AssertHeld();
         SourceState* st = Find(ref, source);
         if (st == nullptr) return;
         if (hygiene) RemoveIdleConsumers(ref, spec, source);
@@ -74,6 +75,7 @@ void Sweeper::OnPendingConsumers(const HandlerRef& ref, const SpecPtr& spec, uin
   auto remaining = std::make_shared<size_t>(consumers.size());
   for (const std::string& c : consumers) {
     SweepConsumer(ref, spec, source, c, [this, ref, source, remaining] {
+      kLoopThread.AssertHeld();
       if (--*remaining != 0) return;
       if (SourceState* st = Find(ref, source)) st->sweeping = false;
     });
@@ -88,6 +90,7 @@ void Sweeper::SweepConsumer(const HandlerRef& ref, const SpecPtr& spec, uint8_t 
       owner, spec->lease, ctx_.options.read_batch,
       guard_.Wrap([this, ref, spec, source, consumer,
                    done = std::move(done)](absl::StatusOr<std::vector<std::string>> idle) {
+        kLoopThread.AssertHeld();
         if (!idle.ok() && RedisErrorOf(idle.status()) != RedisError::kNone) {
           ++ctx_.stats.redis_errors;
         }
@@ -109,6 +112,7 @@ void Sweeper::SweepConsumer(const HandlerRef& ref, const SpecPtr& spec, uint8_t 
             ours, spec->lease, std::move(ids),
             guard_.Wrap([this, ref, ours, source, consumer,
                          done](absl::StatusOr<std::vector<StreamEntry>> claimed) {
+              kLoopThread.AssertHeld();
               if (!claimed.ok()) {
                 ++ctx_.stats.redis_errors;
               } else if (Find(ref, source) == nullptr) {
@@ -136,6 +140,7 @@ void Sweeper::Trim(const HandlerRef& ref, const SpecPtr& spec) {
   ctx_.ops.TrimRetry(
       stream, ctx_.options.trim_limit, ctx_.options.retry_retention,
       guard_.Wrap([this, ref, stream](absl::StatusOr<TrimRetryResult> r) {
+        kLoopThread.AssertHeld();
         SourceState* st = Find(ref, kRetry);
         if (!r.ok()) {
           ++ctx_.stats.redis_errors;
@@ -166,6 +171,7 @@ void Sweeper::RemoveIdleConsumers(const HandlerRef& ref, const SpecPtr& spec, ui
   ctx_.ops.Consumers(
       g.stream, g.group,
       guard_.Wrap([this, ref, spec, g](absl::StatusOr<std::vector<ConsumerInfo>> consumers) {
+        kLoopThread.AssertHeld();
         if (!consumers.ok() || Find(ref, kMain) == nullptr) return;
         const int64_t expiry_ms =
             absl::ToInt64Milliseconds(std::max(ctx_.options.consumer_expiry, 10 * spec->lease));
@@ -178,6 +184,7 @@ void Sweeper::RemoveIdleConsumers(const HandlerRef& ref, const SpecPtr& spec, ui
           ctx_.ops.DeleteIdleConsumer(
               g.stream, g.group, c.name,
               guard_.Wrap([this, name = c.name, stream = g.stream](absl::StatusOr<bool> deleted) {
+                kLoopThread.AssertHeld();
                 if (!deleted.ok() || !*deleted) return;
                 ++ctx_.stats.consumers_removed;
                 spdlog::info("removed idle consumer '{}' of '{}' (nothing pending)", name, stream);

@@ -18,6 +18,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/base/thread_annotations.h"
 #include "daemon/engine/context.h"
 
 namespace redrive {
@@ -35,16 +36,16 @@ class Sweeper {
 
   Sweeper(EngineContext& ctx, Hooks hooks);
 
-  void Add(const HandlerRef& ref);
-  void Forget(const std::string& key) { handlers_.erase(key); }
+  void Add(const HandlerRef& ref) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  void Forget(const std::string& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread) { handlers_.erase(key); }
   // Sweeps each source of `ref` whose time has come.
-  void MaybeSweep(const HandlerRef& ref, const SpecPtr& spec, absl::Time now);
+  void MaybeSweep(const HandlerRef& ref, const SpecPtr& spec, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // Sweeps `source` of `ref` by `at` at the latest.
-  void SweepBy(const HandlerRef& ref, uint8_t source, absl::Time at);
+  void SweepBy(const HandlerRef& ref, uint8_t source, absl::Time at) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // Entries of the retry stream were settled: its next sweep trims it.
-  void WantTrim(const HandlerRef& ref);
+  void WantTrim(const HandlerRef& ref) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // The sweep period of a handler.
-  absl::Duration Period(const SubscriptionSpec& spec) const;
+  absl::Duration Period(const SubscriptionSpec& spec) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
 
  private:
   struct SourceState {
@@ -59,18 +60,18 @@ class Sweeper {
     SourceState sources[2];
   };
 
-  SourceState* Find(const HandlerRef& ref, uint8_t source);
-  void Sweep(const HandlerRef& ref, const SpecPtr& spec, uint8_t source);
+  SourceState* Find(const HandlerRef& ref, uint8_t source) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  void Sweep(const HandlerRef& ref, const SpecPtr& spec, uint8_t source) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   void OnPendingConsumers(const HandlerRef& ref, const SpecPtr& spec, uint8_t source,
-                          std::vector<std::string> consumers);
+                          std::vector<std::string> consumers) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   void SweepConsumer(const HandlerRef& ref, const SpecPtr& spec, uint8_t source,
-                     const std::string& consumer, std::function<void()> done);
-  void Trim(const HandlerRef& ref, const SpecPtr& spec);
-  void RemoveIdleConsumers(const HandlerRef& ref, const SpecPtr& spec, uint8_t source);
+                     const std::string& consumer, std::function<void()> done) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  void Trim(const HandlerRef& ref, const SpecPtr& spec) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  void RemoveIdleConsumers(const HandlerRef& ref, const SpecPtr& spec, uint8_t source) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
 
   EngineContext& ctx_;
   const Hooks hooks_;
-  absl::flat_hash_map<std::string, PerHandler> handlers_;
+  absl::flat_hash_map<std::string, PerHandler> handlers_ ABSL_GUARDED_BY(kLoopThread);
   LifeGuard guard_;
 };
 
