@@ -5,11 +5,16 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "daemon/redis/handler_store.h"
+#include "daemon/redis/keyspace.h"
 #include "daemon/redis/scripts.h"
 #include "daemon/redis/script_results.h"
 
 namespace redrive {
 namespace {
+
+// Fields per HSCAN step of the presence scan.
+constexpr size_t kPresenceScanCount = 500;
 
 std::string Describe(const v1::HandlerRef& h) {
   return absl::StrCat("handler '", h.handler_id(), "' on channel '", h.channel(), "'");
@@ -31,23 +36,17 @@ absl::StatusOr<Presence> ReadPresence(RedisCommander& redis, const v1::HandlerRe
   const int64_t now_ms = absl::ToUnixMillis(options.now);
   const int64_t ttl_ms = absl::ToInt64Milliseconds(kPresenceTtl);
   do {
-    absl::StatusOr<RedisReply> r =
-        redis.Command({"HSCAN", kHandlersRegistryKey, cursor, "MATCH", match, "COUNT", "500"});
-    if (!r.ok()) return r.status();
-    if (r->is_error()) return r->ErrorStatus();
-    if (!r->is_array() || r->elements.size() != 2 || !r->elements[1].is_array()) {
-      return absl::InternalError("unexpected HSCAN reply");
-    }
-    cursor = r->elements[0].str;
-    const std::vector<RedisReply>& kv = r->elements[1].elements;
-    for (size_t i = 0; i + 1 < kv.size(); i += 2) {
-      std::optional<std::string> instance =
-          PresenceInstance(kv[i].str, h.channel(), h.handler_id());
+    absl::StatusOr<HashScanPage> page =
+        HScan(redis, kHandlersRegistryKey, cursor, match, kPresenceScanCount);
+    if (!page.ok()) return page.status();
+    cursor = std::move(page->cursor);
+    for (const auto& [field, value] : page->fields) {
+      std::optional<std::string> instance = PresenceInstance(field, h.channel(), h.handler_id());
       if (!instance.has_value()) continue;
-      out.fields.push_back(kv[i].str);
+      out.fields.push_back(field);
       if (*instance == options.instance_id) continue;
       int64_t beat = 0;
-      if (!absl::SimpleAtoi(kv[i + 1].str, &beat)) continue;
+      if (!absl::SimpleAtoi(value, &beat)) continue;
       if (now_ms - beat < ttl_ms) out.live.push_back(*std::move(instance));
     }
   } while (cursor != "0");
@@ -112,21 +111,11 @@ absl::StatusOr<v1::DeleteHandlerResponse> DeleteHandler(RedisCommander& redis,
   for (const std::string& key : deleted->deleted_keys) out.add_deleted_keys(key);
 
   // The {redrive} keys: registration, presence fields, pause flag.
-  const std::string field = RegistryField(h.channel(), h.handler_id());
-  std::vector<RedisArgv> commands = {{"HDEL", kHandlersRegistryKey, field},
-                                     {"HDEL", kPausedHandlersKey, field}};
-  if (!presence->fields.empty()) {
-    RedisArgv stale = {"HDEL", kHandlersRegistryKey};
-    for (const std::string& f : presence->fields) stale.push_back(f);
-    commands.push_back(std::move(stale));
-  }
-  absl::StatusOr<std::vector<RedisReply>> done = redis.Pipeline(commands);
-  if (!done.ok()) return done.status();
-  for (const RedisReply& reply : *done) {
-    if (reply.is_error()) return reply.ErrorStatus();
-  }
-  out.set_unregistered((*done)[0].integer == 1);
-  out.set_unpaused((*done)[1].integer == 1);
+  absl::StatusOr<ForgottenHandler> forgotten =
+      ForgetHandler(redis, RegistryField(h.channel(), h.handler_id()), presence->fields);
+  if (!forgotten.ok()) return forgotten.status();
+  out.set_unregistered(forgotten->unregistered);
+  out.set_unpaused(forgotten->unpaused);
   return out;
 }
 

@@ -4,9 +4,10 @@
 #include <utility>
 #include <vector>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "daemon/grpc_status.h"
+#include "daemon/redis/errors.h"
+#include "daemon/redis/streams.h"
 #include "daemon/stream_entry.h"
 
 namespace redrive {
@@ -41,13 +42,8 @@ grpc::Status TailStream::NotAStream() const {
                       absl::StrCat("key '", stream_, "' exists and is not a stream"));
 }
 
-grpc::Status TailStream::CommandFailure(const absl::StatusOr<RedisReply>& reply) const {
-  if (!reply.ok()) return ToGrpcStatus(reply.status());
-  if (reply->is_error()) {
-    return absl::StartsWith(reply->str, "WRONGTYPE") ? NotAStream()
-                                                     : ToGrpcStatus(reply->ErrorStatus());
-  }
-  return grpc::Status::OK;
+grpc::Status TailStream::CommandFailure(const absl::Status& status) const {
+  return RedisErrorOf(status) == RedisError::kWrongType ? NotAStream() : ToGrpcStatus(status);
 }
 
 bool TailStream::cancelled() const {
@@ -99,18 +95,12 @@ void TailStream::Read(RedisCommander& redis) {
       last_id_ = "0-0";
     } else {
       // Entries added from now on: after the current last entry.
-      absl::StatusOr<RedisReply> last =
-          redis.Command({"XREVRANGE", stream_, "+", "-", "COUNT", "1"});
-      if (grpc::Status failed = CommandFailure(last); !failed.ok()) {
-        End(std::move(failed));
+      absl::StatusOr<std::vector<StreamEntry>> last = XRevRange(redis, stream_, "+", "-", 1);
+      if (!last.ok()) {
+        End(CommandFailure(last.status()));
         return;
       }
-      absl::StatusOr<std::vector<StreamEntry>> entries = ParseEntryList(*std::move(last));
-      if (!entries.ok()) {
-        End(ToGrpcStatus(entries.status()));
-        return;
-      }
-      last_id_ = entries->empty() ? "0-0" : entries->front().id;
+      last_id_ = last->empty() ? "0-0" : last->front().id;
     }
   }
   if (!started_) {
@@ -125,16 +115,9 @@ void TailStream::Read(RedisCommander& redis) {
     End(grpc::Status::OK);
     return;
   }
-  const std::string count = absl::StrCat(want);
-  absl::StatusOr<RedisReply> reply =
-      redis.Command({"XREAD", "COUNT", count, "STREAMS", stream_, last_id_});
-  if (grpc::Status failed = CommandFailure(reply); !failed.ok()) {
-    End(std::move(failed));
-    return;
-  }
-  absl::StatusOr<std::vector<StreamEntry>> entries = ParseReadReply(*std::move(reply), stream_);
+  absl::StatusOr<std::vector<StreamEntry>> entries = XRead(redis, stream_, last_id_, want);
   if (!entries.ok()) {
-    End(ToGrpcStatus(entries.status()));
+    End(CommandFailure(entries.status()));
     return;
   }
   more_ = entries->size() == want;

@@ -67,9 +67,9 @@ class TailStream final : public grpc::ServerWriteReactor<v1::TailResponse> {
   void End(grpc::Status status);
   bool cancelled() const ABSL_LOCKS_EXCLUDED(mu_);
   grpc::Status NotAStream() const;
-  // The status that ends the call for a failed command (WRONGTYPE: the key
-  // is not a stream), or OK when `reply` is a reply to read.
-  grpc::Status CommandFailure(const absl::StatusOr<RedisReply>& reply) const;
+  // The status that ends the call for a failed read (WRONGTYPE: the key is
+  // not a stream).
+  grpc::Status CommandFailure(const absl::Status& status) const;
 
   // Constant after construction.
   const Options options_;

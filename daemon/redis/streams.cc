@@ -51,6 +51,43 @@ std::string StringField(const RedisReply& map, absl::string_view name) {
   return std::string();
 }
 
+// XADD key [MAXLEN ~ max] *
+RedisArgv XAddHead(absl::string_view key, uint64_t max_len, const std::string& max) {
+  RedisArgv argv = {"XADD", key};
+  if (max_len > 0) argv.insert(argv.end(), {"MAXLEN", "~", max});
+  argv.push_back("*");
+  return argv;
+}
+
+// Runs the XADDs `adds` (in a MULTI/EXEC when more than one): their ids.
+absl::StatusOr<std::vector<std::string>> AddAll(RedisCommander& redis,
+                                                std::vector<RedisArgv> adds) {
+  std::vector<std::string> ids;
+  if (adds.empty()) return ids;
+  const size_t n = adds.size();
+  const bool single = n == 1;
+  if (!single) {
+    adds.insert(adds.begin(), RedisArgv{"MULTI"});
+    adds.push_back({"EXEC"});
+  }
+  absl::StatusOr<std::vector<RedisReply>> replies = redis.Pipeline(adds);
+  if (!replies.ok()) return replies.status();
+  // A refused queued command (EXECABORT) is reported by its own error.
+  if (absl::Status s = FirstRedisError(*replies); !s.ok()) return s;
+  const std::vector<RedisReply>& added = single ? *replies : replies->back().elements;
+  if (!single && (!replies->back().is_array() || added.size() != n)) {
+    return absl::InternalError(absl::StrCat("EXEC answered ", replies->back().DebugString()));
+  }
+  // Errors at EXEC time (WRONGTYPE) are elements of its reply.
+  if (absl::Status s = FirstRedisError(added); !s.ok()) return s;
+  ids.reserve(n);
+  for (const RedisReply& r : added) {
+    if (!r.is_string()) return absl::InternalError(absl::StrCat("XADD answered ", r.DebugString()));
+    ids.push_back(r.str);
+  }
+  return ids;
+}
+
 }  // namespace
 
 absl::StatusOr<int64_t> XLen(RedisCommander& redis, absl::string_view key) {
@@ -118,36 +155,30 @@ absl::StatusOr<std::vector<StreamEntry>> XRead(RedisCommander& redis, absl::stri
 absl::StatusOr<std::vector<std::string>> XAdd(RedisCommander& redis, absl::string_view key,
                                               const std::vector<FieldList>& entries,
                                               uint64_t max_len) {
-  std::vector<std::string> ids;
-  if (entries.empty()) return ids;
   const std::string max = absl::StrCat(max_len);
-  const bool single = entries.size() == 1;
   std::vector<RedisArgv> commands;
-  if (!single) commands.push_back({"MULTI"});
+  commands.reserve(entries.size());
   for (const FieldList& fields : entries) {
-    RedisArgv argv = {"XADD", key};
-    if (max_len > 0) argv.insert(argv.end(), {"MAXLEN", "~", max});
-    argv.push_back("*");
+    RedisArgv argv = XAddHead(key, max_len, max);
     for (const auto& [name, value] : fields) argv.insert(argv.end(), {name, value});
     commands.push_back(std::move(argv));
   }
-  if (!single) commands.push_back({"EXEC"});
-  absl::StatusOr<std::vector<RedisReply>> replies = redis.Pipeline(commands);
-  if (!replies.ok()) return replies.status();
-  // A refused queued command (EXECABORT) is reported by its own error.
-  if (absl::Status s = FirstRedisError(*replies); !s.ok()) return s;
-  const std::vector<RedisReply>& added = single ? *replies : replies->back().elements;
-  if (!single && (!replies->back().is_array() || added.size() != entries.size())) {
-    return absl::InternalError(absl::StrCat("EXEC answered ", replies->back().DebugString()));
+  return AddAll(redis, std::move(commands));
+}
+
+absl::StatusOr<std::vector<std::string>> XAdd(RedisCommander& redis, absl::string_view key,
+                                              absl::string_view field,
+                                              const std::vector<std::string>& values,
+                                              uint64_t max_len) {
+  const std::string max = absl::StrCat(max_len);
+  std::vector<RedisArgv> commands;
+  commands.reserve(values.size());
+  for (const std::string& value : values) {
+    RedisArgv argv = XAddHead(key, max_len, max);
+    argv.insert(argv.end(), {field, value});
+    commands.push_back(std::move(argv));
   }
-  // Errors at EXEC time (WRONGTYPE) are elements of its reply.
-  if (absl::Status s = FirstRedisError(added); !s.ok()) return s;
-  ids.reserve(entries.size());
-  for (const RedisReply& r : added) {
-    if (!r.is_string()) return absl::InternalError(absl::StrCat("XADD answered ", r.DebugString()));
-    ids.push_back(r.str);
-  }
-  return ids;
+  return AddAll(redis, std::move(commands));
 }
 
 absl::StatusOr<std::vector<StreamGroupInfo>> ParseGroupInfos(const RedisReply& reply) {

@@ -77,6 +77,11 @@ absl::StatusOr<std::vector<StreamEntry>> XRead(RedisCommander& redis, absl::stri
 absl::StatusOr<std::vector<std::string>> XAdd(RedisCommander& redis, absl::string_view key,
                                               const std::vector<FieldList>& entries,
                                               uint64_t max_len = 0);
+// The same for entries of one field `field` each, with the values `values`.
+absl::StatusOr<std::vector<std::string>> XAdd(RedisCommander& redis, absl::string_view key,
+                                              absl::string_view field,
+                                              const std::vector<std::string>& values,
+                                              uint64_t max_len = 0);
 
 // XINFO GROUPS: the stream's groups; none for a missing key.
 absl::StatusOr<std::vector<StreamGroupInfo>> XInfoGroups(RedisCommander& redis,
