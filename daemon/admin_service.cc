@@ -61,8 +61,7 @@ absl::Status ValidateRedriveRequest(const v1::RedriveDeadLettersRequest& request
     if (target.kind() == v1::RedriveTarget::TARGET_CHANNEL) {
       valid = ValidateChannel(target.channel(), "target.channel");
     } else if (!target.channel().empty()) {
-      valid = absl::InvalidArgumentError(
-          "target.channel is only for target.kind TARGET_CHANNEL");
+      valid = absl::InvalidArgumentError("target.channel is only for target.kind TARGET_CHANNEL");
     }
   }
   if (valid.ok() && request.reset_attempts() &&
@@ -73,8 +72,8 @@ absl::Status ValidateRedriveRequest(const v1::RedriveDeadLettersRequest& request
         "starts at attempt 1)");
   }
   if (valid.ok() && request.rate_per_second() > kMaxRedriveRate) {
-    valid = absl::InvalidArgumentError(absl::StrCat(
-        "rate_per_second ", request.rate_per_second(), " is over ", kMaxRedriveRate));
+    valid = absl::InvalidArgumentError(
+        absl::StrCat("rate_per_second ", request.rate_per_second(), " is over ", kMaxRedriveRate));
   }
   return valid;
 }
@@ -125,8 +124,8 @@ grpc::ServerUnaryReactor* AdminService::Serve(grpc::CallbackServerContext* conte
 
 void AdminService::Audit(grpc::CallbackServerContext* context, absl::string_view rpc,
                          const std::string& what) const {
-  spdlog::info("admin {} by {} from {}: {}", std::string(rpc), AdminAuth::Operator(context->client_metadata()),
-               context->peer(), what);
+  spdlog::info("admin {} by {} from {}: {}", std::string(rpc),
+               AdminAuth::Operator(context->client_metadata()), context->peer(), what);
 }
 
 std::vector<LocalHandler> AdminService::LocalHandlers() const {
@@ -168,8 +167,8 @@ grpc::ServerUnaryReactor* AdminService::ListDeadLetters(grpc::CallbackServerCont
     if (absl::Status s = CheckKnown(redis, request->handler(), options_.key_style); !s.ok()) {
       return s;
     }
-    absl::StatusOr<v1::ListDeadLettersResponse> page = redrive::ListDeadLetters(
-        redis, DlqOf(request->handler()), *request, options_.max_redrives);
+    absl::StatusOr<v1::ListDeadLettersResponse> page =
+        redrive::ListDeadLetters(redis, DlqOf(request->handler()), *request, options_.max_redrives);
     if (!page.ok()) return page.status();
     *response = *std::move(page);
     return absl::OkStatus();
@@ -216,30 +215,31 @@ grpc::ServerUnaryReactor* AdminService::CountDeadLetters(grpc::CallbackServerCon
 grpc::ServerUnaryReactor* AdminService::RedriveDeadLetters(
     grpc::CallbackServerContext* context, const v1::RedriveDeadLettersRequest* request,
     v1::RedriveDeadLettersResponse* response) {
-  return Serve(context, ValidateRedriveRequest(*request), [this, context, request, response](
-                                                              RedisCommander& redis)
-                                                              -> absl::Status {
-    if (absl::Status s = CheckKnown(redis, request->handler(), options_.key_style); !s.ok()) {
-      return s;
-    }
-    absl::StatusOr<RedriveJobSpec> spec = PlanRedriveTarget(redis, *request, options_.key_style);
-    if (!spec.ok()) return spec.status();
-    absl::StatusOr<std::vector<std::string>> ids =
-        SelectForRedrive(redis, *request, spec->dlq_stream, options_.max_redrives,
-                         request->dry_run() ? response : nullptr);
-    if (!ids.ok() || request->dry_run()) return ids.status();
-    absl::StatusOr<v1::RedriveJob> job = jobs_.Start(redis, *spec, *ids);
-    if (!job.ok()) return job.status();
-    Audit(context, "RedriveDeadLetters",
-          absl::StrCat(HandlerText(request->handler()), " job=", job->job_id(),
-                       " entries=", ids->size(), " target=",
-                       v1::RedriveTarget::Kind_Name(spec->target.kind()), ":",
-                       spec->target_stream, " reset_attempts=", spec->reset_attempts,
-                       " rate=", spec->rate_per_second,
-                       " include_quarantined=", spec->include_quarantined));
-    *response->mutable_job() = *std::move(job);
-    return absl::OkStatus();
-  });
+  return Serve(
+      context, ValidateRedriveRequest(*request),
+      [this, context, request, response](RedisCommander& redis) -> absl::Status {
+        if (absl::Status s = CheckKnown(redis, request->handler(), options_.key_style); !s.ok()) {
+          return s;
+        }
+        absl::StatusOr<RedriveJobSpec> spec =
+            PlanRedriveTarget(redis, *request, options_.key_style);
+        if (!spec.ok()) return spec.status();
+        absl::StatusOr<std::vector<std::string>> ids =
+            SelectForRedrive(redis, *request, spec->dlq_stream, options_.max_redrives,
+                             request->dry_run() ? response : nullptr);
+        if (!ids.ok() || request->dry_run()) return ids.status();
+        absl::StatusOr<v1::RedriveJob> job = jobs_.Start(redis, *spec, *ids);
+        if (!job.ok()) return job.status();
+        Audit(context, "RedriveDeadLetters",
+              absl::StrCat(HandlerText(request->handler()), " job=", job->job_id(),
+                           " entries=", ids->size(),
+                           " target=", v1::RedriveTarget::Kind_Name(spec->target.kind()), ":",
+                           spec->target_stream, " reset_attempts=", spec->reset_attempts,
+                           " rate=", spec->rate_per_second,
+                           " include_quarantined=", spec->include_quarantined));
+        *response->mutable_job() = *std::move(job);
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* AdminService::GetRedriveJob(grpc::CallbackServerContext* context,
@@ -273,45 +273,48 @@ grpc::ServerUnaryReactor* AdminService::DeleteDeadLetters(
     v1::DeleteDeadLettersResponse* response) {
   absl::Status valid = ValidateHandlerRef(request->handler(), "handler");
   if (valid.ok()) valid = ValidateIds(request->entry_ids(), "entry_ids");
-  return Serve(context, valid, [this, context, request,
-                                response](RedisCommander& redis) -> absl::Status {
-    if (absl::Status s = CheckKnown(redis, request->handler(), options_.key_style); !s.ok()) {
-      return s;
-    }
-    const std::vector<std::string> ids(request->entry_ids().begin(), request->entry_ids().end());
-    std::vector<std::string> not_found;
-    absl::StatusOr<uint64_t> n = redrive::DeleteDeadLetters(redis, DlqOf(request->handler()), ids, &not_found);
-    if (!n.ok()) return n.status();
-    Audit(context, "DeleteDeadLetters",
-          absl::StrCat(HandlerText(request->handler()), " asked=", ids.size(), " deleted=", *n,
-                       " ids=", absl::StrJoin(ids.begin(),
-                                              ids.begin() + std::min<size_t>(ids.size(), 20), ","),
-                       ids.size() > 20 ? ",..." : ""));
-    response->set_deleted(*n);
-    for (std::string& id : not_found) response->add_not_found(std::move(id));
-    return absl::OkStatus();
-  });
+  return Serve(
+      context, valid, [this, context, request, response](RedisCommander& redis) -> absl::Status {
+        if (absl::Status s = CheckKnown(redis, request->handler(), options_.key_style); !s.ok()) {
+          return s;
+        }
+        const std::vector<std::string> ids(request->entry_ids().begin(),
+                                           request->entry_ids().end());
+        std::vector<std::string> not_found;
+        absl::StatusOr<uint64_t> n =
+            redrive::DeleteDeadLetters(redis, DlqOf(request->handler()), ids, &not_found);
+        if (!n.ok()) return n.status();
+        Audit(context, "DeleteDeadLetters",
+              absl::StrCat(
+                  HandlerText(request->handler()), " asked=", ids.size(), " deleted=", *n, " ids=",
+                  absl::StrJoin(ids.begin(), ids.begin() + std::min<size_t>(ids.size(), 20), ","),
+                  ids.size() > 20 ? ",..." : ""));
+        response->set_deleted(*n);
+        for (std::string& id : not_found) response->add_not_found(std::move(id));
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* AdminService::PurgeDeadLetters(grpc::CallbackServerContext* context,
                                                          const v1::PurgeDeadLettersRequest* request,
                                                          v1::PurgeDeadLettersResponse* response) {
   absl::Status valid = ValidateHandlerRef(request->handler(), "handler");
-  return Serve(context, valid, [this, context, request,
-                                response](RedisCommander& redis) -> absl::Status {
-    if (absl::Status s = CheckKnown(redis, request->handler(), options_.key_style); !s.ok()) {
-      return s;
-    }
-    absl::StatusOr<uint64_t> n =
-        redrive::PurgeDeadLetters(redis, DlqOf(request->handler()), request->expected_count());
-    Audit(context, "PurgeDeadLetters",
-          absl::StrCat(HandlerText(request->handler()), " expected_count=", request->expected_count(),
-                       " result=", n.ok() ? absl::StrCat("purged ", *n)
-                                          : std::string(n.status().message())));
-    if (!n.ok()) return n.status();
-    response->set_purged(*n);
-    return absl::OkStatus();
-  });
+  return Serve(
+      context, valid, [this, context, request, response](RedisCommander& redis) -> absl::Status {
+        if (absl::Status s = CheckKnown(redis, request->handler(), options_.key_style); !s.ok()) {
+          return s;
+        }
+        absl::StatusOr<uint64_t> n =
+            redrive::PurgeDeadLetters(redis, DlqOf(request->handler()), request->expected_count());
+        Audit(
+            context, "PurgeDeadLetters",
+            absl::StrCat(HandlerText(request->handler()),
+                         " expected_count=", request->expected_count(), " result=",
+                         n.ok() ? absl::StrCat("purged ", *n) : std::string(n.status().message())));
+        if (!n.ok()) return n.status();
+        response->set_purged(*n);
+        return absl::OkStatus();
+      });
 }
 
 absl::Status AdminService::SetPaused(RedisCommander& redis, const v1::HandlerRef& handler,
@@ -384,33 +387,35 @@ grpc::ServerUnaryReactor* AdminService::DeleteHandler(grpc::CallbackServerContex
     valid = absl::InvalidArgumentError(
         "expected_retry_entries and expected_dead_letters apply only with force");
   }
-  return Serve(context, valid, [this, context, request,
-                                response](RedisCommander& redis) -> absl::Status {
-    const v1::HandlerRef& handler = request->handler();
-    if (absl::Status s = CheckKnown(redis, handler, options_.key_style); !s.ok()) return s;
-    DeleteHandlerOptions options;
-    options.key_style = options_.key_style;
-    options.instance_id = options_.instance_id;
-    options.now = absl::Now();
-    for (const Dispatcher::HandlerSnapshot& local : engine_.Snapshot()) {
-      if (local.channel == handler.channel() && local.handler_id == handler.handler_id()) {
-        options.connected_here = true;
-      }
-    }
-    absl::StatusOr<v1::DeleteHandlerResponse> r = redrive::DeleteHandler(redis, *request, options);
-    Audit(context, "DeleteHandler",
-          absl::StrCat(HandlerText(handler), " force=", request->force(),
-                       " expected_retry_entries=", request->expected_retry_entries(),
-                       " expected_dead_letters=", request->expected_dead_letters(), " result=",
-                       r.ok() ? absl::StrCat("deleted retry_entries=", r->retry_entries(),
-                                             " dead_letters=", r->dead_letters(), " keys=",
-                                             absl::StrJoin(r->deleted_keys(), ","), " groups=",
-                                             absl::StrJoin(r->destroyed_groups(), ","))
-                              : std::string(r.status().message())));
-    if (!r.ok()) return r.status();
-    *response = *std::move(r);
-    return absl::OkStatus();
-  });
+  return Serve(
+      context, valid, [this, context, request, response](RedisCommander& redis) -> absl::Status {
+        const v1::HandlerRef& handler = request->handler();
+        if (absl::Status s = CheckKnown(redis, handler, options_.key_style); !s.ok()) return s;
+        DeleteHandlerOptions options;
+        options.key_style = options_.key_style;
+        options.instance_id = options_.instance_id;
+        options.now = absl::Now();
+        for (const Dispatcher::HandlerSnapshot& local : engine_.Snapshot()) {
+          if (local.channel == handler.channel() && local.handler_id == handler.handler_id()) {
+            options.connected_here = true;
+          }
+        }
+        absl::StatusOr<v1::DeleteHandlerResponse> r =
+            redrive::DeleteHandler(redis, *request, options);
+        Audit(context, "DeleteHandler",
+              absl::StrCat(HandlerText(handler), " force=", request->force(),
+                           " expected_retry_entries=", request->expected_retry_entries(),
+                           " expected_dead_letters=", request->expected_dead_letters(), " result=",
+                           r.ok()
+                               ? absl::StrCat("deleted retry_entries=", r->retry_entries(),
+                                              " dead_letters=", r->dead_letters(),
+                                              " keys=", absl::StrJoin(r->deleted_keys(), ","),
+                                              " groups=", absl::StrJoin(r->destroyed_groups(), ","))
+                               : std::string(r.status().message())));
+        if (!r.ok()) return r.status();
+        *response = *std::move(r);
+        return absl::OkStatus();
+      });
 }
 
 }  // namespace redrive

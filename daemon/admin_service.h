@@ -24,9 +24,9 @@
 
 #include "daemon/admin_auth.h"
 #include "daemon/delivery_engine.h"
+#include "daemon/handler_catalogue.h"
 #include "daemon/keys.h"
 #include "daemon/redis/executor.h"
-#include "daemon/handler_catalogue.h"
 #include "daemon/redrive_jobs.h"
 #include "daemon/redrive_plan.h"
 #include "redrive/v1/admin.grpc.pb.h"
@@ -46,8 +46,7 @@ class AdminService final : public v1::Admin::CallbackService {
   };
 
   // Borrows the rest; they must outlive the gRPC server.
-  AdminService(Options options, RedisExecutor& executor, DeliveryEngine& engine,
-               RedriveJobs& jobs);
+  AdminService(Options options, RedisExecutor& executor, DeliveryEngine& engine, RedriveJobs& jobs);
 
   grpc::ServerUnaryReactor* ListHandlers(grpc::CallbackServerContext* context,
                                          const v1::ListHandlersRequest* request,

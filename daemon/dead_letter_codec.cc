@@ -20,7 +20,7 @@ using Json = nlohmann::json;
 
 // Keys EggAI and redrive add to a JSON body; never part of the message.
 constexpr absl::string_view kBookkeepingKeys[] = {
-    kRetryCountKey, kOriginalMessageIdKey, kDlqSourceKey, kDlqHandlerKey,
+    kRetryCountKey, kOriginalMessageIdKey, kDlqSourceKey,  kDlqHandlerKey,
     kDlqAtKey,      kDlqReasonKey,         kDlqRetriesKey, kDlqRawB64Key};
 constexpr absl::string_view kDlqKeys[] = {kDlqSourceKey, kDlqHandlerKey, kDlqAtKey,
                                           kDlqReasonKey, kDlqRetriesKey, kDlqRawB64Key};
@@ -127,8 +127,8 @@ v1::DeadLetter DecodeDeadLetter(const StreamEntry& entry, size_t payload_limit,
     out.set_reason(*FindField(f, kReasonField));
     if (const std::string* v = FindField(f, kChannelField)) out.set_source_channel(*v);
     if (const std::string* v = FindField(f, kHandlerField)) out.set_handler_id(*v);
-    out.set_attempts(static_cast<uint32_t>(
-        std::clamp<int64_t>(FieldInt(f, kAttemptsField, 0), 0, UINT32_MAX)));
+    out.set_attempts(
+        static_cast<uint32_t>(std::clamp<int64_t>(FieldInt(f, kAttemptsField, 0), 0, UINT32_MAX)));
     if (const std::string* v = FindField(f, kLastErrorField)) out.set_last_error(*v);
     if (const std::string* v = FindField(f, kLastErrorCodeField)) out.set_last_error_code(*v);
     out.set_first_failure_unix_ms(FieldInt(f, kFirstFailureField, 0));
@@ -148,8 +148,8 @@ v1::DeadLetter DecodeDeadLetter(const StreamEntry& entry, size_t payload_limit,
     out.set_reason("max_retries");
     out.set_attempts(1);
   }
-  out.set_redrive_count(static_cast<uint32_t>(
-      std::clamp<int64_t>(FieldInt(f, kRedrivesField, 0), 0, UINT32_MAX)));
+  out.set_redrive_count(
+      static_cast<uint32_t>(std::clamp<int64_t>(FieldInt(f, kRedrivesField, 0), 0, UINT32_MAX)));
   out.set_quarantined(out.redrive_count() >= max_redrives);
   if (payload_limit == 0) return out;
 
@@ -179,18 +179,17 @@ v1::DeadLetter DecodeDeadLetter(const StreamEntry& entry, size_t payload_limit,
 
 absl::StatusOr<FieldList> RedriveFields(const StreamEntry& dead_letter, bool to_handler_retry,
                                         bool reset_attempts) {
-  return RedriveFields(dead_letter, DecodeDeadLetter(dead_letter, 0, UINT32_MAX),
-                       to_handler_retry, reset_attempts);
+  return RedriveFields(dead_letter, DecodeDeadLetter(dead_letter, 0, UINT32_MAX), to_handler_retry,
+                       reset_attempts);
 }
 
-absl::StatusOr<FieldList> RedriveFields(const StreamEntry& dead_letter,
-                                        const v1::DeadLetter& info, bool to_handler_retry,
-                                        bool reset_attempts) {
+absl::StatusOr<FieldList> RedriveFields(const StreamEntry& dead_letter, const v1::DeadLetter& info,
+                                        bool to_handler_retry, bool reset_attempts) {
   const FieldList& f = dead_letter.fields;
   if (f.size() > kMaxRedriveFields) {
     return absl::InvalidArgumentError(absl::StrCat("dead letter ", dead_letter.id, " has ",
-                                                   f.size(), " fields; at most ",
-                                                   kMaxRedriveFields, " can be redriven"));
+                                                   f.size(), " fields; at most ", kMaxRedriveFields,
+                                                   " can be redriven"));
   }
   FieldList out;
   const std::string* data = FindField(f, kDataField);
@@ -200,9 +199,8 @@ absl::StatusOr<FieldList> RedriveFields(const StreamEntry& dead_letter,
   if (data != nullptr && !data->empty()) {
     absl::StatusOr<DecodedEntry> decoded = DecodeDataValue(*data);
     if (!decoded.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("dead letter ", dead_letter.id, " does not decode: ",
-                       decoded.status().message()));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "dead letter ", dead_letter.id, " does not decode: ", decoded.status().message()));
     }
     const std::optional<Json> body = BodyObject(*decoded);
     const std::string raw_b64 = body.has_value() ? JsonString(*body, kDlqRawB64Key) : "";
@@ -215,9 +213,9 @@ absl::StatusOr<FieldList> RedriveFields(const StreamEntry& dead_letter,
       }
     } else {
       if (std::optional<std::string> stripped = StripBodyKeys(
-              decoded->body, to_handler_retry ? absl::Span<const absl::string_view>(kDlqKeys)
-                                              : absl::Span<const absl::string_view>(
-                                                    kBookkeepingKeys))) {
+              decoded->body, to_handler_retry
+                                 ? absl::Span<const absl::string_view>(kDlqKeys)
+                                 : absl::Span<const absl::string_view>(kBookkeepingKeys))) {
         decoded->body = *std::move(stripped);
       }
       if (to_handler_retry) {

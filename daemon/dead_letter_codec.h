@@ -50,9 +50,8 @@ v1::DeadLetter DecodeDeadLetter(const StreamEntry& entry, size_t payload_limit,
 absl::StatusOr<FieldList> RedriveFields(const StreamEntry& dead_letter, bool to_handler_retry,
                                         bool reset_attempts);
 // The same with `info` = DecodeDeadLetter(dead_letter, ...) at hand.
-absl::StatusOr<FieldList> RedriveFields(const StreamEntry& dead_letter,
-                                        const v1::DeadLetter& info, bool to_handler_retry,
-                                        bool reset_attempts);
+absl::StatusOr<FieldList> RedriveFields(const StreamEntry& dead_letter, const v1::DeadLetter& info,
+                                        bool to_handler_retry, bool reset_attempts);
 // Entries with more fields than this are not rewritten (counted failed).
 inline constexpr size_t kMaxRedriveFields = 2000;
 

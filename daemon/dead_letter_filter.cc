@@ -49,8 +49,8 @@ absl::Status ValidateListRequest(const v1::ListDeadLettersRequest& request) {
         absl::StrCat("page_size ", request.page_size(), " is outside 1..", kMaxPageSize));
   }
   if (request.preview_bytes() > kMaxPreviewBytes) {
-    return absl::InvalidArgumentError(absl::StrCat("preview_bytes ", request.preview_bytes(),
-                                                   " is over ", kMaxPreviewBytes));
+    return absl::InvalidArgumentError(
+        absl::StrCat("preview_bytes ", request.preview_bytes(), " is over ", kMaxPreviewBytes));
   }
   if (!v1::Order_IsValid(request.order())) {
     return absl::InvalidArgumentError(absl::StrCat("order ", request.order(), " is not an Order"));
@@ -59,7 +59,8 @@ absl::Status ValidateListRequest(const v1::ListDeadLettersRequest& request) {
   if (!request.cursor().empty()) {
     const absl::string_view c = request.cursor();
     const char want = request.order() == v1::ORDER_NEWEST_FIRST ? 'n' : 'o';
-    if (c.size() < 3 || c[1] != ':' || !IsValidEntryId(c.substr(2)) || (c[0] != 'o' && c[0] != 'n')) {
+    if (c.size() < 3 || c[1] != ':' || !IsValidEntryId(c.substr(2)) ||
+        (c[0] != 'o' && c[0] != 'n')) {
       return absl::InvalidArgumentError("cursor is not one this daemon returned");
     }
     if (c[0] != want) {

@@ -137,14 +137,13 @@ absl::StatusOr<uint64_t> CountDeadLetters(RedisCommander& redis, const std::stri
 }
 
 absl::StatusOr<std::vector<std::string>> SelectDeadLetters(
-    RedisCommander& redis, const std::string& dlq, const v1::DeadLetterFilter& filter,
-    size_t limit, const std::function<void(const StreamEntry&)>& visit) {
+    RedisCommander& redis, const std::string& dlq, const v1::DeadLetterFilter& filter, size_t limit,
+    const std::function<void(const StreamEntry&)>& visit) {
   std::vector<std::string> out;
   bool over = false;
   const auto [start, end] = FilterRange(filter);
   absl::Status s = ScanRange(redis, dlq, start, end, false, [&](StreamEntry&& e) {
-    if (!filter.reasons().empty() &&
-        !MatchesReasons(DecodeDeadLetter(e, 0, UINT32_MAX), filter)) {
+    if (!filter.reasons().empty() && !MatchesReasons(DecodeDeadLetter(e, 0, UINT32_MAX), filter)) {
       return true;
     }
     if (out.size() == limit) {
@@ -157,9 +156,8 @@ absl::StatusOr<std::vector<std::string>> SelectDeadLetters(
   });
   if (!s.ok()) return s;
   if (over) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("more than ", limit,
-                     " dead letters match; narrow the selection (a time range, reasons)"));
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "more than ", limit, " dead letters match; narrow the selection (a time range, reasons)"));
   }
   return out;
 }
@@ -212,9 +210,9 @@ absl::StatusOr<uint64_t> PurgeDeadLetters(RedisCommander& redis, const std::stri
   absl::StatusOr<PurgeResult> purged = DecodePurge(*r);
   if (!purged.ok()) return purged.status();
   if (purged->kind == PurgeResult::Kind::kCountMismatch) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("the DLQ holds ", purged->count, " dead letters, not ", expected_count,
-                     "; nothing was deleted"));
+    return absl::FailedPreconditionError(absl::StrCat("the DLQ holds ", purged->count,
+                                                      " dead letters, not ", expected_count,
+                                                      "; nothing was deleted"));
   }
   return static_cast<uint64_t>(purged->count);
 }

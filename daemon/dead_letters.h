@@ -45,8 +45,8 @@ absl::StatusOr<uint64_t> CountDeadLetters(RedisCommander& redis, const std::stri
 // empty filter), oldest first, each entry also shown to `visit` when set;
 // RESOURCE_EXHAUSTED when more than `limit` pass. Only the ids are kept.
 absl::StatusOr<std::vector<std::string>> SelectDeadLetters(
-    RedisCommander& redis, const std::string& dlq, const v1::DeadLetterFilter& filter,
-    size_t limit, const std::function<void(const StreamEntry&)>& visit = nullptr);
+    RedisCommander& redis, const std::string& dlq, const v1::DeadLetterFilter& filter, size_t limit,
+    const std::function<void(const StreamEntry&)>& visit = nullptr);
 
 // The entries `ids` of `dlq` that exist, in the order asked (duplicates
 // once); the missing ids go to `missing`.

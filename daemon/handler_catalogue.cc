@@ -73,8 +73,8 @@ absl::Status CheckKnown(RedisCommander& redis, const v1::HandlerRef& handler, Ke
       FindGroup(traces->channel_groups, keys.group).has_value()) {
     return absl::OkStatus();
   }
-  return absl::NotFoundError(absl::StrCat("no handler '", handler.handler_id(), "' on channel '",
-                                          handler.channel(), "'"));
+  return absl::NotFoundError(
+      absl::StrCat("no handler '", handler.handler_id(), "' on channel '", handler.channel(), "'"));
 }
 
 absl::StatusOr<v1::HandlerInfo> DescribeHandler(RedisCommander& redis,

@@ -32,7 +32,7 @@ namespace redrive {
 struct LocalHandler {
   std::string channel;
   std::string handler_id;
-  std::string consumer;  // this daemon's consumer in the handler's groups
+  std::string consumer;   // this daemon's consumer in the handler's groups
   uint32_t sessions = 0;  // connected Subscribe streams
 };
 

@@ -55,7 +55,8 @@ void HealthMonitor::Check() {
     if (now.redis_ok && !before.redis_ok) {
       spdlog::info("redis answers again: readiness SERVING");
     } else if (!now.redis_ok && before.redis_ok) {
-      spdlog::warn("redis does not answer ({}): readiness NOT_SERVING", std::string(ping.message()));
+      spdlog::warn("redis does not answer ({}): readiness NOT_SERVING",
+                   std::string(ping.message()));
     }
     if (now.live != before.live) {
       if (now.live) {

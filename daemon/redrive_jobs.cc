@@ -11,8 +11,8 @@
 #include "daemon/dead_letters.h"
 #include "daemon/redis/job_store.h"
 #include "daemon/redis/keyspace.h"
-#include "daemon/redis/scripts.h"
 #include "daemon/redis/script_results.h"
+#include "daemon/redis/scripts.h"
 #include "daemon/stream_entry.h"
 
 namespace redrive {
@@ -270,9 +270,8 @@ void RedriveJobs::Run(std::string job_id, std::string owner) {
   const uint64_t batch =
       rate > 0 ? std::clamp<uint64_t>(rate / 10, 1, kIdsPerRead) : kIdsPerRead;
   while (true) {
-    absl::StatusOr<std::vector<std::string>> list =
-        LRange(redis, ids_key, static_cast<int64_t>(cursor),
-               static_cast<int64_t>(cursor + batch - 1));
+    absl::StatusOr<std::vector<std::string>> list = LRange(
+        redis, ids_key, static_cast<int64_t>(cursor), static_cast<int64_t>(cursor + batch - 1));
     if (!list.ok()) {
       if (!SleepUntil(absl::Now() + kErrorPause)) return;
       continue;
@@ -402,7 +401,8 @@ void RedriveJobs::ScanLoop() {
 void RedriveJobs::ResumeStale(RedisCommander& redis) {
   absl::StatusOr<std::vector<std::string>> ids = ZMembers(redis, kRedriveJobsKey);
   if (!ids.ok() || ids->empty()) {
-    spdlog::debug("redrive jobs scan: {}", ids.ok() ? "no jobs" : std::string(ids.status().message()));
+    spdlog::debug("redrive jobs scan: {}",
+                  ids.ok() ? "no jobs" : std::string(ids.status().message()));
     return;
   }
   std::vector<std::string> keys;

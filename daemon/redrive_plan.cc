@@ -111,9 +111,8 @@ absl::StatusOr<std::vector<std::string>> SelectForRedrive(
     }
   } else {
     const v1::DeadLetterFilter filter =
-        request.selection_case() == v1::RedriveDeadLettersRequest::kFilter
-            ? request.filter()
-            : v1::DeadLetterFilter();
+        request.selection_case() == v1::RedriveDeadLettersRequest::kFilter ? request.filter()
+                                                                           : v1::DeadLetterFilter();
     absl::StatusOr<std::vector<std::string>> found = SelectDeadLetters(
         redis, dlq, filter, kMaxJobSize,
         answer.has_value() ? std::function<void(const StreamEntry&)>(decide) : nullptr);

@@ -29,25 +29,22 @@ absl::StatusOr<HandlerTraces> ReadHandlerTraces(RedisCommander& redis, const Han
   HandlerTraces out;
   out.registered = IntegerOr((*r)[0], 0) == 1;
   out.own_keys = IntegerOr((*r)[1], 0);
-  if (absl::StatusOr<std::vector<StreamGroupInfo>> groups = ParseGroupInfos((*r)[2]);
-      groups.ok()) {
+  if (absl::StatusOr<std::vector<StreamGroupInfo>> groups = ParseGroupInfos((*r)[2]); groups.ok()) {
     out.channel_groups = *std::move(groups);
   }
   return out;
 }
 
-absl::StatusOr<HandlerRedisState> ReadHandlerState(RedisCommander& redis,
-                                                   const HandlerKeys& keys,
+absl::StatusOr<HandlerRedisState> ReadHandlerState(RedisCommander& redis, const HandlerKeys& keys,
                                                    const std::string& registry_field) {
-  const std::vector<RedisArgv> commands = {
-      {"XINFO", "GROUPS", keys.stream},
-      {"XINFO", "GROUPS", keys.retry_stream},
-      {"XINFO", "CONSUMERS", keys.stream, keys.group},
-      {"ZCARD", keys.due_zset},
-      {"XLEN", keys.dlq_stream},
-      {"XRANGE", keys.dlq_stream, "-", "+", "COUNT", "1"},
-      {"HEXISTS", kPausedHandlersKey, registry_field},
-      {"TIME"}};
+  const std::vector<RedisArgv> commands = {{"XINFO", "GROUPS", keys.stream},
+                                           {"XINFO", "GROUPS", keys.retry_stream},
+                                           {"XINFO", "CONSUMERS", keys.stream, keys.group},
+                                           {"ZCARD", keys.due_zset},
+                                           {"XLEN", keys.dlq_stream},
+                                           {"XRANGE", keys.dlq_stream, "-", "+", "COUNT", "1"},
+                                           {"HEXISTS", kPausedHandlersKey, registry_field},
+                                           {"TIME"}};
   absl::StatusOr<std::vector<RedisReply>> r = redis.Pipeline(commands);
   if (!r.ok()) return r.status();
   const std::vector<RedisReply>& rep = *r;

@@ -43,11 +43,10 @@ struct HandlerRedisState {
   int64_t due = 0;                             // members of the due zset
   int64_t dead_letters = 0;                    // DLQ length
   std::optional<std::string> oldest_dead_letter_id;
-  bool paused = false;                         // its {redrive}:paused field exists
-  std::optional<absl::Time> redis_now;         // TIME
+  bool paused = false;                  // its {redrive}:paused field exists
+  std::optional<absl::Time> redis_now;  // TIME
 };
-absl::StatusOr<HandlerRedisState> ReadHandlerState(RedisCommander& redis,
-                                                   const HandlerKeys& keys,
+absl::StatusOr<HandlerRedisState> ReadHandlerState(RedisCommander& redis, const HandlerKeys& keys,
                                                    const std::string& registry_field);
 
 // Deletes the handler's registration, pause flag and the presence fields

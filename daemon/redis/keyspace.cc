@@ -116,8 +116,7 @@ absl::StatusOr<std::vector<std::string>> ZMembers(RedisCommander& redis, absl::s
   return StringsOf(redis.Command({"ZRANGE", key, "0", "-1"}), "ZRANGE");
 }
 
-absl::StatusOr<bool> ZRem(RedisCommander& redis, absl::string_view key,
-                          absl::string_view member) {
+absl::StatusOr<bool> ZRem(RedisCommander& redis, absl::string_view key, absl::string_view member) {
   absl::StatusOr<int64_t> n = IntegerOf(redis.Command({"ZREM", key, member}), "ZREM");
   if (!n.ok()) return n.status();
   return *n == 1;

@@ -101,8 +101,8 @@ absl::StatusOr<std::vector<StreamEntry>> XRange(RedisCommander& redis, absl::str
 }
 
 absl::StatusOr<std::vector<StreamEntry>> XRevRange(RedisCommander& redis, absl::string_view key,
-                                                   absl::string_view end,
-                                                   absl::string_view start, size_t count) {
+                                                   absl::string_view end, absl::string_view start,
+                                                   size_t count) {
   return Range(redis, "XREVRANGE", key, end, start, count);
 }
 
@@ -241,8 +241,7 @@ absl::StatusOr<std::vector<StreamConsumerInfo>> XInfoConsumers(RedisCommander& r
   return ParseConsumerInfos(*reply);
 }
 
-absl::StatusOr<std::vector<std::string>> XPendingIds(RedisCommander& redis,
-                                                     absl::string_view key,
+absl::StatusOr<std::vector<std::string>> XPendingIds(RedisCommander& redis, absl::string_view key,
                                                      absl::string_view group,
                                                      absl::string_view start, size_t count) {
   const std::string n = absl::StrCat(count);

@@ -52,8 +52,8 @@ absl::StatusOr<std::vector<StreamEntry>> XRange(RedisCommander& redis, absl::str
                                                 size_t count = 0);
 // XREVRANGE key end start [COUNT count], newest first.
 absl::StatusOr<std::vector<StreamEntry>> XRevRange(RedisCommander& redis, absl::string_view key,
-                                                   absl::string_view end,
-                                                   absl::string_view start, size_t count = 0);
+                                                   absl::string_view end, absl::string_view start,
+                                                   size_t count = 0);
 
 // Each of `ids` looked up with XRANGE id id, in one round trip: one element
 // per id, in order, nullopt for an id that is not in the stream.
@@ -94,8 +94,7 @@ absl::StatusOr<std::vector<StreamConsumerInfo>> XInfoConsumers(RedisCommander& r
 
 // The ids of XPENDING key group start + count (start: "-", or "(" + id to
 // continue after an id), oldest first.
-absl::StatusOr<std::vector<std::string>> XPendingIds(RedisCommander& redis,
-                                                     absl::string_view key,
+absl::StatusOr<std::vector<std::string>> XPendingIds(RedisCommander& redis, absl::string_view key,
                                                      absl::string_view group,
                                                      absl::string_view start, size_t count);
 

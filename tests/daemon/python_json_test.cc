@@ -106,10 +106,10 @@ TEST(PythonJsonTreeTest, ObjectMembersAreSetAndRemovedLikeADict) {
   ASSERT_NE(FindMember(*object, "_x"), nullptr);
   EXPECT_EQ(FindMember(*object, "_x")->text, "\"1\"");
   EXPECT_EQ(FindMember(*object, "nope"), nullptr);
-  SetMember(&*object, "_x", "\"2\"");         // in place
-  SetMember(&*object, "d", "null");             // appended
-  SetDefaultMember(&*object, "b", "7");         // kept
-  SetDefaultMember(&*object, "e", "true");      // appended
+  SetMember(&*object, "_x", "\"2\"");       // in place
+  SetMember(&*object, "d", "null");         // appended
+  SetDefaultMember(&*object, "b", "7");     // kept
+  SetDefaultMember(&*object, "e", "true");  // appended
   EXPECT_EQ(EmitPythonJson(*object), R"({"b":1,"_x":"2","c":[1.5],"d":null,"e":true})");
   constexpr absl::string_view kGone[] = {"_x", "e", "absent"};
   EXPECT_TRUE(RemoveMembers(&*object, kGone));

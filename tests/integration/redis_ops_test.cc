@@ -125,8 +125,7 @@ TEST_F(RedisOpsTest, XAddToAKeyOfAnotherTypeIsWrongTypeAndWritesNothing) {
   ASSERT_THAT(HSet(*redis_, "h", "f", "v"), IsOk());
   absl::StatusOr<std::vector<std::string>> single = XAdd(*redis_, "h", {{{"a", "1"}}});
   EXPECT_EQ(RedisErrorOf(single.status()), RedisError::kWrongType);
-  absl::StatusOr<std::vector<std::string>> batch =
-      XAdd(*redis_, "h", {{{"a", "1"}}, {{"b", "2"}}});
+  absl::StatusOr<std::vector<std::string>> batch = XAdd(*redis_, "h", {{{"a", "1"}}, {{"b", "2"}}});
   EXPECT_EQ(RedisErrorOf(batch.status()), RedisError::kWrongType);
   EXPECT_THAT(TakeOk(HGetAll(*redis_, "h")), ElementsAre(Pair("f", "v")));
   EXPECT_EQ(RedisErrorOf(XLen(*redis_, "h").status()), RedisError::kWrongType);
@@ -199,8 +198,7 @@ TEST_F(RedisOpsTest, HashesSortedSetsListsAndTheServer) {
   EXPECT_EQ(TakeOk(HDel(*redis_, "h", {})), 0);
 
   for (int i = 0; i < 30; ++i) {
-    ASSERT_THAT(HSet(*redis_, "scan", absl::StrCat(i % 2 == 0 ? "even " : "odd ", i), "v"),
-                IsOk());
+    ASSERT_THAT(HSet(*redis_, "scan", absl::StrCat(i % 2 == 0 ? "even " : "odd ", i), "v"), IsOk());
   }
   std::vector<std::string> even;
   std::string cursor = "0";
