@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "daemon/redis/script_results.h"
 #include "daemon/redis/scripts.h"
 #include "daemon/redis/streams.h"
 #include "daemon/stream_entry.h"
@@ -70,7 +71,9 @@ absl::StatusOr<bool> MoveOne(RedisCommander& redis, const std::string& legacy,
   }
   absl::StatusOr<RedisReply> r = RunScript(redis, LegacyMoveScript(), {legacy, target}, args);
   if (!r.ok()) return r.status();
-  return r->is_string();
+  absl::StatusOr<LegacyMoveResult> moved = DecodeLegacyMove(*r);
+  if (!moved.ok()) return moved.status();
+  return moved->kind == LegacyMoveResult::Kind::kMoved;
 }
 
 }  // namespace
