@@ -9,11 +9,11 @@
 // entries were not confirmed), RESOURCE_EXHAUSTED (too many jobs or matches,
 // work queue full), UNAVAILABLE (Redis), UNAUTHENTICATED (token).
 //
-// A handler is known when a registration (on any daemon) recorded it in
-// {redrive}:handlers, or when its DLQ or retry stream exists, or when its
-// group exists on the channel (EggAI-made handlers). Destructive calls are
-// logged with their parameters, the operator (`x-redrive-operator`) and the
-// peer — never payloads.
+// The work itself is domain code: handler_catalogue.h (known handlers,
+// descriptions, pausing), handler_deletion.h, dead_letters.h, redrive_plan.h
+// and redrive_jobs.h, legacy_migration.h. Destructive calls are logged with
+// their parameters, the operator (`x-redrive-operator`) and the peer — never
+// payloads.
 //
 // Thread-safe.
 #ifndef REDRIVE_DAEMON_ADMIN_SERVICE_H_
@@ -24,16 +24,16 @@
 
 #include "daemon/admin_auth.h"
 #include "daemon/delivery_engine.h"
+#include "daemon/handler_catalogue.h"
 #include "daemon/keys.h"
 #include "daemon/redis/executor.h"
 #include "daemon/redrive_jobs.h"
+#include "daemon/redrive_plan.h"
 #include "redrive/v1/admin.grpc.pb.h"
 
 namespace redrive {
 
 inline constexpr uint32_t kMaxRedriveRate = 100000;
-// Dead letters one redrive job may take at most (all / filter selections).
-inline constexpr size_t kMaxJobSize = 1000000;
 
 class AdminService final : public v1::Admin::CallbackService {
  public:
@@ -46,8 +46,7 @@ class AdminService final : public v1::Admin::CallbackService {
   };
 
   // Borrows the rest; they must outlive the gRPC server.
-  AdminService(Options options, RedisExecutor& executor, DeliveryEngine& engine,
-               RedriveJobs& jobs);
+  AdminService(Options options, RedisExecutor& executor, DeliveryEngine& engine, RedriveJobs& jobs);
 
   grpc::ServerUnaryReactor* ListHandlers(grpc::CallbackServerContext* context,
                                          const v1::ListHandlersRequest* request,
@@ -96,12 +95,11 @@ class AdminService final : public v1::Admin::CallbackService {
   // Auth, then `validate` on this thread, then `work` on an executor thread.
   grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* context, absl::Status validated,
                                   Work work);
-  // NOT_FOUND unless the handler is known (see the class comment).
-  absl::Status CheckKnown(RedisCommander& redis, const v1::HandlerRef& handler) const;
-  // `local`: this daemon's handlers (DeliveryEngine::Snapshot).
-  absl::StatusOr<v1::HandlerInfo> Describe(
-      RedisCommander& redis, const v1::HandlerRef& handler, const v1::Registered* registered,
-      const std::vector<Dispatcher::HandlerSnapshot>& local) const;
+  // This daemon's handlers (DeliveryEngine::Snapshot), for the catalogue.
+  std::vector<LocalHandler> LocalHandlers() const;
+  CatalogueOptions catalogue() const;
+  // The handler's DLQ stream.
+  std::string DlqOf(const v1::HandlerRef& handler) const;
   absl::Status SetPaused(RedisCommander& redis, const v1::HandlerRef& handler, bool paused,
                          v1::HandlerInfo* response);
   void Audit(grpc::CallbackServerContext* context, absl::string_view rpc,

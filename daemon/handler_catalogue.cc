@@ -1,133 +1,153 @@
 #include "daemon/handler_catalogue.h"
 
-#include <vector>
+#include <algorithm>
+#include <optional>
+#include <tuple>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
-#include "daemon/redis/scripts.h"
-#include "daemon/redis/script_results.h"
+#include "daemon/dead_letter_codec.h"
+#include "daemon/redis/handler_store.h"
+#include "daemon/redis/keyspace.h"
 
 namespace redrive {
 namespace {
 
-std::string Describe(const v1::HandlerRef& h) {
-  return absl::StrCat("handler '", h.handler_id(), "' on channel '", h.channel(), "'");
+const LocalHandler* FindLocal(const std::vector<LocalHandler>& local,
+                              const v1::HandlerRef& handler) {
+  const LocalHandler* found = nullptr;
+  for (const LocalHandler& l : local) {
+    if (l.channel == handler.channel() && l.handler_id == handler.handler_id()) found = &l;
+  }
+  return found;
 }
 
-// The instance ids of other daemons whose heartbeat for the handler is
-// fresh, and every presence field of the handler (fresh or stale).
-struct Presence {
-  std::vector<std::string> live;
-  std::vector<std::string> fields;
-};
+void FillNames(const HandlerKeys& keys, const v1::Registered* registered, v1::HandlerInfo& info) {
+  if (registered != nullptr) {
+    *info.mutable_names() = registered->names();
+    *info.mutable_retry_policy() = registered->retry_policy();
+    *info.mutable_dead_letter_policy() = registered->dead_letter_policy();
+    return;
+  }
+  v1::RedisNames* n = info.mutable_names();
+  n->set_stream(keys.stream);
+  n->set_group(keys.group);
+  n->set_retry_stream(keys.retry_stream);
+  n->set_retry_group(keys.retry_group);
+  n->set_dlq_stream(keys.dlq_stream);
+}
 
-absl::StatusOr<Presence> ReadPresence(RedisCommander& redis, const v1::HandlerRef& h,
-                                      const DeleteHandlerOptions& options) {
-  Presence out;
-  // Channel and handler grammars have no glob characters.
-  const std::string match = absl::StrCat(h.channel(), " ", h.handler_id(), " *");
-  std::string cursor = "0";
-  const int64_t now_ms = absl::ToUnixMillis(options.now);
-  const int64_t ttl_ms = absl::ToInt64Milliseconds(kPresenceTtl);
-  do {
-    absl::StatusOr<RedisReply> r =
-        redis.Command({"HSCAN", kHandlersRegistryKey, cursor, "MATCH", match, "COUNT", "500"});
-    if (!r.ok()) return r.status();
-    if (r->is_error()) return r->ErrorStatus();
-    if (!r->is_array() || r->elements.size() != 2 || !r->elements[1].is_array()) {
-      return absl::InternalError("unexpected HSCAN reply");
-    }
-    cursor = r->elements[0].str;
-    const std::vector<RedisReply>& kv = r->elements[1].elements;
-    for (size_t i = 0; i + 1 < kv.size(); i += 2) {
-      std::optional<std::string> instance =
-          PresenceInstance(kv[i].str, h.channel(), h.handler_id());
-      if (!instance.has_value()) continue;
-      out.fields.push_back(kv[i].str);
-      if (*instance == options.instance_id) continue;
-      int64_t beat = 0;
-      if (!absl::SimpleAtoi(kv[i + 1].str, &beat)) continue;
-      if (now_ms - beat < ttl_ms) out.live.push_back(*std::move(instance));
-    }
-  } while (cursor != "0");
-  return out;
+// The numbers of `state` into `info`; `own` is this daemon's consumer.
+void FillState(const HandlerRedisState& state, const std::string& own, v1::HandlerInfo& info) {
+  const int64_t main_pending = state.group.has_value() ? state.group->pending : 0;
+  const int64_t retry_pending = state.retry_group.has_value() ? state.retry_group->pending : 0;
+  info.set_pending(static_cast<uint64_t>(std::max<int64_t>(0, main_pending) +
+                                         std::max<int64_t>(0, retry_pending)));
+  info.set_lag(state.group.has_value() ? state.group->lag : -1);
+  const int64_t retry_lag =
+      state.retry_group.has_value() ? std::max<int64_t>(0, state.retry_group->lag) : 0;
+  info.set_retry_depth(static_cast<uint64_t>(state.due + retry_lag));
+  info.set_dlq_depth(static_cast<uint64_t>(std::max<int64_t>(0, state.dead_letters)));
+  if (state.oldest_dead_letter_id.has_value()) {
+    const int64_t now_ms = absl::ToUnixMillis(state.redis_now.value_or(absl::Now()));
+    const int64_t oldest = EntryIdMillis(*state.oldest_dead_letter_id);
+    info.set_oldest_dead_letter_age_ms(std::max<int64_t>(0, now_ms - oldest));
+  }
+  info.set_paused(state.paused);
+  for (const StreamConsumerInfo& c : state.consumers) {
+    v1::ConsumerInfo* ci = info.add_consumers();
+    ci->set_name(c.name);
+    ci->set_pending(static_cast<uint64_t>(std::max<int64_t>(0, c.pending)));
+    ci->set_idle_ms(c.idle_ms);
+    ci->set_local(c.name == own);
+  }
 }
 
 }  // namespace
 
-absl::StatusOr<v1::DeleteHandlerResponse> DeleteHandler(RedisCommander& redis,
-                                                        const v1::DeleteHandlerRequest& request,
-                                                        const DeleteHandlerOptions& options) {
-  const v1::HandlerRef& h = request.handler();
-  if (options.connected_here) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(Describe(h), " has Subscribe streams connected to this daemon (",
-                     options.instance_id, "); stop them before deleting it"));
+absl::Status CheckKnown(RedisCommander& redis, const v1::HandlerRef& handler, KeyStyle style) {
+  const HandlerKeys keys = MakeHandlerKeys(handler.channel(), handler.handler_id(), style);
+  absl::StatusOr<HandlerTraces> traces =
+      ReadHandlerTraces(redis, keys, RegistryField(handler.channel(), handler.handler_id()));
+  if (!traces.ok()) return traces.status();
+  if (traces->registered || traces->own_keys > 0 ||
+      FindGroup(traces->channel_groups, keys.group).has_value()) {
+    return absl::OkStatus();
   }
-  absl::StatusOr<Presence> presence = ReadPresence(redis, h, options);
-  if (!presence.ok()) return presence.status();
-  if (!presence->live.empty()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(Describe(h), " has Subscribe streams connected to daemon(s) ",
-                     absl::StrJoin(presence->live, ", "), "; stop them before deleting it"));
-  }
+  return absl::NotFoundError(
+      absl::StrCat("no handler '", handler.handler_id(), "' on channel '", handler.channel(), "'"));
+}
 
-  const HandlerKeys keys = MakeHandlerKeys(h.channel(), h.handler_id(), options.key_style);
-  absl::StatusOr<RedisReply> r =
-      RunScript(redis, DeleteHandlerScript(),
-                {keys.stream, keys.retry_stream, keys.due_zset, keys.dlq_stream},
-                {keys.group, keys.retry_group, request.force() ? "1" : "0",
-                 absl::StrCat(request.expected_retry_entries()),
-                 absl::StrCat(request.expected_dead_letters())});
-  if (!r.ok()) return r.status();
-  absl::StatusOr<DeleteHandlerResult> deleted = DecodeDeleteHandler(*r);
-  if (!deleted.ok()) return deleted.status();
-  const int64_t entries = deleted->retry_entries;
-  const int64_t dead = deleted->dead_letters;
-  if (deleted->kind == DeleteHandlerResult::Kind::kEntriesRemain) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(Describe(h), " holds ", entries, " retry entries and ", dead,
-                     " dead letters; nothing was deleted (to discard them: force with "
-                     "expected_retry_entries=",
-                     entries, " expected_dead_letters=", dead, ")"));
-  }
-  if (deleted->kind == DeleteHandlerResult::Kind::kCountMismatch) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(Describe(h), " holds ", entries, " retry entries and ", dead,
-                     " dead letters, not ", request.expected_retry_entries(), " and ",
-                     request.expected_dead_letters(), "; nothing was deleted"));
-  }
+absl::StatusOr<v1::HandlerInfo> DescribeHandler(RedisCommander& redis,
+                                                const v1::HandlerRef& handler,
+                                                const v1::Registered* registered,
+                                                const std::vector<LocalHandler>& local,
+                                                const CatalogueOptions& options) {
+  const HandlerKeys keys =
+      MakeHandlerKeys(handler.channel(), handler.handler_id(), options.key_style);
+  absl::StatusOr<HandlerRedisState> state =
+      ReadHandlerState(redis, keys, RegistryField(handler.channel(), handler.handler_id()));
+  if (!state.ok()) return state.status();
+  v1::HandlerInfo info;
+  *info.mutable_handler() = handler;
+  FillNames(keys, registered, info);
+  // This daemon's consumer: the one its registered streams share (named with
+  // their consumer_label), else the unlabelled name.
+  const LocalHandler* here = FindLocal(local, handler);
+  const std::string own =
+      here != nullptr ? here->consumer : ConsumerName(handler.handler_id(), options.instance_id);
+  info.mutable_names()->set_consumer(own);
+  FillState(*state, own, info);
+  if (here != nullptr) info.set_connected_streams(here->sessions);
+  return info;
+}
 
-  v1::DeleteHandlerResponse out;
-  *out.mutable_handler() = h;
-  out.set_retry_entries(static_cast<uint64_t>(entries));
-  out.set_dead_letters(static_cast<uint64_t>(dead));
-  if (deleted->group_destroyed) {
-    out.add_destroyed_groups(absl::StrCat(keys.stream, " ", keys.group));
-  }
-  if (deleted->retry_group_existed) {
-    out.add_destroyed_groups(absl::StrCat(keys.retry_stream, " ", keys.retry_group));
-  }
-  for (const std::string& key : deleted->deleted_keys) out.add_deleted_keys(key);
+absl::StatusOr<v1::HandlerInfo> DescribeHandler(RedisCommander& redis,
+                                                const v1::HandlerRef& handler,
+                                                const std::vector<LocalHandler>& local,
+                                                const CatalogueOptions& options) {
+  absl::StatusOr<std::optional<std::string>> reg =
+      HGet(redis, kHandlersRegistryKey, RegistryField(handler.channel(), handler.handler_id()));
+  v1::Registered registered;
+  const bool have = reg.ok() && reg->has_value() && registered.ParseFromString(**reg);
+  return DescribeHandler(redis, handler, have ? &registered : nullptr, local, options);
+}
 
-  // The {redrive} keys: registration, presence fields, pause flag.
-  const std::string field = RegistryField(h.channel(), h.handler_id());
-  std::vector<RedisArgv> commands = {{"HDEL", kHandlersRegistryKey, field},
-                                     {"HDEL", kPausedHandlersKey, field}};
-  if (!presence->fields.empty()) {
-    RedisArgv stale = {"HDEL", kHandlersRegistryKey};
-    for (const std::string& f : presence->fields) stale.push_back(f);
-    commands.push_back(std::move(stale));
+absl::StatusOr<std::vector<v1::HandlerInfo>> ListHandlers(RedisCommander& redis,
+                                                          const std::string& channel,
+                                                          const std::vector<LocalHandler>& local,
+                                                          const CatalogueOptions& options) {
+  absl::StatusOr<HashFields> all = HGetAll(redis, kHandlersRegistryKey);
+  if (!all.ok()) return all.status();
+  std::vector<v1::Registered> found;
+  for (const auto& [field, value] : *all) {
+    if (IsPresenceField(field)) continue;  // a heartbeat, not a handler
+    v1::Registered reg;
+    if (!reg.ParseFromString(value)) continue;
+    if (!channel.empty() && reg.channel() != channel) continue;
+    found.push_back(std::move(reg));
   }
-  absl::StatusOr<std::vector<RedisReply>> done = redis.Pipeline(commands);
-  if (!done.ok()) return done.status();
-  for (const RedisReply& reply : *done) {
-    if (reply.is_error()) return reply.ErrorStatus();
+  std::sort(found.begin(), found.end(), [](const v1::Registered& a, const v1::Registered& b) {
+    return std::tie(a.channel(), a.handler_id()) < std::tie(b.channel(), b.handler_id());
+  });
+  std::vector<v1::HandlerInfo> out;
+  out.reserve(found.size());
+  for (const v1::Registered& reg : found) {
+    v1::HandlerRef ref;
+    ref.set_channel(reg.channel());
+    ref.set_handler_id(reg.handler_id());
+    absl::StatusOr<v1::HandlerInfo> info = DescribeHandler(redis, ref, &reg, local, options);
+    if (!info.ok()) return info.status();
+    out.push_back(*std::move(info));
   }
-  out.set_unregistered((*done)[0].integer == 1);
-  out.set_unpaused((*done)[1].integer == 1);
   return out;
+}
+
+absl::Status RecordPaused(RedisCommander& redis, const v1::HandlerRef& handler, bool paused,
+                          absl::Time now, KeyStyle style) {
+  if (absl::Status s = CheckKnown(redis, handler, style); !s.ok()) return s;
+  const std::string field = RegistryField(handler.channel(), handler.handler_id());
+  if (paused) return HSet(redis, kPausedHandlersKey, field, absl::StrCat(absl::ToUnixMillis(now)));
+  return HDel(redis, kPausedHandlersKey, {field}).status();
 }
 
 }  // namespace redrive

@@ -1,68 +1,75 @@
-// Retiring a handler (Admin.DeleteHandler, issue 10 item 11): the checks
-// that keep a live or busy handler from being deleted, and the deletion of
-// every per-handler key.
+// The handler catalogue (R-E4, R-E5): which handlers exist and what state
+// each is in, as the Admin service reports it (v1::HandlerInfo).
 //
-// A handler is "connected" when a Subscribe stream of it is attached to (or
-// registering on) this daemon — the DeliveryEngine knows — or when another
-// daemon's presence heartbeat for it in {redrive}:handlers (keys.h) is
-// younger than kPresenceTtl. Consumer idle times cannot tell: Redis 7.0
-// refreshes a consumer only when it is handed entries, so a quiet live
-// handler looks exactly like a dead one there.
-//
-// Its "retry entries" are its unsettled entries: pending in its main or
-// retry group (deliveries never settled, failed attempts waiting for their
-// due time under `{handler}:scheduled`) plus retry-stream entries the retry
-// group has not read. Its "dead letters" are the DLQ's length.
-//
-// The deletion is one Lua script over the handler's keys (one slot with the
-// cluster key template): it counts, compares with the request, and only then
-// destroys the handler's group on the channel stream (the stream stays: other
-// handlers read it) and deletes the retry stream (with the retry group), the
-// due set and the DLQ. The {redrive}:handlers entry, the presence fields and
-// the {redrive}:paused flag (another slot) are removed right after; a daemon
-// dying in between leaves only the registry entry, and deleting again
-// finishes the job. A registration that comes after the delete registers the
-// handler anew. One window is left open: a first registration on a daemon
-// writes its heartbeat right after creating the group, so a delete whose
-// presence check runs between the two (or between that check and the
-// script) destroys the new group; that daemon then recreates it at its
-// first read (as after a FLUSHALL, R-D8) and records the registration again
-// at its next one.
+// A handler is known when a registration (on any daemon) recorded it in
+// {redrive}:handlers, or when its DLQ or retry stream exists, or when its
+// group exists on the channel (EggAI-made handlers). Its description joins
+// what Redis holds (groups, lag, pending entries, due retries, the DLQ, the
+// pause flag) with what this daemon serves (`LocalHandler`: its consumer
+// name, its connected streams). Pausing records the flag every daemon
+// polls; the caller tells its own engine. Retiring a handler is
+// handler_deletion.h.
 //
 // Thread-safe: functions over a caller's connection.
 #ifndef REDRIVE_DAEMON_HANDLER_CATALOGUE_H_
 #define REDRIVE_DAEMON_HANDLER_CATALOGUE_H_
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "daemon/keys.h"
-#include "daemon/redis/connection.h"
+#include "daemon/redis/commander.h"
 #include "redrive/v1/admin.pb.h"
+#include "redrive/v1/broker.pb.h"  // v1::Registered
 
 namespace redrive {
 
-struct DeleteHandlerOptions {
-  KeyStyle key_style = KeyStyle::kEggAI;
-  // This daemon's instance id: its own presence fields are ignored (the
-  // engine's answer, `connected_here`, replaces them).
-  std::string instance_id;
-  // True when this daemon has a stream of the handler (attached or
-  // registering).
-  bool connected_here = false;
-  // This daemon's clock, to age other daemons' heartbeats.
-  absl::Time now;
+// A handler this daemon serves (DeliveryEngine::Snapshot).
+struct LocalHandler {
+  std::string channel;
+  std::string handler_id;
+  std::string consumer;   // this daemon's consumer in the handler's groups
+  uint32_t sessions = 0;  // connected Subscribe streams
 };
 
-// Deletes the handler named by `request` (already validated, and known).
-// FAILED_PRECONDITION, nothing deleted: connected here or elsewhere (the
-// message names the daemons); entries remain and `force` is not set, or
-// `force` is set and the expected counts are not the current ones (the
-// message gives the current counts).
-absl::StatusOr<v1::DeleteHandlerResponse> DeleteHandler(RedisCommander& redis,
-                                                        const v1::DeleteHandlerRequest& request,
-                                                        const DeleteHandlerOptions& options);
+struct CatalogueOptions {
+  KeyStyle key_style = KeyStyle::kEggAI;
+  std::string instance_id;  // names this daemon's consumer when not local
+};
+
+// OK when the handler is known (see above), NOT_FOUND naming it otherwise.
+absl::Status CheckKnown(RedisCommander& redis, const v1::HandlerRef& handler, KeyStyle style);
+
+// The handler's description. `registered` (its registration, when there is
+// one) gives the names and policies; without it the names are derived from
+// the key style.
+absl::StatusOr<v1::HandlerInfo> DescribeHandler(RedisCommander& redis,
+                                                const v1::HandlerRef& handler,
+                                                const v1::Registered* registered,
+                                                const std::vector<LocalHandler>& local,
+                                                const CatalogueOptions& options);
+
+// The same, with the registration read from {redrive}:handlers.
+absl::StatusOr<v1::HandlerInfo> DescribeHandler(RedisCommander& redis,
+                                                const v1::HandlerRef& handler,
+                                                const std::vector<LocalHandler>& local,
+                                                const CatalogueOptions& options);
+
+// Every registered handler (of `channel` only, unless empty), ordered by
+// channel and handler id, described.
+absl::StatusOr<std::vector<v1::HandlerInfo>> ListHandlers(RedisCommander& redis,
+                                                          const std::string& channel,
+                                                          const std::vector<LocalHandler>& local,
+                                                          const CatalogueOptions& options);
+
+// Records (or clears) the handler's pause flag at `now`. NOT_FOUND for an
+// unknown handler.
+absl::Status RecordPaused(RedisCommander& redis, const v1::HandlerRef& handler, bool paused,
+                          absl::Time now, KeyStyle style);
 
 }  // namespace redrive
 

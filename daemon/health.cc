@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "daemon/logging.h"
+#include "daemon/redis/keyspace.h"
 
 namespace redrive {
 
@@ -40,9 +41,9 @@ bool HealthMonitor::redis_ok() const {
 }
 
 void HealthMonitor::Check() {
-  absl::StatusOr<RedisReply> reply = connection_.Command({"PING"});
+  const absl::Status ping = Ping(connection_);
   State now;
-  now.redis_ok = reply.ok() && reply->is_status() && reply->str == "PONG";
+  now.redis_ok = ping.ok();
   now.live = live_ == nullptr || live_();
   State before;
   {
@@ -55,7 +56,7 @@ void HealthMonitor::Check() {
       spdlog::info("redis answers again: readiness SERVING");
     } else if (!now.redis_ok && before.redis_ok) {
       spdlog::warn("redis does not answer ({}): readiness NOT_SERVING",
-                   reply.ok() ? reply->DebugString() : std::string(reply.status().message()));
+                   std::string(ping.message()));
     }
     if (now.live != before.live) {
       if (now.live) {

@@ -4,10 +4,11 @@
 
 #include <vector>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "daemon/redis/script_results.h"
 #include "daemon/redis/scripts.h"
+#include "daemon/redis/streams.h"
 #include "daemon/stream_entry.h"
 
 namespace redrive {
@@ -23,19 +24,13 @@ struct LegacyGroup {
 };
 
 absl::StatusOr<std::vector<LegacyGroup>> Groups(RedisCommander& redis, const std::string& stream) {
-  absl::StatusOr<RedisReply> r = redis.Command({"XINFO", "GROUPS", stream});
-  if (!r.ok()) return r.status();
+  absl::StatusOr<std::vector<StreamGroupInfo>> groups = XInfoGroups(redis, stream);
+  if (!groups.ok()) return groups.status();
   std::vector<LegacyGroup> out;
-  if (r->is_error()) {
-    if (absl::StrContains(r->str, "no such key")) return out;
-    return r->ErrorStatus();
-  }
-  for (const RedisReply& g : r->elements) {
+  for (const StreamGroupInfo& g : *groups) {
     LegacyGroup group;
-    for (size_t i = 0; i + 1 < g.elements.size(); i += 2) {
-      if (g.elements[i].str == "name") group.name = g.elements[i + 1].str;
-      if (g.elements[i].str == "last-delivered-id") group.last_delivered = g.elements[i + 1].str;
-    }
+    group.name = g.name;
+    group.last_delivered = g.last_delivered_id;
     absl::string_view handler = group.name;
     if (!absl::ConsumeSuffix(&handler, kLegacyGroupSuffix) ||
         !ValidateHandlerId(handler).ok()) {
@@ -56,26 +51,13 @@ absl::StatusOr<std::vector<std::string>> PendingIds(RedisCommander& redis,
   std::vector<std::string> ids;
   std::string start = "-";
   while (true) {
-    absl::StatusOr<RedisReply> r =
-        redis.Command({"XPENDING", stream, group, start, "+", absl::StrCat(kChunk)});
-    if (!r.ok()) return r.status();
-    if (r->is_error()) return r->ErrorStatus();
-    for (const RedisReply& p : r->elements) {
-      if (!p.elements.empty()) ids.push_back(p.elements[0].str);
-    }
-    if (r->elements.size() < kChunk || ids.empty()) return ids;
+    absl::StatusOr<std::vector<std::string>> page =
+        XPendingIds(redis, stream, group, start, kChunk);
+    if (!page.ok()) return page.status();
+    ids.insert(ids.end(), page->begin(), page->end());
+    if (page->size() < kChunk || ids.empty()) return ids;
     start = absl::StrCat("(", ids.back());
   }
-}
-
-absl::StatusOr<std::vector<StreamEntry>> Range(RedisCommander& redis, const std::string& stream,
-                                               const std::string& start, const std::string& end,
-                                               size_t count) {
-  absl::StatusOr<RedisReply> r =
-      redis.Command({"XRANGE", stream, start, end, "COUNT", absl::StrCat(count)});
-  if (!r.ok()) return r.status();
-  if (r->is_error()) return r->ErrorStatus();
-  return ParseEntryList(*std::move(r));
 }
 
 absl::StatusOr<bool> MoveOne(RedisCommander& redis, const std::string& legacy,
@@ -89,7 +71,9 @@ absl::StatusOr<bool> MoveOne(RedisCommander& redis, const std::string& legacy,
   }
   absl::StatusOr<RedisReply> r = RunScript(redis, LegacyMoveScript(), {legacy, target}, args);
   if (!r.ok()) return r.status();
-  return r->is_string();
+  absl::StatusOr<LegacyMoveResult> moved = DecodeLegacyMove(*r);
+  if (!moved.ok()) return moved.status();
+  return moved->kind == LegacyMoveResult::Kind::kMoved;
 }
 
 }  // namespace
@@ -104,10 +88,9 @@ absl::StatusOr<v1::MigrateLegacyKeysResponse> MigrateLegacyKeys(RedisCommander& 
   response.set_legacy_dlq_stream(legacy_dlq);
   response.set_dry_run(dry_run);
 
-  absl::StatusOr<RedisReply> dlq_len = redis.Command({"XLEN", legacy_dlq});
+  absl::StatusOr<int64_t> dlq_len = XLen(redis, legacy_dlq);
   if (!dlq_len.ok()) return dlq_len.status();
-  if (dlq_len->is_error()) return dlq_len->ErrorStatus();
-  response.set_unattributed_dead_letters(static_cast<uint64_t>(dlq_len->integer));
+  response.set_unattributed_dead_letters(static_cast<uint64_t>(*dlq_len));
 
   absl::StatusOr<std::vector<LegacyGroup>> groups = Groups(redis, legacy);
   if (!groups.ok()) return groups.status();
@@ -122,11 +105,11 @@ absl::StatusOr<v1::MigrateLegacyKeysResponse> MigrateLegacyKeys(RedisCommander& 
     absl::StatusOr<std::vector<std::string>> pending = PendingIds(redis, legacy, group.name);
     if (!pending.ok()) return pending.status();
     for (const std::string& id : *pending) {
-      absl::StatusOr<std::vector<StreamEntry>> e = Range(redis, legacy, id, id, 1);
+      absl::StatusOr<std::vector<StreamEntry>> e = XRange(redis, legacy, id, id, 1);
       if (!e.ok()) return e.status();
       if (e->empty()) {
         // Trimmed while pending: nothing to move; clear it from the PEL.
-        if (!dry_run) (void)redis.Command({"XACK", legacy, group.name, id});
+        if (!dry_run) (void)XAck(redis, legacy, group.name, id);
         continue;
       }
       if (dry_run) {
@@ -144,7 +127,7 @@ absl::StatusOr<v1::MigrateLegacyKeysResponse> MigrateLegacyKeys(RedisCommander& 
     std::string last = group.last_delivered;
     while (true) {
       absl::StatusOr<std::vector<StreamEntry>> batch =
-          Range(redis, legacy, absl::StrCat("(", last), "+", kChunk);
+          XRange(redis, legacy, absl::StrCat("(", last), "+", kChunk);
       if (!batch.ok()) return batch.status();
       for (const StreamEntry& e : *batch) {
         if (!dry_run) {

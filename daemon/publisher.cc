@@ -6,6 +6,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "daemon/envelope.h"
+#include "daemon/redis/errors.h"
+#include "daemon/redis/streams.h"
 
 namespace redrive {
 namespace {
@@ -205,59 +207,11 @@ absl::StatusOr<PreparedPublish> Publisher::Prepare(
 
 absl::StatusOr<std::vector<std::string>> Publisher::Write(
     RedisCommander& redis, const PreparedPublish& prepared) const {
-  const std::string max_len = absl::StrCat(prepared.max_len);
-  auto xadd = [&](const std::string& envelope) {
-    RedisArgv argv = {"XADD", prepared.stream};
-    if (prepared.max_len > 0) {
-      argv.insert(argv.end(), {"MAXLEN", "~", max_len});
-    }
-    argv.insert(argv.end(), {"*", kDataField,
-                              envelope});
-    return argv;
-  };
-  auto check = [&](const RedisReply& r) -> absl::Status {
-    if (r.is_error()) {
-      if (r.str.rfind("WRONGTYPE", 0) == 0) {
-        return absl::FailedPreconditionError(
-            absl::StrCat("key '", prepared.stream, "' exists and is not a stream"));
-      }
-      return r.ErrorStatus();
-    }
-    if (!r.is_string()) {
-      return absl::InternalError(absl::StrCat("XADD answered ", r.DebugString()));
-    }
-    return absl::OkStatus();
-  };
-
-  std::vector<RedisArgv> commands;
-  const bool single = prepared.envelopes.size() == 1;
-  if (!single) commands.push_back({"MULTI"});
-  for (const std::string& e : prepared.envelopes) commands.push_back(xadd(e));
-  if (!single) commands.push_back({"EXEC"});
-
-  absl::StatusOr<std::vector<RedisReply>> replies = redis.Pipeline(commands);
-  if (!replies.ok()) return replies.status();
-  std::vector<std::string> ids;
-  ids.reserve(prepared.envelopes.size());
-  if (single) {
-    if (absl::Status s = check(replies->front()); !s.ok()) return s;
-    ids.push_back(std::move(replies->front().str));
-    return ids;
-  }
-  const RedisReply& exec = replies->back();
-  if (exec.is_error()) {
-    // EXECABORT: a queued command was refused; look for its reason.
-    for (const RedisReply& r : *replies) {
-      if (r.is_error() && &r != &exec) return check(r);
-    }
-    return exec.ErrorStatus();
-  }
-  if (!exec.is_array() || exec.elements.size() != prepared.envelopes.size()) {
-    return absl::InternalError(absl::StrCat("EXEC answered ", exec.DebugString()));
-  }
-  for (const RedisReply& r : exec.elements) {
-    if (absl::Status s = check(r); !s.ok()) return s;
-    ids.push_back(r.str);
+  absl::StatusOr<std::vector<std::string>> ids =
+      XAdd(redis, prepared.stream, kDataField, prepared.envelopes, prepared.max_len);
+  if (RedisErrorOf(ids.status()) == RedisError::kWrongType) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("key '", prepared.stream, "' exists and is not a stream"));
   }
   return ids;
 }

@@ -9,15 +9,16 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "daemon/dead_letters.h"
-#include "daemon/redis/scripts.h"
+#include "daemon/redis/job_store.h"
+#include "daemon/redis/keyspace.h"
 #include "daemon/redis/script_results.h"
+#include "daemon/redis/scripts.h"
 #include "daemon/stream_entry.h"
 
 namespace redrive {
 namespace {
 
 constexpr size_t kIdsPerRead = 100;
-constexpr size_t kIdsPerPush = 1000;
 // Field bytes one step sends at most (Redis runs a script alone).
 constexpr size_t kMaxStepBytes = 4u << 20;
 constexpr absl::Duration kErrorPause = absl::Milliseconds(500);
@@ -25,13 +26,10 @@ constexpr absl::Duration kErrorPause = absl::Milliseconds(500);
 using Hash = absl::flat_hash_map<std::string, std::string>;
 
 absl::StatusOr<Hash> ReadHash(RedisCommander& redis, const std::string& key) {
-  absl::StatusOr<RedisReply> r = redis.Command({"HGETALL", key});
-  if (!r.ok()) return r.status();
-  if (r->is_error()) return r->ErrorStatus();
+  absl::StatusOr<HashFields> fields = HGetAll(redis, key);
+  if (!fields.ok()) return fields.status();
   Hash out;
-  for (size_t i = 0; i + 1 < r->elements.size(); i += 2) {
-    out[r->elements[i].str] = r->elements[i + 1].str;
-  }
+  for (auto& [name, value] : *fields) out[std::move(name)] = std::move(value);
   return out;
 }
 
@@ -164,37 +162,38 @@ absl::StatusOr<v1::RedriveJob> RedriveJobs::Start(RedisCommander& redis,
   } release{this};
   absl::BitGen gen;
   const std::string job_id = absl::StrFormat("%016x", absl::Uniform<uint64_t>(gen));
-  const std::string key = RedriveJobKey(job_id);
-  const std::string ids_key = RedriveJobIdsKey(job_id);
-  const std::string now = absl::StrCat(absl::ToUnixMillis(absl::Now()));
+  const int64_t now_ms = absl::ToUnixMillis(absl::Now());
+  const std::string now = absl::StrCat(now_ms);
+  NewJobRecord record;
+  record.job_id = job_id;
+  record.hash_key = RedriveJobKey(job_id);
+  record.ids_key = RedriveJobIdsKey(job_id);
+  record.index_key = std::string(kRedriveJobsKey);
+  record.created_ms = now_ms;
+  record.ids = ids;
+  record.fields = {{"channel", spec.handler.channel()},
+                   {"handler_id", spec.handler.handler_id()},
+                   {"target_kind", absl::StrCat(static_cast<int>(spec.target.kind()))},
+                   {"target_channel", spec.target.channel()},
+                   {"dlq", spec.dlq_stream},
+                   {"target_stream", spec.target_stream},
+                   {"target_group", spec.target_group},
+                   {"reset", spec.reset_attempts ? "1" : "0"},
+                   {"include_quarantined", spec.include_quarantined ? "1" : "0"},
+                   {"rate", absl::StrCat(spec.rate_per_second)},
+                   {"state", "RUNNING"},
+                   {"owner", owner_},
+                   {"heartbeat_ms", now},
+                   {"cursor", "0"},
+                   {"total", absl::StrCat(ids.size())},
+                   {"moved", "0"},
+                   {"skipped", "0"},
+                   {"failed", "0"},
+                   {"created_ms", now},
+                   {"updated_ms", now},
+                   {"error", ""}};
   // Everything in one transaction: a job exists whole or not at all.
-  std::vector<RedisArgv> commands;
-  commands.push_back({"MULTI"});
-  for (size_t i = 0; i < ids.size(); i += kIdsPerPush) {
-    RedisArgv push = {"RPUSH", ids_key};
-    for (size_t j = i; j < std::min(ids.size(), i + kIdsPerPush); ++j) push.push_back(ids[j]);
-    commands.push_back(std::move(push));
-  }
-  const std::string kind = absl::StrCat(static_cast<int>(spec.target.kind()));
-  const std::string total = absl::StrCat(ids.size());
-  const std::string rate = absl::StrCat(spec.rate_per_second);
-  commands.push_back({"HSET", key, "channel", spec.handler.channel(), "handler_id",
-                      spec.handler.handler_id(), "target_kind", kind, "target_channel",
-                      spec.target.channel(), "dlq", spec.dlq_stream, "target_stream",
-                      spec.target_stream, "target_group", spec.target_group, "reset",
-                      spec.reset_attempts ? "1" : "0", "include_quarantined",
-                      spec.include_quarantined ? "1" : "0", "rate", rate, "state", "RUNNING",
-                      "owner", owner_, "heartbeat_ms", now, "cursor", "0", "total", total,
-                      "moved", "0", "skipped", "0", "failed", "0", "created_ms", now,
-                      "updated_ms", now, "error", ""});
-  commands.push_back({"ZADD", kRedriveJobsKey, now, job_id});
-  commands.push_back({"EXEC"});
-  absl::StatusOr<std::vector<RedisReply>> replies = redis.Pipeline(commands);
-  if (!replies.ok()) return replies.status();
-  const RedisReply& exec = replies->back();
-  if (exec.is_error() || !exec.is_array()) {
-    return absl::InternalError(absl::StrCat("creating the job failed: ", exec.DebugString()));
-  }
+  if (absl::Status s = CreateJobRecord(redis, record); !s.ok()) return s;
   // The heartbeat on Redis's clock, which takeovers compare with.
   (void)Transition(redis, job_id, "heartbeat", owner_, "", "", options_.retention);
   {
@@ -271,18 +270,17 @@ void RedriveJobs::Run(std::string job_id, std::string owner) {
   const uint64_t batch =
       rate > 0 ? std::clamp<uint64_t>(rate / 10, 1, kIdsPerRead) : kIdsPerRead;
   while (true) {
-    absl::StatusOr<RedisReply> list = redis.Command(
-        {"LRANGE", ids_key, absl::StrCat(cursor), absl::StrCat(cursor + batch - 1)});
-    if (!list.ok() || list->is_error()) {
+    absl::StatusOr<std::vector<std::string>> list = LRange(
+        redis, ids_key, static_cast<int64_t>(cursor), static_cast<int64_t>(cursor + batch - 1));
+    if (!list.ok()) {
       if (!SleepUntil(absl::Now() + kErrorPause)) return;
       continue;
     }
-    if (list->elements.empty()) {
+    if (list->empty()) {
       finish("SUCCEEDED", "");
       return;
     }
-    std::vector<std::string> ids;
-    for (RedisReply& element : list->elements) ids.push_back(std::move(element.str));
+    std::vector<std::string> ids = *std::move(list);
     if (rate > 0) {
       // The batch's last entry keeps the rate: due at start + (n - 1) / rate.
       absl::Time due = start + absl::Seconds(1) *
@@ -401,27 +399,26 @@ void RedriveJobs::ScanLoop() {
 }
 
 void RedriveJobs::ResumeStale(RedisCommander& redis) {
-  absl::StatusOr<RedisReply> ids = redis.Command({"ZRANGE", kRedriveJobsKey, "0", "-1"});
-  if (!ids.ok() || !ids->is_array() || ids->elements.empty()) {
-    spdlog::debug("redrive jobs scan: {}", ids.ok() ? ids->DebugString() : std::string(ids.status().message()));
+  absl::StatusOr<std::vector<std::string>> ids = ZMembers(redis, kRedriveJobsKey);
+  if (!ids.ok() || ids->empty()) {
+    spdlog::debug("redrive jobs scan: {}",
+                  ids.ok() ? "no jobs" : std::string(ids.status().message()));
     return;
   }
-  // RedisArgv holds views: the keys must outlive the pipeline.
   std::vector<std::string> keys;
-  keys.reserve(ids->elements.size());
-  for (const RedisReply& id : ids->elements) keys.push_back(RedriveJobKey(id.str));
-  std::vector<RedisArgv> commands;
-  for (const std::string& key : keys) commands.push_back({"HGET", key, "state"});
-  absl::StatusOr<std::vector<RedisReply>> states = redis.Pipeline(commands);
+  keys.reserve(ids->size());
+  for (const std::string& id : *ids) keys.push_back(RedriveJobKey(id));
+  absl::StatusOr<std::vector<std::optional<std::string>>> states =
+      ReadJobField(redis, keys, "state");
   if (!states.ok()) return;
   for (size_t i = 0; i < states->size(); ++i) {
-    const std::string& job_id = ids->elements[i].str;
-    const RedisReply& state = (*states)[i];
-    if (state.is_nil()) {
-      (void)redis.Command({"ZREM", kRedriveJobsKey, job_id});  // expired
+    const std::string& job_id = (*ids)[i];
+    const std::optional<std::string>& state = (*states)[i];
+    if (!state.has_value()) {
+      (void)ZRem(redis, kRedriveJobsKey, job_id);  // expired
       continue;
     }
-    if (state.str != "RUNNING") continue;
+    if (*state != "RUNNING") continue;
     {
       absl::MutexLock lock(&mu_);
       ReapLocked();

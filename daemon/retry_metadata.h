@@ -53,6 +53,7 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "daemon/envelope.h"
+#include "daemon/python_json.h"  // PythonCompactJson, kMaxJsonDepth
 
 namespace redrive {
 
@@ -73,12 +74,6 @@ inline constexpr absl::string_view kOriginalIdHeader = "x-redrive-original-id";
 // A retry count above this is "absurd": poison when read, InvalidArgument
 // when asked to write it.
 inline constexpr int64_t kMaxRetryCount = 1000000000;
-
-// Nesting deeper than this (arrays/objects) is treated as "not JSON", so a
-// hostile body cannot exhaust the stack (about 1.2 KiB of stack per level at
-// -O2). Python itself fails at ~1000 levels; such a body is then a legal
-// payload whose metadata travels in headers.
-inline constexpr int kMaxJsonDepth = 256;
 
 enum class MetadataCarrier {
   kJsonBody,  // _retry_count / _original_message_id in a JSON object body
@@ -101,26 +96,6 @@ struct RetryEntry {
 
 // True iff `status` reports poison (R-D6), i.e. its code is kDataLoss.
 bool IsPoison(const absl::Status& status);
-
-// What Python's json.dumps(json.loads(text), separators=(",", ":")) returns,
-// byte for byte (stdlib json, ensure_ascii=True, Python 3.11):
-//   - input: UTF-8 bytes (one leading UTF-8 BOM skipped, UTF-8-encoded
-//     surrogates accepted, as json.loads(bytes) does), JSON with NaN,
-//     Infinity, -Infinity; raw control characters in strings are errors;
-//     nesting deeper than kMaxJsonDepth is an error (UTF-16/32 input, which
-//     json.loads(bytes) also sniffs, is not supported: an error here);
-//   - strings: '"' '\\' \n \r \t \b \f short escapes; every other character
-//     outside 0x20..0x7e as \uXXXX in lower-case hex, characters above U+FFFF
-//     as a surrogate pair, lone surrogates as themselves;
-//   - objects: a repeated key keeps its first position and its last value;
-//   - integers keep their digits exactly (any size); "-0" becomes "0";
-//   - other numbers print as Python's repr(float(lexeme)): shortest
-//     round-trip digits, "1.0", "1e+100", "1e-05", "100000.0", overflow
-//     "Infinity"/"-Infinity", underflow "0.0"/"-0.0".
-// nlohmann::json is not used for this: it cannot keep integer lexemes beyond
-// 64 bits, rejects lone surrogates and NaN, and formats floats differently.
-// InvalidArgument (with the position) when `text` is not such JSON.
-absl::StatusOr<std::string> PythonCompactJson(absl::string_view text);
 
 // Reads the retry metadata of a decoded `__data__` value (see the carrier
 // rules above). A kFields entry (no `__data__`) is InvalidArgument: there is

@@ -4,9 +4,10 @@
 #include <utility>
 #include <vector>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "daemon/grpc_status.h"
+#include "daemon/redis/errors.h"
+#include "daemon/redis/streams.h"
 #include "daemon/stream_entry.h"
 
 namespace redrive {
@@ -26,11 +27,11 @@ TailStream::TailStream(const v1::TailRequest& request, RedisExecutor& executor, 
     Finish(ToGrpcStatus(valid));
     return;
   }
-  channel_ = request.channel();
-  stream_ = StreamKey(channel_, options_.key_style);
-  max_entries_ = request.max_entries();
-  from_start_ = request.from_start();
-  last_id_ = request.after_id();
+  watch_.channel = request.channel();
+  watch_.stream = StreamKey(watch_.channel, options_.key_style);
+  watch_.max_entries = request.max_entries();
+  watch_.from_start = request.from_start();
+  step_.last_id = request.after_id();
   Poll();
 }
 
@@ -38,16 +39,11 @@ void TailStream::OnDone() { delete this; }
 
 grpc::Status TailStream::NotAStream() const {
   return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                      absl::StrCat("key '", stream_, "' exists and is not a stream"));
+                      absl::StrCat("key '", watch_.stream, "' exists and is not a stream"));
 }
 
-grpc::Status TailStream::CommandFailure(const absl::StatusOr<RedisReply>& reply) const {
-  if (!reply.ok()) return ToGrpcStatus(reply.status());
-  if (reply->is_error()) {
-    return absl::StartsWith(reply->str, "WRONGTYPE") ? NotAStream()
-                                                     : ToGrpcStatus(reply->ErrorStatus());
-  }
-  return grpc::Status::OK;
+grpc::Status TailStream::CommandFailure(const absl::Status& status) const {
+  return RedisErrorOf(status) == RedisError::kWrongType ? NotAStream() : ToGrpcStatus(status);
 }
 
 bool TailStream::cancelled() const {
@@ -94,63 +90,51 @@ void TailStream::Read(RedisCommander& redis) {
     End(grpc::Status::CANCELLED);
     return;
   }
-  if (last_id_.empty()) {
-    if (from_start_) {
-      last_id_ = "0-0";
+  if (step_.last_id.empty()) {
+    if (watch_.from_start) {
+      step_.last_id = "0-0";
     } else {
       // Entries added from now on: after the current last entry.
-      absl::StatusOr<RedisReply> last =
-          redis.Command({"XREVRANGE", stream_, "+", "-", "COUNT", "1"});
-      if (grpc::Status failed = CommandFailure(last); !failed.ok()) {
-        End(std::move(failed));
+      absl::StatusOr<std::vector<StreamEntry>> last = XRevRange(redis, watch_.stream, "+", "-", 1);
+      if (!last.ok()) {
+        End(CommandFailure(last.status()));
         return;
       }
-      absl::StatusOr<std::vector<StreamEntry>> entries = ParseEntryList(*std::move(last));
-      if (!entries.ok()) {
-        End(ToGrpcStatus(entries.status()));
-        return;
-      }
-      last_id_ = entries->empty() ? "0-0" : entries->front().id;
+      step_.last_id = last->empty() ? "0-0" : last->front().id;
     }
   }
-  if (!started_) {
-    started_ = true;
+  if (!step_.started) {
+    step_.started = true;
     v1::TailResponse r;
-    r.mutable_started()->set_after_id(last_id_);
-    buffer_.push_back(std::move(r));
+    r.mutable_started()->set_after_id(step_.last_id);
+    step_.buffer.push_back(std::move(r));
   }
   uint64_t want = options_.read_batch;
-  if (max_entries_ > 0) want = std::min<uint64_t>(want, max_entries_ - read_);
+  if (watch_.max_entries > 0) want = std::min<uint64_t>(want, watch_.max_entries - step_.read);
   if (want == 0) {  // every wanted entry was read (never reached: writes end first)
     End(grpc::Status::OK);
     return;
   }
-  const std::string count = absl::StrCat(want);
-  absl::StatusOr<RedisReply> reply =
-      redis.Command({"XREAD", "COUNT", count, "STREAMS", stream_, last_id_});
-  if (grpc::Status failed = CommandFailure(reply); !failed.ok()) {
-    End(std::move(failed));
-    return;
-  }
-  absl::StatusOr<std::vector<StreamEntry>> entries = ParseReadReply(*std::move(reply), stream_);
+  absl::StatusOr<std::vector<StreamEntry>> entries =
+      XRead(redis, watch_.stream, step_.last_id, want);
   if (!entries.ok()) {
-    End(ToGrpcStatus(entries.status()));
+    End(CommandFailure(entries.status()));
     return;
   }
-  more_ = entries->size() == want;
+  step_.more = entries->size() == want;
   for (const StreamEntry& e : *entries) {
     v1::TailResponse r;
     v1::Delivery* d = r.mutable_delivery();
     // A corrupt envelope still shows, as its raw bytes.
     (void)FillMessage(e, *d);
-    d->set_channel(channel_);
-    d->set_stream(stream_);
+    d->set_channel(watch_.channel);
+    d->set_stream(watch_.stream);
     d->set_entry_id(e.id);
     d->set_original_entry_id(e.id);
     d->set_attempt(1);
-    buffer_.push_back(std::move(r));
-    last_id_ = e.id;
-    ++read_;
+    step_.buffer.push_back(std::move(r));
+    step_.last_id = e.id;
+    ++step_.read;
   }
   WriteNext();
 }
@@ -160,11 +144,11 @@ void TailStream::WriteNext() {
     End(grpc::Status::CANCELLED);
     return;
   }
-  if (!buffer_.empty()) {
-    StartWrite(&buffer_.front());
+  if (!step_.buffer.empty()) {
+    StartWrite(&step_.buffer.front());
     return;
   }
-  if (more_) {
+  if (step_.more) {
     Poll();
   } else {
     PollLater();
@@ -172,13 +156,13 @@ void TailStream::WriteNext() {
 }
 
 void TailStream::OnWriteDone(bool ok) {
-  if (buffer_.front().has_delivery()) ++sent_;
-  buffer_.pop_front();
+  if (step_.buffer.front().has_delivery()) ++step_.sent;
+  step_.buffer.pop_front();
   if (!ok) {
     End(grpc::Status::CANCELLED);
     return;
   }
-  if (max_entries_ > 0 && sent_ >= max_entries_) {
+  if (watch_.max_entries > 0 && step_.sent >= watch_.max_entries) {
     End(grpc::Status::OK);
     return;
   }

@@ -67,25 +67,32 @@ class TailStream final : public grpc::ServerWriteReactor<v1::TailResponse> {
   void End(grpc::Status status);
   bool cancelled() const ABSL_LOCKS_EXCLUDED(mu_);
   grpc::Status NotAStream() const;
-  // The status that ends the call for a failed command (WRONGTYPE: the key
-  // is not a stream), or OK when `reply` is a reply to read.
-  grpc::Status CommandFailure(const absl::StatusOr<RedisReply>& reply) const;
+  // The status that ends the call for a failed read (WRONGTYPE: the key is
+  // not a stream).
+  grpc::Status CommandFailure(const absl::Status& status) const;
 
   // Constant after construction.
   const Options options_;
   RedisExecutor& executor_;
-  std::string channel_;
-  std::string stream_;
-  uint64_t max_entries_ = 0;
-  bool from_start_ = false;
+  // What the call watches; constant once the constructor validated it.
+  struct Watch {
+    std::string channel;
+    std::string stream;
+    uint64_t max_entries = 0;
+    bool from_start = false;
+  };
+  Watch watch_;
 
   // Owned by the step in progress (steps hand over one after the other).
-  std::string last_id_;   // "" until the first read fixed the start
-  bool started_ = false;  // the `started` message was queued
-  std::deque<v1::TailResponse> buffer_;
-  bool more_ = false;  // the last read returned as many entries as it asked
-  uint64_t sent_ = 0;
-  uint64_t read_ = 0;
+  struct Progress {
+    std::string last_id;   // "" until the first read fixed the start
+    bool started = false;  // the `started` message was queued
+    std::deque<v1::TailResponse> buffer;
+    bool more = false;  // the last read returned as many entries as it asked
+    uint64_t sent = 0;
+    uint64_t read = 0;
+  };
+  Progress step_;
 
   mutable absl::Mutex mu_;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;

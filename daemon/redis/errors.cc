@@ -22,7 +22,7 @@ constexpr Prefix kPrefixes[] = {
     {"MOVED ", RedisError::kMoved},          {"ASK ", RedisError::kAsk},
     {"LOADING", RedisError::kTransient},     {"BUSY ", RedisError::kTransient},
     {"MASTERDOWN", RedisError::kTransient},  {"TRYAGAIN", RedisError::kTransient},
-    {"CLUSTERDOWN", RedisError::kTransient},
+    {"CLUSTERDOWN", RedisError::kTransient}, {"ERR no such key", RedisError::kNoSuchKey},
 };
 
 absl::StatusCode CodeOf(RedisError kind) {
@@ -35,6 +35,7 @@ absl::StatusCode CodeOf(RedisError kind) {
     case RedisError::kNoGroup:
     case RedisError::kBusyGroup:
     case RedisError::kWrongType:
+    case RedisError::kNoSuchKey:
     case RedisError::kNoScript:
     case RedisError::kOther:
       break;
@@ -63,10 +64,9 @@ RedisError RedisErrorOf(const absl::Status& status) {
   const auto payload = status.GetPayload(kPayloadUrl);
   if (!payload.has_value()) return RedisError::kNone;
   const std::string text(*payload);
-  for (RedisError kind :
-       {RedisError::kNoGroup, RedisError::kNoScript, RedisError::kBusyGroup,
-        RedisError::kWrongType, RedisError::kMoved, RedisError::kAsk, RedisError::kTransient,
-        RedisError::kOther}) {
+  for (RedisError kind : {RedisError::kNoGroup, RedisError::kNoScript, RedisError::kBusyGroup,
+                          RedisError::kWrongType, RedisError::kNoSuchKey, RedisError::kMoved,
+                          RedisError::kAsk, RedisError::kTransient, RedisError::kOther}) {
     if (text == absl::StrCat(static_cast<int>(kind))) return kind;
   }
   return RedisError::kNone;

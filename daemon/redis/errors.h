@@ -28,6 +28,7 @@ enum class RedisError {
   kNoScript,   // NOSCRIPT: EVALSHA of a script not in the cache
   kBusyGroup,  // BUSYGROUP: XGROUP CREATE of a group that exists
   kWrongType,  // WRONGTYPE: the key holds another type
+  kNoSuchKey,  // ERR no such key: XINFO of a key that does not exist
   kMoved,      // MOVED slot host:port (Redis Cluster; reserved)
   kAsk,        // ASK slot host:port (Redis Cluster; reserved)
   kTransient,  // LOADING, BUSY, MASTERDOWN, TRYAGAIN, CLUSTERDOWN

@@ -55,6 +55,17 @@ absl::StatusOr<MoveDueResult> DecodeMoveDue(const RedisReply& reply) {
   }
 }
 
+absl::StatusOr<LegacyMoveResult> DecodeLegacyMove(const RedisReply& reply) {
+  LegacyMoveResult out;
+  if (reply.is_string()) {
+    out.kind = LegacyMoveResult::Kind::kMoved;
+    out.new_id = reply.str;
+    return out;
+  }
+  if (!reply.is_integer() || reply.integer != 0) return Unexpected("legacy_move", reply);
+  return out;
+}
+
 absl::StatusOr<DeadLetterResult> DecodeDeadLetter(const RedisReply& reply) {
   DeadLetterResult out;
   if (reply.is_array()) {

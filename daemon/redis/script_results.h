@@ -89,6 +89,17 @@ enum class JobTransitionResult {
 };
 absl::StatusOr<JobTransitionResult> DecodeJobTransition(const RedisReply& reply);
 
+// legacy_move.lua
+struct LegacyMoveResult {
+  enum class Kind {
+    kMoved,    // appended to the handler's retry stream as `new_id`
+    kNotDone,  // no longer pending / the group moved: nothing changed
+  };
+  Kind kind = Kind::kNotDone;
+  std::string new_id;
+};
+absl::StatusOr<LegacyMoveResult> DecodeLegacyMove(const RedisReply& reply);
+
 // delete_handler.lua
 struct DeleteHandlerResult {
   enum class Kind {

@@ -22,6 +22,7 @@ TEST(RedisErrorsTest, ClassifiesEveryKindTheDaemonActsOn) {
   EXPECT_EQ(ClassifyRedisError("LOADING Redis is loading the dataset in memory"),
             RedisError::kTransient);
   EXPECT_EQ(ClassifyRedisError("BUSY Redis is busy running a script."), RedisError::kTransient);
+  EXPECT_EQ(ClassifyRedisError("ERR no such key"), RedisError::kNoSuchKey);
   EXPECT_EQ(ClassifyRedisError("ERR unknown command"), RedisError::kOther);
   // A prefix must be the whole first word.
   EXPECT_EQ(ClassifyRedisError("BUSYKEY Target key name already exists."), RedisError::kOther);

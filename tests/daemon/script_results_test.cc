@@ -37,6 +37,16 @@ TEST(ScriptResultsTest, MoveDue) {
   EXPECT_THAT(DecodeMoveDue(R::Nil()), StatusIs(absl::StatusCode::kInternal));
 }
 
+TEST(ScriptResultsTest, LegacyMove) {
+  auto moved = DecodeLegacyMove(R::String("7-0"));
+  ASSERT_TRUE(moved.ok());
+  EXPECT_EQ(moved->kind, LegacyMoveResult::Kind::kMoved);
+  EXPECT_EQ(moved->new_id, "7-0");
+  EXPECT_EQ(DecodeLegacyMove(R::Integer(0))->kind, LegacyMoveResult::Kind::kNotDone);
+  EXPECT_THAT(DecodeLegacyMove(R::Integer(1)), StatusIs(absl::StatusCode::kInternal));
+  EXPECT_THAT(DecodeLegacyMove(R::Nil()), StatusIs(absl::StatusCode::kInternal));
+}
+
 TEST(ScriptResultsTest, DeadLetter) {
   auto dead = DecodeDeadLetter(R::Array({R::String("9-0"), R::Integer(2)}));
   ASSERT_TRUE(dead.ok());
