@@ -695,8 +695,8 @@ TEST_F(DispatcherTest, StartAtIdCreatesGroupAtThatId) {
 
 TEST_F(DispatcherTest, ExistingGroupKeepsItsPosition) {
   Append(1, 3);
-  Redis(
-      [](StreamModel& r) { r.groups[kHandler] = 2; });  // BUSYGROUP: entries 1 and 2 were consumed
+  // BUSYGROUP: entries 1 and 2 were consumed
+  Redis([](StreamModel& r) { r.groups[kHandler] = 2; });
   Start();
   v1::Register reg = BacklogReg();
   auto sink = Register(1, reg);
@@ -978,8 +978,10 @@ TEST_F(DispatcherTest, NackSchedulesTheRetryAfterTheBackoffOrTheNacksDelay) {
 // consumer, and the next sweep turned the TERMINATE into a retry.
 TEST_F(DispatcherTest, HeldDeadLetterIsTriedAgainAndNeverSweptIntoARetry) {
   Append(1, 1);
-  Redis([](StreamModel& r) { r.groups[kHandler] = 0; });
-  Redis([](StreamModel& r) { r.dead_letter = {DeadLetterResult::Kind::kHeld, "", 0}; });
+  Redis([](StreamModel& r) {
+    r.groups[kHandler] = 0;
+    r.dead_letter = {DeadLetterResult::Kind::kHeld, "", 0};
+  });
   Start(FastTickOptions());
   v1::Register reg = BacklogReg(/*max_in_flight=*/1, /*lease_ms=*/1000);
   reg.mutable_dead_letter_policy()->set_max_len(1);
@@ -1208,7 +1210,7 @@ TEST_F(DispatcherTest, DisconnectWhileWatchIsPendingStillUnwatches) {
   auto sink = Register(1, Reg());
   size_t held = 0;
   loop_.RunSync([&] { held = watch_ops_->held.size(); });
-  ASSERT_EQ(held, 1u);
+  ASSERT_EQ(held, 1u);                        // the newest id of kStream
   EXPECT_THAT(sink->responses(), IsEmpty());  // not ready yet
 
   OnLoop([](Dispatcher& d) { d.Disconnect(1); });
@@ -1385,8 +1387,8 @@ TEST_F(DispatcherTest, ExtendRenewsTheLeaseInRedisAndHere) {
 
 TEST_F(DispatcherTest, SweepFailsEntriesIdlePastTheLeaseOnOtherConsumers) {
   Append(7, 8);
-  Redis([](StreamModel& r) { r.groups[kHandler] = 2; });
   Redis([](StreamModel& r) {
+    r.groups[kHandler] = 2;
     r.pending["billing-dead"] = {7};
     r.pending[kScheduled] = {8};  // waiting for its retry: left alone
   });
@@ -1587,8 +1589,6 @@ TEST_F(DispatcherTest, FailedGroupRecreationBacksOff) {
   Redis([](StreamModel& r) {  // FLUSHALL: the stream and its groups are gone
     r.entries.clear();
     r.groups.clear();
-  });
-  Redis([](StreamModel& r) {
     r.create_error = RedisError("OOM command not allowed when used memory > 'maxmemory'.");
   });
   Activity(kStream);
