@@ -1,31 +1,39 @@
 // Unit tests of the Dispatcher (R-B3..R-B9, R-D8) over fakes: a real
-// EventLoop thread, FakeAsyncCommanders for the command and the blocking
-// connection, a real StreamNotifier over them, and FakeSessionSinks. No
-// Redis, no gRPC: deterministic, and free of gRPC for ThreadSanitizer (whose
-// reports here are still dominated by Debian's uninstrumented abseil: the
-// synchronization of absl::Mutex and absl::Notification is invisible to it).
+// EventLoop thread, a FakeStreamOps answered by a small model of the one
+// stream (StreamModel), a real StreamNotifier over a FakeStreamWatchOps, and
+// FakeSessionSinks. No Redis, no argv, no gRPC: deterministic, and free of
+// gRPC for ThreadSanitizer (whose reports here are still dominated by
+// Debian's uninstrumented abseil: the synchronization of absl::Mutex and
+// absl::Notification is invisible to it).
 //
 // Every dispatcher call runs on the loop thread (RunSync). After a call the
-// test waits until no fake reply is in transit (Settle), so what the fakes
-// and sinks recorded is final. Timers: the tick is an hour unless a test
-// needs lease expiry or the drain deadline; then it is 5 ms and time moves
-// only when the test sets the injected clock (AwaitTickAt).
+// test waits until no fake answer is in transit (Settle), so what the fakes
+// and sinks recorded is final. The tests read the typed records of the
+// operations (ReadGroupCall, AckCall, ScheduleRetryCall's op, ...) by field
+// name. Timers: the tick is an hour unless a test needs lease expiry or the
+// drain deadline; then it is 5 ms and time moves only when the test sets the
+// injected clock (AwaitTickAt).
 #include "daemon/dispatcher.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <climits>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
+#include <ostream>
+#include <set>
 #include <string>
+#include <tuple>
+#include <typeinfo>
 #include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -34,34 +42,85 @@
 #include "absl/time/time.h"
 #include "daemon/event_loop.h"
 #include "daemon/keys.h"
-#include "daemon/redis/redis_stream_ops.h"
-#include "daemon/redis/scripts.h"
+#include "daemon/redis/errors.h"
 #include "daemon/redis/stream_watch.h"
 #include "daemon/retry_fields.h"
 #include "daemon/stream_notifier.h"
 #include "daemon/subscription.h"
-#include "tests/fakes/fake_async_redis.h"
 #include "tests/fakes/fake_session_sink.h"
+#include "tests/fakes/fake_stream_ops.h"
 #include "tests/testing/envelope_bytes.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/wait.h"
 
 namespace redrive {
+
+// The records the tests compare whole, field by field: ==, and printing for
+// gMock's messages, through each type's Fields().
+auto Fields(const GroupRef& g) { return std::make_tuple(g.stream, g.group, g.consumer); }
+template <typename T>
+auto operator==(const T& a, const T& b) -> decltype(Fields(a) == Fields(b)) {
+  return Fields(a) == Fields(b);
+}
+template <typename T>
+auto operator<<(std::ostream& os, const T& t) -> decltype(Fields(t), os) {
+  return os << ::testing::PrintToString(Fields(t));
+}
+
+namespace testing {
+using ::redrive::operator==;
+using ::redrive::operator<<;
+auto Fields(const CreateGroupCall& c) { return std::make_tuple(c.stream, c.group, c.start_id); }
+auto Fields(const ReadGroupCall& c) { return std::make_tuple(c.g, c.count, c.no_ack); }
+auto Fields(const ClaimCall& c) { return std::make_tuple(c.g, c.min_idle, c.ids); }
+auto Fields(const ReadEntryCall& c) { return std::make_tuple(c.stream, c.id); }
+auto Fields(const AckCall& c) { return std::make_tuple(c.stream, c.group, c.ids); }
+auto Fields(const IdlePendingCall& c) { return std::make_tuple(c.g, c.min_idle, c.count); }
+auto Fields(const TouchCall& c) { return std::make_tuple(c.g, c.ids, c.release); }
+auto Fields(const EarliestDueCall& c) { return std::make_tuple(c.due_zset); }
+auto Fields(const DueBatchCall& c) { return std::make_tuple(c.due_zset, c.limit); }
+auto Fields(const TrimRetryCall& c) {
+  return std::make_tuple(c.retry_stream, c.limit, c.retention);
+}
+auto Fields(const HashHasCall& c) { return std::make_tuple(c.key, c.field); }
+}  // namespace testing
+
 namespace {
 
-using ::redrive::testing::FakeAsyncCommander;
+using ::redrive::testing::AckCall;
+using ::redrive::testing::BarrierCall;
+using ::redrive::testing::ClaimCall;
+using ::redrive::testing::CreateGroupCall;
+using ::redrive::testing::DeadLetterCall;
+using ::redrive::testing::DueBatchCall;
+using ::redrive::testing::EarliestDueCall;
 using ::redrive::testing::FakeSessionSink;
+using ::redrive::testing::FakeStreamOps;
+using ::redrive::testing::HashFieldsCall;
+using ::redrive::testing::HashHasCall;
+using ::redrive::testing::IdlePendingCall;
+using ::redrive::testing::MoveDueCall;
+using ::redrive::testing::Or;
+using ::redrive::testing::PendingConsumersCall;
+using ::redrive::testing::ReadEntryCall;
+using ::redrive::testing::ReadGroupCall;
+using ::redrive::testing::ScheduleRetryCall;
 using ::redrive::testing::StatusIs;
+using ::redrive::testing::TouchCall;
+using ::redrive::testing::TrimRetryCall;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::UnorderedElementsAreArray;
-using Command = std::vector<std::string>;
 
 constexpr char kStream[] = "orders";
 constexpr char kHandler[] = "billing";
 constexpr char kInstance[] = "i1";
 constexpr char kConsumer[] = "billing-i1";
+constexpr char kRetryStream[] = "orders.billing.retry";
+constexpr char kRetryGroup[] = "billing-retry";
+constexpr char kDueZset[] = "orders.billing.retry.due";
+constexpr char kScheduled[] = "billing:scheduled";
 constexpr int64_t kBlockingClientId = 7;
 constexpr absl::Duration kWait = absl::Seconds(10);
 const absl::Time kT0 = absl::FromUnixMillis(1'700'000'000'000);
@@ -78,11 +137,12 @@ int Seq(const std::string& id) {
   EXPECT_TRUE(absl::SimpleAtoi(id.substr(0, id.find('-')), &n)) << id;
   return n;
 }
+// Entry `n` of kStream as the producer wrote it.
+StreamEntry MainEntry(int n) { return StreamEntry{Id(n), {{"__data__", Envelope(n)}}, false}; }
 
-RedisReply EntryReply(int n) {
-  return RedisReply::Array({RedisReply::String(Id(n)),
-                            RedisReply::Array({RedisReply::String("__data__"),
-                                               RedisReply::String(Envelope(n))})});
+// An error reply of Redis as the typed operations report it.
+absl::Status RedisError(const std::string& text) {
+  return RedisErrorStatus(RedisReply::Error(text));
 }
 
 // Asserts that `d` carries entry `n` of kStream exactly as the producer wrote it.
@@ -106,305 +166,168 @@ std::vector<std::string> EntryIds(const std::vector<v1::Delivery>& ds) {
   return ids;
 }
 
-// The Redis side of one stream (kStream): its entries, its consumer groups'
-// read positions, entries XAUTOCLAIM finds idle, and canned replies for the
-// rest. Answers run on the loop thread; tests change it from theirs.
-class FakeRedisServer {
- public:
-  // Appends entries `first`..`last` (ids "<n>-0").
+// The fields of a dead letter or a retry entry, by name.
+std::map<std::string, std::string> ByName(const FieldList& fields) {
+  return std::map<std::string, std::string>(fields.begin(), fields.end());
+}
+
+// ------------------------------------------------------------ fake Redis
+
+// The Redis side of kStream that the FakeStreamOps answers from: the main
+// stream's entries (entry n has id "<n>-0"), its groups' read positions, the
+// entries idle past any lease per consumer, the handler's retry stream, the
+// due zset, the fields of {redrive}:paused and the scripts' outcomes. What
+// it does not model answers the fake's default (OK, nothing). Loop thread
+// only: tests change it through DispatcherTest::Redis.
+struct StreamModel {
+  std::vector<int> entries;
+  std::map<std::string, size_t> groups;             // group → index of its next entry
+  std::map<std::string, std::vector<int>> pending;  // consumer → entries idle past any lease
+  std::optional<std::vector<StreamEntry>> retry;    // unread retry entries (the group exists)
+  std::multimap<int64_t, std::string> due;          // due time (ms) → member
+  std::set<std::string> paused;
+  absl::Status create_error;  // what XGROUP CREATE answers (a group that exists is OK)
+  DeadLetterResult dead_letter{DeadLetterResult::Kind::kDeadLettered, "900-0", 0};
+  TrimRetryResult trim;
+
   void Append(int first, int last) {
-    absl::MutexLock lock(&mu_);
-    for (int n = first; n <= last; ++n) entries_.push_back(n);
+    for (int n = first; n <= last; ++n) entries.push_back(n);
   }
-  // An existing group whose next entry is the `next`-th (0-based).
-  void AddGroup(const std::string& group, size_t next) {
-    absl::MutexLock lock(&mu_);
-    groups_[group] = next;
-  }
-  // FLUSHALL: the stream and its groups are gone.
-  void FlushAll() {
-    absl::MutexLock lock(&mu_);
-    entries_.clear();
-    groups_.clear();
-  }
-  void MakeWrongType() {
-    absl::MutexLock lock(&mu_);
-    wrong_type_ = true;
-  }
-  // {redrive}:paused as another daemon's Admin service left it.
-  void SetPausedInRedis(const std::string& field, bool paused) {
-    absl::MutexLock lock(&mu_);
-    if (paused) {
-      paused_.insert(field);
-    } else {
-      paused_.erase(field);
-    }
-  }
-  // XGROUP CREATE answers this error from now on.
-  void FailGroupCreate(std::string error) {
-    absl::MutexLock lock(&mu_);
-    create_error_ = std::move(error);
-  }
-  // The next XAUTOCLAIM returns entry `n`; XPENDING then reports
-  // `delivery_count` for it.
-  void AddClaimable(int n, int64_t delivery_count) {
-    absl::MutexLock lock(&mu_);
-    claimable_.push_back(n);
-    delivery_counts_[Id(n)] = delivery_count;
+  bool Has(const std::string& stream, const std::string& id) const {
+    return stream == kStream && std::count(entries.begin(), entries.end(), Seq(id)) > 0;
   }
 
-  // Entries in the handler's retry stream (whose group then exists).
-  void AddRetryEntries(std::vector<StreamEntry> entries) {
-    absl::MutexLock lock(&mu_);
-    retry_group_ = true;
-    for (StreamEntry& e : entries) retry_entries_.push_back(std::move(e));
+  void Program(FakeStreamOps& ops) {
+    using testing::HashPairs;
+    ops.Answer<HashHasCall>([this](const HashHasCall& c) { return paused.count(c.field) > 0; });
+    ops.Answer<HashFieldsCall>([this](const HashFieldsCall&) {
+      HashPairs out;
+      for (const std::string& f : paused) out.emplace_back(f, "1");
+      return out;
+    });
+    ops.Answer<CreateGroupCall>([this](const CreateGroupCall& c) {
+      if (create_error.ok() && groups.count(c.group) == 0) {  // after start_id ("$": the end)
+        const int start = c.start_id == "$" ? INT_MAX : Seq(c.start_id);
+        groups[c.group] = static_cast<size_t>(
+            std::upper_bound(entries.begin(), entries.end(), start) - entries.begin());
+      }
+      return create_error;
+    });
+    ops.Answer<ReadGroupCall>([this](const ReadGroupCall& c) -> Or<std::vector<StreamEntry>> {
+      std::vector<StreamEntry> out;
+      const absl::Status no_group = RedisError("NOGROUP No such key or consumer group");
+      if (c.g.stream == kRetryStream) {
+        if (!retry.has_value()) return no_group;
+        while (out.size() < c.count && !retry->empty()) {
+          out.push_back(retry->front());
+          retry->erase(retry->begin());
+        }
+        return out;
+      }
+      auto group = groups.find(c.g.group);
+      if (group == groups.end()) return no_group;
+      while (out.size() < c.count && group->second < entries.size()) {
+        out.push_back(MainEntry(entries[group->second++]));
+      }
+      return out;
+    });
+    ops.Answer<ClaimCall>([this](const ClaimCall& c) {  // the entries that still exist
+      std::vector<StreamEntry> out;
+      for (const std::string& id : c.ids) {
+        if (Has(c.g.stream, id)) out.push_back(MainEntry(Seq(id)));
+      }
+      return out;
+    });
+    ops.Answer<ReadEntryCall>([this](const ReadEntryCall& c) -> Or<std::optional<StreamEntry>> {
+      if (!Has(c.stream, c.id)) return std::optional<StreamEntry>();
+      return std::make_optional(MainEntry(Seq(c.id)));
+    });
+    ops.Answer<PendingConsumersCall>([this](const PendingConsumersCall& c) {
+      std::vector<std::string> out;
+      for (const auto& [consumer, ids] : pending) {
+        if (c.stream == kStream && !ids.empty()) out.push_back(consumer);
+      }
+      return out;
+    });
+    ops.Answer<IdlePendingCall>([this](const IdlePendingCall& c) {
+      std::vector<std::string> out;
+      for (int n : pending[c.g.consumer]) out.push_back(Id(n));
+      return out;
+    });
+    ops.Answer<EarliestDueCall>([this](const EarliestDueCall&) -> Or<std::optional<DueEntry>> {
+      if (due.empty()) return std::optional<DueEntry>();
+      return std::make_optional(DueEntry{due.begin()->second, due.begin()->first});
+    });
+    ops.Answer<DueBatchCall>([this](const DueBatchCall& c) {
+      std::vector<DueEntry> out;
+      for (auto it = due.begin(); it != due.end() && out.size() < c.limit; ++it) {
+        out.push_back(DueEntry{it->second, it->first});
+      }
+      return out;
+    });
+    // Due at kT0 (Redis's clock here) + the delay.
+    ops.Answer<ScheduleRetryCall>([](const ScheduleRetryCall& c) {
+      return ScheduleRetryResult{ScheduleRetryResult::Kind::kScheduled, kT0 + c.op.delay};
+    });
+    ops.Answer<MoveDueCall>([](const MoveDueCall&) {
+      return MoveDueResult{MoveDueResult::Kind::kMoved, "800-0"};
+    });
+    ops.Answer<DeadLetterCall>([this](const DeadLetterCall& c) {
+      // Dead-lettered: the script acked the entry, so no sweep sees it any more.
+      if (dead_letter.kind == DeadLetterResult::Kind::kDeadLettered) {
+        for (auto& [consumer, ids] : pending) {
+          ids.erase(std::remove(ids.begin(), ids.end(), Seq(c.op.id)), ids.end());
+        }
+      }
+      return dead_letter;
+    });
+    ops.Answer<TrimRetryCall>([this](const TrimRetryCall&) { return trim; });
   }
-  // The dead-letter script's answer: 1 = moved, -2 = held by the cap.
-  void SetDeadLetterResult(int64_t result) {
-    absl::MutexLock lock(&mu_);
-    dead_letter_result_ = result;
+};
+
+// The notifier's side: LastId answers "0-0" (it only feeds the notifier's
+// XREAD), later through the loop, and while `hold` only on Release();
+// WaitForEntries never returns: activity is reported by the tests calling
+// OnStreamActivity. Unblock answers true. Loop thread only.
+class FakeStreamWatchOps final : public StreamWatchOps {
+ public:
+  explicit FakeStreamWatchOps(EventLoop& loop) : loop_(loop) {}
+  ~FakeStreamWatchOps() override { *alive_ = false; }
+
+  void LastId(const std::string& stream, OpCallback<std::string> done) override {
+    last_id_streams.push_back(stream);
+    held.push_back([done = std::move(done)] { done(std::string("0-0")); });
+    if (!hold) Release();
   }
-  // The trim script's answer: entries removed, and whether the retention
-  // capped MINID.
-  void SetTrimResult(int64_t removed, int64_t capped) {
-    absl::MutexLock lock(&mu_);
-    trim_removed_ = removed;
-    trim_capped_ = capped;
+  void WaitForEntries(const std::vector<StreamCursor>&, absl::Duration,
+                      OpCallback<std::vector<StreamCursor>>) override {}
+  void Unblock(int64_t, OpCallback<bool> done) override {
+    Post([done] { done(true); });
   }
-  // The schedule script's answer (1 = scheduled, 0 = no longer ours).
-  void SetScheduleResult(int64_t result) {
-    absl::MutexLock lock(&mu_);
-    schedule_result_ = result;
-  }
-  // A member of the due zset, returned by ZRANGE.
-  void AddDue(std::string member, int64_t score) {
-    absl::MutexLock lock(&mu_);
-    due_.emplace_back(std::move(member), score);
-  }
-  // Entries pending in the main group under `consumer`, idle past any lease.
-  void AddPending(const std::string& consumer, std::vector<int> ids) {
-    absl::MutexLock lock(&mu_);
-    pending_by_consumer_[consumer] = std::move(ids);
+  bool blocking_connected() const override { return true; }
+  // Posts the parked answers, oldest first; how many.
+  size_t Release() {
+    hold = false;
+    for (auto& answer : held) Post(std::move(answer));
+    return std::exchange(held, {}).size();
   }
 
-  absl::StatusOr<RedisReply> Answer(const Command& c) {
-    absl::MutexLock lock(&mu_);
-    const std::string& kind = c.front();
-    if (kind == "XGROUP" && c.size() == 6 && c[1] == "CREATE") return GroupCreate(c);
-    if (kind == "HEXISTS" && c[1] == kPausedHandlersKey) {
-      return RedisReply::Integer(paused_.contains(c[2]) ? 1 : 0);
-    }
-    if (kind == "HGETALL" && c[1] == kPausedHandlersKey) {
-      std::vector<RedisReply> out;
-      for (const std::string& f : paused_) {
-        out.push_back(RedisReply::String(f));
-        out.push_back(RedisReply::String("1"));
-      }
-      return RedisReply::Array(std::move(out));
-    }
-    if (kind == "XREADGROUP") return ReadGroup(c);
-    if (kind == "XREVRANGE") {
-      if (entries_.empty()) return RedisReply::Array({});
-      return RedisReply::Array({EntryReply(entries_.back())});
-    }
-    if (kind == "XACK") return RedisReply::Integer(static_cast<int64_t>(c.size()) - 3);
-    if (kind == "XCLAIM") {
-      // XCLAIM <stream> <group> <consumer> <min-idle> <id>... [IDLE ms] [JUSTID]:
-      // with JUSTID the ids, else the entries that still exist (Redis 7
-      // leaves deleted ones out).
-      std::vector<std::string> ids;
-      bool just_id = false;
-      for (size_t i = 5; i < c.size(); ++i) {
-        if (c[i] == "IDLE") {
-          ++i;
-        } else if (c[i] == "JUSTID") {
-          just_id = true;
-        } else {
-          ids.push_back(c[i]);
-        }
-      }
-      std::vector<RedisReply> out;
-      for (const std::string& id : ids) {
-        if (just_id) {
-          out.push_back(RedisReply::String(id));
-        } else if (std::find(entries_.begin(), entries_.end(), Seq(id)) != entries_.end()) {
-          out.push_back(EntryReply(Seq(id)));
-        }
-      }
-      return RedisReply::Array(std::move(out));
-    }
-    if (kind == "XAUTOCLAIM") {
-      std::vector<RedisReply> claimed;
-      for (int n : claimable_) claimed.push_back(EntryReply(n));
-      claimable_.clear();
-      return RedisReply::Array({RedisReply::String("0-0"), RedisReply::Array(std::move(claimed)),
-                                RedisReply::Array({})});
-    }
-    // The extended form for one id: XPENDING key group id id 1.
-    if (kind == "XPENDING" && c.size() == 6) {
-      std::vector<RedisReply> rows;
-      for (const auto& [id, count] : delivery_counts_) {
-        if (Seq(id) < Seq(c[3]) || Seq(id) > Seq(c[4])) continue;
-        rows.push_back(RedisReply::Array({RedisReply::String(id), RedisReply::String(kConsumer),
-                                          RedisReply::Integer(1000),
-                                          RedisReply::Integer(count)}));
-      }
-      return RedisReply::Array(std::move(rows));
-    }
-    if (kind == "EVALSHA") {
-      if (c[1] == ScheduleRetryScript().sha1) {
-        // The due time on "Redis's clock" (kT0 here) + the delay; 0 = not ours.
-        int64_t delay = 0;
-        EXPECT_TRUE(absl::SimpleAtoi(c[9], &delay));
-        return RedisReply::Integer(schedule_result_ == 0 ? 0 : absl::ToUnixMillis(kT0) + delay);
-      }
-      if (c[1] == DeadLetterScript().sha1) {
-        if (dead_letter_result_ != 1) return RedisReply::Integer(dead_letter_result_);
-        // Dead-lettered: the script acked the entry, so no sweep sees it any more.
-        for (auto& [consumer, ids] : pending_by_consumer_) {
-          ids.erase(std::remove(ids.begin(), ids.end(), Seq(c[6])), ids.end());
-        }
-        return RedisReply::Array({RedisReply::String("900-0"), RedisReply::Integer(0)});
-      }
-      if (c[1] == MoveDueScript().sha1) return RedisReply::String("800-0");
-      if (c[1] == TrimRetryScript().sha1) {
-        return RedisReply::Array({RedisReply::Integer(trim_removed_),
-                                  RedisReply::String("9-1"), RedisReply::Integer(trim_capped_)});
-      }
-      return RedisReply::Integer(0);
-    }
-    if (kind == "XRANGE" && c.size() == 4 && c[1] == kStream && c[2] == c[3]) {
-      if (std::find(entries_.begin(), entries_.end(), Seq(c[2])) == entries_.end()) {
-        return RedisReply::Array({});
-      }
-      return RedisReply::Array({EntryReply(Seq(c[2]))});
-    }
-    // ZRANGE <due> -inf +inf BYSCORE LIMIT 0 n WITHSCORES
-    // or the probe: ZRANGE <due> 0 0 WITHSCORES (the earliest member).
-    if (kind == "ZRANGE") {
-      std::vector<std::pair<std::string, int64_t>> sorted = due_;
-      std::sort(sorted.begin(), sorted.end(),
-                [](const auto& a, const auto& b) { return a.second < b.second; });
-      if (c[2] == "0" && c[3] == "0" && sorted.size() > 1) sorted.resize(1);
-      std::vector<RedisReply> out;
-      for (const auto& [member, score] : sorted) {
-        out.push_back(RedisReply::String(member));
-        out.push_back(RedisReply::String(absl::StrCat(score)));
-      }
-      return RedisReply::Array(std::move(out));
-    }
-    // The summary form: XPENDING key group.
-    if (kind == "XPENDING" && c.size() == 3 && c[1] == kStream && c[2] == kHandler) {
-      if (pending_by_consumer_.empty()) {
-        return RedisReply::Array({RedisReply::Integer(0), RedisReply::Nil(), RedisReply::Nil(),
-                                  RedisReply::Nil()});
-      }
-      std::vector<RedisReply> consumers;
-      int64_t total = 0;
-      for (const auto& [consumer, ids] : pending_by_consumer_) {
-        consumers.push_back(RedisReply::Array(
-            {RedisReply::String(consumer), RedisReply::String(absl::StrCat(ids.size()))}));
-        total += static_cast<int64_t>(ids.size());
-      }
-      return RedisReply::Array({RedisReply::Integer(total), RedisReply::String("0-1"),
-                                RedisReply::String("9-9"), RedisReply::Array(std::move(consumers))});
-    }
-    if (kind == "XPENDING" && c.size() == 3) {
-      return RedisReply::Error("NOGROUP No such key or consumer group");
-    }
-      // XPENDING key group IDLE ms - + count consumer
-    if (kind == "XPENDING" && c.size() == 9 && c[3] == "IDLE") {
-      std::vector<RedisReply> rows;
-      auto it = pending_by_consumer_.find(c[8]);
-      if (it != pending_by_consumer_.end()) {
-        for (int n : it->second) {
-          rows.push_back(RedisReply::Array({RedisReply::String(Id(n)), RedisReply::String(c[8]),
-                                            RedisReply::Integer(99999), RedisReply::Integer(1)}));
-        }
-      }
-      return RedisReply::Array(std::move(rows));
-    }
-    if (kind == "XINFO") return RedisReply::Array({});
-    if (kind == "CLIENT") return RedisReply::Integer(1);
-    if (kind == "PING") return RedisReply::Status("PONG");
-    return RedisReply::Error(absl::StrCat("ERR fake server: unexpected ", kind));
-  }
+  std::vector<std::string> last_id_streams;  // in call order
+  bool hold = false;
+  std::vector<std::function<void()>> held;
+  size_t in_transit = 0;
 
  private:
-  RedisReply GroupCreate(const Command& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (wrong_type_) {
-      return RedisReply::Error("WRONGTYPE Operation against a key holding the wrong kind of value");
-    }
-    if (!create_error_.empty()) return RedisReply::Error(create_error_);
-    if (groups_.contains(c[3])) return RedisReply::Error("BUSYGROUP Consumer Group name already exists");
-    const std::string& start = c[4];
-    size_t next = 0;
-    if (start == "$") {
-      next = entries_.size();
-    } else {
-      while (next < entries_.size() && entries_[next] <= Seq(start)) ++next;
-    }
-    groups_[c[3]] = next;
-    return RedisReply::Status("OK");
+  void Post(std::function<void()> answer) {
+    ++in_transit;
+    loop_.Post([this, alive = alive_, answer = std::move(answer)] {
+      if (*alive) --in_transit;
+      answer();
+    });
   }
 
-  RedisReply ReadGroup(const Command& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (wrong_type_) {
-      return RedisReply::Error("WRONGTYPE Operation against a key holding the wrong kind of value");
-    }
-    if (c[2] == "billing-retry") {
-      if (!retry_group_) return RedisReply::Error("NOGROUP No such key or consumer group");
-      size_t count = 0;
-      EXPECT_TRUE(absl::SimpleAtoi(c[5], &count));
-      std::vector<RedisReply> out;
-      while (out.size() < count && !retry_entries_.empty()) {
-        std::vector<RedisReply> fields;
-        for (const auto& [name, value] : retry_entries_.front().fields) {
-          fields.push_back(RedisReply::String(name));
-          fields.push_back(RedisReply::String(value));
-        }
-        out.push_back(RedisReply::Array({RedisReply::String(retry_entries_.front().id),
-                                         RedisReply::Array(std::move(fields))}));
-        retry_entries_.erase(retry_entries_.begin());
-      }
-      if (out.empty()) return RedisReply::Nil();
-      return RedisReply::Array({RedisReply::Array(
-          {RedisReply::String(c[c.size() - 2]), RedisReply::Array(std::move(out))})});
-    }
-    // XREADGROUP GROUP <group> <consumer> COUNT <n> [NOACK] STREAMS <stream> >
-    auto group = groups_.find(c[2]);
-    if (group == groups_.end()) {
-      return RedisReply::Error(absl::StrCat("NOGROUP No such key '", c[c.size() - 2],
-                                            "' or consumer group '", c[2],
-                                            "' in XREADGROUP with GROUP option"));
-    }
-    size_t count = 0;
-    EXPECT_TRUE(absl::SimpleAtoi(c[5], &count));
-    std::vector<RedisReply> out;
-    while (out.size() < count && group->second < entries_.size()) {
-      out.push_back(EntryReply(entries_[group->second++]));
-    }
-    if (out.empty()) return RedisReply::Nil();
-    return RedisReply::Array({RedisReply::Array(
-        {RedisReply::String(c[c.size() - 2]), RedisReply::Array(std::move(out))})});
-  }
-
-  absl::Mutex mu_;
-  std::vector<int> entries_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, size_t> groups_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_set<std::string> paused_ ABSL_GUARDED_BY(mu_);
-  bool wrong_type_ ABSL_GUARDED_BY(mu_) = false;
-  std::string create_error_ ABSL_GUARDED_BY(mu_);
-  std::vector<int> claimable_ ABSL_GUARDED_BY(mu_);
-  int64_t schedule_result_ ABSL_GUARDED_BY(mu_) = 1;
-  int64_t trim_removed_ ABSL_GUARDED_BY(mu_) = 0;
-  int64_t trim_capped_ ABSL_GUARDED_BY(mu_) = 0;
-  int64_t dead_letter_result_ ABSL_GUARDED_BY(mu_) = 1;
-  bool retry_group_ ABSL_GUARDED_BY(mu_) = false;
-  std::vector<StreamEntry> retry_entries_ ABSL_GUARDED_BY(mu_);
-  std::vector<std::pair<std::string, int64_t>> due_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, std::vector<int>> pending_by_consumer_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, int64_t> delivery_counts_ ABSL_GUARDED_BY(mu_);
+  EventLoop& loop_;
+  const std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 // The dispatcher's clock. Counts reads so a test can wait for the next tick.
@@ -483,8 +406,6 @@ class DispatcherTest : public ::testing::Test {
       ops_.reset();
       notifier_.reset();
       watch_ops_.reset();
-      blocking_.reset();
-      commands_.reset();
     });
   }
 
@@ -504,27 +425,29 @@ class DispatcherTest : public ::testing::Test {
 
   void Start(DispatcherOptions options) {
     loop_.RunSync([this, &options] {
-      commands_ = std::make_unique<FakeAsyncCommander>(loop_);
-      commands_->set_responder([this](const Command& c) { return redis_.Answer(c); });
-      // The notifier's blocking XREAD never returns: activity is reported by
-      // the tests calling OnStreamActivity.
-      blocking_ = std::make_unique<FakeAsyncCommander>(loop_);
-      blocking_->set_responder([](const Command&) { return RedisReply::Nil(); });
-      blocking_->Hold("XREAD");
-      watch_ops_ = std::make_unique<RedisStreamWatchOps>(*blocking_, *commands_);
-      notifier_ = std::make_unique<StreamNotifier>(
-          *watch_ops_, [this](const std::string& stream) {
-            if (dispatcher_ != nullptr) dispatcher_->OnStreamActivity(stream);
-          });
-      ops_ = std::make_unique<RedisStreamOps>(*commands_);
+      ops_ = std::make_unique<FakeStreamOps>(loop_);
+      redis_.Program(*ops_);
+      watch_ops_ = std::make_unique<FakeStreamWatchOps>(loop_);
+      notifier_ = std::make_unique<StreamNotifier>(*watch_ops_, [this](const std::string& stream) {
+        if (dispatcher_ != nullptr) dispatcher_->OnStreamActivity(stream);
+      });
       dispatcher_ = std::make_unique<Dispatcher>(loop_, *ops_, *notifier_, std::move(options));
       notifier_->OnBlockingConnected(kBlockingClientId);
     });
   }
   void Start() { Start(Options()); }
 
+  // Changes the model of Redis on the loop thread, where it answers.
+  void Redis(const std::function<void(StreamModel&)>& change) {
+    loop_.RunSync([&] { change(redis_); });
+  }
+  // Appends entries `first`..`last` (ids "<n>-0") to kStream.
+  void Append(int first, int last) {
+    Redis([=](StreamModel& r) { r.Append(first, last); });
+  }
+
   // Runs `fn` on the loop thread with the dispatcher, then waits until no
-  // reply is in transit.
+  // answer is in transit.
   void OnLoop(const std::function<void(Dispatcher&)>& fn) {
     loop_.RunSync([&] { fn(*dispatcher_); });
     Settle();
@@ -533,10 +456,10 @@ class DispatcherTest : public ::testing::Test {
   void Settle() {
     for (int i = 0; i < 10000; ++i) {
       bool idle = false;
-      loop_.RunSync([&] { idle = commands_->in_transit() == 0 && blocking_->in_transit() == 0; });
+      loop_.RunSync([&] { idle = ops_->in_transit() == 0 && watch_ops_->in_transit == 0; });
       if (idle) return;
     }
-    ADD_FAILURE() << "replies kept coming: the dispatcher never went idle";
+    ADD_FAILURE() << "answers kept coming: the dispatcher never went idle";
   }
 
   static SubscriptionSpec Spec(const v1::Register& reg) {
@@ -596,7 +519,7 @@ class DispatcherTest : public ::testing::Test {
   }
 
   // Sets the clock to `t` and waits until a tick has run entirely at `t`
-  // (and the replies it caused arrived). Only for FastTickOptions.
+  // (and the answers it caused arrived). Only for FastTickOptions.
   void AwaitTickAt(absl::Time t) {
     clock_.Set(t);
     // Whatever ran before this point saw the old time; the next read of the
@@ -607,76 +530,98 @@ class DispatcherTest : public ::testing::Test {
     Settle();
   }
 
-  // Commands the dispatcher sent other than the notifier's own.
-  // (XREADGROUP: reads of the main stream only; RetryReads() has the rest.)
-  std::vector<Command> Sent(absl::string_view kind) {
-    std::vector<Command> all = commands_->commands(kind);
-    if (kind != "XREADGROUP") return all;
-    std::vector<Command> main;
-    for (Command& c : all) {
-      if (c[2] == kHandler) main.push_back(std::move(c));
+  // The calls of one operation so far, oldest first.
+  template <typename R>
+  std::vector<R> Calls() {
+    std::vector<R> calls;
+    loop_.RunSync([&] { calls = ops_->calls<R>(); });
+    return calls;
+  }
+  template <typename R>
+  bool WaitForCalls(size_t n) {
+    return ::redrive::testing::WaitFor([&] { return Calls<R>().size() >= n; }, kWait);
+  }
+  // The operations called so far, in call order, as Op<R>() names them:
+  // all, or only those of the listed records.
+  template <typename... R>
+  std::vector<std::string> Order() {
+    const std::set<std::string> only = {Op<R>()...};
+    std::vector<std::string> order;
+    loop_.RunSync([&] {
+      for (const std::string& op : ops_->order()) {
+        if (only.empty() || only.count(op) > 0) order.push_back(op);
+      }
+    });
+    return order;
+  }
+  // Parks the answers of one operation; Release posts them (how many).
+  template <typename R>
+  void Hold() {
+    loop_.RunSync([this] { ops_->Hold<R>(); });
+  }
+  template <typename R>
+  size_t Held() {
+    size_t n = 0;
+    loop_.RunSync([&] { n = ops_->held<R>(); });
+    return n;
+  }
+  template <typename R>
+  size_t Release() {
+    size_t n = 0;
+    loop_.RunSync([&] { n = ops_->Release<R>(); });
+    return n;
+  }
+  template <typename R>
+  static std::string Op() {
+    return typeid(R).name();
+  }
+  // The streams whose newest id the notifier asked for (to watch them).
+  std::vector<std::string> LastIdStreams() {
+    std::vector<std::string> streams;
+    loop_.RunSync([&] { streams = watch_ops_->last_id_streams; });
+    return streams;
+  }
+
+  // Reads of the main stream (RetryReads() has the rest).
+  std::vector<ReadGroupCall> MainReads() {
+    std::vector<ReadGroupCall> main;
+    for (ReadGroupCall& c : Calls<ReadGroupCall>()) {
+      if (c.g.stream == kStream) main.push_back(std::move(c));
     }
     return main;
   }
-  std::vector<Command> RetryReads() {
-    std::vector<Command> retry;
-    for (Command& c : commands_->commands("XREADGROUP")) {
-      if (c[2] != kHandler) retry.push_back(std::move(c));
+  std::vector<ReadGroupCall> RetryReads() {
+    std::vector<ReadGroupCall> retry;
+    for (ReadGroupCall& c : Calls<ReadGroupCall>()) {
+      if (c.g.stream != kStream) retry.push_back(std::move(c));
     }
     return retry;
   }
-  size_t Reads() { return Sent("XREADGROUP").size(); }
-  // The EVALSHA calls of `script`.
-  std::vector<Command> ScriptCalls(const LuaScript& script) {
-    std::vector<Command> out;
-    for (Command& c : commands_->commands("EVALSHA")) {
-      if (c[1] == script.sha1) out.push_back(std::move(c));
-    }
-    return out;
-  }
+  size_t Reads() { return MainReads().size(); }
   // The entry ids the schedule script was called for with `outcome`.
   std::vector<std::string> ScheduledIds(absl::string_view outcome) {
     std::vector<std::string> ids;
-    for (const Command& c : ScriptCalls(ScheduleRetryScript())) {
-      absl::StatusOr<DueMember> m = DecodeDueMember(c[10]);
+    for (const ScheduleRetryCall& c : Calls<ScheduleRetryCall>()) {
+      absl::StatusOr<DueMember> m = DecodeDueMember(c.op.member);
       EXPECT_TRUE(m.ok());
       if (m.ok() && m->failure.outcome == outcome) ids.push_back(m->entry_id);
     }
     return ids;
   }
-  // The field → value map of a dead-letter or move script call's fields.
-  static std::map<std::string, std::string> ScriptFields(const Command& c, size_t first) {
-    std::map<std::string, std::string> out;
-    for (size_t i = first; i + 1 < c.size(); i += 2) out[c[i]] = c[i + 1];
-    return out;
+
+  static ReadGroupCall ReadOf(uint32_t count, bool no_ack = false) {
+    return ReadGroupCall{GroupRef{kStream, kHandler, kConsumer}, count, no_ack};
+  }
+  static AckCall AckOf(std::vector<std::string> ids) {
+    return AckCall{kStream, kHandler, std::move(ids)};
   }
 
-  static Command ReadCommand(uint32_t count, bool noack = false) {
-    Command c = {"XREADGROUP", "GROUP", kHandler, kConsumer, "COUNT", absl::StrCat(count)};
-    if (noack) c.push_back("NOACK");
-    c.insert(c.end(), {"STREAMS", kStream, ">"});
-    return c;
-  }
-  // XCLAIM without JUSTID: fetches entries this daemon holds for redelivery.
-  static Command FetchCommand(const std::vector<std::string>& ids) {
-    Command c = {"XCLAIM", kStream, kHandler, kConsumer, "0"};
-    c.insert(c.end(), ids.begin(), ids.end());
-    return c;
-  }
-  static Command AckCommand(const std::vector<std::string>& ids) {
-    Command c = {"XACK", kStream, kHandler};
-    c.insert(c.end(), ids.begin(), ids.end());
-    return c;
-  }
-
-  FakeRedisServer redis_;
+  StreamModel redis_;  // loop thread only
   TestClock clock_;
   EventLoop loop_;
   // Loop thread only (created and destroyed there).
-  std::unique_ptr<FakeAsyncCommander> commands_;
-  std::unique_ptr<FakeAsyncCommander> blocking_;
-  std::unique_ptr<RedisStreamOps> ops_;
-  std::unique_ptr<RedisStreamWatchOps> watch_ops_;
+  std::unique_ptr<FakeStreamOps> ops_;
+  std::unique_ptr<FakeStreamWatchOps> watch_ops_;
   std::unique_ptr<StreamNotifier> notifier_;
   std::unique_ptr<Dispatcher> dispatcher_;
 };
@@ -687,17 +632,13 @@ TEST_F(DispatcherTest, RegistrationCreatesGroupAtNewEntriesAndSendsRegisteredOnc
   Start();
   auto sink = Register(1, Reg());
 
-  EXPECT_THAT(Sent("XGROUP"),
-              ElementsAre(Command{"XGROUP", "CREATE", kStream, kHandler, "$", "MKSTREAM"}));
+  EXPECT_THAT(Calls<CreateGroupCall>(), ElementsAre(CreateGroupCall{kStream, kHandler, "$"}));
   // Both of the handler's streams are watched; the retry group does not
   // exist before the first retry, so its one read finds NOGROUP and stops.
-  EXPECT_THAT(Sent("XREVRANGE"),
-              ElementsAre(Command{"XREVRANGE", kStream, "+", "-", "COUNT", "1"},
-                          Command{"XREVRANGE", "orders.billing.retry", "+", "-", "COUNT", "1"}));
-  EXPECT_THAT(Sent("XREADGROUP"), ElementsAre(ReadCommand(64)));
-  EXPECT_THAT(RetryReads(),
-              ElementsAre(Command{"XREADGROUP", "GROUP", "billing-retry", kConsumer, "COUNT", "64",
-                                  "STREAMS", "orders.billing.retry", ">"}));
+  EXPECT_THAT(LastIdStreams(), ElementsAre(kStream, kRetryStream));
+  EXPECT_THAT(MainReads(), ElementsAre(ReadOf(64)));
+  EXPECT_THAT(RetryReads(), ElementsAre(ReadGroupCall{
+                                GroupRef{kRetryStream, kRetryGroup, kConsumer}, 64, false}));
   EXPECT_EQ(Stats().groups_recreated, 0u);
   const std::vector<v1::SubscribeResponse> responses = sink->responses();
   ASSERT_EQ(responses.size(), 1u);
@@ -721,13 +662,12 @@ TEST_F(DispatcherTest, RegistrationCreatesGroupAtNewEntriesAndSendsRegisteredOnc
 }
 
 TEST_F(DispatcherTest, StartBacklogCreatesGroupAtZeroAndDeliversHistory) {
-  redis_.Append(1, 2);
+  Append(1, 2);
   Start();
   v1::Register reg = BacklogReg();
   auto sink = Register(1, reg);
 
-  EXPECT_THAT(Sent("XGROUP"),
-              ElementsAre(Command{"XGROUP", "CREATE", kStream, kHandler, "0", "MKSTREAM"}));
+  EXPECT_THAT(Calls<CreateGroupCall>(), ElementsAre(CreateGroupCall{kStream, kHandler, "0"}));
   ASSERT_EQ(sink->registered().size(), 1u);
   const std::vector<v1::Delivery> ds = sink->deliveries();
   ASSERT_EQ(ds.size(), 2u);
@@ -739,15 +679,14 @@ TEST_F(DispatcherTest, StartBacklogCreatesGroupAtZeroAndDeliversHistory) {
 }
 
 TEST_F(DispatcherTest, StartAtIdCreatesGroupAtThatId) {
-  redis_.Append(1, 3);
+  Append(1, 3);
   Start();
   v1::Register reg = Reg();
   reg.mutable_start()->set_kind(v1::StartPosition::START_AT_ID);
   reg.mutable_start()->set_entry_id("2-0");
   auto sink = Register(1, reg);
 
-  EXPECT_THAT(Sent("XGROUP"),
-              ElementsAre(Command{"XGROUP", "CREATE", kStream, kHandler, "2-0", "MKSTREAM"}));
+  EXPECT_THAT(Calls<CreateGroupCall>(), ElementsAre(CreateGroupCall{kStream, kHandler, "2-0"}));
   ASSERT_EQ(sink->registered().size(), 1u);
   const std::vector<v1::Delivery> ds = sink->deliveries();
   ASSERT_EQ(ds.size(), 1u);
@@ -755,8 +694,9 @@ TEST_F(DispatcherTest, StartAtIdCreatesGroupAtThatId) {
 }
 
 TEST_F(DispatcherTest, ExistingGroupKeepsItsPosition) {
-  redis_.Append(1, 3);
-  redis_.AddGroup(kHandler, 2);  // BUSYGROUP: entries 1 and 2 were consumed
+  Append(1, 3);
+  // BUSYGROUP: entries 1 and 2 were consumed
+  Redis([](StreamModel& r) { r.groups[kHandler] = 2; });
   Start();
   v1::Register reg = BacklogReg();
   auto sink = Register(1, reg);
@@ -764,14 +704,17 @@ TEST_F(DispatcherTest, ExistingGroupKeepsItsPosition) {
   EXPECT_EQ(sink->finish_calls(), 0);
   ASSERT_EQ(sink->registered().size(), 1u);
   EXPECT_EQ(sink->registered()[0].names().group(), kHandler);
-  EXPECT_THAT(Sent("XREADGROUP"), ElementsAre(ReadCommand(64)));
+  EXPECT_THAT(MainReads(), ElementsAre(ReadOf(64)));
   const std::vector<v1::Delivery> ds = sink->deliveries();
   ASSERT_EQ(ds.size(), 1u);
   ExpectEntry(ds[0], 3, 1);
 }
 
 TEST_F(DispatcherTest, KeyThatIsNotAStreamFinishesWithFailedPrecondition) {
-  redis_.MakeWrongType();
+  Redis([](StreamModel& r) {
+    r.create_error =
+        RedisError("WRONGTYPE Operation against a key holding the wrong kind of value");
+  });
   Start();
   auto sink = Register(1, Reg());
 
@@ -781,9 +724,10 @@ TEST_F(DispatcherTest, KeyThatIsNotAStreamFinishesWithFailedPrecondition) {
   EXPECT_EQ(sink->finish_calls(), 1);
   EXPECT_THAT(sink->responses(), IsEmpty());  // no Registered
   // The pause flag is read first; nothing is recorded in the handler registry.
-  EXPECT_THAT(commands_->commands(),
-              ElementsAre(Command{"HEXISTS", "{redrive}:paused", "orders billing"},
-                          Command{"XGROUP", "CREATE", kStream, kHandler, "$", "MKSTREAM"}));
+  EXPECT_THAT(Order(), ElementsAre(Op<HashHasCall>(), Op<CreateGroupCall>()));
+  EXPECT_THAT(Calls<HashHasCall>(), ElementsAre(HashHasCall{"{redrive}:paused", "orders billing"}));
+  EXPECT_THAT(Calls<CreateGroupCall>(), ElementsAre(CreateGroupCall{kStream, kHandler, "$"}));
+  EXPECT_THAT(LastIdStreams(), IsEmpty());
   EXPECT_EQ(Handlers(), 0u);
   EXPECT_EQ(Watched(), 0u);
 }
@@ -793,7 +737,7 @@ TEST_F(DispatcherTest, SecondSessionOfReadyHandlerIsRegisteredWithoutNewGroupCre
   auto first = Register(1, Reg());
   auto second = Register(2, Reg());
 
-  EXPECT_EQ(commands_->count("XGROUP"), 1u);
+  EXPECT_EQ(Calls<CreateGroupCall>().size(), 1u);
   EXPECT_EQ(first->registered().size(), 1u);
   ASSERT_EQ(second->registered().size(), 1u);
   EXPECT_EQ(second->registered()[0].names().consumer(), kConsumer);
@@ -803,12 +747,12 @@ TEST_F(DispatcherTest, SecondSessionOfReadyHandlerIsRegisteredWithoutNewGroupCre
 // ------------------------------------------------------------ flow control
 
 TEST_F(DispatcherTest, ReadsNoMoreThanFreeSlots) {
-  redis_.Append(1, 10);
+  Append(1, 10);
   Start();
   v1::Register reg = BacklogReg(/*max_in_flight=*/3);
   auto sink = Register(1, reg);
 
-  EXPECT_THAT(Sent("XREADGROUP"), ElementsAre(ReadCommand(3)));
+  EXPECT_THAT(MainReads(), ElementsAre(ReadOf(3)));
   std::vector<v1::Delivery> ds = sink->deliveries();
   ASSERT_EQ(ds.size(), 3u);
   for (int i = 0; i < 3; ++i) ExpectEntry(ds[i], i + 1, 1);
@@ -820,7 +764,7 @@ TEST_F(DispatcherTest, ReadsNoMoreThanFreeSlots) {
   EXPECT_EQ(sink->deliveries().size(), 3u);
 
   Verbs(1, VerbsOf({Ack(ds[0].delivery_id())}));
-  EXPECT_THAT(Sent("XREADGROUP"), ElementsAre(ReadCommand(3), ReadCommand(1)));
+  EXPECT_THAT(MainReads(), ElementsAre(ReadOf(3), ReadOf(1)));
   ds = sink->deliveries();
   ASSERT_EQ(ds.size(), 4u);
   ExpectEntry(ds[3], 4, 1);
@@ -831,24 +775,23 @@ TEST_F(DispatcherTest, ReadsNoMoreThanFreeSlots) {
 // ------------------------------------------------------------ verbs
 
 TEST_F(DispatcherTest, AcksOfOneVerbsMessageBecomeOneXack) {
-  redis_.Append(1, 3);
+  Append(1, 3);
   Start();
   v1::Register reg = BacklogReg();
   auto sink = Register(1, reg);
   const std::vector<v1::Delivery> ds = sink->deliveries();
   ASSERT_EQ(ds.size(), 3u);
 
-  Verbs(1, VerbsOf({Ack(ds[0].delivery_id()), Ack(ds[1].delivery_id()),
-                    Ack(ds[2].delivery_id())}));
-  ASSERT_TRUE(commands_->WaitForCount("XACK", 1, kWait));
-  EXPECT_THAT(Sent("XACK"), ElementsAre(AckCommand({Id(1), Id(2), Id(3)})));
+  Verbs(1, VerbsOf({Ack(ds[0].delivery_id()), Ack(ds[1].delivery_id()), Ack(ds[2].delivery_id())}));
+  ASSERT_TRUE(WaitForCalls<AckCall>(1));
+  EXPECT_THAT(Calls<AckCall>(), ElementsAre(AckOf({Id(1), Id(2), Id(3)})));
   EXPECT_THAT(sink->notices(), IsEmpty());
   EXPECT_EQ(InFlight(1), 0u);
   EXPECT_EQ(Stats().acks, 3u);
 }
 
 TEST_F(DispatcherTest, RepeatedAckIsSilentAndAcknowledgedOnce) {
-  redis_.Append(1, 3);
+  Append(1, 3);
   Start();
   v1::Register reg = BacklogReg();
   auto sink = Register(1, reg);
@@ -856,20 +799,20 @@ TEST_F(DispatcherTest, RepeatedAckIsSilentAndAcknowledgedOnce) {
   ASSERT_EQ(ds.size(), 3u);
 
   Verbs(1, VerbsOf({Ack(ds[0].delivery_id())}));
-  ASSERT_TRUE(commands_->WaitForCount("XACK", 1, kWait));
+  ASSERT_TRUE(WaitForCalls<AckCall>(1));
   // The repeat travels with a fresh ACK: if it queued anything, the next
   // XACK (which flushes everything queued) would name entry 1 again.
   Verbs(1, VerbsOf({Ack(ds[0].delivery_id()), Ack(ds[1].delivery_id())}));
-  ASSERT_TRUE(commands_->WaitForCount("XACK", 2, kWait));
+  ASSERT_TRUE(WaitForCalls<AckCall>(2));
 
-  EXPECT_THAT(Sent("XACK"), ElementsAre(AckCommand({Id(1)}), AckCommand({Id(2)})));
+  EXPECT_THAT(Calls<AckCall>(), ElementsAre(AckOf({Id(1)}), AckOf({Id(2)})));
   EXPECT_THAT(sink->notices(), IsEmpty());
   EXPECT_EQ(Stats().acks, 2u);
   EXPECT_EQ(Stats().notices, 0u);
 }
 
 TEST_F(DispatcherTest, UnknownDeliveryGetsNotice) {
-  redis_.Append(1, 1);
+  Append(1, 1);
   Start();
   v1::Register reg = BacklogReg();
   auto sink = Register(1, reg);
@@ -887,7 +830,7 @@ TEST_F(DispatcherTest, UnknownDeliveryGetsNotice) {
 }
 
 TEST_F(DispatcherTest, NackAfterAckGetsAlreadySettled) {
-  redis_.Append(1, 1);
+  Append(1, 1);
   Start();
   v1::Register reg = BacklogReg();
   auto sink = Register(1, reg);
@@ -905,14 +848,14 @@ TEST_F(DispatcherTest, NackAfterAckGetsAlreadySettled) {
 }
 
 TEST_F(DispatcherTest, NackLeavesEntryPendingAndFreesTheSlot) {
-  redis_.Append(1, 2);
+  Append(1, 2);
   Start();
   v1::Register reg = BacklogReg(/*max_in_flight=*/1);
   auto sink = Register(1, reg);
   ASSERT_EQ(sink->deliveries().size(), 1u);
 
   Verbs(1, VerbsOf({Nack(sink->deliveries()[0].delivery_id())}));
-  EXPECT_THAT(Sent("XREADGROUP"), ElementsAre(ReadCommand(1), ReadCommand(1)));
+  EXPECT_THAT(MainReads(), ElementsAre(ReadOf(1), ReadOf(1)));
   const std::vector<v1::Delivery> ds = sink->deliveries();
   ASSERT_EQ(ds.size(), 2u);
   ExpectEntry(ds[1], 2, 1);
@@ -921,12 +864,12 @@ TEST_F(DispatcherTest, NackLeavesEntryPendingAndFreesTheSlot) {
   // Entry 1 stays pending: the next XACK (which flushes everything queued)
   // names entry 2 only.
   Verbs(1, VerbsOf({Ack(ds[1].delivery_id())}));
-  ASSERT_TRUE(commands_->WaitForCount("XACK", 1, kWait));
-  EXPECT_THAT(Sent("XACK"), ElementsAre(AckCommand({Id(2)})));
+  ASSERT_TRUE(WaitForCalls<AckCall>(1));
+  EXPECT_THAT(Calls<AckCall>(), ElementsAre(AckOf({Id(2)})));
 }
 
 TEST_F(DispatcherTest, TerminateDeadLettersTheEntryWithItsProvenance) {
-  redis_.Append(1, 1);
+  Append(1, 1);
   Start();
   v1::Register reg = BacklogReg();
   auto sink = Register(1, reg);
@@ -938,18 +881,20 @@ TEST_F(DispatcherTest, TerminateDeadLettersTheEntryWithItsProvenance) {
   terminate.mutable_terminate()->set_reason("cannot parse");
   terminate.mutable_terminate()->set_error_code("E_PARSE");
   Verbs(1, VerbsOf({terminate}));
-  ASSERT_TRUE(commands_->WaitForCount("EVALSHA", 1, kWait));
+  ASSERT_TRUE(WaitForCalls<DeadLetterCall>(1));
   Settle();
   // The entry is read again, then moved by one script that checks it is
   // still ours, adds the dead letter and acks the source (no XACK here).
-  EXPECT_THAT(Sent("XRANGE"), ElementsAre(Command{"XRANGE", kStream, Id(1), Id(1)}));
-  const std::vector<Command> calls = ScriptCalls(DeadLetterScript());
+  EXPECT_THAT(Calls<ReadEntryCall>(), ElementsAre(ReadEntryCall{kStream, Id(1)}));
+  const std::vector<DeadLetterCall> calls = Calls<DeadLetterCall>();
   ASSERT_EQ(calls.size(), 1u);
-  const Command& c = calls[0];
-  EXPECT_THAT(Command(c.begin() + 2, c.begin() + 10),
-              ElementsAre("2", kStream, "orders.billing.dlq", kHandler, Id(1), kConsumer, "0",
-                          "evict"));
-  std::map<std::string, std::string> f = ScriptFields(c, 10);
+  const DeadLetterOp& op = calls[0].op;
+  EXPECT_EQ(op.from, (GroupRef{kStream, kHandler, kConsumer}));
+  EXPECT_EQ(op.dlq_stream, "orders.billing.dlq");
+  EXPECT_EQ(op.id, Id(1));
+  EXPECT_EQ(op.max_len, 0u);
+  EXPECT_FALSE(op.hold_when_full);  // evict
+  std::map<std::string, std::string> f = ByName(op.fields);
   EXPECT_EQ(f["x-redrive-reason"], "terminated");
   EXPECT_EQ(f["x-redrive-channel"], kStream);
   EXPECT_EQ(f["x-redrive-handler"], kHandler);
@@ -971,11 +916,11 @@ TEST_F(DispatcherTest, TerminateDeadLettersTheEntryWithItsProvenance) {
             "{\"n\":1,\"_retry_count\":\"0\",\"_original_message_id\":\"1-0\",\"_dlq_source\":"
             "\"orders\",\"_dlq_handler\":\"billing\",\"_dlq_at\":\"2023-11-14T22:13:20.000+00:00\","
             "\"_dlq_reason\":\"terminated\",\"_dlq_retries\":\"0\"}");
-  EXPECT_THAT(data->headers, ElementsAre(std::pair<std::string, std::string>("content-type",
-                                                                             "application/json"),
-                                         std::pair<std::string, std::string>("x-seq", "1")));
-  EXPECT_THAT(Sent("XACK"), IsEmpty());
-  EXPECT_THAT(ScriptCalls(ScheduleRetryScript()), IsEmpty());
+  EXPECT_THAT(data->headers,
+              ElementsAre(std::pair<std::string, std::string>("content-type", "application/json"),
+                          std::pair<std::string, std::string>("x-seq", "1")));
+  EXPECT_THAT(Calls<AckCall>(), IsEmpty());
+  EXPECT_THAT(Calls<ScheduleRetryCall>(), IsEmpty());
   EXPECT_EQ(Stats().terminates, 1u);
   EXPECT_EQ(Stats().dead_letters, 1u);
   EXPECT_EQ(InFlight(1), 0u);
@@ -987,7 +932,7 @@ TEST_F(DispatcherTest, TerminateDeadLettersTheEntryWithItsProvenance) {
 }
 
 TEST_F(DispatcherTest, NackSchedulesTheRetryAfterTheBackoffOrTheNacksDelay) {
-  redis_.Append(1, 2);
+  Append(1, 2);
   Start();
   v1::Register reg = BacklogReg();
   auto sink = Register(1, reg);
@@ -999,17 +944,20 @@ TEST_F(DispatcherTest, NackSchedulesTheRetryAfterTheBackoffOrTheNacksDelay) {
   Verbs(1, VerbsOf({Nack(ds[0].delivery_id()), delayed}));
   Settle();
 
-  const std::vector<Command> calls = ScriptCalls(ScheduleRetryScript());
+  const std::vector<ScheduleRetryCall> calls = Calls<ScheduleRetryCall>();
   ASSERT_EQ(calls.size(), 2u);
   const int64_t t0 = absl::ToUnixMillis(kT0);
   // Default policy: the first retry after 1000 ms (jitter fixed at 0 here).
-  EXPECT_THAT(Command(calls[0].begin() + 2, calls[0].begin() + 10),
-              ElementsAre("2", kStream, "orders.billing.retry.due", kHandler, Id(1), kConsumer,
-                          "billing:scheduled", "1000"));
-  EXPECT_THAT(Command(calls[1].begin() + 2, calls[1].begin() + 10),
-              ElementsAre("2", kStream, "orders.billing.retry.due", kHandler, Id(2), kConsumer,
-                          "billing:scheduled", "250"));
-  absl::StatusOr<DueMember> first = DecodeDueMember(calls[0][10]);
+  for (const ScheduleRetryCall& c : calls) {
+    EXPECT_EQ(c.op.owner, (GroupRef{kStream, kHandler, kConsumer}));
+    EXPECT_EQ(c.op.due_zset, kDueZset);
+    EXPECT_EQ(c.op.scheduled_consumer, kScheduled);
+  }
+  EXPECT_EQ(calls[0].op.id, Id(1));
+  EXPECT_EQ(calls[0].op.delay, absl::Milliseconds(1000));
+  EXPECT_EQ(calls[1].op.id, Id(2));
+  EXPECT_EQ(calls[1].op.delay, absl::Milliseconds(250));
+  absl::StatusOr<DueMember> first = DecodeDueMember(calls[0].op.member);
   ASSERT_TRUE(first.ok()) << first.status();
   EXPECT_EQ(first->source, 0);
   EXPECT_EQ(first->entry_id, Id(1));
@@ -1018,10 +966,10 @@ TEST_F(DispatcherTest, NackSchedulesTheRetryAfterTheBackoffOrTheNacksDelay) {
   EXPECT_EQ(first->failure.error, "boom");
   EXPECT_EQ(first->failure.consumer, kConsumer);
   EXPECT_EQ(first->failure.at_ms, t0);
-  absl::StatusOr<DueMember> second = DecodeDueMember(calls[1][10]);
+  absl::StatusOr<DueMember> second = DecodeDueMember(calls[1].op.member);
   ASSERT_TRUE(second.ok());
   EXPECT_EQ(second->failure.error_code, "E_BUSY");
-  EXPECT_THAT(Sent("XACK"), IsEmpty());
+  EXPECT_THAT(Calls<AckCall>(), IsEmpty());
   EXPECT_EQ(Stats().retries_scheduled, 2u);
   EXPECT_EQ(InFlight(1), 0u);
 }
@@ -1029,9 +977,11 @@ TEST_F(DispatcherTest, NackSchedulesTheRetryAfterTheBackoffOrTheNacksDelay) {
 // Review finding: a dead letter held by the DLQ cap stayed pending under our
 // consumer, and the next sweep turned the TERMINATE into a retry.
 TEST_F(DispatcherTest, HeldDeadLetterIsTriedAgainAndNeverSweptIntoARetry) {
-  redis_.Append(1, 1);
-  redis_.AddGroup(kHandler, 0);
-  redis_.SetDeadLetterResult(-2);
+  Append(1, 1);
+  Redis([](StreamModel& r) {
+    r.groups[kHandler] = 0;
+    r.dead_letter = {DeadLetterResult::Kind::kHeld, "", 0};
+  });
   Start(FastTickOptions());
   v1::Register reg = BacklogReg(/*max_in_flight=*/1, /*lease_ms=*/1000);
   reg.mutable_dead_letter_policy()->set_max_len(1);
@@ -1042,31 +992,33 @@ TEST_F(DispatcherTest, HeldDeadLetterIsTriedAgainAndNeverSweptIntoARetry) {
   terminate.set_delivery_id(sink->deliveries()[0].delivery_id());
   terminate.mutable_terminate()->set_reason("bad order");
   Verbs(1, VerbsOf({terminate}));
-  ASSERT_TRUE(commands_->WaitForCount("EVALSHA", 1, kWait));
+  ASSERT_TRUE(WaitForCalls<DeadLetterCall>(1));
   Settle();
   EXPECT_EQ(Stats().dlq_held, 1u);
 
   // Idle past the lease under our consumer: the sweep sees it and skips it.
-  redis_.AddPending(kConsumer, {1});
+  Redis([](StreamModel& r) { r.pending[kConsumer] = {1}; });
   AwaitTickAt(kT0 + absl::Seconds(2));
-  EXPECT_THAT(Sent("XCLAIM"), IsEmpty());
-  EXPECT_THAT(ScriptCalls(ScheduleRetryScript()), IsEmpty());
+  EXPECT_THAT(Calls<ClaimCall>(), IsEmpty());
+  EXPECT_THAT(Calls<ScheduleRetryCall>(), IsEmpty());
 
   // A sweep period later the dead letter is tried again, still "terminated".
-  redis_.SetDeadLetterResult(1);
+  Redis([](StreamModel& r) {
+    r.dead_letter = {DeadLetterResult::Kind::kDeadLettered, "900-0", 0};
+  });
   AwaitTickAt(kT0 + absl::Seconds(6));
-  ASSERT_TRUE(commands_->WaitForCount("EVALSHA", 2, kWait));
+  ASSERT_TRUE(WaitForCalls<DeadLetterCall>(2));
   Settle();
-  const std::vector<Command> calls = ScriptCalls(DeadLetterScript());
+  const std::vector<DeadLetterCall> calls = Calls<DeadLetterCall>();
   ASSERT_EQ(calls.size(), 2u);
-  EXPECT_EQ(ScriptFields(calls[1], 10)["x-redrive-reason"], "terminated");
-  EXPECT_EQ(ScriptFields(calls[1], 10)["x-redrive-last-error"], "bad order");
-  EXPECT_THAT(ScriptCalls(ScheduleRetryScript()), IsEmpty());
+  EXPECT_EQ(ByName(calls[1].op.fields)["x-redrive-reason"], "terminated");
+  EXPECT_EQ(ByName(calls[1].op.fields)["x-redrive-last-error"], "bad order");
+  EXPECT_THAT(Calls<ScheduleRetryCall>(), IsEmpty());
   EXPECT_EQ(Stats().dead_letters, 1u);
 }
 
 TEST_F(DispatcherTest, NackPastMaxRetriesDeadLettersWithoutScheduling) {
-  redis_.Append(1, 1);
+  Append(1, 1);
   Start();
   v1::Register reg = BacklogReg();
   reg.mutable_retry_policy()->set_max_retries(0);
@@ -1074,19 +1026,19 @@ TEST_F(DispatcherTest, NackPastMaxRetriesDeadLettersWithoutScheduling) {
   ASSERT_EQ(sink->deliveries().size(), 1u);
   EXPECT_EQ(sink->deliveries()[0].max_attempts(), 1u);
   Verbs(1, VerbsOf({Nack(sink->deliveries()[0].delivery_id())}));
-  ASSERT_TRUE(commands_->WaitForCount("EVALSHA", 1, kWait));
+  ASSERT_TRUE(WaitForCalls<DeadLetterCall>(1));
   Settle();
-  EXPECT_THAT(ScriptCalls(ScheduleRetryScript()), IsEmpty());
-  const std::vector<Command> calls = ScriptCalls(DeadLetterScript());
+  EXPECT_THAT(Calls<ScheduleRetryCall>(), IsEmpty());
+  const std::vector<DeadLetterCall> calls = Calls<DeadLetterCall>();
   ASSERT_EQ(calls.size(), 1u);
-  std::map<std::string, std::string> f = ScriptFields(calls[0], 10);
+  std::map<std::string, std::string> f = ByName(calls[0].op.fields);
   EXPECT_EQ(f["x-redrive-reason"], "max_retries");
   EXPECT_EQ(f["x-redrive-last-error"], "boom");
   EXPECT_EQ(f["x-redrive-attempts"], "1");
 }
 
 TEST_F(DispatcherTest, VerbWithoutActionGetsInvalidVerbNotice) {
-  redis_.Append(1, 1);
+  Append(1, 1);
   Start();
   v1::Register reg = BacklogReg();
   auto sink = Register(1, reg);
@@ -1104,37 +1056,37 @@ TEST_F(DispatcherTest, VerbWithoutActionGetsInvalidVerbNotice) {
 }
 
 TEST_F(DispatcherTest, StoppedSessionGetsNoNewDeliveriesButSettles) {
-  redis_.Append(1, 1);
+  Append(1, 1);
   Start();
   v1::Register reg = BacklogReg();
   auto sink = Register(1, reg);
   ASSERT_EQ(sink->deliveries().size(), 1u);
 
   OnLoop([](Dispatcher& d) { d.Stop(1); });
-  redis_.Append(2, 3);
+  Append(2, 3);
   Activity(kStream);
   EXPECT_EQ(Reads(), 1u);
 
   Verbs(1, VerbsOf({Ack(sink->deliveries()[0].delivery_id())}));
-  ASSERT_TRUE(commands_->WaitForCount("XACK", 1, kWait));
-  EXPECT_THAT(Sent("XACK"), ElementsAre(AckCommand({Id(1)})));
+  ASSERT_TRUE(WaitForCalls<AckCall>(1));
+  EXPECT_THAT(Calls<AckCall>(), ElementsAre(AckOf({Id(1)})));
   EXPECT_EQ(Reads(), 1u);
   EXPECT_EQ(sink->deliveries().size(), 1u);
 }
 
 TEST_F(DispatcherTest, PausedHandlerReadsNothingUntilResumedAndStillSettles) {
-  redis_.Append(1, 1);
+  Append(1, 1);
   Start();
   v1::Register reg = BacklogReg();
   auto sink = Register(1, reg);
   ASSERT_EQ(sink->deliveries().size(), 1u);
 
   OnLoop([](Dispatcher& d) { d.SetPaused(kStream, kHandler, true); });
-  redis_.Append(2, 3);
+  Append(2, 3);
   Activity(kStream);
   EXPECT_EQ(Reads(), 1u);  // paused: no read however much arrives
   Verbs(1, VerbsOf({Ack(sink->deliveries()[0].delivery_id())}));
-  ASSERT_TRUE(commands_->WaitForCount("XACK", 1, kWait));
+  ASSERT_TRUE(WaitForCalls<AckCall>(1));
   EXPECT_EQ(Reads(), 1u);
   EXPECT_EQ(sink->deliveries().size(), 1u);
 
@@ -1145,8 +1097,8 @@ TEST_F(DispatcherTest, PausedHandlerReadsNothingUntilResumedAndStillSettles) {
 }
 
 TEST_F(DispatcherTest, PauseSetInRedisAppliesBeforeTheFirstRead) {
-  redis_.Append(1, 2);
-  redis_.SetPausedInRedis("orders billing", true);
+  Append(1, 2);
+  Redis([](StreamModel& r) { r.paused.insert("orders billing"); });
   DispatcherOptions options = FastTickOptions();
   options.pause_poll = absl::ZeroDuration();  // every tick (the fake clock stands still)
   Start(options);
@@ -1156,22 +1108,22 @@ TEST_F(DispatcherTest, PauseSetInRedisAppliesBeforeTheFirstRead) {
   EXPECT_EQ(Reads(), 0u);
   EXPECT_TRUE(sink->deliveries().empty());
   // Another daemon's resume is picked up by the poll of {redrive}:paused.
-  redis_.SetPausedInRedis("orders billing", false);
+  Redis([](StreamModel& r) { r.paused.erase("orders billing"); });
   ASSERT_TRUE(::redrive::testing::WaitFor([&] { return sink->deliveries().size() == 2; },
-                                         absl::Seconds(5)));
-  EXPECT_GE(commands_->count("HGETALL"), 1u);
+                                          absl::Seconds(5)));
+  EXPECT_GE(Calls<HashFieldsCall>().size(), 1u);
 }
 
 // ------------------------------------------------------------ sessions
 
 TEST_F(DispatcherTest, DisconnectFailsEachUnsettledDeliveryForAnImmediateRetry) {
-  redis_.Append(1, 6);
+  Append(1, 6);
   Start();
   v1::Register reg = BacklogReg(/*max_in_flight=*/3);
   auto [one, two] = RegisterTwo(reg);
 
   // Split: each session full (3 + 3), every entry exactly once.
-  EXPECT_THAT(Sent("XREADGROUP"), ElementsAre(ReadCommand(6)));
+  EXPECT_THAT(MainReads(), ElementsAre(ReadOf(6)));
   const std::vector<v1::Delivery> first = one->deliveries();
   const std::vector<v1::Delivery> second = two->deliveries();
   ASSERT_EQ(first.size(), 3u);
@@ -1184,19 +1136,19 @@ TEST_F(DispatcherTest, DisconnectFailsEachUnsettledDeliveryForAnImmediateRetry) 
   // so any stream of the handler (here or on another daemon) gets it from
   // the retry stream within a tick; nothing is released or held here.
   OnLoop([](Dispatcher& d) { d.Disconnect(1); });
-  const std::vector<Command> calls = ScriptCalls(ScheduleRetryScript());
+  const std::vector<ScheduleRetryCall> calls = Calls<ScheduleRetryCall>();
   ASSERT_EQ(calls.size(), 3u);
   for (size_t i = 0; i < 3; ++i) {
-    EXPECT_EQ(calls[i][6], first[i].entry_id());
-    EXPECT_EQ(calls[i][9], "0");  // no backoff: at once
-    absl::StatusOr<DueMember> m = DecodeDueMember(calls[i][10]);
+    EXPECT_EQ(calls[i].op.id, first[i].entry_id());
+    EXPECT_EQ(calls[i].op.delay, absl::ZeroDuration());  // no backoff: at once
+    absl::StatusOr<DueMember> m = DecodeDueMember(calls[i].op.member);
     ASSERT_TRUE(m.ok());
     EXPECT_EQ(m->failure.outcome, "disconnected");
     EXPECT_EQ(m->failure.error, "consumer disconnected");
     EXPECT_EQ(m->failure.error_code, "DISCONNECTED");
     EXPECT_EQ(m->failure.attempt, 1u);
   }
-  EXPECT_THAT(Sent("XCLAIM"), IsEmpty());
+  EXPECT_THAT(Calls<ClaimCall>(), IsEmpty());
   EXPECT_EQ(Handlers(), 1u);
   EXPECT_EQ(two->deliveries().size(), 3u);
   EXPECT_EQ(Stats().disconnect_failures, 3u);
@@ -1204,7 +1156,7 @@ TEST_F(DispatcherTest, DisconnectFailsEachUnsettledDeliveryForAnImmediateRetry) 
 }
 
 TEST_F(DispatcherTest, DisconnectOfLastSessionSchedulesDeliveriesAndRemovesHandler) {
-  redis_.Append(1, 2);
+  Append(1, 2);
   Start();
   v1::Register reg = BacklogReg(/*max_in_flight=*/5);
   auto sink = Register(1, reg);
@@ -1212,12 +1164,12 @@ TEST_F(DispatcherTest, DisconnectOfLastSessionSchedulesDeliveriesAndRemovesHandl
   ASSERT_EQ(Watched(), 2u);
 
   OnLoop([](Dispatcher& d) { d.Disconnect(1); });
-  const std::vector<Command> calls = ScriptCalls(ScheduleRetryScript());
+  const std::vector<ScheduleRetryCall> calls = Calls<ScheduleRetryCall>();
   ASSERT_EQ(calls.size(), 2u);
-  EXPECT_EQ(calls[0][6], Id(1));
-  EXPECT_EQ(calls[1][6], Id(2));
-  EXPECT_THAT(Sent("XCLAIM"), IsEmpty());
-  EXPECT_THAT(Sent("XACK"), IsEmpty());
+  EXPECT_EQ(calls[0].op.id, Id(1));
+  EXPECT_EQ(calls[1].op.id, Id(2));
+  EXPECT_THAT(Calls<ClaimCall>(), IsEmpty());
+  EXPECT_THAT(Calls<AckCall>(), IsEmpty());
   EXPECT_EQ(Handlers(), 0u);
   EXPECT_EQ(Watched(), 0u);
   EXPECT_EQ(Stats().retries_scheduled, 2u);
@@ -1225,23 +1177,25 @@ TEST_F(DispatcherTest, DisconnectOfLastSessionSchedulesDeliveriesAndRemovesHandl
 }
 
 TEST_F(DispatcherTest, DisconnectWhileReadIsOutHandsBackWhatTheReadReturns) {
-  redis_.Append(1, 2);
+  Append(1, 2);
   Start();
-  commands_->Hold("XREADGROUP");
+  Hold<ReadGroupCall>();
   v1::Register reg = BacklogReg();
   auto sink = Register(1, reg);
-  ASSERT_EQ(commands_->held("XREADGROUP"), 1u);
+  ASSERT_EQ(Held<ReadGroupCall>(), 1u);
 
   OnLoop([](Dispatcher& d) { d.Disconnect(1); });
   EXPECT_EQ(Handlers(), 0u);
-  ASSERT_EQ(commands_->Release("XREADGROUP"), 1u);
+  ASSERT_EQ(Release<ReadGroupCall>(), 1u);
   Settle();
 
   // Never delivered: handed back through the retry path at once, without
   // counting a failed attempt.
   EXPECT_THAT(ScheduledIds("returned"), ElementsAre(Id(1), Id(2)));
-  for (const Command& c : ScriptCalls(ScheduleRetryScript())) EXPECT_EQ(c[9], "0");
-  EXPECT_THAT(Sent("XCLAIM"), IsEmpty());
+  for (const ScheduleRetryCall& c : Calls<ScheduleRetryCall>()) {
+    EXPECT_EQ(c.op.delay, absl::ZeroDuration());
+  }
+  EXPECT_THAT(Calls<ClaimCall>(), IsEmpty());
   EXPECT_THAT(sink->deliveries(), IsEmpty());
   EXPECT_EQ(Stats().returned, 2u);
 }
@@ -1252,25 +1206,28 @@ TEST_F(DispatcherTest, DisconnectWhileReadIsOutHandsBackWhatTheReadReturns) {
 // watching the stream forever.
 TEST_F(DispatcherTest, DisconnectWhileWatchIsPendingStillUnwatches) {
   Start();
-  commands_->Hold("XREVRANGE");
+  loop_.RunSync([this] { watch_ops_->hold = true; });
   auto sink = Register(1, Reg());
-  ASSERT_EQ(commands_->held("XREVRANGE"), 1u);
+  size_t held = 0;
+  loop_.RunSync([&] { held = watch_ops_->held.size(); });
+  ASSERT_EQ(held, 1u);                        // the newest id of kStream
   EXPECT_THAT(sink->responses(), IsEmpty());  // not ready yet
 
   OnLoop([](Dispatcher& d) { d.Disconnect(1); });
-  ASSERT_EQ(commands_->Release("XREVRANGE"), 1u);
+  loop_.RunSync([&] { held = watch_ops_->Release(); });
+  ASSERT_EQ(held, 1u);
   Settle();
 
   EXPECT_EQ(Handlers(), 0u);
   EXPECT_THAT(sink->responses(), IsEmpty());
-  EXPECT_THAT(Sent("XREADGROUP"), IsEmpty());
+  EXPECT_THAT(MainReads(), IsEmpty());
   EXPECT_EQ(Watched(), 0u);
 }
 
 // ------------------------------------------------------------ auto-ack
 
 TEST_F(DispatcherTest, AutoAckReadsWithNoackAndNeverAcks) {
-  redis_.Append(1, 2);
+  Append(1, 2);
   DispatcherOptions options = Options();
   options.ack_batch = 1;  // any queued XACK would go out inside Verbs
   Start(std::move(options));
@@ -1279,7 +1236,7 @@ TEST_F(DispatcherTest, AutoAckReadsWithNoackAndNeverAcks) {
   reg.mutable_start()->set_kind(v1::StartPosition::START_BACKLOG);
   auto sink = Register(1, reg);
 
-  EXPECT_THAT(Sent("XREADGROUP"), ElementsAre(ReadCommand(64, /*noack=*/true)));
+  EXPECT_THAT(MainReads(), ElementsAre(ReadOf(64, /*no_ack=*/true)));
   ASSERT_EQ(sink->registered().size(), 1u);
   EXPECT_TRUE(sink->registered()[0].auto_ack());
   const std::vector<v1::Delivery> ds = sink->deliveries();
@@ -1290,7 +1247,7 @@ TEST_F(DispatcherTest, AutoAckReadsWithNoackAndNeverAcks) {
   Verbs(1, VerbsOf({Ack(ds[0].delivery_id()), Ack(ds[1].delivery_id())}));
   EXPECT_EQ(Stats().acks, 2u);
   EXPECT_EQ(InFlight(1), 0u);
-  EXPECT_THAT(Sent("XACK"), IsEmpty());
+  EXPECT_THAT(Calls<AckCall>(), IsEmpty());
   EXPECT_THAT(sink->notices(), IsEmpty());
 }
 
@@ -1356,7 +1313,7 @@ TEST_F(DispatcherTest, RegistrationDisagreeingOnPolicyFailsPreconditionNamingThe
 // handler here share one consumer (the first registration's label names it),
 // and every Registered reply names the consumer really used.
 TEST_F(DispatcherTest, ConsumerLabelNamesTheSharedConsumerInEveryReply) {
-  redis_.Append(1, 1);
+  Append(1, 1);
   Start();
   v1::Register reg = BacklogReg();
   reg.set_consumer_label("web-7");
@@ -1369,15 +1326,15 @@ TEST_F(DispatcherTest, ConsumerLabelNamesTheSharedConsumerInEveryReply) {
   ASSERT_EQ(second->registered().size(), 1u);
   EXPECT_EQ(second->registered()[0].names().consumer(), "billing-web-7-i1");
   // Reads use it.
-  const std::vector<Command> reads = Sent("XREADGROUP");
+  const std::vector<ReadGroupCall> reads = MainReads();
   ASSERT_FALSE(reads.empty());
-  EXPECT_EQ(reads[0][3], "billing-web-7-i1");
+  EXPECT_EQ(reads[0].g.consumer, "billing-web-7-i1");
 }
 
 // ------------------------------------------------------------ leases
 
 TEST_F(DispatcherTest, ExpiredLeaseDropsTheDelivery) {
-  redis_.Append(1, 1);
+  Append(1, 1);
   Start(FastTickOptions());
   v1::Register reg = BacklogReg(/*max_in_flight=*/1, /*lease_ms=*/1000);
   auto sink = Register(1, reg);
@@ -1399,11 +1356,11 @@ TEST_F(DispatcherTest, ExpiredLeaseDropsTheDelivery) {
   EXPECT_EQ(notices[0].delivery_id(), ds[0].delivery_id());
   EXPECT_EQ(notices[0].code(), v1::Notice::ALREADY_SETTLED);
   EXPECT_EQ(Stats().acks, 0u);
-  EXPECT_THAT(Sent("XACK"), IsEmpty());  // stays pending for the reclaimer
+  EXPECT_THAT(Calls<AckCall>(), IsEmpty());  // stays pending for the reclaimer
 }
 
 TEST_F(DispatcherTest, ExtendRenewsTheLeaseInRedisAndHere) {
-  redis_.Append(1, 1);
+  Append(1, 1);
   Start(FastTickOptions());
   v1::Register reg = BacklogReg(/*max_in_flight=*/1, /*lease_ms=*/1000);
   auto sink = Register(1, reg);
@@ -1413,10 +1370,9 @@ TEST_F(DispatcherTest, ExtendRenewsTheLeaseInRedisAndHere) {
   AwaitTickAt(kT0 + absl::Milliseconds(500));
   Verbs(1, VerbsOf({Extend(ds[0].delivery_id(), 0)}));  // 0: the registration's lease
   // Touched only while still ours (a script checks the owner first).
-  const std::vector<Command> touches = ScriptCalls(TouchScript());
-  ASSERT_EQ(touches.size(), 1u);
-  EXPECT_THAT(Command(touches[0].begin() + 2, touches[0].end()),
-              ElementsAre("1", kStream, kHandler, kConsumer, "", Id(1)));
+  EXPECT_THAT(Calls<TouchCall>(), ElementsAre(TouchCall{GroupRef{kStream, kHandler, kConsumer},
+                                                        {Id(1)},
+                                                        /*release=*/false}));
   EXPECT_EQ(Stats().extends, 1u);
   EXPECT_THAT(sink->notices(), IsEmpty());
 
@@ -1430,30 +1386,33 @@ TEST_F(DispatcherTest, ExtendRenewsTheLeaseInRedisAndHere) {
 }
 
 TEST_F(DispatcherTest, SweepFailsEntriesIdlePastTheLeaseOnOtherConsumers) {
-  redis_.Append(7, 8);
-  redis_.AddGroup(kHandler, 2);
-  redis_.AddPending("billing-dead", {7});
-  redis_.AddPending("billing:scheduled", {8});  // waiting for its retry: left alone
+  Append(7, 8);
+  Redis([](StreamModel& r) {
+    r.groups[kHandler] = 2;
+    r.pending["billing-dead"] = {7};
+    r.pending[kScheduled] = {8};  // waiting for its retry: left alone
+  });
   Start(FastTickOptions());
   auto sink = Register(1, Reg(/*max_in_flight=*/2, /*lease_ms=*/1000));
 
   // The first tick sweeps a new handler at once.
   AwaitTickAt(kT0);
-  ASSERT_TRUE(commands_->WaitForCount("EVALSHA", 1, kWait));
+  ASSERT_TRUE(WaitForCalls<ScheduleRetryCall>(1));
   Settle();
-  EXPECT_THAT(Sent("XPENDING"),
-              ::testing::Contains(Command{"XPENDING", kStream, kHandler, "IDLE", "1000", "-", "+",
-                                        "256", "billing-dead"}));
-  for (const Command& c : Sent("XPENDING")) EXPECT_NE(c.back(), "billing:scheduled");
-  EXPECT_THAT(Sent("XCLAIM"),
-              ElementsAre(Command{"XCLAIM", kStream, kHandler, kConsumer, "1000", Id(7)}));
+  EXPECT_THAT(Calls<IdlePendingCall>(),
+              ::testing::Contains(IdlePendingCall{GroupRef{kStream, kHandler, "billing-dead"},
+                                                  absl::Milliseconds(1000), 256}));
+  for (const IdlePendingCall& c : Calls<IdlePendingCall>()) EXPECT_NE(c.g.consumer, kScheduled);
+  EXPECT_THAT(Calls<ClaimCall>(),
+              ElementsAre(ClaimCall{
+                  GroupRef{kStream, kHandler, kConsumer}, absl::Milliseconds(1000), {Id(7)}}));
   // Claimed, it is a failed attempt (an expired lease): retried after the
   // backoff, not delivered as it is.
-  const std::vector<Command> calls = ScriptCalls(ScheduleRetryScript());
+  const std::vector<ScheduleRetryCall> calls = Calls<ScheduleRetryCall>();
   ASSERT_EQ(calls.size(), 1u);
-  EXPECT_EQ(calls[0][6], Id(7));
-  EXPECT_EQ(calls[0][9], "1000");
-  absl::StatusOr<DueMember> m = DecodeDueMember(calls[0][10]);
+  EXPECT_EQ(calls[0].op.id, Id(7));
+  EXPECT_EQ(calls[0].op.delay, absl::Milliseconds(1000));
+  absl::StatusOr<DueMember> m = DecodeDueMember(calls[0].op.member);
   ASSERT_TRUE(m.ok());
   EXPECT_EQ(m->failure.outcome, "lease_expired");
   EXPECT_EQ(m->failure.error, "lease expired on consumer billing-dead");
@@ -1467,57 +1426,59 @@ TEST_F(DispatcherTest, SweepFailsEntriesIdlePastTheLeaseOnOtherConsumers) {
 TEST_F(DispatcherTest, RetryStreamIsTrimmedFromItsSweepOnlyWhileThereIsWork) {
   Start(FastTickOptions());  // min_sweep 5 s: sweeps at kT0, +5 s, +10 s, ...
   auto sink = Register(1, Reg(/*max_in_flight=*/2, /*lease_ms=*/1000));
-  redis_.SetTrimResult(/*removed=*/120, /*capped=*/0);
+  Redis([](StreamModel& r) { r.trim = {/*removed=*/120, "9-1", /*more=*/false}; });
   AwaitTickAt(kT0);
-  std::vector<Command> calls = ScriptCalls(TrimRetryScript());
-  ASSERT_EQ(calls.size(), 1u);
-  // EVALSHA sha 1 <retry stream> <limit> <retention ms>
-  EXPECT_EQ(calls[0], (Command{"EVALSHA", std::string(TrimRetryScript().sha1), "1", "orders.billing.retry",
-                               "10000", "60000"}));
+  EXPECT_THAT(Calls<TrimRetryCall>(),
+              ElementsAre(TrimRetryCall{kRetryStream, 10000, absl::Milliseconds(60000)}));
   EXPECT_EQ(Stats().retry_trimmed, 120u);
   // It removed something: the next sweep goes on.
-  redis_.SetTrimResult(0, /*capped=*/1);
+  Redis([](StreamModel& r) { r.trim = {0, "9-1", /*more=*/true}; });
   AwaitTickAt(kT0 + absl::Seconds(5));
-  EXPECT_EQ(ScriptCalls(TrimRetryScript()).size(), 2u);
+  EXPECT_EQ(Calls<TrimRetryCall>().size(), 2u);
   // Nothing removed but acknowledged entries wait for the retention: again.
-  redis_.SetTrimResult(0, 0);
+  Redis([](StreamModel& r) { r.trim = {0, "9-1", false}; });
   AwaitTickAt(kT0 + absl::Seconds(10));
-  EXPECT_EQ(ScriptCalls(TrimRetryScript()).size(), 3u);
+  EXPECT_EQ(Calls<TrimRetryCall>().size(), 3u);
   // Nothing left to do and no retry entry settled here: idle, no more trims.
   AwaitTickAt(kT0 + absl::Seconds(15));
   AwaitTickAt(kT0 + absl::Seconds(20));
-  EXPECT_EQ(ScriptCalls(TrimRetryScript()).size(), 3u);
+  EXPECT_EQ(Calls<TrimRetryCall>().size(), 3u);
   EXPECT_EQ(Stats().retry_trims, 3u);
   EXPECT_EQ(Stats().redis_errors, 0u);
 }
 
 TEST_F(DispatcherTest, MoverRewritesDueEntriesIntoTheRetryStream) {
-  redis_.Append(3, 3);
-  redis_.AddGroup(kHandler, 1);
+  Append(3, 3);
+  Redis([](StreamModel& r) { r.groups[kHandler] = 1; });
   const int64_t t0 = absl::ToUnixMillis(kT0);
   FailureRecord failure{1, "nack", "boom", "E1", kConsumer, t0 - 500};
   const std::string due = EncodeDueMember(DueMember{0, Id(3), failure});
   const std::string later = EncodeDueMember(DueMember{0, Id(4), failure});
-  redis_.AddDue(due, t0 - 1);
-  redis_.AddDue(later, t0 + 5000);
+  Redis([&](StreamModel& r) {
+    r.due.emplace(t0 - 1, due);
+    r.due.emplace(t0 + 5000, later);
+  });
   Start(FastTickOptions());
   auto sink = Register(1, Reg());
 
   AwaitTickAt(kT0);
-  ASSERT_TRUE(commands_->WaitForCount("EVALSHA", 1, kWait));
+  ASSERT_TRUE(WaitForCalls<MoveDueCall>(1));
   Settle();
   // A cheap probe of the earliest member, then the batch since one is due.
-  EXPECT_THAT(Sent("ZRANGE"),
-              ElementsAre(Command{"ZRANGE", "orders.billing.retry.due", "0", "0", "WITHSCORES"},
-                          Command{"ZRANGE", "orders.billing.retry.due", "-inf", "+inf",
-                                  "BYSCORE", "LIMIT", "0", "129", "WITHSCORES"}));
-  const std::vector<Command> calls = ScriptCalls(MoveDueScript());
+  EXPECT_THAT((Order<EarliestDueCall, DueBatchCall>()),
+              ElementsAre(Op<EarliestDueCall>(), Op<DueBatchCall>()));
+  EXPECT_THAT(Calls<EarliestDueCall>(), ElementsAre(EarliestDueCall{kDueZset}));
+  EXPECT_THAT(Calls<DueBatchCall>(), ElementsAre(DueBatchCall{kDueZset, 129}));
+  const std::vector<MoveDueCall> calls = Calls<MoveDueCall>();
   ASSERT_EQ(calls.size(), 1u);  // the later one is not due
-  const Command& c = calls[0];
-  EXPECT_THAT(Command(c.begin() + 2, c.begin() + 11),
-              ElementsAre("3", kStream, "orders.billing.retry", "orders.billing.retry.due",
-                          kHandler, Id(3), due, "billing-retry", "billing:scheduled"));
-  std::map<std::string, std::string> f = ScriptFields(c, 11);
+  const MoveDueOp& op = calls[0].op;
+  EXPECT_EQ(op.from, (GroupRef{kStream, kHandler, kScheduled}));
+  EXPECT_EQ(op.retry_stream, kRetryStream);
+  EXPECT_EQ(op.retry_group, kRetryGroup);
+  EXPECT_EQ(op.due_zset, kDueZset);
+  EXPECT_EQ(op.id, Id(3));
+  EXPECT_EQ(op.member, due);
+  std::map<std::string, std::string> f = ByName(op.fields);
   absl::StatusOr<DecodedEntry> data = DecodeDataValue(f["__data__"]);
   ASSERT_TRUE(data.ok()) << data.status();
   // EggAI's retry rewrite: byte-compatible JSON body, headers kept.
@@ -1547,7 +1508,7 @@ TEST_F(DispatcherTest, RetryEntryIsDeliveredWithItsAttemptAndPreviousErrorPoison
   poison.fields = {{"__data__", "{\"n\":4,\"_retry_count\":\"abc\"}"}};
   StreamEntry next = retry;
   next.id = "52-0";
-  redis_.AddRetryEntries({retry, poison, next});
+  Redis([&](StreamModel& r) { r.retry = std::vector<StreamEntry>{retry, poison, next}; });
   Start();
   auto sink = Register(1, Reg());
 
@@ -1568,41 +1529,47 @@ TEST_F(DispatcherTest, RetryEntryIsDeliveredWithItsAttemptAndPreviousErrorPoison
   EXPECT_EQ(ds[0].entry_id(), "50-0");
   EXPECT_EQ(ds[1].entry_id(), "52-0");  // the poison in between did not block it
   // The poison went straight to the DLQ, from the retry stream, raw bytes kept.
-  const std::vector<Command> calls = ScriptCalls(DeadLetterScript());
+  const std::vector<DeadLetterCall> calls = Calls<DeadLetterCall>();
   ASSERT_EQ(calls.size(), 1u);
-  EXPECT_THAT(Command(calls[0].begin() + 2, calls[0].begin() + 10),
-              ElementsAre("2", "orders.billing.retry", "orders.billing.dlq", "billing-retry",
-                          "51-0", kConsumer, "0", "evict"));
-  std::map<std::string, std::string> f = ScriptFields(calls[0], 10);
+  const DeadLetterOp& op = calls[0].op;
+  EXPECT_EQ(op.from, (GroupRef{kRetryStream, kRetryGroup, kConsumer}));
+  EXPECT_EQ(op.dlq_stream, "orders.billing.dlq");
+  EXPECT_EQ(op.id, "51-0");
+  EXPECT_EQ(op.max_len, 0u);
+  EXPECT_FALSE(op.hold_when_full);  // evict
+  std::map<std::string, std::string> f = ByName(op.fields);
   EXPECT_EQ(f["x-redrive-reason"], "poison");
   EXPECT_EQ(f["x-redrive-source-stream"], "orders.billing.retry");
   EXPECT_THAT(f["x-redrive-last-error"], HasSubstr("_retry_count"));
   absl::StatusOr<DecodedEntry> data = DecodeDataValue(f["__data__"]);
   ASSERT_TRUE(data.ok());
-  EXPECT_THAT(data->body, HasSubstr("\"_dlq_raw_b64\":\"eyJuIjo0LCJfcmV0cnlfY291bnQiOiJhYmMifQ==\""));
+  EXPECT_THAT(data->body,
+              HasSubstr("\"_dlq_raw_b64\":\"eyJuIjo0LCJfcmV0cnlfY291bnQiOiJhYmMifQ==\""));
   EXPECT_EQ(Stats().poison, 1u);
 }
 
 // ------------------------------------------------------------ lost groups
 
 TEST_F(DispatcherTest, LostGroupIsRecreatedAfterTheLastEntryRead) {
-  redis_.Append(1, 2);
+  Append(1, 2);
   Start();
   v1::Register reg = BacklogReg();
   auto sink = Register(1, reg);
   ASSERT_EQ(sink->deliveries().size(), 2u);
 
-  redis_.FlushAll();
+  Redis([](StreamModel& r) {  // FLUSHALL: the stream and its groups are gone
+    r.entries.clear();
+    r.groups.clear();
+  });
   // XREADGROUP → NOGROUP → XGROUP CREATE after the last id read: nothing
   // delivered is replayed, nothing added since the loss is skipped.
   Activity(kStream);
-  EXPECT_THAT(Sent("XGROUP"),
-              ElementsAre(Command{"XGROUP", "CREATE", kStream, kHandler, "0", "MKSTREAM"},
-                          Command{"XGROUP", "CREATE", kStream, kHandler, Id(2), "MKSTREAM"}));
+  EXPECT_THAT(Calls<CreateGroupCall>(), ElementsAre(CreateGroupCall{kStream, kHandler, "0"},
+                                                    CreateGroupCall{kStream, kHandler, Id(2)}));
   EXPECT_EQ(Stats().groups_recreated, 1u);
   EXPECT_EQ(Stats().redis_errors, 1u);
 
-  redis_.Append(3, 3);
+  Append(3, 3);
   Activity(kStream);
   const std::vector<v1::Delivery> ds = sink->deliveries();
   ASSERT_EQ(ds.size(), 3u);
@@ -1619,21 +1586,24 @@ TEST_F(DispatcherTest, FailedGroupRecreationBacksOff) {
   auto sink = Register(1, Reg());
   ASSERT_EQ(Reads(), 1u);
 
-  redis_.FlushAll();
-  redis_.FailGroupCreate("OOM command not allowed when used memory > 'maxmemory'.");
+  Redis([](StreamModel& r) {  // FLUSHALL: the stream and its groups are gone
+    r.entries.clear();
+    r.groups.clear();
+    r.create_error = RedisError("OOM command not allowed when used memory > 'maxmemory'.");
+  });
   Activity(kStream);
 
   // One failed read, one failed recreation; the next read waits for the
   // error backoff (the injected clock does not move).
   EXPECT_EQ(Reads(), 2u);
-  EXPECT_EQ(commands_->count("XGROUP"), 2u);
+  EXPECT_EQ(Calls<CreateGroupCall>().size(), 2u);
   EXPECT_EQ(Stats().groups_recreated, 1u);
 }
 
 // ------------------------------------------------------------ drain
 
 TEST_F(DispatcherTest, DrainFinishesEverySessionOnceAllSettled) {
-  redis_.Append(1, 2);
+  Append(1, 2);
   Start();
   v1::Register reg = BacklogReg(/*max_in_flight=*/1);
   auto [one, two] = RegisterTwo(reg);
@@ -1653,7 +1623,7 @@ TEST_F(DispatcherTest, DrainFinishesEverySessionOnceAllSettled) {
 
   // No new deliveries while draining.
   const size_t reads = Reads();
-  redis_.Append(3, 3);
+  Append(3, 3);
   Activity(kStream);
   EXPECT_EQ(Reads(), reads);
 
@@ -1670,9 +1640,9 @@ TEST_F(DispatcherTest, DrainFinishesEverySessionOnceAllSettled) {
     EXPECT_EQ(sink->deliveries().size(), 1u);
   }
   std::vector<std::string> acked;
-  for (const Command& c : Sent("XACK")) acked.insert(acked.end(), c.begin() + 3, c.end());
+  for (const AckCall& c : Calls<AckCall>()) acked.insert(acked.end(), c.ids.begin(), c.ids.end());
   EXPECT_THAT(acked, UnorderedElementsAreArray({Id(1), Id(2)}));
-  EXPECT_THAT(Sent("XCLAIM"), IsEmpty());
+  EXPECT_THAT(Calls<ClaimCall>(), IsEmpty());
   EXPECT_EQ(Stats().released, 0u);
 }
 
@@ -1681,7 +1651,7 @@ TEST_F(DispatcherTest, DrainFinishesEverySessionOnceAllSettled) {
 // is handed back without counting an attempt, even on its final attempt
 // (max_retries 0), instead of failing as "disconnected" into the DLQ.
 TEST_F(DispatcherTest, DrainHandsUnsettledDeliveriesBackWithoutCountingAnAttempt) {
-  redis_.Append(1, 2);
+  Append(1, 2);
   Start(FastTickOptions());
   v1::Register reg = BacklogReg();
   reg.mutable_retry_policy()->set_max_retries(0);  // attempt 1 is the last
@@ -1697,7 +1667,7 @@ TEST_F(DispatcherTest, DrainHandsUnsettledDeliveriesBackWithoutCountingAnAttempt
   AwaitTickAt(kT0 + absl::Milliseconds(4999));
   EXPECT_EQ(sink->finish_calls(), 0);
   EXPECT_FALSE(done->HasBeenNotified());
-  EXPECT_THAT(Sent("XCLAIM"), IsEmpty());
+  EXPECT_THAT(Calls<ClaimCall>(), IsEmpty());
 
   AwaitTickAt(kT0 + absl::Seconds(5));
   ASSERT_TRUE(done->WaitForNotificationWithTimeout(kWait));
@@ -1705,14 +1675,16 @@ TEST_F(DispatcherTest, DrainHandsUnsettledDeliveriesBackWithoutCountingAnAttempt
   // that was never delivered: no failure recorded, nothing dead-lettered.
   EXPECT_THAT(ScheduledIds("returned"), ElementsAre(Id(2)));
   EXPECT_THAT(ScheduledIds("disconnected"), IsEmpty());
-  for (const Command& c : ScriptCalls(ScheduleRetryScript())) EXPECT_EQ(c[9], "0");
-  EXPECT_THAT(ScriptCalls(DeadLetterScript()), IsEmpty());
-  EXPECT_THAT(Sent("XRANGE"), IsEmpty());
+  for (const ScheduleRetryCall& c : Calls<ScheduleRetryCall>()) {
+    EXPECT_EQ(c.op.delay, absl::ZeroDuration());
+  }
+  EXPECT_THAT(Calls<DeadLetterCall>(), IsEmpty());
+  EXPECT_THAT(Calls<ReadEntryCall>(), IsEmpty());
   EXPECT_EQ(Stats().drain_released, 1u);
   EXPECT_EQ(Stats().returned, 1u);
   EXPECT_EQ(Stats().dead_letters, 0u);
-  EXPECT_THAT(Sent("XCLAIM"), IsEmpty());
-  EXPECT_THAT(Sent("XACK"), ElementsAre(AckCommand({Id(1)})));
+  EXPECT_THAT(Calls<ClaimCall>(), IsEmpty());
+  EXPECT_THAT(Calls<AckCall>(), ElementsAre(AckOf({Id(1)})));
   ASSERT_TRUE(sink->status().has_value());
   EXPECT_THAT(*sink->status(), StatusIs(absl::StatusCode::kUnavailable));
   EXPECT_EQ(sink->finish_calls(), 1);
@@ -1723,27 +1695,27 @@ TEST_F(DispatcherTest, DrainHandsUnsettledDeliveriesBackWithoutCountingAnAttempt
 // Drain finished the sessions was delivered when it returned, to sessions
 // already finished, and its entries were not released with the rest.
 TEST_F(DispatcherTest, ReadReturningAfterDrainFinishedDeliversNothing) {
-  redis_.Append(1, 2);
+  Append(1, 2);
   Start();
-  commands_->Hold("XREADGROUP");
+  Hold<ReadGroupCall>();
   v1::Register reg = BacklogReg();
   auto sink = Register(1, reg);
-  ASSERT_EQ(commands_->held("XREADGROUP"), 1u);
+  ASSERT_EQ(Held<ReadGroupCall>(), 1u);
 
-  commands_->Hold("PING");
+  Hold<BarrierCall>();
   auto done = std::make_shared<absl::Notification>();
   OnLoop([done](Dispatcher& d) { d.Drain(absl::Seconds(30), [done] { done->Notify(); }); });
   ASSERT_EQ(sink->finish_calls(), 1);  // nothing was in flight
-  // Replies in connection order: the read, then the drain's PING.
-  ASSERT_EQ(commands_->Release("XREADGROUP"), 1u);
+  // Answers in connection order: the read, then the drain's barrier.
+  ASSERT_EQ(Release<ReadGroupCall>(), 1u);
   Settle();
-  ASSERT_EQ(commands_->Release("PING"), 1u);
+  ASSERT_EQ(Release<BarrierCall>(), 1u);
   ASSERT_TRUE(done->WaitForNotificationWithTimeout(kWait));
 
   EXPECT_THAT(sink->deliveries(), IsEmpty());
   EXPECT_EQ(sink->sends_after_finish(), 0);
   EXPECT_THAT(ScheduledIds("returned"), ElementsAre(Id(1), Id(2)));
-  EXPECT_THAT(Sent("XCLAIM"), IsEmpty());
+  EXPECT_THAT(Calls<ClaimCall>(), IsEmpty());
 }
 
 TEST_F(DispatcherTest, RegistrationDuringDrainIsUnavailable) {
@@ -1755,7 +1727,7 @@ TEST_F(DispatcherTest, RegistrationDuringDrainIsUnavailable) {
   auto sink = Register(1, Reg());
   ASSERT_TRUE(sink->status().has_value());
   EXPECT_THAT(*sink->status(), StatusIs(absl::StatusCode::kUnavailable));
-  EXPECT_THAT(Sent("XGROUP"), IsEmpty());
+  EXPECT_THAT(Calls<CreateGroupCall>(), IsEmpty());
   EXPECT_EQ(Handlers(), 0u);
 }
 
@@ -1765,8 +1737,8 @@ TEST_F(DispatcherTest, StreamActivityAfterShortReadIssuesExactlyOneRead) {
   Start();
   auto sink = Register(1, Reg());
   // The first read found nothing (fewer than asked): reading stops.
-  ASSERT_THAT(Sent("XREADGROUP"), ElementsAre(ReadCommand(64)));
-  redis_.Append(1, 1);
+  ASSERT_THAT(MainReads(), ElementsAre(ReadOf(64)));
+  Append(1, 1);
 
   // Neither new capacity nor another stream's activity reads again.
   auto other = Register(2, Reg());
@@ -1775,7 +1747,7 @@ TEST_F(DispatcherTest, StreamActivityAfterShortReadIssuesExactlyOneRead) {
   EXPECT_THAT(sink->deliveries(), IsEmpty());
 
   Activity(kStream);
-  EXPECT_THAT(Sent("XREADGROUP"), ElementsAre(ReadCommand(64), ReadCommand(128)));
+  EXPECT_THAT(MainReads(), ElementsAre(ReadOf(64), ReadOf(128)));
   const size_t delivered = sink->deliveries().size() + other->deliveries().size();
   EXPECT_EQ(delivered, 1u);
   std::vector<v1::Delivery> ds = sink->deliveries();

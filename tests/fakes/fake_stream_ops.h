@@ -5,14 +5,19 @@
 // answers OK with a value-initialized result (no entries, nullopt, false;
 // the scripts' kNotOwner, kGone, kNotPending, {0, "", false}). The answer is
 // computed in the call and delivered LATER through EventLoop::Post, in call
-// order. A null callback is recorded, not answered. Loop thread only, like
-// StreamOps: tests program and read it in RunSync.
+// order. A null callback is recorded, not answered. Hold<R>() parks R's
+// answers until Release<R>(); later answers of other ops overtake them, which
+// a real connection never does, so hold only what the test reasons about.
+// order() lists every call's record type, in call order. Loop thread only,
+// like StreamOps: tests program and read it in RunSync.
 #ifndef REDRIVE_TESTS_FAKES_FAKE_STREAM_OPS_H_
 #define REDRIVE_TESTS_FAKES_FAKE_STREAM_OPS_H_
 
 #include <functional>
 #include <memory>
+#include <string>
 #include <tuple>
+#include <typeinfo>
 #include <vector>
 
 #include "daemon/event_loop.h"
@@ -58,7 +63,8 @@ struct BarrierCall { using Reply = absl::Status; };
 
 // The calls of one op so far, and its programmed answer (or none).
 template <typename R> struct OpSlot { std::vector<R> calls;
-                                      std::function<typename R::Reply(const R&)> answer; };
+                                      std::function<typename R::Reply(const R&)> answer;
+                                      bool hold = false; std::vector<std::function<void()>> held; };
 template <typename... R> using OpSlots = std::tuple<OpSlot<R>...>;
 // clang-format on
 
@@ -73,6 +79,16 @@ class FakeStreamOps final : public StreamOps {
   template <typename R>
   const std::vector<R>& calls() const { return std::get<OpSlot<R>>(slots_).calls; }
   size_t in_transit() const { return in_transit_; }  // answers posted, not yet run
+  template <typename R> void Hold() { std::get<OpSlot<R>>(slots_).hold = true; }
+  template <typename R> size_t Release() {  // posts R's parked answers, oldest first
+    OpSlot<R>& slot = std::get<OpSlot<R>>(slots_);
+    slot.hold = false;
+    std::vector<std::function<void()>> held = std::move(slot.held);
+    slot.held.clear();
+    for (auto& answer : held) Post(std::move(answer));
+    return held.size(); }
+  template <typename R> size_t held() const { return std::get<OpSlot<R>>(slots_).held.size(); }
+  const std::vector<std::string>& order() const { return order_; }  // typeid(R).name() each
 
   void CreateGroup(const Str& stream, const Str& group, const Str& start_id, DoneCallback done)
       override { Record(CreateGroupCall{stream, group, start_id}, done); }
@@ -125,12 +141,19 @@ class FakeStreamOps final : public StreamOps {
   void Record(R call, std::function<void(typename R::Reply)> done) {
     OpSlot<R>& slot = std::get<OpSlot<R>>(slots_);
     slot.calls.push_back(call);
+    order_.push_back(typeid(R).name());
     if (!done) return;
     auto reply = slot.answer ? slot.answer(call) : EmptyReply<typename R::Reply>::Get();
+    std::function<void()> answer = [done = std::move(done), reply = std::move(reply)]() mutable {
+      done(std::move(reply)); };
+    if (slot.hold) { slot.held.push_back(std::move(answer)); return; }
+    Post(std::move(answer));
+  }
+  void Post(std::function<void()> answer) {
     ++in_transit_;
-    loop_.Post([this, alive = alive_, done = std::move(done), reply = std::move(reply)] {
+    loop_.Post([this, alive = alive_, answer = std::move(answer)] {
       if (*alive) --in_transit_;
-      done(std::move(reply));
+      answer();
     });
   }
 
@@ -140,6 +163,7 @@ class FakeStreamOps final : public StreamOps {
       IdlePendingCall, ConsumersCall, DeleteIdleConsumerCall, TouchCall, EarliestDueCall,
       DueBatchCall, RemoveDueCall, ScheduleRetryCall, MoveDueCall, DeadLetterCall, TrimRetryCall,
       HashFieldsCall, HashHasCall, HashSetCall, HashDeleteCall, BarrierCall> slots_;
+  std::vector<std::string> order_;
   size_t in_transit_ = 0;
   // clang-format on
 };
