@@ -28,6 +28,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "bench/bench_flags.h"
 #include "bench/bench_util.h"
 #include "daemon/envelope.h"
 #include "daemon/keys.h"
@@ -63,27 +64,18 @@ struct Args {
 
 Args Parse(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    const size_t eq = arg.find('=');
-    if (arg.rfind("--", 0) != 0 || eq == std::string::npos) Die("bad argument " + arg);
-    const std::string name = arg.substr(2, eq - 2);
-    const std::string value = arg.substr(eq + 1);
-    int n = 0;
-    if (name == "daemon") {
-      a.daemon = value;
-      continue;
-    }
-    if (!absl::SimpleAtoi(value, &n) || n < 0) Die("bad number in " + arg);
-    if (name == "redis-port") a.redis_port = n;
-    else if (name == "daemon-pid") a.daemon_pid = n;
-    else if (name == "handlers") a.handlers = n;
-    else if (name == "pending") a.pending = n;
-    else if (name == "due") a.due = n;
-    else if (name == "seconds") a.seconds = n;
-    else Die("unknown flag " + arg);
-  }
-  if (a.redis_port == 0 || a.daemon.empty() || a.daemon_pid == 0) Die("missing flags");
+  const redrive_bench::BenchFlag flags[] = {
+      {"redis-port", &a.redis_port, "port of the redis-server on 127.0.0.1", 1, true},
+      {"daemon", &a.daemon, "redrived's gRPC address, HOST:PORT", 0, true},
+      {"daemon-pid", &a.daemon_pid, "redrived's pid (its CPU time is read)", 1, true},
+      {"handlers", &a.handlers, "handlers (one Subscribe stream each) per phase", 0},
+      {"pending", &a.pending, "pending entries per handler in (b) and (c)", 0},
+      {"due", &a.due, "entries per handler made due in (d) (at most --pending)", 0},
+      {"seconds", &a.seconds, "length of each measuring window in seconds", 0},
+  };
+  redrive_bench::ParseBenchFlagsOrExit(
+      "reclaim_bench", "What the retry machinery costs when many entries are pending.", flags,
+      argc, argv);
   a.due = std::min(a.due, a.pending);
   return a;
 }

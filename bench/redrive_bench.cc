@@ -23,6 +23,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "bench/bench_flags.h"
 #include "bench/bench_util.h"
 #include "daemon/envelope.h"
 #include "daemon/retry_fields.h"
@@ -50,28 +51,16 @@ struct Args {
 
 Args Parse(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    const size_t eq = arg.find('=');
-    if (arg.rfind("--", 0) != 0 || eq == std::string::npos) Die("bad argument " + arg);
-    const std::string name = arg.substr(2, eq - 2);
-    const std::string value = arg.substr(eq + 1);
-    int n = 0;
-    if (name == "daemon") {
-      a.daemon = value;
-      continue;
-    }
-    if (!absl::SimpleAtoi(value, &n) || n <= 0) Die("bad number in " + arg);
-    if (name == "redis-port") a.redis_port = n;
-    else if (name == "daemon-pid") a.daemon_pid = n;
-    else if (name == "dead-letters") a.dead_letters = n;
-    else if (name == "rate") a.rate = n;
-    else if (name == "rate-entries") a.rate_entries = n;
-    else Die("unknown option " + arg);
-  }
-  if (a.redis_port == 0 || a.daemon.empty() || a.daemon_pid == 0) {
-    Die("--redis-port, --daemon and --daemon-pid are required");
-  }
+  const redrive_bench::BenchFlag flags[] = {
+      {"redis-port", &a.redis_port, "port of the redis-server on 127.0.0.1", 1, true},
+      {"daemon", &a.daemon, "redrived's gRPC address, HOST:PORT (--admin-auth=disabled)", 0, true},
+      {"daemon-pid", &a.daemon_pid, "redrived's pid (its CPU time is read)", 1, true},
+      {"dead-letters", &a.dead_letters, "dead letters moved in (a) and (b)", 1},
+      {"rate", &a.rate, "rate limit of the job in (c), moves/s", 1},
+      {"rate-entries", &a.rate_entries, "dead letters moved in (c)", 1},
+  };
+  redrive_bench::ParseBenchFlagsOrExit("redrive_bench", "What a redrive job costs.", flags, argc,
+                                       argv);
   return a;
 }
 

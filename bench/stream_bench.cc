@@ -36,6 +36,7 @@
 #include "daemon/envelope.h"
 #include "daemon/redis/connection.h"
 #include "redrive/client.h"
+#include "bench/bench_flags.h"
 #include "bench/bench_util.h"
 
 namespace {
@@ -58,27 +59,22 @@ struct Args {
   int idle_seconds = 10;
 };
 
-bool Flag(absl::string_view arg, absl::string_view name, std::string* out) {
-  const std::string prefix = absl::StrCat("--", name, "=");
-  if (arg.substr(0, prefix.size()) != prefix) return false;
-  *out = std::string(arg.substr(prefix.size()));
-  return true;
-}
-
 Args Parse(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    std::string v;
-    if (Flag(argv[i], "redis-port", &v)) (void)absl::SimpleAtoi(v, &a.redis_port);
-    if (Flag(argv[i], "daemon", &v)) a.daemon = v;
-    if (Flag(argv[i], "daemon-pid", &v)) (void)absl::SimpleAtoi(v, &a.daemon_pid);
-    if (Flag(argv[i], "messages", &v)) (void)absl::SimpleAtoi(v, &a.messages);
-    if (Flag(argv[i], "payload", &v)) (void)absl::SimpleAtoi(v, &a.payload);
-    if (Flag(argv[i], "rate", &v)) (void)absl::SimpleAtoi(v, &a.rate);
-    if (Flag(argv[i], "seconds", &v)) (void)absl::SimpleAtoi(v, &a.seconds);
-    if (Flag(argv[i], "idle-handlers", &v)) (void)absl::SimpleAtoi(v, &a.idle_handlers);
-    if (Flag(argv[i], "idle-seconds", &v)) (void)absl::SimpleAtoi(v, &a.idle_seconds);
-  }
+  const redrive_bench::BenchFlag flags[] = {
+      {"redis-port", &a.redis_port, "port of the redis-server on 127.0.0.1", 1, true},
+      {"daemon", &a.daemon, "redrived's gRPC address, HOST:PORT", 0, true},
+      {"daemon-pid", &a.daemon_pid, "redrived's pid (its CPU time and RSS are read)", 1, true},
+      {"messages", &a.messages, "entries drained in (a) and (b)", 1},
+      {"payload", &a.payload, "payload bytes per message", 0},
+      {"rate", &a.rate, "offered messages/s in (c)", 1},
+      {"seconds", &a.seconds, "length of (c) in seconds", 1},
+      {"idle-handlers", &a.idle_handlers, "idle Subscribe streams in (d)", 0},
+      {"idle-seconds", &a.idle_seconds, "length of each window of (d) in seconds", 1},
+  };
+  redrive_bench::ParseBenchFlagsOrExit(
+      "stream_bench", "Delivery throughput and latency of redrived against a direct consumer.",
+      flags, argc, argv);
   return a;
 }
 
@@ -199,9 +195,6 @@ struct AckingSubscriber {
 
 int main(int argc, char** argv) {
   const Args args = Parse(argc, argv);
-  if (args.redis_port == 0 || args.daemon.empty() || args.daemon_pid == 0) {
-    Die("usage: --redis-port=P --daemon=HOST:PORT --daemon-pid=PID [--messages=N]");
-  }
   auto redis = Connect(args.redis_port);
   auto client = redrive::Client::Connect(args.daemon);
   if (!client->WaitForConnected(absl::Seconds(10))) Die("daemon not reachable");

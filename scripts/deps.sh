@@ -5,8 +5,9 @@
 set -euo pipefail
 
 PACKAGES=(
-  # toolchain (clang: -Wthread-safety build and libFuzzer)
-  g++ cmake ninja-build ccache pkg-config clang libclang-rt-14-dev
+  # toolchain (clang: -Wthread-safety build and libFuzzer; clang-format and
+  # clang-tidy: scripts/test.sh checks)
+  g++ cmake ninja-build ccache pkg-config clang libclang-rt-14-dev clang-format clang-tidy
   # libraries (see README "Dependencies")
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   libabsl-dev libhiredis-dev libevent-dev nlohmann-json3-dev libspdlog-dev

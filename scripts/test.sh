@@ -4,11 +4,14 @@
 # against real redis-servers the harness starts on loopback, end to end
 # through the real daemon from C++, Python and Node.js); then builds and runs the
 # whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer;
-# finally compiles the daemon with clang -Wthread-safety and fuzzes the
-# envelope decoders for a bounded time.
+# finally compiles the daemon with clang -Wthread-safety, runs clang-tidy
+# (.clang-tidy) over the daemon and client sources and fuzzes the envelope
+# decoders for a bounded time. Before building, every C++ source must be
+# formatted as .clang-format says (clang-format --dry-run -Werror).
 #
 #   scripts/test.sh            everything (what CI runs)
-#   scripts/test.sh --fast     the plain build only, no sanitizer pass
+#   scripts/test.sh --fast     format check and the plain build only: no
+#                              sanitizer pass, no clang build, no clang-tidy
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fast=0
@@ -16,6 +19,11 @@ fast=0
 
 scripts/deps.sh
 command -v redis-server >/dev/null || { echo "redis-server missing: integration tests cannot run" >&2; exit 1; }
+
+echo "== clang-format --dry-run -Werror"
+# Our sources only: generated code lives in the build directories.
+find daemon client bench tests -name node_modules -prune -o \( -name '*.h' -o -name '*.cc' \) -print0 |
+  sort -z | xargs -0 clang-format --dry-run -Werror
 
 run_suite() {
   local dir=$1; shift
@@ -38,6 +46,18 @@ if [ "$fast" -eq 0 ]; then
   CC=clang CXX=clang++ cmake -S . -B build-clang -G Ninja -DCMAKE_BUILD_TYPE=Debug \
     -DREDRIVE_THREAD_SAFETY=ON -DREDRIVE_FUZZ=ON >/dev/null
   cmake --build build-clang --target redrive_daemon redrive_client envelope_fuzz
+  echo "== clang-tidy (.clang-tidy) over daemon/ and client/"
+  # Every .cc under daemon/ and client/ in build-clang's compile_commands.json
+  # (the build above generated the headers they include); any finding fails
+  # (WarningsAsErrors). About 3 minutes on 2 cores.
+  tidy_start=$(date +%s)
+  if ! run-clang-tidy -p build-clang -j 2 -quiet "^$PWD/(daemon|client)/.*\.cc\$" 2>&1 |
+      sed 's/\x1b\[[0-9;]*m//g' >build-clang/tidy.log; then
+    grep -E "^/.*: (warning|error): " build-clang/tidy.log | sort -u
+    echo "clang-tidy found the problems above (whole log: build-clang/tidy.log)" >&2
+    exit 1
+  fi
+  echo "clang-tidy: no findings in $(( $(date +%s) - tidy_start )) s"
   corpus=$(mktemp -d)
   /usr/bin/python3 - "$corpus" <<'PY'
 import json, sys
