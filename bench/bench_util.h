@@ -65,7 +65,8 @@ inline double RedisInfo(redrive::RedisConnection& redis, const char* section, co
   const size_t at = r->str.find(key);
   double v = -1;
   if (at != std::string::npos) {
-    (void)absl::SimpleAtod(r->str.substr(at + key.size(), r->str.find('\r', at) - at - key.size()), &v);
+    (void)absl::SimpleAtod(r->str.substr(at + key.size(), r->str.find('\r', at) - at - key.size()),
+                           &v);
   }
   return v;
 }
@@ -78,7 +79,8 @@ inline int64_t RedisCommands(redrive::RedisConnection& redis) {
   const size_t at = r->str.find(key);
   int64_t n = -1;
   if (at != std::string::npos) {
-    (void)absl::SimpleAtoi(r->str.substr(at + key.size(), r->str.find('\r', at) - at - key.size()), &n);
+    (void)absl::SimpleAtoi(r->str.substr(at + key.size(), r->str.find('\r', at) - at - key.size()),
+                           &n);
   }
   return n;
 }

@@ -44,8 +44,8 @@ using redrive_bench::ProcStatus;
 using redrive_bench::RedisCommands;
 using redrive_bench::RedisInfo;
 
-using Stream = grpc::ClientReaderWriter<redrive::v1::SubscribeRequest,
-                                        redrive::v1::SubscribeResponse>;
+using Stream =
+    grpc::ClientReaderWriter<redrive::v1::SubscribeRequest, redrive::v1::SubscribeResponse>;
 
 struct Args {
   int redis_port = 0;
@@ -74,8 +74,8 @@ Args Parse(int argc, char** argv) {
       {"seconds", &a.seconds, "length of each measuring window in seconds", 0},
   };
   redrive_bench::ParseBenchFlagsOrExit(
-      "reclaim_bench", "What the retry machinery costs when many entries are pending.", flags,
-      argc, argv);
+      "reclaim_bench", "What the retry machinery costs when many entries are pending.", flags, argc,
+      argv);
   a.due = std::min(a.due, a.pending);
   return a;
 }
@@ -121,19 +121,21 @@ struct Cost {
 Cost Measure(const Args& a, redrive::RedisConnection& redis) {
   const double cpu0 = CpuMicros(a.daemon_pid);
   const int64_t cmd0 = RedisCommands(redis);
-  const double rcpu0 = RedisInfo(redis, "cpu", "used_cpu_user") + RedisInfo(redis, "cpu", "used_cpu_sys");
+  const double rcpu0 =
+      RedisInfo(redis, "cpu", "used_cpu_user") + RedisInfo(redis, "cpu", "used_cpu_sys");
   absl::SleepFor(absl::Seconds(a.seconds));
   Cost c;
   c.daemon_cpu_pct = (CpuMicros(a.daemon_pid) - cpu0) / (a.seconds * 1e4);
   c.redis_cmds_per_s = static_cast<double>(RedisCommands(redis) - cmd0 - 3) / a.seconds;
-  const double rcpu1 = RedisInfo(redis, "cpu", "used_cpu_user") + RedisInfo(redis, "cpu", "used_cpu_sys");
+  const double rcpu1 =
+      RedisInfo(redis, "cpu", "used_cpu_user") + RedisInfo(redis, "cpu", "used_cpu_sys");
   c.redis_cpu_pct = (rcpu1 - rcpu0) * 100.0 / a.seconds;
   return c;
 }
 
 void Print(const char* name, const Cost& c) {
-  std::printf("%s daemon CPU %6.2f %% | Redis %8.1f cmds/s, CPU %6.2f %%\n", name,
-              c.daemon_cpu_pct, c.redis_cmds_per_s, c.redis_cpu_pct);
+  std::printf("%s daemon CPU %6.2f %% | Redis %8.1f cmds/s, CPU %6.2f %%\n", name, c.daemon_cpu_pct,
+              c.redis_cmds_per_s, c.redis_cpu_pct);
 }
 
 // P entries in `channel`, read into the group "h" by `consumer` (so they are
@@ -152,7 +154,8 @@ void Load(redrive::RedisConnection& redis, const std::string& channel, int p,
   }
   (void)redis.Command({"XGROUP", "CREATE", channel, "h", "0", "MKSTREAM"});
   const std::string count = absl::StrCat(p);
-  if (!redis.Command({"XREADGROUP", "GROUP", "h", consumer, "COUNT", count, "STREAMS", channel, ">"})
+  if (!redis
+           .Command({"XREADGROUP", "GROUP", "h", consumer, "COUNT", count, "STREAMS", channel, ">"})
            .ok()) {
     Die("XREADGROUP failed");
   }
@@ -163,7 +166,8 @@ std::vector<std::string> Schedule(redrive::RedisConnection& redis, const std::st
                                   int64_t due_ms) {
   absl::StatusOr<redrive::RedisReply> ids = redis.Command({"XRANGE", channel, "-", "+"});
   if (!ids.ok()) Die("XRANGE failed");
-  const std::string zset = redrive::MakeHandlerKeys(channel, "h", redrive::KeyStyle::kEggAI).due_zset;
+  const std::string zset =
+      redrive::MakeHandlerKeys(channel, "h", redrive::KeyStyle::kEggAI).due_zset;
   std::vector<std::string> members;
   std::vector<redrive::RedisArgv> cmds;
   redrive::FailureRecord f{1, "nack", "bench", "", "h-bench", due_ms};
@@ -173,9 +177,9 @@ std::vector<std::string> Schedule(redrive::RedisConnection& redis, const std::st
   const std::string score = absl::StrCat(due_ms);
   for (const std::string& m : members) cmds.push_back({"ZADD", zset, score, m});
   for (size_t i = 0; i < cmds.size(); i += 2000) {
-    std::vector<redrive::RedisArgv> chunk(cmds.begin() + static_cast<std::ptrdiff_t>(i),
-                                          cmds.begin() + static_cast<std::ptrdiff_t>(
-                                                             std::min(cmds.size(), i + 2000)));
+    std::vector<redrive::RedisArgv> chunk(
+        cmds.begin() + static_cast<std::ptrdiff_t>(i),
+        cmds.begin() + static_cast<std::ptrdiff_t>(std::min(cmds.size(), i + 2000)));
     if (!redis.Pipeline(chunk).ok()) Die("ZADD failed");
   }
   return members;
@@ -188,8 +192,8 @@ int main(int argc, char** argv) {
   auto redis = Connect(a.redis_port);
   auto client = redrive::Client::Connect(a.daemon);
   if (client == nullptr) Die("cannot connect to redrived");
-  std::printf("== redrive reclaim_bench: %d handlers x %d pending, %d s per phase ==\n",
-              a.handlers, a.pending, a.seconds);
+  std::printf("== redrive reclaim_bench: %d handlers x %d pending, %d s per phase ==\n", a.handlers,
+              a.pending, a.seconds);
 
   Cost base;
   {
@@ -223,11 +227,12 @@ int main(int argc, char** argv) {
     live.Register(*client, "bench.rc.live.", a.handlers);
     const Cost held = Measure(a, *redis);
     Print("(c) pending on a live consumer :", held);
-    std::printf("    ratios to (a): daemon CPU (b) %.2f (c) %.2f; Redis commands (b) %.2f (c) %.2f\n",
-                sched.daemon_cpu_pct / std::max(base.daemon_cpu_pct, 0.01),
-                held.daemon_cpu_pct / std::max(base.daemon_cpu_pct, 0.01),
-                sched.redis_cmds_per_s / std::max(base.redis_cmds_per_s, 0.1),
-                held.redis_cmds_per_s / std::max(base.redis_cmds_per_s, 0.1));
+    std::printf(
+        "    ratios to (a): daemon CPU (b) %.2f (c) %.2f; Redis commands (b) %.2f (c) %.2f\n",
+        sched.daemon_cpu_pct / std::max(base.daemon_cpu_pct, 0.01),
+        held.daemon_cpu_pct / std::max(base.daemon_cpu_pct, 0.01),
+        sched.redis_cmds_per_s / std::max(base.redis_cmds_per_s, 0.1),
+        held.redis_cmds_per_s / std::max(base.redis_cmds_per_s, 0.1));
   }
 
   // (d) D of each handler's scheduled entries become due now.
@@ -265,18 +270,19 @@ int main(int argc, char** argv) {
   const double cpu = CpuMicros(a.daemon_pid) - cpu0;
   const int64_t cmds = RedisCommands(*redis) - cmd0;
   const double found = absl::ToDoubleSeconds(first_moved - start);
-  std::printf("(d) %lld of %lld retries made due by another writer: first moved after %.2f s "
-              "(discovery, <= --sweep-interval-ms), all after %.2f s (%.0f moves/s once found);\n"
-              "    daemon CPU %.1f us per retry; %.1f Redis commands per retry (incl. this "
-              "bench's polling)\n",
-              static_cast<long long>(moved), static_cast<long long>(want), found, secs,
-              moved / std::max(secs - found, 0.001), cpu / std::max<int64_t>(moved, 1),
-              static_cast<double>(cmds) / std::max<int64_t>(moved, 1));
+  std::printf(
+      "(d) %lld of %lld retries made due by another writer: first moved after %.2f s "
+      "(discovery, <= --sweep-interval-ms), all after %.2f s (%.0f moves/s once found);\n"
+      "    daemon CPU %.1f us per retry; %.1f Redis commands per retry (incl. this "
+      "bench's polling)\n",
+      static_cast<long long>(moved), static_cast<long long>(want), found, secs,
+      moved / std::max(secs - found, 0.001), cpu / std::max<int64_t>(moved, 1),
+      static_cast<double>(cmds) / std::max<int64_t>(moved, 1));
   if (moved < want) {
     absl::StatusOr<redrive::RedisReply> keys = redis->Command({"KEYS", "bench.rc.sched.0*"});
     if (keys.ok()) std::printf("keys of handler 0: %s\n", keys->DebugString().c_str());
-    absl::StatusOr<redrive::RedisReply> due = redis->Command(
-        {"ZRANGE", "bench.rc.sched.0.h.retry.due", "0", "2", "WITHSCORES"});
+    absl::StatusOr<redrive::RedisReply> due =
+        redis->Command({"ZRANGE", "bench.rc.sched.0.h.retry.due", "0", "2", "WITHSCORES"});
     if (due.ok()) std::printf("due of handler 0: %s\n", due->DebugString().c_str());
     absl::StatusOr<redrive::RedisReply> pend =
         redis->Command({"XPENDING", "bench.rc.sched.0", "h"});

@@ -74,13 +74,13 @@ void Fill(redrive::RedisConnection& redis, const std::string& channel, int n) {
   for (int i = 0; i < n; ++i) {
     redrive::StreamEntry main;
     main.id = absl::StrCat("1700000000000-", i);
-    const std::string body = absl::StrCat(
-        R"({"specversion":"1.0","id":")", i,
-        R"(","source":"bench","type":"order.created","data":{"order":)", i,
-        R"(,"items":[1,2,3]}})");
-    main.fields = {{"__data__", *redrive::EncodeBinaryV1({{"correlation_id", "c"},
-                                                          {"content-type", "application/json"}},
-                                                         body)}};
+    const std::string body =
+        absl::StrCat(R"({"specversion":"1.0","id":")", i,
+                     R"(","source":"bench","type":"order.created","data":{"order":)", i,
+                     R"(,"items":[1,2,3]}})");
+    main.fields = {
+        {"__data__", *redrive::EncodeBinaryV1(
+                         {{"correlation_id", "c"}, {"content-type", "application/json"}}, body)}};
     redrive::FailureRecord f;
     f.attempt = 3;
     f.outcome = "nack";
@@ -203,9 +203,10 @@ int main(int argc, char** argv) {
     Die("the job did not move every dead letter exactly once");
   }
   const double job_rate = args.dead_letters / job.seconds;
-  std::printf("(b) redrived job, no rate limit: %.0f moves/s (%.2f s), ratio to (a) %.2f, "
-              "daemon CPU %.1f us per move\n",
-              job_rate, job.seconds, job_rate / base, job.cpu_us / args.dead_letters);
+  std::printf(
+      "(b) redrived job, no rate limit: %.0f moves/s (%.2f s), ratio to (a) %.2f, "
+      "daemon CPU %.1f us per move\n",
+      job_rate, job.seconds, job_rate / base, job.cpu_us / args.dead_letters);
 
   Fill(*redis, "bench.rate", args.rate_entries);
   const JobResult paced = RunJob(*client, "bench.rate", args.rate, args.daemon_pid);

@@ -33,11 +33,11 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "bench/bench_flags.h"
+#include "bench/bench_util.h"
 #include "daemon/envelope.h"
 #include "daemon/redis/connection.h"
 #include "redrive/client.h"
-#include "bench/bench_flags.h"
-#include "bench/bench_util.h"
 
 namespace {
 
@@ -85,8 +85,7 @@ Args Parse(int argc, char** argv) {
 
 void Preload(redrive::RedisConnection& redis, const std::string& stream, int n, int payload) {
   const std::string body(static_cast<size_t>(payload), 'x');
-  absl::StatusOr<std::string> data =
-      redrive::EncodeBinaryV1({{"correlation_id", "bench"}}, body);
+  absl::StatusOr<std::string> data = redrive::EncodeBinaryV1({{"correlation_id", "bench"}}, body);
   if (!data.ok()) Die("encode");
   constexpr int kChunk = 1000;
   for (int done = 0; done < n; done += kChunk) {
@@ -152,7 +151,8 @@ double DirectConsumer(int port, const std::string& stream, int n) {
   return n / secs;
 }
 
-using Stream = grpc::ClientReaderWriter<redrive::v1::SubscribeRequest, redrive::v1::SubscribeResponse>;
+using Stream =
+    grpc::ClientReaderWriter<redrive::v1::SubscribeRequest, redrive::v1::SubscribeResponse>;
 
 // A Subscribe client that ACKs each batch as it arrives. `on_delivery` runs
 // for every delivery (before its ACK is written).
@@ -213,13 +213,14 @@ int main(int argc, char** argv) {
   std::atomic<bool> registered{false};
   const double cpu_before = CpuMicros(args.daemon_pid);
   const absl::Time start = absl::Now();
-  const int got = AckingSubscriber::Run(*client, reg, n, start + absl::Minutes(2),
-                                        [](const redrive::v1::Delivery&) {}, &registered);
+  const int got = AckingSubscriber::Run(
+      *client, reg, n, start + absl::Minutes(2), [](const redrive::v1::Delivery&) {}, &registered);
   const double secs = absl::ToDoubleSeconds(absl::Now() - start);
   // Let the daemon flush its last XACKs before reading its CPU time.
   const absl::Time settle = absl::Now() + absl::Seconds(10);
   while (absl::Now() < settle) {
-    absl::StatusOr<redrive::RedisReply> p = redis->Command({"XPENDING", "bench.drain", "via-daemon"});
+    absl::StatusOr<redrive::RedisReply> p =
+        redis->Command({"XPENDING", "bench.drain", "via-daemon"});
     if (p.ok() && p->is_array() && !p->elements.empty() && p->elements[0].integer == 0) break;
     absl::SleepFor(absl::Milliseconds(20));
   }
@@ -251,7 +252,8 @@ int main(int argc, char** argv) {
         &live_registered);
   });
   const absl::Time reg_deadline = absl::Now() + absl::Seconds(10);
-  while (!live_registered.load() && absl::Now() < reg_deadline) absl::SleepFor(absl::Milliseconds(1));
+  while (!live_registered.load() && absl::Now() < reg_deadline)
+    absl::SleepFor(absl::Milliseconds(1));
   // Publishers append straight to the stream (XADD of a FastStream
   // envelope), so the figure is the daemon's delivery latency, not the
   // publishing client's.
@@ -281,7 +283,8 @@ int main(int argc, char** argv) {
   std::sort(latencies.begin(), latencies.end());
   auto pct = [&](double q) {
     if (latencies.empty()) return 0.0;
-    return latencies[std::min(latencies.size() - 1, static_cast<size_t>(q * latencies.size()))] / 1e3;
+    return latencies[std::min(latencies.size() - 1, static_cast<size_t>(q * latencies.size()))] /
+           1e3;
   };
 
   std::printf("\n== redrive stream_bench (N=%d, payload %d B) ==\n", n, args.payload);
@@ -325,7 +328,8 @@ int main(int argc, char** argv) {
               idle_cpu / (args.idle_seconds * 1e4));
   std::printf("    Redis commands per second : %10.1f\n",
               static_cast<double>(idle_commands) / args.idle_seconds);
-  std::printf("    daemon threads            : %s\n", ProcStatus(args.daemon_pid, "Threads").c_str());
+  std::printf("    daemon threads            : %s\n",
+              ProcStatus(args.daemon_pid, "Threads").c_str());
   // The window above holds every handler's first sweep and due-retry poll;
   // a second one shows the steady state.
   const double steady_cpu_before = CpuMicros(args.daemon_pid);

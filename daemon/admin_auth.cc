@@ -26,11 +26,11 @@ grpc::Status AdminAuth::Check(
   if (token_.empty()) {
     std::string upper = realm_;
     for (char& ch : upper) ch = absl::ascii_toupper(static_cast<unsigned char>(ch));
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                        absl::StrCat("no ", realm_, " token is configured on this daemon (set --",
-                                     realm_, "-token-file or REDRIVE_", upper, "_TOKEN, or --",
-                                     realm_, "-auth=", realm_ == "admin" ? "disabled" : "none",
-                                     " for local development)"));
+    return grpc::Status(
+        grpc::StatusCode::UNAUTHENTICATED,
+        absl::StrCat("no ", realm_, " token is configured on this daemon (set --", realm_,
+                     "-token-file or REDRIVE_", upper, "_TOKEN, or --", realm_,
+                     "-auth=", realm_ == "admin" ? "disabled" : "none", " for local development)"));
   }
   auto it = metadata.find("authorization");
   if (it == metadata.end()) {
@@ -45,19 +45,19 @@ grpc::Status AdminAuth::Check(
                         "authorization metadata is not 'Bearer <token>'");
   }
   if (!SameToken(value.substr(kBearer.size()), token_)) {
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, absl::StrCat("wrong ", realm_, " token"));
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                        absl::StrCat("wrong ", realm_, " token"));
   }
   return grpc::Status::OK;
 }
 
-std::string AdminAuth::Operator(
-    const std::multimap<grpc::string_ref, grpc::string_ref>& metadata) {
+std::string AdminAuth::Operator(const std::multimap<grpc::string_ref, grpc::string_ref>& metadata) {
   auto it = metadata.find("x-redrive-operator");
   if (it == metadata.end() || it->second.size() == 0 || it->second.size() > 64) return "unknown";
   std::string name(it->second.data(), it->second.size());
   for (char ch : name) {
-    const bool ok = absl::ascii_isalnum(static_cast<unsigned char>(ch)) || ch == '.' ||
-                    ch == '_' || ch == '-' || ch == '@' || ch == ':';
+    const bool ok = absl::ascii_isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '_' ||
+                    ch == '-' || ch == '@' || ch == ':';
     if (!ok) return "unknown";
   }
   return name;

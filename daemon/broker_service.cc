@@ -66,25 +66,24 @@ grpc::ServerUnaryReactor* PrepareAndWrite(grpc::CallbackServerContext* context,
 grpc::ServerUnaryReactor* BrokerService::Publish(grpc::CallbackServerContext* context,
                                                  const v1::PublishRequest* request,
                                                  v1::PublishResponse* response) {
-  return PrepareAndWrite(
-      context, auth_, publisher_, executor_, *request,
-      [response](const PreparedPublish& p, const std::vector<std::string>& ids) {
-        response->set_entry_id(ids.front());
-        response->set_stream(p.stream);
-        response->set_correlation_id(p.correlation_ids.front());
-      });
+  return PrepareAndWrite(context, auth_, publisher_, executor_, *request,
+                         [response](const PreparedPublish& p, const std::vector<std::string>& ids) {
+                           response->set_entry_id(ids.front());
+                           response->set_stream(p.stream);
+                           response->set_correlation_id(p.correlation_ids.front());
+                         });
 }
 
 grpc::ServerUnaryReactor* BrokerService::PublishBatch(grpc::CallbackServerContext* context,
                                                       const v1::PublishBatchRequest* request,
                                                       v1::PublishBatchResponse* response) {
-  return PrepareAndWrite(
-      context, auth_, publisher_, executor_, *request,
-      [response](const PreparedPublish& p, const std::vector<std::string>& ids) {
-        response->set_stream(p.stream);
-        for (const std::string& id : ids) response->add_entry_ids(id);
-        for (const std::string& c : p.correlation_ids) response->add_correlation_ids(c);
-      });
+  return PrepareAndWrite(context, auth_, publisher_, executor_, *request,
+                         [response](const PreparedPublish& p, const std::vector<std::string>& ids) {
+                           response->set_stream(p.stream);
+                           for (const std::string& id : ids) response->add_entry_ids(id);
+                           for (const std::string& c : p.correlation_ids)
+                             response->add_correlation_ids(c);
+                         });
 }
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* BrokerService::Subscribe(

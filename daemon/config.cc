@@ -56,7 +56,8 @@ Setter UintIn(const char* name, F field, uint64_t lo, uint64_t hi) {
   };
 }
 
-#define REDRIVE_FIELD(expr) [](Config& c) -> auto& { return c.expr; }
+#define REDRIVE_FIELD(expr) \
+  [](Config & c) -> auto& { return c.expr; }
 
 const std::vector<OptionSpec>& Options() {
   static const auto* options = new std::vector<OptionSpec>{
@@ -78,11 +79,9 @@ const std::vector<OptionSpec>& Options() {
        }},
       {"redis-connect-timeout-ms", "2000", "Redis connect timeout (100..60000).",
        UintIn("redis-connect-timeout-ms", REDRIVE_FIELD(redis_connect_timeout_ms), 100, 60000)},
-      {"redis-command-timeout-ms", "5000",
-       "Redis command timeout (100..600000).",
+      {"redis-command-timeout-ms", "5000", "Redis command timeout (100..600000).",
        UintIn("redis-command-timeout-ms", REDRIVE_FIELD(redis_command_timeout_ms), 100, 600000)},
-      {"redis-pool-size", "4",
-       "Redis connections (and worker threads) serving unary RPCs (1..64).",
+      {"redis-pool-size", "4", "Redis connections (and worker threads) serving unary RPCs (1..64).",
        UintIn("redis-pool-size", REDRIVE_FIELD(redis_pool_size), 1, 64)},
       {"embedded-redis-binary", "redis-server",
        "redis-server executable used for --redis-url=embedded.",
@@ -113,7 +112,8 @@ const std::vector<OptionSpec>& Options() {
        "running as another user of the same group can connect (0600..0777).",
        [](absl::string_view v, Config& c, Raw&) -> absl::Status {
          uint32_t mode = 0;
-         if (v.empty() || v.size() > 4 || v.find_first_not_of("01234567") != absl::string_view::npos) {
+         if (v.empty() || v.size() > 4 ||
+             v.find_first_not_of("01234567") != absl::string_view::npos) {
            return BadValue("grpc-socket-mode", absl::StrCat("'", v, "' is not an octal mode"));
          }
          for (char ch : v) mode = mode * 8 + static_cast<uint32_t>(ch - '0');
@@ -167,8 +167,7 @@ const std::vector<OptionSpec>& Options() {
        "Retry-stream entries that every group has acknowledged are trimmed once older than "
        "this; unread or pending entries are never trimmed (0..86400000).",
        UintIn("retry-retention-ms", REDRIVE_FIELD(retry_retention_ms), 0, 86400000)},
-      {"ready-file", "",
-       "Write a JSON file with the bound gRPC addresses once serving.",
+      {"ready-file", "", "Write a JSON file with the bound gRPC addresses once serving.",
        [](absl::string_view v, Config& c, Raw&) {
          c.ready_file = std::string(v);
          return absl::OkStatus();
@@ -192,16 +191,14 @@ const std::vector<OptionSpec>& Options() {
          c.log_format = std::string(v);
          return absl::OkStatus();
        }},
-      {"max-payload-bytes", "1048576",
-       "Largest payload accepted by Publish (1..67108864).",
+      {"max-payload-bytes", "1048576", "Largest payload accepted by Publish (1..67108864).",
        UintIn("max-payload-bytes", REDRIVE_FIELD(publish.max_payload_bytes), 1, 64u << 20)},
       {"max-headers", "64", "Most headers per published message (0..1024).",
        UintIn("max-headers", REDRIVE_FIELD(publish.max_headers), 0, 1024)},
       {"max-header-bytes", "16384",
        "Most bytes of header keys and values per message (0..1048576).",
        UintIn("max-header-bytes", REDRIVE_FIELD(publish.max_header_bytes), 0, 1u << 20)},
-      {"max-batch-messages", "1000",
-       "Most messages in one PublishBatch (1..100000).",
+      {"max-batch-messages", "1000", "Most messages in one PublishBatch (1..100000).",
        UintIn("max-batch-messages", REDRIVE_FIELD(publish.max_batch_messages), 1, 100000)},
       {"key-template", "eggai",
        "Redis key names: 'eggai' (EggAI 0.3.x names) or 'cluster' (hash-tagged "
@@ -272,8 +269,8 @@ const std::vector<OptionSpec>& Options() {
            return BadValue("instance-id", "must be 1..100 characters");
          }
          for (char ch : v) {
-           if (!absl::ascii_isalnum(static_cast<unsigned char>(ch)) && ch != '.' &&
-               ch != '_' && ch != '-') {
+           if (!absl::ascii_isalnum(static_cast<unsigned char>(ch)) && ch != '.' && ch != '_' &&
+               ch != '-') {
              return BadValue("instance-id", "allowed characters are [A-Za-z0-9._-]");
            }
          }
@@ -303,8 +300,8 @@ std::string DefaultInstanceId() {
   std::string h;
   for (const char* p = host; *p != '\0'; ++p) {
     const char ch = *p;
-    h.push_back(absl::ascii_isalnum(static_cast<unsigned char>(ch)) || ch == '.' ||
-                        ch == '_' || ch == '-'
+    h.push_back(absl::ascii_isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '_' ||
+                        ch == '-'
                     ? ch
                     : '_');
   }
@@ -321,7 +318,8 @@ absl::Status ReadToken(absl::string_view realm, const std::string& file, const E
   std::string source = variable;
   if (!file.empty()) {
     std::ifstream in(file, std::ios::binary);
-    if (!in) return BadValue(absl::StrCat(realm, "-token-file"), absl::StrCat("cannot read '", file, "'"));
+    if (!in)
+      return BadValue(absl::StrCat(realm, "-token-file"), absl::StrCat("cannot read '", file, "'"));
     std::stringstream buf;
     buf << in.rdbuf();
     token = buf.str();
@@ -337,8 +335,8 @@ absl::Status ReadToken(absl::string_view realm, const std::string& file, const E
   }
   for (char ch : token) {
     if (ch < '!' || ch > '~') {
-      return absl::InvalidArgumentError(absl::StrCat(
-          source, ": the ", realm, " token must be printable ASCII without spaces"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(source, ": the ", realm, " token must be printable ASCII without spaces"));
     }
   }
   return absl::OkStatus();
@@ -358,8 +356,7 @@ absl::Status Resolve(const Raw& raw, const EnvLookup& env, Config& c) {
   if (!raw.password_file.empty()) {
     std::ifstream in(raw.password_file, std::ios::binary);
     if (!in) {
-      return BadValue("redis-password-file",
-                      absl::StrCat("cannot read '", raw.password_file, "'"));
+      return BadValue("redis-password-file", absl::StrCat("cannot read '", raw.password_file, "'"));
     }
     std::stringstream buf;
     buf << in.rdbuf();
@@ -376,13 +373,11 @@ absl::Status Resolve(const Raw& raw, const EnvLookup& env, Config& c) {
   if (absl::Status st = ReadToken("admin", c.admin_token_file, env, c.admin_token); !st.ok()) {
     return st;
   }
-  if (absl::Status st = ReadToken("broker", c.broker_token_file, env, c.broker_token);
-      !st.ok()) {
+  if (absl::Status st = ReadToken("broker", c.broker_token_file, env, c.broker_token); !st.ok()) {
     return st;
   }
   if (c.broker_auth && c.broker_token.empty()) {
-    return BadValue("broker-auth",
-                    "token needs --broker-token-file or REDRIVE_BROKER_TOKEN");
+    return BadValue("broker-auth", "token needs --broker-token-file or REDRIVE_BROKER_TOKEN");
   }
   if (c.instance_id.empty()) c.instance_id = DefaultInstanceId();
   return absl::OkStatus();
@@ -434,8 +429,7 @@ absl::StatusOr<ParsedConfig> ParseConfig(const std::vector<std::string>& args,
     }
     const OptionSpec* spec = FindOption(name);
     if (spec == nullptr) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("unknown option --", name, " (see --help)"));
+      return absl::InvalidArgumentError(absl::StrCat("unknown option --", name, " (see --help)"));
     }
     if (eq == absl::string_view::npos) {
       if (i + 1 >= args.size()) {
@@ -459,9 +453,9 @@ std::string ConfigHelp() {
       "REDRIVE_ADMIN_TOKEN (environment only) holds the Admin bearer token;\n"
       "REDRIVE_BROKER_TOKEN (environment only) holds the Broker bearer token.\n\n";
   for (const OptionSpec& o : Options()) {
-    absl::StrAppend(&out, "  --", o.name, "  (", EnvName(o.name), ")\n      ",
-                    o.help, "\n      default: ",
-                    o.default_text[0] == '\0' ? "(none)" : o.default_text, "\n");
+    absl::StrAppend(&out, "  --", o.name, "  (", EnvName(o.name), ")\n      ", o.help,
+                    "\n      default: ", o.default_text[0] == '\0' ? "(none)" : o.default_text,
+                    "\n");
   }
   absl::StrAppend(&out, "  --help, --version\n");
   return out;

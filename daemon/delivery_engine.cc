@@ -14,22 +14,19 @@ DeliveryEngine::DeliveryEngine(Options options) : loop_(std::make_unique<EventLo
       absl::StrAppend(&commands.client_name, "-deliver");
       absl::StrAppend(&blocking.client_name, "-notify");
     }
-    commands_ = std::make_unique<HiredisAsync>(*loop_, commands,
-                                               [this] { LoadScripts(*commands_); });
+    commands_ =
+        std::make_unique<HiredisAsync>(*loop_, commands, [this] { LoadScripts(*commands_); });
     blocking_ = std::make_unique<HiredisAsync>(*loop_, blocking, [this] {
       if (notifier_ != nullptr) notifier_->OnBlockingConnected(blocking_->client_id());
     });
     watch_ops_ = std::make_unique<RedisStreamWatchOps>(*blocking_, *commands_);
-    notifier_ = std::make_unique<StreamNotifier>(
-        *watch_ops_, [this](const std::string& stream) {
-          if (dispatcher_ != nullptr) {
+    notifier_ = std::make_unique<StreamNotifier>(*watch_ops_, [this](const std::string& stream) {
+      if (dispatcher_ != nullptr) {
+        kLoopThread.AssertHeld();
 
-            kLoopThread.AssertHeld();
-
-            dispatcher_->OnStreamActivity(stream);
-
-          }
-        });
+        dispatcher_->OnStreamActivity(stream);
+      }
+    });
     ops_ = std::make_unique<RedisStreamOps>(*commands_);
     dispatcher_ = std::make_unique<Dispatcher>(*loop_, *ops_, *notifier_, options.dispatcher);
     if (blocking_->connected()) notifier_->OnBlockingConnected(blocking_->client_id());
@@ -53,11 +50,9 @@ void DeliveryEngine::Register(uint64_t session, SubscriptionSpec spec,
   auto shared_spec = std::make_shared<SubscriptionSpec>(std::move(spec));
   if (!loop_->Post([this, session, shared_spec, sink] {
         if (dispatcher_ != nullptr) {
-
           kLoopThread.AssertHeld();
 
           dispatcher_->Register(session, std::move(*shared_spec), sink);
-
         }
       })) {
     sink->Finish(absl::UnavailableError("redrived is shutting down"));
@@ -67,11 +62,9 @@ void DeliveryEngine::Register(uint64_t session, SubscriptionSpec spec,
 void DeliveryEngine::Verbs(uint64_t session, std::shared_ptr<const v1::Verbs> verbs) {
   loop_->Post([this, session, verbs] {
     if (dispatcher_ != nullptr) {
-
       kLoopThread.AssertHeld();
 
       dispatcher_->Verbs(session, *verbs);
-
     }
   });
 }
@@ -79,11 +72,9 @@ void DeliveryEngine::Verbs(uint64_t session, std::shared_ptr<const v1::Verbs> ve
 void DeliveryEngine::Stop(uint64_t session) {
   loop_->Post([this, session] {
     if (dispatcher_ != nullptr) {
-
       kLoopThread.AssertHeld();
 
       dispatcher_->Stop(session);
-
     }
   });
 }
@@ -91,11 +82,9 @@ void DeliveryEngine::Stop(uint64_t session) {
 void DeliveryEngine::Disconnect(uint64_t session) {
   loop_->Post([this, session] {
     if (dispatcher_ != nullptr) {
-
       kLoopThread.AssertHeld();
 
       dispatcher_->Disconnect(session);
-
     }
   });
 }

@@ -11,10 +11,10 @@
 #include <memory>
 
 #include "daemon/dispatcher.h"
+#include "daemon/event_loop.h"
 #include "daemon/redis/hiredis_async.h"
 #include "daemon/redis/redis_stream_ops.h"
 #include "daemon/redis/stream_watch.h"
-#include "daemon/event_loop.h"
 #include "daemon/stream_notifier.h"
 
 namespace redrive {

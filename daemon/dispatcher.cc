@@ -83,8 +83,8 @@ std::string InvalidVerb(const v1::Verb& verb) {
 
 struct Dispatcher::Parts {
   Parts(EngineContext& ctx, StreamNotifier& notifier, PausePoller::OnChange on_pause,
-        PausePoller::KnownKeys known, RetryScheduler::Hooks retry_hooks,
-        Sweeper::Hooks sweep_hooks, Reader::Hooks read_hooks)
+        PausePoller::KnownKeys known, RetryScheduler::Hooks retry_hooks, Sweeper::Hooks sweep_hooks,
+        Reader::Hooks read_hooks)
       : acks(ctx),
         pauses(ctx, std::move(on_pause), std::move(known)),
         presence(ctx),
@@ -119,8 +119,8 @@ uint32_t Dispatcher::Session::free_slots() const {
 
 Dispatcher::Dispatcher(EventLoop& loop, StreamOps& ops, StreamNotifier& notifier,
                        DispatcherOptions options)
-    : state_(std::move(options)),
-      ctx_{loop, ops, state_.options, state_.stats, state_.summary, state_.tracker} {
+    : state_(std::move(options)), ctx_{loop,           ops,           state_.options, state_.stats,
+                                       state_.summary, state_.tracker} {
   auto draining = [this] {
     kLoopThread.AssertHeld();
     return parts_->drainer.draining();
@@ -274,33 +274,32 @@ void Dispatcher::CreateGroup(Handler& handler) {
   // A pause set while no daemon had the handler applies before the first
   // read (replies arrive in order, so this one comes before the group's).
   parts_->pauses.Check(handler.ref.key, spec.channel, spec.handler_id);
-  ctx_.ops.CreateGroup(
-      spec.keys.stream, spec.keys.group, GroupStartId(spec.start),
-      guard_.Wrap([this, ref = handler.ref](absl::Status status) {
-        kLoopThread.AssertHeld();
-        Handler* h = Find(ref);
-        if (h == nullptr) return;
-        if (RedisErrorOf(status) == RedisError::kWrongType) {
-          status = absl::FailedPreconditionError(
-              absl::StrCat("key '", h->spec->keys.stream, "' exists and is not a stream"));
-        }
-        if (!status.ok()) {
-          OnGroupReady(*h, status);
-          return;
-        }
-        // Recorded for the Admin service (R-E1), with this daemon's presence
-        // heartbeat, before the registration is answered: a client that saw
-        // Registered finds its handler in ListHandlers.
-        h->present = true;
-        parts_->presence.Record(*h->spec, guard_.Wrap([this, ref] {
-          kLoopThread.AssertHeld();
-          if (Find(ref) == nullptr) return;
-          parts_->reader.Watch(ref, kMain, [this, ref] {
-            kLoopThread.AssertHeld();
-            if (Handler* ready = Find(ref)) OnGroupReady(*ready, absl::OkStatus());
-          });
-        }));
-      }));
+  ctx_.ops.CreateGroup(spec.keys.stream, spec.keys.group, GroupStartId(spec.start),
+                       guard_.Wrap([this, ref = handler.ref](absl::Status status) {
+                         kLoopThread.AssertHeld();
+                         Handler* h = Find(ref);
+                         if (h == nullptr) return;
+                         if (RedisErrorOf(status) == RedisError::kWrongType) {
+                           status = absl::FailedPreconditionError(absl::StrCat(
+                               "key '", h->spec->keys.stream, "' exists and is not a stream"));
+                         }
+                         if (!status.ok()) {
+                           OnGroupReady(*h, status);
+                           return;
+                         }
+                         // Recorded for the Admin service (R-E1), with this daemon's presence
+                         // heartbeat, before the registration is answered: a client that saw
+                         // Registered finds its handler in ListHandlers.
+                         h->present = true;
+                         parts_->presence.Record(*h->spec, guard_.Wrap([this, ref] {
+                           kLoopThread.AssertHeld();
+                           if (Find(ref) == nullptr) return;
+                           parts_->reader.Watch(ref, kMain, [this, ref] {
+                             kLoopThread.AssertHeld();
+                             if (Handler* ready = Find(ref)) OnGroupReady(*ready, absl::OkStatus());
+                           });
+                         }));
+                       }));
 }
 
 void Dispatcher::OnGroupReady(Handler& h, absl::Status status) {
@@ -406,21 +405,21 @@ void Dispatcher::Pump(Handler& h) {
     if (asked[source].empty()) continue;
     std::vector<std::string> ids;
     for (const Entry& e : asked[source]) ids.push_back(e.id);
-    ctx_.ops.Claim(SourceRef(*h.spec, source), absl::ZeroDuration(), std::move(ids),
-                   guard_.Wrap([this, ref = h.ref, spec = h.spec, source,
-                                asked = std::move(asked[source])](
-                                   absl::StatusOr<std::vector<StreamEntry>> fetched) mutable {
-                     kLoopThread.AssertHeld();
-                     if (Find(ref) == nullptr) {
-                       // The last session left meanwhile: never delivered,
-                       // handed back.
-                       std::vector<std::string> back;
-                       for (const Entry& e : asked) back.push_back(e.id);
-                       parts_->retries.Return(ref, spec, source, back);
-                       return;
-                     }
-                     OnFetched(ref, source, std::move(fetched), std::move(asked));
-                   }));
+    ctx_.ops.Claim(
+        SourceRef(*h.spec, source), absl::ZeroDuration(), std::move(ids),
+        guard_.Wrap([this, ref = h.ref, spec = h.spec, source, asked = std::move(asked[source])](
+                        absl::StatusOr<std::vector<StreamEntry>> fetched) mutable {
+          kLoopThread.AssertHeld();
+          if (Find(ref) == nullptr) {
+            // The last session left meanwhile: never delivered,
+            // handed back.
+            std::vector<std::string> back;
+            for (const Entry& e : asked) back.push_back(e.id);
+            parts_->retries.Return(ref, spec, source, back);
+            return;
+          }
+          OnFetched(ref, source, std::move(fetched), std::move(asked));
+        }));
   }
 }
 
@@ -746,8 +745,7 @@ void Dispatcher::MaybeRemoveHandler(Handler& h) {
 
 // ---------------------------------------------------------------- timers
 
-void Dispatcher::SetPaused(const std::string& channel, const std::string& handler_id,
-                           bool paused) {
+void Dispatcher::SetPaused(const std::string& channel, const std::string& handler_id, bool paused) {
   parts_->pauses.Set(EngineHandlerKey(channel, handler_id), paused);
   FlushOut();
 }
@@ -885,9 +883,10 @@ void Dispatcher::CheckDrained() {
     for (const Entry& e : h->backlog.ids) ids[e.source].push_back(e.id);
     h->backlog.ids.clear();
     if (!unsettled.empty()) {
-      spdlog::info("handler '{}' on '{}': {} unsettled deliveries handed back at the end of the "
-                   "drain (no attempt counted)",
-                   h->spec->handler_id, h->spec->channel, unsettled.size());
+      spdlog::info(
+          "handler '{}' on '{}': {} unsettled deliveries handed back at the end of the "
+          "drain (no attempt counted)",
+          h->spec->handler_id, h->spec->channel, unsettled.size());
     }
     for (uint8_t source : {kMain, kRetry}) {
       parts_->retries.Return(h->ref, h->spec, source, ids[source]);

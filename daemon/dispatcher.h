@@ -38,7 +38,6 @@
 #include <string>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
@@ -60,8 +59,7 @@ namespace redrive {
 
 class Dispatcher {
  public:
-  Dispatcher(EventLoop& loop, StreamOps& ops, StreamNotifier& notifier,
-             DispatcherOptions options);
+  Dispatcher(EventLoop& loop, StreamOps& ops, StreamNotifier& notifier, DispatcherOptions options);
   ~Dispatcher();
 
   // Registers a session. The group is created if missing; then `sink` gets
@@ -76,14 +74,11 @@ class Dispatcher {
   void Verbs(uint64_t session_id, const v1::Verbs& verbs)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // The client takes no new deliveries.
-  void Stop(uint64_t session_id)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  void Stop(uint64_t session_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // The stream ended: its deliveries go to other sessions or back to Redis.
-  void Disconnect(uint64_t session_id)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  void Disconnect(uint64_t session_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // From the notifier: `stream` received entries.
-  void OnStreamActivity(const std::string& stream)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  void OnStreamActivity(const std::string& stream) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // Graceful drain: tells every session, stops deliveries, waits for
   // settlements up to `grace`, then hands what is still unsettled (and what
   // was read but never delivered) back through the retry path WITHOUT
@@ -110,13 +105,13 @@ class Dispatcher {
     std::string consumer;  // this daemon's consumer in the handler's groups
     bool paused = false;
   };
-  std::vector<HandlerSnapshot> Snapshot() const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  std::vector<HandlerSnapshot> Snapshot() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
 
-  const DispatcherStats& stats() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread) { return state_.stats; }
+  const DispatcherStats& stats() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread) {
+    return state_.stats;
+  }
   // In-flight deliveries of a session (tests).
-  size_t InFlight(uint64_t session_id) const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  size_t InFlight(uint64_t session_id) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   size_t handlers() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread) { return handlers_.size(); }
 
  private:
@@ -154,8 +149,8 @@ class Dispatcher {
     HandlerRef ref;
     SpecPtr spec;  // of the first registration
     bool ready = false;
-    bool paused = false;   // R-E5: nothing read or handed out
-    bool present = false;  // its registry record was written (removed with it)
+    bool paused = false;             // R-E5: nothing read or handed out
+    bool present = false;            // its registry record was written (removed with it)
     std::vector<Session*> sessions;  // attached
     std::vector<Session*> waiting;   // registered before the group was ready
     size_t round_robin = 0;
@@ -182,18 +177,23 @@ class Dispatcher {
   uint32_t Capacity(const Handler& h) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   void Pump(Handler& h) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   void OnFetched(const HandlerRef& ref, uint8_t source,
-                 absl::StatusOr<std::vector<StreamEntry>> fetched, std::vector<Entry> asked) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+                 absl::StatusOr<std::vector<StreamEntry>> fetched, std::vector<Entry> asked)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // Hands freshly read or fetched entries to sessions with free slots; what
   // finds no slot waits in the backlog; poison goes to the DLQ.
-  void DeliverEntries(Handler& h, uint8_t source, std::vector<StreamEntry> entries) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
-  void Deliver(Handler& h, Session& s, Entry entry, v1::Delivery&& message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  void DeliverEntries(Handler& h, uint8_t source, std::vector<StreamEntry> entries)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  void Deliver(Handler& h, Session& s, Entry entry, v1::Delivery&& message)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   void FlushOut() ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   void Fail(Handler& h, const Entry& entry, FailKind kind, std::string error,
-            std::string error_code, std::optional<absl::Duration> delay) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+            std::string error_code, std::optional<absl::Duration> delay)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   void OnClaimed(const HandlerRef& ref, uint8_t source, const std::string& consumer,
                  std::vector<StreamEntry> entries) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // Entry ids of `source` this daemon holds for a handler (a sweep skips them).
-  absl::flat_hash_set<std::string> HeldIds(const HandlerRef& ref, uint8_t source) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  absl::flat_hash_set<std::string> HeldIds(const HandlerRef& ref, uint8_t source)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   void DetachSession(Session& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   void MaybeRemoveHandler(Handler& h) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   void Tick() ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);

@@ -93,8 +93,8 @@ enum class LengthUnit { kBytes, kChars };
 // Reads the header block [pos, block.size()) where block ends at data_start,
 // with lengths in `unit`, appending to `headers`. Fails unless exactly `count`
 // headers of valid UTF-8 fill the block.
-absl::Status ReadHeaderBlock(absl::string_view block, size_t pos, uint16_t count,
-                             LengthUnit unit, HeaderList* headers) {
+absl::Status ReadHeaderBlock(absl::string_view block, size_t pos, uint16_t count, LengthUnit unit,
+                             HeaderList* headers) {
   const size_t data_start = block.size();
   // Every header takes at least 4 bytes: bound the reservation by the block
   // so a forged count cannot make us allocate.
@@ -114,9 +114,8 @@ absl::Status ReadHeaderBlock(absl::string_view block, size_t pos, uint16_t count
       size_t end;
       if (unit == LengthUnit::kBytes) {
         if (data_start - pos < declared) {
-          return absl::DataLossError(
-              absl::StrCat("header ", index, " ", what, " length ", declared,
-                           " runs past data_start ", data_start));
+          return absl::DataLossError(absl::StrCat("header ", index, " ", what, " length ", declared,
+                                                  " runs past data_start ", data_start));
         }
         end = pos + declared;
         if (!IsValidUtf8(block.substr(pos, declared))) {
@@ -127,14 +126,14 @@ absl::Status ReadHeaderBlock(absl::string_view block, size_t pos, uint16_t count
         end = pos;
         for (size_t chars = 0; chars < declared; ++chars) {
           if (end == data_start) {
-            return absl::DataLossError(
-                absl::StrCat("header ", index, " ", what, " of ", declared,
-                             " characters runs past data_start ", data_start));
+            return absl::DataLossError(absl::StrCat("header ", index, " ", what, " of ", declared,
+                                                    " characters runs past data_start ",
+                                                    data_start));
           }
           const size_t n = Utf8SequenceLength(block, end);
           if (n == 0) {
-            return absl::DataLossError(absl::StrCat("header ", index, " ", what,
-                                                    " is not valid UTF-8"));
+            return absl::DataLossError(
+                absl::StrCat("header ", index, " ", what, " is not valid UTF-8"));
           }
           end += n;
         }
@@ -145,8 +144,8 @@ absl::Status ReadHeaderBlock(absl::string_view block, size_t pos, uint16_t count
     headers->emplace_back(strings[0], strings[1]);
   }
   if (pos != data_start) {
-    return absl::DataLossError(absl::StrCat(
-        "header block ends at ", pos, ", not at data_start ", data_start));
+    return absl::DataLossError(
+        absl::StrCat("header block ends at ", pos, ", not at data_start ", data_start));
   }
   return absl::OkStatus();
 }
@@ -166,8 +165,7 @@ class LegacyEnvelopeReader final : public nlohmann::json_sax<nlohmann::json> {
     }
     LegacyEnvelopeReader reader;
     try {
-      if (!nlohmann::json::sax_parse(value.data(), value.data() + value.size(),
-                                     &reader)) {
+      if (!nlohmann::json::sax_parse(value.data(), value.data() + value.size(), &reader)) {
         return reader.why_ != nullptr ? reader.why_ : kInvalid;
       }
     } catch (const nlohmann::json::exception&) {
@@ -182,12 +180,8 @@ class LegacyEnvelopeReader final : public nlohmann::json_sax<nlohmann::json> {
 
   bool null() override { return Scalar("null"); }
   bool boolean(bool v) override { return Scalar(v ? "true" : "false"); }
-  bool number_integer(number_integer_t v) override {
-    return Scalar(absl::StrCat(v));
-  }
-  bool number_unsigned(number_unsigned_t v) override {
-    return Scalar(absl::StrCat(v));
-  }
+  bool number_integer(number_integer_t v) override { return Scalar(absl::StrCat(v)); }
+  bool number_unsigned(number_unsigned_t v) override { return Scalar(absl::StrCat(v)); }
   bool number_float(number_float_t, const string_t& text) override {
     return Scalar(text);  // As written: no reformatting of the double.
   }
@@ -260,8 +254,7 @@ class LegacyEnvelopeReader final : public nlohmann::json_sax<nlohmann::json> {
     return true;
   }
   bool end_array() override { return CloseCapture(']'); }
-  bool parse_error(std::size_t, const std::string&,
-                   const nlohmann::json::exception&) override {
+  bool parse_error(std::size_t, const std::string&, const nlohmann::json::exception&) override {
     return Fail(kInvalid);
   }
 
@@ -291,9 +284,8 @@ class LegacyEnvelopeReader final : public nlohmann::json_sax<nlohmann::json> {
     if (!frames_.empty()) return AppendValue(text);
     switch (level_) {
       case Level::kTop:
-        return Fail(member_ == Member::kData
-                        ? "member \"data\" is not a string"
-                        : "member \"headers\" is not an object");
+        return Fail(member_ == Member::kData ? "member \"data\" is not a string"
+                                             : "member \"headers\" is not an object");
       case Level::kHeaders:
         return SetHeader(std::string(text));
       default:
@@ -346,61 +338,53 @@ class LegacyEnvelopeReader final : public nlohmann::json_sax<nlohmann::json> {
 
 }  // namespace
 
-bool HasBinaryV1Magic(absl::string_view value) {
-  return value.substr(0, kMagic.size()) == kMagic;
-}
+bool HasBinaryV1Magic(absl::string_view value) { return value.substr(0, kMagic.size()) == kMagic; }
 
 absl::StatusOr<DecodedEntry> DecodeBinaryV1(absl::string_view value) {
   if (!HasBinaryV1Magic(value)) {
-    return absl::InvalidArgumentError(
-        "not BinaryMessageFormatV1: magic bytes absent");
+    return absl::InvalidArgumentError("not BinaryMessageFormatV1: magic bytes absent");
   }
   const size_t size = value.size();
   if (size >= kMagic.size() + 2) {
     const uint16_t version = ReadU16(value, kMagic.size());
     if (version != kVersion) {
-      return absl::UnimplementedError(absl::StrCat(
-          "BinaryMessageFormatV1 version ", version, " is not supported"));
+      return absl::UnimplementedError(
+          absl::StrCat("BinaryMessageFormatV1 version ", version, " is not supported"));
     }
   }
   if (size < kFixedHeaderSize) {
-    return absl::DataLossError(
-        absl::StrCat("value is ", size, " bytes, shorter than the ",
-                     kFixedHeaderSize, "-byte fixed header"));
+    return absl::DataLossError(absl::StrCat("value is ", size, " bytes, shorter than the ",
+                                            kFixedHeaderSize, "-byte fixed header"));
   }
   const size_t headers_start = ReadU32(value, 10);
   const size_t data_start = ReadU32(value, 14);
   if (headers_start < kFixedHeaderSize) {
-    return absl::DataLossError(
-        absl::StrCat("headers_start ", headers_start, " points into the ",
-                     kFixedHeaderSize, "-byte fixed header"));
+    return absl::DataLossError(absl::StrCat("headers_start ", headers_start, " points into the ",
+                                            kFixedHeaderSize, "-byte fixed header"));
   }
   if (data_start > size) {
-    return absl::DataLossError(absl::StrCat("data_start ", data_start,
-                                            " is past the end of the ", size,
-                                            "-byte value"));
+    return absl::DataLossError(
+        absl::StrCat("data_start ", data_start, " is past the end of the ", size, "-byte value"));
   }
   if (headers_start > data_start || data_start - headers_start < 2) {
-    return absl::DataLossError(
-        absl::StrCat("header count at headers_start ", headers_start,
-                     " runs past data_start ", data_start));
+    return absl::DataLossError(absl::StrCat("header count at headers_start ", headers_start,
+                                            " runs past data_start ", data_start));
   }
   const absl::string_view block = value.substr(0, data_start);
   const uint16_t count = ReadU16(value, headers_start);
 
   DecodedEntry entry;
   entry.format = EntryFormat::kBinaryV1;
-  absl::Status by_bytes = ReadHeaderBlock(block, headers_start + 2, count,
-                                          LengthUnit::kBytes, &entry.headers);
+  absl::Status by_bytes =
+      ReadHeaderBlock(block, headers_start + 2, count, LengthUnit::kBytes, &entry.headers);
   if (!by_bytes.ok()) {
     entry.headers.clear();
-    absl::Status by_chars = ReadHeaderBlock(block, headers_start + 2, count,
-                                            LengthUnit::kChars, &entry.headers);
+    absl::Status by_chars =
+        ReadHeaderBlock(block, headers_start + 2, count, LengthUnit::kChars, &entry.headers);
     if (!by_chars.ok()) {
       if (by_chars.message() == by_bytes.message()) return by_bytes;
       return absl::DataLossError(
-          absl::StrCat(by_bytes.message(),
-                       "; read as character counts: ", by_chars.message()));
+          absl::StrCat(by_bytes.message(), "; read as character counts: ", by_chars.message()));
     }
     entry.recovered_char_length_headers = true;
   }
@@ -411,12 +395,10 @@ absl::StatusOr<DecodedEntry> DecodeBinaryV1(absl::string_view value) {
   return entry;
 }
 
-absl::StatusOr<std::string> EncodeBinaryV1(const HeaderList& headers,
-                                           absl::string_view body) {
+absl::StatusOr<std::string> EncodeBinaryV1(const HeaderList& headers, absl::string_view body) {
   if (headers.size() > kMaxU16) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(headers.size(), " headers exceed the u16 header count (",
-                     kMaxU16, " at most)"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        headers.size(), " headers exceed the u16 header count (", kMaxU16, " at most)"));
   }
   size_t block_size = 2;
   for (size_t index = 0; index < headers.size(); ++index) {
@@ -437,8 +419,8 @@ absl::StatusOr<std::string> EncodeBinaryV1(const HeaderList& headers,
   }
   const size_t data_start = kFixedHeaderSize + block_size;
   if (data_start > std::numeric_limits<uint32_t>::max()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "header block of ", block_size, " bytes: data_start exceeds u32"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("header block of ", block_size, " bytes: data_start exceeds u32"));
   }
   std::string out;
   out.reserve(data_start + body.size());
@@ -460,8 +442,7 @@ absl::StatusOr<std::string> EncodeBinaryV1(const HeaderList& headers,
 absl::StatusOr<DecodedEntry> DecodeLegacyJson(absl::string_view value) {
   DecodedEntry entry;
   if (const char* why = LegacyEnvelopeReader::Read(value, &entry)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("not a legacy JSON envelope: ", why));
+    return absl::InvalidArgumentError(absl::StrCat("not a legacy JSON envelope: ", why));
   }
   return entry;
 }

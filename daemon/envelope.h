@@ -117,8 +117,7 @@ absl::StatusOr<DecodedEntry> DecodeBinaryV1(absl::string_view value);
 // InvalidArgument if there are more than 65535 headers, a key or value is
 // longer than 65535 bytes or is not valid UTF-8 (our decoder, like
 // FastStream's, would reject it), or data_start would not fit in a u32.
-absl::StatusOr<std::string> EncodeBinaryV1(const HeaderList& headers,
-                                           absl::string_view body);
+absl::StatusOr<std::string> EncodeBinaryV1(const HeaderList& headers, absl::string_view body);
 
 // Decodes a legacy JSON envelope into format kLegacyJson.
 //

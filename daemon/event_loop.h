@@ -75,7 +75,9 @@ class EventLoop {
   std::unique_ptr<Timer> NewTimer(Task task);
 
   bool InLoopThread() const { return std::this_thread::get_id() == thread_.get_id(); }
-  struct event_base* base() { return base_; }
+  struct event_base* base() {
+    return base_;
+  }
 
   // Stops the loop after running what is already posted. Idempotent.
   void Stop();

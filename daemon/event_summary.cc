@@ -32,8 +32,8 @@ std::vector<std::string> EventSummary::ReportNow(absl::Time now) {
     if (c.dead_lettered > 0) {
       std::vector<std::string> reasons;
       for (const auto& [reason, n] : c.reasons) reasons.push_back(absl::StrCat(reason, " ", n));
-      parts.push_back(absl::StrCat(c.dead_lettered, " dead-lettered (",
-                                   absl::StrJoin(reasons, ", "), ")"));
+      parts.push_back(
+          absl::StrCat(c.dead_lettered, " dead-lettered (", absl::StrJoin(reasons, ", "), ")"));
     }
     if (c.leases_expired > 0) {
       parts.push_back(absl::StrCat(c.leases_expired,

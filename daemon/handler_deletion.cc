@@ -7,8 +7,8 @@
 #include "absl/strings/str_join.h"
 #include "daemon/redis/handler_store.h"
 #include "daemon/redis/keyspace.h"
-#include "daemon/redis/scripts.h"
 #include "daemon/redis/script_results.h"
+#include "daemon/redis/scripts.h"
 
 namespace redrive {
 namespace {

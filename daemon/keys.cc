@@ -11,24 +11,23 @@ namespace redrive {
 namespace {
 
 bool IsNameChar(char c, bool allow_slash) {
-  return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' ||
-         c == '_' || c == ':' || c == '-' || (allow_slash && c == '/');
+  return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == ':' ||
+         c == '-' || (allow_slash && c == '/');
 }
 
-absl::Status CheckName(absl::string_view name, absl::string_view field,
-                       bool allow_slash, absl::string_view grammar) {
+absl::Status CheckName(absl::string_view name, absl::string_view field, bool allow_slash,
+                       absl::string_view grammar) {
   if (name.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(field, " is required"));
   }
   if (name.size() > kMaxNameLength) {
     return absl::InvalidArgumentError(
-        absl::StrCat(field, " is ", name.size(), " bytes; at most ",
-                     kMaxNameLength, " allowed"));
+        absl::StrCat(field, " is ", name.size(), " bytes; at most ", kMaxNameLength, " allowed"));
   }
   for (size_t i = 0; i < name.size(); ++i) {
     if (!IsNameChar(name[i], allow_slash)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          field, " has a character outside ", grammar, " at byte ", i));
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, " has a character outside ", grammar, " at byte ", i));
     }
   }
   return absl::OkStatus();
@@ -37,8 +36,7 @@ absl::Status CheckName(absl::string_view name, absl::string_view field,
 }  // namespace
 
 absl::Status ValidateChannel(absl::string_view channel, absl::string_view field) {
-  if (absl::Status s =
-          CheckName(channel, field, /*allow_slash=*/true, "[A-Za-z0-9._:/-]");
+  if (absl::Status s = CheckName(channel, field, /*allow_slash=*/true, "[A-Za-z0-9._:/-]");
       !s.ok()) {
     return s;
   }
@@ -48,15 +46,15 @@ absl::Status ValidateChannel(absl::string_view channel, absl::string_view field)
         absl::StrCat(field, " must not start with '", std::string(1, first), "'"));
   }
   if (absl::EndsWith(channel, ".retry") || absl::EndsWith(channel, ".dlq")) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        field, " must not end in .retry or .dlq (reserved for retry and "
-               "dead-letter streams)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field,
+                     " must not end in .retry or .dlq (reserved for retry and "
+                     "dead-letter streams)"));
   }
   return absl::OkStatus();
 }
 
-absl::Status ValidateHandlerId(absl::string_view handler_id,
-                               absl::string_view field) {
+absl::Status ValidateHandlerId(absl::string_view handler_id, absl::string_view field) {
   return CheckName(handler_id, field, /*allow_slash=*/false, "[A-Za-z0-9._:-]");
 }
 
@@ -83,8 +81,8 @@ std::string StreamKey(absl::string_view channel, KeyStyle style) {
   return std::string(channel);
 }
 
-HandlerKeys MakeHandlerKeys(absl::string_view channel,
-                            absl::string_view handler_id, KeyStyle style) {
+HandlerKeys MakeHandlerKeys(absl::string_view channel, absl::string_view handler_id,
+                            KeyStyle style) {
   HandlerKeys keys;
   keys.stream = StreamKey(channel, style);
   keys.group = std::string(handler_id);

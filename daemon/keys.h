@@ -9,8 +9,8 @@
 #include <string>
 #include <string_view>
 
-#include "absl/strings/string_view.h"
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace redrive {
@@ -29,8 +29,7 @@ inline constexpr size_t kMaxNameLength = 200;
 // channel: [A-Za-z0-9._:/-]{1,200}, not starting with '.', ':' or '/', and
 // not ending in ".retry" or ".dlq" (those are the names of retry and
 // dead-letter streams). INVALID_ARGUMENT naming `field` otherwise.
-absl::Status ValidateChannel(absl::string_view channel,
-                             absl::string_view field = "channel");
+absl::Status ValidateChannel(absl::string_view channel, absl::string_view field = "channel");
 
 // handler_id: [A-Za-z0-9._:-]{1,200}. INVALID_ARGUMENT naming `field`.
 absl::Status ValidateHandlerId(absl::string_view handler_id,
@@ -54,8 +53,8 @@ struct HandlerKeys {
 std::string StreamKey(absl::string_view channel, KeyStyle style);
 
 // Every key of one (channel, handler id). Inputs must be valid.
-HandlerKeys MakeHandlerKeys(absl::string_view channel,
-                            absl::string_view handler_id, KeyStyle style);
+HandlerKeys MakeHandlerKeys(absl::string_view channel, absl::string_view handler_id,
+                            KeyStyle style);
 
 // The consumer name this daemon instance uses in a handler's groups:
 // `{handler_id}-{instance_id}`, or `{handler_id}-{label}-{instance_id}` with a

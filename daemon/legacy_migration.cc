@@ -32,10 +32,9 @@ absl::StatusOr<std::vector<LegacyGroup>> Groups(RedisCommander& redis, const std
     group.name = g.name;
     group.last_delivered = g.last_delivered_id;
     absl::string_view handler = group.name;
-    if (!absl::ConsumeSuffix(&handler, kLegacyGroupSuffix) ||
-        !ValidateHandlerId(handler).ok()) {
-      spdlog::warn("legacy migration: group '{}' of '{}' names no handler; left alone",
-                   group.name, stream);
+    if (!absl::ConsumeSuffix(&handler, kLegacyGroupSuffix) || !ValidateHandlerId(handler).ok()) {
+      spdlog::warn("legacy migration: group '{}' of '{}' names no handler; left alone", group.name,
+                   stream);
       continue;
     }
     group.handler_id = std::string(handler);
@@ -79,8 +78,8 @@ absl::StatusOr<bool> MoveOne(RedisCommander& redis, const std::string& legacy,
 }  // namespace
 
 absl::StatusOr<v1::MigrateLegacyKeysResponse> MigrateLegacyKeys(RedisCommander& redis,
-                                                                 const std::string& channel,
-                                                                 KeyStyle style, bool dry_run) {
+                                                                const std::string& channel,
+                                                                KeyStyle style, bool dry_run) {
   v1::MigrateLegacyKeysResponse response;
   const std::string legacy = LegacyRetryStream(channel, style);
   const std::string legacy_dlq = LegacyDlqStream(channel, style);
@@ -116,9 +115,8 @@ absl::StatusOr<v1::MigrateLegacyKeysResponse> MigrateLegacyKeys(RedisCommander& 
         ++moved;
         continue;
       }
-      absl::StatusOr<bool> ok =
-          MoveOne(redis, legacy, keys.retry_stream, group, keys.retry_group, e->front(),
-                  "pending", "");
+      absl::StatusOr<bool> ok = MoveOne(redis, legacy, keys.retry_stream, group, keys.retry_group,
+                                        e->front(), "pending", "");
       if (!ok.ok()) return ok.status();
       moved += *ok ? 1 : 0;
     }
@@ -131,8 +129,8 @@ absl::StatusOr<v1::MigrateLegacyKeysResponse> MigrateLegacyKeys(RedisCommander& 
       if (!batch.ok()) return batch.status();
       for (const StreamEntry& e : *batch) {
         if (!dry_run) {
-          absl::StatusOr<bool> ok = MoveOne(redis, legacy, keys.retry_stream, group,
-                                            keys.retry_group, e, "unread", last);
+          absl::StatusOr<bool> ok =
+              MoveOne(redis, legacy, keys.retry_stream, group, keys.retry_group, e, "unread", last);
           if (!ok.ok()) return ok.status();
           if (!*ok) {
             return absl::AbortedError(absl::StrCat(

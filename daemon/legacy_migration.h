@@ -34,8 +34,8 @@ namespace redrive {
 // `channel` must be valid. A dry run counts what would move and changes
 // nothing.
 absl::StatusOr<v1::MigrateLegacyKeysResponse> MigrateLegacyKeys(RedisCommander& redis,
-                                                                 const std::string& channel,
-                                                                 KeyStyle style, bool dry_run);
+                                                                const std::string& channel,
+                                                                KeyStyle style, bool dry_run);
 
 }  // namespace redrive
 

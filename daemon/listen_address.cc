@@ -65,11 +65,10 @@ namespace redrive {
 
 std::string ExposureWarning(const ListenAddress& address, bool broker_auth) {
   if (IsLoopback(address)) return "";
-  return absl::StrCat(
-      "--grpc-listen=", address.text, " is reachable from the network: ",
-      broker_auth ? "Broker calls need the broker token (--broker-auth=token)"
-                  : "the Broker (Publish, Subscribe) is unauthenticated there; use "
-                    "--broker-auth=token, or listen on loopback or a Unix socket");
+  return absl::StrCat("--grpc-listen=", address.text, " is reachable from the network: ",
+                      broker_auth ? "Broker calls need the broker token (--broker-auth=token)"
+                                  : "the Broker (Publish, Subscribe) is unauthenticated there; use "
+                                    "--broker-auth=token, or listen on loopback or a Unix socket");
 }
 
 }  // namespace redrive

@@ -98,9 +98,8 @@ absl::Status Listener::BindOne(const ListenAddress& address) {
   if (address.is_unix) {
     sockaddr_un addr{};
     if (address.path.size() >= sizeof(addr.sun_path)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("unix socket path longer than ", sizeof(addr.sun_path) - 1, " bytes: ",
-                       address.path));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unix socket path longer than ", sizeof(addr.sun_path) - 1, " bytes: ", address.path));
     }
     if (IsStaleUnixSocket(address.path)) unlink(address.path.c_str());
     const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -110,16 +109,16 @@ absl::Status Listener::BindOne(const ListenAddress& address) {
     if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
       const int err = errno;
       close(fd);
-      return absl::UnavailableError(absl::StrCat(
-          "cannot listen on unix:", address.path, ": ", Errno(err),
-          err == EADDRINUSE ? " (another process is serving on it)" : ""));
+      return absl::UnavailableError(
+          absl::StrCat("cannot listen on unix:", address.path, ": ", Errno(err),
+                       err == EADDRINUSE ? " (another process is serving on it)" : ""));
     }
     if (chmod(address.path.c_str(), options_.unix_socket_mode) != 0 || listen(fd, SOMAXCONN) != 0) {
       const int err = errno;
       close(fd);
       unlink(address.path.c_str());
-      return absl::UnavailableError(absl::StrCat("cannot listen on unix:", address.path, ": ",
-                                                 Errno(err)));
+      return absl::UnavailableError(
+          absl::StrCat("cannot listen on unix:", address.path, ": ", Errno(err)));
     }
     sockets_.push_back({fd, true, address.path, absl::StrCat("unix:", address.path)});
     bound_.push_back(sockets_.back().text);
@@ -163,9 +162,10 @@ absl::Status Listener::BindOne(const ListenAddress& address) {
       close(fd);
       if (err == EADDRINUSE) {
         freeaddrinfo(found);
-        return absl::UnavailableError(absl::StrCat(
-            "cannot listen on ", address.text, ": address already in use (is another redrived "
-            "running? choose another port with --grpc-listen)"));
+        return absl::UnavailableError(
+            absl::StrCat("cannot listen on ", address.text,
+                         ": address already in use (is another redrived "
+                         "running? choose another port with --grpc-listen)"));
       }
       // An address family the host lacks (e.g. ::1 without IPv6) is skipped
       // as long as one address of the name binds.
@@ -174,9 +174,8 @@ absl::Status Listener::BindOne(const ListenAddress& address) {
     }
     socklen_t len = sizeof(sa);
     getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
-    bound_port = sa.ss_family == AF_INET6
-                     ? ntohs(reinterpret_cast<sockaddr_in6*>(&sa)->sin6_port)
-                     : ntohs(reinterpret_cast<sockaddr_in*>(&sa)->sin_port);
+    bound_port = sa.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&sa)->sin6_port)
+                                          : ntohs(reinterpret_cast<sockaddr_in*>(&sa)->sin_port);
     sockets_.push_back({fd, false, "", FormatTcp(reinterpret_cast<sockaddr*>(&sa))});
     ++bound_here;
   }

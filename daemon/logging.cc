@@ -64,10 +64,9 @@ absl::Status InitLogging(const LogOptions& options) {
   if (level == spdlog::level::off && options.level != "off") {
     return absl::InvalidArgumentError(absl::StrCat("unknown log level ", options.level));
   }
-  auto logger = std::make_shared<spdlog::logger>(
-      "redrived", std::make_shared<spdlog::sinks::stderr_sink_mt>());
-  auto formatter = std::make_unique<spdlog::pattern_formatter>(
-      spdlog::pattern_time_type::utc);
+  auto logger = std::make_shared<spdlog::logger>("redrived",
+                                                 std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  auto formatter = std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc);
   if (options.json) {
     formatter->add_flag<JsonMessageFlag>('j').set_pattern(
         R"({"ts":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%l","msg":"%j"})");

@@ -10,9 +10,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "daemon/config.h"
-#include "daemon/redis/embedded_server.h"
 #include "daemon/listener.h"
 #include "daemon/logging.h"
+#include "daemon/redis/embedded_server.h"
 #include "daemon/server.h"
 
 namespace {
@@ -80,8 +80,8 @@ int Run(int argc, char** argv) {
   }
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);
-  spdlog::info("received {}: draining for up to {} ms", signal_number == SIGTERM ? "SIGTERM" : "SIGINT",
-               config.shutdown_grace_ms);
+  spdlog::info("received {}: draining for up to {} ms",
+               signal_number == SIGTERM ? "SIGTERM" : "SIGINT", config.shutdown_grace_ms);
   (*server)->Shutdown(absl::Milliseconds(config.shutdown_grace_ms));
   server->reset();
   embedded.reset();

@@ -13,7 +13,7 @@ namespace redrive {
 namespace {
 
 constexpr absl::string_view kReservedHeaders[] = {"correlation_id", "content-type", "reply_to",
-                                                 "traceparent", "tracestate"};
+                                                  "traceparent", "tracestate"};
 constexpr size_t kMaxEnvelopeString = 65535;  // u16 length field
 
 bool IsLowerHex(absl::string_view s) {
@@ -55,9 +55,8 @@ bool IsValidTraceparent(absl::string_view tp) {
   const absl::string_view trace_id = tp.substr(3, 32);
   const absl::string_view parent_id = tp.substr(36, 16);
   const absl::string_view flags = tp.substr(53, 2);
-  return IsLowerHex(version) && version != "ff" && IsLowerHex(trace_id) &&
-         !AllZero(trace_id) && IsLowerHex(parent_id) && !AllZero(parent_id) &&
-         IsLowerHex(flags);
+  return IsLowerHex(version) && version != "ff" && IsLowerHex(trace_id) && !AllZero(trace_id) &&
+         IsLowerHex(parent_id) && !AllZero(parent_id) && IsLowerHex(flags);
 }
 
 std::string RandomUuid() {
@@ -65,8 +64,8 @@ std::string RandomUuid() {
   const uint64_t hi = (absl::Uniform<uint64_t>(gen) & ~0xF000ULL) | 0x4000ULL;
   const uint64_t lo =
       (absl::Uniform<uint64_t>(gen) & 0x3FFFFFFFFFFFFFFFULL) | 0x8000000000000000ULL;
-  return absl::StrFormat("%08x-%04x-%04x-%04x-%012x", hi >> 32, (hi >> 16) & 0xFFFF,
-                         hi & 0xFFFF, lo >> 48, lo & 0xFFFFFFFFFFFFULL);
+  return absl::StrFormat("%08x-%04x-%04x-%04x-%012x", hi >> 32, (hi >> 16) & 0xFFFF, hi & 0xFFFF,
+                         lo >> 48, lo & 0xFFFFFFFFFFFFULL);
 }
 
 Publisher::Publisher(PublishLimits limits, KeyStyle style, UuidSource uuid)
@@ -80,18 +79,17 @@ absl::Status Publisher::ValidateMessage(const v1::OutgoingMessage& m,
                      limits_.max_payload_bytes, " (--max-payload-bytes)"));
   }
   if (static_cast<size_t>(m.headers_size()) > limits_.max_headers) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat(field, ".headers has ", m.headers_size(), " entries; the limit is ",
-                     limits_.max_headers, " (--max-headers)"));
+    return absl::ResourceExhaustedError(absl::StrCat(field, ".headers has ", m.headers_size(),
+                                                     " entries; the limit is ", limits_.max_headers,
+                                                     " (--max-headers)"));
   }
   struct Short {
     const char* name;
     const std::string& value;
   };
-  for (const Short& s : {Short{"content_type", m.content_type()},
-                         Short{"correlation_id", m.correlation_id()},
-                         Short{"reply_to", m.reply_to()},
-                         Short{"trace.tracestate", m.trace().tracestate()}}) {
+  for (const Short& s :
+       {Short{"content_type", m.content_type()}, Short{"correlation_id", m.correlation_id()},
+        Short{"reply_to", m.reply_to()}, Short{"trace.tracestate", m.trace().tracestate()}}) {
     if (s.value.size() > kMaxShortField) {
       return TooLong(absl::StrCat(field, ".", s.name), s.value.size(), kMaxShortField);
     }
@@ -182,8 +180,7 @@ absl::StatusOr<PreparedPublish> Publisher::PrepareMessages(
     std::string correlation_id = m.correlation_id().empty() ? uuid_() : m.correlation_id();
     absl::StatusOr<std::string> envelope = Encode(m, correlation_id);
     if (!envelope.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(field, ": ", envelope.status().message()));
+      return absl::InvalidArgumentError(absl::StrCat(field, ": ", envelope.status().message()));
     }
     out.envelopes.push_back(*std::move(envelope));
     out.correlation_ids.push_back(std::move(correlation_id));
@@ -197,16 +194,15 @@ absl::StatusOr<PreparedPublish> Publisher::Prepare(const v1::PublishRequest& req
   return PrepareMessages(request.channel(), {&request.message()}, request.max_len(), false);
 }
 
-absl::StatusOr<PreparedPublish> Publisher::Prepare(
-    const v1::PublishBatchRequest& request) const {
+absl::StatusOr<PreparedPublish> Publisher::Prepare(const v1::PublishBatchRequest& request) const {
   std::vector<const v1::OutgoingMessage*> messages;
   messages.reserve(static_cast<size_t>(request.messages_size()));
   for (const v1::OutgoingMessage& m : request.messages()) messages.push_back(&m);
   return PrepareMessages(request.channel(), messages, request.max_len(), true);
 }
 
-absl::StatusOr<std::vector<std::string>> Publisher::Write(
-    RedisCommander& redis, const PreparedPublish& prepared) const {
+absl::StatusOr<std::vector<std::string>> Publisher::Write(RedisCommander& redis,
+                                                          const PreparedPublish& prepared) const {
   absl::StatusOr<std::vector<std::string>> ids =
       XAdd(redis, prepared.stream, kDataField, prepared.envelopes, prepared.max_len);
   if (RedisErrorOf(ids.status()) == RedisError::kWrongType) {

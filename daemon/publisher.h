@@ -16,8 +16,8 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/string_view.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "daemon/config.h"
 #include "daemon/keys.h"
 #include "daemon/redis/connection.h"
@@ -62,13 +62,11 @@ class Publisher {
                                                  const PreparedPublish& prepared) const;
 
  private:
-  absl::Status ValidateMessage(const v1::OutgoingMessage& message,
-                               const std::string& field) const;
+  absl::Status ValidateMessage(const v1::OutgoingMessage& message, const std::string& field) const;
   absl::StatusOr<std::string> Encode(const v1::OutgoingMessage& message,
                                      const std::string& correlation_id) const;
   absl::StatusOr<PreparedPublish> PrepareMessages(
-      const std::string& channel,
-      const std::vector<const v1::OutgoingMessage*>& messages,
+      const std::string& channel, const std::vector<const v1::OutgoingMessage*>& messages,
       uint64_t max_len, bool batch) const;
 
   const PublishLimits limits_;

@@ -73,12 +73,12 @@ v1::RedriveJob JobOf(const std::string& id, const Hash& h) {
 }
 
 absl::StatusOr<JobTransitionResult> Transition(RedisCommander& redis, const std::string& job_id,
-                                   const std::string& op, const std::string& owner,
-                                   const std::string& arg, const std::string& error,
-                                   absl::Duration expire) {
-  absl::StatusOr<RedisReply> r = RunScript(
-      redis, JobTransitionScript(), {RedriveJobKey(job_id), RedriveJobIdsKey(job_id)},
-      {op, owner, arg, error, absl::StrCat(absl::ToInt64Milliseconds(expire))});
+                                               const std::string& op, const std::string& owner,
+                                               const std::string& arg, const std::string& error,
+                                               absl::Duration expire) {
+  absl::StatusOr<RedisReply> r =
+      RunScript(redis, JobTransitionScript(), {RedriveJobKey(job_id), RedriveJobIdsKey(job_id)},
+                {op, owner, arg, error, absl::StrCat(absl::ToInt64Milliseconds(expire))});
   if (!r.ok()) return r.status();
   return DecodeJobTransition(*r);
 }
@@ -91,7 +91,8 @@ bool RedriveJobs::IsValidJobId(absl::string_view id) {
 
 RedriveJobs::RedriveJobs(Options options) : options_(std::move(options)) {
   absl::BitGen gen;
-  owner_ = absl::StrCat(options_.instance_id, ":", absl::StrFormat("%08x", absl::Uniform<uint32_t>(gen)));
+  owner_ = absl::StrCat(options_.instance_id, ":",
+                        absl::StrFormat("%08x", absl::Uniform<uint32_t>(gen)));
   scanner_ = std::thread([this] { ScanLoop(); });
 }
 
@@ -139,8 +140,7 @@ bool RedriveJobs::Launch(const std::string& job_id, const std::string& owner) {
   return true;
 }
 
-absl::StatusOr<v1::RedriveJob> RedriveJobs::Start(RedisCommander& redis,
-                                                  const RedriveJobSpec& spec,
+absl::StatusOr<v1::RedriveJob> RedriveJobs::Start(RedisCommander& redis, const RedriveJobSpec& spec,
                                                   const std::vector<std::string>& ids) {
   {
     absl::MutexLock lock(&mu_);
@@ -200,9 +200,9 @@ absl::StatusOr<v1::RedriveJob> RedriveJobs::Start(RedisCommander& redis,
     absl::MutexLock lock(&mu_);
     Launch(job_id, owner_);
   }
-  spdlog::info("redrive job {} started: {} dead letters of '{}' on '{}' to {} (rate {}/s)",
-               job_id, ids.size(), spec.handler.handler_id(), spec.handler.channel(),
-               spec.target_stream, spec.rate_per_second);
+  spdlog::info("redrive job {} started: {} dead letters of '{}' on '{}' to {} (rate {}/s)", job_id,
+               ids.size(), spec.handler.handler_id(), spec.handler.channel(), spec.target_stream,
+               spec.rate_per_second);
   return Get(redis, job_id);
 }
 
@@ -218,7 +218,8 @@ absl::StatusOr<v1::RedriveJob> RedriveJobs::Cancel(RedisCommander& redis,
   absl::StatusOr<JobTransitionResult> r =
       Transition(redis, job_id, "cancel", owner_, "", "", options_.retention);
   if (!r.ok()) return r.status();
-  if (*r == JobTransitionResult::kNoSuchJob) return absl::NotFoundError(absl::StrCat("no redrive job ", job_id));
+  if (*r == JobTransitionResult::kNoSuchJob)
+    return absl::NotFoundError(absl::StrCat("no redrive job ", job_id));
   absl::StatusOr<v1::RedriveJob> job = Get(redis, job_id);
   if (!job.ok()) return job.status();
   if (*r == JobTransitionResult::kNotApplicable) {
@@ -267,8 +268,7 @@ void RedriveJobs::Run(std::string job_id, std::string owner) {
   };
   // Batches: at most kIdsPerRead ids per step, about a tenth of a second's
   // worth when paced, so a cancel or a takeover stops the job within one.
-  const uint64_t batch =
-      rate > 0 ? std::clamp<uint64_t>(rate / 10, 1, kIdsPerRead) : kIdsPerRead;
+  const uint64_t batch = rate > 0 ? std::clamp<uint64_t>(rate / 10, 1, kIdsPerRead) : kIdsPerRead;
   while (true) {
     absl::StatusOr<std::vector<std::string>> list = LRange(
         redis, ids_key, static_cast<int64_t>(cursor), static_cast<int64_t>(cursor + batch - 1));
@@ -283,14 +283,13 @@ void RedriveJobs::Run(std::string job_id, std::string owner) {
     std::vector<std::string> ids = *std::move(list);
     if (rate > 0) {
       // The batch's last entry keeps the rate: due at start + (n - 1) / rate.
-      absl::Time due = start + absl::Seconds(1) *
-                                   static_cast<double>(paced + ids.size() - 1) /
+      absl::Time due = start + absl::Seconds(1) * static_cast<double>(paced + ids.size() - 1) /
                                    static_cast<double>(rate);
       if (due < absl::Now() - absl::Seconds(1)) {  // after a stall: no burst
         start = absl::Now();
         paced = 0;
-        due = start + absl::Seconds(1) * static_cast<double>(ids.size() - 1) /
-                          static_cast<double>(rate);
+        due = start +
+              absl::Seconds(1) * static_cast<double>(ids.size() - 1) / static_cast<double>(rate);
       }
       while (absl::Now() < due) {
         // Long waits (slow rates) keep the job's heartbeat fresh.
@@ -310,8 +309,7 @@ void RedriveJobs::Run(std::string job_id, std::string owner) {
     bool stepped = false;
     while (!stepped) {
       std::vector<std::string> missing;
-      absl::StatusOr<std::vector<StreamEntry>> found =
-          FetchDeadLetters(redis, dlq, ids, &missing);
+      absl::StatusOr<std::vector<StreamEntry>> found = FetchDeadLetters(redis, dlq, ids, &missing);
       if (!found.ok()) {
         if (absl::IsUnavailable(found.status())) {
           if (!SleepUntil(absl::Now() + kErrorPause)) return;
@@ -357,7 +355,8 @@ void RedriveJobs::Run(std::string job_id, std::string owner) {
       }
       if (taken < ids.size()) ids.resize(taken);
       args[3] = absl::StrCat(ids.size());
-      absl::StatusOr<RedisReply> r = RunScript(redis, RedriveStepScript(), {key, dlq, target}, args);
+      absl::StatusOr<RedisReply> r =
+          RunScript(redis, RedriveStepScript(), {key, dlq, target}, args);
       if (!r.ok()) {
         if (absl::IsUnavailable(r.status())) {
           // The step may or may not have run: the cursor tells.
@@ -427,10 +426,9 @@ void RedriveJobs::ResumeStale(RedisCommander& redis) {
         continue;
       }
     }
-    absl::StatusOr<JobTransitionResult> claimed =
-        Transition(redis, job_id, "claim", owner_,
-                   absl::StrCat(absl::ToInt64Milliseconds(options_.takeover_after)), "",
-                   options_.retention);
+    absl::StatusOr<JobTransitionResult> claimed = Transition(
+        redis, job_id, "claim", owner_,
+        absl::StrCat(absl::ToInt64Milliseconds(options_.takeover_after)), "", options_.retention);
     if (!claimed.ok() || *claimed != JobTransitionResult::kDone) {
       spdlog::debug("redrive job {}: not claimed ({})", job_id,
                     claimed.ok() ? "its owner is alive or it ended"

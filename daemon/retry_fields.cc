@@ -14,13 +14,9 @@ namespace {
 
 using Json = nlohmann::json;
 
-std::string Dump(const Json& j) {
-  return j.dump(-1, ' ', false, Json::error_handler_t::replace);
-}
+std::string Dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
 
-bool IsRedriveField(absl::string_view name) {
-  return absl::StartsWith(name, kRedriveFieldPrefix);
-}
+bool IsRedriveField(absl::string_view name) { return absl::StartsWith(name, kRedriveFieldPrefix); }
 
 const std::string* FindField(const FieldList& fields, absl::string_view name) {
   for (const auto& [n, v] : fields) {
@@ -125,9 +121,8 @@ absl::StatusOr<RetryState> ReadRetryState(const StreamEntry& entry) {
     state.decoded = *std::move(decoded);
     if (const std::string* a = FindField(entry.fields, kAttemptField)) {
       if (!ParseDecimal(*a, &state.retry_count) || state.retry_count > kMaxRetryCount) {
-        return absl::DataLossError(
-            absl::StrCat("poison: field ", kAttemptField, " \"", CutUtf8(*a, 64),
-                         "\" is not a retry count"));
+        return absl::DataLossError(absl::StrCat("poison: field ", kAttemptField, " \"",
+                                                CutUtf8(*a, 64), "\" is not a retry count"));
       }
     }
     if (const std::string* o = FindField(entry.fields, kOriginalIdField)) {
@@ -245,8 +240,7 @@ FieldList DeadLetterFields(const StreamEntry& entry, const absl::StatusOr<RetryS
 }
 
 std::string EncodeDueMember(const DueMember& member) {
-  return absl::StrCat(member.source, "\n", member.entry_id, "\n",
-                      Dump(RecordJson(member.failure)));
+  return absl::StrCat(member.source, "\n", member.entry_id, "\n", Dump(RecordJson(member.failure)));
 }
 
 absl::StatusOr<DueMember> DecodeDueMember(absl::string_view member) {

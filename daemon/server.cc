@@ -2,8 +2,8 @@
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
-#include <grpcpp/security/server_credentials.h>
 #include <grpcpp/resource_quota.h>
+#include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server_builder.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
@@ -41,7 +41,8 @@ absl::Status WriteReadyFile(const std::string& path, const std::vector<std::stri
     for (size_t i = 0; i < bound.size(); ++i) {
       out << (i ? "," : "") << "\"" << JsonEscape(bound[i]) << "\"";
     }
-    out << "],\"health\":\"" << JsonEscape(health) << "\",\"pid\":" << getpid() << ",\"redis\":\"" << JsonEscape(redis) << "\"}\n";
+    out << "],\"health\":\"" << JsonEscape(health) << "\",\"pid\":" << getpid() << ",\"redis\":\""
+        << JsonEscape(redis) << "\"}\n";
     if (!out) return absl::UnavailableError(absl::StrCat("cannot write ", tmp));
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
@@ -102,8 +103,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config,
   } else if (admin.token.empty()) {
     spdlog::warn("no admin token configured: every Admin RPC is refused (UNAUTHENTICATED)");
   }
-  s->admin_ = std::make_unique<AdminService>(std::move(admin), *s->admin_executor_, *s->engine_,
-                                             *s->jobs_);
+  s->admin_ =
+      std::make_unique<AdminService>(std::move(admin), *s->admin_executor_, *s->engine_, *s->jobs_);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -183,8 +184,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config,
                config.embedded_redis ? "embedded" : redis.Redacted(),
                s->health_->redis_ok() ? "SERVING" : "NOT_SERVING");
   if (!config.ready_file.empty()) {
-    if (absl::Status st = WriteReadyFile(config.ready_file, s->bound_, s->health_bound_,
-                                          redis.Redacted());
+    if (absl::Status st =
+            WriteReadyFile(config.ready_file, s->bound_, s->health_bound_, redis.Redacted());
         !st.ok()) {
       return st;
     }

@@ -11,7 +11,11 @@ bool IsUtf8(absl::string_view s) {
   size_t i = 0;
   while (i < s.size()) {
     const auto c = static_cast<unsigned char>(s[i]);
-    const size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    const size_t n = c < 0x80           ? 1
+                     : (c >> 5) == 0x6  ? 2
+                     : (c >> 4) == 0xE  ? 3
+                     : (c >> 3) == 0x1E ? 4
+                                        : 0;
     if (n == 0 || i + n > s.size()) return false;
     for (size_t k = 1; k < n; ++k) {
       if ((static_cast<unsigned char>(s[i + k]) >> 6) != 0x2) return false;
@@ -108,8 +112,7 @@ absl::StatusOr<std::vector<StreamEntry>> ParseReadReply(RedisReply&& reply,
     return absl::InternalError(absl::StrCat("read reply expected, got ", reply.DebugString()));
   }
   RedisReply* list = FindStream(reply, stream);
-  return list == nullptr ? std::vector<StreamEntry>{}
-                         : ParseEntryList(std::move(*list));
+  return list == nullptr ? std::vector<StreamEntry>{} : ParseEntryList(std::move(*list));
 }
 
 absl::Status FillMessage(const StreamEntry& entry, v1::Delivery& d) {

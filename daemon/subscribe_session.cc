@@ -110,8 +110,8 @@ bool SubscribeSession::Handle(const v1::SubscribeRequest& request) {
       return true;
     case v1::SubscribeRequest::KIND_NOT_SET:
     default:
-      FailAndDisconnect(absl::InvalidArgumentError(
-          "SubscribeRequest has no register, verbs or stop"));
+      FailAndDisconnect(
+          absl::InvalidArgumentError("SubscribeRequest has no register, verbs or stop"));
       return false;
   }
 }
@@ -160,8 +160,7 @@ void SubscribeSession::Pump() {
     if (!serialized.ok()) {
       // Only a message over protobuf's 2 GiB limit: a broken invariant of
       // the batch budget. End the stream rather than send half of it.
-      spdlog::error("session {}: cannot serialize a response: {}", id_,
-                    serialized.error_message());
+      spdlog::error("session {}: cannot serialize a response: {}", id_, serialized.error_message());
       broken_ = true;
       queue_.clear();
       if (!finish_requested_) {

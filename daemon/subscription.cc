@@ -34,8 +34,7 @@ absl::StatusOr<v1::RetryPolicy> ResolveRetryPolicy(const v1::RetryPolicy& in) {
   p.set_initial_backoff_ms(in.has_initial_backoff_ms() ? in.initial_backoff_ms()
                                                        : kDefaultInitialBackoffMs);
   if (p.initial_backoff_ms() > kMaxDurationMs) {
-    return OutOfRange("retry_policy.initial_backoff_ms", p.initial_backoff_ms(), 0,
-                      kMaxDurationMs);
+    return OutOfRange("retry_policy.initial_backoff_ms", p.initial_backoff_ms(), 0, kMaxDurationMs);
   }
   p.set_multiplier(in.has_multiplier() ? in.multiplier() : kDefaultMultiplier);
   if (!std::isfinite(p.multiplier()) || p.multiplier() < 1.0 || p.multiplier() > 10.0) {
@@ -63,8 +62,7 @@ absl::Status ValidateLabel(absl::string_view label) {
         absl::StrCat("register.consumer_label is ", label.size(), " bytes; at most 64"));
   }
   for (char c : label) {
-    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' &&
-        c != '-') {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') {
       return absl::InvalidArgumentError(
           "register.consumer_label has a character outside [A-Za-z0-9._-]");
     }
@@ -110,9 +108,9 @@ absl::StatusOr<SubscriptionSpec> ResolveRegistration(const v1::Register& reg, Ke
       break;
     case v1::StartPosition::START_AT_ID:
       if (!IsValidEntryId(reg.start().entry_id())) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "register.start.entry_id '", reg.start().entry_id(),
-            "' is not a stream entry id (<ms>-<seq>)"));
+        return absl::InvalidArgumentError(absl::StrCat("register.start.entry_id '",
+                                                       reg.start().entry_id(),
+                                                       "' is not a stream entry id (<ms>-<seq>)"));
       }
       break;
     default:
@@ -202,7 +200,8 @@ absl::Status CheckSamePolicy(const SubscriptionSpec& registered, const Subscript
     return differs("dead_letter_policy.max_len", da.max_len(), db.max_len());
   }
   if (da.overflow() != db.overflow()) {
-    return differs("dead_letter_policy.overflow", v1::DeadLetterPolicy::Overflow_Name(da.overflow()),
+    return differs("dead_letter_policy.overflow",
+                   v1::DeadLetterPolicy::Overflow_Name(da.overflow()),
                    v1::DeadLetterPolicy::Overflow_Name(db.overflow()));
   }
   return absl::OkStatus();

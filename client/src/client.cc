@@ -17,8 +17,7 @@ void SetDeadline(grpc::ClientContext& context, absl::Duration timeout) {
 
 absl::Status FromGrpcStatus(const grpc::Status& status) {
   if (status.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                      status.error_message());
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
 }
 
 std::unique_ptr<Client> Client::Connect(const std::string& target, ClientOptions options) {

@@ -11,8 +11,8 @@
 #include <utility>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "daemon/engine/context.h"
 
 namespace redrive {
@@ -21,14 +21,16 @@ class AckBatcher {
  public:
   explicit AckBatcher(EngineContext& ctx);
 
-  void Queue(const std::string& stream, const std::string& group, std::string id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  void Queue(const std::string& stream, const std::string& group, std::string id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // Sends every queued XACK now.
   void Flush() ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   size_t queued() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread) { return queued_; }
 
  private:
   EngineContext& ctx_;
-  absl::flat_hash_map<std::pair<std::string, std::string>, std::vector<std::string>> ids_ ABSL_GUARDED_BY(kLoopThread);
+  absl::flat_hash_map<std::pair<std::string, std::string>, std::vector<std::string>> ids_
+      ABSL_GUARDED_BY(kLoopThread);
   size_t queued_ ABSL_GUARDED_BY(kLoopThread) = 0;
   std::unique_ptr<EventLoop::Timer> timer_ ABSL_GUARDED_BY(kLoopThread);
   bool armed_ ABSL_GUARDED_BY(kLoopThread) = false;

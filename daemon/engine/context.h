@@ -68,33 +68,33 @@ struct DispatcherOptions {
 
 // The engine's counters: name, meaning. Declared once; the struct, its
 // visitor and the metrics exporter are generated from this list.
-#define REDRIVE_ENGINE_COUNTERS(X)                                                   \
-  X(deliveries, "deliveries handed to sessions")                                     \
-  X(redeliveries, "backlog entries fetched again for delivery")                      \
-  X(acks, "ACK verbs applied")                                                       \
-  X(nacks, "NACK verbs applied")                                                     \
-  X(extends, "EXTEND verbs applied")                                                 \
-  X(terminates, "TERMINATE verbs applied")                                           \
-  X(lease_expiries, "deliveries whose lease expired without a verb")                 \
-  X(reclaimed, "orphaned entries claimed by a sweep")                                \
-  X(released, "entries handed back to Redis for any reclaimer")                      \
-  X(retries_scheduled, "failed attempts scheduled for a retry")                      \
-  X(retries_moved, "due retries moved into a retry stream")                          \
-  X(dead_letters, "entries appended to a dead-letter stream")                        \
-  X(poison, "entries whose envelope or retry metadata is unusable")                  \
-  X(dlq_evictions, "dead letters evicted by a DLQ cap")                              \
-  X(dlq_held, "dead-letter moves held by a full DLQ (overflow hold)")                \
-  X(sweeps, "sweeps of a handler's stream")                                          \
-  X(consumers_removed, "idle consumers deleted from a group")                        \
-  X(disconnect_failures, "deliveries failed because their stream ended")             \
-  X(returned, "entries read but never delivered, handed back")                       \
-  X(drain_released, "deliveries unsettled at the end of a drain, handed back")       \
-  X(notices, "notices sent to clients")                                              \
-  X(reads, "XREADGROUP calls")                                                       \
-  X(redis_errors, "Redis operations that failed")                                    \
-  X(groups_recreated, "consumer groups recreated after they vanished")               \
-  X(decode_errors, "auto-ack entries delivered as raw bytes")                        \
-  X(retry_trims, "retry-stream trim passes")                                         \
+#define REDRIVE_ENGINE_COUNTERS(X)                                             \
+  X(deliveries, "deliveries handed to sessions")                               \
+  X(redeliveries, "backlog entries fetched again for delivery")                \
+  X(acks, "ACK verbs applied")                                                 \
+  X(nacks, "NACK verbs applied")                                               \
+  X(extends, "EXTEND verbs applied")                                           \
+  X(terminates, "TERMINATE verbs applied")                                     \
+  X(lease_expiries, "deliveries whose lease expired without a verb")           \
+  X(reclaimed, "orphaned entries claimed by a sweep")                          \
+  X(released, "entries handed back to Redis for any reclaimer")                \
+  X(retries_scheduled, "failed attempts scheduled for a retry")                \
+  X(retries_moved, "due retries moved into a retry stream")                    \
+  X(dead_letters, "entries appended to a dead-letter stream")                  \
+  X(poison, "entries whose envelope or retry metadata is unusable")            \
+  X(dlq_evictions, "dead letters evicted by a DLQ cap")                        \
+  X(dlq_held, "dead-letter moves held by a full DLQ (overflow hold)")          \
+  X(sweeps, "sweeps of a handler's stream")                                    \
+  X(consumers_removed, "idle consumers deleted from a group")                  \
+  X(disconnect_failures, "deliveries failed because their stream ended")       \
+  X(returned, "entries read but never delivered, handed back")                 \
+  X(drain_released, "deliveries unsettled at the end of a drain, handed back") \
+  X(notices, "notices sent to clients")                                        \
+  X(reads, "XREADGROUP calls")                                                 \
+  X(redis_errors, "Redis operations that failed")                              \
+  X(groups_recreated, "consumer groups recreated after they vanished")         \
+  X(decode_errors, "auto-ack entries delivered as raw bytes")                  \
+  X(retry_trims, "retry-stream trim passes")                                   \
   X(retry_trimmed, "retry-stream entries removed by trims")
 
 struct DispatcherStats {

@@ -29,8 +29,7 @@ void DeadLetterer::DeadLetterById(const HandlerRef& ref, const SpecPtr& spec, co
   ctx_.tracker.Begin();
   ctx_.ops.ReadEntry(
       SourceRef(*spec, entry.source).stream, entry.id,
-      guard_.Wrap([this, ref, spec, entry, failure = std::move(failure),
-                   reason = std::move(reason),
+      guard_.Wrap([this, ref, spec, entry, failure = std::move(failure), reason = std::move(reason),
                    held_retry](absl::StatusOr<std::optional<StreamEntry>> read) {
         kLoopThread.AssertHeld();
         OnRead(ref, spec, entry, failure, reason, held_retry, std::move(read));
@@ -75,9 +74,8 @@ void DeadLetterer::OnRead(const HandlerRef& ref, const SpecPtr& spec, const Entr
 }
 
 void DeadLetterer::DeadLetter(const SpecPtr& spec, uint8_t source, const StreamEntry& entry,
-                              const absl::StatusOr<RetryState>& state,
-                              const FailureRecord& failure, const std::string& reason,
-                              const std::string& owner, Done done) {
+                              const absl::StatusOr<RetryState>& state, const FailureRecord& failure,
+                              const std::string& reason, const std::string& owner, Done done) {
   DeadLetterOp op;
   op.from = SourceRef(*spec, source);
   op.from.consumer = owner;
@@ -89,13 +87,13 @@ void DeadLetterer::DeadLetter(const SpecPtr& spec, uint8_t source, const StreamE
       entry, state, failure,
       DeadLetterContext{reason, spec->channel, spec->handler_id, op.from.stream, ctx_.now()});
   ctx_.tracker.Begin();
-  ctx_.ops.DeadLetter(op, guard_.Wrap([this, spec, id = entry.id, reason,
-                                       attempts = failure.attempt,
-                                       done = std::move(done)](absl::StatusOr<DeadLetterResult> r) {
-    kLoopThread.AssertHeld();
-    OnDeadLettered(spec, id, reason, attempts, done, std::move(r));
-    ctx_.tracker.End();
-  }));
+  ctx_.ops.DeadLetter(op,
+                      guard_.Wrap([this, spec, id = entry.id, reason, attempts = failure.attempt,
+                                   done = std::move(done)](absl::StatusOr<DeadLetterResult> r) {
+                        kLoopThread.AssertHeld();
+                        OnDeadLettered(spec, id, reason, attempts, done, std::move(r));
+                        ctx_.tracker.End();
+                      }));
 }
 
 void DeadLetterer::OnDeadLettered(const SpecPtr& spec, const std::string& id,
@@ -111,9 +109,10 @@ void DeadLetterer::OnDeadLettered(const SpecPtr& spec, const std::string& id,
     outcome = Outcome::kMoved;
     ++ctx_.stats.dead_letters;
     ctx_.summary.DeadLettered(spec->channel, spec->handler_id, reason);
-    spdlog::debug("entry {} of '{}' dead-lettered for handler '{}' as {} after {} attempts "
-                  "(DLQ entry {})",
-                  id, spec->channel, spec->handler_id, reason, attempts, r->dlq_id);
+    spdlog::debug(
+        "entry {} of '{}' dead-lettered for handler '{}' as {} after {} attempts "
+        "(DLQ entry {})",
+        id, spec->channel, spec->handler_id, reason, attempts, r->dlq_id);
     if (r->evicted > 0) {
       ctx_.stats.dlq_evictions += static_cast<uint64_t>(r->evicted);
       spdlog::warn("DLQ '{}' is at its cap of {}: evicted the {} oldest dead letters",
@@ -122,9 +121,10 @@ void DeadLetterer::OnDeadLettered(const SpecPtr& spec, const std::string& id,
   } else if (r->kind == DeadLetterResult::Kind::kHeld) {
     outcome = Outcome::kHeld;
     ++ctx_.stats.dlq_held;
-    spdlog::warn("DLQ '{}' is full (cap {}, overflow hold): entry {} stays pending and is "
-                 "tried again after a lease",
-                 spec->keys.dlq_stream, spec->dead_letter_policy.max_len(), id);
+    spdlog::warn(
+        "DLQ '{}' is full (cap {}, overflow hold): entry {} stays pending and is "
+        "tried again after a lease",
+        spec->keys.dlq_stream, spec->dead_letter_policy.max_len(), id);
   } else {
     spdlog::debug("entry {} was no longer ours to dead-letter", id);
   }

@@ -13,10 +13,10 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
-#include "absl/base/thread_annotations.h"
 #include "daemon/engine/context.h"
 #include "daemon/retry_fields.h"
 #include "daemon/stream_entry.h"
@@ -34,7 +34,8 @@ class DeadLetterer {
   // the handler's consumer). Until it has left it is held; a held or failed
   // move is tried again `held_retry` (held) or 10 × error_backoff later.
   void DeadLetterById(const HandlerRef& ref, const SpecPtr& spec, const Entry& entry,
-                      FailureRecord failure, std::string reason, absl::Duration held_retry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+                      FailureRecord failure, std::string reason, absl::Duration held_retry)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // Dead-letters an entry whose fields are at hand; `owner` = the consumer
   // it must be pending under ("" = any). `done` learns whether it moved.
   void DeadLetter(const SpecPtr& spec, uint8_t source, const StreamEntry& entry,
@@ -44,10 +45,12 @@ class DeadLetterer {
   void RetryDue(const HandlerRef& ref, const SpecPtr& spec, absl::Time now,
                 absl::Duration held_retry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // Ids of `source` being dead-lettered for handler `key`.
-  void AddHeld(const std::string& key, uint8_t source,
-               absl::flat_hash_set<std::string>& held) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  void AddHeld(const std::string& key, uint8_t source, absl::flat_hash_set<std::string>& held) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // The handler left: its pending moves are no longer retried.
-  void Forget(const std::string& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread) { handlers_.erase(key); }
+  void Forget(const std::string& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread) {
+    handlers_.erase(key);
+  }
 
  private:
   struct Retry {
@@ -64,10 +67,12 @@ class DeadLetterer {
 
   PerHandler* Find(const HandlerRef& ref) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   void OnRead(const HandlerRef& ref, const SpecPtr& spec, const Entry& entry,
-              const FailureRecord& failure, const std::string& reason,
-              absl::Duration held_retry, absl::StatusOr<std::optional<StreamEntry>> read) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+              const FailureRecord& failure, const std::string& reason, absl::Duration held_retry,
+              absl::StatusOr<std::optional<StreamEntry>> read)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   void OnDeadLettered(const SpecPtr& spec, const std::string& id, const std::string& reason,
-                      uint32_t attempts, const Done& done, absl::StatusOr<DeadLetterResult> r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+                      uint32_t attempts, const Done& done, absl::StatusOr<DeadLetterResult> r)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
 
   EngineContext& ctx_;
   absl::flat_hash_map<std::string, PerHandler> handlers_ ABSL_GUARDED_BY(kLoopThread);

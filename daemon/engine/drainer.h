@@ -19,7 +19,8 @@ class Drainer {
  public:
   explicit Drainer(EngineContext& ctx) : ctx_(ctx) {}
 
-  void Start(absl::Duration grace, std::function<void()> done) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  void Start(absl::Duration grace, std::function<void()> done)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   bool draining() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread) { return draining_; }
   // Whether unsettled deliveries are to be handed back now: a drain is
   // waiting and everything is `settled` or the grace is over.

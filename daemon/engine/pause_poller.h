@@ -13,9 +13,9 @@
 #include <functional>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/string_view.h"
-#include "absl/base/thread_annotations.h"
 #include "daemon/engine/context.h"
 
 namespace redrive {
@@ -26,7 +26,8 @@ std::string EngineHandlerKey(absl::string_view channel, absl::string_view handle
 class PausePoller {
  public:
   // `on_change(key, paused)` runs for every handler whose state a read or a
-  // Set reported (also when unchanged ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread); the caller compares).
+  // Set reported (also when unchanged ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread); the caller
+  // compares).
   using OnChange = std::function<void(const std::string& key, bool paused)>;
   using KnownKeys = std::function<std::vector<std::string>()>;
 
@@ -34,11 +35,14 @@ class PausePoller {
   // one of them).
   PausePoller(EngineContext& ctx, OnChange on_change, KnownKeys known);
 
-  bool paused(const std::string& key) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread) { return paused_.contains(key); }
+  bool paused(const std::string& key) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread) {
+    return paused_.contains(key);
+  }
   // A pause or resume made here (Admin.PauseHandler on this daemon).
   void Set(const std::string& key, bool paused) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // Reads whether a handler being registered is paused.
-  void Check(const std::string& key, absl::string_view channel, absl::string_view handler_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  void Check(const std::string& key, absl::string_view channel, absl::string_view handler_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // Reads {redrive}:paused when the poll interval has passed.
   void MaybePoll(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
 

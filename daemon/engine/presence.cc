@@ -10,18 +10,18 @@ namespace redrive {
 
 void Presence::Record(const SubscriptionSpec& spec, std::function<void()> done) {
   const std::string& instance = ctx_.options.instance_id;
-  ctx_.ops.HashSet(
-      std::string(kHandlersRegistryKey),
-      {{RegistryField(spec.channel, spec.handler_id),
-        MakeRegistered(spec, instance).SerializeAsString()},
-       {PresenceField(spec.channel, spec.handler_id, instance),
-        absl::StrCat(absl::ToUnixMillis(ctx_.now()))}},
-      guard_.Wrap([done = std::move(done)](absl::Status status) {
-        if (!status.ok()) {
-          spdlog::warn("handler registry update failed: {}", std::string(status.message()));
-        }
-        done();
-      }));
+  ctx_.ops.HashSet(std::string(kHandlersRegistryKey),
+                   {{RegistryField(spec.channel, spec.handler_id),
+                     MakeRegistered(spec, instance).SerializeAsString()},
+                    {PresenceField(spec.channel, spec.handler_id, instance),
+                     absl::StrCat(absl::ToUnixMillis(ctx_.now()))}},
+                   guard_.Wrap([done = std::move(done)](absl::Status status) {
+                     if (!status.ok()) {
+                       spdlog::warn("handler registry update failed: {}",
+                                    std::string(status.message()));
+                     }
+                     done();
+                   }));
 }
 
 void Presence::MaybeBeat(absl::Time now, const std::vector<const SubscriptionSpec*>& specs) {

@@ -23,9 +23,11 @@ class Presence {
 
   // Records the handler and its heartbeat; `done` runs after the write
   // (failures are logged).
-  void Record(const SubscriptionSpec& spec, std::function<void()> done) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  void Record(const SubscriptionSpec& spec, std::function<void()> done)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // Renews the heartbeats of `specs` when the interval has passed.
-  void MaybeBeat(absl::Time now, const std::vector<const SubscriptionSpec*>& specs) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  void MaybeBeat(absl::Time now, const std::vector<const SubscriptionSpec*>& specs)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   void Remove(const SubscriptionSpec& spec) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
 
  private:

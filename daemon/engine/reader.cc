@@ -110,8 +110,7 @@ void Reader::Read(const HandlerRef& ref, PerHandler& h, uint8_t source, uint32_t
   h.reserved += count;
   ++ctx_.stats.reads;
   ctx_.ops.ReadGroup(SourceRef(*h.spec, source), count, h.spec->auto_ack,
-                     guard_.Wrap([this, ref, spec = h.spec, source, count,
-                                  activity = src.activity](
+                     guard_.Wrap([this, ref, spec = h.spec, source, count, activity = src.activity](
                                      absl::StatusOr<std::vector<StreamEntry>> read) {
                        kLoopThread.AssertHeld();
                        OnRead(ref, spec, source, count, activity, std::move(read));

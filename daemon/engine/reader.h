@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "daemon/engine/context.h"
 #include "daemon/stream_notifier.h"
 
@@ -43,7 +43,8 @@ class Reader {
   // Stops watching the handler's streams and forgets it.
   void Forget(const std::string& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // Watches `source` of `ref`; `ready` runs once the notifier covers it.
-  void Watch(const HandlerRef& ref, uint8_t source, std::function<void()> ready) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  void Watch(const HandlerRef& ref, uint8_t source, std::function<void()> ready)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // `source` may have new entries (notifier, a move into the retry stream,
   // a resume, a notifier outage): read when there are slots.
   void Wake(const HandlerRef& ref, uint8_t source) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
@@ -55,7 +56,8 @@ class Reader {
   uint32_t reserved(const std::string& key) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   StreamNotifier& notifier() ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread) { return notifier_; }
   // Handler keys that read `stream`.
-  const std::vector<std::string>* Readers(const std::string& stream) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  const std::vector<std::string>* Readers(const std::string& stream) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
 
  private:
   struct Source {
@@ -77,17 +79,21 @@ class Reader {
   };
 
   PerHandler* Find(const HandlerRef& ref) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
-  void Read(const HandlerRef& ref, PerHandler& h, uint8_t source, uint32_t count) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  void Read(const HandlerRef& ref, PerHandler& h, uint8_t source, uint32_t count)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   void OnRead(const HandlerRef& ref, const SpecPtr& spec, uint8_t source, uint32_t asked,
-              uint64_t activity, absl::StatusOr<std::vector<StreamEntry>> read) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
-  void RecreateGroup(const HandlerRef& ref, PerHandler& h, uint8_t source) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+              uint64_t activity, absl::StatusOr<std::vector<StreamEntry>> read)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  void RecreateGroup(const HandlerRef& ref, PerHandler& h, uint8_t source)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
 
   EngineContext& ctx_;
   StreamNotifier& notifier_;
   const Hooks hooks_;
   absl::flat_hash_map<std::string, PerHandler> handlers_ ABSL_GUARDED_BY(kLoopThread);
   // stream → handler keys reading it
-  absl::flat_hash_map<std::string, std::vector<std::string>> by_stream_ ABSL_GUARDED_BY(kLoopThread);
+  absl::flat_hash_map<std::string, std::vector<std::string>> by_stream_
+      ABSL_GUARDED_BY(kLoopThread);
   LifeGuard guard_;
 };
 

@@ -87,8 +87,7 @@ void RetryScheduler::Return(const HandlerRef& ref, const SpecPtr& spec, uint8_t 
 }
 
 void RetryScheduler::Schedule(const HandlerRef& ref, const SpecPtr& spec, uint8_t source,
-                              const std::string& id, FailureRecord failure,
-                              absl::Duration delay) {
+                              const std::string& id, FailureRecord failure, absl::Duration delay) {
   ScheduleRetryOp op;
   op.owner = SourceRef(*spec, source);
   op.due_zset = spec->keys.due_zset;
@@ -188,7 +187,8 @@ void RetryScheduler::MoveBatch(const HandlerRef& ref, const SpecPtr& spec, absl:
           return;
         }
         if (!batch->empty()) {
-          m->next_due = std::min(m->next_due, now + std::min(ctx_.options.min_sweep, absl::Seconds(1)));
+          m->next_due =
+              std::min(m->next_due, now + std::min(ctx_.options.min_sweep, absl::Seconds(1)));
         }
         std::vector<std::pair<DueMember, std::string>> due;
         for (const DueEntry& d : *batch) {
@@ -253,14 +253,13 @@ void RetryScheduler::MoveOne(const HandlerRef& ref, const SpecPtr& spec, const D
       }));
 }
 
-void RetryScheduler::MoveFields(const HandlerRef& ref, const SpecPtr& spec,
-                                const DueMember& member, const std::string& raw,
-                                const StreamEntry& entry, std::function<void()> done) {
+void RetryScheduler::MoveFields(const HandlerRef& ref, const SpecPtr& spec, const DueMember& member,
+                                const std::string& raw, const StreamEntry& entry,
+                                std::function<void()> done) {
   const uint8_t source = member.source == 1 ? kRetry : kMain;
   absl::StatusOr<RetryState> state = ReadRetryState(entry);
-  absl::StatusOr<FieldList> fields = state.ok()
-                                         ? RetryEntryFields(entry, *state, member.failure)
-                                         : absl::StatusOr<FieldList>(state.status());
+  absl::StatusOr<FieldList> fields = state.ok() ? RetryEntryFields(entry, *state, member.failure)
+                                                : absl::StatusOr<FieldList>(state.status());
   const std::string scheduled = ScheduledConsumerName(spec->handler_id);
   if (!fields.ok()) {
     ++ctx_.stats.poison;

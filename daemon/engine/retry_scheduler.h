@@ -17,8 +17,8 @@
 #include <string>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "daemon/engine/context.h"
 #include "daemon/engine/dead_letterer.h"
 #include "daemon/retry_fields.h"
@@ -43,11 +43,14 @@ class RetryScheduler {
 
   // The handler is here: the mover looks for due retries at once.
   void Add(const HandlerRef& ref) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
-  void Forget(const std::string& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread) { movers_.erase(key); }
+  void Forget(const std::string& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread) {
+    movers_.erase(key);
+  }
 
   // The failure record of attempt `attempt` of a handler's entry.
   FailureRecord MakeFailure(const SubscriptionSpec& spec, uint32_t attempt, FailKind kind,
-                            std::string error, std::string error_code) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+                            std::string error, std::string error_code) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // A failed attempt of `entry`, pending under the handler's consumer:
   // schedules the retry (after `delay`, or the policy's backoff when unset)
   // or dead-letters it. `held_retry`: see DeadLetterer::DeadLetterById.
@@ -58,7 +61,8 @@ class RetryScheduler {
   void Return(const HandlerRef& ref, const SpecPtr& spec, uint8_t source,
               const std::vector<std::string>& ids) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // Runs the due mover of `ref` if something may be due at `now`.
-  void MaybeMove(const HandlerRef& ref, const SpecPtr& spec, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  void MaybeMove(const HandlerRef& ref, const SpecPtr& spec, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
 
  private:
   struct Mover {
@@ -68,14 +72,19 @@ class RetryScheduler {
   };
 
   Mover* Find(const HandlerRef& ref) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
-  void Schedule(const HandlerRef& ref, const SpecPtr& spec, uint8_t source,
-                const std::string& id, FailureRecord failure, absl::Duration delay) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
-  void MoveDue(const HandlerRef& ref, const SpecPtr& spec) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
-  void MoveBatch(const HandlerRef& ref, const SpecPtr& spec, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  void Schedule(const HandlerRef& ref, const SpecPtr& spec, uint8_t source, const std::string& id,
+                FailureRecord failure, absl::Duration delay)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  void MoveDue(const HandlerRef& ref, const SpecPtr& spec)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  void MoveBatch(const HandlerRef& ref, const SpecPtr& spec, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   void MoveOne(const HandlerRef& ref, const SpecPtr& spec, const DueMember& member,
-               const std::string& raw, std::function<void()> done) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+               const std::string& raw, std::function<void()> done)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   void MoveFields(const HandlerRef& ref, const SpecPtr& spec, const DueMember& member,
-                  const std::string& raw, const StreamEntry& entry, std::function<void()> done) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+                  const std::string& raw, const StreamEntry& entry, std::function<void()> done)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // next_due = min(next_due, at) of `ref`, if it is still here.
   void LookAgainBy(const HandlerRef& ref, absl::Time at) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
 

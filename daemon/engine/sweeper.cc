@@ -48,20 +48,19 @@ void Sweeper::Sweep(const HandlerRef& ref, const SpecPtr& spec, uint8_t source) 
   ++ctx_.stats.sweeps;
   if (source == kRetry) Trim(ref, spec);
   const GroupRef g = SourceRef(*spec, source);
-  ctx_.ops.PendingConsumers(
-      g.stream, g.group,
-      guard_.Wrap([this, ref, spec, source, hygiene](
-                      absl::StatusOr<std::vector<std::string>> consumers) {
-        kLoopThread.AssertHeld();
-        SourceState* st = Find(ref, source);
-        if (st == nullptr) return;
-        if (hygiene) RemoveIdleConsumers(ref, spec, source);
-        if (!consumers.ok()) {
-          st->sweeping = false;
-          return;
-        }
-        OnPendingConsumers(ref, spec, source, *std::move(consumers));
-      }));
+  ctx_.ops.PendingConsumers(g.stream, g.group,
+                            guard_.Wrap([this, ref, spec, source, hygiene](
+                                            absl::StatusOr<std::vector<std::string>> consumers) {
+                              kLoopThread.AssertHeld();
+                              SourceState* st = Find(ref, source);
+                              if (st == nullptr) return;
+                              if (hygiene) RemoveIdleConsumers(ref, spec, source);
+                              if (!consumers.ok()) {
+                                st->sweeping = false;
+                                return;
+                              }
+                              OnPendingConsumers(ref, spec, source, *std::move(consumers));
+                            }));
 }
 
 void Sweeper::OnPendingConsumers(const HandlerRef& ref, const SpecPtr& spec, uint8_t source,
@@ -108,25 +107,24 @@ void Sweeper::SweepConsumer(const HandlerRef& ref, const SpecPtr& spec, uint8_t 
           return;
         }
         const GroupRef ours = SourceRef(*spec, source);
-        ctx_.ops.Claim(
-            ours, spec->lease, std::move(ids),
-            guard_.Wrap([this, ref, ours, source, consumer,
-                         done](absl::StatusOr<std::vector<StreamEntry>> claimed) {
-              kLoopThread.AssertHeld();
-              if (!claimed.ok()) {
-                ++ctx_.stats.redis_errors;
-              } else if (Find(ref, source) == nullptr) {
-                // The handler left while the claim was out: give the
-                // entries straight back for any daemon's sweep.
-                std::vector<std::string> back;
-                for (const StreamEntry& e : *claimed) back.push_back(e.id);
-                ctx_.stats.released += back.size();
-                ctx_.ops.Touch(ours, std::move(back), /*release=*/true, nullptr);
-              } else {
-                hooks_.claimed(ref, source, consumer, *std::move(claimed));
-              }
-              done();
-            }));
+        ctx_.ops.Claim(ours, spec->lease, std::move(ids),
+                       guard_.Wrap([this, ref, ours, source, consumer,
+                                    done](absl::StatusOr<std::vector<StreamEntry>> claimed) {
+                         kLoopThread.AssertHeld();
+                         if (!claimed.ok()) {
+                           ++ctx_.stats.redis_errors;
+                         } else if (Find(ref, source) == nullptr) {
+                           // The handler left while the claim was out: give the
+                           // entries straight back for any daemon's sweep.
+                           std::vector<std::string> back;
+                           for (const StreamEntry& e : *claimed) back.push_back(e.id);
+                           ctx_.stats.released += back.size();
+                           ctx_.ops.Touch(ours, std::move(back), /*release=*/true, nullptr);
+                         } else {
+                           hooks_.claimed(ref, source, consumer, *std::move(claimed));
+                         }
+                         done();
+                       }));
       }));
 }
 
@@ -137,33 +135,33 @@ void Sweeper::Trim(const HandlerRef& ref, const SpecPtr& spec) {
   s.trimming = true;
   ++ctx_.stats.retry_trims;
   const std::string stream = spec->keys.retry_stream;
-  ctx_.ops.TrimRetry(
-      stream, ctx_.options.trim_limit, ctx_.options.retry_retention,
-      guard_.Wrap([this, ref, stream](absl::StatusOr<TrimRetryResult> r) {
-        kLoopThread.AssertHeld();
-        SourceState* st = Find(ref, kRetry);
-        if (!r.ok()) {
-          ++ctx_.stats.redis_errors;
-          spdlog::warn("trimming retry stream '{}' failed: {}", stream,
-                       std::string(r.status().message()));
-          if (st != nullptr) {
-            st->trimming = false;
-            st->trim_wanted = true;
-          }
-          return;
-        }
-        ctx_.stats.retry_trimmed += static_cast<uint64_t>(std::max<int64_t>(0, r->removed));
-        if (r->removed > 0) {
-          spdlog::debug("trimmed {} acknowledged entries off '{}' (MINID {})", r->removed, stream,
-                        r->min_id);
-        }
-        if (st != nullptr) {
-          st->trimming = false;
-          // A pass bounded by the limit may have left more, and entries kept
-          // only for the retention go later: trim again next sweep.
-          if (r->removed > 0 || r->more) st->trim_wanted = true;
-        }
-      }));
+  ctx_.ops.TrimRetry(stream, ctx_.options.trim_limit, ctx_.options.retry_retention,
+                     guard_.Wrap([this, ref, stream](absl::StatusOr<TrimRetryResult> r) {
+                       kLoopThread.AssertHeld();
+                       SourceState* st = Find(ref, kRetry);
+                       if (!r.ok()) {
+                         ++ctx_.stats.redis_errors;
+                         spdlog::warn("trimming retry stream '{}' failed: {}", stream,
+                                      std::string(r.status().message()));
+                         if (st != nullptr) {
+                           st->trimming = false;
+                           st->trim_wanted = true;
+                         }
+                         return;
+                       }
+                       ctx_.stats.retry_trimmed +=
+                           static_cast<uint64_t>(std::max<int64_t>(0, r->removed));
+                       if (r->removed > 0) {
+                         spdlog::debug("trimmed {} acknowledged entries off '{}' (MINID {})",
+                                       r->removed, stream, r->min_id);
+                       }
+                       if (st != nullptr) {
+                         st->trimming = false;
+                         // A pass bounded by the limit may have left more, and entries kept
+                         // only for the retention go later: trim again next sweep.
+                         if (r->removed > 0 || r->more) st->trim_wanted = true;
+                       }
+                     }));
 }
 
 void Sweeper::RemoveIdleConsumers(const HandlerRef& ref, const SpecPtr& spec, uint8_t source) {

@@ -16,9 +16,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
-#include "absl/base/thread_annotations.h"
 #include "daemon/engine/context.h"
 
 namespace redrive {
@@ -37,15 +37,20 @@ class Sweeper {
   Sweeper(EngineContext& ctx, Hooks hooks);
 
   void Add(const HandlerRef& ref) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
-  void Forget(const std::string& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread) { handlers_.erase(key); }
+  void Forget(const std::string& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread) {
+    handlers_.erase(key);
+  }
   // Sweeps each source of `ref` whose time has come.
-  void MaybeSweep(const HandlerRef& ref, const SpecPtr& spec, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  void MaybeSweep(const HandlerRef& ref, const SpecPtr& spec, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // Sweeps `source` of `ref` by `at` at the latest.
-  void SweepBy(const HandlerRef& ref, uint8_t source, absl::Time at) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  void SweepBy(const HandlerRef& ref, uint8_t source, absl::Time at)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // Entries of the retry stream were settled: its next sweep trims it.
   void WantTrim(const HandlerRef& ref) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // The sweep period of a handler.
-  absl::Duration Period(const SubscriptionSpec& spec) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  absl::Duration Period(const SubscriptionSpec& spec) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
 
  private:
   struct SourceState {
@@ -60,14 +65,19 @@ class Sweeper {
     SourceState sources[2];
   };
 
-  SourceState* Find(const HandlerRef& ref, uint8_t source) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
-  void Sweep(const HandlerRef& ref, const SpecPtr& spec, uint8_t source) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  SourceState* Find(const HandlerRef& ref, uint8_t source)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  void Sweep(const HandlerRef& ref, const SpecPtr& spec, uint8_t source)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   void OnPendingConsumers(const HandlerRef& ref, const SpecPtr& spec, uint8_t source,
-                          std::vector<std::string> consumers) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+                          std::vector<std::string> consumers)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   void SweepConsumer(const HandlerRef& ref, const SpecPtr& spec, uint8_t source,
-                     const std::string& consumer, std::function<void()> done) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+                     const std::string& consumer, std::function<void()> done)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   void Trim(const HandlerRef& ref, const SpecPtr& spec) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
-  void RemoveIdleConsumers(const HandlerRef& ref, const SpecPtr& spec, uint8_t source) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  void RemoveIdleConsumers(const HandlerRef& ref, const SpecPtr& spec, uint8_t source)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
 
   EngineContext& ctx_;
   const Hooks hooks_;

@@ -26,14 +26,11 @@ RedisConnection::RedisConnection(RedisConnectionOptions options)
 
 RedisConnection::~RedisConnection() { Disconnect(); }
 
-void RedisConnection::Disconnect() {
-  context_.reset();
-}
+void RedisConnection::Disconnect() { context_.reset(); }
 
 absl::Status RedisConnection::Fail(absl::string_view what) {
-  std::string detail = context_ != nullptr && context_->err != 0
-                           ? std::string(context_->errstr)
-                           : std::string("connection lost");
+  std::string detail = context_ != nullptr && context_->err != 0 ? std::string(context_->errstr)
+                                                                 : std::string("connection lost");
   Disconnect();
   next_attempt_ = absl::Now() + backoff_;
   backoff_ = std::min(backoff_ * 2, options_.max_backoff);
@@ -65,8 +62,8 @@ absl::Status RedisConnection::Connect() {
       ptrs.push_back(s.data());
       lens.push_back(s.size());
     }
-    OwnedReply raw(redisCommandArgv(context_.get(), static_cast<int>(argv.size()),
-                                    ptrs.data(), lens.data()));
+    OwnedReply raw(
+        redisCommandArgv(context_.get(), static_cast<int>(argv.size()), ptrs.data(), lens.data()));
     if (raw == nullptr) return Fail(what);
     const auto* reply = static_cast<const redisReply*>(raw.get());
     if (reply->type == REDIS_REPLY_ERROR) {
@@ -82,8 +79,8 @@ absl::Status RedisConnection::Connect() {
     return absl::OkStatus();
   };
   if (!a.password.empty()) {
-    RedisArgv auth = a.user.empty() ? RedisArgv{"AUTH", a.password}
-                                    : RedisArgv{"AUTH", a.user, a.password};
+    RedisArgv auth =
+        a.user.empty() ? RedisArgv{"AUTH", a.password} : RedisArgv{"AUTH", a.user, a.password};
     if (absl::Status s = handshake(auth, "AUTH"); !s.ok()) return s;
   }
   if (a.db != 0) {
@@ -103,8 +100,8 @@ absl::Status RedisConnection::Connect() {
 absl::Status RedisConnection::EnsureConnected() {
   if (context_ != nullptr) return absl::OkStatus();
   if (absl::Now() < next_attempt_) {
-    return absl::UnavailableError(absl::StrCat(
-        "redis ", options_.address.Redacted(), ": not connected (reconnecting)"));
+    return absl::UnavailableError(
+        absl::StrCat("redis ", options_.address.Redacted(), ": not connected (reconnecting)"));
   }
   return Connect();
 }

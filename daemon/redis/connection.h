@@ -12,9 +12,9 @@
 #include <thread>
 #include <vector>
 
-#include "absl/strings/string_view.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
@@ -39,8 +39,7 @@ class RedisConnection final : public RedisCommander {
   RedisConnection& operator=(const RedisConnection&) = delete;
 
   absl::StatusOr<RedisReply> Command(const RedisArgv& argv) override;
-  absl::StatusOr<std::vector<RedisReply>> Pipeline(
-      absl::Span<const RedisArgv> commands) override;
+  absl::StatusOr<std::vector<RedisReply>> Pipeline(absl::Span<const RedisArgv> commands) override;
 
   // Connects now if not connected (subject to backoff).
   absl::Status EnsureConnected();

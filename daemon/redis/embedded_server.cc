@@ -1,10 +1,8 @@
 #include "daemon/redis/embedded_server.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
-
-#include "daemon/logging.h"
-#include <fcntl.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -20,6 +18,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "daemon/logging.h"
 #include "daemon/redis/connection.h"
 
 namespace redrive {
@@ -101,8 +100,7 @@ absl::StatusOr<std::unique_ptr<EmbeddedRedis>> EmbeddedRedis::Start(const Option
   RemoveStaleEmbeddedDirectories(temp_dir);
   std::string templ = temp_dir + "/" + kDirPrefix + "XXXXXX";
   if (mkdtemp(templ.data()) == nullptr) {
-    return absl::UnavailableError(
-        absl::StrCat("embedded redis: mkdtemp: ", std::strerror(errno)));
+    return absl::UnavailableError(absl::StrCat("embedded redis: mkdtemp: ", std::strerror(errno)));
   }
   const std::string dir = templ;
   // Held for the daemon's lifetime (closed on exec: redis-server must not
@@ -116,14 +114,23 @@ absl::StatusOr<std::unique_ptr<EmbeddedRedis>> EmbeddedRedis::Start(const Option
         absl::StrCat("embedded redis: lock file in ", dir, ": ", std::strerror(err)));
   }
   const std::string socket = dir + "/redis.sock";
-  std::vector<std::string> args = {options.binary, "--port", "0",
-                                   "--unixsocket", socket,
-                                   "--unixsocketperm", "700",
-                                   "--dir", dir,
-                                   "--save", "",
-                                   "--appendonly", "no",
-                                   "--daemonize", "no",
-                                   "--logfile", dir + "/redis.log"};
+  std::vector<std::string> args = {options.binary,
+                                   "--port",
+                                   "0",
+                                   "--unixsocket",
+                                   socket,
+                                   "--unixsocketperm",
+                                   "700",
+                                   "--dir",
+                                   dir,
+                                   "--save",
+                                   "",
+                                   "--appendonly",
+                                   "no",
+                                   "--daemonize",
+                                   "no",
+                                   "--logfile",
+                                   dir + "/redis.log"};
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -160,9 +167,9 @@ absl::StatusOr<std::unique_ptr<EmbeddedRedis>> EmbeddedRedis::Start(const Option
     int status = 0;
     if (waitpid(pid, &status, WNOHANG) == pid) {
       server->pid_ = -1;
-      return absl::UnavailableError(absl::StrCat(
-          "embedded redis: '", options.binary, "' exited at start (status ", status,
-          "); is redis-server installed? log: ", dir, "/redis.log"));
+      return absl::UnavailableError(
+          absl::StrCat("embedded redis: '", options.binary, "' exited at start (status ", status,
+                       "); is redis-server installed? log: ", dir, "/redis.log"));
     }
     absl::StatusOr<RedisReply> pong = probe.Command({"PING"});
     if (pong.ok() && pong->is_status() && pong->str == "PONG") break;
@@ -171,8 +178,8 @@ absl::StatusOr<std::unique_ptr<EmbeddedRedis>> EmbeddedRedis::Start(const Option
     }
     absl::SleepFor(absl::Milliseconds(20));
   }
-  spdlog::info("embedded redis-server started (pid {}) on unix:{}; data is not persisted",
-               pid, socket);
+  spdlog::info("embedded redis-server started (pid {}) on unix:{}; data is not persisted", pid,
+               socket);
   return server;
 }
 

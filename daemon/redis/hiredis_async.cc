@@ -72,8 +72,8 @@ void HiredisAsync::Connect() {
     };
   };
   if (!a.password.empty()) {
-    RedisArgv auth = a.user.empty() ? RedisArgv{"AUTH", a.password}
-                                    : RedisArgv{"AUTH", a.user, a.password};
+    RedisArgv auth =
+        a.user.empty() ? RedisArgv{"AUTH", a.password} : RedisArgv{"AUTH", a.user, a.password};
     SendRaw(auth, handshake_step("AUTH"), options_.command_timeout);
   }
   if (a.db != 0) {
@@ -84,16 +84,17 @@ void HiredisAsync::Connect() {
     SendRaw({"CLIENT", "SETNAME", options_.client_name}, handshake_step("CLIENT SETNAME"),
             options_.command_timeout);
   }
-  SendRaw({"CLIENT", "ID"},
-          [this, gen = generation_](absl::StatusOr<RedisReply> r) {
-            if (gen != generation_ || !r.ok() || !r->is_integer()) return;
-            client_id_ = r->integer;
-            state_ = State::kReady;
-            connect_deadline_ = absl::InfiniteFuture();
-            backoff_ = options_.min_backoff;
-            if (on_connected_) on_connected_();
-          },
-          options_.command_timeout);
+  SendRaw(
+      {"CLIENT", "ID"},
+      [this, gen = generation_](absl::StatusOr<RedisReply> r) {
+        if (gen != generation_ || !r.ok() || !r->is_integer()) return;
+        client_id_ = r->integer;
+        state_ = State::kReady;
+        connect_deadline_ = absl::InfiniteFuture();
+        backoff_ = options_.min_backoff;
+        if (on_connected_) on_connected_();
+      },
+      options_.command_timeout);
 }
 
 void HiredisAsync::ScheduleReconnect() {
@@ -104,7 +105,8 @@ void HiredisAsync::ScheduleReconnect() {
 
 void HiredisAsync::Drop(absl::string_view why) {
   if (ctx_ == nullptr) return;
-  spdlog::debug("redis async connection to {} dropped: {}", options_.address.Redacted(), std::string(why));
+  spdlog::debug("redis async connection to {} dropped: {}", options_.address.Redacted(),
+                std::string(why));
   redisAsyncContext* ctx = ctx_;
   ctx_ = nullptr;
   ++generation_;
@@ -125,8 +127,7 @@ void HiredisAsync::Watchdog() {
   watchdog_timer_->Arm(absl::Milliseconds(100));
 }
 
-void HiredisAsync::Send(const RedisArgv& argv, AsyncCallback done,
-                        absl::Duration extra_timeout) {
+void HiredisAsync::Send(const RedisArgv& argv, AsyncCallback done, absl::Duration extra_timeout) {
   if (ctx_ == nullptr) {
     loop_.Post([done = std::move(done), addr = options_.address.Redacted()] {
       done(absl::UnavailableError(absl::StrCat("redis ", addr, ": not connected")));

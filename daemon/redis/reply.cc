@@ -1,12 +1,11 @@
 #include "daemon/redis/reply.h"
 
-#include "daemon/redis/errors.h"
-
 #include <hiredis/hiredis.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "daemon/redis/errors.h"
 
 namespace redrive {
 
@@ -50,12 +49,12 @@ std::string RedisReply::DebugString() const {
     case Type::kString:
       return absl::StrCat("\"", str, "\"");
     case Type::kArray:
-      return absl::StrCat(
-          "[", absl::StrJoin(elements, ", ",
-                             [](std::string* out, const RedisReply& r) {
-                               out->append(r.DebugString());
-                             }),
-          "]");
+      return absl::StrCat("[",
+                          absl::StrJoin(elements, ", ",
+                                        [](std::string* out, const RedisReply& r) {
+                                          out->append(r.DebugString());
+                                        }),
+                          "]");
   }
   return "?";
 }

@@ -110,8 +110,8 @@ struct DeleteHandlerResult {
   Kind kind = Kind::kDeleted;
   int64_t retry_entries = 0;
   int64_t dead_letters = 0;
-  bool group_destroyed = false;        // kDeleted only
-  bool retry_group_existed = false;    // kDeleted only
+  bool group_destroyed = false;           // kDeleted only
+  bool retry_group_existed = false;       // kDeleted only
   std::vector<std::string> deleted_keys;  // kDeleted only
 };
 absl::StatusOr<DeleteHandlerResult> DecodeDeleteHandler(const RedisReply& reply);

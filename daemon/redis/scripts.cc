@@ -36,9 +36,9 @@ void LoadScripts(AsyncCommander& redis) {
 
 void SendScript(AsyncCommander& redis, const LuaScript& script, std::vector<std::string> keys,
                 std::vector<std::string> args, AsyncCallback done) {
-  auto call = std::make_shared<std::tuple<std::vector<std::string>, std::vector<std::string>,
-                                          AsyncCallback>>(std::move(keys), std::move(args),
-                                                          std::move(done));
+  auto call = std::make_shared<
+      std::tuple<std::vector<std::string>, std::vector<std::string>, AsyncCallback>>(
+      std::move(keys), std::move(args), std::move(done));
   std::string numkeys;
   RedisArgv argv = EvalShaArgv(script, std::get<0>(*call), std::get<1>(*call), numkeys);
   redis.Send(argv, [&redis, &script, call](absl::StatusOr<RedisReply> r) {
@@ -47,10 +47,11 @@ void SendScript(AsyncCommander& redis, const LuaScript& script, std::vector<std:
       RedisArgv eval = EvalShaArgv(script, std::get<0>(*call), std::get<1>(*call), n);
       eval[0] = "EVAL";
       eval[1] = script.source;
-      redis.Send(eval, [call](absl::StatusOr<RedisReply> r2) { std::get<2>(*call)(std::move(r2)); });
+      redis.Send(eval,
+                 [call](absl::StatusOr<RedisReply> r2) { std::get<2> (*call)(std::move(r2)); });
       return;
     }
-    std::get<2>(*call)(std::move(r));
+    std::get<2> (*call)(std::move(r));
   });
 }
 

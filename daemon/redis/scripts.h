@@ -17,9 +17,9 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "daemon/redis/connection.h"
 #include "daemon/redis/hiredis_async.h"
 #include "daemon/redis/lua_scripts.h"
-#include "daemon/redis/connection.h"
 
 namespace redrive {
 

@@ -146,20 +146,18 @@ class StreamOps {
   virtual void MoveDue(const MoveDueOp& op, OpCallback<MoveDueResult> done) = 0;
   virtual void DeadLetter(const DeadLetterOp& op, OpCallback<DeadLetterResult> done) = 0;
   // trim_retry.lua on `retry_stream`.
-  virtual void TrimRetry(const std::string& retry_stream, uint32_t limit,
-                         absl::Duration retention, OpCallback<TrimRetryResult> done) = 0;
+  virtual void TrimRetry(const std::string& retry_stream, uint32_t limit, absl::Duration retention,
+                         OpCallback<TrimRetryResult> done) = 0;
 
   // Fields of a hash (HGETALL) as name/value pairs; HEXISTS.
   virtual void HashFields(const std::string& key,
                           OpCallback<std::vector<std::pair<std::string, std::string>>> done) = 0;
-  virtual void HashHas(const std::string& key, const std::string& field,
-                       OpCallback<bool> done) = 0;
+  virtual void HashHas(const std::string& key, const std::string& field, OpCallback<bool> done) = 0;
   // HSET of `fields` (name/value pairs); HDEL of one field (done may be null).
   virtual void HashSet(const std::string& key,
                        std::vector<std::pair<std::string, std::string>> fields,
                        DoneCallback done) = 0;
-  virtual void HashDelete(const std::string& key, const std::string& field,
-                          DoneCallback done) = 0;
+  virtual void HashDelete(const std::string& key, const std::string& field, DoneCallback done) = 0;
 
   // Runs `done` after every reply to calls made before it (PING).
   virtual void Barrier(DoneCallback done) = 0;

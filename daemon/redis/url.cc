@@ -92,8 +92,7 @@ absl::StatusOr<RedisAddress> ParseUnix(absl::string_view rest) {
     if (absl::Status s = ParseDb(query, addr); !s.ok()) return s;
   }
   if (path.empty() || path.front() != '/') {
-    return absl::InvalidArgumentError(
-        "redis url: unix socket path must be absolute");
+    return absl::InvalidArgumentError("redis url: unix socket path must be absolute");
   }
   addr.unix_path = std::string(path);
   return addr;
@@ -104,8 +103,7 @@ absl::StatusOr<RedisAddress> ParseUnix(absl::string_view rest) {
 std::string RedisAddress::Redacted() const {
   if (is_unix()) return absl::StrCat("unix://", unix_path, "?db=", db);
   const bool v6 = host.find(':') != std::string::npos;
-  return absl::StrCat("redis://", v6 ? "[" : "", host, v6 ? "]" : "", ":",
-                      port, "/", db);
+  return absl::StrCat("redis://", v6 ? "[" : "", host, v6 ? "]" : "", ":", port, "/", db);
 }
 
 absl::StatusOr<RedisAddress> ParseRedisUrl(absl::string_view url) {
@@ -150,8 +148,8 @@ absl::StatusOr<RedisAddress> ParseRedisUrl(absl::string_view url) {
   if (!port_text.empty() || hostport.back() == ':') {
     int port = 0;
     if (!absl::SimpleAtoi(port_text, &port) || port < 1 || port > 65535) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "redis url: port must be 1..65535, got '", port_text, "'"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("redis url: port must be 1..65535, got '", port_text, "'"));
     }
     addr.port = port;
   }

@@ -52,8 +52,8 @@ TEST(ConfigTest, FlagBeatsEnvironmentBeatsDefault) {
 }
 
 TEST(ConfigTest, SpaceSeparatedValuesAndSeveralListeners) {
-  absl::StatusOr<Config> c = Parse({"--grpc-listen", "127.0.0.1:0, unix:/tmp/x.sock",
-                                    "--redis-url", "redis://h:1/2"});
+  absl::StatusOr<Config> c =
+      Parse({"--grpc-listen", "127.0.0.1:0, unix:/tmp/x.sock", "--redis-url", "redis://h:1/2"});
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->grpc_listen, (std::vector<std::string>{"127.0.0.1:0", "unix:/tmp/x.sock"}));
   EXPECT_FALSE(c->embedded_redis);
@@ -110,9 +110,9 @@ TEST(ConfigTest, RejectsBadValuesNamingTheOption) {
   EXPECT_THAT(Parse({"positional"}), StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(Parse({"--log-level"}),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("needs a value")));
-  EXPECT_THAT(Parse({}, {{"REDRIVE_HEALTH_INTERVAL_MS", "1"}}),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("REDRIVE_HEALTH_INTERVAL_MS")));
+  EXPECT_THAT(
+      Parse({}, {{"REDRIVE_HEALTH_INTERVAL_MS", "1"}}),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("REDRIVE_HEALTH_INTERVAL_MS")));
 }
 
 TEST(ConfigTest, RetryTimingOptionsHaveDefaultsAndRanges) {
@@ -245,11 +245,12 @@ TEST(ConfigTest, BrokerAuthNeedsATokenFromFileOrEnvironment) {
   std::remove(path.c_str());
 
   using C = absl::StatusCode;
-  EXPECT_THAT(Parse({"--broker-auth=token"}),
-              StatusIs(C::kInvalidArgument,
-                       HasSubstr("--broker-auth: token needs --broker-token-file or "
-                                 "REDRIVE_BROKER_TOKEN")));
-  EXPECT_THAT(Parse({"--broker-auth=yes"}), StatusIs(C::kInvalidArgument, HasSubstr("none or token")));
+  EXPECT_THAT(
+      Parse({"--broker-auth=token"}),
+      StatusIs(C::kInvalidArgument, HasSubstr("--broker-auth: token needs --broker-token-file or "
+                                              "REDRIVE_BROKER_TOKEN")));
+  EXPECT_THAT(Parse({"--broker-auth=yes"}),
+              StatusIs(C::kInvalidArgument, HasSubstr("none or token")));
   EXPECT_THAT(Parse({"--broker-auth=token"}, {{"REDRIVE_BROKER_TOKEN", "short"}}),
               StatusIs(C::kInvalidArgument, HasSubstr("the broker token must be 16..4096")));
   EXPECT_THAT(Parse({"--broker-token-file=/nonexistent"}),

@@ -118,12 +118,13 @@ TEST(DeadLettersTest, RedriveToTheHandlerKeepsOrResetsTheAttemptsAndCountsTheRed
 
 TEST(DeadLettersTest, RedriveToAChannelIsAFreshMessage) {
   const StreamEntry dl = MakeDeadLetter(
-      Binary({{"correlation_id", "c1"}, {"content-type", "application/json"}}, R"({"order":7})"),
-      2, "terminated", {{"other-field", "kept"}});
+      Binary({{"correlation_id", "c1"}, {"content-type", "application/json"}}, R"({"order":7})"), 2,
+      "terminated", {{"other-field", "kept"}});
   const FieldList fields = TakeOk(RedriveFields(dl, /*to_handler_retry=*/false, false));
   const DecodedEntry d = TakeOk(DecodeDataValue(Field(fields, "__data__")));
   EXPECT_EQ(d.body, R"({"order":7})");
-  EXPECT_EQ(d.headers, (HeaderList{{"correlation_id", "c1"}, {"content-type", "application/json"}}));
+  EXPECT_EQ(d.headers,
+            (HeaderList{{"correlation_id", "c1"}, {"content-type", "application/json"}}));
   EXPECT_EQ(Field(fields, "other-field"), "kept");
   EXPECT_EQ(Field(fields, "x-redrive-last-error"), "<absent>");
   EXPECT_EQ(Field(fields, "x-redrive-redrives"), "1");
@@ -140,14 +141,18 @@ TEST(DeadLettersTest, NonJsonBodiesCarryTheCountInHeadersAndKeepTheirBytes) {
 }
 
 TEST(DeadLettersTest, PoisonPayloadIsTheRawBytesAndRedriveRestoresThem) {
-  const std::string raw = std::string("\x89" "BIN\r\n\x1a\n", 8) + "\x00\x01garbage";
+  const std::string raw = std::string(
+                              "\x89"
+                              "BIN\r\n\x1a\n",
+                              8) +
+                          "\x00\x01garbage";
   StreamEntry main{"1700000000000-1", {{"__data__", raw}}, false};
   FailureRecord failure;
   failure.attempt = 1;
   failure.outcome = "poison";
   DeadLetterContext context{"poison", "orders", "h", "orders", absl::Now()};
-  StreamEntry dl{"1700000002000-0",
-                 DeadLetterFields(main, ReadRetryState(main), failure, context), false};
+  StreamEntry dl{"1700000002000-0", DeadLetterFields(main, ReadRetryState(main), failure, context),
+                 false};
   const v1::DeadLetter d = DecodeDeadLetter(dl, 1000, 5);
   EXPECT_EQ(d.reason(), "poison");
   EXPECT_EQ(d.payload(), raw);

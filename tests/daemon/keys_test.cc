@@ -62,8 +62,8 @@ TEST(KeysTest, ChannelGrammar) {
   EXPECT_THAT(ValidateChannel("eggai.orders"), IsOk());
   EXPECT_THAT(ValidateChannel("a/b:c-d_e.f"), IsOk());
   EXPECT_THAT(ValidateChannel(std::string(200, 'x')), IsOk());
-  EXPECT_THAT(ValidateChannel(""), StatusIs(absl::StatusCode::kInvalidArgument,
-                                            HasSubstr("channel is required")));
+  EXPECT_THAT(ValidateChannel(""),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("channel is required")));
   EXPECT_THAT(ValidateChannel(std::string(201, 'x')),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("at most 200")));
   EXPECT_THAT(ValidateChannel("orders new"),
@@ -74,8 +74,7 @@ TEST(KeysTest, ChannelGrammar) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(".retry or .dlq")));
   EXPECT_THAT(ValidateChannel("orders.dlq"), StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(ValidateChannel("caf\xc3\xa9"), StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(ValidateChannel("x", "messages[2].channel"),
-              IsOk());
+  EXPECT_THAT(ValidateChannel("x", "messages[2].channel"), IsOk());
   EXPECT_THAT(ValidateChannel("", "register.channel"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("register.channel")));
 }
@@ -83,8 +82,8 @@ TEST(KeysTest, ChannelGrammar) {
 TEST(KeysTest, HandlerIdGrammar) {
   EXPECT_THAT(ValidateHandlerId("order-service-handle_order-1"), IsOk());
   EXPECT_THAT(ValidateHandlerId("a:b.c"), IsOk());
-  EXPECT_THAT(ValidateHandlerId(""), StatusIs(absl::StatusCode::kInvalidArgument,
-                                              HasSubstr("handler_id is required")));
+  EXPECT_THAT(ValidateHandlerId(""),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("handler_id is required")));
   EXPECT_THAT(ValidateHandlerId("a/b"), StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(ValidateHandlerId(std::string(201, 'h')),
               StatusIs(absl::StatusCode::kInvalidArgument));

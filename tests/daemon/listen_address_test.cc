@@ -56,8 +56,8 @@ TEST(ListenAddressTest, LoopbackIsOnlyThisMachine) {
     EXPECT_TRUE(IsLoopback(*a)) << text;
     EXPECT_EQ(ExposureWarning(*a, false), "") << text;
   }
-  for (const char* text : {"0.0.0.0:1", "[::]:1", "10.0.0.5:1", "127.example.com:1",
-                           "pod.local:1", "[::ffff:127.0.0.1]:1"}) {
+  for (const char* text : {"0.0.0.0:1", "[::]:1", "10.0.0.5:1", "127.example.com:1", "pod.local:1",
+                           "[::ffff:127.0.0.1]:1"}) {
     absl::StatusOr<ListenAddress> a = ParseListenAddress(text);
     ASSERT_TRUE(a.ok()) << text;
     EXPECT_FALSE(IsLoopback(*a)) << text;

@@ -84,8 +84,7 @@ TEST_F(PublisherTest, WriteIsOneXaddOfDataField) {
   ASSERT_THAT(ids, IsOk());
   EXPECT_THAT(*ids, ElementsAre("1-0"));
   ASSERT_EQ(redis_.commands.size(), 1u);
-  EXPECT_THAT(redis_.commands[0],
-              ElementsAre("XADD", "orders", "*", "__data__", p->envelopes[0]));
+  EXPECT_THAT(redis_.commands[0], ElementsAre("XADD", "orders", "*", "__data__", p->envelopes[0]));
 }
 
 TEST_F(PublisherTest, MaxLenIsApproximateTrim) {

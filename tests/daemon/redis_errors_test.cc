@@ -1,10 +1,10 @@
 // Unit tests of daemon/redis/errors.h: the one place error replies become
 // statuses, and their kinds.
-#include "daemon/redis/errors.h"
-
 #include <gtest/gtest.h>
 
 #include <vector>
+
+#include "daemon/redis/errors.h"
 
 namespace redrive {
 namespace {

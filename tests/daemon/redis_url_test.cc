@@ -1,8 +1,7 @@
-#include "daemon/redis/url.h"
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "daemon/redis/url.h"
 #include "tests/testing/status_matchers.h"
 
 namespace redrive {

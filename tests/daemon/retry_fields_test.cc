@@ -256,8 +256,8 @@ TEST(ReadRetryStateTest, UnusableJsonRetryCountIsPoison) {
 TEST(ReadRetryStateTest, EscapedEggAiKeysAreStillRead) {
   // json.loads reads "\u005fretry_count" as "_retry_count": no shortcut may
   // skip it.
-  const RetryState ok = TakeOk(ReadRetryState(
-      DataEntry("5-0", {}, R"({"a":1,"\u005fretry_count":"3","_orig\u0069nal_message_id":"1-0"})")));
+  const RetryState ok = TakeOk(ReadRetryState(DataEntry(
+      "5-0", {}, R"({"a":1,"\u005fretry_count":"3","_orig\u0069nal_message_id":"1-0"})")));
   EXPECT_EQ(ok.retry_count, 3);
   EXPECT_EQ(ok.original_id, "1-0");
   absl::StatusOr<RetryState> bad =
@@ -435,11 +435,11 @@ TEST(RetryEntryFieldsTest, ReturnedEntryKeepsItsCountAndFailureFields) {
   const RetryState state = TakeOk(ReadRetryState(entry));
   FailureRecord returned = Failure(0, kT0, std::string(kReturnedOutcome), "", "");
   const FieldList out = TakeOk(RetryEntryFields(entry, state, returned));
-  EXPECT_EQ(out, (FieldList{{"__data__", SpecEnvelope(JsonHeaders(),
-                                                      R"({"order":7,"_retry_count":"2",)"
-                                                      R"("_original_message_id":"5-0"})")},
-                            {"x-redrive-last-error", "second"},
-                            {"x-redrive-history", "[]"}}));
+  EXPECT_EQ(
+      out, (FieldList{{"__data__", SpecEnvelope(JsonHeaders(), R"({"order":7,"_retry_count":"2",)"
+                                                               R"("_original_message_id":"5-0"})")},
+                      {"x-redrive-last-error", "second"},
+                      {"x-redrive-history", "[]"}}));
   // A first-time main-stream entry becomes attempt 1 again, with its id.
   const StreamEntry fresh = DataEntry("3-0", {}, R"({"a":1})");
   const FieldList again = TakeOk(RetryEntryFields(fresh, TakeOk(ReadRetryState(fresh)), returned));

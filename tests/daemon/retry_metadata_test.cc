@@ -104,7 +104,6 @@ std::string BodyOf(absl::string_view value) {
   return e.body;
 }
 
-
 DeadLetterInfo Info(absl::string_view reason, int64_t retries) {
   DeadLetterInfo info;
   info.source = "orders";
@@ -379,8 +378,8 @@ TEST(RetryMetadataTest, RewriteReserialisesLikePython) {
 }
 
 TEST(RetryMetadataTest, JsonTooDeepToReadIsALegalPayloadWithHeaderMetadata) {
-  const std::string deep = absl::StrCat("{\"a\":", std::string(100000, '['),
-                                        std::string(100000, ']'), "}");
+  const std::string deep =
+      absl::StrCat("{\"a\":", std::string(100000, '['), std::string(100000, ']'), "}");
   RetryMetadata md = TakeOk(ReadRetryMetadata(Entry({}, deep)));
   EXPECT_EQ(md.carrier, MetadataCarrier::kHeaders);
 }
@@ -514,7 +513,8 @@ TEST(RetryMetadataTest, CallerMistakesAreInvalidArgument) {
 // and _poison_body logic in Python, with _dlq_at fixed).
 
 TEST(DeadLetterTest, TimeIsUtcMillisecondsAsEggAIWritesIt) {
-  EXPECT_EQ(FormatDeadLetterTime(absl::FromUnixMillis(1700000000123)), "2023-11-14T22:13:20.123+00:00");
+  EXPECT_EQ(FormatDeadLetterTime(absl::FromUnixMillis(1700000000123)),
+            "2023-11-14T22:13:20.123+00:00");
   EXPECT_EQ(FormatDeadLetterTime(absl::FromUnixMicros(1700000000123999)),
             "2023-11-14T22:13:20.123+00:00");  // truncated, as Python's isoformat
   EXPECT_EQ(FormatDeadLetterTime(absl::FromUnixSeconds(0)), "1970-01-01T00:00:00.000+00:00");
@@ -524,12 +524,13 @@ TEST(DeadLetterTest, JsonBodyGetsEggAiDeadLetterFields) {
   const std::string r2_out = HexOf(Vector("r2_second_reclaim_retry_stream").at("output_hex"));
   const std::string dlq =
       TakeOk(WriteDeadLetterDataValue(Decode(r2_out), "1700000000900-0", Info("max_retries", 5)));
-  EXPECT_EQ(dlq, Envelope(JsonHeaders(),
-                          R"({"id":"1","type":"order","data":{"n":1},"_retry_count":"0",)"
-                          R"("_original_message_id":"1700000000000-0","_dlq_source":"orders",)"
-                          R"("_dlq_handler":"order-service-handle_order-1",)"
-                          R"("_dlq_at":"2023-11-14T22:13:20.123+00:00","_dlq_reason":"max_retries",)"
-                          R"("_dlq_retries":"5"})"));
+  EXPECT_EQ(dlq,
+            Envelope(JsonHeaders(),
+                     R"({"id":"1","type":"order","data":{"n":1},"_retry_count":"0",)"
+                     R"("_original_message_id":"1700000000000-0","_dlq_source":"orders",)"
+                     R"("_dlq_handler":"order-service-handle_order-1",)"
+                     R"("_dlq_at":"2023-11-14T22:13:20.123+00:00","_dlq_reason":"max_retries",)"
+                     R"("_dlq_retries":"5"})"));
 
   // Dead-lettered again (e.g. by a DLQ consumer): origin keys are kept, the
   // reason and retries are the latest hop's.

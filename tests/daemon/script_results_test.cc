@@ -81,8 +81,7 @@ TEST(ScriptResultsTest, RedriveStep) {
   EXPECT_EQ(std::make_tuple(step->moved, step->skipped, step->failed), std::make_tuple(4, 1, 2));
   EXPECT_EQ(DecodeRedriveStep(R::Integer(-1))->kind, RedriveStepResult::Kind::kNotOwner);
   EXPECT_EQ(DecodeRedriveStep(R::Integer(-2))->kind, RedriveStepResult::Kind::kCursorMoved);
-  EXPECT_EQ(DecodeRedriveStep(R::Integer(-3))->kind,
-            RedriveStepResult::Kind::kTargetNotStream);
+  EXPECT_EQ(DecodeRedriveStep(R::Integer(-3))->kind, RedriveStepResult::Kind::kTargetNotStream);
   EXPECT_THAT(DecodeRedriveStep(R::Integer(0)), StatusIs(absl::StatusCode::kInternal));
 }
 
@@ -95,9 +94,9 @@ TEST(ScriptResultsTest, JobTransition) {
 }
 
 TEST(ScriptResultsTest, DeleteHandler) {
-  auto deleted = DecodeDeleteHandler(R::Array({R::Integer(1), R::Integer(0), R::Integer(2),
-                                               R::Integer(1), R::Integer(0),
-                                               R::String("orders.h.dlq")}));
+  auto deleted =
+      DecodeDeleteHandler(R::Array({R::Integer(1), R::Integer(0), R::Integer(2), R::Integer(1),
+                                    R::Integer(0), R::String("orders.h.dlq")}));
   ASSERT_TRUE(deleted.ok());
   EXPECT_EQ(deleted->kind, DeleteHandlerResult::Kind::kDeleted);
   EXPECT_EQ(deleted->dead_letters, 2);

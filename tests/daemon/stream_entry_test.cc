@@ -35,8 +35,8 @@ TEST(StreamEntryTest, ParsesReadReplyForItsStream) {
 }
 
 TEST(StreamEntryTest, DeletedEntriesAreMarked) {
-  RedisReply list = RedisReply::Array(
-      {RedisReply::Array({RedisReply::String("5-0"), RedisReply::Nil()})});
+  RedisReply list =
+      RedisReply::Array({RedisReply::Array({RedisReply::String("5-0"), RedisReply::Nil()})});
   absl::StatusOr<std::vector<StreamEntry>> entries = ParseEntryList(list);
   ASSERT_THAT(entries, IsOk());
   EXPECT_TRUE((*entries)[0].deleted);

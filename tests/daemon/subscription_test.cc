@@ -95,11 +95,15 @@ TEST(SubscriptionTest, EveryBadFieldIsInvalidArgumentNamingIt) {
       {[](v1::Register& r) { r.set_lease_ms(86'400'001); }, "register.lease_ms"},
       {[](v1::Register& r) { r.mutable_start()->set_kind(v1::StartPosition::START_AT_ID); },
        "register.start.entry_id"},
-      {[](v1::Register& r) { r.mutable_start()->set_entry_id("1-1"); }, "only allowed with START_AT_ID"},
-      {[](v1::Register& r) { r.mutable_start()->set_kind(static_cast<v1::StartPosition::Kind>(9)); },
+      {[](v1::Register& r) { r.mutable_start()->set_entry_id("1-1"); },
+       "only allowed with START_AT_ID"},
+      {[](v1::Register& r) {
+         r.mutable_start()->set_kind(static_cast<v1::StartPosition::Kind>(9));
+       },
        "register.start.kind"},
       {[](v1::Register& r) { r.set_consumer_label("pod 1"); }, "register.consumer_label"},
-      {[](v1::Register& r) { r.set_consumer_label(std::string(65, 'a')); }, "register.consumer_label"},
+      {[](v1::Register& r) { r.set_consumer_label(std::string(65, 'a')); },
+       "register.consumer_label"},
       {[](v1::Register& r) {
          r.set_auto_ack(true);
          r.mutable_retry_policy();
@@ -160,9 +164,8 @@ TEST(SubscriptionTest, OutOfRangeMessagesPrintIntegersAsIntegers) {
                                    "register.lease_ms 4000000000 is outside 1000..86400000"));
   r = Valid();
   r.mutable_retry_policy()->set_max_retries(2'000'000);
-  EXPECT_THAT(Resolve(r),
-              StatusIs(C::kInvalidArgument,
-                       "register.retry_policy.max_retries 2000000 is outside 0..1000"));
+  EXPECT_THAT(Resolve(r), StatusIs(C::kInvalidArgument,
+                                   "register.retry_policy.max_retries 2000000 is outside 0..1000"));
   r = Valid();
   r.mutable_retry_policy()->set_initial_backoff_ms(100'000'000);
   EXPECT_THAT(Resolve(r), StatusIs(C::kInvalidArgument,
@@ -187,8 +190,8 @@ TEST(SubscriptionTest, OutOfRangeMessagesPrintIntegersAsIntegers) {
                                    "register.retry_policy.multiplier 12.5 is outside 1..10"));
   r = Valid();
   r.mutable_retry_policy()->set_jitter(1.25);
-  EXPECT_THAT(Resolve(r), StatusIs(C::kInvalidArgument,
-                                   "register.retry_policy.jitter 1.25 is outside 0..1"));
+  EXPECT_THAT(Resolve(r),
+              StatusIs(C::kInvalidArgument, "register.retry_policy.jitter 1.25 is outside 0..1"));
 }
 
 // Issue 10 item 8.
@@ -284,7 +287,8 @@ TEST(SubscriptionTest, CheckSamePolicyNamesTheFirstDisagreeingFieldAndBothValues
                               capped(v1::DeadLetterPolicy::OVERFLOW_EVICT_OLDEST)),
               StatusIs(C::kFailedPrecondition,
                        "register.dead_letter_policy.overflow: OVERFLOW_EVICT_OLDEST differs from "
-                       "the registered OVERFLOW_HOLD" + tail));
+                       "the registered OVERFLOW_HOLD" +
+                           tail));
 }
 
 TEST(SubscriptionTest, ClusterKeyStyle) {

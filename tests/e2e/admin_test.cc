@@ -140,8 +140,7 @@ class AdminTest : public ::testing::Test {
   // Publishes `n` JSON messages {"n":i} to `channel` and has `sub` TERMINATE
   // each one: `n` dead letters in the handler's DLQ. Returns the main ids.
   std::vector<std::string> MakeDeadLetters(TestSubscriber& sub, const std::string& channel,
-                                           const std::string& dlq, size_t n,
-                                           size_t already = 0) {
+                                           const std::string& dlq, size_t n, size_t already = 0) {
     std::vector<std::string> payloads;
     for (size_t i = 0; i < n; ++i) payloads.push_back(absl::StrCat(R"({"n":)", i, "}"));
     std::vector<std::string> ids = PublishAll(channel, payloads);
@@ -344,8 +343,7 @@ TEST_F(AdminTest, ListHandlersReportsStreamsDepthsPolicyAndConsumers) {
   ASSERT_EQ(resp.handlers_size(), 1);
   EXPECT_EQ(resp.handlers(0).handler().handler_id(), "C");
   req.set_channel(".bad");
-  EXPECT_EQ(Call(&Stub::ListHandlers, req, &resp).error_code(),
-            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Call(&Stub::ListHandlers, req, &resp).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }
 
 TEST_F(AdminTest, ListGetAndCountDeadLettersWithPagingOrderFiltersAndPreview) {
@@ -477,8 +475,7 @@ TEST_F(AdminTest, ListGetAndCountDeadLettersWithPagingOrderFiltersAndPreview) {
   get.set_entry_id("1-99999");
   EXPECT_EQ(Call(&Stub::GetDeadLetter, get, &one).error_code(), grpc::StatusCode::NOT_FOUND);
   get.set_entry_id("not-an-id");
-  EXPECT_EQ(Call(&Stub::GetDeadLetter, get, &one).error_code(),
-            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Call(&Stub::GetDeadLetter, get, &one).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   count.mutable_filter()->add_reasons("");
   EXPECT_EQ(Call(&Stub::CountDeadLetters, count, &n).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
@@ -491,9 +488,12 @@ TEST_F(AdminTest, EggAIMadeDeadLettersDecode) {
   // handler known.
   const std::string dlq = "eggai.orders.svc-handle-1.dlq";
   const std::string with_keys = Xadd(
-      dlq, {{"__data__", R"({"id":"e1","data":{"k":1},"_retry_count":"0","_original_message_id":"1700000000000-0","_dlq_source":"eggai.orders","_dlq_handler":"svc-handle-1","_dlq_at":"2023-11-14T22:13:20.123+00:00","_dlq_reason":"max_retries","_dlq_retries":"5"})"}});
+      dlq,
+      {{"__data__",
+        R"({"id":"e1","data":{"k":1},"_retry_count":"0","_original_message_id":"1700000000000-0","_dlq_source":"eggai.orders","_dlq_handler":"svc-handle-1","_dlq_at":"2023-11-14T22:13:20.123+00:00","_dlq_reason":"max_retries","_dlq_retries":"5"})"}});
   const std::string older = Xadd(
-      dlq, {{"__data__", R"({"id":"e2","_retry_count":"3","_original_message_id":"1700000000001-0"})"}});
+      dlq,
+      {{"__data__", R"({"id":"e2","_retry_count":"3","_original_message_id":"1700000000001-0"})"}});
   v1::ListDeadLettersRequest list;
   *list.mutable_handler() = Ref("eggai.orders", "svc-handle-1");
   v1::ListDeadLettersResponse resp;
@@ -560,8 +560,8 @@ TEST_F(AdminTest, RedriveOfThousandAtFiveHundredPerSecondReachesOnlyTheOwnerOnce
     EXPECT_EQ(d.stream(), "orders.A.retry");
     EXPECT_EQ(d.attempt(), 2u);  // attempts kept: one more try
     ++per_original[d.original_entry_id()];
-    const size_t n = static_cast<size_t>(
-        std::find(ids.begin(), ids.end(), d.original_entry_id()) - ids.begin());
+    const size_t n =
+        static_cast<size_t>(std::find(ids.begin(), ids.end(), d.original_entry_id()) - ids.begin());
     ASSERT_LT(n, ids.size());
     EXPECT_EQ(d.payload(), absl::StrCat(R"({"n":)", n, "}"));
   }
@@ -767,8 +767,7 @@ TEST_F(AdminTest, CancelStopsAJobAndReportsExactlyWhatMoved) {
             grpc::StatusCode::NOT_FOUND);
   v1::GetRedriveJobRequest get;
   get.set_job_id("not-a-job");
-  EXPECT_EQ(Call(&Stub::GetRedriveJob, get, &job).error_code(),
-            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Call(&Stub::GetRedriveJob, get, &job).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   get.set_job_id("0000000000000000");
   EXPECT_EQ(Call(&Stub::GetRedriveJob, get, &job).error_code(), grpc::StatusCode::NOT_FOUND);
 }
@@ -962,20 +961,23 @@ TEST_F(AdminTest, MigratesEggAIPre226SharedRetryStreamPerHandler) {
   const std::string legacy = "orders.retry";
   std::vector<std::string> e;
   for (int i = 1; i <= 4; ++i) {
-    e.push_back(Xadd(legacy, {{"__data__", absl::StrCat(R"({"id":"m)", i,
-                                                        R"(","_retry_count":"1","_original_message_id":"1-)",
-                                                        i, R"("})")}}));
+    e.push_back(Xadd(
+        legacy, {{"__data__", absl::StrCat(R"({"id":"m)", i,
+                                           R"(","_retry_count":"1","_original_message_id":"1-)", i,
+                                           R"("})")}}));
   }
   for (const char* g : {"svc-a-1-retry", "svc-b-1-retry"}) {
     ASSERT_TRUE(conn_->Command({"XGROUP", "CREATE", legacy, g, "0"}).ok());
   }
   // A read m1, m2 and acked m1: m2 pending, m3 and m4 unread.
-  ASSERT_TRUE(conn_->Command({"XREADGROUP", "GROUP", "svc-a-1-retry", "c", "COUNT", "2",
-                              "STREAMS", legacy, ">"}).ok());
+  ASSERT_TRUE(conn_
+                  ->Command({"XREADGROUP", "GROUP", "svc-a-1-retry", "c", "COUNT", "2", "STREAMS",
+                             legacy, ">"})
+                  .ok());
   ASSERT_TRUE(conn_->Command({"XACK", legacy, "svc-a-1-retry", e[0]}).ok());
   // B read everything and acked m1..m3: m4 pending.
-  ASSERT_TRUE(conn_->Command({"XREADGROUP", "GROUP", "svc-b-1-retry", "c", "STREAMS", legacy,
-                              ">"}).ok());
+  ASSERT_TRUE(
+      conn_->Command({"XREADGROUP", "GROUP", "svc-b-1-retry", "c", "STREAMS", legacy, ">"}).ok());
   ASSERT_TRUE(conn_->Command({"XACK", legacy, "svc-b-1-retry", e[0], e[1], e[2]}).ok());
   Xadd("orders.dlq", {{"__data__", R"({"id":"d1"})"}});
   Xadd("orders.dlq", {{"__data__", R"({"id":"d2"})"}});
@@ -1005,8 +1007,10 @@ TEST_F(AdminTest, MigratesEggAIPre226SharedRetryStreamPerHandler) {
   EXPECT_EQ(done.migrations(0).retry_entries(), 3u);
   EXPECT_EQ(done.migrations(1).retry_entries(), 1u);
   std::vector<std::string> a_bodies, b_bodies;
-  for (const StreamEntry& x : XRange("orders.svc-a-1.retry")) a_bodies.push_back(FieldOr(x, "__data__"));
-  for (const StreamEntry& x : XRange("orders.svc-b-1.retry")) b_bodies.push_back(FieldOr(x, "__data__"));
+  for (const StreamEntry& x : XRange("orders.svc-a-1.retry"))
+    a_bodies.push_back(FieldOr(x, "__data__"));
+  for (const StreamEntry& x : XRange("orders.svc-b-1.retry"))
+    b_bodies.push_back(FieldOr(x, "__data__"));
   const std::vector<StreamEntry> old = XRange(legacy);
   EXPECT_THAT(a_bodies, ElementsAre(FieldOr(old[1], "__data__"), FieldOr(old[2], "__data__"),
                                     FieldOr(old[3], "__data__")));
@@ -1042,8 +1046,7 @@ TEST_F(AdminTest, MigratesEggAIPre226SharedRetryStreamPerHandler) {
 // Retiring a handler (issue 10 item 11)
 
 v1::DeleteHandlerRequest DeleteRequest(const std::string& channel, const std::string& handler,
-                                       bool force = false, uint64_t retry = 0,
-                                       uint64_t dead = 0) {
+                                       bool force = false, uint64_t retry = 0, uint64_t dead = 0) {
   v1::DeleteHandlerRequest r;
   *r.mutable_handler() = Ref(channel, handler);
   r.set_force(force);
@@ -1163,8 +1166,7 @@ TEST_F(AdminTest, DeleteHandlerRemovesExactlyThatHandlersKeysOnceConfirmed) {
   EXPECT_EQ(XLen("orders.B.dlq"), 1);
   // B's registration and its presence heartbeat (B is connected) remain.
   EXPECT_THAT(HashFields(*conn_, "{redrive}:handlers"), ElementsAre("orders B", "orders B a1"));
-  EXPECT_THAT(daemon_->Log(),
-              HasSubstr("admin DeleteHandler by admin-test from "));
+  EXPECT_THAT(daemon_->Log(), HasSubstr("admin DeleteHandler by admin-test from "));
   EXPECT_THAT(daemon_->Log(), HasSubstr("result=deleted retry_entries=1 dead_letters=2"));
 
   // B still receives every new message; A is gone from the Admin view.
@@ -1226,9 +1228,8 @@ TEST_F(AdminTest, DeleteHandlerRefusedWhileAnotherDaemonHasItsStream) {
 
   // The stream ends on b1: deletable.
   a.reset();
-  ASSERT_TRUE(WaitFor([&] {
-    return Call(&Stub::DeleteHandler, DeleteRequest("orders", "A"), &resp).ok();
-  }));
+  ASSERT_TRUE(WaitFor(
+      [&] { return Call(&Stub::DeleteHandler, DeleteRequest("orders", "A"), &resp).ok(); }));
   EXPECT_THAT(SortedKeys(*conn_), ElementsAre("orders"));
 
   // b1 dies with a stream of C open: refused until its heartbeat is stale.
@@ -1241,9 +1242,9 @@ TEST_F(AdminTest, DeleteHandlerRefusedWhileAnotherDaemonHasItsStream) {
   s = Call(&Stub::DeleteHandler, DeleteRequest("orders", "C"), &resp);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_THAT(s.error_message(), HasSubstr("connected to daemon(s) b1"));
-  ASSERT_TRUE(WaitFor(
-      [&] { return Call(&Stub::DeleteHandler, DeleteRequest("orders", "C"), &resp).ok(); },
-      absl::Seconds(30)));
+  ASSERT_TRUE(
+      WaitFor([&] { return Call(&Stub::DeleteHandler, DeleteRequest("orders", "C"), &resp).ok(); },
+              absl::Seconds(30)));
   // The stale presence field went with the registration.
   EXPECT_THAT(SortedKeys(*conn_), ElementsAre("orders"));
   EXPECT_THAT(GroupNames(*conn_, "orders"), IsEmpty());
@@ -1261,8 +1262,7 @@ TEST_F(AdminTest, DeleteHandlerRejectsBadRequestsWithPreciseStatuses) {
     std::string message;
   };
   const std::vector<Case> cases = {
-      {DeleteRequest("", "A"), grpc::StatusCode::INVALID_ARGUMENT,
-       "handler.channel is required"},
+      {DeleteRequest("", "A"), grpc::StatusCode::INVALID_ARGUMENT, "handler.channel is required"},
       {DeleteRequest("orders.dlq", "A"), grpc::StatusCode::INVALID_ARGUMENT,
        "handler.channel must not end in .retry or .dlq (reserved for retry and dead-letter "
        "streams)"},

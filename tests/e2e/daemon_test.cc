@@ -82,11 +82,10 @@ TEST_F(DaemonTest, PublishWritesTheExactEntry) {
   EXPECT_EQ(resp->stream(), "eggai.orders");
   EXPECT_EQ(resp->correlation_id(), "corr-7");
   EXPECT_THAT(StreamFields("eggai.orders", resp->entry_id()),
-              ElementsAre("__data__",
-                          SpecEnvelope({{"correlation_id", "corr-7"},
-                                        {"content-type", "application/json"},
-                                        {"tenant", "gr\xc3\xbcn"}},
-                                       "{\"id\":7,\"name\":\"caf\xc3\xa9\"}")));
+              ElementsAre("__data__", SpecEnvelope({{"correlation_id", "corr-7"},
+                                                    {"content-type", "application/json"},
+                                                    {"tenant", "gr\xc3\xbcn"}},
+                                                   "{\"id\":7,\"name\":\"caf\xc3\xa9\"}")));
 }
 
 TEST_F(DaemonTest, PublishBatchReturnsIdsInOrderAndGeneratesCorrelationIds) {
@@ -167,8 +166,7 @@ TEST_F(DaemonTest, ServesOnUnixSocketToo) {
   auto unix_client = Client::Connect(daemon_->unix_address());
   absl::StatusOr<std::string> id = unix_client->Publish("orders", "via-unix");
   ASSERT_THAT(id, IsOk());
-  EXPECT_THAT(StreamFields("orders", *id),
-              ElementsAre("__data__", HasSubstr("via-unix")));
+  EXPECT_THAT(StreamFields("orders", *id), ElementsAre("__data__", HasSubstr("via-unix")));
 }
 
 TEST_F(DaemonTest, HealthListenerServesOnlyHealth) {
@@ -224,8 +222,8 @@ TEST(EmbeddedRedisTest, RunsWithoutConfiguredRedisAndCleansUp) {
 // Runs redrived with `args`, returning (exit code, stdout+stderr).
 std::pair<int, std::string> RunDaemon(const std::string& args) {
   const std::string out = ::testing::TempDir() + "/redrived-cli.txt";
-  const int status = std::system(
-      absl::StrCat(REDRIVE_DAEMON_BINARY, " ", args, " >", out, " 2>&1").c_str());
+  const int status =
+      std::system(absl::StrCat(REDRIVE_DAEMON_BINARY, " ", args, " >", out, " 2>&1").c_str());
   std::ifstream in(out);
   std::stringstream s;
   s << in.rdbuf();

@@ -114,9 +114,8 @@ std::shared_ptr<grpc::Channel> FreshChannel(const std::string& address) {
 // (exit code, output).
 std::pair<int, std::string> RunToExit(const std::string& args) {
   const std::string out = ::testing::TempDir() + "/redrived-exit.txt";
-  const int status = std::system(absl::StrCat("timeout 30 ", REDRIVE_DAEMON_BINARY, " ", args,
-                                              " >", out, " 2>&1")
-                                     .c_str());
+  const int status = std::system(
+      absl::StrCat("timeout 30 ", REDRIVE_DAEMON_BINARY, " ", args, " >", out, " 2>&1").c_str());
   std::ifstream in(out);
   std::stringstream s;
   s << in.rdbuf();
@@ -131,8 +130,8 @@ TEST(ListenerTest, RaisesTheSoftDescriptorLimitToTheHardOneAndLogsBoth) {
   o.nofile_hard = 4096;
   auto daemon = StartDaemon(*redis, o);
   ASSERT_NE(daemon, nullptr);
-  EXPECT_EQ(OpenFileLimits(daemon->pid()), std::make_pair(std::string("4096"),
-                                                           std::string("4096")));
+  EXPECT_EQ(OpenFileLimits(daemon->pid()),
+            std::make_pair(std::string("4096"), std::string("4096")));
   EXPECT_THAT(daemon->Log(), HasSubstr("open-file limit: soft 4096 (was 64), hard 4096"));
 }
 
@@ -252,14 +251,14 @@ TEST(ListenerTest, APortInUseIsAStartupErrorAndTheFirstDaemonKeepsIt) {
   o.unix_socket = true;
   auto first = StartDaemon(*redis, o);
   ASSERT_NE(first, nullptr);
-  auto [code, out] = RunToExit(absl::StrCat("--redis-url=", redis->url(),
-                                            " --grpc-listen=", first->address()));
+  auto [code, out] =
+      RunToExit(absl::StrCat("--redis-url=", redis->url(), " --grpc-listen=", first->address()));
   EXPECT_EQ(code, 1) << out;
   EXPECT_THAT(out, HasSubstr(absl::StrCat("cannot listen on ", first->address(),
                                           ": address already in use")));
   // A live Unix socket is not taken over either.
-  std::tie(code, out) = RunToExit(absl::StrCat("--redis-url=", redis->url(),
-                                               " --grpc-listen=", first->unix_address()));
+  std::tie(code, out) = RunToExit(
+      absl::StrCat("--redis-url=", redis->url(), " --grpc-listen=", first->unix_address()));
   EXPECT_EQ(code, 1) << out;
   EXPECT_THAT(out, HasSubstr("cannot listen on " + first->unix_address()));
   for (const std::string& address : {first->address(), first->unix_address()}) {
@@ -274,9 +273,10 @@ TEST(ListenerTest, APortInUseIsAStartupErrorAndTheFirstDaemonKeepsIt) {
 TEST(ListenerTest, UnixSocketGetsTheConfiguredMode) {
   auto redis = TestRedisServer::Start();
   ASSERT_NE(redis, nullptr);
-  for (const auto& [flag, mode] : {std::pair<std::string, mode_t>{"", 0660},
-                                   std::pair<std::string, mode_t>{"--grpc-socket-mode=0666", 0666},
-                                   std::pair<std::string, mode_t>{"--grpc-socket-mode=600", 0600}}) {
+  for (const auto& [flag, mode] :
+       {std::pair<std::string, mode_t>{"", 0660},
+        std::pair<std::string, mode_t>{"--grpc-socket-mode=0666", 0666},
+        std::pair<std::string, mode_t>{"--grpc-socket-mode=600", 0600}}) {
     DaemonProcess::Options o;
     o.unix_socket = true;
     if (!flag.empty()) o.extra_args = {flag};
@@ -360,8 +360,8 @@ TEST(BrokerAuthTest, PublishSubscribeAndTailNeedTheBrokerToken) {
   v1::PublishRequest r;
   r.set_channel("orders");
   r.mutable_message()->set_payload("p");
-  for (const std::string& header : {std::string(), std::string("Bearer wrong-token-0123456789"),
-                                    std::string("Basic x")}) {
+  for (const std::string& header :
+       {std::string(), std::string("Bearer wrong-token-0123456789"), std::string("Basic x")}) {
     grpc::ClientContext ctx;
     if (!header.empty()) ctx.AddMetadata("authorization", header);
     v1::PublishResponse resp;
@@ -492,7 +492,8 @@ TEST(TailTest, AfterIdResumesAndBadFieldsAreInvalidArgument) {
 TEST(BrokerAuthTest, TokenModeWithoutATokenIsAConfigurationError) {
   auto [code, out] = RunToExit("--broker-auth=token --redis-url=redis://127.0.0.1:1/0");
   EXPECT_EQ(code, 2);
-  EXPECT_THAT(out, HasSubstr("--broker-auth: token needs --broker-token-file or REDRIVE_BROKER_TOKEN"));
+  EXPECT_THAT(out,
+              HasSubstr("--broker-auth: token needs --broker-token-file or REDRIVE_BROKER_TOKEN"));
 }
 
 // A SIGKILLed daemon leaves its embedded Redis directory behind; the next

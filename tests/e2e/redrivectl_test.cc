@@ -492,8 +492,8 @@ TEST_F(RedrivectlTest, TailLeavesNoConsumerGroupBehind) {
       for (const RedisReply& g : r->elements) {
         for (size_t i = 0; i + 1 < g.elements.size(); i += 2) {
           if (g.elements[i].str == "name") {
-            names.push_back(absl::StrCat(g.elements[i + 1].str, " last=",
-                                         LastDelivered("orders", g.elements[i + 1].str)));
+            names.push_back(absl::StrCat(g.elements[i + 1].str,
+                                         " last=", LastDelivered("orders", g.elements[i + 1].str)));
           }
         }
       }
@@ -554,8 +554,7 @@ TEST_F(RedrivectlTest, TailOfABadChannelOrNonStreamKeyFails) {
   ASSERT_TRUE(conn_->Command({"SET", "plain", "x"}).ok());
   CtlResult wrong = Ctl({"tail", "plain", "--count", "1"});
   EXPECT_EQ(wrong.exit_code, 9) << wrong;
-  EXPECT_EQ(wrong.err,
-            "redrivectl: FAILED_PRECONDITION: key 'plain' exists and is not a stream\n");
+  EXPECT_EQ(wrong.err, "redrivectl: FAILED_PRECONDITION: key 'plain' exists and is not a stream\n");
   CtlResult bad = Ctl({"tail", "orders.dlq"});
   EXPECT_EQ(bad.exit_code, 3) << bad;
   EXPECT_THAT(bad.err, StartsWith("redrivectl: INVALID_ARGUMENT: channel must not end in"));
@@ -947,11 +946,11 @@ TEST_F(RedrivectlAdminTest, TokenFileVariableAndHintOnUnauthenticated) {
   CtlResult none = CtlProcess::Start({"handlers"}, Env())->Wait();
   EXPECT_EQ(none.exit_code, 16) << none;
   EXPECT_THAT(none.err, StartsWith("redrivectl: UNAUTHENTICATED: "));
-  EXPECT_THAT(none.err, ::testing::EndsWith(
-                            "\nredrivectl: hint: no admin token was sent. Pass the daemon's "
-                            "token with --token-file FILE, or set REDRIVE_ADMIN_TOKEN (the "
-                            "token) or REDRIVE_ADMIN_TOKEN_FILE (a file holding it).\n" +
-                            run_sh_hint));
+  EXPECT_THAT(none.err,
+              ::testing::EndsWith("\nredrivectl: hint: no admin token was sent. Pass the daemon's "
+                                  "token with --token-file FILE, or set REDRIVE_ADMIN_TOKEN (the "
+                                  "token) or REDRIVE_ADMIN_TOKEN_FILE (a file holding it).\n" +
+                                  run_sh_hint));
   EXPECT_EQ(none.out, "");
 
   // The variable holding the token wins over the one naming a file.
@@ -960,12 +959,12 @@ TEST_F(RedrivectlAdminTest, TokenFileVariableAndHintOnUnauthenticated) {
                                           "REDRIVE_ADMIN_TOKEN_FILE=" + token_file_}))
                        ->Wait();
   EXPECT_EQ(both.exit_code, 16) << both;
-  EXPECT_THAT(both.err, ::testing::EndsWith(
-                            "\nredrivectl: hint: the daemon refused the token from "
-                            "REDRIVE_ADMIN_TOKEN. Use the daemon's token: --token-file FILE, "
-                            "REDRIVE_ADMIN_TOKEN or REDRIVE_ADMIN_TOKEN_FILE (first one set "
-                            "wins).\n" +
-                            run_sh_hint));
+  EXPECT_THAT(both.err,
+              ::testing::EndsWith("\nredrivectl: hint: the daemon refused the token from "
+                                  "REDRIVE_ADMIN_TOKEN. Use the daemon's token: --token-file FILE, "
+                                  "REDRIVE_ADMIN_TOKEN or REDRIVE_ADMIN_TOKEN_FILE (first one set "
+                                  "wins).\n" +
+                                  run_sh_hint));
   // --token-file wins over both.
   CtlResult flag = CtlProcess::Start({"--token-file", token_file_, "handlers"},
                                      Env({"REDRIVE_ADMIN_TOKEN=not-the-admin-token-000",

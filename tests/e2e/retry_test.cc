@@ -375,7 +375,8 @@ TEST_F(RetryTest, Issue225HandlerFailuresStayWithTheirHandler) {
                          R"(","_dlq_reason":"max_retries","_dlq_retries":"2"})"));
 
   // B has no retry or DLQ key; nothing else exists.
-  EXPECT_THAT(Keys(), ElementsAre("orders", "orders.A.dlq", "orders.A.retry", "{redrive}:handlers"));
+  EXPECT_THAT(Keys(),
+              ElementsAre("orders", "orders.A.dlq", "orders.A.retry", "{redrive}:handlers"));
   EXPECT_THAT(RetryRetryKeys(), ElementsAre());
   EXPECT_EQ(Pending(ch, "A"), 0);
   EXPECT_EQ(Pending(ch, "B"), 0);
@@ -922,7 +923,8 @@ TEST_F(RetryTest, PoisonGoesToTheDlqRawAndNeverBlocks) {
     ASSERT_TRUE(absl::Base64Unescape(body.value("_dlq_raw_b64", ""), &raw));
     EXPECT_EQ(raw, x.raw) << i;
   }
-  EXPECT_THAT(Keys(), ElementsAre("poisoned", "poisoned.p.dlq", "poisoned.p.retry", "{redrive}:handlers"));
+  EXPECT_THAT(Keys(),
+              ElementsAre("poisoned", "poisoned.p.dlq", "poisoned.p.retry", "{redrive}:handlers"));
 }
 
 // ---------------------------------------------------------------------------
@@ -1001,7 +1003,8 @@ TEST_F(RetryTest, CrashingMessageIsDeadLetteredAsDisconnected) {
   ASSERT_EQ(history.size(), 3u) << history.dump();
   for (const json& h : history) EXPECT_EQ(h.value("outcome", ""), "disconnected");
   EXPECT_EQ(XLen("crashing.h.retry"), 2);
-  EXPECT_THAT(Keys(), ElementsAre("crashing", "crashing.h.dlq", "crashing.h.retry", "{redrive}:handlers"));
+  EXPECT_THAT(Keys(),
+              ElementsAre("crashing", "crashing.h.dlq", "crashing.h.retry", "{redrive}:handlers"));
 }
 
 // ---------------------------------------------------------------------------

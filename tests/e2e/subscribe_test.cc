@@ -1,15 +1,14 @@
 // End to end: Subscribe through the real redrived binary and a real
 // redis-server, from C++ (R-B1..R-B10, R-C1, R-C3).
 #include <gmock/gmock.h>
-#include <gtest/gtest.h>
 #include <grpcpp/completion_queue.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/support/byte_buffer.h>
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 
-#include <chrono>
-
 #include <algorithm>
+#include <chrono>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -29,10 +28,10 @@ using ::redrive::testing::DaemonProcess;
 using ::redrive::testing::IsOk;
 using ::redrive::testing::PendingCount;
 using ::redrive::testing::SortedKeys;
-using ::redrive::testing::WaitFor;
 using ::redrive::testing::SpecEnvelope;
 using ::redrive::testing::TestRedisServer;
 using ::redrive::testing::TestSubscriber;
+using ::redrive::testing::WaitFor;
 using ::testing::ElementsAre;
 using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
@@ -281,7 +280,8 @@ TEST_F(SubscribeTest, DisconnectMovesUnackedDeliveriesToTheOtherStream) {
   EXPECT_THAT(originals, UnorderedElementsAreArray(first_ids));
   other->AckAll();
   ASSERT_TRUE(WaitFor([&] {
-    return Pending("orders", "workers") == 0 && Pending("orders.workers.retry", "workers-retry") == 0;
+    return Pending("orders", "workers") == 0 &&
+           Pending("orders.workers.retry", "workers-retry") == 0;
   }));
   EXPECT_EQ(other->delivery_count(), 10u);
 }
@@ -341,12 +341,13 @@ TEST_F(SubscribeTest, EggAIWrittenEntriesAreDeliveredWithPayloadAndHeaders) {
   const std::string body =
       R"({"specversion":"1.0","id":"e1","source":"orders-agent","type":"order.created",)"
       R"("traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01","data":{"n":1}})";
-  const std::string data = SpecEnvelope(
-      {{"correlation_id", "0b9e1c46-1111-4f2e-9b1e-3e2f7a0c9d10"}, {"content-type", "application/json"}},
-      body);
+  const std::string data = SpecEnvelope({{"correlation_id", "0b9e1c46-1111-4f2e-9b1e-3e2f7a0c9d10"},
+                                         {"content-type", "application/json"}},
+                                        body);
   ASSERT_THAT(conn_->Command({"XADD", "eggai.orders", "*", "__data__", data}), IsOk());
   // Another producer's plain field map.
-  ASSERT_THAT(conn_->Command({"XADD", "eggai.orders", "*", "order", "42", "status", "new"}), IsOk());
+  ASSERT_THAT(conn_->Command({"XADD", "eggai.orders", "*", "order", "42", "status", "new"}),
+              IsOk());
   ASSERT_TRUE(sub->WaitForDeliveries(2));
   const std::vector<v1::Delivery> d = sub->deliveries();
   EXPECT_EQ(d[0].payload(), body);
@@ -416,11 +417,13 @@ TEST_F(SubscribeTest, RegistrationErrorsHaveExactStatusAndDaemonKeepsServing) {
     std::string needle;
   };
   const std::vector<Case> cases = {
-      {"missing handler id", [](v1::SubscribeRequest& r) { r.mutable_register_()->clear_handler_id(); },
+      {"missing handler id",
+       [](v1::SubscribeRequest& r) { r.mutable_register_()->clear_handler_id(); },
        grpc::StatusCode::INVALID_ARGUMENT, "register.handler_id is required"},
       {"bad channel", [](v1::SubscribeRequest& r) { r.mutable_register_()->set_channel("a b"); },
        grpc::StatusCode::INVALID_ARGUMENT, "register.channel"},
-      {"max in flight", [](v1::SubscribeRequest& r) { r.mutable_register_()->set_max_in_flight(10001); },
+      {"max in flight",
+       [](v1::SubscribeRequest& r) { r.mutable_register_()->set_max_in_flight(10001); },
        grpc::StatusCode::INVALID_ARGUMENT, "register.max_in_flight"},
       {"lease", [](v1::SubscribeRequest& r) { r.mutable_register_()->set_lease_ms(10); },
        grpc::StatusCode::INVALID_ARGUMENT, "register.lease_ms"},
@@ -525,8 +528,8 @@ TEST_F(SubscribeTest, SigtermDrainsClientsAndLeavesUnsettledPending) {
   auto next_client = Client::Connect(next->address());
   auto taker = Subscribe(RegisterFor("orders", "h"), next_client.get());
   ASSERT_TRUE(taker->WaitForDeliveries(3));
-  EXPECT_THAT(taker->payloads(), UnorderedElementsAreArray({d[2].payload(), d[3].payload(),
-                                                             d[4].payload()}));
+  EXPECT_THAT(taker->payloads(),
+              UnorderedElementsAreArray({d[2].payload(), d[3].payload(), d[4].payload()}));
 }
 
 TEST_F(SubscribeTest, LeaseExpiryRedeliversAndExtendPreventsIt) {
@@ -568,8 +571,7 @@ TEST_F(SubscribeTest, GarbageFirstMessageIsInvalidArgumentAndDaemonKeepsServing)
       // register { channel: "\xff" }: proto3 strings must be UTF-8.
       {"invalid utf-8", std::string("\x0a\x03\x0a\x01\xff", 5)},
   };
-  const std::string kMessage =
-      "the client message does not parse as a redrive.v1.SubscribeRequest";
+  const std::string kMessage = "the client message does not parse as a redrive.v1.SubscribeRequest";
   for (const auto& [name, bytes] : cases) {
     int responses = -1;
     const grpc::Status status = RawSubscribe(client_->channel(), {bytes}, &responses);

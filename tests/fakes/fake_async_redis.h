@@ -31,8 +31,8 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "daemon/redis/hiredis_async.h"
 #include "daemon/event_loop.h"
+#include "daemon/redis/hiredis_async.h"
 
 namespace redrive::testing {
 
@@ -61,7 +61,7 @@ class FakeAsyncCommander final : public AsyncCommander {
       up = connected_;
     }
     absl::StatusOr<RedisReply> reply =
-        !up ? absl::StatusOr<RedisReply>(absl::UnavailableError("fake: not connected"))
+        !up         ? absl::StatusOr<RedisReply>(absl::UnavailableError("fake: not connected"))
         : responder ? responder(command)
                     : absl::StatusOr<RedisReply>(RedisReply::Error("ERR fake: no responder"));
     absl::MutexLock lock(&mu_);

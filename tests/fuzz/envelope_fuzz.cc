@@ -30,12 +30,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)redrive::DecodeBinaryV1(input);
   (void)redrive::DecodeLegacyJson(input);
 
-  const absl::StatusOr<redrive::DecodedEntry> decoded =
-      redrive::DecodeDataValue(input);
+  const absl::StatusOr<redrive::DecodedEntry> decoded = redrive::DecodeDataValue(input);
   if (!decoded.ok()) {
     const absl::StatusCode code = decoded.status().code();
-    Check(code == absl::StatusCode::kDataLoss ||
-          code == absl::StatusCode::kUnimplemented);
+    Check(code == absl::StatusCode::kDataLoss || code == absl::StatusCode::kUnimplemented);
   } else if (decoded->format == redrive::EntryFormat::kBinaryV1) {
     const absl::StatusOr<std::string> reencoded =
         redrive::EncodeBinaryV1(decoded->headers, decoded->body);
@@ -43,8 +41,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // else that decoded must re-encode.
     Check(reencoded.ok() || decoded->recovered_char_length_headers);
     if (reencoded.ok()) {
-      const absl::StatusOr<redrive::DecodedEntry> again =
-          redrive::DecodeBinaryV1(*reencoded);
+      const absl::StatusOr<redrive::DecodedEntry> again = redrive::DecodeBinaryV1(*reencoded);
       Check(again.ok() && !again->recovered_char_length_headers &&
             again->headers == decoded->headers && again->body == decoded->body);
     }
@@ -57,8 +54,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         redrive::DecodeStreamEntry({{"__data__", std::string(input)}});
     Check(entry.status().code() == decoded.status().code());
     if (entry.ok() && decoded.ok()) {
-      Check(entry->format == decoded->format &&
-            entry->headers == decoded->headers && entry->body == decoded->body);
+      Check(entry->format == decoded->format && entry->headers == decoded->headers &&
+            entry->body == decoded->body);
     }
   }
   return 0;

@@ -1,6 +1,4 @@
 // The atomic move scripts against a real redis-server (R-D4).
-#include "daemon/redis/scripts.h"
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -15,6 +13,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "daemon/redis/scripts.h"
 #include "tests/testing/redis_inspect.h"
 #include "tests/testing/redis_server.h"
 #include "tests/testing/status_matchers.h"
@@ -78,15 +77,16 @@ class MoveScriptsTest : public ::testing::Test {
   int64_t RedisNowMs() {
     absl::StatusOr<RedisReply> t = redis_->Command({"TIME"});
     int64_t s = 0, us = 0;
-    EXPECT_TRUE(absl::SimpleAtoi(t->elements[0].str, &s) && absl::SimpleAtoi(t->elements[1].str, &us));
+    EXPECT_TRUE(absl::SimpleAtoi(t->elements[0].str, &s) &&
+                absl::SimpleAtoi(t->elements[1].str, &us));
     return s * 1000 + us / 1000;
   }
 
   absl::StatusOr<RedisReply> MoveDue(RedisCommander& redis, const std::string& id,
                                      const std::string& member, const std::string& data) {
-    return RunScript(redis, MoveDueScript(), {kStream, kRetry, kDue},
-                     {kGroup, id, member, kRetryGroup, kScheduled, "__data__", data, "x-redrive-attempt",
-                      "2"});
+    return RunScript(
+        redis, MoveDueScript(), {kStream, kRetry, kDue},
+        {kGroup, id, member, kRetryGroup, kScheduled, "__data__", data, "x-redrive-attempt", "2"});
   }
 
   std::unique_ptr<TestRedisServer> server_;
@@ -247,8 +247,9 @@ TEST_F(MoveScriptsTest, RacingMoversWriteExactlyOneRetryEntryEach) {
 
 TEST_F(MoveScriptsTest, DeadLetterChecksTheOwnerAndMovesAtomically) {
   const std::string id = AddAndRead("poison");
-  absl::StatusOr<RedisReply> r = RunScript(*redis_, DeadLetterScript(), {kStream, kDlq},
-                                           {kGroup, id, "h1-b", "0", "evict", "reason", "max_retries"});
+  absl::StatusOr<RedisReply> r =
+      RunScript(*redis_, DeadLetterScript(), {kStream, kDlq},
+                {kGroup, id, "h1-b", "0", "evict", "reason", "max_retries"});
   ASSERT_THAT(r, IsOk());
   EXPECT_EQ(r->integer, 0);
   EXPECT_THAT(Keys(), ElementsAre(kStream));
@@ -266,7 +267,8 @@ TEST_F(MoveScriptsTest, DeadLetterChecksTheOwnerAndMovesAtomically) {
   for (const RedisReply& f : dlq->elements[0].elements[1].elements) fields.push_back(f.str);
   EXPECT_THAT(fields, ElementsAre("reason", "max_retries", "__data__", "poison"));
   // Already gone: a second dead-lettering does nothing; "" means any owner.
-  r = RunScript(*redis_, DeadLetterScript(), {kStream, kDlq}, {kGroup, id, "", "0", "evict", "x", "y"});
+  r = RunScript(*redis_, DeadLetterScript(), {kStream, kDlq},
+                {kGroup, id, "", "0", "evict", "x", "y"});
   EXPECT_EQ(r->integer, 0);
   EXPECT_EQ(Integer({"XLEN", kDlq}), 1);
 }
@@ -316,8 +318,8 @@ TEST_F(MoveScriptsTest, DeleteIdleConsumerKeepsAConsumerWithPendingEntries) {
 TEST_F(MoveScriptsTest, TouchLeavesEntriesOfOtherConsumersAlone) {
   const std::string mine = AddAndRead("mine");
   const std::string theirs = AddAndRead("theirs", "h1-other");
-  absl::StatusOr<RedisReply> r = RunScript(*redis_, TouchScript(), {kStream},
-                                           {kGroup, kOwner, "86400001", mine, theirs});
+  absl::StatusOr<RedisReply> r =
+      RunScript(*redis_, TouchScript(), {kStream}, {kGroup, kOwner, "86400001", mine, theirs});
   ASSERT_THAT(r, IsOk());
   EXPECT_EQ(r->integer, 1);
   EXPECT_EQ(PendingOwner(kStream, kGroup, theirs).first, "h1-other");
@@ -359,12 +361,13 @@ class TrimRetryTest : public MoveScriptsTest {
   }
   // Reads up to `count` new entries as `group`; acks them unless `keep`.
   std::vector<std::string> ReadAs(const std::string& group, int count, bool ack = true) {
-    absl::StatusOr<RedisReply> r = redis_->Command({"XREADGROUP", "GROUP", group, "c", "COUNT",
-                                                    absl::StrCat(count), "STREAMS", kRetry, ">"});
+    absl::StatusOr<RedisReply> r = redis_->Command(
+        {"XREADGROUP", "GROUP", group, "c", "COUNT", absl::StrCat(count), "STREAMS", kRetry, ">"});
     EXPECT_THAT(r, IsOk());
     std::vector<std::string> ids;
     if (!r.ok() || !r->is_array() || r->elements.empty()) return ids;
-    for (const RedisReply& e : r->elements[0].elements[1].elements) ids.push_back(e.elements[0].str);
+    for (const RedisReply& e : r->elements[0].elements[1].elements)
+      ids.push_back(e.elements[0].str);
     if (ack && !ids.empty()) Ack(group, ids);
     return ids;
   }
@@ -463,8 +466,7 @@ TEST_F(TrimRetryTest, SequenceNumbersPastDoublePrecisionAreExact) {
   ASSERT_THAT(redis_->Command({"XADD", kRetry, "6-0", "f", "v"}), IsOk());
   ASSERT_THAT(redis_->Command({"XGROUP", "CREATE", kRetry, kRetryGroup, "0"}), IsOk());
   ASSERT_EQ(ReadAs(kRetryGroup, 1).size(), 1u);
-  EXPECT_EQ(Trim(), std::make_tuple(int64_t{1}, std::string("5-18446744073709551615"),
-                                    int64_t{0}));
+  EXPECT_EQ(Trim(), std::make_tuple(int64_t{1}, std::string("5-18446744073709551615"), int64_t{0}));
   EXPECT_EQ(FirstId(), "5-18446744073709551615");
   ASSERT_EQ(ReadAs(kRetryGroup, 1).size(), 1u);
   EXPECT_EQ(Trim(), std::make_tuple(int64_t{1}, std::string("6-0"), int64_t{0}));

@@ -1,12 +1,11 @@
 // RedisConnection and RedisExecutor against a real redis-server.
-#include "daemon/redis/executor.h"
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
 
 #include "absl/synchronization/notification.h"
+#include "daemon/redis/executor.h"
 #include "tests/testing/redis_server.h"
 #include "tests/testing/status_matchers.h"
 

@@ -22,7 +22,8 @@ namespace redrive::testing {
 
 std::unique_ptr<DaemonProcess> DaemonProcess::Start(Options options) {
   std::unique_ptr<DaemonProcess> d(new DaemonProcess());
-  std::string templ = (std::filesystem::temp_directory_path() / "redrive-test-daemon-XXXXXX").string();
+  std::string templ =
+      (std::filesystem::temp_directory_path() / "redrive-test-daemon-XXXXXX").string();
   if (mkdtemp(templ.data()) == nullptr) {
     ADD_FAILURE() << "mkdtemp failed";
     return nullptr;
@@ -34,8 +35,8 @@ std::unique_ptr<DaemonProcess> DaemonProcess::Start(Options options) {
     d->unix_address_ = absl::StrCat("unix:", d->dir_, "/redrived.sock");
     absl::StrAppend(&listen, ",", d->unix_address_);
   }
-  std::vector<std::string> args = {REDRIVE_DAEMON_BINARY, "--grpc-listen=" + listen,
-                                   "--ready-file=" + ready, "--health-interval-ms=100",
+  std::vector<std::string> args = {REDRIVE_DAEMON_BINARY,      "--grpc-listen=" + listen,
+                                   "--ready-file=" + ready,    "--health-interval-ms=100",
                                    "--shutdown-grace-ms=2000", "--log-level=debug"};
   args.push_back(options.redis_url.empty() ? "--redis-url=embedded"
                                            : "--redis-url=" + options.redis_url);

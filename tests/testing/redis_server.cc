@@ -21,7 +21,8 @@ std::unique_ptr<TestRedisServer> TestRedisServer::Start() { return Start(Options
 
 std::unique_ptr<TestRedisServer> TestRedisServer::Start(Options options) {
   std::unique_ptr<TestRedisServer> server(new TestRedisServer(std::move(options)));
-  std::string templ = (std::filesystem::temp_directory_path() / "redrive-test-redis-XXXXXX").string();
+  std::string templ =
+      (std::filesystem::temp_directory_path() / "redrive-test-redis-XXXXXX").string();
   if (mkdtemp(templ.data()) == nullptr) {
     ADD_FAILURE() << "mkdtemp failed";
     return nullptr;
@@ -38,13 +39,20 @@ std::unique_ptr<TestRedisServer> TestRedisServer::Start(Options options) {
 
 bool TestRedisServer::Launch() {
   std::vector<std::string> args = {REDRIVE_REDIS_SERVER,
-                                   "--port", absl::StrCat(port_),
-                                   "--bind", "127.0.0.1",
-                                   "--dir", dir_,
-                                   "--save", "",
-                                   "--appendonly", "no",
-                                   "--daemonize", "no",
-                                   "--logfile", dir_ + "/redis.log"};
+                                   "--port",
+                                   absl::StrCat(port_),
+                                   "--bind",
+                                   "127.0.0.1",
+                                   "--dir",
+                                   dir_,
+                                   "--save",
+                                   "",
+                                   "--appendonly",
+                                   "no",
+                                   "--daemonize",
+                                   "no",
+                                   "--logfile",
+                                   dir_ + "/redis.log"};
   if (!options_.password.empty()) {
     args.insert(args.end(), {"--requirepass", options_.password});
   }

@@ -31,8 +31,7 @@ class Client {
  public:
   // `target` is a gRPC target: "127.0.0.1:50051", "unix:/path", ... Does not
   // wait for the connection.
-  static std::unique_ptr<Client> Connect(const std::string& target,
-                                         ClientOptions options = {});
+  static std::unique_ptr<Client> Connect(const std::string& target, ClientOptions options = {});
 
   // Publishes one message; returns the entry id. The gRPC status is returned
   // as an absl::Status with the same code and message.
