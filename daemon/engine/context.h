@@ -36,10 +36,6 @@ struct DispatcherOptions {
   // Shortest interval between two sweeps of one handler (the sweep period is
   // max(lease, this)).
   absl::Duration min_sweep = absl::Seconds(5);
-  // Approximate byte budget of one Deliveries message, so stock clients'
-  // default 4 MiB receive limit holds (a single larger delivery still goes
-  // alone).
-  size_t max_message_bytes = 3u << 20;
   // Delay before a read is retried after a Redis error.
   absl::Duration error_backoff = absl::Milliseconds(100);
   // Due retries moved per handler per mover pass.

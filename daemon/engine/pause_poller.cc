@@ -30,7 +30,11 @@ void PausePoller::Check(const std::string& key, absl::string_view channel,
                    guard_.Wrap([this, key, epoch = epoch_](absl::StatusOr<bool> paused) {
                      kLoopThread.AssertHeld();
                      if (!paused.ok() || epoch != epoch_) return;  // a local Set wins
-                     if (*paused) paused_.insert(key);
+                     if (*paused) {
+                       paused_.insert(key);
+                     } else {
+                       paused_.erase(key);  // resumed since an earlier read
+                     }
                      on_change_(key, *paused);
                    }));
 }
