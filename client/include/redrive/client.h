@@ -4,7 +4,7 @@
 // stubs are thread-safe).
 //
 //   auto client = redrive::Client::Connect("unix:/run/redrive/redrive.sock");
-//   absl::StatusOr<std::string> id = (*client)->Publish("orders", "{\"id\":1}");
+//   absl::StatusOr<std::string> id = client->Publish("orders", "{\"id\":1}");
 #ifndef REDRIVE_CLIENT_CLIENT_H_
 #define REDRIVE_CLIENT_CLIENT_H_
 
