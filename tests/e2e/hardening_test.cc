@@ -232,8 +232,10 @@ TEST(ListenerTest, HugeConcurrentRequestsAreRefusedWithinBoundedMemory) {
   const int64_t peak_kb = ProcStatusKb(daemon->pid(), "VmHWM");
   ASSERT_GT(peak_kb, 0);
 #if defined(__SANITIZE_ADDRESS__)
-  // AddressSanitizer adds shadow memory (1/8), redzones and the quarantine.
-  constexpr int64_t kLimitKb = 384 << 10;
+  // AddressSanitizer adds shadow memory (1/8), redzones and the quarantine
+  // (measured 393 MB at 2026-12-04's main); unbounded buffering of the four
+  // requests would need well over 1 GB.
+  constexpr int64_t kLimitKb = 512 << 10;
 #else
   constexpr int64_t kLimitKb = 256 << 10;
 #endif
