@@ -31,7 +31,6 @@
 #define REDRIVE_DAEMON_DISPATCHER_H_
 
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -40,13 +39,11 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
-#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "daemon/engine/context.h"
-#include "daemon/engine/lease_table.h"
-#include "daemon/engine/outbox.h"
-#include "daemon/engine/retry_scheduler.h"
+#include "daemon/engine/handler.h"
+#include "daemon/engine/session.h"
 #include "daemon/event_loop.h"
 #include "daemon/redis/stream_ops.h"
 #include "daemon/session_sink.h"
@@ -115,50 +112,9 @@ class Dispatcher {
   size_t handlers() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread) { return handlers_.size(); }
 
  private:
-  struct Handler;
   struct Parts;
-
-  struct Session {
-    Session(uint64_t session_id, std::shared_ptr<SessionSink> session_sink,
-            SubscriptionSpec session_spec);
-    uint64_t id = 0;
-    std::shared_ptr<SessionSink> sink;
-    SubscriptionSpec spec;
-    Handler* handler = nullptr;
-    bool attached = false;  // registered and receiving
-    bool stopped = false;
-    bool dirty = false;  // the outbox holds something
-    LeaseTable leases;
-    Outbox outbox;
-
-    uint32_t free_slots() const;
-  };
-
-  // Entries read but not deliverable yet.
-  struct Backlog {
-    std::deque<Entry> ids;  // fetched again (XCLAIM) when a slot frees
-    // Auto-ack entries are not pending in Redis and cannot be fetched
-    // again: the whole entry is kept.
-    std::deque<StreamEntry> entries;
-    absl::flat_hash_set<std::string> fetching;  // XCLAIM in flight
-    absl::Time touch_at = absl::InfinitePast();
-  };
-
-  // A handler on this daemon.
-  struct Handler {
-    HandlerRef ref;
-    SpecPtr spec;  // of the first registration
-    bool ready = false;
-    bool paused = false;             // R-E5: nothing read or handed out
-    bool present = false;            // its registry record was written (removed with it)
-    std::vector<Session*> sessions;  // attached
-    std::vector<Session*> waiting;   // registered before the group was ready
-    size_t round_robin = 0;
-    Backlog backlog;
-    // In-flight entries whose deadline (a longer session lease, EXTEND)
-    // outlives the handler's lease in Redis are touched every lease / 3.
-    absl::Time in_flight_touch_at = absl::InfinitePast();
-  };
+  using Handler = EngineHandler;
+  using Session = HandlerSession;
 
   // What the dispatcher's context refers to.
   struct State {
@@ -170,29 +126,10 @@ class Dispatcher {
     OpTracker tracker;
   };
 
-  Handler* Find(const HandlerRef& ref) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   void CreateGroup(Handler& h) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   void OnGroupReady(Handler& h, absl::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
-  void Attach(Handler& h, Session& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
-  uint32_t Capacity(const Handler& h) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
-  void Pump(Handler& h) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
-  void OnFetched(const HandlerRef& ref, uint8_t source,
-                 absl::StatusOr<std::vector<StreamEntry>> fetched, std::vector<Entry> asked)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
-  // Hands freshly read or fetched entries to sessions with free slots; what
-  // finds no slot waits in the backlog; poison goes to the DLQ.
-  void DeliverEntries(Handler& h, uint8_t source, std::vector<StreamEntry> entries)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
-  void Deliver(Handler& h, Session& s, Entry entry, v1::Delivery&& message)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
-  void FlushOut() ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   void Fail(Handler& h, const Entry& entry, FailKind kind, std::string error,
             std::string error_code, std::optional<absl::Duration> delay)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
-  void OnClaimed(const HandlerRef& ref, uint8_t source, const std::string& consumer,
-                 std::vector<StreamEntry> entries) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
-  // Entry ids of `source` this daemon holds for a handler (a sweep skips them).
-  absl::flat_hash_set<std::string> HeldIds(const HandlerRef& ref, uint8_t source)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   void DetachSession(Session& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   void MaybeRemoveHandler(Handler& h) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
@@ -203,10 +140,8 @@ class Dispatcher {
   State state_ ABSL_GUARDED_BY(kLoopThread);
   EngineContext ctx_;
   absl::flat_hash_map<uint64_t, std::unique_ptr<Session>> sessions_ ABSL_GUARDED_BY(kLoopThread);
-  absl::flat_hash_map<std::string, std::unique_ptr<Handler>> handlers_ ABSL_GUARDED_BY(kLoopThread);
-  std::vector<Session*> dirty_ ABSL_GUARDED_BY(kLoopThread);
-  uint64_t next_delivery_id_ ABSL_GUARDED_BY(kLoopThread) = 0;
-  uint64_t next_generation_ ABSL_GUARDED_BY(kLoopThread) = 0;
+  HandlerTable handlers_ ABSL_GUARDED_BY(kLoopThread);
+  DirtySessions dirty_ ABSL_GUARDED_BY(kLoopThread);
   std::unique_ptr<Parts> parts_ ABSL_GUARDED_BY(kLoopThread);
   std::unique_ptr<EventLoop::Timer> tick_timer_;
   LifeGuard guard_;

@@ -117,11 +117,18 @@ struct Entry {
   uint8_t source = kMain;
 };
 
+// Failure kinds that decide the dead-letter reason and the delay.
+enum class FailKind : uint8_t { kNack, kExpired, kDisconnected, kTerminated };
+
 // A handler incarnation: replies to commands of a removed handler must not
 // act on a later handler with the same key.
 struct HandlerRef {
   std::string key;
-  uint64_t generation = 0;
+  uint64_t generation = 0;  // unique per handler on this daemon: the parts' map key
+
+  friend bool operator==(const HandlerRef& a, const HandlerRef& b) {
+    return a.generation == b.generation && a.key == b.key;
+  }
 };
 
 // The handler's names (first registration), shared with callbacks that

@@ -15,17 +15,17 @@ std::string HeldKey(uint8_t source, const std::string& id) { return absl::StrCat
 }  // namespace
 
 DeadLetterer::PerHandler* DeadLetterer::Find(const HandlerRef& ref) {
-  auto it = handlers_.find(ref.key);
-  if (it == handlers_.end() || it->second.generation != ref.generation) return nullptr;
+  auto it = handlers_.find(ref.generation);
+  if (it == handlers_.end()) return nullptr;
   return &it->second;
 }
 
 void DeadLetterer::DeadLetterById(const HandlerRef& ref, const SpecPtr& spec, const Entry& entry,
                                   FailureRecord failure, std::string reason,
                                   absl::Duration held_retry) {
-  PerHandler& state = handlers_[ref.key];
-  if (state.generation != ref.generation) state = PerHandler{ref.generation, {}, {}};
-  state.held.insert(HeldKey(entry.source, entry.id));
+  // (A handler that already left is not tracked: the move goes on, nothing
+  // here waits for it.)
+  if (PerHandler* state = Find(ref)) state->held.insert(HeldKey(entry.source, entry.id));
   ctx_.tracker.Begin();
   ctx_.ops.ReadEntry(
       SourceRef(*spec, entry.source).stream, entry.id,
@@ -145,9 +145,9 @@ void DeadLetterer::RetryDue(const HandlerRef& ref, const SpecPtr& spec, absl::Ti
   }
 }
 
-void DeadLetterer::AddHeld(const std::string& key, uint8_t source,
+void DeadLetterer::AddHeld(const HandlerRef& ref, uint8_t source,
                            absl::flat_hash_set<std::string>& held) const {
-  auto it = handlers_.find(key);
+  auto it = handlers_.find(ref.generation);
   if (it == handlers_.end()) return;
   const std::string prefix = HeldKey(source, "");
   for (const std::string& k : it->second.held) {

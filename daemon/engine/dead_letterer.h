@@ -44,12 +44,16 @@ class DeadLetterer {
   // Tries again the moves of `ref` whose time has come.
   void RetryDue(const HandlerRef& ref, const SpecPtr& spec, absl::Time now,
                 absl::Duration held_retry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
-  // Ids of `source` being dead-lettered for handler `key`.
-  void AddHeld(const std::string& key, uint8_t source, absl::flat_hash_set<std::string>& held) const
+  // The handler is here: its moves are tracked (held, retried) from now on.
+  void Add(const HandlerRef& ref) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread) {
+    handlers_[ref.generation] = PerHandler{};
+  }
+  // Ids of `source` being dead-lettered for handler `ref`.
+  void AddHeld(const HandlerRef& ref, uint8_t source, absl::flat_hash_set<std::string>& held) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // The handler left: its pending moves are no longer retried.
-  void Forget(const std::string& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread) {
-    handlers_.erase(key);
+  void Forget(const HandlerRef& ref) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread) {
+    handlers_.erase(ref.generation);
   }
 
  private:
@@ -60,7 +64,6 @@ class DeadLetterer {
     absl::Time at;
   };
   struct PerHandler {
-    uint64_t generation = 0;
     absl::flat_hash_set<std::string> held;  // source:id
     std::vector<Retry> retries;
   };
@@ -75,7 +78,8 @@ class DeadLetterer {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
 
   EngineContext& ctx_;
-  absl::flat_hash_map<std::string, PerHandler> handlers_ ABSL_GUARDED_BY(kLoopThread);
+  // By HandlerRef::generation (see Reader::handlers_).
+  absl::flat_hash_map<uint64_t, PerHandler> handlers_ ABSL_GUARDED_BY(kLoopThread);
   LifeGuard guard_;
 };
 

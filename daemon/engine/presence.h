@@ -25,6 +25,10 @@ class Presence {
   // (failures are logged).
   void Record(const SubscriptionSpec& spec, std::function<void()> done)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  // Whether MaybeBeat would write at `now`.
+  bool due(absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread) {
+    return now >= next_beat_;
+  }
   // Renews the heartbeats of `specs` when the interval has passed.
   void MaybeBeat(absl::Time now, const std::vector<const SubscriptionSpec*>& specs)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);

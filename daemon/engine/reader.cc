@@ -13,44 +13,42 @@ Reader::Reader(EngineContext& ctx, StreamNotifier& notifier, Hooks hooks)
     : ctx_(ctx), notifier_(notifier), hooks_(std::move(hooks)) {}
 
 Reader::PerHandler* Reader::Find(const HandlerRef& ref) {
-  auto it = handlers_.find(ref.key);
-  if (it == handlers_.end() || it->second.generation != ref.generation) return nullptr;
-  return &it->second;
+  auto it = handlers_.find(ref.generation);
+  return it == handlers_.end() ? nullptr : &it->second;
 }
 
 void Reader::Add(const HandlerRef& ref, const SpecPtr& spec) {
-  PerHandler& h = handlers_[ref.key];
+  PerHandler& h = handlers_[ref.generation];
   h = PerHandler{};
-  h.generation = ref.generation;
   h.spec = spec;
-  by_stream_[spec->keys.stream].push_back(ref.key);
-  if (!spec->auto_ack) by_stream_[spec->keys.retry_stream].push_back(ref.key);
+  by_stream_[spec->keys.stream].push_back(ref);
+  if (!spec->auto_ack) by_stream_[spec->keys.retry_stream].push_back(ref);
 }
 
-void Reader::Forget(const std::string& key) {
-  auto it = handlers_.find(key);
+void Reader::Forget(const HandlerRef& ref) {
+  auto it = handlers_.find(ref.generation);
   if (it == handlers_.end()) return;
   const PerHandler& h = it->second;
   for (uint8_t source : {kMain, kRetry}) {
     const std::string& stream = SourceRef(*h.spec, source).stream;
     auto bs = by_stream_.find(stream);
     if (bs != by_stream_.end()) {
-      auto& keys = bs->second;
-      keys.erase(std::remove(keys.begin(), keys.end(), key), keys.end());
-      if (keys.empty()) by_stream_.erase(bs);
+      auto& refs = bs->second;
+      refs.erase(std::remove(refs.begin(), refs.end(), ref), refs.end());
+      if (refs.empty()) by_stream_.erase(bs);
     }
     if (h.sources[source].watched) notifier_.Unwatch(stream);
   }
   handlers_.erase(it);
 }
 
-const std::vector<std::string>* Reader::Readers(const std::string& stream) const {
+const std::vector<HandlerRef>* Reader::Readers(const std::string& stream) const {
   auto it = by_stream_.find(stream);
   return it == by_stream_.end() ? nullptr : &it->second;
 }
 
-uint32_t Reader::reserved(const std::string& key) const {
-  auto it = handlers_.find(key);
+uint32_t Reader::reserved(const HandlerRef& ref) const {
+  auto it = handlers_.find(ref.generation);
   return it == handlers_.end() ? 0 : it->second.reserved;
 }
 

@@ -41,7 +41,7 @@ class Reader {
 
   void Add(const HandlerRef& ref, const SpecPtr& spec) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // Stops watching the handler's streams and forgets it.
-  void Forget(const std::string& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  void Forget(const HandlerRef& ref) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // Watches `source` of `ref`; `ready` runs once the notifier covers it.
   void Watch(const HandlerRef& ref, uint8_t source, std::function<void()> ready)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
@@ -53,10 +53,10 @@ class Reader {
   // Reads what the free slots allow.
   void MaybeRead(const HandlerRef& ref) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // Slots promised to reads in flight.
-  uint32_t reserved(const std::string& key) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  uint32_t reserved(const HandlerRef& ref) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   StreamNotifier& notifier() ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread) { return notifier_; }
-  // Handler keys that read `stream`.
-  const std::vector<std::string>* Readers(const std::string& stream) const
+  // The handlers that read `stream`.
+  const std::vector<HandlerRef>* Readers(const std::string& stream) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
 
  private:
@@ -71,7 +71,6 @@ class Reader {
     std::string last_read_id;
   };
   struct PerHandler {
-    uint64_t generation = 0;
     SpecPtr spec;
     Source sources[2];
     bool prefer_retry = false;  // which source a one-slot read serves next
@@ -90,10 +89,11 @@ class Reader {
   EngineContext& ctx_;
   StreamNotifier& notifier_;
   const Hooks hooks_;
-  absl::flat_hash_map<std::string, PerHandler> handlers_ ABSL_GUARDED_BY(kLoopThread);
-  // stream → handler keys reading it
-  absl::flat_hash_map<std::string, std::vector<std::string>> by_stream_
-      ABSL_GUARDED_BY(kLoopThread);
+  // By HandlerRef::generation: an integer key keeps the per-tick lookups of
+  // many idle handlers cheap (no string hashing and comparing).
+  absl::flat_hash_map<uint64_t, PerHandler> handlers_ ABSL_GUARDED_BY(kLoopThread);
+  // stream → the handlers reading it
+  absl::flat_hash_map<std::string, std::vector<HandlerRef>> by_stream_ ABSL_GUARDED_BY(kLoopThread);
   LifeGuard guard_;
 };
 

@@ -24,12 +24,12 @@ RetryScheduler::RetryScheduler(EngineContext& ctx, DeadLetterer& dead_letters, H
 void RetryScheduler::Add(const HandlerRef& ref) {
   // A new handler here looks for due retries (another daemon may have left
   // some) at once.
-  movers_[ref.key] = Mover{ref.generation, false, absl::InfinitePast()};
+  movers_[ref.generation] = Mover{false, absl::InfinitePast()};
 }
 
 RetryScheduler::Mover* RetryScheduler::Find(const HandlerRef& ref) {
-  auto it = movers_.find(ref.key);
-  if (it == movers_.end() || it->second.generation != ref.generation) return nullptr;
+  auto it = movers_.find(ref.generation);
+  if (it == movers_.end()) return nullptr;
   return &it->second;
 }
 
@@ -50,6 +50,52 @@ FailureRecord RetryScheduler::MakeFailure(const SubscriptionSpec& spec, uint32_t
   f.consumer = spec.consumer;
   f.at_ms = absl::ToUnixMillis(ctx_.now());
   return f;
+}
+
+void RetryScheduler::Poison(const SpecPtr& spec, uint8_t source, const StreamEntry& entry,
+                            const absl::Status& why, FailKind kind) {
+  ++ctx_.stats.poison;
+  spdlog::debug("entry {} of '{}' is poison for handler '{}': {}", entry.id,
+                SourceRef(*spec, source).stream, spec->handler_id, std::string(why.message()));
+  FailureRecord f = MakeFailure(*spec, 1, kind, std::string(why.message()), "POISON");
+  f.outcome = "poison";
+  dead_letters_.DeadLetter(spec, source, entry, absl::StatusOr<RetryState>(why), f, "poison",
+                           spec->consumer);
+}
+
+std::vector<std::string> RetryScheduler::Reclaimed(const HandlerRef& ref, const SpecPtr& spec,
+                                                   uint8_t source, const std::string& consumer,
+                                                   std::vector<StreamEntry> entries,
+                                                   absl::Duration held_retry) {
+  std::vector<std::string> deleted;
+  for (StreamEntry& e : entries) {
+    if (e.deleted) {
+      deleted.push_back(std::move(e.id));
+      continue;
+    }
+    ++ctx_.stats.reclaimed;
+    absl::StatusOr<RetryState> state = ReadRetryState(e);
+    if (!state.ok()) {
+      Poison(spec, source, e, state.status(), FailKind::kExpired);
+      continue;
+    }
+    const uint32_t attempt =
+        static_cast<uint32_t>(std::min<int64_t>(state->retry_count + 1, UINT32_MAX));
+    ctx_.summary.LeaseExpired(spec->channel, spec->handler_id);
+    spdlog::debug("entry {} of '{}' was idle past its lease on consumer '{}': attempt {} failed",
+                  e.id, SourceRef(*spec, source).stream, consumer, attempt);
+    Fail(ref, spec, Entry{e.id, attempt, source}, FailKind::kExpired,
+         absl::StrCat("lease expired on consumer ", consumer), "LEASE_EXPIRED", std::nullopt,
+         held_retry);
+  }
+  return deleted;
+}
+
+void RetryScheduler::Return(const HandlerRef& ref, const SpecPtr& spec,
+                            const std::vector<Entry>& entries) {
+  std::vector<std::string> ids[2];
+  for (const Entry& e : entries) ids[e.source].push_back(e.id);
+  for (uint8_t source : {kMain, kRetry}) Return(ref, spec, source, ids[source]);
 }
 
 void RetryScheduler::Fail(const HandlerRef& ref, const SpecPtr& spec, const Entry& entry,

@@ -25,9 +25,6 @@
 
 namespace redrive {
 
-// Failure kinds that decide the dead-letter reason and the delay.
-enum class FailKind : uint8_t { kNack, kExpired, kDisconnected, kTerminated };
-
 class RetryScheduler {
  public:
   struct Hooks {
@@ -43,8 +40,8 @@ class RetryScheduler {
 
   // The handler is here: the mover looks for due retries at once.
   void Add(const HandlerRef& ref) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
-  void Forget(const std::string& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread) {
-    movers_.erase(key);
+  void Forget(const HandlerRef& ref) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread) {
+    movers_.erase(ref.generation);
   }
 
   // The failure record of attempt `attempt` of a handler's entry.
@@ -57,16 +54,31 @@ class RetryScheduler {
   void Fail(const HandlerRef& ref, const SpecPtr& spec, const Entry& entry, FailKind kind,
             std::string error, std::string error_code, std::optional<absl::Duration> delay,
             absl::Duration held_retry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  // Poison (R-D6): an entry of `source` whose fields cannot be decoded
+  // (`why`) goes straight to the DLQ with its raw bytes, never delivered and
+  // never in the way of the entries behind it. `kind`: how it was found (a
+  // read: kNack; a sweep of an idle entry: kExpired).
+  void Poison(const SpecPtr& spec, uint8_t source, const StreamEntry& entry,
+              const absl::Status& why, FailKind kind) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  // Entries of `source` a sweep claimed from `consumer`, idle past their
+  // lease: each is a failed attempt (LEASE_EXPIRED) or poison. Returns the
+  // ids of those deleted while pending (to be acknowledged).
+  std::vector<std::string> Reclaimed(const HandlerRef& ref, const SpecPtr& spec, uint8_t source,
+                                     const std::string& consumer, std::vector<StreamEntry> entries,
+                                     absl::Duration held_retry)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // Hands entries back at once without counting a failed attempt.
   void Return(const HandlerRef& ref, const SpecPtr& spec, uint8_t source,
               const std::vector<std::string>& ids) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
+  // The same for entries of either source (one hand-back per source).
+  void Return(const HandlerRef& ref, const SpecPtr& spec, const std::vector<Entry>& entries)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // Runs the due mover of `ref` if something may be due at `now`.
   void MaybeMove(const HandlerRef& ref, const SpecPtr& spec, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
 
  private:
   struct Mover {
-    uint64_t generation = 0;
     bool moving = false;
     absl::Time next_due = absl::InfinitePast();
   };
@@ -92,7 +104,8 @@ class RetryScheduler {
   DeadLetterer& dead_letters_;
   const Hooks hooks_;
   std::function<double()> unit_random_ ABSL_GUARDED_BY(kLoopThread);
-  absl::flat_hash_map<std::string, Mover> movers_ ABSL_GUARDED_BY(kLoopThread);
+  // By HandlerRef::generation (see Reader::handlers_).
+  absl::flat_hash_map<uint64_t, Mover> movers_ ABSL_GUARDED_BY(kLoopThread);
   LifeGuard guard_;
 };
 

@@ -12,11 +12,11 @@ namespace redrive {
 
 Sweeper::Sweeper(EngineContext& ctx, Hooks hooks) : ctx_(ctx), hooks_(std::move(hooks)) {}
 
-void Sweeper::Add(const HandlerRef& ref) { handlers_[ref.key] = PerHandler{ref.generation, {}}; }
+void Sweeper::Add(const HandlerRef& ref) { handlers_[ref.generation] = PerHandler{}; }
 
 Sweeper::SourceState* Sweeper::Find(const HandlerRef& ref, uint8_t source) {
-  auto it = handlers_.find(ref.key);
-  if (it == handlers_.end() || it->second.generation != ref.generation) return nullptr;
+  auto it = handlers_.find(ref.generation);
+  if (it == handlers_.end()) return nullptr;
   return &it->second.sources[source];
 }
 

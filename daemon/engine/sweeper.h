@@ -37,8 +37,8 @@ class Sweeper {
   Sweeper(EngineContext& ctx, Hooks hooks);
 
   void Add(const HandlerRef& ref) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
-  void Forget(const std::string& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread) {
-    handlers_.erase(key);
+  void Forget(const HandlerRef& ref) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread) {
+    handlers_.erase(ref.generation);
   }
   // Sweeps each source of `ref` whose time has come.
   void MaybeSweep(const HandlerRef& ref, const SpecPtr& spec, absl::Time now)
@@ -61,7 +61,6 @@ class Sweeper {
     bool trimming = false;
   };
   struct PerHandler {
-    uint64_t generation = 0;
     SourceState sources[2];
   };
 
@@ -81,7 +80,8 @@ class Sweeper {
 
   EngineContext& ctx_;
   const Hooks hooks_;
-  absl::flat_hash_map<std::string, PerHandler> handlers_ ABSL_GUARDED_BY(kLoopThread);
+  // By HandlerRef::generation (see Reader::handlers_).
+  absl::flat_hash_map<uint64_t, PerHandler> handlers_ ABSL_GUARDED_BY(kLoopThread);
   LifeGuard guard_;
 };
 

@@ -55,7 +55,10 @@ class DeadLettererTest : public EngineTest {
  protected:
   void SetUp() override {
     options_.error_backoff = absl::Milliseconds(100);
-    loop_.RunSync([this] { dl_ = std::make_unique<DeadLetterer>(ctx_); });
+    loop_.RunSync([this] {
+      dl_ = std::make_unique<DeadLetterer>(ctx_);
+      dl_->Add(ref_);
+    });
     // The entry is there unless a test says otherwise.
     Answer<ReadEntryCall>([](const ReadEntryCall& c) -> ReadEntryCall::Reply {
       return std::optional<StreamEntry>(DataEntry(c.id, "{\"n\":5}"));
@@ -68,9 +71,10 @@ class DeadLettererTest : public EngineTest {
   void AnswerDeadLetter(absl::StatusOr<DeadLetterResult> r) {
     Answer<DeadLetterCall>([r](const DeadLetterCall&) { return r; });
   }
-  absl::flat_hash_set<std::string> Held(uint8_t source, const std::string& key = kKey) {
+  absl::flat_hash_set<std::string> Held(uint8_t source) { return Held(source, ref_); }
+  absl::flat_hash_set<std::string> Held(uint8_t source, const HandlerRef& ref) {
     absl::flat_hash_set<std::string> held;
-    loop_.RunSync([&] { dl_->AddHeld(key, source, held); });
+    loop_.RunSync([&] { dl_->AddHeld(ref, source, held); });
     return held;
   }
   void DeadLetterById(const Entry& e, const SpecPtr& spec, const HandlerRef& ref = {kKey, 1}) {
@@ -143,9 +147,9 @@ TEST_F(DeadLettererTest, AnEntryIsHeldWhileItIsBeingDeadLettered) {
     dl_->DeadLetterById(ref_, capped_, Entry{"6-0", 6, kRetry}, Failure(6), "terminated",
                         kHeldRetry);
     absl::flat_hash_set<std::string> main, retry, other;
-    dl_->AddHeld(kKey, kMain, main);
-    dl_->AddHeld(kKey, kRetry, retry);
-    dl_->AddHeld("orders/shipping", kMain, other);
+    dl_->AddHeld(ref_, kMain, main);
+    dl_->AddHeld(ref_, kRetry, retry);
+    dl_->AddHeld({"orders/shipping", 2}, kMain, other);
     EXPECT_THAT(main, UnorderedElementsAre("5-0"));
     EXPECT_THAT(retry, UnorderedElementsAre("6-0"));
     EXPECT_THAT(other, IsEmpty());
@@ -272,7 +276,7 @@ TEST_F(DeadLettererTest, AForgottenHandlersMovesAreNotRetried) {
   AnswerDeadLetter(Result(DeadLetterResult::Kind::kHeld));
   DeadLetterById(Entry{"5-0", 6, kMain}, capped_);
   Settle();
-  Run([&] { dl_->Forget(kKey); });
+  Run([&] { dl_->Forget(ref_); });
   EXPECT_THAT(Held(kMain), IsEmpty());
   Run([&] { dl_->RetryDue(ref_, capped_, kT0 + absl::Hours(1), kHeldRetry); });
   EXPECT_EQ(Calls<ReadEntryCall>().size(), 1u);
@@ -283,12 +287,14 @@ TEST_F(DeadLettererTest, AReplyForAnEarlierHandlerGenerationIsNotRetriedByTheNew
   loop_.RunSync([&] {
     dl_->DeadLetterById({kKey, 1}, capped_, Entry{"5-0", 6, kMain}, Failure(6), "max_retries",
                         kHeldRetry);
-    dl_->Forget(kKey);  // the handler left before the reply ...
+    dl_->Forget(ref_);  // the handler left before the reply ...
+    dl_->Add({kKey, 2});
     dl_->DeadLetterById({kKey, 2}, capped_, Entry{"6-0", 6, kMain}, Failure(6), "max_retries",
                         kHeldRetry);  // ... and came back
   });
   Settle();
-  EXPECT_THAT(Held(kMain), UnorderedElementsAre("6-0"));
+  EXPECT_THAT(Held(kMain, {kKey, 2}), UnorderedElementsAre("6-0"));
+  EXPECT_THAT(Held(kMain), IsEmpty());  // (the first generation is forgotten)
   Run([&] { dl_->RetryDue({kKey, 2}, capped_, kT0 + kHeldRetry, kHeldRetry); });
   const std::vector<ReadEntryCall> reads = Calls<ReadEntryCall>();
   ASSERT_EQ(reads.size(), 3u);

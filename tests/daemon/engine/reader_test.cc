@@ -61,7 +61,7 @@ class ReaderTest : public EngineTest {
       Reader::Hooks hooks;
       hooks.capacity = [this](const HandlerRef&) {
         // Free slots not promised to reads in flight.
-        const uint32_t reserved = reader_->reserved(kKey);
+        const uint32_t reserved = reader_->reserved(ref_);
         return capacity_ > reserved ? capacity_ - reserved : 0;
       };
       hooks.entries = [this](const HandlerRef& ref, uint8_t source, Entries entries) {
@@ -140,7 +140,7 @@ TEST_F(ReaderTest, ReadsAtMostTheFreeSlotsAndHandsTheEntriesOver) {
   Backlog(3, 0);
   loop_.RunSync([&] {
     reader_->MaybeRead(ref_);
-    EXPECT_EQ(reader_->reserved(kKey), 10u);  // promised while the read is out
+    EXPECT_EQ(reader_->reserved(ref_), 10u);  // promised while the read is out
   });
   Settle();
   const std::vector<ReadGroupCall> calls = Calls<ReadGroupCall>();
@@ -155,7 +155,7 @@ TEST_F(ReaderTest, ReadsAtMostTheFreeSlotsAndHandsTheEntriesOver) {
     EXPECT_EQ(reads_[0].key, kKey);
     EXPECT_EQ(reads_[0].source, kMain);
     EXPECT_EQ(reads_[0].ids, (Ids{"1-0", "2-0", "3-0"}));
-    EXPECT_EQ(reader_->reserved(kKey), 0u);
+    EXPECT_EQ(reader_->reserved(ref_), 0u);
   });
   EXPECT_EQ(Stats().reads, 1u);
   // Until woken, a short read means nothing more to read.
@@ -340,7 +340,7 @@ TEST_F(ReaderTest, AFailedReadIsRetriedAfterErrorBackoff) {
   MaybeRead();
   EXPECT_EQ(Stats().redis_errors, 1u);
   EXPECT_THAT(Calls<CreateGroupCall>(), IsEmpty());
-  loop_.RunSync([&] { EXPECT_EQ(reader_->reserved(kKey), 0u); });
+  loop_.RunSync([&] { EXPECT_EQ(reader_->reserved(ref_), 0u); });
   SetNow(kT0 + absl::Milliseconds(99));
   MaybeRead();
   EXPECT_EQ(Calls<ReadGroupCall>().size(), 1u);
@@ -354,7 +354,7 @@ TEST_F(ReaderTest, EntriesReadAfterTheHandlerLeftAreOrphaned) {
   Backlog(2, 0);
   Run([&] {
     reader_->MaybeRead(ref_);
-    reader_->Forget(kKey);  // before the reply
+    reader_->Forget(ref_);  // before the reply
   });
   loop_.RunSync([&] {
     EXPECT_THAT(reads_, IsEmpty());
@@ -371,7 +371,7 @@ TEST_F(ReaderTest, AutoAckEntriesReadAfterTheHandlerLeftAreNotOrphaned) {
   Backlog(2, 0);
   Run([&] {
     reader_->MaybeRead(ref_);
-    reader_->Forget(kKey);
+    reader_->Forget(ref_);
   });
   loop_.RunSync([&] {
     EXPECT_THAT(reads_, IsEmpty());
@@ -385,13 +385,14 @@ TEST_F(ReaderTest, ReadersListsTheHandlersOfAStream) {
   const SpecPtr shipping = MakeSpec(other);
   Run([&] {
     reader_->Add(ref_, spec_);
-    reader_->Add({"orders/shipping", 1}, shipping);
+    const HandlerRef shipping_ref{"orders/shipping", 2};
+    reader_->Add(shipping_ref, shipping);
     ASSERT_NE(reader_->Readers("orders"), nullptr);
-    EXPECT_THAT(*reader_->Readers("orders"), ElementsAre(kKey, "orders/shipping"));
+    EXPECT_THAT(*reader_->Readers("orders"), ElementsAre(ref_, shipping_ref));
     ASSERT_NE(reader_->Readers("orders.billing.retry"), nullptr);
-    EXPECT_THAT(*reader_->Readers("orders.billing.retry"), ElementsAre(kKey));
-    reader_->Forget(kKey);
-    EXPECT_THAT(*reader_->Readers("orders"), ElementsAre("orders/shipping"));
+    EXPECT_THAT(*reader_->Readers("orders.billing.retry"), ElementsAre(ref_));
+    reader_->Forget(ref_);
+    EXPECT_THAT(*reader_->Readers("orders"), ElementsAre(shipping_ref));
     EXPECT_EQ(reader_->Readers("orders.billing.retry"), nullptr);
   });
 }
@@ -406,7 +407,7 @@ TEST_F(ReaderTest, WatchRunsReadyOnceTheNotifierCoversTheStreamAndForgetUnwatche
   loop_.RunSync([&] {
     EXPECT_EQ(ready, 2);
     EXPECT_EQ(notifier_->watched(), 2u);
-    reader_->Forget(kKey);
+    reader_->Forget(ref_);
     EXPECT_EQ(notifier_->watched(), 0u);
   });
 }
@@ -416,7 +417,7 @@ TEST_F(ReaderTest, ARepliedReadOfAnEarlierGenerationIsOrphaned) {
   Backlog(2, 0);
   Run([&] {
     reader_->MaybeRead(ref_);
-    reader_->Forget(kKey);
+    reader_->Forget(ref_);
     reader_->Add({kKey, 2}, spec_);  // the handler came back
   });
   loop_.RunSync([&] {

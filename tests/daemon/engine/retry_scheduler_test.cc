@@ -59,6 +59,7 @@ class RetrySchedulerTest : public EngineTest {
       hooks.draining = [this] { return draining_; };
       rs_ = std::make_unique<RetryScheduler>(ctx_, *dl_, std::move(hooks));
       rs_->Add(ref_);
+      dl_->Add(ref_);
     });
     Answer<ReadEntryCall>([](const ReadEntryCall& c) -> ReadEntryCall::Reply {
       return std::optional<StreamEntry>(DataEntry(c.id, JsonEnvelope("{\"n\":5}")));
@@ -432,7 +433,7 @@ TEST_F(RetrySchedulerTest, AFailedProbeLooksAgainAfterErrorBackoff) {
 }
 
 TEST_F(RetrySchedulerTest, AForgottenHandlerIsNotMoved) {
-  Run([&] { rs_->Forget(kKey); });
+  Run([&] { rs_->Forget(ref_); });
   MaybeMove(kT0);
   EXPECT_THAT(Calls<EarliestDueCall>(), IsEmpty());
 }

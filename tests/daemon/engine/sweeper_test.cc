@@ -182,7 +182,7 @@ TEST_F(SweeperTest, ClaimsMadeAfterTheHandlerLeftAreReleased) {
   Answer<IdlePendingCall>([](const IdlePendingCall&) -> Or<Ids> { return Ids{"1-0", "3-0"}; });
   // The handler leaves while the claim is out.
   Answer<ClaimCall>([this](const ClaimCall& c) -> Or<Entries> {
-    sweeper_->Forget(kKey);
+    sweeper_->Forget(ref_);
     return Entries{DataEntry(c.ids[0], "x"), DataEntry(c.ids[1], "x")};
   });
   Sweep(kT0);
@@ -303,7 +303,7 @@ TEST_F(SweeperTest, AFailedTrimIsWantedAgain) {
 }
 
 TEST_F(SweeperTest, AForgottenHandlerIsNotSwept) {
-  Run([&] { sweeper_->Forget(kKey); });
+  Run([&] { sweeper_->Forget(ref_); });
   Sweep(kT0);
   EXPECT_THAT(Calls<PendingConsumersCall>(), IsEmpty());
   EXPECT_EQ(Stats().sweeps, 0u);
