@@ -1,6 +1,6 @@
 // FakeStreamOps: a programmable StreamOps for unit tests of the engine's
-// parts. Each call is recorded as its op's record (AckCall, ClaimCall, ...:
-// the arguments by name); calls<R>() returns them, oldest first.
+// parts. Each call is recorded as its op's record (stream_op_calls.h);
+// calls<R>() returns them, oldest first.
 // Answer<R>(fn) programs an op: fn(record) -> R::Reply. Unprogrammed, an op
 // answers OK with a value-initialized result (no entries, nullopt, false;
 // the scripts' kNotOwner, kGone, kNotPending, {0, "", false}). The answer is
@@ -22,44 +22,14 @@
 
 #include "daemon/event_loop.h"
 #include "daemon/redis/stream_ops.h"
+#include "tests/fakes/stream_op_calls.h"
 
 namespace redrive::testing {
 
 // clang-format off
-using Str = std::string;
-using Ids = std::vector<std::string>;
-using Entries = std::vector<StreamEntry>;
-using HashPairs = std::vector<std::pair<std::string, std::string>>;
-template <typename T> using Or = absl::StatusOr<T>;
 template <typename T> struct EmptyReply { static T Get() { return typename T::value_type{}; } };
 template <> struct EmptyReply<absl::Status> {
   static absl::Status Get() { return absl::OkStatus(); } };
-
-// One record per op: its arguments, by name; Reply: what its callback takes.
-struct CreateGroupCall { Str stream, group, start_id; using Reply = absl::Status; };
-struct ReadGroupCall { GroupRef g; uint32_t count; bool no_ack; using Reply = Or<Entries>; };
-struct ClaimCall { GroupRef g; absl::Duration min_idle; Ids ids; using Reply = Or<Entries>; };
-struct ReadEntryCall { Str stream, id; using Reply = Or<std::optional<StreamEntry>>; };
-struct AckCall { Str stream, group; Ids ids; using Reply = absl::Status; };
-struct PendingConsumersCall { Str stream, group; using Reply = Or<Ids>; };
-struct IdlePendingCall { GroupRef g; absl::Duration min_idle; uint32_t count;
-                         using Reply = Or<Ids>; };
-struct ConsumersCall { Str stream, group; using Reply = Or<std::vector<ConsumerInfo>>; };
-struct DeleteIdleConsumerCall { Str stream, group, consumer; using Reply = Or<bool>; };
-struct TouchCall { GroupRef g; Ids ids; bool release; using Reply = absl::Status; };
-struct EarliestDueCall { Str due_zset; using Reply = Or<std::optional<DueEntry>>; };
-struct DueBatchCall { Str due_zset; uint32_t limit; using Reply = Or<std::vector<DueEntry>>; };
-struct RemoveDueCall { Str due_zset, member; using Reply = absl::Status; };  // never answered
-struct ScheduleRetryCall { ScheduleRetryOp op; using Reply = Or<ScheduleRetryResult>; };
-struct MoveDueCall { MoveDueOp op; using Reply = Or<MoveDueResult>; };
-struct DeadLetterCall { DeadLetterOp op; using Reply = Or<DeadLetterResult>; };
-struct TrimRetryCall { Str retry_stream; uint32_t limit; absl::Duration retention;
-                       using Reply = Or<TrimRetryResult>; };
-struct HashFieldsCall { Str key; using Reply = Or<HashPairs>; };
-struct HashHasCall { Str key, field; using Reply = Or<bool>; };
-struct HashSetCall { Str key; HashPairs fields; using Reply = absl::Status; };
-struct HashDeleteCall { Str key, field; using Reply = absl::Status; };
-struct BarrierCall { using Reply = absl::Status; };
 
 // The calls of one op so far, and its programmed answer (or none).
 template <typename R> struct OpSlot { std::vector<R> calls;
