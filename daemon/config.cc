@@ -318,8 +318,9 @@ absl::Status ReadToken(absl::string_view realm, const std::string& file, const E
   std::string source = variable;
   if (!file.empty()) {
     std::ifstream in(file, std::ios::binary);
-    if (!in)
+    if (!in) {
       return BadValue(absl::StrCat(realm, "-token-file"), absl::StrCat("cannot read '", file, "'"));
+    }
     std::stringstream buf;
     buf << in.rdbuf();
     token = buf.str();
