@@ -56,8 +56,7 @@ Setter UintIn(const char* name, F field, uint64_t lo, uint64_t hi) {
   };
 }
 
-#define REDRIVE_FIELD(expr) \
-  [](Config & c) -> auto& { return c.expr; }
+#define REDRIVE_FIELD(expr) ([](Config & c) -> auto& { return c.expr; })
 
 const std::vector<OptionSpec>& Options() {
   static const auto* options = new std::vector<OptionSpec>{
