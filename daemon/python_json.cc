@@ -299,7 +299,7 @@ class PythonJsonReader {
         case '"':
         case '\\':
         case '/':
-          cp = static_cast<uint32_t>(e);
+          cp = static_cast<unsigned char>(e);
           break;
         case 'b':
           cp = '\b';
