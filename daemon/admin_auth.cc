@@ -53,7 +53,7 @@ grpc::Status AdminAuth::Check(
 
 std::string AdminAuth::Operator(const std::multimap<grpc::string_ref, grpc::string_ref>& metadata) {
   auto it = metadata.find("x-redrive-operator");
-  if (it == metadata.end() || it->second.size() == 0 || it->second.size() > 64) return "unknown";
+  if (it == metadata.end() || it->second.empty() || it->second.size() > 64) return "unknown";
   std::string name(it->second.data(), it->second.size());
   for (char ch : name) {
     const bool ok = absl::ascii_isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '_' ||

@@ -81,8 +81,9 @@ grpc::ServerUnaryReactor* BrokerService::PublishBatch(grpc::CallbackServerContex
                          [response](const PreparedPublish& p, const std::vector<std::string>& ids) {
                            response->set_stream(p.stream);
                            for (const std::string& id : ids) response->add_entry_ids(id);
-                           for (const std::string& c : p.correlation_ids)
+                           for (const std::string& c : p.correlation_ids) {
                              response->add_correlation_ids(c);
+                           }
                          });
 }
 

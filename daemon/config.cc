@@ -56,8 +56,7 @@ Setter UintIn(const char* name, F field, uint64_t lo, uint64_t hi) {
   };
 }
 
-#define REDRIVE_FIELD(expr) \
-  [](Config & c) -> auto& { return c.expr; }
+#define REDRIVE_FIELD(expr) ([](Config & c) -> auto& { return c.expr; })
 
 const std::vector<OptionSpec>& Options() {
   static const auto* options = new std::vector<OptionSpec>{
@@ -318,8 +317,9 @@ absl::Status ReadToken(absl::string_view realm, const std::string& file, const E
   std::string source = variable;
   if (!file.empty()) {
     std::ifstream in(file, std::ios::binary);
-    if (!in)
+    if (!in) {
       return BadValue(absl::StrCat(realm, "-token-file"), absl::StrCat("cannot read '", file, "'"));
+    }
     std::stringstream buf;
     buf << in.rdbuf();
     token = buf.str();

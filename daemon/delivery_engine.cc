@@ -46,7 +46,7 @@ DeliveryEngine::~DeliveryEngine() {
 }
 
 void DeliveryEngine::Register(uint64_t session, SubscriptionSpec spec,
-                              std::shared_ptr<SessionSink> sink) {
+                              const std::shared_ptr<SessionSink>& sink) {
   auto shared_spec = std::make_shared<SubscriptionSpec>(std::move(spec));
   if (!loop_->Post([this, session, shared_spec, sink] {
         if (dispatcher_ != nullptr) {
@@ -60,7 +60,7 @@ void DeliveryEngine::Register(uint64_t session, SubscriptionSpec spec,
 }
 
 void DeliveryEngine::Verbs(uint64_t session, std::shared_ptr<const v1::Verbs> verbs) {
-  loop_->Post([this, session, verbs] {
+  loop_->Post([this, session, verbs = std::move(verbs)] {
     if (dispatcher_ != nullptr) {
       kLoopThread.AssertHeld();
 

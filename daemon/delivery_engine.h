@@ -30,7 +30,7 @@ class DeliveryEngine {
   ~DeliveryEngine();
 
   uint64_t NewSessionId() { return next_session_.fetch_add(1) + 1; }
-  void Register(uint64_t session, SubscriptionSpec spec, std::shared_ptr<SessionSink> sink);
+  void Register(uint64_t session, SubscriptionSpec spec, const std::shared_ptr<SessionSink>& sink);
   void Verbs(uint64_t session, std::shared_ptr<const v1::Verbs> verbs);
   void Stop(uint64_t session);
   void Disconnect(uint64_t session);

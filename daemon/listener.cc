@@ -1,7 +1,6 @@
 #include "daemon/listener.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
 #include <fcntl.h>
 #include <grpcpp/server_posix.h>
 #include <netdb.h>
@@ -16,9 +15,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "daemon/errno_message.h"
 
 namespace redrive {
 namespace {
@@ -27,8 +28,6 @@ constexpr absl::Duration kMinBackoff = absl::Milliseconds(10);
 constexpr absl::Duration kMaxBackoff = absl::Milliseconds(100);
 // Connections taken from one socket before the others get a turn.
 constexpr int kAcceptBurst = 64;
-
-std::string Errno(int err) { return std::strerror(err); }
 
 bool IsResourceError(int err) {
   return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
@@ -65,7 +64,7 @@ std::string FormatTcp(const sockaddr* sa) {
 uint64_t RaiseDescriptorLimit() {
   rlimit limit{};
   if (getrlimit(RLIMIT_NOFILE, &limit) != 0) {
-    spdlog::warn("getrlimit(RLIMIT_NOFILE): {}", Errno(errno));
+    spdlog::warn("getrlimit(RLIMIT_NOFILE): {}", ErrnoMessage(errno));
     return 0;
   }
   const rlim_t before = limit.rlim_cur;
@@ -73,7 +72,7 @@ uint64_t RaiseDescriptorLimit() {
     limit.rlim_cur = limit.rlim_max;
     if (setrlimit(RLIMIT_NOFILE, &limit) != 0) {
       spdlog::warn("cannot raise the open-file limit from {} to {}: {}", before, limit.rlim_max,
-                   Errno(errno));
+                   ErrnoMessage(errno));
       limit.rlim_cur = before;
     }
   }
@@ -90,7 +89,9 @@ absl::StatusOr<std::unique_ptr<Listener>> Listener::Bind(Options options) {
     if (absl::Status s = l->BindOne(*address); !s.ok()) return s;
   }
   l->wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (l->wake_fd_ < 0) return absl::UnavailableError(absl::StrCat("eventfd: ", Errno(errno)));
+  if (l->wake_fd_ < 0) {
+    return absl::UnavailableError(absl::StrCat("eventfd: ", ErrnoMessage(errno)));
+  }
   return l;
 }
 
@@ -103,14 +104,14 @@ absl::Status Listener::BindOne(const ListenAddress& address) {
     }
     if (IsStaleUnixSocket(address.path)) unlink(address.path.c_str());
     const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) return absl::UnavailableError(absl::StrCat("socket: ", Errno(errno)));
+    if (fd < 0) return absl::UnavailableError(absl::StrCat("socket: ", ErrnoMessage(errno)));
     addr.sun_family = AF_UNIX;
     std::strncpy(addr.sun_path, address.path.c_str(), sizeof(addr.sun_path) - 1);
     if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
       const int err = errno;
       close(fd);
       return absl::UnavailableError(
-          absl::StrCat("cannot listen on unix:", address.path, ": ", Errno(err),
+          absl::StrCat("cannot listen on unix:", address.path, ": ", ErrnoMessage(err),
                        err == EADDRINUSE ? " (another process is serving on it)" : ""));
     }
     if (chmod(address.path.c_str(), options_.unix_socket_mode) != 0 || listen(fd, SOMAXCONN) != 0) {
@@ -118,7 +119,7 @@ absl::Status Listener::BindOne(const ListenAddress& address) {
       close(fd);
       unlink(address.path.c_str());
       return absl::UnavailableError(
-          absl::StrCat("cannot listen on unix:", address.path, ": ", Errno(err)));
+          absl::StrCat("cannot listen on unix:", address.path, ": ", ErrnoMessage(err)));
     }
     sockets_.push_back({fd, true, address.path, absl::StrCat("unix:", address.path)});
     bound_.push_back(sockets_.back().text);
@@ -148,7 +149,7 @@ absl::Status Listener::BindOne(const ListenAddress& address) {
     }
     const int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-      last_error = Errno(errno);
+      last_error = ErrnoMessage(errno);
       continue;
     }
     // SO_REUSEADDR (TIME_WAIT rebinding) but never SO_REUSEPORT: a port in
@@ -169,7 +170,7 @@ absl::Status Listener::BindOne(const ListenAddress& address) {
       }
       // An address family the host lacks (e.g. ::1 without IPv6) is skipped
       // as long as one address of the name binds.
-      last_error = Errno(err);
+      last_error = ErrnoMessage(err);
       continue;
     }
     socklen_t len = sizeof(sa);
@@ -257,7 +258,7 @@ bool Listener::AcceptReady(const Socket& socket, grpc::Server* server) {
     ++failures_since_log_;
     if (now - last_error_log_ >= absl::Seconds(10)) {
       spdlog::error("{} listener {}: accept failed: {}{}; retrying ({} failures so far)",
-                    options_.name, socket.text, Errno(err),
+                    options_.name, socket.text, ErrnoMessage(err),
                     IsResourceError(err) ? " (raise the open-file limit or close connections)" : "",
                     failures_since_log_);
       last_error_log_ = now;
@@ -280,7 +281,7 @@ void Listener::Run(grpc::Server* server) {
     for (pollfd& p : fds) p.revents = 0;
     const int n = poll(fds.data(), fds.size(), 1000);
     if (n < 0 && errno != EINTR) {
-      spdlog::error("{} listener: poll: {}", options_.name, Errno(errno));
+      spdlog::error("{} listener: poll: {}", options_.name, ErrnoMessage(errno));
       WaitForWake(kMaxBackoff);
       continue;
     }

@@ -1,7 +1,7 @@
 // redrived: the redrive sidecar daemon. See README.md and `redrived --help`.
-#include <signal.h>
 #include <spdlog/spdlog.h>
 
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 #include <memory>

@@ -37,7 +37,7 @@ struct PreparedPublish {
 };
 
 // Checks a W3C traceparent: "00-<32 hex>-<16 hex>-<2 hex>", ids not all zero.
-bool IsValidTraceparent(absl::string_view traceparent);
+bool IsValidTraceparent(absl::string_view tp);
 
 // A random (version 4) UUID in canonical form. Thread-safe.
 std::string RandomUuid();

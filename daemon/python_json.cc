@@ -299,7 +299,7 @@ class PythonJsonReader {
         case '"':
         case '\\':
         case '/':
-          cp = static_cast<uint32_t>(e);
+          cp = static_cast<unsigned char>(e);
           break;
         case 'b':
           cp = '\b';
@@ -525,9 +525,9 @@ absl::StatusOr<std::string> PythonCompactJson(absl::string_view text) {
   return EmitPythonJson(root);
 }
 
-std::optional<JsonNode> ParsePythonJsonObject(absl::string_view body) {
+std::optional<JsonNode> ParsePythonJsonObject(absl::string_view text) {
   JsonNode root;
-  if (!PythonJsonReader(body).ReadDocument(&root).ok()) return std::nullopt;
+  if (!PythonJsonReader(text).ReadDocument(&root).ok()) return std::nullopt;
   if (root.kind != JsonNode::Kind::kObject) return std::nullopt;
   return root;
 }

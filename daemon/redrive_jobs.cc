@@ -218,8 +218,9 @@ absl::StatusOr<v1::RedriveJob> RedriveJobs::Cancel(RedisCommander& redis,
   absl::StatusOr<JobTransitionResult> r =
       Transition(redis, job_id, "cancel", owner_, "", "", options_.retention);
   if (!r.ok()) return r.status();
-  if (*r == JobTransitionResult::kNoSuchJob)
+  if (*r == JobTransitionResult::kNoSuchJob) {
     return absl::NotFoundError(absl::StrCat("no redrive job ", job_id));
+  }
   absl::StatusOr<v1::RedriveJob> job = Get(redis, job_id);
   if (!job.ok()) return job.status();
   if (*r == JobTransitionResult::kNotApplicable) {

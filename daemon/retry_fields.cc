@@ -26,7 +26,8 @@ const std::string* FindField(const FieldList& fields, absl::string_view name) {
 }
 
 bool ParseDecimal(absl::string_view text, int64_t* out) {
-  if (text.empty() || text.size() > 18 || text.find_first_not_of("0123456789") != text.npos) {
+  if (text.empty() || text.size() > 18 ||
+      text.find_first_not_of("0123456789") != absl::string_view::npos) {
     return false;
   }
   return absl::SimpleAtoi(text, out);

@@ -61,7 +61,7 @@ class StreamNotifier {
   void Cycle();
   void Interrupt();
   void Unblock(int tries_left);
-  void OnRead(absl::StatusOr<std::vector<StreamCursor>> active);
+  void OnRead(absl::StatusOr<std::vector<StreamCursor>> reported);
 
   StreamWatchOps& ops_;
   const Callback on_activity_;

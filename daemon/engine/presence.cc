@@ -30,6 +30,7 @@ void Presence::MaybeBeat(absl::Time now, const std::vector<const SubscriptionSpe
   if (specs.empty()) return;
   const std::string beat = absl::StrCat(absl::ToUnixMillis(now));
   std::vector<std::pair<std::string, std::string>> fields;
+  fields.reserve(specs.size());
   for (const SubscriptionSpec* spec : specs) {
     fields.emplace_back(PresenceField(spec->channel, spec->handler_id, ctx_.options.instance_id),
                         beat);

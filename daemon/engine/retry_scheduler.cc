@@ -295,7 +295,7 @@ void RetryScheduler::MoveOne(const HandlerRef& ref, const SpecPtr& spec, const D
           done();
           return;
         }
-        MoveFields(ref, spec, member, raw, **read, std::move(done));
+        MoveFields(ref, spec, member, raw, **read, done);
       }));
 }
 
@@ -315,7 +315,8 @@ void RetryScheduler::MoveFields(const HandlerRef& ref, const SpecPtr& spec, cons
     f.error_code = "POISON";
     dead_letters_.DeadLetter(
         spec, source, entry, state.ok() ? absl::StatusOr<RetryState>(fields.status()) : state, f,
-        "poison", scheduled, [this, spec, raw, done](DeadLetterer::Outcome outcome) {
+        "poison", scheduled,
+        [this, spec, raw, done = std::move(done)](DeadLetterer::Outcome outcome) {
           kLoopThread.AssertHeld();
           // Only once it really left: a held or failed move keeps its
           // member, so the next pass tries again.
@@ -336,7 +337,7 @@ void RetryScheduler::MoveFields(const HandlerRef& ref, const SpecPtr& spec, cons
   op.member = raw;
   op.fields = *std::move(fields);
   ctx_.ops.MoveDue(op, guard_.Wrap([this, ref, source, id = member.entry_id,
-                                    done](absl::StatusOr<MoveDueResult> result) {
+                                    done = std::move(done)](absl::StatusOr<MoveDueResult> result) {
     kLoopThread.AssertHeld();
     if (!result.ok()) {
       ++ctx_.stats.redis_errors;

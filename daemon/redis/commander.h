@@ -9,6 +9,7 @@
 
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -62,8 +63,13 @@ class AsyncCommander {
   // Send) with the reply (Redis error replies as kError), or UNAVAILABLE
   // when the connection is down or drops first. Replies arrive in order.
   // `extra_timeout` lengthens the command timeout for blocking commands.
-  virtual void Send(const RedisArgv& argv, AsyncCallback done,
-                    absl::Duration extra_timeout = absl::ZeroDuration()) = 0;
+  // An overload rather than a default argument (a virtual's default comes
+  // from the static type): implementations override the three-argument Send
+  // and say `using AsyncCommander::Send;` to keep this one visible.
+  void Send(const RedisArgv& argv, AsyncCallback done) {
+    Send(argv, std::move(done), absl::ZeroDuration());
+  }
+  virtual void Send(const RedisArgv& argv, AsyncCallback done, absl::Duration extra_timeout) = 0;
 
   virtual bool connected() const = 0;
 };

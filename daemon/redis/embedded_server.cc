@@ -1,7 +1,6 @@
 #include "daemon/redis/embedded_server.h"
 
 #include <fcntl.h>
-#include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
@@ -12,12 +11,14 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "daemon/errno_message.h"
 #include "daemon/logging.h"
 #include "daemon/redis/connection.h"
 
@@ -100,7 +101,7 @@ absl::StatusOr<std::unique_ptr<EmbeddedRedis>> EmbeddedRedis::Start(const Option
   RemoveStaleEmbeddedDirectories(temp_dir);
   std::string templ = temp_dir + "/" + kDirPrefix + "XXXXXX";
   if (mkdtemp(templ.data()) == nullptr) {
-    return absl::UnavailableError(absl::StrCat("embedded redis: mkdtemp: ", std::strerror(errno)));
+    return absl::UnavailableError(absl::StrCat("embedded redis: mkdtemp: ", ErrnoMessage(errno)));
   }
   const std::string dir = templ;
   // Held for the daemon's lifetime (closed on exec: redis-server must not
@@ -111,7 +112,7 @@ absl::StatusOr<std::unique_ptr<EmbeddedRedis>> EmbeddedRedis::Start(const Option
     if (lock_fd >= 0) close(lock_fd);
     std::filesystem::remove_all(dir);
     return absl::UnavailableError(
-        absl::StrCat("embedded redis: lock file in ", dir, ": ", std::strerror(err)));
+        absl::StrCat("embedded redis: lock file in ", dir, ": ", ErrnoMessage(err)));
   }
   const std::string socket = dir + "/redis.sock";
   std::vector<std::string> args = {options.binary,
@@ -132,6 +133,7 @@ absl::StatusOr<std::unique_ptr<EmbeddedRedis>> EmbeddedRedis::Start(const Option
                                    "--logfile",
                                    dir + "/redis.log"};
   std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
 
@@ -140,13 +142,13 @@ absl::StatusOr<std::unique_ptr<EmbeddedRedis>> EmbeddedRedis::Start(const Option
   if (pid < 0) {
     close(lock_fd);
     std::filesystem::remove_all(dir);
-    return absl::UnavailableError(absl::StrCat("embedded redis: fork: ", std::strerror(errno)));
+    return absl::UnavailableError(absl::StrCat("embedded redis: fork: ", ErrnoMessage(errno)));
   }
   if (pid == 0) {
     // Child: die with the daemon, even on kill -9.
     sigset_t none;
     sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
+    pthread_sigmask(SIG_SETMASK, &none, nullptr);
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != parent) _exit(127);
     execvp(argv[0], argv.data());

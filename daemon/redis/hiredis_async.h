@@ -35,8 +35,8 @@ class HiredisAsync final : public AsyncCommander {
   // Loop thread only. Fails outstanding commands.
   ~HiredisAsync() override;
 
-  void Send(const RedisArgv& argv, AsyncCallback done,
-            absl::Duration extra_timeout = absl::ZeroDuration()) override;
+  using AsyncCommander::Send;
+  void Send(const RedisArgv& argv, AsyncCallback done, absl::Duration extra_timeout) override;
   bool connected() const override { return state_ == State::kReady; }
 
   // Redis CLIENT ID of the current connection (0 until known).

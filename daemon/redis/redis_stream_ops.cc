@@ -192,13 +192,14 @@ void AppendFields(const FieldList& fields, std::vector<std::string>& args) {
 template <typename T>
 void RedisStreamOps::AnswerInOrder(T value, OpCallback<T> done) {
   redis_.Send({"PING"}, [value = std::move(value), done = std::move(done)](
-                            absl::StatusOr<RedisReply>) mutable { done(std::move(value)); });
+                            const absl::StatusOr<RedisReply>&) mutable { done(std::move(value)); });
 }
 
 void RedisStreamOps::AnswerInOrder(DoneCallback done) {
   if (!done) return;
-  redis_.Send({"PING"},
-              [done = std::move(done)](absl::StatusOr<RedisReply>) { done(absl::OkStatus()); });
+  redis_.Send({"PING"}, [done = std::move(done)](const absl::StatusOr<RedisReply>&) {
+    done(absl::OkStatus());
+  });
 }
 
 void RedisStreamOps::CreateGroup(const std::string& stream, const std::string& group,
@@ -244,15 +245,16 @@ void RedisStreamOps::Claim(const GroupRef& g, absl::Duration min_idle, std::vect
 
 void RedisStreamOps::ReadEntry(const std::string& stream, const std::string& id,
                                OpCallback<std::optional<StreamEntry>> done) {
-  redis_.Send(
-      {"XRANGE", stream, id, id},
-      Decoding(std::move(done), [](RedisReply r) -> absl::StatusOr<std::optional<StreamEntry>> {
-        absl::StatusOr<std::vector<StreamEntry>> entries = Named("XRANGE", ParseEntryList(r));
-        if (!entries.ok()) return entries.status();
-        if (entries->size() > 1) return Unexpected("XRANGE", r);
-        if (entries->empty()) return std::nullopt;
-        return std::move(entries->front());
-      }));
+  redis_.Send({"XRANGE", stream, id, id},
+              Decoding(std::move(done),
+                       [](const RedisReply& r) -> absl::StatusOr<std::optional<StreamEntry>> {
+                         absl::StatusOr<std::vector<StreamEntry>> entries =
+                             Named("XRANGE", ParseEntryList(r));
+                         if (!entries.ok()) return entries.status();
+                         if (entries->size() > 1) return Unexpected("XRANGE", r);
+                         if (entries->empty()) return std::nullopt;
+                         return std::move(entries->front());
+                       }));
 }
 
 void RedisStreamOps::Ack(const std::string& stream, const std::string& group,
@@ -289,19 +291,19 @@ void RedisStreamOps::IdlePending(const GroupRef& g, absl::Duration min_idle, uin
   const std::string count_text = absl::StrCat(count);
   redis_.Send(
       {"XPENDING", g.stream, g.group, "IDLE", min_idle_ms, "-", "+", count_text, g.consumer},
-      Decoding(std::move(done), [](RedisReply r) { return DecodePendingIds(r); }));
+      Decoding(std::move(done), [](const RedisReply& r) { return DecodePendingIds(r); }));
 }
 
 void RedisStreamOps::Consumers(const std::string& stream, const std::string& group,
                                OpCallback<std::vector<ConsumerInfo>> done) {
   redis_.Send({"XINFO", "CONSUMERS", stream, group},
-              Decoding(std::move(done), [](RedisReply r) { return DecodeConsumers(r); }));
+              Decoding(std::move(done), [](const RedisReply& r) { return DecodeConsumers(r); }));
 }
 
 void RedisStreamOps::DeleteIdleConsumer(const std::string& stream, const std::string& group,
                                         const std::string& consumer, OpCallback<bool> done) {
   SendScript(redis_, DeleteIdleConsumerScript(), {stream}, {group, consumer},
-             Decoding(std::move(done), [](RedisReply r) -> absl::StatusOr<bool> {
+             Decoding(std::move(done), [](const RedisReply& r) -> absl::StatusOr<bool> {
                if (!r.is_integer() || (r.integer != 0 && r.integer != 1)) {
                  return Unexpected("script delete_idle_consumer", r);
                }
@@ -325,7 +327,7 @@ void RedisStreamOps::EarliestDue(const std::string& due_zset,
                                  OpCallback<std::optional<DueEntry>> done) {
   redis_.Send(
       {"ZRANGE", due_zset, "0", "0", "WITHSCORES"},
-      Decoding(std::move(done), [](RedisReply r) -> absl::StatusOr<std::optional<DueEntry>> {
+      Decoding(std::move(done), [](const RedisReply& r) -> absl::StatusOr<std::optional<DueEntry>> {
         absl::StatusOr<std::vector<DueEntry>> due = DecodeDueEntries(r);
         if (!due.ok()) return due.status();
         if (due->size() > 1) return Unexpected("ZRANGE", r);
@@ -339,7 +341,7 @@ void RedisStreamOps::DueBatch(const std::string& due_zset, uint32_t limit,
   const std::string limit_text = absl::StrCat(limit);
   redis_.Send(
       {"ZRANGE", due_zset, "-inf", "+inf", "BYSCORE", "LIMIT", "0", limit_text, "WITHSCORES"},
-      Decoding(std::move(done), [](RedisReply r) { return DecodeDueEntries(r); }));
+      Decoding(std::move(done), [](const RedisReply& r) { return DecodeDueEntries(r); }));
 }
 
 void RedisStreamOps::RemoveDue(const std::string& due_zset, const std::string& member) {
@@ -357,7 +359,7 @@ void RedisStreamOps::ScheduleRetry(const ScheduleRetryOp& op,
   SendScript(redis_, ScheduleRetryScript(), {op.owner.stream, op.due_zset},
              {op.owner.group, op.id, op.owner.consumer, op.scheduled_consumer, Millis(op.delay),
               op.member},
-             Decoding(std::move(done), [](RedisReply r) { return DecodeScheduleRetry(r); }));
+             Decoding(std::move(done), [](const RedisReply& r) { return DecodeScheduleRetry(r); }));
 }
 
 void RedisStreamOps::MoveDue(const MoveDueOp& op, OpCallback<MoveDueResult> done) {
@@ -366,7 +368,7 @@ void RedisStreamOps::MoveDue(const MoveDueOp& op, OpCallback<MoveDueResult> done
   AppendFields(op.fields, args);
   SendScript(redis_, MoveDueScript(), {op.from.stream, op.retry_stream, op.due_zset},
              std::move(args),
-             Decoding(std::move(done), [](RedisReply r) { return DecodeMoveDue(r); }));
+             Decoding(std::move(done), [](const RedisReply& r) { return DecodeMoveDue(r); }));
 }
 
 void RedisStreamOps::DeadLetter(const DeadLetterOp& op, OpCallback<DeadLetterResult> done) {
@@ -374,24 +376,24 @@ void RedisStreamOps::DeadLetter(const DeadLetterOp& op, OpCallback<DeadLetterRes
                                    op.hold_when_full ? "hold" : "evict"};
   AppendFields(op.fields, args);
   SendScript(redis_, DeadLetterScript(), {op.from.stream, op.dlq_stream}, std::move(args),
-             Decoding(std::move(done), [](RedisReply r) { return DecodeDeadLetter(r); }));
+             Decoding(std::move(done), [](const RedisReply& r) { return DecodeDeadLetter(r); }));
 }
 
 void RedisStreamOps::TrimRetry(const std::string& retry_stream, uint32_t limit,
                                absl::Duration retention, OpCallback<TrimRetryResult> done) {
   SendScript(redis_, TrimRetryScript(), {retry_stream}, {absl::StrCat(limit), Millis(retention)},
-             Decoding(std::move(done), [](RedisReply r) { return DecodeTrimRetry(r); }));
+             Decoding(std::move(done), [](const RedisReply& r) { return DecodeTrimRetry(r); }));
 }
 
 void RedisStreamOps::HashFields(const std::string& key, OpCallback<HashPairs> done) {
   redis_.Send({"HGETALL", key},
-              Decoding(std::move(done), [](RedisReply r) { return DecodeHash(r); }));
+              Decoding(std::move(done), [](const RedisReply& r) { return DecodeHash(r); }));
 }
 
 void RedisStreamOps::HashHas(const std::string& key, const std::string& field,
                              OpCallback<bool> done) {
   redis_.Send({"HEXISTS", key, field},
-              Decoding(std::move(done), [](RedisReply r) -> absl::StatusOr<bool> {
+              Decoding(std::move(done), [](const RedisReply& r) -> absl::StatusOr<bool> {
                 if (!r.is_integer() || (r.integer != 0 && r.integer != 1)) {
                   return Unexpected("HEXISTS", r);
                 }

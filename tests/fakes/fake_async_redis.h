@@ -49,8 +49,8 @@ class FakeAsyncCommander final : public AsyncCommander {
   FakeAsyncCommander(const FakeAsyncCommander&) = delete;
   FakeAsyncCommander& operator=(const FakeAsyncCommander&) = delete;
 
-  void Send(const RedisArgv& argv, AsyncCallback done,
-            absl::Duration /*extra_timeout*/ = absl::ZeroDuration()) override {
+  using AsyncCommander::Send;
+  void Send(const RedisArgv& argv, AsyncCallback done, absl::Duration /*extra_timeout*/) override {
     Command command(argv.begin(), argv.end());
     Responder responder;
     bool up = false;
