@@ -426,8 +426,7 @@ void Dispatcher::Tick() {
   for (auto& [generation, handler] : handlers_) {
     if (handler->ready) TickHandler(*handler, now);
   }
-  StreamNotifier& notifier = parts_->reader.notifier();
-  if (!notifier.healthy()) notifier.Kick();
+  if (!parts_->reader.notifier().healthy()) parts_->reader.notifier().Kick();
   for (const std::string& line : ctx_.summary.Report(now)) spdlog::info("{}", line);
   dirty_.Flush();
   if (parts_->drainer.draining()) CheckDrained();
@@ -435,15 +434,16 @@ void Dispatcher::Tick() {
 }
 
 void Dispatcher::TickHandler(Handler& h, absl::Time now) {
-  const SubscriptionSpec& spec = *h.spec;
   if (!parts_->reader.notifier().healthy()) {
     // Poll while the notifier is down.
     for (uint8_t source : {kMain, kRetry}) parts_->reader.Wake(h.ref, source);
   }
   parts_->distributor.Pump(h);
   h.KeepOurs(ctx_, now);
-  if (!spec.auto_ack && !parts_->drainer.draining()) {
-    parts_->dead_letters.RetryDue(h.ref, h.spec, now, parts_->sweeper.Period(spec));
+  if (!h.auto_ack && !parts_->drainer.draining()) {
+    if (parts_->dead_letters.retrying()) {
+      parts_->dead_letters.RetryDue(h.ref, h.spec, now, parts_->sweeper.Period(*h.spec));
+    }
     parts_->retries.MaybeMove(h.ref, h.spec, now);
     parts_->sweeper.MaybeSweep(h.ref, h.spec, now);
   }

@@ -51,6 +51,7 @@ void DeadLetterer::OnRead(const HandlerRef& ref, const SpecPtr& spec, const Entr
       const absl::Duration wait =
           outcome == Outcome::kHeld ? held_retry : 10 * ctx_.options.error_backoff;
       state->retries.push_back(Retry{entry, failure, reason, ctx_.now() + wait});
+      ++waiting_;
     } else {
       state->held.erase(HeldKey(entry.source, entry.id));
     }
@@ -140,6 +141,7 @@ void DeadLetterer::RetryDue(const HandlerRef& ref, const SpecPtr& spec, absl::Ti
   std::vector<Retry> due(std::make_move_iterator(split),
                          std::make_move_iterator(state->retries.end()));
   state->retries.erase(split, state->retries.end());
+  waiting_ -= due.size();
   for (Retry& r : due) {
     DeadLetterById(ref, spec, r.entry, std::move(r.failure), std::move(r.reason), held_retry);
   }

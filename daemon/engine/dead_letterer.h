@@ -48,12 +48,17 @@ class DeadLetterer {
   void Add(const HandlerRef& ref) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread) {
     handlers_[ref.generation] = PerHandler{};
   }
+  // Whether any handler's move waits to be tried again (RetryDue has work).
+  bool retrying() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread) { return waiting_ > 0; }
   // Ids of `source` being dead-lettered for handler `ref`.
   void AddHeld(const HandlerRef& ref, uint8_t source, absl::flat_hash_set<std::string>& held) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // The handler left: its pending moves are no longer retried.
   void Forget(const HandlerRef& ref) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread) {
-    handlers_.erase(ref.generation);
+    auto it = handlers_.find(ref.generation);
+    if (it == handlers_.end()) return;
+    waiting_ -= it->second.retries.size();
+    handlers_.erase(it);
   }
 
  private:
@@ -79,6 +84,9 @@ class DeadLetterer {
 
   EngineContext& ctx_;
   // By HandlerRef::generation (see Reader::handlers_).
+  // Moves waiting to be tried again, over every handler: while none wait,
+  // RetryDue costs no lookup (it runs for every handler on every tick).
+  size_t waiting_ ABSL_GUARDED_BY(kLoopThread) = 0;
   absl::flat_hash_map<uint64_t, PerHandler> handlers_ ABSL_GUARDED_BY(kLoopThread);
   LifeGuard guard_;
 };

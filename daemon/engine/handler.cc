@@ -11,8 +11,9 @@ void EngineHandler::AddHeld(uint8_t source, absl::flat_hash_set<std::string>& he
 }
 
 void EngineHandler::KeepOurs(EngineContext& ctx, absl::Time now) {
-  if (!sessions.attached().empty()) backlog.MaybeTouch(ctx, *spec, now);
-  if (spec->auto_ack || now < in_flight_touch_at) return;
+  // (Cheap checks first: this runs for every handler on every tick.)
+  if (backlog.has_ids() && !sessions.attached().empty()) backlog.MaybeTouch(ctx, *spec, now);
+  if (auto_ack || now < in_flight_touch_at) return;
   std::vector<std::string> ids[2];
   for (HandlerSession* s : sessions.attached()) s->TakeStale(now, spec->lease, ids);
   for (uint8_t source : {kMain, kRetry}) {

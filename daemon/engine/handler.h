@@ -29,10 +29,11 @@ struct HandlerSession : EngineSession {
 
 struct EngineHandler {
   HandlerRef ref;
-  SpecPtr spec;          // of the first registration
-  bool ready = false;    // its group exists and is watched
-  bool paused = false;   // R-E5: nothing read or handed out
-  bool present = false;  // its registry record was written (removed with it)
+  SpecPtr spec;           // of the first registration
+  bool auto_ack = false;  // the spec's, kept here for the tick
+  bool ready = false;     // its group exists and is watched
+  bool paused = false;    // R-E5: nothing read or handed out
+  bool present = false;   // its registry record was written (removed with it)
   SessionRing<HandlerSession> sessions;
   Backlog backlog;
   // In-flight entries whose deadline (a longer session lease, EXTEND)
@@ -77,6 +78,7 @@ class HandlerTable {
   EngineHandler& Create(const std::string& key, SpecPtr spec) {
     auto h = std::make_unique<EngineHandler>();
     h->ref = HandlerRef{key, ++next_generation_};
+    h->auto_ack = spec->auto_ack;
     h->spec = std::move(spec);
     by_key_[key] = h->ref.generation;
     EngineHandler& created = *h;

@@ -33,9 +33,12 @@ void Sweeper::WantTrim(const HandlerRef& ref) {
 }
 
 void Sweeper::MaybeSweep(const HandlerRef& ref, const SpecPtr& spec, absl::Time now) {
+  auto it = handlers_.find(ref.generation);  // one lookup: this runs every tick
+  if (it == handlers_.end()) return;
+  const bool due[2] = {now >= it->second.sources[kMain].next_sweep,
+                       now >= it->second.sources[kRetry].next_sweep};
   for (uint8_t source : {kMain, kRetry}) {
-    SourceState* s = Find(ref, source);
-    if (s != nullptr && now >= s->next_sweep) Sweep(ref, spec, source);
+    if (due[source]) Sweep(ref, spec, source);
   }
 }
 
