@@ -45,7 +45,7 @@ if [ "$fast" -eq 0 ]; then
   echo "== clang -Wthread-safety build and envelope fuzzing"
   CC=clang CXX=clang++ cmake -S . -B build-clang -G Ninja -DCMAKE_BUILD_TYPE=Debug \
     -DREDRIVE_THREAD_SAFETY=ON -DREDRIVE_FUZZ=ON >/dev/null
-  cmake --build build-clang --target redrive_daemon redrive_client envelope_fuzz
+  cmake --build build-clang --target redrive_services redrive_client envelope_fuzz
   echo "== clang-tidy (.clang-tidy) over daemon/ and client/"
   # Every .cc under daemon/ and client/ in build-clang's compile_commands.json
   # (the build above generated the headers they include). About 4 minutes on

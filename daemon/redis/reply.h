@@ -39,7 +39,8 @@ struct RedisReply {
   bool is_integer() const { return type == Type::kInteger; }
   bool is_status() const { return type == Type::kStatus; }
 
-  // Deep-copies a hiredis reply (nullptr → Nil).
+  // Deep-copies a hiredis reply (nullptr → Nil). Defined in hiredis_reply.cc
+  // (redrive_redis): this header and reply.cc need no hiredis.
   static RedisReply FromHiredis(const redisReply* reply);
 
   // A Redis error reply as a Status (RedisErrorStatus, errors.h); OK for

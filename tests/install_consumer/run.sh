@@ -18,7 +18,7 @@ prefix=$work/prefix
 cmake --install "$build" --prefix "$prefix" --component client >/dev/null
 for f in include/redrive/client.h include/redrive/v1/broker.grpc.pb.h \
   include/redrive/v1/admin.grpc.pb.h include/redrive/v1/common.pb.h \
-  lib/libredrive_client.a lib/libredrive_proto.a \
+  lib/libredrive_client.a lib/libredrive_proto.a lib/libredrive_proto_messages.a \
   lib/cmake/redrive/redriveConfig.cmake lib/cmake/redrive/redriveConfigVersion.cmake \
   lib/cmake/redrive/redriveTargets.cmake; do
   [ -f "$prefix/$f" ] || { echo "not installed: $f" >&2; exit 1; }
