@@ -55,8 +55,8 @@ Dispatcher::Dispatcher(EventLoop& loop, StreamOps& ops, StreamNotifier& notifier
   RetryScheduler::Hooks retry_hooks;
   retry_hooks.schedule_failed = [this](const HandlerRef& ref, uint8_t source) {
     kLoopThread.AssertHeld();
-    if (Handler* h = handlers_.Find(ref))
-      parts_->sweeper.SweepBy(ref, source, ctx_.now() + h->spec->lease);
+    const Handler* h = handlers_.Find(ref);
+    if (h != nullptr) parts_->sweeper.SweepBy(ref, source, ctx_.now() + h->spec->lease);
   };
   retry_hooks.moved = [this](const HandlerRef& ref, uint8_t source) {
     kLoopThread.AssertHeld();
@@ -104,8 +104,8 @@ Dispatcher::Dispatcher(EventLoop& loop, StreamOps& ops, StreamNotifier& notifier
   read_hooks.entries = [this](const HandlerRef& ref, uint8_t source,
                               std::vector<StreamEntry> entries) {
     kLoopThread.AssertHeld();
-    if (Handler* h = handlers_.Find(ref))
-      parts_->distributor.Deliver(*h, source, std::move(entries));
+    Handler* h = handlers_.Find(ref);
+    if (h != nullptr) parts_->distributor.Deliver(*h, source, std::move(entries));
     dirty_.Flush();
   };
   read_hooks.orphaned = [this](const HandlerRef& ref, const SpecPtr& spec, uint8_t source,
@@ -223,8 +223,8 @@ void Dispatcher::CreateGroup(Handler& handler) {
                            if (handlers_.Find(ref) == nullptr) return;
                            parts_->reader.Watch(ref, kMain, [this, ref] {
                              kLoopThread.AssertHeld();
-                             if (Handler* ready = handlers_.Find(ref))
-                               OnGroupReady(*ready, absl::OkStatus());
+                             Handler* ready = handlers_.Find(ref);
+                             if (ready != nullptr) OnGroupReady(*ready, absl::OkStatus());
                            });
                          }));
                        }));

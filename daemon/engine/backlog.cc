@@ -33,7 +33,7 @@ StreamEntry Backlog::PopWhole() {
 }
 
 void Backlog::Refetch(EngineContext& ctx, const SubscriptionSpec& spec, uint64_t n,
-                      OnFetched done) {
+                      const OnFetched& done) {
   std::vector<Entry> asked[2];
   for (uint64_t i = 0; i < n && !ids_.empty(); ++i) {
     Entry e = std::move(ids_.front());
@@ -65,8 +65,9 @@ void Backlog::MaybeTouch(EngineContext& ctx, const SubscriptionSpec& spec, absl:
   if (ids_.empty() || now < touch_at_) return;
   std::vector<std::string> ids[2];
   for (const Entry& e : ids_) ids[e.source].push_back(e.id);
-  for (uint8_t source : {kMain, kRetry})
+  for (uint8_t source : {kMain, kRetry}) {
     TouchEntries(ctx, spec, source, std::move(ids[source]), false);
+  }
   touch_at_ = now + spec.lease / 3;
 }
 

@@ -49,7 +49,7 @@ class Backlog {
 
   // Fetches the first `n` ids again, one command per source; `done` gets
   // each reply (the Backlog may be gone by then: `done` must not rely on it).
-  void Refetch(EngineContext& ctx, const SubscriptionSpec& spec, uint64_t n, OnFetched done);
+  void Refetch(EngineContext& ctx, const SubscriptionSpec& spec, uint64_t n, const OnFetched& done);
   // A fetch's reply came: `asked` is no longer being fetched; when the fetch
   // failed the ids go back to the front, in their order, for the next try.
   void Fetched(std::vector<Entry>& asked, bool ok);
