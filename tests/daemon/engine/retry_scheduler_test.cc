@@ -1,9 +1,10 @@
 // RetryScheduler (daemon/engine/retry_scheduler.h): a failed attempt is
 // scheduled (schedule_retry.lua, ScheduleRetryOp) after the policy's backoff
 // or the NACK's delay, or dead-lettered when the policy is exhausted or the
-// verb was TERMINATE; Return hands entries back as attempt 0; the due mover
-// probes the due zset, reads a batch and moves each due member (MoveDueOp),
-// dead-letters poison and drops what it cannot use.
+// verb was TERMINATE; entries a sweep reclaimed fail as LEASE_EXPIRED and
+// poison goes straight to the DLQ; Return hands entries back as attempt 0;
+// the due mover probes the due zset, reads a batch and moves each due member
+// (MoveDueOp), dead-letters poison and drops what it cannot use.
 #include "daemon/engine/retry_scheduler.h"
 
 #include "daemon/backoff.h"
@@ -436,6 +437,142 @@ TEST_F(RetrySchedulerTest, AForgottenHandlerIsNotMoved) {
   Run([&] { rs_->Forget(ref_); });
   MaybeMove(kT0);
   EXPECT_THAT(Calls<EarliestDueCall>(), IsEmpty());
+}
+
+// ---------------------------------------------------------------- Reclaimed, Poison, Return
+
+TEST_F(RetrySchedulerTest, ReclaimedEntriesAreFailedAttemptsWhoseLeaseExpired) {
+  std::vector<std::string> deleted;
+  StreamEntry gone;
+  gone.id = "1-0";
+  gone.deleted = true;
+  Run([&] {
+    deleted =
+        rs_->Reclaimed(ref_, spec_, kRetry, "billing-i9",
+                       {gone, DataEntry("2-0", JsonEnvelope("{\"n\":2,\"_retry_count\":\"1\"}")),
+                        DataEntry("4-0", JsonEnvelope("{\"n\":4}"))},
+                       kHeldRetry);
+  });
+  EXPECT_THAT(deleted, ElementsAre("1-0"));  // for the caller to acknowledge
+  const std::vector<ScheduleRetryCall> calls = Calls<ScheduleRetryCall>();
+  ASSERT_EQ(calls.size(), 2u);
+  EXPECT_EQ(calls[0].op.id, "2-0");
+  EXPECT_EQ(calls[0].op.owner.stream, "orders.billing.retry");
+  EXPECT_EQ(calls[0].op.owner.consumer, "billing-i1");
+  EXPECT_EQ(calls[0].op.delay, absl::Milliseconds(2100));  // the backoff of attempt 2
+  const DueMember m = Decode(calls[0].op.member);
+  EXPECT_EQ(m.source, 1);
+  EXPECT_EQ(m.failure.attempt, 2u);
+  EXPECT_EQ(m.failure.outcome, "lease_expired");
+  EXPECT_EQ(m.failure.error, "lease expired on consumer billing-i9");
+  EXPECT_EQ(m.failure.error_code, "LEASE_EXPIRED");
+  EXPECT_EQ(m.failure.consumer, "billing-i1");
+  EXPECT_EQ(calls[1].op.id, "4-0");
+  EXPECT_EQ(calls[1].op.delay, absl::Milliseconds(1050));  // attempt 1
+  EXPECT_EQ(Decode(calls[1].op.member).failure.attempt, 1u);
+  EXPECT_THAT(Calls<DeadLetterCall>(), IsEmpty());
+  const DispatcherStats s = Stats();
+  EXPECT_EQ(s.reclaimed, 2u);  // not the deleted one
+  EXPECT_EQ(s.retries_scheduled, 2u);
+  EXPECT_EQ(s.poison, 0u);
+}
+
+TEST_F(RetrySchedulerTest, AReclaimedPoisonEntryIsDeadLetteredWithItsFieldsAtHand) {
+  std::vector<std::string> deleted;
+  Run([&] {
+    deleted = rs_->Reclaimed(ref_, spec_, kMain, "billing-i9",
+                             {DataEntry("3-0", "{\"n\":3,\"_retry_count\":\"abc\"}")}, kHeldRetry);
+  });
+  EXPECT_THAT(deleted, IsEmpty());
+  EXPECT_THAT(Calls<ScheduleRetryCall>(), IsEmpty());
+  EXPECT_THAT(Calls<ReadEntryCall>(), IsEmpty());
+  ASSERT_EQ(Calls<DeadLetterCall>().size(), 1u);
+  const DeadLetterOp op = Calls<DeadLetterCall>()[0].op;
+  EXPECT_EQ(op.from.stream, "orders");
+  EXPECT_EQ(op.from.group, "billing");
+  EXPECT_EQ(op.from.consumer, "billing-i1");
+  EXPECT_EQ(op.id, "3-0");
+  EXPECT_EQ(FieldOf(op.fields, kReasonField), "poison");
+  EXPECT_EQ(FieldOf(op.fields, kLastErrorCodeField), "POISON");
+  EXPECT_THAT(FieldOf(op.fields, kLastErrorField), ::testing::HasSubstr("_retry_count"));
+  const DispatcherStats s = Stats();
+  EXPECT_EQ(s.reclaimed, 1u);
+  EXPECT_EQ(s.poison, 1u);
+  EXPECT_EQ(s.retries_scheduled, 0u);
+}
+
+TEST_F(RetrySchedulerTest, AReclaimedEntryPastItsPolicyIsDeadLetteredAndHeldForHeldRetry) {
+  Answer<DeadLetterCall>([](const DeadLetterCall&) -> DeadLetterCall::Reply {
+    DeadLetterResult r;
+    r.kind = DeadLetterResult::Kind::kHeld;
+    return r;
+  });
+  Run([&] {
+    rs_->Reclaimed(ref_, spec_, kMain, "billing-i9",
+                   {DataEntry("5-0", JsonEnvelope("{\"n\":5,\"_retry_count\":\"2\"}"))},
+                   kHeldRetry);
+  });
+  EXPECT_THAT(Calls<ScheduleRetryCall>(), IsEmpty());
+  ASSERT_EQ(Calls<ReadEntryCall>().size(), 1u);
+  EXPECT_EQ(Calls<ReadEntryCall>()[0].id, "5-0");
+  ASSERT_EQ(Calls<DeadLetterCall>().size(), 1u);
+  EXPECT_EQ(FieldOf(Calls<DeadLetterCall>()[0].op.fields, kReasonField), "max_retries");
+  EXPECT_EQ(FieldOf(Calls<DeadLetterCall>()[0].op.fields, kLastErrorCodeField), "LEASE_EXPIRED");
+  // Held by a full DLQ: tried again after the held_retry Reclaimed was given.
+  Run([&] { dl_->RetryDue(ref_, spec_, kT0 + kHeldRetry - absl::Milliseconds(1), kHeldRetry); });
+  EXPECT_EQ(Calls<ReadEntryCall>().size(), 1u);
+  Run([&] { dl_->RetryDue(ref_, spec_, kT0 + kHeldRetry, kHeldRetry); });
+  EXPECT_EQ(Calls<ReadEntryCall>().size(), 2u);
+}
+
+TEST_F(RetrySchedulerTest, PoisonGoesToTheDeadLetterQueueWithItsRawBytes) {
+  const StreamEntry poison = DataEntry("6-0", "not an envelope");
+  Run([&] {
+    rs_->Poison(spec_, kRetry, poison, absl::DataLossError("poison: corrupt envelope"),
+                FailKind::kNack);
+  });
+  EXPECT_THAT(Calls<ReadEntryCall>(), IsEmpty());
+  EXPECT_THAT(Calls<ScheduleRetryCall>(), IsEmpty());
+  ASSERT_EQ(Calls<DeadLetterCall>().size(), 1u);
+  const DeadLetterOp op = Calls<DeadLetterCall>()[0].op;
+  EXPECT_EQ(op.from.stream, "orders.billing.retry");
+  EXPECT_EQ(op.from.group, "billing-retry");
+  EXPECT_EQ(op.from.consumer, "billing-i1");
+  EXPECT_EQ(op.dlq_stream, spec_->keys.dlq_stream);
+  EXPECT_EQ(op.id, "6-0");
+  EXPECT_EQ(FieldOf(op.fields, kReasonField), "poison");
+  EXPECT_EQ(FieldOf(op.fields, kLastErrorField), "poison: corrupt envelope");
+  EXPECT_EQ(FieldOf(op.fields, kLastErrorCodeField), "POISON");
+  // The raw bytes, base64 in EggAI's poison wrapping.
+  EXPECT_THAT(FieldOf(op.fields, "__data__"),
+              ::testing::HasSubstr("\"_dlq_raw_b64\":\"bm90IGFuIGVudmVsb3Bl\""));
+  EXPECT_EQ(Stats().poison, 1u);
+  loop_.RunSync([&] { EXPECT_EQ(tracker_.in_progress(), 0u); });
+}
+
+TEST_F(RetrySchedulerTest, ReturnOfEntriesHandsEachSourceBackInItsOrder) {
+  Run([&] {
+    rs_->Return(ref_, spec_,
+                std::vector<Entry>{{"1-0", 3, kMain}, {"2-0", 1, kRetry}, {"3-0", 2, kMain}});
+  });
+  const std::vector<ScheduleRetryCall> calls = Calls<ScheduleRetryCall>();
+  ASSERT_EQ(calls.size(), 3u);
+  EXPECT_EQ(calls[0].op.id, "1-0");
+  EXPECT_EQ(calls[0].op.owner.stream, "orders");
+  EXPECT_EQ(calls[1].op.id, "3-0");
+  EXPECT_EQ(calls[1].op.owner.stream, "orders");
+  EXPECT_EQ(calls[2].op.id, "2-0");
+  EXPECT_EQ(calls[2].op.owner.stream, "orders.billing.retry");
+  for (const ScheduleRetryCall& c : calls) {
+    EXPECT_EQ(c.op.delay, absl::ZeroDuration());
+    EXPECT_EQ(Decode(c.op.member).failure.outcome, "returned");
+    EXPECT_THAT(c.op.member, ::testing::HasSubstr("\"attempt\":0"));  // whatever the attempt was
+  }
+  const DispatcherStats s = Stats();
+  EXPECT_EQ(s.returned, 3u);
+  EXPECT_EQ(s.retries_scheduled, 0u);
+  Run([&] { rs_->Return(ref_, spec_, std::vector<Entry>{}); });
+  EXPECT_EQ(Calls<ScheduleRetryCall>().size(), 3u);
 }
 
 }  // namespace
