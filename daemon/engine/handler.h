@@ -87,7 +87,8 @@ class HandlerTable {
   }
   // Destroys the handler.
   void Remove(const HandlerRef& ref) {
-    by_key_.erase(ref.key);
+    auto it = by_key_.find(ref.key);
+    if (it != by_key_.end() && it->second == ref.generation) by_key_.erase(it);  // not a newer one
     by_generation_.erase(ref.generation);
   }
   std::vector<std::string> keys() const {

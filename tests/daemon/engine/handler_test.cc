@@ -274,6 +274,17 @@ TEST(HandlerTableTest, RemoveForgetsTheHandlerAndItsKeyComesBackWithANewGenerati
   EXPECT_EQ(table.FindKey("orders/billing"), &again);
 }
 
+TEST(HandlerTableTest, RemovingAnEarlierGenerationLeavesTheNewerHandlersKey) {
+  HandlerTable table;
+  const HandlerRef first = table.Create("orders/billing", MakeSpec()).ref;
+  table.Remove(first);
+  EngineHandler& again = table.Create("orders/billing", MakeSpec());
+  table.Remove(first);  // late, for the first generation: nothing of the second goes
+  EXPECT_EQ(table.FindKey("orders/billing"), &again);
+  EXPECT_EQ(table.Find(again.ref), &again);
+  EXPECT_EQ(table.size(), 1u);
+}
+
 TEST(HandlerTableTest, KeysAndIterationCoverEveryHandler) {
   HandlerTable table;
   table.Create("orders/billing", MakeSpec());
