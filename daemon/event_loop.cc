@@ -108,7 +108,8 @@ void EventLoop::Timer::Arm(absl::Duration delay) {
   const timeval tv = absl::ToTimeval(std::max(delay, absl::ZeroDuration()));
   // libevent measures a timer from the time it cached when the loop turn
   // began; refresh it so the delay counts from now, not from the start of a
-  // turn that may already have run for milliseconds.
+  // turn that may already have run for milliseconds. (That time is still the
+  // coarse clock's: see the header.)
   event_base_update_cache_time(event_get_base(event_));
   evtimer_add(event_, &tv);
 }

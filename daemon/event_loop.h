@@ -61,7 +61,9 @@ class EventLoop {
   class Timer {
    public:
     ~Timer();
-    // (Re)arms the timer to fire once after `delay`.
+    // (Re)arms the timer to fire once after `delay`. libevent reads the time
+    // from CLOCK_MONOTONIC_COARSE (one kernel tick, 4 ms here), so the timer
+    // may fire up to one tick before `delay` by a precise clock.
     void Arm(absl::Duration delay);
     void Cancel();
 
