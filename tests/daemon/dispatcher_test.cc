@@ -1424,9 +1424,10 @@ TEST_F(DispatcherTest, SweepFailsEntriesIdlePastTheLeaseOnOtherConsumers) {
 // new handler and then only while there is something to trim — so an idle
 // handler costs no trim scripts.
 TEST_F(DispatcherTest, RetryStreamIsTrimmedFromItsSweepOnlyWhileThereIsWork) {
+  // Set before the handler exists: its first tick may sweep as soon as it is registered.
+  Redis([](StreamModel& r) { r.trim = {/*removed=*/120, "9-1", /*more=*/false}; });
   Start(FastTickOptions());  // min_sweep 5 s: sweeps at kT0, +5 s, +10 s, ...
   auto sink = Register(1, Reg(/*max_in_flight=*/2, /*lease_ms=*/1000));
-  Redis([](StreamModel& r) { r.trim = {/*removed=*/120, "9-1", /*more=*/false}; });
   AwaitTickAt(kT0);
   EXPECT_THAT(Calls<TrimRetryCall>(),
               ElementsAre(TrimRetryCall{kRetryStream, 10000, absl::Milliseconds(60000)}));
