@@ -83,8 +83,10 @@ def metric_names(expr):
 
 # ---------------------------------------------------------------- rule files
 
-_ITEM = re.compile(r"^(\s*)-\s+(alert|record)\s*:\s*(.*?)\s*$")
-_EXPR = re.compile(r"^(\s*)(?:-\s+)?expr\s*:(.*)$")
+_KEY = re.compile(r"^(\s*)(-\s+)?([A-Za-z_]+)\s*:(.*)$")
+# The keys of a rule; a list item opening with one of them is a rule.
+_RULE_KEYS = frozenset(("alert", "record", "expr", "for", "keep_firing_for", "labels",
+                        "annotations"))
 
 
 def _scalar(value, continuation, where):
@@ -111,43 +113,49 @@ def _scalar(value, continuation, where):
 def rule_expressions(text, path="rules"):
     """[(rule name, expr)] of a Prometheus rule file, in file order."""
     lines = text.split("\n")
-    out = []
-    rules = []
-    current = None
+    items = []  # {"line": n, "alert"/"record": name, "expr": expr}
+    col = None  # the column of the keys of the current group's rules
     i = 0
     while i < len(lines):
-        line = lines[i]
-        item = _ITEM.match(line)
-        if item:
-            current = item.group(3).strip("'\"")
-            rules.append(current)
-        m = _EXPR.match(line)
+        m = _KEY.match(lines[i])
         if not m:
             i += 1
             continue
-        indent = len(m.group(1))
-        if line.lstrip().startswith("-"):
-            indent += 2  # `- expr:`: the key sits after the dash
+        key_col = len(m.group(1)) + len(m.group(2) or "")
+        key = m.group(3)
         where = "%s:%d" % (path, i + 1)
-        if current is None:
-            raise ParseError("%s: expr outside a rule" % where)
-        continuation = []
+        if key == "rules":
+            col = None  # the first item of this list sets it
+        elif m.group(2) and key in _RULE_KEYS and (col is None or key_col == col):
+            col = key_col
+            items.append({"line": i + 1})
+        if col is None or key_col != col or key not in ("alert", "record", "expr"):
+            i += 1
+            continue
+        item = items[-1]
+        if key in item or (key != "expr" and ("alert" in item or "record" in item)):
+            raise ParseError("%s: a second %s in one rule" % (where, key))
         i += 1
+        continuation = []
         while i < len(lines) and (not lines[i].strip() or
-                                  len(lines[i]) - len(lines[i].lstrip()) > indent):
+                                  len(lines[i]) - len(lines[i].lstrip()) > key_col):
             continuation.append(lines[i])
             i += 1
         while continuation and not continuation[-1].strip():
             continuation.pop()
-        expr = _scalar(m.group(2), continuation, where)
-        if not expr.strip():
-            raise ParseError("%s: empty expr" % where)
-        out.append((current, expr))
-    if not rules:
-        raise ParseError("%s: no `- alert:` or `- record:` rules" % path)
-    if [name for name, _ in out] != rules:
-        raise ParseError("%s: every rule needs exactly one expr (rules %s, exprs for %s)"
-                         % (path, rules, [name for name, _ in out]))
+        value = _scalar(m.group(4), continuation, where)
+        if not value.strip():
+            raise ParseError("%s: empty %s" % (where, key))
+        item[key] = value
+    if not items:
+        raise ParseError("%s: no rules" % path)
+    out = []
+    for item in items:
+        name = item.get("alert", item.get("record"))
+        if name is None or "expr" not in item:
+            raise ParseError("%s:%d: a rule needs alert or record, and expr"
+                             % (path, item["line"]))
+        out.append((name, item["expr"]))
     return out
 
 
