@@ -68,6 +68,8 @@ def test_alerts_and_dashboard_name_only_metrics_redrived_exports(
     sub.verbs([broker_pb2.Verb(delivery_id=sub.snapshot()[0].delivery_id,
                                nack=broker_pb2.Nack(reason="declined"))])
     assert wait_for(lambda: redis.client()("XLEN", CH + ".billing.dlq") == 1, WAIT)
+    [(_, fields)] = redis.client()("XRANGE", CH + ".billing.dlq", "-", "+")
+    assert dict(zip(fields[::2], fields[1::2]))[b"x-redrive-reason"] == b"max_retries"
 
     # The exposition shows the dead letter.
     def dead_lettered():
