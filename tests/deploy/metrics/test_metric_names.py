@@ -1,13 +1,18 @@
 """Unit tests of metric_names.py (ctest metric_names_unit_test), and of what
 it reads under deploy/, against data/contract.prom: the metric families of the
 metrics contract written by hand, one sample each. The ctest
-deploy_metrics_test checks the same files against a running redrived."""
+deploy_metrics_test checks the same files against a running redrived. Also:
+every dashboard query parses as PromQL (promtool), and README's table of
+alerts shows alerts.yaml's names, expressions, `for` and severities."""
 
+import contextlib
 import io
 import json
 import os
+import re
+import shutil
+import subprocess
 import sys
-import contextlib
 
 import pytest
 
@@ -318,3 +323,38 @@ def test_inputs_it_cannot_read_exit_2(tmp_path):
     assert run(str(tmp_path / "missing.prom"), "--rules", ALERTS)[0] == 2
     assert run(CONTRACT)[0] == 2                               # nothing to check
     assert run(CONTRACT, "--rules")[0] == 2
+
+
+# ---------------------------------------------------------------- PromQL syntax, README
+
+def test_every_dashboard_query_is_valid_promql(tmp_path):
+    """promtool parses each query, Grafana's variables replaced by values."""
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool missing: scripts/deps.sh installs Debian's prometheus"
+    exprs = [e for _, e in mn.dashboard_expressions(load_dashboard())]
+    rules = ["groups:", "  - name: dashboard", "    rules:"]
+    for i, e in enumerate(exprs):
+        e = e.replace("$__rate_interval", "5m").replace("$channel", ".*") \
+             .replace("$handler", ".*").replace("$instance", ".*")
+        assert "$" not in e, e
+        rules += ["      - record: dashboard:query%d" % i, "        expr: %s" % json.dumps(e)]
+    path = tmp_path / "dashboard-rules.yaml"
+    path.write_text("\n".join(rules) + "\n")
+    run = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "SUCCESS: %d rules found" % len(exprs) in run.stdout + run.stderr
+
+
+def test_the_readme_table_shows_the_rules_as_they_are():
+    with open(ALERTS) as f:
+        text = f.read()
+    fors = {}
+    for block in text.split("- alert: ")[1:]:
+        name = block.split("\n", 1)[0].strip()
+        m = re.search(r"^\s+for: (\S+)$", block, re.M)
+        sev = re.search(r"^\s+severity: (\S+)$", block, re.M).group(1)
+        fors[name] = (m.group(1) if m else "—", sev)
+    with open(os.path.join(ROOT, "README.md")) as f:
+        rows = re.findall(r"^\| `(Redrive\w+)` \| `(.*)` \| (\S+) \| (\w+) \|$", f.read(), re.M)
+    assert [(n, e, f, s) for n, e, f, s in rows] == [
+        (n, e) + fors[n] for n, e in mn.rule_expressions(text)]
