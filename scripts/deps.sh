@@ -12,8 +12,9 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   libabsl-dev libhiredis-dev libevent-dev nlohmann-json3-dev libspdlog-dev
   # tests
-  libgtest-dev libgmock-dev redis-server python3-grpcio python3-protobuf python3-pytest
-  # promtool: deploy/prometheus alert rules (check rules, test rules)
+  libgtest-dev libgmock-dev redis-server python3-grpcio python3-protobuf python3-pytest curl
+  # promtool: deploy/prometheus alert rules (check rules, test rules) and the
+  # exposition (check metrics); the server: tests/e2e/python/test_metrics.py
   prometheus
 )
 

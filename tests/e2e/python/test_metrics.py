@@ -274,3 +274,13 @@ def test_prometheus_scrapes_the_exact_dlq_depth_and_dead_letters(
     assert wait_for(lambda: list(prom.query(acks).values()) == [7.0], WAIT), prom.query(acks)
     oldest = prom.query('redrive_dlq_oldest_age_seconds{handler="A"}')
     assert len(oldest) == 1 and 0 <= list(oldest.values())[0] < 120, oldest
+
+
+def test_readme_documents_exactly_the_families_served(daemon_factory):
+    """README's "## Metrics" table lists every family /metrics serves, with its
+    type, and nothing else."""
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "..", "..", "README.md")).read()
+    section = readme.split("\n## Metrics\n", 1)[1].split("\n## ", 1)[0]
+    documented = dict(re.findall(r"^\| `(redrive_\w+)` \| (\w+) \|", section, re.M))
+    served = dict(re.findall(r"^# TYPE (\w+) (\w+)$", scrape(start(daemon_factory)), re.M))
+    assert documented == served
