@@ -33,8 +33,8 @@ namespace redrive {
 struct LocalHandler {
   std::string channel;
   std::string handler_id;
-  std::string consumer;   // this daemon's consumer in the handler's groups
-  uint32_t sessions = 0;  // connected Subscribe streams
+  std::string consumer;    // this daemon's consumer in the handler's groups
+  uint32_t sessions = 0;   // connected Subscribe streams
   uint32_t in_flight = 0;  // deliveries its streams hold
 };
 

@@ -290,28 +290,32 @@ std::string Metrics::Render() const {
     w.Histogram("redrive_settle_latency_seconds", labels, m->settle_latency);
   }
 
-  auto gauge = [&](absl::string_view name, auto value_of) {
+  auto gauge = [&w](const std::vector<HandlerGauges>& gauges, absl::string_view name,
+                    auto value_of) {
     w.Family(name);
-    for (const HandlerGauges& g : gauges_) {
+    for (const HandlerGauges& g : gauges) {
       const std::optional<std::string> v = value_of(g);
       if (v.has_value()) w.Sample(name, HandlerLabels(g.channel, g.handler_id), *v);
     }
   };
   auto integer = [](int64_t v) -> std::optional<std::string> { return absl::StrCat(v); };
-  gauge("redrive_in_flight", [&](const HandlerGauges& g) { return integer(g.in_flight); });
-  gauge("redrive_connected_streams",
+  gauge(gauges_, "redrive_in_flight", [&](const HandlerGauges& g) { return integer(g.in_flight); });
+  gauge(gauges_, "redrive_connected_streams",
         [&](const HandlerGauges& g) { return integer(g.connected_streams); });
-  gauge("redrive_pending", [&](const HandlerGauges& g) { return integer(g.pending); });
-  gauge("redrive_consumer_lag", [&](const HandlerGauges& g) -> std::optional<std::string> {
+  gauge(gauges_, "redrive_pending", [&](const HandlerGauges& g) { return integer(g.pending); });
+  gauge(gauges_, "redrive_consumer_lag", [&](const HandlerGauges& g) -> std::optional<std::string> {
     if (g.lag < 0) return std::nullopt;
     return absl::StrCat(g.lag);
   });
-  gauge("redrive_retry_depth", [&](const HandlerGauges& g) { return integer(g.retry_depth); });
-  gauge("redrive_dlq_depth", [&](const HandlerGauges& g) { return integer(g.dlq_depth); });
-  gauge("redrive_dlq_oldest_age_seconds", [](const HandlerGauges& g) -> std::optional<std::string> {
-    return FormatDouble(g.oldest_dead_letter_age_seconds);
-  });
-  gauge("redrive_paused", [&](const HandlerGauges& g) { return integer(g.paused ? 1 : 0); });
+  gauge(gauges_, "redrive_retry_depth",
+        [&](const HandlerGauges& g) { return integer(g.retry_depth); });
+  gauge(gauges_, "redrive_dlq_depth", [&](const HandlerGauges& g) { return integer(g.dlq_depth); });
+  gauge(gauges_, "redrive_dlq_oldest_age_seconds",
+        [](const HandlerGauges& g) -> std::optional<std::string> {
+          return FormatDouble(g.oldest_dead_letter_age_seconds);
+        });
+  gauge(gauges_, "redrive_paused",
+        [&](const HandlerGauges& g) { return integer(g.paused ? 1 : 0); });
 
   w.Family("redrive_publish_latency_seconds");
   for (size_t rpc = 0; rpc < 2; ++rpc) {

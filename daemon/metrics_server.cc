@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "daemon/errno_message.h"
 #include "daemon/listen_address.h"
 
 namespace redrive {
@@ -95,7 +96,7 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(Options opti
                                                               static_cast<uint16_t>(address->port));
   if (bound == nullptr) {
     return absl::UnavailableError(absl::StrCat("--metrics-listen ", s->options_.listen,
-                                               ": cannot bind (", std::strerror(errno), ")"));
+                                               ": cannot bind (", ErrnoMessage(errno), ")"));
   }
   s->bound_ = SocketName(evhttp_bound_socket_get_fd(bound), address->host);
   s->stop_event_ = event_new(s->base_, -1, 0, &StopLoop, s->base_);
