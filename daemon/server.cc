@@ -128,6 +128,14 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config,
   s->listener_ = *std::move(listener);
 
   grpc::ServerBuilder builder;
+  if (config.tls.enabled()) {
+    absl::StatusOr<std::unique_ptr<TlsReloader>> tls = TlsReloader::Start(config.tls);
+    if (!tls.ok()) return tls.status();
+    s->tls_ = *std::move(tls);
+    s->tls_acceptor_ = builder.experimental().AddExternalConnectionAcceptor(
+        grpc::ServerBuilder::experimental_type::ExternalConnectionType::FROM_FD,
+        s->tls_->credentials());
+  }
   // Bounds what gRPC buffers for requests being received: a huge or many
   // concurrent large requests are refused instead of filling memory.
   grpc::ResourceQuota quota("redrived");
@@ -142,7 +150,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config,
   if (s->grpc_server_ == nullptr) {
     return absl::UnavailableError("cannot start the gRPC server");
   }
-  s->listener_->Start(s->grpc_server_.get());
+  s->listener_->Start(s->grpc_server_.get(), s->tls_acceptor_.get());
   s->bound_ = s->listener_->bound();
 
   std::vector<grpc::HealthCheckServiceInterface*> health_services = {
@@ -180,7 +188,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config,
           for (const char* name : kReadinessServices) h->SetServingStatus(name, ready);
         }
       });
-  spdlog::info("redrived listening on {} (redis {}, health {})", absl::StrJoin(s->bound_, ", "),
+  spdlog::info("redrived listening on {}{} (redis {}, health {})", absl::StrJoin(s->bound_, ", "),
+               !config.tls.enabled() ? ""
+               : config.tls.mutual() ? "; TCP with mTLS, Unix sockets plaintext"
+                                     : "; TCP with TLS, Unix sockets plaintext",
                config.embedded_redis ? "embedded" : redis.Redacted(),
                s->health_->redis_ok() ? "SERVING" : "NOT_SERVING");
   if (!config.ready_file.empty()) {
