@@ -71,7 +71,7 @@ int NoPassphrase(char* /*buf*/, int /*size*/, int /*rwflag*/, void* /*u*/) { ret
 
 std::string BioText(BIO* bio) {
   char* data = nullptr;
-  const long n = BIO_get_mem_data(bio, &data);  // NOLINT(google-runtime-int): OpenSSL's type
+  const long n = BIO_get_mem_data(bio, &data);
   return n > 0 ? std::string(data, static_cast<size_t>(n)) : std::string();
 }
 

@@ -71,7 +71,7 @@ void TlsReloader::CheckOnce() {
       if (error == last_error_) return;
       last_error_ = error;
     }
-    spdlog::error("TLS: {}; new connections keep the certificate gRPC last loaded", error);
+    spdlog::error("TLS: {}; checked again in {} s", error, tls_.reload_interval_ms / 1000);
     return;
   }
   {
@@ -89,7 +89,7 @@ void TlsReloader::CheckOnce() {
     spdlog::error(
         "TLS: the files changed but cannot be used: {} (expected while a rotation is half "
         "written; checked again in {} s)",
-        summary.status().message(), tls_.reload_interval_ms / 1000);
+        std::string(summary.status().message()), tls_.reload_interval_ms / 1000);
     return;
   }
   spdlog::info("TLS: new certificate in {}: {}; new connections get it within {} s", tls_.cert_file,

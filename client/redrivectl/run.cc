@@ -106,9 +106,9 @@ absl::StatusOr<ClientTlsOptions> LoadTls(const GlobalOptions& global) {
   };
   ClientTlsOptions tls;
   tls.server_name = global.tls_server_name;
-  for (absl::Status s : {read("tls-ca", global.tls_ca, tls.root_certs),
-                         read("tls-cert", global.tls_cert, tls.cert_chain),
-                         read("tls-key", global.tls_key, tls.private_key)}) {
+  for (const absl::Status& s : {read("tls-ca", global.tls_ca, tls.root_certs),
+                                read("tls-cert", global.tls_cert, tls.cert_chain),
+                                read("tls-key", global.tls_key, tls.private_key)}) {
     if (!s.ok()) return s;
   }
   return tls;
