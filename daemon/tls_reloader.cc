@@ -71,7 +71,10 @@ void TlsReloader::CheckOnce() {
       if (error == last_error_) return;
       last_error_ = error;
     }
-    spdlog::error("TLS: {}; checked again in {} s", error, tls_.reload_interval_ms / 1000);
+    spdlog::error(
+        "TLS: {}; new connections still get the certificate loaded last; checked "
+        "again in {} s",
+        error, tls_.reload_interval_ms / 1000);
     return;
   }
   {
@@ -87,8 +90,8 @@ void TlsReloader::CheckOnce() {
   absl::StatusOr<CertificateSummary> summary = CheckTlsContents(tls_, *contents);
   if (!summary.ok()) {
     spdlog::error(
-        "TLS: the files changed but cannot be used: {} (expected while a rotation is half "
-        "written; checked again in {} s)",
+        "TLS: the files changed but cannot be used: {}; new TLS connections fail until they are "
+        "fixed (checked again in {} s; write rotated files atomically)",
         std::string(summary.status().message()), tls_.reload_interval_ms / 1000);
     return;
   }

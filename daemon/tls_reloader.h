@@ -8,6 +8,13 @@
 // anew each time, so both an in-place rewrite and cert-manager's symlink
 // swap are seen.
 //
+// What gRPC 1.51 does with bad files (tests/e2e/tls/test_tls.py): a file it
+// cannot read leaves it serving what it loaded last; contents it cannot use
+// (a key that does not match the certificate, garbage) make it drop the old
+// certificate, so new TLS handshakes fail until the files are fixed. Hence
+// rotated files must be written atomically (rename, or the symlink swap of
+// Kubernetes secret volumes).
+//
 // Reporting: the provider tells nobody when it loads new files, so a thread
 // here reads the same files on the same interval and, once per distinct
 // contents, logs at info the new certificate (subject, serial, expiry) or at

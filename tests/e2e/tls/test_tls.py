@@ -174,12 +174,23 @@ def test_rotated_certificate_is_served_without_restart(pki, redis, daemon_factor
         served_serial(d.port)
     assert isinstance(publish(tls_channel(d.port, ca), b"after-rewrite"), str)
 
-    # 3. Broken files (a key that belongs to another certificate) are logged
-    # and do not stop the daemon; fixing them is picked up again.
+    # 3. A file that cannot be read leaves the last certificate in service.
+    os.rename(os.path.join(root, "..v2", "tls.key"), os.path.join(root, "..v2", "tls.key.away"))
+    assert wait_for(lambda: "TLS: --tls-key: cannot read '%s'" % key in d.log_text(),
+                    timeout=WAIT)
+    assert served_serial(d.port) == "serial=03EB"
+    assert check(tls_channel(d.port, ca)) == SERVING
+    os.rename(os.path.join(root, "..v2", "tls.key.away"), os.path.join(root, "..v2", "tls.key"))
+
+    # 4. A key that belongs to another certificate is logged, does not stop
+    # the daemon, and (gRPC 1.51) fails new TLS connections until fixed;
+    # fixing the files is picked up again.
     _, stray_key = pki.leaf("ca", "stray", 9)
     with open(os.path.join(root, "..v2", "tls.key"), "wb") as f:
         f.write(read(stray_key))
     assert wait_for(lambda: "does not match the certificate" in d.log_text(), timeout=WAIT)
+    assert wait_for(lambda: check(tls_channel(d.port, ca)) == grpc.StatusCode.UNAVAILABLE,
+                    timeout=WAIT)
     assert d.proc.poll() is None
     with open(os.path.join(root, "..v2", "tls.key"), "wb") as f:
         f.write(read(new_key))
