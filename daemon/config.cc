@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -13,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "daemon/errno_message.h"
 #include "daemon/listen_address.h"
 
 namespace redrive {
@@ -128,6 +131,44 @@ const std::vector<OptionSpec>& Options() {
        "it large requests are refused (RESOURCE_EXHAUSTED) instead of buffered "
        "(16..65536).",
        UintIn("grpc-memory-quota-mb", REDRIVE_FIELD(grpc_memory_quota_mb), 16, 65536)},
+      {"tls-cert", "",
+       "PEM certificate chain served on the TCP addresses of --grpc-listen (TLS); needs "
+       "--tls-key. Unix sockets and --health-listen stay plaintext. Re-read every "
+       "--tls-reload-interval-ms.",
+       [](absl::string_view v, Config& c, Raw&) {
+         c.tls.cert_file = std::string(v);
+         return absl::OkStatus();
+       }},
+      {"tls-key", "", "PEM private key of --tls-cert.",
+       [](absl::string_view v, Config& c, Raw&) {
+         c.tls.key_file = std::string(v);
+         return absl::OkStatus();
+       }},
+      {"tls-client-ca", "",
+       "PEM CA bundle for mutual TLS: clients must present a certificate that chains to it, "
+       "or the connection is refused. Needs --tls-cert.",
+       [](absl::string_view v, Config& c, Raw&) {
+         c.tls.client_ca_file = std::string(v);
+         return absl::OkStatus();
+       }},
+      {"tls-reload-interval-ms", "60000",
+       "How often the TLS files are checked for new contents; new connections get a "
+       "rotated certificate within this time (1000..86400000, whole seconds).",
+       [](absl::string_view v, Config& config, Raw& r) -> absl::Status {
+         if (absl::Status s =
+                 UintIn("tls-reload-interval-ms", REDRIVE_FIELD(tls.reload_interval_ms), 1000,
+                        86400000)(v, config, r);
+             !s.ok()) {
+           return s;
+         }
+         if (config.tls.reload_interval_ms % 1000 != 0) {
+           return BadValue("tls-reload-interval-ms",
+                           absl::StrCat(config.tls.reload_interval_ms,
+                                        " is not a whole number of seconds (gRPC's certificate "
+                                        "watcher counts seconds)"));
+         }
+         return absl::OkStatus();
+       }},
       {"health-listen", "",
        "Optional host:port of a listener that serves only grpc.health.v1, "
        "for Kubernetes gRPC probes (e.g. 0.0.0.0:8081). Empty = none.",
@@ -362,6 +403,47 @@ absl::Status ReadToken(absl::string_view realm, const std::string& file, const E
   return absl::OkStatus();
 }
 
+// `path` can be opened for reading; the error names the option.
+absl::Status Readable(absl::string_view option, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return BadValue(option, absl::StrCat("cannot read '", path, "': ", ErrnoMessage(errno)));
+  }
+  return absl::OkStatus();
+}
+
+// The TLS options go together and their files can be read. What the files
+// hold (PEM, a key matching the certificate) is CheckTlsFiles' part.
+absl::Status CheckTlsOptions(const Config& c) {
+  const TlsConfig& t = c.tls;
+  if (!t.cert_file.empty() && t.key_file.empty()) {
+    return BadValue("tls-cert", "needs --tls-key (the certificate's private key)");
+  }
+  if (t.cert_file.empty() && !t.key_file.empty()) {
+    return BadValue("tls-key", "needs --tls-cert (the certificate it belongs to)");
+  }
+  if (t.cert_file.empty() && !t.client_ca_file.empty()) {
+    return BadValue("tls-client-ca",
+                    "needs --tls-cert and --tls-key (mutual TLS is TLS with client certificates)");
+  }
+  if (!t.enabled()) return absl::OkStatus();
+  const bool any_tcp = std::any_of(c.grpc_listen.begin(), c.grpc_listen.end(), [](const auto& a) {
+    absl::StatusOr<ListenAddress> parsed = ParseListenAddress(a);
+    return parsed.ok() && !parsed->is_unix;
+  });
+  if (!any_tcp) {
+    return BadValue("tls-cert",
+                    "--grpc-listen has no TCP address (Unix sockets stay plaintext), so TLS "
+                    "would apply to nothing");
+  }
+  if (absl::Status s = Readable("tls-cert", t.cert_file); !s.ok()) return s;
+  if (absl::Status s = Readable("tls-key", t.key_file); !s.ok()) return s;
+  if (t.mutual()) {
+    if (absl::Status s = Readable("tls-client-ca", t.client_ca_file); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Resolve(const Raw& raw, const EnvLookup& env, Config& c) {
   if (raw.redis_url.empty() || raw.redis_url == "embedded") {
     c.embedded_redis = true;
@@ -399,6 +481,7 @@ absl::Status Resolve(const Raw& raw, const EnvLookup& env, Config& c) {
   if (c.broker_auth && c.broker_token.empty()) {
     return BadValue("broker-auth", "token needs --broker-token-file or REDRIVE_BROKER_TOKEN");
   }
+  if (absl::Status st = CheckTlsOptions(c); !st.ok()) return st;
   if (c.instance_id.empty()) c.instance_id = DefaultInstanceId();
   return absl::OkStatus();
 }

@@ -30,6 +30,19 @@ struct PublishLimits {
   size_t max_batch_messages = 1000;
 };
 
+// TLS on the TCP gRPC listeners (R-H3). The files are PEM, read by path and
+// re-read every `reload_interval_ms` (cert-manager rewrites them in place or
+// swaps a symlink). Unix sockets and --health-listen stay plaintext.
+struct TlsConfig {
+  std::string cert_file;       // --tls-cert: the server certificate chain
+  std::string key_file;        // --tls-key: its private key
+  std::string client_ca_file;  // --tls-client-ca: client certificates must chain to it (mTLS)
+  uint32_t reload_interval_ms = 60000;
+
+  bool enabled() const { return !cert_file.empty(); }
+  bool mutual() const { return !client_ca_file.empty(); }
+};
+
 struct Config {
   // Redis. `embedded_redis` is true when no URL (or "embedded") was given.
   bool embedded_redis = true;
@@ -56,6 +69,8 @@ struct Config {
   // Memory gRPC may use for connections and requests in flight (ResourceQuota):
   // oversized or concurrent large requests are refused, not buffered.
   uint32_t grpc_memory_quota_mb = 128;
+  // TLS (and mTLS) on the TCP addresses of grpc_listen; off when empty.
+  TlsConfig tls;
   // Liveness fails when a listener cannot accept for this long.
   uint32_t liveness_stall_ms = 30000;
   uint32_t health_interval_ms = 1000;
@@ -108,7 +123,10 @@ using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
 EnvLookup ProcessEnv();
 
 // INVALID_ARGUMENT naming the option for unknown flags, bad numbers, values
-// out of range, a malformed Redis URL or an unreadable password file.
+// out of range, a malformed Redis URL (rediss:// included: hiredis 0.14 has
+// no TLS), an unreadable password, token or TLS file, or TLS options that do
+// not go together. What the TLS files hold is checked by CheckTlsFiles
+// (daemon/tls_files.h).
 absl::StatusOr<ParsedConfig> ParseConfig(const std::vector<std::string>& args,
                                          const EnvLookup& env);
 

@@ -196,12 +196,12 @@ Listener::~Listener() {
   if (wake_fd_ >= 0) close(wake_fd_);
 }
 
-void Listener::Start(grpc::Server* server) {
+void Listener::Start(grpc::Server* server, grpc::experimental::ExternalConnectionAcceptor* tls) {
   {
     absl::MutexLock lock(&mu_);
     last_loop_ = absl::Now();
   }
-  thread_ = std::thread([this, server] { Run(server); });
+  thread_ = std::thread([this, server, tls] { Run(server, tls); });
 }
 
 void Listener::Stop() {
@@ -229,7 +229,8 @@ void Listener::WaitForWake(absl::Duration timeout) {
   poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(timeout)));
 }
 
-bool Listener::AcceptReady(const Socket& socket, grpc::Server* server) {
+bool Listener::AcceptReady(const Socket& socket, grpc::Server* server,
+                           grpc::experimental::ExternalConnectionAcceptor* tls) {
   for (int i = 0; i < kAcceptBurst; ++i) {
     const int fd = accept4(socket.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= 0) {
@@ -237,7 +238,15 @@ bool Listener::AcceptReady(const Socket& socket, grpc::Server* server) {
         const int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
       }
-      grpc::AddInsecureChannelFromFd(server, fd);
+      if (tls != nullptr && !socket.is_unix) {
+        // gRPC owns `fd` from here on and runs the TLS handshake on it.
+        grpc::experimental::ExternalConnectionAcceptor::NewConnectionParameters connection;
+        connection.listener_fd = socket.fd;
+        connection.fd = fd;
+        tls->HandleNewConnection(&connection);
+      } else {
+        grpc::AddInsecureChannelFromFd(server, fd);
+      }
       accepted_.fetch_add(1, std::memory_order_relaxed);
       absl::MutexLock lock(&mu_);
       if (failing_since_ != absl::InfiniteFuture()) {
@@ -268,7 +277,7 @@ bool Listener::AcceptReady(const Socket& socket, grpc::Server* server) {
   return true;
 }
 
-void Listener::Run(grpc::Server* server) {
+void Listener::Run(grpc::Server* server, grpc::experimental::ExternalConnectionAcceptor* tls) {
   std::vector<pollfd> fds;
   for (const Socket& s : sockets_) fds.push_back({s.fd, POLLIN, 0});
   fds.push_back({wake_fd_, POLLIN, 0});
@@ -289,7 +298,7 @@ void Listener::Run(grpc::Server* server) {
     bool failed = false;
     for (size_t i = 0; i < sockets_.size(); ++i) {
       if ((fds[i].revents & (POLLIN | POLLERR)) == 0) continue;
-      if (!AcceptReady(sockets_[i], server)) failed = true;
+      if (!AcceptReady(sockets_[i], server, tls)) failed = true;
     }
     if (failed) {
       // The socket stays readable while descriptors are short: wait before

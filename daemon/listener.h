@@ -1,5 +1,9 @@
 // Listener: the daemon's own listening sockets and accept loop, feeding a
-// grpc::Server with connected sockets (grpc::AddInsecureChannelFromFd).
+// grpc::Server with connected sockets: in plaintext
+// (grpc::AddInsecureChannelFromFd), or, for TCP sockets when a TLS acceptor
+// is given, through the server's TLS handshake (an ExternalConnectionAcceptor
+// built with the TLS credentials; gRPC 1.51 refuses secure credentials on
+// AddInsecureChannelFromFd's path). Unix sockets always stay plaintext.
 //
 // Why not gRPC's own listeners: gRPC 1.51 gives a listening socket up for
 // good after one accept error such as EMFILE ("Failed accept4: Too many open
@@ -22,6 +26,7 @@
 #define REDRIVE_DAEMON_LISTENER_H_
 
 #include <grpcpp/server.h>
+#include <grpcpp/server_builder.h>
 
 #include <atomic>
 #include <memory>
@@ -60,8 +65,10 @@ class Listener {
   const std::vector<std::string>& bound() const { return bound_; }
 
   // Starts accepting on a thread of its own; every accepted connection is
-  // handed to `server`, which must stay alive until Stop returns.
-  void Start(grpc::Server* server);
+  // handed to `server`, which must stay alive until Stop returns. With
+  // `tls`, connections on TCP sockets go to it instead (it must belong to
+  // `server` and stay alive as long).
+  void Start(grpc::Server* server, grpc::experimental::ExternalConnectionAcceptor* tls = nullptr);
 
   // Stops accepting and closes the listening sockets (removing Unix socket
   // files). Connections already handed over stay with the server.
@@ -80,10 +87,11 @@ class Listener {
 
   explicit Listener(Options options) : options_(std::move(options)) {}
   absl::Status BindOne(const ListenAddress& address);
-  void Run(grpc::Server* server);
+  void Run(grpc::Server* server, grpc::experimental::ExternalConnectionAcceptor* tls);
   // Accepts what is queued on `socket`; false when accepting failed with a
   // resource error (the caller backs off).
-  bool AcceptReady(const Socket& socket, grpc::Server* server);
+  bool AcceptReady(const Socket& socket, grpc::Server* server,
+                   grpc::experimental::ExternalConnectionAcceptor* tls);
   void WaitForWake(absl::Duration timeout);
 
   const Options options_;

@@ -14,6 +14,7 @@
 #include "daemon/logging.h"
 #include "daemon/redis/embedded_server.h"
 #include "daemon/server.h"
+#include "daemon/tls_files.h"
 
 namespace {
 
@@ -40,6 +41,15 @@ int Run(int argc, char** argv) {
       !s.ok()) {
     std::cerr << "redrived: " << s.message() << "\n";
     return kExitConfig;
+  }
+  if (config.tls.enabled()) {
+    // What the files hold is a configuration error too (exit 2), found
+    // before anything starts.
+    if (absl::StatusOr<redrive::CertificateSummary> tls = redrive::CheckTlsFiles(config.tls);
+        !tls.ok()) {
+      std::cerr << "redrived: " << tls.status().message() << "\n";
+      return kExitConfig;
+    }
   }
   if (config.password_on_command_line) {
     spdlog::warn(

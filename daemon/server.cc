@@ -180,6 +180,14 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config,
   s->listener_ = *std::move(listener);
 
   grpc::ServerBuilder builder;
+  if (config.tls.enabled()) {
+    absl::StatusOr<std::unique_ptr<TlsReloader>> tls = TlsReloader::Start(config.tls);
+    if (!tls.ok()) return tls.status();
+    s->tls_ = *std::move(tls);
+    s->tls_acceptor_ = builder.experimental().AddExternalConnectionAcceptor(
+        grpc::ServerBuilder::experimental_type::ExternalConnectionType::FROM_FD,
+        s->tls_->credentials());
+  }
   // Bounds what gRPC buffers for requests being received: a huge or many
   // concurrent large requests are refused instead of filling memory.
   grpc::ResourceQuota quota("redrived");
@@ -194,7 +202,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config,
   if (s->grpc_server_ == nullptr) {
     return absl::UnavailableError("cannot start the gRPC server");
   }
-  s->listener_->Start(s->grpc_server_.get());
+  s->listener_->Start(s->grpc_server_.get(), s->tls_acceptor_.get());
   s->bound_ = s->listener_->bound();
 
   std::vector<grpc::HealthCheckServiceInterface*> health_services = {
@@ -246,7 +254,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config,
     if (!started.ok()) return started.status();
     s->metrics_server_ = *std::move(started);
   }
-  spdlog::info("redrived listening on {} (redis {}, health {})", absl::StrJoin(s->bound_, ", "),
+  spdlog::info("redrived listening on {}{} (redis {}, health {})", absl::StrJoin(s->bound_, ", "),
+               !config.tls.enabled() ? ""
+               : config.tls.mutual() ? "; TCP with mTLS, Unix sockets plaintext"
+                                     : "; TCP with TLS, Unix sockets plaintext",
                config.embedded_redis ? "embedded" : redis.Redacted(),
                s->health_->redis_ok() ? "SERVING" : "NOT_SERVING");
   if (!config.ready_file.empty()) {

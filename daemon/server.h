@@ -2,9 +2,10 @@
 // reflection into one running daemon.
 //
 // Start order: Redis executor and delivery engine → services → listening
-// sockets (daemon/listener.h: a port in use fails the start) → gRPC server
-// (health, reflection, memory quota) → accept loops → health monitor →
-// metrics endpoint (--metrics-listen) → ready file. Shutdown
+// sockets (daemon/listener.h: a port in use fails the start) → TLS
+// credentials (--tls-cert) → gRPC server (health, reflection, memory quota)
+// → accept loops → health monitor → metrics endpoint (--metrics-listen) →
+// ready file. Shutdown
 // reverses it: health NOT_SERVING, Subscribe streams drain (R-B9) for the
 // grace period, gRPC finishes the remaining calls, then the executor finishes
 // queued Redis work and the engine stops.
@@ -31,6 +32,7 @@
 #include "daemon/metrics_server.h"
 #include "daemon/publisher.h"
 #include "daemon/redis/executor.h"
+#include "daemon/tls_reloader.h"
 
 namespace redrive {
 
@@ -67,6 +69,10 @@ class Server {
   std::unique_ptr<RedriveJobs> jobs_;
   std::unique_ptr<BrokerService> broker_;
   std::unique_ptr<AdminService> admin_;
+  // --tls-cert: the credentials of the TCP listeners, and the acceptor that
+  // runs their TLS handshake inside grpc_server_.
+  std::unique_ptr<TlsReloader> tls_;
+  std::unique_ptr<grpc::experimental::ExternalConnectionAcceptor> tls_acceptor_;
   std::unique_ptr<grpc::Server> grpc_server_;
   std::unique_ptr<grpc::Server> health_server_;  // --health-listen, optional
   std::unique_ptr<Listener> listener_;           // accepts for grpc_server_

@@ -10,9 +10,10 @@ PACKAGES=(
   g++ cmake ninja-build ccache pkg-config clang libclang-rt-14-dev clang-format clang-tidy
   # libraries (see README "Dependencies")
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
-  libabsl-dev libhiredis-dev libevent-dev nlohmann-json3-dev libspdlog-dev
-  # tests
+  libabsl-dev libhiredis-dev libevent-dev nlohmann-json3-dev libspdlog-dev libssl-dev
+  # tests (openssl makes the TLS tests' certificates; stunnel4 is the Redis TLS tunnel)
   libgtest-dev libgmock-dev redis-server python3-grpcio python3-protobuf python3-pytest curl
+  openssl stunnel4
   # promtool: deploy/prometheus alert rules (check rules, test rules) and the
   # exposition (check metrics); the server: tests/e2e/python/test_metrics.py
   prometheus

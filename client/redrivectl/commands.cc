@@ -234,6 +234,12 @@ absl::Status ApplyGlobal(const FlagSpec& f, const std::string& value, GlobalOpti
     g.token_file = value;
   } else if (f.name == "operator") {
     g.operator_name = value;
+  } else if (absl::StartsWith(f.name, "tls-")) {
+    if (value.empty()) return Usage(absl::StrCat("--", f.name, ": empty value"));
+    if (f.name == "tls-ca") g.tls_ca = value;
+    if (f.name == "tls-cert") g.tls_cert = value;
+    if (f.name == "tls-key") g.tls_key = value;
+    if (f.name == "tls-server-name") g.tls_server_name = value;
   }
   return absl::OkStatus();
 }
@@ -291,6 +297,15 @@ const std::vector<FlagSpec>& GlobalFlags() {
        "Read the admin bearer token from FILE (default: $REDRIVE_ADMIN_TOKEN, else the file "
        "named by $REDRIVE_ADMIN_TOKEN_FILE)."},
       {"operator", "NAME", false, "Sent as x-redrive-operator on Admin calls (default $USER)."},
+      {"tls-ca", "FILE", false,
+       "Connect with TLS, trusting the CA certificates in FILE (PEM). Any --tls-* flag turns "
+       "TLS on; without --tls-ca the system's roots are trusted."},
+      {"tls-cert", "FILE", false,
+       "Client certificate chain (PEM) for a daemon that requires one (--tls-client-ca, mTLS); "
+       "needs --tls-key."},
+      {"tls-key", "FILE", false, "Private key (PEM) of --tls-cert."},
+      {"tls-server-name", "NAME", false,
+       "The name the daemon's certificate must carry, when it is not the host of --addr."},
       {"json", "", false,
        "Print the response message as one line of JSON (proto field names, defaults "
        "included)."},
@@ -427,6 +442,15 @@ absl::StatusOr<ParsedArgs> ParseArgs(const std::vector<std::string>& args, const
   }
 
   if (out.help || out.version) return out;
+  if (g.tls_cert.empty() != g.tls_key.empty()) {
+    return Usage(g.tls_cert.empty() ? "--tls-key needs --tls-cert (the client certificate)"
+                                    : "--tls-cert needs --tls-key (its private key)");
+  }
+  if (g.tls() && absl::StartsWith(g.addr, "unix:")) {
+    return Usage(absl::StrCat("--tls-*: ", g.addr,
+                              " is a Unix socket, which redrived serves in plaintext; use its "
+                              "TCP address for TLS"));
+  }
   if (out.command == nullptr) {
     if (words.empty()) return Usage(absl::StrCat("no command ", SeeHelp(nullptr)));
     std::vector<std::string> subs;

@@ -52,6 +52,18 @@ struct GlobalOptions {
   // --operator, else $USER; sent as x-redrive-operator on Admin calls.
   std::string operator_name;
   bool json = false;
+  // TLS (any --tls-* flag turns it on): --tls-ca (empty: gRPC's default
+  // roots), --tls-cert + --tls-key (a client certificate, for mTLS), and
+  // --tls-server-name (the name the server certificate must carry, when it
+  // is not the host of --addr).
+  std::string tls_ca;
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_server_name;
+
+  bool tls() const {
+    return !tls_ca.empty() || !tls_cert.empty() || !tls_key.empty() || !tls_server_name.empty();
+  }
 };
 
 struct FlagSpec {
@@ -97,7 +109,8 @@ struct ParsedArgs {
 // flags. Global flags may appear anywhere. Validates the command words, flag
 // names, repetitions and the number of positional arguments (skipped with
 // --help); values are validated by the Build* functions below, except the
-// global ones.
+// global ones (including: --tls-cert and --tls-key go together, and TLS
+// needs a host:port --addr, the daemon's Unix sockets being plaintext).
 absl::StatusOr<ParsedArgs> ParseArgs(const std::vector<std::string>& args, const Environment& env);
 
 // Where the admin token comes from, first match wins: --token-file, then

@@ -91,6 +91,29 @@ std::optional<int> LoadToken(Context& ctx, const TokenSource& source) {
   return std::nullopt;
 }
 
+// The PEM files named by the --tls-* flags. NOT_FOUND naming the flag and the
+// file when one cannot be read (exit kExitNoInput).
+absl::StatusOr<ClientTlsOptions> LoadTls(const GlobalOptions& global) {
+  auto read = [](absl::string_view flag, const std::string& path,
+                 std::string& pem) -> absl::Status {
+    if (path.empty()) return absl::OkStatus();
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return absl::NotFoundError(absl::StrCat("cannot read --", flag, " '", path, "'"));
+    std::stringstream buf;
+    buf << in.rdbuf();
+    pem = buf.str();
+    return absl::OkStatus();
+  };
+  ClientTlsOptions tls;
+  tls.server_name = global.tls_server_name;
+  for (const absl::Status& s : {read("tls-ca", global.tls_ca, tls.root_certs),
+                                read("tls-cert", global.tls_cert, tls.cert_chain),
+                                read("tls-key", global.tls_key, tls.private_key)}) {
+    if (!s.ok()) return s;
+  }
+  return tls;
+}
+
 void PrepareAdmin(const Context& ctx, grpc::ClientContext& call) {
   call.set_deadline(absl::ToChronoTime(absl::Now() + ctx.args.global.timeout));
   if (!ctx.token.empty()) call.AddMetadata("authorization", absl::StrCat("Bearer ", ctx.token));
@@ -513,6 +536,14 @@ int Run(const std::vector<std::string>& args, const Environment& env, Io io,
   }
   ClientOptions options;
   options.call_timeout = parsed->global.timeout;
+  if (parsed->global.tls()) {
+    absl::StatusOr<ClientTlsOptions> tls = LoadTls(parsed->global);
+    if (!tls.ok()) {
+      io.err << "redrivectl: " << tls.status().message() << "\n";
+      return kExitNoInput;
+    }
+    options.tls = *std::move(tls);
+  }
   ctx.client = Client::Connect(parsed->global.addr, options);
   const int rc = Dispatch(ctx);
   io.out.flush();

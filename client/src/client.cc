@@ -23,12 +23,23 @@ absl::Status FromGrpcStatus(const grpc::Status& status) {
 std::unique_ptr<Client> Client::Connect(const std::string& target, ClientOptions options) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 << 20);
-  return std::unique_ptr<Client>(new Client(
-      grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args), options));
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  if (options.tls.has_value()) {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = options.tls->root_certs;
+    ssl.pem_cert_chain = options.tls->cert_chain;
+    ssl.pem_private_key = options.tls->private_key;
+    credentials = grpc::SslCredentials(ssl);
+    if (!options.tls->server_name.empty()) {
+      args.SetSslTargetNameOverride(options.tls->server_name);
+    }
+  }
+  return std::unique_ptr<Client>(
+      new Client(grpc::CreateCustomChannel(target, credentials, args), std::move(options)));
 }
 
 Client::Client(std::shared_ptr<grpc::Channel> channel, ClientOptions options)
-    : options_(options),
+    : options_(std::move(options)),
       channel_(std::move(channel)),
       broker_(v1::Broker::NewStub(channel_)),
       admin_(v1::Admin::NewStub(channel_)) {}

@@ -110,6 +110,13 @@ absl::StatusOr<RedisAddress> ParseRedisUrl(absl::string_view url) {
   absl::string_view rest = url;
   if (absl::ConsumePrefix(&rest, "unix://")) return ParseUnix(rest);
   if (absl::ConsumePrefix(&rest, "unix:")) return ParseUnix(rest);
+  if (absl::StartsWithIgnoreCase(rest, "rediss://")) {
+    return absl::InvalidArgumentError(
+        "redis url: rediss:// (Redis over TLS) is not supported: hiredis 0.14, the version "
+        "Debian 12 ships, has no TLS. Run a TLS tunnel beside redrived (stunnel: "
+        "deploy/stunnel/redis-tls-client.conf, README \"TLS\") and point --redis-url at its "
+        "plaintext local port, e.g. redis://127.0.0.1:6380/0");
+  }
   if (!absl::ConsumePrefix(&rest, "redis://")) {
     return absl::InvalidArgumentError(
         "redis url: expected redis://host:port/db, unix:///path or embedded");

@@ -34,7 +34,9 @@ struct RedisAddress {
 
 // INVALID_ARGUMENT with the reason for anything malformed (bad scheme, port
 // outside 1..65535, db outside 0..15999, relative unix path, ...).
-// Percent-escapes (%XX) in user and password are decoded.
+// Percent-escapes (%XX) in user and password are decoded. rediss:// is
+// refused with a message pointing at the stunnel pattern: hiredis 0.14 has no
+// TLS.
 absl::StatusOr<RedisAddress> ParseRedisUrl(absl::string_view url);
 
 }  // namespace redrive

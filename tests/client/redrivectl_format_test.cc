@@ -115,6 +115,33 @@ TEST(ParseArgsTest, UsageErrors) {
   }
 }
 
+TEST(ParseArgsTest, TlsFlagsTurnTlsOnAndGoTogether) {
+  EXPECT_FALSE(ParseOk({"handlers"}).global.tls());
+  ParsedArgs p = ParseOk({"--tls-ca", "/ca.crt", "handlers", "--tls-server-name=redrive.local"});
+  EXPECT_TRUE(p.global.tls());
+  EXPECT_EQ(p.global.tls_ca, "/ca.crt");
+  EXPECT_EQ(p.global.tls_server_name, "redrive.local");
+  ParsedArgs q = ParseOk({"publish", "o", "--tls-cert=/c.crt", "--tls-key", "/c.key"});
+  EXPECT_TRUE(q.global.tls());
+  EXPECT_EQ(q.global.tls_cert, "/c.crt");
+  EXPECT_EQ(q.global.tls_key, "/c.key");
+  EXPECT_EQ(q.global.tls_ca, "");
+
+  using C = absl::StatusCode;
+  EXPECT_THAT(Parse({"--tls-cert=/c.crt", "handlers"}),
+              StatusIs(C::kInvalidArgument, "--tls-cert needs --tls-key (its private key)"));
+  EXPECT_THAT(Parse({"--tls-key=/c.key", "handlers"}),
+              StatusIs(C::kInvalidArgument, "--tls-key needs --tls-cert (the client certificate)"));
+  EXPECT_THAT(Parse({"--tls-ca=", "handlers"}),
+              StatusIs(C::kInvalidArgument, "--tls-ca: empty value"));
+  EXPECT_THAT(Parse({"--addr=unix:/run/r.sock", "--tls-ca=/ca.crt", "handlers"}),
+              StatusIs(C::kInvalidArgument,
+                       "--tls-*: unix:/run/r.sock is a Unix socket, which redrived serves in "
+                       "plaintext; use its TCP address for TLS"));
+  EXPECT_THAT(Parse({"--tls-ca=/a", "--tls-ca=/b", "handlers"}),
+              StatusIs(C::kInvalidArgument, HasSubstr("--tls-ca given twice")));
+}
+
 TEST(ParseArgsTest, HelpSkipsPositionalChecks) {
   ParsedArgs p = ParseOk({"dlq", "redrive", "--help"});
   EXPECT_TRUE(p.help);

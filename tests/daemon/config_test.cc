@@ -257,5 +257,85 @@ TEST(ConfigTest, BrokerAuthNeedsATokenFromFileOrEnvironment) {
               StatusIs(C::kInvalidArgument, HasSubstr("--broker-token-file: cannot read")));
 }
 
+// Writes `text` to a file under the test's temporary directory; returns its path.
+std::string WriteTempFile(const std::string& name, const std::string& text) {
+  const std::string path = ::testing::TempDir() + "/" + name;
+  std::ofstream(path) << text;
+  return path;
+}
+
+TEST(ConfigTest, TlsIsOffByDefaultAndTakesItsFilesFromFlagsOrEnvironment) {
+  absl::StatusOr<Config> c = Parse({});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(c->tls.enabled());
+  EXPECT_EQ(c->tls.reload_interval_ms, 60000u);
+  const std::string cert = WriteTempFile("tls.crt", "cert");
+  const std::string key = WriteTempFile("tls.key", "key");
+  const std::string ca = WriteTempFile("ca.crt", "ca");
+  c = Parse({"--tls-cert=" + cert, "--tls-key", key, "--tls-reload-interval-ms=1000"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->tls.enabled());
+  EXPECT_FALSE(c->tls.mutual());
+  EXPECT_EQ(c->tls.cert_file, cert);
+  EXPECT_EQ(c->tls.key_file, key);
+  EXPECT_EQ(c->tls.reload_interval_ms, 1000u);
+  c = Parse({"--grpc-listen=unix:/tmp/x.sock,127.0.0.1:0"},
+            {{"REDRIVE_TLS_CERT", cert},
+             {"REDRIVE_TLS_KEY", key},
+             {"REDRIVE_TLS_CLIENT_CA", ca},
+             {"REDRIVE_TLS_RELOAD_INTERVAL_MS", "5000"}});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->tls.mutual());
+  EXPECT_EQ(c->tls.client_ca_file, ca);
+  EXPECT_EQ(c->tls.reload_interval_ms, 5000u);
+  EXPECT_THAT(ConfigHelp(), HasSubstr("--tls-client-ca  (REDRIVE_TLS_CLIENT_CA)"));
+}
+
+TEST(ConfigTest, TlsOptionsThatDoNotGoTogetherAreRejectedPrecisely) {
+  const std::string cert = WriteTempFile("tls2.crt", "cert");
+  const std::string key = WriteTempFile("tls2.key", "key");
+  using C = absl::StatusCode;
+  EXPECT_THAT(
+      Parse({"--tls-cert=" + cert}),
+      StatusIs(C::kInvalidArgument, "--tls-cert: needs --tls-key (the certificate's private key)"));
+  EXPECT_THAT(
+      Parse({"--tls-key=" + key}),
+      StatusIs(C::kInvalidArgument, "--tls-key: needs --tls-cert (the certificate it belongs to)"));
+  EXPECT_THAT(Parse({"--tls-client-ca=" + cert}),
+              StatusIs(C::kInvalidArgument,
+                       "--tls-client-ca: needs --tls-cert and --tls-key (mutual TLS is TLS with "
+                       "client certificates)"));
+  EXPECT_THAT(
+      Parse({"--tls-cert=/nonexistent/tls.crt", "--tls-key=" + key}),
+      StatusIs(C::kInvalidArgument,
+               "--tls-cert: cannot read '/nonexistent/tls.crt': No such file or directory"));
+  EXPECT_THAT(Parse({"--tls-cert=" + cert, "--tls-key=/nonexistent/tls.key"}),
+              StatusIs(C::kInvalidArgument,
+                       "--tls-key: cannot read '/nonexistent/tls.key': No such file or directory"));
+  EXPECT_THAT(
+      Parse({"--tls-cert=" + cert, "--tls-key=" + key, "--tls-client-ca=/nonexistent/ca.crt"}),
+      StatusIs(C::kInvalidArgument,
+               "--tls-client-ca: cannot read '/nonexistent/ca.crt': No such file or directory"));
+  EXPECT_THAT(Parse({"--tls-cert=" + cert, "--tls-key=" + key, "--grpc-listen=unix:/tmp/x.sock"}),
+              StatusIs(C::kInvalidArgument, HasSubstr("--tls-cert: --grpc-listen has no TCP "
+                                                      "address (Unix sockets stay plaintext)")));
+  EXPECT_THAT(
+      Parse({"--tls-reload-interval-ms=999"}),
+      StatusIs(C::kInvalidArgument, "--tls-reload-interval-ms: 999 is outside 1000..86400000"));
+  EXPECT_THAT(Parse({"--tls-reload-interval-ms=1500"}),
+              StatusIs(C::kInvalidArgument,
+                       "--tls-reload-interval-ms: 1500 is not a whole number of seconds (gRPC's "
+                       "certificate watcher counts seconds)"));
+  EXPECT_THAT(Parse({}, {{"REDRIVE_TLS_KEY", key}}),
+              StatusIs(C::kInvalidArgument, HasSubstr("--tls-key: needs --tls-cert")));
+}
+
+TEST(ConfigTest, RedissUrlIsRefusedNamingTheOption) {
+  EXPECT_THAT(Parse({"--redis-url=rediss://redis.example.com:6380/0"}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("--redis-url: redis url: rediss:// (Redis over TLS) is not "
+                                 "supported: hiredis 0.14")));
+}
+
 }  // namespace
 }  // namespace redrive

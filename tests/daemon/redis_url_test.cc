@@ -85,5 +85,17 @@ TEST(RedisUrlTest, RejectsMalformed) {
   EXPECT_THAT(ParseRedisUrl("redis://:p%zz@h"), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
+TEST(RedisUrlTest, RejectsRedissPointingAtTheTunnel) {
+  for (const char* url : {"rediss://redis.example.com:6380/0", "REDISS://:pw@h:6380"}) {
+    absl::StatusOr<RedisAddress> a = ParseRedisUrl(url);
+    EXPECT_THAT(a, StatusIs(absl::StatusCode::kInvalidArgument,
+                            HasSubstr("rediss:// (Redis over TLS) is not supported: hiredis "
+                                      "0.14, the version Debian 12 ships, has no TLS")))
+        << url;
+    EXPECT_THAT(a, StatusIs(absl::StatusCode::kInvalidArgument,
+                            HasSubstr("deploy/stunnel/redis-tls-client.conf")));
+  }
+}
+
 }  // namespace
 }  // namespace redrive

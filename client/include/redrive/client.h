@@ -11,6 +11,7 @@
 #include <grpcpp/channel.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -22,9 +23,25 @@
 
 namespace redrive {
 
+// TLS to a daemon started with --tls-cert. PEM contents, not file names.
+struct ClientTlsOptions {
+  // CA certificates the server certificate must chain to; empty: gRPC's
+  // default roots (GRPC_DEFAULT_SSL_ROOTS_FILE_PATH or its bundled ones).
+  std::string root_certs;
+  // A client certificate for a daemon that requires one (--tls-client-ca):
+  // both or neither.
+  std::string cert_chain;
+  std::string private_key;
+  // The name checked against the server certificate (and sent as SNI and
+  // :authority) instead of the target's host; empty: the target's host.
+  std::string server_name;
+};
+
 struct ClientOptions {
   // Per-call deadline for unary calls.
   absl::Duration call_timeout = absl::Seconds(10);
+  // TLS instead of plaintext when set.
+  std::optional<ClientTlsOptions> tls;
 };
 
 class Client {
