@@ -162,20 +162,32 @@ for (const k of kustomizations()) {
   });
 }
 
-test("base: the gRPC socket is in an emptyDir mounted in both containers", () => {
+for (const k of ["base", "overlays/tls"]) {
+  test(`${k}: the gRPC socket is in an emptyDir mounted in both containers`, () => {
+    const objs = objects(k);
+    const spec = podSpec(objs);
+    const volume = spec.volumes.find((v) => v.name === "redrive-socket");
+    assert.deepEqual(volume, {
+      name: "redrive-socket",
+      emptyDir: { medium: "Memory", sizeLimit: "1Mi" },
+    });
+    const r = sidecar(objs);
+    const a = app(objs);
+    const dirs = [r, a].map((c) => c.volumeMounts.find((m) => m.name === "redrive-socket")?.mountPath);
+    assert.deepEqual(dirs, ["/run/redrive", "/run/redrive"]);
+    const listen = env(r, "REDRIVE_GRPC_LISTEN").split(",");
+    assert.equal(listen[0], "unix:/run/redrive/redrive.sock");
+    assert.equal(env(r, "REDRIVE_GRPC_SOCKET_MODE"), "0660");
+    assert.equal(env(a, "REDRIVE_TARGET"), "unix:/run/redrive/redrive.sock");
+    assert.equal(spec.securityContext.fsGroup, 10001, "the socket's group is the pod's");
+  });
+}
+
+test("base: only the socket, no TLS, no Service", () => {
   const objs = objects("base");
-  const spec = podSpec(objs);
-  const volume = spec.volumes.find((v) => v.name === "redrive-socket");
-  assert.deepEqual(volume, { name: "redrive-socket", emptyDir: { medium: "Memory", sizeLimit: "1Mi" } });
-  const r = sidecar(objs);
-  const a = app(objs);
-  const dirs = [r, a].map((c) => c.volumeMounts.find((m) => m.name === "redrive-socket")?.mountPath);
-  assert.deepEqual(dirs, ["/run/redrive", "/run/redrive"]);
-  assert.equal(env(r, "REDRIVE_GRPC_LISTEN"), "unix:/run/redrive/redrive.sock");
-  assert.equal(env(r, "REDRIVE_GRPC_SOCKET_MODE"), "0660");
-  assert.equal(env(a, "REDRIVE_TARGET"), "unix:/run/redrive/redrive.sock");
-  assert.equal(spec.securityContext.fsGroup, 10001, "the socket's group is the pod's");
-  assert.equal(r.args, undefined, "no TLS in the base");
+  assert.equal(env(sidecar(objs), "REDRIVE_GRPC_LISTEN"), "unix:/run/redrive/redrive.sock");
+  assert.equal(sidecar(objs).args, undefined);
+  assert.ok(!objs.some((o) => o.kind === "Service"));
 });
 
 test("tcp-loopback: the app dials 127.0.0.1:50051 and the socket volume is gone", () => {
@@ -193,7 +205,7 @@ test("tcp-loopback: the app dials 127.0.0.1:50051 and the socket volume is gone"
   assert.ok(!objs.some((o) => o.kind === "Service"), "nothing outside the pod can connect");
 });
 
-test("tls: redrived serves TLS and mTLS from the cert-manager Secret", () => {
+test("tls: redrived serves TLS and mTLS on TCP from the cert-manager Secret", () => {
   const objs = objects("overlays/tls");
   const spec = podSpec(objs);
   const r = sidecar(objs);
@@ -202,31 +214,28 @@ test("tls: redrived serves TLS and mTLS from the cert-manager Secret", () => {
     "--tls-key=/etc/redrive/tls/tls.key",
     "--tls-client-ca=/etc/redrive/tls/ca.crt",
   ]);
-  assert.equal(env(r, "REDRIVE_GRPC_LISTEN"), "0.0.0.0:50051");
+  // TLS covers TCP listeners; the app keeps the plaintext socket.
+  assert.equal(env(r, "REDRIVE_GRPC_LISTEN"), "unix:/run/redrive/redrive.sock,0.0.0.0:50051");
   const mount = r.volumeMounts.find((m) => m.mountPath === "/etc/redrive/tls");
   assert.equal(mount.readOnly, true);
   assert.equal(mount.subPath, undefined, "a subPath mount would never see a renewed certificate");
   const volume = spec.volumes.find((v) => v.name === mount.name);
   assert.equal(volume.secret.secretName, "redrived-tls");
-  assert.ok(!spec.volumes.some((v) => v.name === "redrive-socket"));
+  assert.ok(!app(objs).volumeMounts.some((m) => m.name === mount.name), "the app cannot read the key");
 
   const certs = new Map(
     objs.filter((o) => o.kind === "Certificate").map((c) => [c.spec.secretName, c]),
   );
-  assert.deepEqual([...certs.keys()].sort(), ["orders-service-client-tls", "redrived-tls"]);
-  assert.deepEqual(certs.get("redrived-tls").spec.usages, ["server auth"]);
-  assert.ok(certs.get("redrived-tls").spec.dnsNames.includes("localhost"));
-  assert.deepEqual(certs.get("orders-service-client-tls").spec.usages, ["client auth"]);
-
-  // The app presents the client certificate and dials a name in the server's.
-  const a = app(objs);
-  assert.equal(env(a, "REDRIVE_TARGET"), "localhost:50051");
-  const clientMount = a.volumeMounts.find((m) => m.mountPath === "/etc/redrive/client-tls");
-  const clientVolume = spec.volumes.find((v) => v.name === clientMount.name);
-  assert.equal(clientVolume.secret.secretName, "orders-service-client-tls");
-  assert.ok(!a.volumeMounts.some((m) => m.name === mount.name), "the app cannot read the server key");
-
+  assert.deepEqual([...certs.keys()].sort(), ["redrive-client-tls", "redrived-tls"]);
+  const server = certs.get("redrived-tls").spec;
+  assert.deepEqual(server.usages, ["server auth"]);
   const service = only(objs, "Service");
+  for (const n of ["localhost", service.metadata.name, `${service.metadata.name}.default.svc`]) {
+    assert.ok(server.dnsNames.includes(n), `the server certificate names ${n}`);
+  }
+  assert.deepEqual(certs.get("redrive-client-tls").spec.usages, ["client auth"]);
+  for (const c of certs.values()) assert.deepEqual(c.spec.issuerRef, { name: "redrive-ca", kind: "Issuer" });
+
   assert.deepEqual(service.spec.selector, only(objs, "Deployment").spec.selector.matchLabels);
   assert.equal(service.spec.ports.length, 1);
   assert.equal(service.spec.ports[0].targetPort, "grpc");
