@@ -131,13 +131,14 @@ void AdminService::Audit(grpc::CallbackServerContext* context, absl::string_view
 std::vector<LocalHandler> AdminService::LocalHandlers() const {
   std::vector<LocalHandler> out;
   for (const Dispatcher::HandlerSnapshot& s : engine_.Snapshot()) {
-    out.push_back(LocalHandler{s.channel, s.handler_id, s.consumer, s.sessions});
+    out.push_back(LocalHandler{s.channel, s.handler_id, s.consumer, s.sessions,
+                               static_cast<uint32_t>(std::min<uint64_t>(s.in_flight, UINT32_MAX))});
   }
   return out;
 }
 
 CatalogueOptions AdminService::catalogue() const {
-  return CatalogueOptions{options_.key_style, options_.instance_id};
+  return CatalogueOptions{options_.key_style, options_.instance_id, options_.metrics};
 }
 
 std::string AdminService::DlqOf(const v1::HandlerRef& handler) const {

@@ -43,6 +43,8 @@ class AdminService final : public v1::Admin::CallbackService {
     bool auth_disabled = false;
     std::string token;
     uint32_t max_redrives = 5;
+    // This daemon's counters, reported in HandlerInfo.counters; may be null.
+    const Metrics* metrics = nullptr;
   };
 
   // Borrows the rest; they must outlive the gRPC server.

@@ -29,34 +29,56 @@ class RefusedWrite final : public grpc::ServerWriteReactor<Response> {
 
 // Prepares on the calling (gRPC) thread, writes on an executor thread, then
 // lets `fill` copy the ids into the response and finishes the call.
+// Finishes a Publish call, counting its latency and status code.
+class PublishCall {
+ public:
+  PublishCall(grpc::ServerUnaryReactor* reactor, DaemonMetrics* metrics, PublishRpc rpc)
+      : reactor_(reactor), metrics_(metrics), rpc_(static_cast<size_t>(rpc)) {}
+  void Finish(const grpc::Status& status) const {
+    if (metrics_ != nullptr) {
+      metrics_->publish_latency[rpc_].Observe(absl::Now() - start_);
+      const auto code = static_cast<size_t>(status.error_code());
+      if (code < kGrpcCodes) metrics_->publish_requests[rpc_][code].Add();
+    }
+    reactor_->Finish(status);
+  }
+  grpc::ServerUnaryReactor* reactor() const { return reactor_; }
+
+ private:
+  grpc::ServerUnaryReactor* reactor_;
+  DaemonMetrics* metrics_;
+  size_t rpc_;
+  absl::Time start_ = absl::Now();
+};
+
 template <typename Request, typename Fill>
 grpc::ServerUnaryReactor* PrepareAndWrite(grpc::CallbackServerContext* context,
                                           const AdminAuth& auth, const Publisher& publisher,
                                           RedisExecutor& executor, const Request& request,
-                                          Fill fill) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+                                          const PublishCall& call, Fill fill) {
+  grpc::ServerUnaryReactor* reactor = call.reactor();
   if (grpc::Status allowed = auth.Check(context->client_metadata()); !allowed.ok()) {
-    reactor->Finish(allowed);
+    call.Finish(allowed);
     return reactor;
   }
   absl::StatusOr<PreparedPublish> prepared = publisher.Prepare(request);
   if (!prepared.ok()) {
-    reactor->Finish(ToGrpcStatus(prepared.status()));
+    call.Finish(ToGrpcStatus(prepared.status()));
     return reactor;
   }
   auto shared = std::make_shared<PreparedPublish>(*std::move(prepared));
-  const bool queued = executor.Submit([&publisher, reactor, shared, fill](RedisCommander& redis) {
+  const bool queued = executor.Submit([&publisher, call, shared, fill](RedisCommander& redis) {
     absl::StatusOr<std::vector<std::string>> ids = publisher.Write(redis, *shared);
     if (!ids.ok()) {
-      reactor->Finish(ToGrpcStatus(ids.status()));
+      call.Finish(ToGrpcStatus(ids.status()));
       return;
     }
     fill(*shared, *ids);
-    reactor->Finish(grpc::Status::OK);
+    call.Finish(grpc::Status::OK);
   });
   if (!queued) {
-    reactor->Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                                 "redrived is overloaded or shutting down; retry later"));
+    call.Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                             "redrived is overloaded or shutting down; retry later"));
   }
   return reactor;
 }
@@ -66,7 +88,8 @@ grpc::ServerUnaryReactor* PrepareAndWrite(grpc::CallbackServerContext* context,
 grpc::ServerUnaryReactor* BrokerService::Publish(grpc::CallbackServerContext* context,
                                                  const v1::PublishRequest* request,
                                                  v1::PublishResponse* response) {
-  return PrepareAndWrite(context, auth_, publisher_, executor_, *request,
+  const PublishCall call(context->DefaultReactor(), metrics_, PublishRpc::kPublish);
+  return PrepareAndWrite(context, auth_, publisher_, executor_, *request, call,
                          [response](const PreparedPublish& p, const std::vector<std::string>& ids) {
                            response->set_entry_id(ids.front());
                            response->set_stream(p.stream);
@@ -77,7 +100,8 @@ grpc::ServerUnaryReactor* BrokerService::Publish(grpc::CallbackServerContext* co
 grpc::ServerUnaryReactor* BrokerService::PublishBatch(grpc::CallbackServerContext* context,
                                                       const v1::PublishBatchRequest* request,
                                                       v1::PublishBatchResponse* response) {
-  return PrepareAndWrite(context, auth_, publisher_, executor_, *request,
+  const PublishCall call(context->DefaultReactor(), metrics_, PublishRpc::kPublishBatch);
+  return PrepareAndWrite(context, auth_, publisher_, executor_, *request, call,
                          [response](const PreparedPublish& p, const std::vector<std::string>& ids) {
                            response->set_stream(p.stream);
                            for (const std::string& id : ids) response->add_entry_ids(id);
@@ -92,7 +116,10 @@ grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* BrokerService::Subs
   if (grpc::Status allowed = auth_.Check(context->client_metadata()); !allowed.ok()) {
     return new RefusedStream<grpc::ByteBuffer, grpc::ByteBuffer>(allowed);
   }
-  return new SubscribeSession(engine_, key_style_, instance_id_);
+  return new SubscribeSession(
+      engine_, key_style_, instance_id_,
+      metrics_ != nullptr ? &metrics_->grpc_streams[static_cast<size_t>(StreamKind::kSubscribe)]
+                          : nullptr);
 }
 
 grpc::ServerWriteReactor<v1::TailResponse>* BrokerService::Tail(
@@ -102,6 +129,9 @@ grpc::ServerWriteReactor<v1::TailResponse>* BrokerService::Tail(
   }
   TailStream::Options options;
   options.key_style = key_style_;
+  if (metrics_ != nullptr) {
+    options.open_streams = &metrics_->grpc_streams[static_cast<size_t>(StreamKind::kTail)];
+  }
   return new TailStream(*request, executor_, options);
 }
 

@@ -19,6 +19,7 @@
 
 #include "daemon/admin_auth.h"
 #include "daemon/delivery_engine.h"
+#include "daemon/metrics.h"
 #include "daemon/publisher.h"
 #include "daemon/redis/executor.h"
 #include "redrive/v1/broker.grpc.pb.h"
@@ -36,13 +37,15 @@ class BrokerService final : public BrokerCallbackBase {
   // `auth` guards every call (--broker-auth=token); a disabled one lets
   // everything through.
   BrokerService(const Publisher& publisher, RedisExecutor& executor, DeliveryEngine& engine,
-                KeyStyle key_style, std::string instance_id, AdminAuth auth)
+                KeyStyle key_style, std::string instance_id, AdminAuth auth,
+                DaemonMetrics* metrics = nullptr)
       : publisher_(publisher),
         executor_(executor),
         engine_(engine),
         key_style_(key_style),
         instance_id_(std::move(instance_id)),
-        auth_(std::move(auth)) {}
+        auth_(std::move(auth)),
+        metrics_(metrics) {}
 
   grpc::ServerUnaryReactor* Publish(grpc::CallbackServerContext* context,
                                     const v1::PublishRequest* request,
@@ -63,6 +66,7 @@ class BrokerService final : public BrokerCallbackBase {
   const KeyStyle key_style_;
   const std::string instance_id_;
   const AdminAuth auth_;
+  DaemonMetrics* const metrics_;  // Publish latency and codes, open streams; may be null
 };
 
 }  // namespace redrive

@@ -147,6 +147,26 @@ const std::vector<OptionSpec>& Options() {
       {"health-interval-ms", "1000",
        "How often Redis is pinged for the health service (50..60000).",
        UintIn("health-interval-ms", REDRIVE_FIELD(health_interval_ms), 50, 60000)},
+      {"metrics-listen", "",
+       "Optional host:port of an HTTP listener serving Prometheus metrics at /metrics "
+       "(e.g. 0.0.0.0:9464). Empty = no metrics endpoint.",
+       [](absl::string_view v, Config& c, Raw&) -> absl::Status {
+         if (!v.empty()) {
+           absl::StatusOr<ListenAddress> parsed = ParseListenAddress(v);
+           if (!parsed.ok()) return BadValue("metrics-listen", parsed.status().message());
+           if (parsed->is_unix) return BadValue("metrics-listen", "must be host:port");
+         }
+         c.metrics_listen = std::string(v);
+         return absl::OkStatus();
+       }},
+      {"metrics-refresh-ms", "5000",
+       "How often the gauges read from Redis (pending, lag, retry and DLQ depth, oldest "
+       "dead letter) are refreshed for /metrics (100..600000).",
+       UintIn("metrics-refresh-ms", REDRIVE_FIELD(metrics_refresh_ms), 100, 600000)},
+      {"metrics-max-handlers", "1000",
+       "Most handlers with their own metric series; further handlers are counted under "
+       "handler=\"_overflow\" (1..100000).",
+       UintIn("metrics-max-handlers", REDRIVE_FIELD(metrics_max_handlers), 1, 100000)},
       {"shutdown-grace-ms", "10000",
        "On SIGTERM/SIGINT, how long in-flight calls may finish (0..600000).",
        UintIn("shutdown-grace-ms", REDRIVE_FIELD(shutdown_grace_ms), 0, 600000)},

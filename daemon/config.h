@@ -47,6 +47,10 @@ struct Config {
   // Optional second listener serving only grpc.health.v1 (for kubelet gRPC
   // probes on the pod IP while the API stays on loopback / a Unix socket).
   std::string health_listen;
+  // R-G2: Prometheus /metrics on this host:port; empty = off.
+  std::string metrics_listen;
+  uint32_t metrics_refresh_ms = 5000;
+  uint32_t metrics_max_handlers = 1000;
   // Mode of the Unix sockets in grpc_listen (chmod after bind).
   uint32_t grpc_socket_mode = 0660;
   // Memory gRPC may use for connections and requests in flight (ResourceQuota):

@@ -170,6 +170,9 @@ void Dispatcher::Register(uint64_t session_id, SubscriptionSpec spec,
       return;
     }
     spec.consumer = h->spec->consumer;
+    spec.metrics = h->spec->metrics;
+  } else if (ctx_.options.metrics != nullptr) {
+    spec.metrics = ctx_.options.metrics->ForHandler(spec.channel, spec.handler_id);
   }
   auto session = std::make_unique<Session>(session_id, std::move(sink), std::move(spec));
   Session& s = *session;

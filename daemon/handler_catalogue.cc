@@ -97,7 +97,23 @@ absl::StatusOr<v1::HandlerInfo> DescribeHandler(RedisCommander& redis,
       here != nullptr ? here->consumer : ConsumerName(handler.handler_id(), options.instance_id);
   info.mutable_names()->set_consumer(own);
   FillState(*state, own, info);
-  if (here != nullptr) info.set_connected_streams(here->sessions);
+  if (here != nullptr) {
+    info.set_connected_streams(here->sessions);
+    info.set_in_flight(here->in_flight);
+  }
+  if (options.metrics != nullptr) {
+    if (const HandlerMetrics* m = options.metrics->Find(handler.channel(), handler.handler_id())) {
+      v1::HandlerCounters& c = *info.mutable_counters();
+      c.set_deliveries(m->deliveries.value());
+      c.set_acks(m->acks.value());
+      c.set_nacks(m->nacks.value());
+      c.set_terminates(m->terminates.value());
+      c.set_extends(m->extends.value());
+      c.set_lease_expiries(m->lease_expiries.value());
+      c.set_retries_scheduled(m->retries_scheduled.value());
+      c.set_dead_letters(m->dead_letters_total());
+    }
+  }
   return info;
 }
 

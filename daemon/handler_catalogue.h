@@ -22,6 +22,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "daemon/keys.h"
+#include "daemon/metrics.h"
 #include "daemon/redis/commander.h"
 #include "redrive/v1/admin.pb.h"
 #include "redrive/v1/broker.pb.h"  // v1::Registered
@@ -34,11 +35,14 @@ struct LocalHandler {
   std::string handler_id;
   std::string consumer;   // this daemon's consumer in the handler's groups
   uint32_t sessions = 0;  // connected Subscribe streams
+  uint32_t in_flight = 0;  // deliveries its streams hold
 };
 
 struct CatalogueOptions {
   KeyStyle key_style = KeyStyle::kEggAI;
   std::string instance_id;  // names this daemon's consumer when not local
+  // This daemon's counters (HandlerInfo.counters); null = none reported.
+  const Metrics* metrics = nullptr;
 };
 
 // OK when the handler is known (see above), NOT_FOUND naming it otherwise.

@@ -8,10 +8,11 @@
 namespace redrive {
 
 HealthMonitor::HealthMonitor(RedisConnectionOptions connection, absl::Duration interval,
-                             LivenessCheck live, Callback on_change)
+                             LivenessCheck live, Callback on_change, PingObserver on_ping)
     : interval_(interval),
       live_(std::move(live)),
       on_change_(std::move(on_change)),
+      on_ping_(std::move(on_ping)),
       connection_([&] {
         // The probe must notice a dead Redis within one interval.
         connection.command_timeout = std::min(connection.command_timeout, interval);
@@ -41,7 +42,9 @@ bool HealthMonitor::redis_ok() const {
 }
 
 void HealthMonitor::Check() {
+  const absl::Time sent = absl::Now();
   const absl::Status ping = Ping(connection_);
+  if (on_ping_) on_ping_(ping.ok(), absl::Now() - sent);
   State now;
   now.redis_ok = ping.ok();
   now.live = live_ == nullptr || live_();

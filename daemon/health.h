@@ -27,12 +27,14 @@ class HealthMonitor {
   };
   using Callback = std::function<void(State state)>;
   using LivenessCheck = std::function<bool()>;
+  // Told the outcome and round-trip time of every PING (metrics).
+  using PingObserver = std::function<void(bool ok, absl::Duration rtt)>;
 
   // Checks once synchronously (so the initial state is known), calls
   // `on_change` with it, then keeps checking every `interval`. `live` is
   // asked on the monitor's thread; it must not block.
   HealthMonitor(RedisConnectionOptions connection, absl::Duration interval, LivenessCheck live,
-                Callback on_change);
+                Callback on_change, PingObserver on_ping = nullptr);
   ~HealthMonitor();  // Stops and joins.
 
   bool redis_ok() const;
@@ -44,6 +46,7 @@ class HealthMonitor {
   const absl::Duration interval_;
   const LivenessCheck live_;
   const Callback on_change_;
+  const PingObserver on_ping_;
   RedisConnection connection_;  // monitor thread only (and the constructor)
   mutable absl::Mutex mu_;
   State state_ ABSL_GUARDED_BY(mu_);

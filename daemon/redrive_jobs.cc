@@ -386,6 +386,10 @@ void RedriveJobs::Run(std::string job_id, std::string owner) {
         return;
       }
       stepped = true;
+      if (options_.metrics != nullptr && step->moved > 0) {
+        options_.metrics->ForHandler(Field(h, "channel"), Field(h, "handler_id"))
+            ->redriven.Add(static_cast<uint64_t>(step->moved));
+      }
     }
     cursor += ids.size();
     paced += ids.size();

@@ -35,6 +35,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "daemon/keys.h"
+#include "daemon/metrics.h"
 #include "daemon/redis/connection.h"
 #include "redrive/v1/admin.pb.h"
 
@@ -66,6 +67,8 @@ class RedriveJobs {
     absl::Duration scan_interval = absl::Seconds(2);
     // Ended jobs are kept this long.
     absl::Duration retention = absl::Hours(24 * 7);
+    // Counts redriven dead letters per handler (R-G2); null = not counted.
+    Metrics* metrics = nullptr;
   };
 
   explicit RedriveJobs(Options options);

@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "daemon/handler_catalogue.h"
 #include "daemon/listen_address.h"
 #include "daemon/logging.h"
 #include "grpc/health/v1/health.pb.h"
@@ -33,7 +34,8 @@ constexpr const char* kReadinessServices[] = {"", "readiness", "redrive.v1.Broke
                                               "redrive.v1.Admin"};
 
 absl::Status WriteReadyFile(const std::string& path, const std::vector<std::string>& bound,
-                            const std::string& health, const std::string& redis) {
+                            const std::string& health, const std::string& metrics,
+                            const std::string& redis) {
   const std::string tmp = absl::StrCat(path, ".tmp.", getpid());
   {
     std::ofstream out(tmp, std::ios::trunc);
@@ -41,14 +43,56 @@ absl::Status WriteReadyFile(const std::string& path, const std::vector<std::stri
     for (size_t i = 0; i < bound.size(); ++i) {
       out << (i ? "," : "") << "\"" << JsonEscape(bound[i]) << "\"";
     }
-    out << "],\"health\":\"" << JsonEscape(health) << "\",\"pid\":" << getpid() << ",\"redis\":\""
-        << JsonEscape(redis) << "\"}\n";
+    out << "],\"health\":\"" << JsonEscape(health) << "\",\"metrics\":\"" << JsonEscape(metrics)
+        << "\",\"pid\":" << getpid() << ",\"redis\":\"" << JsonEscape(redis) << "\"}\n";
     if (!out) return absl::UnavailableError(absl::StrCat("cannot write ", tmp));
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     return absl::UnavailableError(absl::StrCat("cannot rename ", tmp, " to ", path));
   }
   return absl::OkStatus();
+}
+
+// Reads every registered handler's gauges (what ListHandlers reports) into
+// `metrics`, on the metrics server's refresh thread with its own connection.
+std::function<void()> MakeGaugeCollector(const Config& config, const RedisAddress& redis,
+                                         DeliveryEngine& engine, Metrics& metrics) {
+  auto connection = std::make_shared<RedisConnection>(MakeRedisConnectionOptions(config, redis));
+  CatalogueOptions catalogue{config.key_style, config.instance_id, nullptr};
+  return [connection, catalogue, &engine, &metrics] {
+    std::vector<LocalHandler> local;
+    for (const Dispatcher::HandlerSnapshot& s : engine.Snapshot()) {
+      local.push_back(
+          LocalHandler{s.channel, s.handler_id, s.consumer, s.sessions,
+                       static_cast<uint32_t>(std::min<uint64_t>(s.in_flight, UINT32_MAX))});
+    }
+    absl::StatusOr<std::vector<v1::HandlerInfo>> infos =
+        ListHandlers(*connection, "", local, catalogue);
+    if (!infos.ok()) {
+      metrics.daemon().collect_errors.Add();
+      spdlog::debug("metrics: reading the handlers' gauges failed: {}",
+                    std::string(infos.status().message()));
+      return;
+    }
+    std::vector<HandlerGauges> gauges;
+    gauges.reserve(infos->size());
+    for (const v1::HandlerInfo& info : *infos) {
+      HandlerGauges g;
+      g.channel = info.handler().channel();
+      g.handler_id = info.handler().handler_id();
+      g.in_flight = info.in_flight();
+      g.connected_streams = info.connected_streams();
+      g.pending = static_cast<int64_t>(info.pending());
+      g.lag = info.lag();
+      g.retry_depth = static_cast<int64_t>(info.retry_depth());
+      g.dlq_depth = static_cast<int64_t>(info.dlq_depth());
+      g.oldest_dead_letter_age_seconds =
+          static_cast<double>(info.oldest_dead_letter_age_ms()) / 1000.0;
+      g.paused = info.paused();
+      gauges.push_back(std::move(g));
+    }
+    metrics.SetHandlerGauges(std::move(gauges));
+  };
 }
 
 }  // namespace
@@ -66,6 +110,11 @@ RedisConnectionOptions MakeRedisConnectionOptions(const Config& config,
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config,
                                                       const RedisAddress& redis) {
   std::unique_ptr<Server> s(new Server());
+  MetricsOptions metrics;
+  metrics.max_handlers = config.metrics_max_handlers;
+  metrics.version = REDRIVE_VERSION;
+  metrics.revision = REDRIVE_REVISION;
+  s->metrics_ = std::make_unique<Metrics>(std::move(metrics));
   RedisExecutor::Options exec;
   exec.connection = MakeRedisConnectionOptions(config, redis);
   exec.threads = config.redis_pool_size;
@@ -83,14 +132,16 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config,
   engine.dispatcher.min_sweep = absl::Milliseconds(config.sweep_interval_ms);
   engine.dispatcher.consumer_expiry = absl::Milliseconds(config.consumer_expiry_ms);
   engine.dispatcher.retry_retention = absl::Milliseconds(config.retry_retention_ms);
+  engine.dispatcher.metrics = s->metrics_.get();
   s->engine_ = std::make_unique<DeliveryEngine>(std::move(engine));
   s->broker_ = std::make_unique<BrokerService>(
       *s->publisher_, *s->executor_, *s->engine_, config.key_style, config.instance_id,
-      AdminAuth(!config.broker_auth, config.broker_token, "broker"));
+      AdminAuth(!config.broker_auth, config.broker_token, "broker"), &s->metrics_->daemon());
   RedriveJobs::Options jobs;
   jobs.redis = MakeRedisConnectionOptions(config, redis);
   jobs.instance_id = config.instance_id;
   jobs.max_redrives = config.max_redrives;
+  jobs.metrics = s->metrics_.get();
   s->jobs_ = std::make_unique<RedriveJobs>(std::move(jobs));
   AdminService::Options admin;
   admin.key_style = config.key_style;
@@ -98,6 +149,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config,
   admin.auth_disabled = config.admin_auth_disabled;
   admin.token = config.admin_token;
   admin.max_redrives = config.max_redrives;
+  admin.metrics = s->metrics_.get();
   if (admin.auth_disabled) {
     spdlog::warn("--admin-auth=disabled: Admin RPCs need no token (local development only)");
   } else if (admin.token.empty()) {
@@ -179,13 +231,27 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config,
           h->SetServingStatus(kLivenessService, state.live);
           for (const char* name : kReadinessServices) h->SetServingStatus(name, ready);
         }
+      },
+      [&daemon = s->metrics_->daemon()](bool ok, absl::Duration rtt) {
+        daemon.redis_up.Set(ok ? 1 : 0);
+        if (ok) daemon.redis_rtt.Observe(rtt);
       });
+  if (!config.metrics_listen.empty()) {
+    MetricsServer::Options metrics_options;
+    metrics_options.listen = config.metrics_listen;
+    metrics_options.refresh = absl::Milliseconds(config.metrics_refresh_ms);
+    metrics_options.collect = MakeGaugeCollector(config, redis, *raw->engine_, *raw->metrics_);
+    absl::StatusOr<std::unique_ptr<MetricsServer>> started =
+        MetricsServer::Start(std::move(metrics_options), *s->metrics_);
+    if (!started.ok()) return started.status();
+    s->metrics_server_ = *std::move(started);
+  }
   spdlog::info("redrived listening on {} (redis {}, health {})", absl::StrJoin(s->bound_, ", "),
                config.embedded_redis ? "embedded" : redis.Redacted(),
                s->health_->redis_ok() ? "SERVING" : "NOT_SERVING");
   if (!config.ready_file.empty()) {
-    if (absl::Status st =
-            WriteReadyFile(config.ready_file, s->bound_, s->health_bound_, redis.Redacted());
+    if (absl::Status st = WriteReadyFile(config.ready_file, s->bound_, s->health_bound_,
+                                         s->metrics_address(), redis.Redacted());
         !st.ok()) {
       return st;
     }
@@ -214,6 +280,7 @@ void Server::Shutdown(absl::Duration grace) {
   }
   executor_->Stop();
   admin_executor_->Stop();
+  metrics_server_.reset();  // its collector reads the engine
   engine_.reset();
 }
 

@@ -3,8 +3,8 @@
 //
 // Start order: Redis executor and delivery engine → services → listening
 // sockets (daemon/listener.h: a port in use fails the start) → gRPC server
-// (health, reflection, memory quota) → accept loops → health monitor → ready
-// file. Shutdown
+// (health, reflection, memory quota) → accept loops → health monitor →
+// metrics endpoint (--metrics-listen) → ready file. Shutdown
 // reverses it: health NOT_SERVING, Subscribe streams drain (R-B9) for the
 // grace period, gRPC finishes the remaining calls, then the executor finishes
 // queued Redis work and the engine stops.
@@ -27,6 +27,8 @@
 #include "daemon/delivery_engine.h"
 #include "daemon/health.h"
 #include "daemon/listener.h"
+#include "daemon/metrics.h"
+#include "daemon/metrics_server.h"
 #include "daemon/publisher.h"
 #include "daemon/redis/executor.h"
 
@@ -44,6 +46,10 @@ class Server {
   const std::vector<std::string>& bound_addresses() const { return bound_; }
   // The --health-listen address actually bound; empty when none.
   const std::string& health_address() const { return health_bound_; }
+  // host:port of the metrics endpoint; empty without --metrics-listen.
+  std::string metrics_address() const {
+    return metrics_server_ != nullptr ? metrics_server_->bound() : std::string();
+  }
 
   // Drains Subscribe streams (up to `grace`), then stops accepting calls.
   void Shutdown(absl::Duration grace);
@@ -51,6 +57,8 @@ class Server {
  private:
   Server() = default;
 
+  // First: the engine and the services count into it until they are gone.
+  std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<RedisExecutor> executor_;
   // Admin calls (scans of large DLQs) never hold up Publish.
   std::unique_ptr<RedisExecutor> admin_executor_;
@@ -64,6 +72,7 @@ class Server {
   std::unique_ptr<Listener> listener_;           // accepts for grpc_server_
   std::unique_ptr<Listener> health_listener_;    // accepts for health_server_
   std::unique_ptr<HealthMonitor> health_;
+  std::unique_ptr<MetricsServer> metrics_server_;  // --metrics-listen, optional
   std::vector<std::string> bound_;
   std::string health_bound_;
   bool shut_down_ = false;

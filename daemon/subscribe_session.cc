@@ -36,8 +36,9 @@ class SubscribeSession::Sink final : public SessionSink {
 };
 
 SubscribeSession::SubscribeSession(DeliveryEngine& engine, KeyStyle key_style,
-                                   std::string instance_id)
-    : engine_(engine),
+                                   std::string instance_id, Gauge* open_streams)
+    : open_(open_streams),
+      engine_(engine),
       key_style_(key_style),
       instance_id_(std::move(instance_id)),
       id_(engine.NewSessionId()),

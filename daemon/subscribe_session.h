@@ -24,6 +24,7 @@
 #include "absl/synchronization/mutex.h"
 #include "daemon/delivery_engine.h"
 #include "daemon/keys.h"
+#include "daemon/metrics.h"
 #include "redrive/v1/broker.pb.h"
 
 namespace redrive {
@@ -32,7 +33,9 @@ inline constexpr int kMaxVerbsPerMessage = 10000;
 
 class SubscribeSession final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
-  SubscribeSession(DeliveryEngine& engine, KeyStyle key_style, std::string instance_id);
+  // `open_streams` (may be null) counts the session while it exists.
+  SubscribeSession(DeliveryEngine& engine, KeyStyle key_style, std::string instance_id,
+                   Gauge* open_streams);
 
   void OnReadDone(bool ok) override;
   void OnWriteDone(bool ok) override;
@@ -53,6 +56,7 @@ class SubscribeSession final : public grpc::ServerBidiReactor<grpc::ByteBuffer, 
   bool Handle(const v1::SubscribeRequest& request);
   void FailAndDisconnect(absl::Status status);
 
+  const GaugeHold open_;
   DeliveryEngine& engine_;
   const KeyStyle key_style_;
   const std::string instance_id_;

@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "daemon/keys.h"
+#include "daemon/metrics.h"
 #include "redrive/v1/broker.pb.h"
 
 namespace redrive {
@@ -43,6 +44,9 @@ struct SubscriptionSpec {
   absl::Duration lease = absl::Milliseconds(kDefaultLeaseMs);
   v1::StartPosition start;  // kind never START_UNSPECIFIED
   std::string consumer_label;
+  // Where the engine counts this handler's traffic: the daemon's Metrics
+  // (set at registration; owned there, outlives the engine) or nowhere.
+  HandlerMetrics* metrics = &HandlerMetrics::Discarded();
 };
 
 // Validates `reg` and fills in defaults. INVALID_ARGUMENT naming the field

@@ -13,7 +13,7 @@
 namespace redrive {
 
 TailStream::TailStream(const v1::TailRequest& request, RedisExecutor& executor, Options options)
-    : options_(options), executor_(executor) {
+    : open_(options.open_streams), options_(options), executor_(executor) {
   absl::Status valid = ValidateChannel(request.channel());
   if (valid.ok() && !request.after_id().empty()) {
     if (request.from_start()) {

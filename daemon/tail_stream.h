@@ -34,6 +34,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "daemon/keys.h"
+#include "daemon/metrics.h"
 #include "daemon/redis/executor.h"
 #include "redrive/v1/broker.grpc.pb.h"
 
@@ -45,6 +46,7 @@ class TailStream final : public grpc::ServerWriteReactor<v1::TailResponse> {
     KeyStyle key_style = KeyStyle::kEggAI;
     absl::Duration poll_interval = absl::Milliseconds(100);
     uint32_t read_batch = 64;
+    Gauge* open_streams = nullptr;  // counts the call while it exists
   };
 
   // Starts the call. `executor` must outlive it (the gRPC server does).
@@ -72,6 +74,7 @@ class TailStream final : public grpc::ServerWriteReactor<v1::TailResponse> {
   grpc::Status CommandFailure(const absl::Status& status) const;
 
   // Constant after construction.
+  const GaugeHold open_;
   const Options options_;
   RedisExecutor& executor_;
   // What the call watches; constant once the constructor validated it.

@@ -20,6 +20,7 @@
 #include "daemon/event_loop.h"
 #include "daemon/event_summary.h"
 #include "daemon/keys.h"
+#include "daemon/metrics.h"
 #include "daemon/redis/stream_ops.h"
 #include "daemon/subscription.h"
 
@@ -60,6 +61,9 @@ struct DispatcherOptions {
   // Dead letters and expired leases are logged as one info line per handler
   // per this interval (EventSummary); each one at debug level.
   absl::Duration log_summary_interval = absl::Seconds(10);
+  // Where handlers' traffic is counted (R-G2); null = not counted. Outlives
+  // the engine.
+  Metrics* metrics = nullptr;
 };
 
 // The engine's counters: name, meaning. Declared once; the struct, its

@@ -109,6 +109,7 @@ void DeadLetterer::OnDeadLettered(const SpecPtr& spec, const std::string& id,
   } else if (r->kind == DeadLetterResult::Kind::kDeadLettered) {
     outcome = Outcome::kMoved;
     ++ctx_.stats.dead_letters;
+    spec->metrics->DeadLettered(reason);
     ctx_.summary.DeadLettered(spec->channel, spec->handler_id, reason);
     spdlog::debug(
         "entry {} of '{}' dead-lettered for handler '{}' as {} after {} attempts "
@@ -116,6 +117,7 @@ void DeadLetterer::OnDeadLettered(const SpecPtr& spec, const std::string& id,
         id, spec->channel, spec->handler_id, reason, attempts, r->dlq_id);
     if (r->evicted > 0) {
       ctx_.stats.dlq_evictions += static_cast<uint64_t>(r->evicted);
+      spec->metrics->dlq_evictions.Add(static_cast<uint64_t>(r->evicted));
       spdlog::warn("DLQ '{}' is at its cap of {}: evicted the {} oldest dead letters",
                    spec->keys.dlq_stream, spec->dead_letter_policy.max_len(), r->evicted);
     }

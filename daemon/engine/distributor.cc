@@ -50,6 +50,7 @@ void Distributor::Deliver(EngineHandler& h, uint8_t source, std::vector<StreamEn
     s->Deliver(++next_delivery_id_, Entry{std::move(e.id), decoded->attempt, source}, *h.spec,
                std::move(decoded->message), ctx_.now());
     ++ctx_.stats.deliveries;
+    h.spec->metrics->deliveries.Add();
     dirty_.Mark(*s);
   }
 }

@@ -6,7 +6,8 @@ namespace redrive {
 
 void LeaseTable::Add(uint64_t delivery_id, Entry entry, absl::Time deadline,
                      absl::Time idle_since) {
-  flights_.emplace(delivery_id, Flight{std::move(entry), deadline, idle_since});
+  flights_.emplace(delivery_id,
+                   Flight{std::move(entry), deadline, idle_since, /*delivered_at=*/idle_since});
 }
 
 LeaseTable::Flight* LeaseTable::Find(uint64_t delivery_id) {

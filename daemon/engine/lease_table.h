@@ -27,11 +27,13 @@ class LeaseTable {
     Entry entry;
     absl::Time deadline;
     absl::Time idle_since;  // when Redis last reset the entry's idle time
+    absl::Time delivered_at;
   };
 
   // Remembers at least `settled_memory` settled ids.
   explicit LeaseTable(size_t settled_memory) : settled_memory_(settled_memory) {}
 
+  // Delivered at `idle_since` (the settle latency counts from it).
   void Add(uint64_t delivery_id, Entry entry, absl::Time deadline, absl::Time idle_since);
   // The flight of an unsettled delivery, or null.
   Flight* Find(uint64_t delivery_id);

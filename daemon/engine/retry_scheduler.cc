@@ -55,6 +55,7 @@ FailureRecord RetryScheduler::MakeFailure(const SubscriptionSpec& spec, uint32_t
 void RetryScheduler::Poison(const SpecPtr& spec, uint8_t source, const StreamEntry& entry,
                             const absl::Status& why, FailKind kind) {
   ++ctx_.stats.poison;
+  spec->metrics->poison.Add();
   spdlog::debug("entry {} of '{}' is poison for handler '{}': {}", entry.id,
                 SourceRef(*spec, source).stream, spec->handler_id, std::string(why.message()));
   FailureRecord f = MakeFailure(*spec, 1, kind, std::string(why.message()), "POISON");
@@ -116,6 +117,7 @@ void RetryScheduler::Fail(const HandlerRef& ref, const SpecPtr& spec, const Entr
   const absl::Duration wait =
       delay.has_value() ? *delay : RetryDelay(spec->retry_policy, entry.attempt, unit_random_());
   ++ctx_.stats.retries_scheduled;
+  spec->metrics->retries_scheduled.Add();
   Schedule(ref, spec, entry.source, entry.id, std::move(failure), wait);
 }
 
@@ -309,6 +311,7 @@ void RetryScheduler::MoveFields(const HandlerRef& ref, const SpecPtr& spec, cons
   const std::string scheduled = ScheduledConsumerName(spec->handler_id);
   if (!fields.ok()) {
     ++ctx_.stats.poison;
+    spec->metrics->poison.Add();
     FailureRecord f = member.failure;
     f.outcome = "poison";
     f.error = std::string(fields.status().message());
@@ -336,7 +339,7 @@ void RetryScheduler::MoveFields(const HandlerRef& ref, const SpecPtr& spec, cons
   op.id = member.entry_id;
   op.member = raw;
   op.fields = *std::move(fields);
-  ctx_.ops.MoveDue(op, guard_.Wrap([this, ref, source, id = member.entry_id,
+  ctx_.ops.MoveDue(op, guard_.Wrap([this, ref, spec, source, id = member.entry_id,
                                     done = std::move(done)](absl::StatusOr<MoveDueResult> result) {
     kLoopThread.AssertHeld();
     if (!result.ok()) {
@@ -349,6 +352,7 @@ void RetryScheduler::MoveFields(const HandlerRef& ref, const SpecPtr& spec, cons
       LookAgainBy(ref, ctx_.now() + ctx_.options.tick);
     } else if (result->kind == MoveDueResult::Kind::kMoved) {
       ++ctx_.stats.retries_moved;
+      spec->metrics->retries_moved.Add();
       if (Find(ref) != nullptr) hooks_.moved(ref, source);
     }
     done();

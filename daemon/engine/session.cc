@@ -57,6 +57,7 @@ void EngineSession::Deliver(uint64_t delivery_id, Entry entry, const Subscriptio
 
 VerbOutcome EngineSession::Apply(const v1::Verbs& verbs, absl::Time now, DispatcherStats& stats) {
   VerbOutcome out;
+  HandlerMetrics& m = *spec.metrics;
   auto notice = [&](uint64_t delivery_id, v1::Notice::Code code, std::string message) {
     outbox.AddNotice(delivery_id, code, std::move(message));
     ++stats.notices;
@@ -77,10 +78,14 @@ VerbOutcome EngineSession::Apply(const v1::Verbs& verbs, absl::Time now, Dispatc
     }
     if (verb.has_ack()) {
       ++stats.acks;
+      m.acks.Add();
+      m.settle_latency.Observe(now - flight->delivered_at);
       out.acked.push_back(leases.Settle(delivery_id, LeaseTable::Outcome::kAcked)->entry);
     } else if (verb.has_nack()) {
       const v1::Nack& nack = verb.nack();
       ++stats.nacks;
+      m.nacks.Add();
+      m.settle_latency.Observe(now - flight->delivered_at);
       VerbOutcome::Failure f{leases.Settle(delivery_id, LeaseTable::Outcome::kNacked)->entry,
                              FailKind::kNack, nack.reason(), nack.error_code(), std::nullopt};
       if (nack.has_delay_ms()) f.delay = absl::Milliseconds(nack.delay_ms());
@@ -88,12 +93,15 @@ VerbOutcome EngineSession::Apply(const v1::Verbs& verbs, absl::Time now, Dispatc
     } else if (verb.has_extend()) {
       const uint32_t lease_ms = verb.extend().lease_ms();
       ++stats.extends;
+      m.extends.Add();
       flight->deadline = now + (lease_ms == 0 ? spec.lease : absl::Milliseconds(lease_ms));
       flight->idle_since = now;
       out.extended[flight->entry.source].push_back(flight->entry.id);
     } else {
       const v1::Terminate& t = verb.terminate();
       ++stats.terminates;
+      m.terminates.Add();
+      m.settle_latency.Observe(now - flight->delivered_at);
       out.failed.push_back(
           VerbOutcome::Failure{leases.Settle(delivery_id, LeaseTable::Outcome::kTerminated)->entry,
                                FailKind::kTerminated, t.reason(), t.error_code(), std::nullopt});
@@ -107,6 +115,7 @@ std::vector<Entry> EngineSession::TakeExpired(absl::Time now, DispatcherStats& s
   if (leases.empty()) return expired;
   for (uint64_t delivery_id : leases.Expired(now)) {
     ++stats.lease_expiries;
+    spec.metrics->lease_expiries.Add();
     Entry entry = leases.Settle(delivery_id, LeaseTable::Outcome::kExpired)->entry;
     spdlog::debug("delivery {} (entry {}) on session {}: lease expired", delivery_id, entry.id, id);
     expired.push_back(std::move(entry));

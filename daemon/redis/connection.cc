@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "daemon/metrics.h"
 
 namespace redrive {
 namespace {
@@ -94,6 +95,8 @@ absl::Status RedisConnection::Connect() {
     }
   }
   backoff_ = options_.min_backoff;
+  if (connected_before_) RedisReconnects().Add();
+  connected_before_ = true;
   return absl::OkStatus();
 }
 

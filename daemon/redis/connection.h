@@ -58,6 +58,7 @@ class RedisConnection final : public RedisCommander {
   std::unique_ptr<redisContext, ContextDeleter> context_;  // null when down
   absl::Duration backoff_;
   absl::Time next_attempt_ = absl::InfinitePast();
+  bool connected_before_ = false;  // a later connect is a reconnect (metrics)
 };
 
 }  // namespace redrive

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "daemon/metrics.h"
 
 namespace redrive {
 
@@ -92,6 +93,8 @@ void HiredisAsync::Connect() {
         state_ = State::kReady;
         connect_deadline_ = absl::InfiniteFuture();
         backoff_ = options_.min_backoff;
+        if (connected_before_) RedisReconnects().Add();
+        connected_before_ = true;
         if (on_connected_) on_connected_();
       },
       options_.command_timeout);

@@ -61,6 +61,7 @@ class HiredisAsync final : public AsyncCommander {
   redisAsyncContext* ctx_ = nullptr;
   State state_ = State::kIdle;
   absl::Duration backoff_;
+  bool connected_before_ = false;  // a later connect is a reconnect (metrics)
   absl::Time connect_deadline_ = absl::InfiniteFuture();
   // Deadlines of outstanding commands, oldest first (replies come in order).
   std::deque<absl::Time> deadlines_;

@@ -106,8 +106,13 @@ for (const k of kustomizations()) {
       containerPort: METRICS_PORT,
       protocol: "TCP",
     });
-    const annotations = only(objs, "Deployment").spec.template.metadata.annotations;
-    assert.equal(annotations["prometheus.io/port"], String(METRICS_PORT));
+    // What README "Alerts" scrapes: the annotations, or a PodMonitor on the
+    // port `metrics` with jobLabel app.kubernetes.io/part-of (= the job
+    // "redrive" the alert rules select).
+    const template = only(objs, "Deployment").spec.template;
+    assert.equal(template.metadata.annotations["prometheus.io/scrape"], "true");
+    assert.equal(template.metadata.annotations["prometheus.io/port"], String(METRICS_PORT));
+    assert.equal(template.metadata.labels["app.kubernetes.io/part-of"], "redrive");
 
     // Non-root, read-only root file system, no privilege escalation.
     assert.equal(spec.securityContext.runAsNonRoot, true);
@@ -255,10 +260,9 @@ function daemonOptions() {
   return options;
 }
 
-// Options of issue 12 that other branches add to redrived (the metrics
-// listener, TLS). Until they are merged redrived may not list them; once it
-// does, this list should be emptied.
-const ADDED_ELSEWHERE = new Set(["metrics-listen", "tls-cert", "tls-key", "tls-client-ca"]);
+// Options of issue 12 that another branch adds to redrived (TLS). Until it is
+// merged redrived may not list them; once it does, this list should be emptied.
+const ADDED_ELSEWHERE = new Set(["tls-cert", "tls-key", "tls-client-ca"]);
 
 test("redrived knows every option and variable the manifests give it", () => {
   const options = daemonOptions();

@@ -148,6 +148,7 @@ class Daemon:
                 return None
         info = wait_for(is_ready)
         assert info, "redrived did not become ready"
+        self.info = info
         self.address = info["grpc"][0]
         self.channel = grpc.insecure_channel(self.address)
 
