@@ -53,7 +53,7 @@ LABEL org.opencontainers.image.title="redrived" \
       org.opencontainers.image.base.name="docker.io/library/debian:12.11-slim"
 ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends \
-      libgrpc++1.51 libgrpc29 libprotobuf32 libhiredis0.14 libevent-core-2.1-7 libevent-pthreads-2.1-7 \
+      libgrpc++1.51 libgrpc29 libprotobuf32 libhiredis0.14 libevent-core-2.1-7 libevent-pthreads-2.1-7 libevent-2.1-7 \
       libabsl20220623 libspdlog1.10 libfmt9 libssl3 ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 redrive \

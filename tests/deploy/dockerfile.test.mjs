@@ -5,9 +5,10 @@
 //   - dockerfile_lint with the project's rules (dockerfile_lint_rules.yaml):
 //     digest-pinned bases, OCI labels, numeric non-root USER, HEALTHCHECK
 //     through `redrivectl health`, apt-get hygiene, no ADD.
-// It also checks what no linter knows: the build stage's COPY sources exist
-// and are not in .dockerignore, and they are enough for CMake to configure
-// the daemon and redrivectl (no Docker engine is needed for that).
+// It also checks what no linter knows (no Docker engine is needed): the build
+// stage's COPY sources exist, are not in .dockerignore and are enough for
+// CMake to configure redrived and redrivectl; the runtime stage installs the
+// Debian package of every shared library the built binaries load.
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -246,5 +247,66 @@ test("the build stage's COPY sources are enough to configure redrived and redriv
     assert.match(targets, /^client\/redrivectl: /m);
   } finally {
     fs.rmSync(context, { recursive: true, force: true });
+  }
+});
+
+// The runtime stage's `apt-get install` packages.
+function runtimePackages() {
+  const lines = instructions(DOCKERFILE);
+  const start = lines.findIndex((l) => /^FROM \S+ AS runtime$/.test(l));
+  const run = lines.slice(start).find((l) => l.startsWith("RUN ") && l.includes("apt-get install"));
+  const after = run.split("--no-install-recommends")[1].split("&&")[0];
+  return after.trim().split(/\s+/);
+}
+
+// The Debian packages owning `files` (one dpkg -S for all; usrmerge: dpkg
+// may know a file under /lib instead of /usr/lib): file -> package or null.
+function owners(files) {
+  const spellings = (f) =>
+    [...new Set([f, fs.realpathSync(f)].flatMap((x) => [x, x.replace(/^\/usr\/lib\//, "/lib/"), x.replace(/^\/lib\//, "/usr/lib/")]))];
+  const all = [...new Set(files.flatMap(spellings))];
+  let out;
+  try {
+    out = execFileSync("dpkg", ["-S", ...all], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+  } catch (e) {
+    out = e.stdout ?? ""; // non-zero when some spelling is unknown, as expected
+  }
+  const byPath = new Map();
+  for (const line of out.split("\n")) {
+    const m = /^([^:,\s]+)(?::[a-z0-9]+)?: (\/\S+)$/.exec(line);
+    if (m) byPath.set(m[2], m[1]);
+  }
+  return new Map(files.map((f) => [f, spellings(f).map((x) => byPath.get(x)).find(Boolean) ?? null]));
+}
+
+// debian:12-slim has these already (apt needs them).
+const SLIM_BASE = new Set(["libc6", "libgcc-s1", "libstdc++6"]);
+// Sanitizer runtimes of the ASan build; the image builds Release.
+const SANITIZER = /^lib(asan|ubsan|tsan|lsan)\.so/;
+
+test("the runtime stage installs the package of every library redrived and redrivectl load", () => {
+  const installed = new Set(runtimePackages());
+  assert.ok(installed.has("libgrpc++1.51") && installed.has("ca-certificates"), [...installed].join(" "));
+  for (const variable of ["REDRIVE_DAEMON_BINARY", "REDRIVECTL_BINARY"]) {
+    const binary = process.env[variable];
+    assert.ok(binary, `${variable} must name the built binary (ctest sets it)`);
+    const needed = [
+      ...execFileSync("readelf", ["-d", binary], { encoding: "utf8" }).matchAll(/\(NEEDED\).*\[(.+)\]/g),
+    ].map((m) => m[1]);
+    assert.ok(needed.length >= 10, `${binary} needs ${needed.join(" ")}`);
+    const paths = new Map(
+      [...execFileSync("ldd", [binary], { encoding: "utf8" }).matchAll(/^\s*(\S+) => (\/\S+)/gm)].map((m) => [m[1], m[2]]),
+    );
+    const sonames = needed.filter((n) => !SANITIZER.test(n));
+    for (const n of sonames) assert.ok(paths.get(n), `ldd resolves ${n}`);
+    const packages = owners(sonames.map((n) => paths.get(n)));
+    const missing = [];
+    for (const soname of sonames) {
+      const file = paths.get(soname);
+      const pkg = packages.get(file);
+      assert.ok(pkg, `a Debian package owns ${file}`);
+      if (!installed.has(pkg) && !SLIM_BASE.has(pkg)) missing.push(`${soname} (${pkg})`);
+    }
+    assert.deepEqual(missing, [], `${path.basename(binary)} loads libraries whose packages the image lacks`);
   }
 });
