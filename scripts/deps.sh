@@ -25,6 +25,13 @@ for p in "${PACKAGES[@]}"; do
 done
 # Node.js e2e test (tests/e2e/node): Debian's nodejs and npm unless a node is on PATH.
 command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
+# deploy_manifests_test renders deploy/kustomize with `kubectl kustomize`,
+# which needs kustomize v5 (kubectl >= 1.27). Debian 12's kubernetes-client
+# is kubectl 1.20 (kustomize v2.0.3, which rejects the manifests), so it is
+# not installed here; the project's machine image ships kubectl 1.32. Without
+# a kubectl that test fails and says why.
+command -v kubectl >/dev/null 2>&1 ||
+  echo "deps: warning: no kubectl on PATH; deploy_manifests_test needs kubectl >= 1.27" >&2
 if [ ${#missing[@]} -eq 0 ]; then
   echo "deps: all ${#PACKAGES[@]} packages present"
   exit 0

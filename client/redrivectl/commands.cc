@@ -165,6 +165,17 @@ std::vector<CommandSpec> MakeCommands() {
                {},
                "Resume a paused handler (Admin.ResumeHandler).",
                ""});
+  c.push_back(
+      {"health",
+       {},
+       false,
+       {{"service", "NAME", false,
+         "Health service to check: '' (default: the daemon and Redis), 'readiness' (the same) "
+         "or 'liveness' (the process alone, whatever Redis does)."}},
+       "Check the daemon's health (grpc.health.v1.Health/Check); exit 0 only when SERVING.",
+       "Prints the status (SERVING, NOT_SERVING, ...). Exit 0: SERVING; 67: the daemon\n"
+       "answered another status; 14 (UNAVAILABLE), 4 (DEADLINE_EXCEEDED): no answer;\n"
+       "5 (NOT_FOUND): no such service. Needs no token: for container health checks."});
   c.push_back({"migrate-legacy",
                {"CHANNEL"},
                false,
@@ -468,6 +479,12 @@ absl::StatusOr<ParsedArgs> ParseArgs(const std::vector<std::string>& args, const
     return Usage(absl::StrCat("usage: ", CommandUsage(c), " ", SeeHelp(&c)));
   }
   return out;
+}
+
+absl::StatusOr<grpc::health::v1::HealthCheckRequest> BuildHealthCheck(const ParsedArgs& args) {
+  grpc::health::v1::HealthCheckRequest request;
+  request.set_service(args.Get("service").value_or(""));
+  return request;
 }
 
 std::string TokenSource::Describe() const {

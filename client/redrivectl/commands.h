@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "grpc/health/v1/health.pb.h"
 #include "redrive/v1/admin.pb.h"
 #include "redrive/v1/broker.pb.h"
 
@@ -29,6 +30,7 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitUsage = 64;            // EX_USAGE: bad command line
 inline constexpr int kExitJobNotSucceeded = 65;  // dlq redrive --wait: FAILED/CANCELLED
 inline constexpr int kExitNoInput = 66;          // EX_NOINPUT: unreadable file
+inline constexpr int kExitNotServing = 67;       // health: answered, but not SERVING
 inline constexpr int kExitInterrupted = 130;     // SIGINT while waiting
 
 inline constexpr absl::string_view kDefaultAddr = "127.0.0.1:50051";
@@ -193,6 +195,12 @@ struct TailPlan {
   bool ack = false;         // group only: ACK each printed delivery (auto_ack otherwise)
 };
 absl::StatusOr<TailPlan> BuildTail(const ParsedArgs& args);
+
+// `health [--service NAME]`: grpc.health.v1.Health/Check. The service is ""
+// by default (the daemon's overall status: Redis answers); "liveness" is the
+// process alone, "readiness" the same as "" (README "Health, liveness and
+// listeners").
+absl::StatusOr<grpc::health::v1::HealthCheckRequest> BuildHealthCheck(const ParsedArgs& args);
 
 }  // namespace redrive::ctl
 

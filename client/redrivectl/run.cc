@@ -15,6 +15,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "client/redrivectl/format.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "redrive/client.h"
 
 #ifndef REDRIVE_VERSION
@@ -434,6 +435,30 @@ int RunTail(Context& ctx) {
   return tail.Run();
 }
 
+// grpc.health.v1.Health/Check: prints the status; exit 0 only for SERVING,
+// kExitNotServing for any other answer, the gRPC status code when there is
+// none (UNAVAILABLE: nothing listens; NOT_FOUND: unknown service).
+int Health(Context& ctx) {
+  int rc = kExitOk;
+  auto request = Build<grpc::health::v1::HealthCheckRequest>(ctx, BuildHealthCheck, rc);
+  if (!request) return rc;
+  std::unique_ptr<grpc::health::v1::Health::Stub> stub =
+      grpc::health::v1::Health::NewStub(ctx.client->channel());
+  grpc::ClientContext call;
+  call.set_deadline(absl::ToChronoTime(absl::Now() + ctx.args.global.timeout));
+  grpc::health::v1::HealthCheckResponse response;
+  const grpc::Status status = stub->Check(&call, *request, &response);
+  if (!status.ok()) return RpcError(ctx.io, FromGrpcStatus(status));
+  if (ctx.json()) {
+    ctx.io.out << ToJson(response) << "\n";
+  } else {
+    ctx.io.out << grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status())
+               << "\n";
+  }
+  return response.status() == grpc::health::v1::HealthCheckResponse::SERVING ? kExitOk
+                                                                             : kExitNotServing;
+}
+
 int Dispatch(Context& ctx) {
   const std::string& name = ctx.args.command->name;
   int rc = kExitOk;
@@ -491,6 +516,7 @@ int Dispatch(Context& ctx) {
   }
   if (name == "publish") return Publish(ctx);
   if (name == "tail") return RunTail(ctx);
+  if (name == "health") return Health(ctx);
   // Every entry of Commands() is handled above.
   std::cerr << "redrivectl: internal error: no handler for '" << name << "'\n";
   std::abort();
@@ -529,7 +555,7 @@ int Run(const std::vector<std::string>& args, const Environment& env, Io io,
   }
   Context ctx{*parsed, io, interrupter, nullptr, "", parsed->global.operator_name};
   const std::string& name = parsed->command->name;
-  const bool admin = name != "publish" && name != "tail";
+  const bool admin = name != "publish" && name != "tail" && name != "health";
   const TokenSource token_source = ChooseTokenSource(parsed->global, env);
   if (admin) {
     if (std::optional<int> rc = LoadToken(ctx, token_source)) return *rc;

@@ -399,6 +399,20 @@ TEST(BuildTest, TailPlainByDefaultAndAsAGroupWithHandler) {
             "reads without a group)");
 }
 
+TEST(BuildTest, HealthChecksTheOverallServiceUnlessOneIsNamed) {
+  absl::StatusOr<grpc::health::v1::HealthCheckRequest> overall =
+      BuildHealthCheck(ParseOk({"health"}));
+  ASSERT_THAT(overall, IsOk());
+  EXPECT_EQ(overall->service(), "");
+  absl::StatusOr<grpc::health::v1::HealthCheckRequest> live =
+      BuildHealthCheck(ParseOk({"--addr", "127.0.0.1:8081", "health", "--service", "liveness"}));
+  ASSERT_THAT(live, IsOk());
+  EXPECT_EQ(live->service(), "liveness");
+  EXPECT_EQ(BuildError({"health", "extra"}, BuildHealthCheck),
+            "usage: redrivectl health [flags] (see redrivectl health --help)");
+  EXPECT_EQ(kExitNotServing, 67);
+}
+
 // ------------------------------------------------------------ formatting
 
 TEST(FormatTest, TableAlignsByCodePoints) {

@@ -995,5 +995,68 @@ TEST_F(RedrivectlTest, AdminWithAuthDisabledNeedsNoToken) {
   EXPECT_EQ(r.err, "");
 }
 
+// ---------------------------------------------------------------- health
+
+// `redrivectl health` (the image's HEALTHCHECK): SERVING and exit 0 while
+// Redis answers, NOT_SERVING and exit 67 while it does not (the liveness
+// service stays SERVING), the gRPC code when nothing answers. It needs no
+// admin token: an unreadable token file does not matter.
+TEST_F(RedrivectlTest, HealthExitsZeroOnlyWhileServing) {
+  DaemonProcess::Options o;
+  o.extra_args = {"--health-listen=127.0.0.1:0", "--health-interval-ms=50"};
+  Boot(o);
+  ASSERT_FALSE(daemon_->health_address().empty());
+  const std::vector<std::string> no_token = {"REDRIVE_ADMIN_TOKEN_FILE=" + dir_ + "/missing"};
+
+  CtlResult overall = Ctl({"health"}, no_token);
+  EXPECT_EQ(overall.exit_code, 0) << overall;
+  EXPECT_EQ(overall.out, "SERVING\n");
+  EXPECT_EQ(overall.err, "");
+  for (const char* service : {"readiness", "liveness"}) {
+    CtlResult r = Ctl({"--addr", daemon_->health_address(), "health", "--service", service});
+    EXPECT_EQ(r.exit_code, 0) << service << "\n" << r;
+    EXPECT_EQ(r.out, "SERVING\n") << service;
+  }
+  CtlResult json = Ctl({"--json", "--addr", daemon_->unix_address(), "health"});
+  EXPECT_EQ(json.exit_code, 0) << json;
+  EXPECT_EQ(json.out, "{\"status\":\"SERVING\"}\n");
+
+  CtlResult unknown = Ctl({"health", "--service", "no.such.Service"});
+  EXPECT_EQ(unknown.exit_code, 5) << unknown;
+  EXPECT_EQ(unknown.out, "");
+  EXPECT_THAT(unknown.err, StartsWith("redrivectl: NOT_FOUND: ")) << unknown;
+
+  redis_->Kill();
+  CtlResult down;
+  ASSERT_TRUE(WaitFor([&] {
+    down = Ctl({"--addr", daemon_->health_address(), "health"});
+    return down.exit_code != 0;
+  })) << down;
+  EXPECT_EQ(down.exit_code, ctl::kExitNotServing) << down;
+  EXPECT_EQ(down.out, "NOT_SERVING\n");
+  EXPECT_EQ(down.err, "");
+  CtlResult live = Ctl({"--addr", daemon_->health_address(), "health", "--service", "liveness"});
+  EXPECT_EQ(live.exit_code, 0) << live;
+  EXPECT_EQ(live.out, "SERVING\n");
+
+  ASSERT_TRUE(redis_->Restart());
+  CtlResult back;
+  ASSERT_TRUE(WaitFor([&] {
+    back = Ctl({"health"});
+    return back.exit_code == 0;
+  })) << back;
+  EXPECT_EQ(back.out, "SERVING\n");
+
+  // Nothing listening: UNAVAILABLE (14), nothing on stdout.
+  daemon_->Kill9();
+  for (const std::string& addr :
+       {daemon_->health_address(), absl::StrCat("unix:", dir_, "/no.sock")}) {
+    CtlResult gone = Ctl({"--addr", addr, "health"});
+    EXPECT_EQ(gone.exit_code, 14) << addr << "\n" << gone;
+    EXPECT_EQ(gone.out, "");
+    EXPECT_THAT(gone.err, StartsWith("redrivectl: UNAVAILABLE: ")) << gone;
+  }
+}
+
 }  // namespace
 }  // namespace redrive
