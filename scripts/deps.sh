@@ -13,6 +13,8 @@ PACKAGES=(
   libabsl-dev libhiredis-dev libevent-dev nlohmann-json3-dev libspdlog-dev
   # tests
   libgtest-dev libgmock-dev redis-server python3-grpcio python3-protobuf python3-pytest
+  # tests: redrivectl top on a real terminal (tests/e2e/redrivectl_top_test.cc)
+  tmux
 )
 
 missing=()

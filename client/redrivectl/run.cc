@@ -1,6 +1,7 @@
 #include "client/redrivectl/run.h"
 
 #include <grpcpp/client_context.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdlib>
@@ -15,6 +16,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "client/redrivectl/format.h"
+#include "client/redrivectl/top.h"
 #include "redrive/client.h"
 
 #ifndef REDRIVE_VERSION
@@ -411,6 +413,19 @@ int RunTail(Context& ctx) {
   return tail.Run();
 }
 
+int Top(Context& ctx) {
+  int rc = kExitOk;
+  std::optional<TopPlan> plan = Build<TopPlan>(ctx, BuildTop, rc);
+  if (!plan) return rc;
+  TopSource source;
+  source.list_handlers = [&ctx, &plan] {
+    return CallAdmin(ctx, &v1::Admin::Stub::ListHandlers, plan->request);
+  };
+  source.ready = [&ctx] { return ctx.client->Serving("readiness"); };
+  return RunTop(*plan, ctx.args.global.addr, source, TopTerminal{STDIN_FILENO, STDOUT_FILENO},
+                ctx.io, ctx.interrupter);
+}
+
 int Dispatch(Context& ctx) {
   const std::string& name = ctx.args.command->name;
   int rc = kExitOk;
@@ -468,6 +483,7 @@ int Dispatch(Context& ctx) {
   }
   if (name == "publish") return Publish(ctx);
   if (name == "tail") return RunTail(ctx);
+  if (name == "top") return Top(ctx);
   // Every entry of Commands() is handled above.
   std::cerr << "redrivectl: internal error: no handler for '" << name << "'\n";
   std::abort();
