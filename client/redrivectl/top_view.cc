@@ -345,7 +345,10 @@ std::string RenderTopFrame(const TopFrame& frame, size_t width, size_t height) {
     }
   }
 
-  std::vector<std::string> lines = {Title(frame), Totals(frame), ErrorLine(frame)};
+  std::vector<std::string> lines = {Title(frame), Totals(frame)};
+  // On a screen the error line is always there, so that rows do not move
+  // when an error comes or goes.
+  if (height > 0 || !frame.error.ok()) lines.push_back(ErrorLine(frame));
   for (size_t r = 0; r <= shown; ++r) {
     const std::vector<std::string>& row = cells[r];
     std::string line;

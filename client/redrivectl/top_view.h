@@ -85,8 +85,9 @@ struct TopFrame {
 };
 
 // The frame's lines, each ending in '\n': a title line, a totals line, an
-// error line (empty when the last refresh worked), the column header and
-// one row per handler, sorted by `frame.sort`.
+// error line (on a screen, `height` > 0, an empty line when the last refresh
+// worked; otherwise only when it failed), the column header and one row per
+// handler, sorted by `frame.sort`.
 //
 // `width` (0 = unlimited) is the terminal's column count: channel and
 // handler names are shortened with "..." to fit, and when even that is not

@@ -206,50 +206,52 @@ TopFrame SampleFrame() {
 }
 
 TEST(RenderTopFrameTest, UnlimitedSizeShowsEveryColumnSortedByName) {
-  EXPECT_EQ(
-      RenderTopFrame(SampleFrame(), 0, 0),
-      "redrive top  127.0.0.1:50051  2024-05-01T12:00:05Z  every 1s  sort: name\n"
-      "readiness SERVING  handlers 3  in flight 3  pending 4  retry 2  dlq 8  deliveries/s "
-      "7.0  acks/s 6.5  nacks/s 0.5  dead letters/s 1.0\n"
-      "\n"
-      "CHANNEL   HANDLER                               CONN  INFL  PEND  LAG  RETRY  DLQ  "
-      "OLDEST  PAUSED  DELIV  DLV/S  ACK/S  NACK/S  DL/S\n"
-      "audit     x                                        1     0     0   12      0    1  "
-      "1h0m0s      no      7    2.0    2.0     0.0   0.0\n"
-      "orders    billing                                  2     3     4    0      2    7    "
-      "1m5s      no    120    5.0    4.5     0.5   1.0\n"
-      "payments  a-very-long-handler-name-for-refunds     0     0     0    ?      0    0      "
-      "   -     yes      0      -      -       -     -\n");
+  // Not a screen (height 0): no empty error line.
+  EXPECT_EQ(RenderTopFrame(SampleFrame(), 0, 0),
+            "redrive top  127.0.0.1:50051  2024-05-01T12:00:05Z  every 1s  sort: name\n"
+            "readiness SERVING  handlers 3  in flight 3  pending 4  retry 2  dlq 8  deliveries/s "
+            "7.0  acks/s 6.5  nacks/s 0.5  dead letters/s 1.0\n"
+            "CHANNEL   HANDLER                               CONN  INFL  PEND  LAG  RETRY  DLQ  "
+            "OLDEST  PAUSED  DELIV  DLV/S  ACK/S  NACK/S  DL/S\n"
+            "audit     x                                        1     0     0   12      0    1  "
+            "1h0m0s      no      7    2.0    2.0     0.0   0.0\n"
+            "orders    billing                                  2     3     4    0      2    7    "
+            "1m5s      no    120    5.0    4.5     0.5   1.0\n"
+            "payments  a-very-long-handler-name-for-refunds     0     0     0    ?      0    0  "
+            "     -     yes      0      -      -       -     -\n");
 }
 
 TEST(RenderTopFrameTest, NarrowTerminalShortensNamesThenDropsColumns) {
   TopFrame f = SampleFrame();
   f.interactive = true;
   f.sort = TopSort::kDlq;
-  // 120 columns: every column, the long handler name shortened with "...".
-  EXPECT_EQ(RenderTopFrame(f, 120, 0),
+  // 120 columns: every column, the long handler name shortened with "..."
+  // to what is left (24), the totals line cut.
+  EXPECT_EQ(RenderTopFrame(f, 120, 30),
             "redrive top  127.0.0.1:50051  2024-05-01T12:00:05Z  every 1s  sort: dlq  (q quit, s "
             "sort)\n"
             "readiness SERVING  handlers 3  in flight 3  pending 4  retry 2  dlq 8  deliveries/s "
-            "7.0  acks/s 6.5  nacks/s 0.5  dead letters/s 1.0\n"
+            "7.0  acks/s 6.5  nacks/s 0.5  dead l\n"
             "\n"
-            "CHANNEL   HANDLER                    CONN  INFL  PEND  LAG  RETRY  DLQ  OLDEST  "
+            "CHANNEL   HANDLER                   CONN  INFL  PEND  LAG  RETRY  DLQ  OLDEST  "
             "PAUSED  DELIV  DLV/S  ACK/S  NACK/S  DL/S\n"
-            "orders    billing                       2     3     4    0      2    7    1m5s      "
+            "orders    billing                      2     3     4    0      2    7    1m5s      "
             "no    120    5.0    4.5     0.5   1.0\n"
-            "audit     x                             1     0     0   12      0    1  1h0m0s      "
+            "audit     x                            1     0     0   12      0    1  1h0m0s      "
             "no      7    2.0    2.0     0.0   0.0\n"
-            "payments  a-very-long-handler-n...      0     0     0    ?      0    0       -     "
+            "payments  a-very-long-handler-n...     0     0     0    ?      0    0       -     "
             "yes      0      -      -       -     -\n");
-  // 60 columns: DELIV, NACK/S, ACK/S, OLDEST and CONN dropped; long lines cut.
-  EXPECT_EQ(RenderTopFrame(f, 60, 0),
+  // 60 columns: with the names at 10 it is still 106 wide, so DELIV,
+  // NACK/S, ACK/S, OLDEST, CONN, INFL and PAUSED go (56); the names share
+  // the 4 columns left.
+  EXPECT_EQ(RenderTopFrame(f, 60, 30),
             "redrive top  127.0.0.1:50051  2024-05-01T12:00:05Z  every 1s\n"
             "readiness SERVING  handlers 3  in flight 3  pending 4  retry\n"
             "\n"
-            "CHANNEL   HANDLER     INFL  PEND  LAG  RETRY  DLQ  PAUSED  D\n"
-            "orders    billing        3     4    0      2    7      no  \n"
-            "audit     x              0     0   12      0    1      no  \n"
-            "payments  a-very-l...    0     0    ?      0    0     yes  \n");
+            "CHANNEL   HANDLER         PEND  LAG  RETRY  DLQ  DLV/S  DL/S\n"
+            "orders    billing            4    0      2    7    5.0   1.0\n"
+            "audit     x                  0   12      0    1    2.0   0.0\n"
+            "payments  a-very-long...     0    ?      0    0      -     -\n");
 }
 
 TEST(RenderTopFrameTest, ShortTerminalSumsUpTheRowsThatDoNotFit) {
@@ -386,36 +388,36 @@ TEST(RunTopTest, PlainFramesUntilIterationsWithRatesFromTheSecond) {
   EXPECT_EQ(err.str(), "");
   std::vector<std::string> frames = absl::StrSplit(out.str(), "\n\n");
   ASSERT_EQ(frames.size(), 3u) << out.str();
-  // Rows: no rate on the first frame, the failed refresh keeps them, the
-  // third compares with the first (10 -> 30 deliveries).
+  // Rows: no rate on the first frame, the failed refresh keeps them (only
+  // its frame has an error line), the third compares with the first
+  // (10 -> 30 deliveries).
   std::vector<std::string> first = absl::StrSplit(frames[0], '\n');
-  ASSERT_EQ(first.size(), 6u) << frames[0];
+  ASSERT_EQ(first.size(), 4u) << frames[0];
   EXPECT_EQ(
       first[1],
       "readiness SERVING  handlers 1  in flight 0  pending 0  retry 0  dlq 0  deliveries/s -  "
       "acks/s -  nacks/s -  dead letters/s -");
-  EXPECT_EQ(first[2], "");
   EXPECT_EQ(
-      first[4],
+      first[3],
       "orders   billing     0     0     0    0      0    0       -      no     10      -      "
       "-       -     -");
   std::vector<std::string> second = absl::StrSplit(frames[1], '\n');
-  ASSERT_EQ(second.size(), 6u) << frames[1];
+  ASSERT_EQ(second.size(), 5u) << frames[1];
   EXPECT_THAT(second[2], ::testing::StartsWith(
                              "error: UNAVAILABLE: daemon restarting (retrying every 100ms; rows "
                              "from "));
-  EXPECT_EQ(second[4], first[4]);
+  EXPECT_EQ(second[4], first[3]);
   std::vector<std::string> third = absl::StrSplit(frames[2], '\n');
-  ASSERT_EQ(third.size(), 6u) << frames[2];
-  EXPECT_EQ(third[2], "");
-  EXPECT_THAT(third[4], ::testing::StartsWith(
+  ASSERT_EQ(third.size(), 5u) << frames[2];
+  EXPECT_EQ(third[4], "");
+  EXPECT_THAT(third[3], ::testing::StartsWith(
                             "orders   billing     0     0     0    0      0    0       -      no   "
                             "  30  "));
   // DLV/S: 20 deliveries over the ~200 ms from the first refresh.
-  std::vector<std::string> cells = absl::StrSplit(third[4], ' ', absl::SkipEmpty());
-  ASSERT_EQ(cells.size(), 15u) << third[4];
+  std::vector<std::string> cells = absl::StrSplit(third[3], ' ', absl::SkipEmpty());
+  ASSERT_EQ(cells.size(), 15u) << third[3];
   double rate = 0;
-  ASSERT_TRUE(absl::SimpleAtod(cells[11], &rate)) << third[4];
+  ASSERT_TRUE(absl::SimpleAtod(cells[11], &rate)) << third[3];
   EXPECT_GT(rate, 0);
   EXPECT_LE(rate, 110.0);       // (a refresh is timed after its call)
   EXPECT_EQ(cells[12], "0.0");  // ACK/S
