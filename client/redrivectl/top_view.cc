@@ -287,8 +287,9 @@ void SortTopRows(std::vector<TopRow>& rows, TopSort sort) {
       break;
     case TopSort::kDlq:
       less = [&](const TopRow& a, const TopRow& b) {
-        if (a.info.dlq_depth() != b.info.dlq_depth())
+        if (a.info.dlq_depth() != b.info.dlq_depth()) {
           return a.info.dlq_depth() > b.info.dlq_depth();
+        }
         return by_name(a, b);
       };
       break;
@@ -324,6 +325,7 @@ std::string RenderTopFrame(const TopFrame& frame, size_t width, size_t height) {
   std::vector<std::vector<std::string>> cells;
   cells.reserve(rows.size() + 1);
   std::vector<std::string> header;
+  header.reserve(cols.size());
   for (const Column& c : cols) header.emplace_back(c.header);
   cells.push_back(std::move(header));
   for (const TopRow& r : rows) {
