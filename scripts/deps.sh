@@ -17,6 +17,8 @@ PACKAGES=(
   # promtool: deploy/prometheus alert rules (check rules, test rules) and the
   # exposition (check metrics); the server: tests/e2e/python/test_metrics.py
   prometheus
+  # tests: redrivectl top on a real terminal (tests/e2e/redrivectl_top_test.cc)
+  tmux
 )
 
 missing=()

@@ -62,6 +62,22 @@ std::vector<CommandSpec> MakeCommands() {
        "stream of the handler is connected to any daemon, and while entries remain unless\n"
        "--force with the exact counts (the refusal names them)."});
   c.push_back(
+      {"top",
+       {},
+       false,
+       {{"interval", "MS", false, "Refresh every MS milliseconds, 100..60000 (default 1000)."},
+        {"channel", "C", false, "Only handlers of channel C."},
+        {"sort", "KEY", false,
+         "Row order: name (default), dlq, lag or rate (deliveries/s); the s key cycles it."},
+        {"iterations", "N", false,
+         "Exit after N refreshes, 0..1000000 (default 0: until q, Ctrl-C or SIGTERM)."}},
+       "Live view of handlers: rates, in flight, lag, retry and DLQ depth (Admin.ListHandlers "
+       "every interval).",
+       "On a terminal: full screen, redrawn in place; q quits, s cycles the sort. Otherwise one\n"
+       "plain frame per refresh. A failed refresh is shown and retried; after --iterations the\n"
+       "exit code is the last refresh's (0, or its gRPC code). Rates are this daemon's counters'\n"
+       "increase per second between two refreshes ('-' until the second)."});
+  c.push_back(
       {"dlq list",
        {"CHANNEL", "HANDLER"},
        false,

@@ -1,6 +1,7 @@
 #include "client/redrivectl/run.h"
 
 #include <grpcpp/client_context.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdlib>
@@ -16,6 +17,7 @@
 #include "absl/time/clock.h"
 #include "client/redrivectl/format.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "client/redrivectl/top.h"
 #include "redrive/client.h"
 
 #ifndef REDRIVE_VERSION
@@ -459,6 +461,19 @@ int Health(Context& ctx) {
                                                                              : kExitNotServing;
 }
 
+int Top(Context& ctx) {
+  int rc = kExitOk;
+  std::optional<TopPlan> plan = Build<TopPlan>(ctx, BuildTop, rc);
+  if (!plan) return rc;
+  TopSource source;
+  source.list_handlers = [&ctx, &plan] {
+    return CallAdmin(ctx, &v1::Admin::Stub::ListHandlers, plan->request);
+  };
+  source.ready = [&ctx] { return ctx.client->Serving("readiness"); };
+  return RunTop(*plan, ctx.args.global.addr, source, TopTerminal{STDIN_FILENO, STDOUT_FILENO},
+                ctx.io, ctx.interrupter);
+}
+
 int Dispatch(Context& ctx) {
   const std::string& name = ctx.args.command->name;
   int rc = kExitOk;
@@ -517,6 +532,7 @@ int Dispatch(Context& ctx) {
   if (name == "publish") return Publish(ctx);
   if (name == "tail") return RunTail(ctx);
   if (name == "health") return Health(ctx);
+  if (name == "top") return Top(ctx);
   // Every entry of Commands() is handled above.
   std::cerr << "redrivectl: internal error: no handler for '" << name << "'\n";
   std::abort();
