@@ -6,6 +6,7 @@
 #include <memory>
 #include <utility>
 
+#include "daemon/logging.h"
 #include "daemon/redis/errors.h"
 
 namespace redrive {
@@ -144,8 +145,8 @@ void Sweeper::Trim(const HandlerRef& ref, const SpecPtr& spec) {
                        SourceState* st = Find(ref, kRetry);
                        if (!r.ok()) {
                          ++ctx_.stats.redis_errors;
-                         spdlog::warn("trimming retry stream '{}' failed: {}", stream,
-                                      std::string(r.status().message()));
+                         LogWarn(LogFields().Stream(stream).Error(r.status().message()),
+                                 "trimming a retry stream failed");
                          if (st != nullptr) {
                            st->trimming = false;
                            st->trim_wanted = true;
@@ -155,8 +156,9 @@ void Sweeper::Trim(const HandlerRef& ref, const SpecPtr& spec) {
                        ctx_.stats.retry_trimmed +=
                            static_cast<uint64_t>(std::max<int64_t>(0, r->removed));
                        if (r->removed > 0) {
-                         spdlog::debug("trimmed {} acknowledged entries off '{}' (MINID {})",
-                                       r->removed, stream, r->min_id);
+                         LogDebug(LogFields().Stream(stream),
+                                  "trimmed {} acknowledged entries (MINID {})", r->removed,
+                                  r->min_id);
                        }
                        if (st != nullptr) {
                          st->trimming = false;
@@ -188,7 +190,8 @@ void Sweeper::RemoveIdleConsumers(const HandlerRef& ref, const SpecPtr& spec, ui
                 kLoopThread.AssertHeld();
                 if (!deleted.ok() || !*deleted) return;
                 ++ctx_.stats.consumers_removed;
-                spdlog::info("removed idle consumer '{}' of '{}' (nothing pending)", name, stream);
+                LogInfo(LogFields().Stream(stream).Consumer(name),
+                        "removed an idle consumer (nothing pending)");
               }));
         }
       }));
