@@ -10,8 +10,8 @@
 #include "daemon/dead_letters.h"
 #include "daemon/grpc_status.h"
 #include "daemon/handler_deletion.h"
-#include "daemon/logging.h"
 #include "daemon/legacy_migration.h"
+#include "daemon/logging.h"
 
 namespace redrive {
 namespace {
@@ -105,8 +105,7 @@ grpc::ServerUnaryReactor* AdminService::Serve(grpc::CallbackServerContext* conte
                                               absl::Status validated, Work work) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (grpc::Status auth = auth_.Check(context->client_metadata()); !auth.ok()) {
-    LogWarn(LogFields().Peer(context->peer()).Reason(auth.error_message()),
-            "admin call refused");
+    LogWarn(LogFields().Peer(context->peer()).Reason(auth.error_message()), "admin call refused");
     reactor->Finish(auth);
     return reactor;
   }

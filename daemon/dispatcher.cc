@@ -240,11 +240,9 @@ void Dispatcher::OnGroupReady(Handler& h, absl::Status status) {
   std::vector<Session*> waiting;
   waiting.swap(h.sessions.waiting());
   if (!status.ok()) {
-    LogWarn(LogFields()
-                .Channel(h.spec->channel)
-                .Handler(h.spec->handler_id)
-                .Error(status.message()),
-            "registration of a handler failed");
+    LogWarn(
+        LogFields().Channel(h.spec->channel).Handler(h.spec->handler_id).Error(status.message()),
+        "registration of a handler failed");
     for (Session* s : waiting) {
       s->sink->Finish(status);
       s->handler = nullptr;

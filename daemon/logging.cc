@@ -185,8 +185,9 @@ class TextFieldsFlag final : public spdlog::custom_flag_formatter {
 
 absl::string_view LogKeyName(LogKey key) {
   static constexpr absl::string_view kNames[kLogKeyCount] = {
-      "channel", "handler", "entry_id", "trace_id", "reason", "session", "delivery_id", "attempt",
-      "stream",  "group",   "consumer", "dlq_entry_id", "job", "rpc", "peer", "error"};
+      "channel",     "handler", "entry_id", "trace_id", "reason",   "session",
+      "delivery_id", "attempt", "stream",   "group",    "consumer", "dlq_entry_id",
+      "job",         "rpc",     "peer",     "error"};
   return kNames[static_cast<int>(key)];
 }
 

@@ -1,4 +1,5 @@
 // redrived: the redrive sidecar daemon. See README.md and `redrived --help`.
+#include <grpc/support/log.h>
 #include <spdlog/spdlog.h>
 
 #include <csignal>
@@ -19,6 +20,16 @@ namespace {
 
 constexpr int kExitConfig = 2;
 constexpr int kExitStartup = 1;
+
+// gRPC's own log lines (errors only unless GRPC_VERBOSITY says otherwise) go
+// through our logger, so that a JSON log stays one object per line.
+void GrpcLogToSpdlog(gpr_log_func_args* args) {
+  const spdlog::level::level_enum level =
+      args->severity == GPR_LOG_SEVERITY_ERROR  ? spdlog::level::err
+      : args->severity == GPR_LOG_SEVERITY_INFO ? spdlog::level::info
+                                                : spdlog::level::debug;
+  spdlog::log(level, "grpc: {} ({}:{})", args->message, args->file, args->line);
+}
 
 int Run(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
@@ -41,6 +52,7 @@ int Run(int argc, char** argv) {
     std::cerr << "redrived: " << s.message() << "\n";
     return kExitConfig;
   }
+  gpr_set_log_function(&GrpcLogToSpdlog);
   if (config.password_on_command_line) {
     spdlog::warn(
         "the Redis password was given in --redis-url and is visible in the process list; "

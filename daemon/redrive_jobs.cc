@@ -266,8 +266,9 @@ void RedriveJobs::Run(std::string job_id, std::string owner) {
     if (r.ok() && *r == JobTransitionResult::kDone) {
       absl::StatusOr<Hash> end = ReadHash(redis, key);
       if (end.ok()) {
-        LogInfo(LogFields().Job(job_id).Error(error), "redrive job {}: moved {}, skipped {}, failed {}",
-                state, Field(*end, "moved"), Field(*end, "skipped"), Field(*end, "failed"));
+        LogInfo(LogFields().Job(job_id).Error(error),
+                "redrive job {}: moved {}, skipped {}, failed {}", state, Field(*end, "moved"),
+                Field(*end, "skipped"), Field(*end, "failed"));
       }
     }
   };

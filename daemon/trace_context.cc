@@ -56,8 +56,8 @@ MetadataTrace TraceFromMetadata(absl::Span<const absl::string_view> traceparents
   if (tracestates.empty()) return out;
   std::string tracestate = absl::StrJoin(tracestates, ",");
   if (tracestate.size() > kMaxTracestate) {
-    out.ignored = absl::StrCat("the call's tracestate is ", tracestate.size(),
-                               " bytes; at most ", kMaxTracestate, " are kept");
+    out.ignored = absl::StrCat("the call's tracestate is ", tracestate.size(), " bytes; at most ",
+                               kMaxTracestate, " are kept");
   } else if (!IsPrintableAscii(tracestate)) {
     out.ignored = "the call's tracestate is not printable ASCII";
   } else {

@@ -105,8 +105,7 @@ void DeadLetterer::DeadLetter(const SpecPtr& spec, uint8_t source, const StreamE
                                    traceparent = TraceparentOf(entry),
                                    done = std::move(done)](absl::StatusOr<DeadLetterResult> r) {
                         kLoopThread.AssertHeld();
-                        OnDeadLettered(spec, id, reason, attempts, traceparent, done,
-                                       std::move(r));
+                        OnDeadLettered(spec, id, reason, attempts, traceparent, done, std::move(r));
                         ctx_.tracker.End();
                       }));
 }

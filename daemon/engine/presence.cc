@@ -19,9 +19,9 @@ void Presence::Record(const SubscriptionSpec& spec, std::function<void()> done) 
                    guard_.Wrap([done = std::move(done), channel = spec.channel,
                                 handler = spec.handler_id](absl::Status status) {
                      if (!status.ok()) {
-                       LogWarn(LogFields().Channel(channel).Handler(handler).Error(
-                                   status.message()),
-                               "handler registry update failed");
+                       LogWarn(
+                           LogFields().Channel(channel).Handler(handler).Error(status.message()),
+                           "handler registry update failed");
                      }
                      done();
                    }));

@@ -296,32 +296,31 @@ void RetryScheduler::MoveOne(const HandlerRef& ref, const SpecPtr& spec, const D
                              const std::string& raw, std::function<void()> done) {
   const uint8_t source = member.source == 1 ? kRetry : kMain;
   const GroupRef from = SourceRef(*spec, source);
-  ctx_.ops.ReadEntry(
-      from.stream, member.entry_id,
-      guard_.Wrap([this, ref, spec, from, member, raw,
-                   done = std::move(done)](absl::StatusOr<std::optional<StreamEntry>> read) {
-        kLoopThread.AssertHeld();
-        if (!read.ok()) {
-          ++ctx_.stats.redis_errors;
-          LookAgainBy(ref, ctx_.now() + ctx_.options.error_backoff);
-          done();
-          return;
-        }
-        if (!read->has_value()) {
-          // Trimmed while waiting: nothing to retry.
-          LogWarn(LogFields()
-                      .Channel(spec->channel)
-                      .Handler(spec->handler_id)
-                      .EntryId(member.entry_id)
-                      .Stream(from.stream),
-                  "entry is gone from the stream; its retry is dropped");
-          ctx_.ops.RemoveDue(spec->keys.due_zset, raw);
-          ctx_.ops.Ack(from.stream, from.group, {member.entry_id}, nullptr);
-          done();
-          return;
-        }
-        MoveFields(ref, spec, member, raw, **read, done);
-      }));
+  ctx_.ops.ReadEntry(from.stream, member.entry_id,
+                     guard_.Wrap([this, ref, spec, from, member, raw, done = std::move(done)](
+                                     absl::StatusOr<std::optional<StreamEntry>> read) {
+                       kLoopThread.AssertHeld();
+                       if (!read.ok()) {
+                         ++ctx_.stats.redis_errors;
+                         LookAgainBy(ref, ctx_.now() + ctx_.options.error_backoff);
+                         done();
+                         return;
+                       }
+                       if (!read->has_value()) {
+                         // Trimmed while waiting: nothing to retry.
+                         LogWarn(LogFields()
+                                     .Channel(spec->channel)
+                                     .Handler(spec->handler_id)
+                                     .EntryId(member.entry_id)
+                                     .Stream(from.stream),
+                                 "entry is gone from the stream; its retry is dropped");
+                         ctx_.ops.RemoveDue(spec->keys.due_zset, raw);
+                         ctx_.ops.Ack(from.stream, from.group, {member.entry_id}, nullptr);
+                         done();
+                         return;
+                       }
+                       MoveFields(ref, spec, member, raw, **read, done);
+                     }));
 }
 
 void RetryScheduler::MoveFields(const HandlerRef& ref, const SpecPtr& spec, const DueMember& member,
