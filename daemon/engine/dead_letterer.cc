@@ -100,17 +100,17 @@ void DeadLetterer::DeadLetter(const SpecPtr& spec, uint8_t source, const StreamE
       entry, state, failure,
       DeadLetterContext{reason, spec->channel, spec->handler_id, op.from.stream, ctx_.now()});
   ctx_.tracker.Begin();
-  ctx_.ops.DeadLetter(op,
-                      guard_.Wrap([this, spec, id = entry.id, reason, attempts = failure.attempt,
-                                   traceparent = TraceparentOf(entry),
-                                   done = std::move(done)](absl::StatusOr<DeadLetterResult> r) {
-                        kLoopThread.AssertHeld();
-                        OnDeadLettered(spec, id, reason, attempts, traceparent, done, std::move(r));
-                        ctx_.tracker.End();
-                      }));
+  ctx_.ops.DeadLetter(
+      op, guard_.Wrap([this, spec, source, id = entry.id, reason, attempts = failure.attempt,
+                       traceparent = TraceparentOf(entry),
+                       done = std::move(done)](absl::StatusOr<DeadLetterResult> r) {
+        kLoopThread.AssertHeld();
+        OnDeadLettered(spec, source, id, reason, attempts, traceparent, done, std::move(r));
+        ctx_.tracker.End();
+      }));
 }
 
-void DeadLetterer::OnDeadLettered(const SpecPtr& spec, const std::string& id,
+void DeadLetterer::OnDeadLettered(const SpecPtr& spec, uint8_t source, const std::string& id,
                                   const std::string& reason, uint32_t attempts,
                                   const std::string& traceparent, const Done& done,
                                   absl::StatusOr<DeadLetterResult> r) {
@@ -124,6 +124,7 @@ void DeadLetterer::OnDeadLettered(const SpecPtr& spec, const std::string& id,
                 .EntryId(id)
                 .TraceId(TraceIdOf(traceparent))
                 .Reason(reason)
+                .Stream(SourceRef(*spec, source).stream)
                 .Error(r.status().message()),
             "dead-lettering an entry failed");
   } else if (r->kind == DeadLetterResult::Kind::kDeadLettered) {
@@ -137,6 +138,7 @@ void DeadLetterer::OnDeadLettered(const SpecPtr& spec, const std::string& id,
                  .TraceId(TraceIdOf(traceparent))
                  .Reason(reason)
                  .Attempt(attempts)
+                 .Stream(SourceRef(*spec, source).stream)
                  .DlqEntryId(r->dlq_id),
              "entry dead-lettered");
     if (r->evicted > 0) {

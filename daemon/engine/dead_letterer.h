@@ -79,9 +79,9 @@ class DeadLetterer {
               absl::StatusOr<std::optional<StreamEntry>> read)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // `traceparent`: the entry's (TraceparentOf), for the log lines.
-  void OnDeadLettered(const SpecPtr& spec, const std::string& id, const std::string& reason,
-                      uint32_t attempts, const std::string& traceparent, const Done& done,
-                      absl::StatusOr<DeadLetterResult> r)
+  void OnDeadLettered(const SpecPtr& spec, uint8_t source, const std::string& id,
+                      const std::string& reason, uint32_t attempts, const std::string& traceparent,
+                      const Done& done, absl::StatusOr<DeadLetterResult> r)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
 
   EngineContext& ctx_;

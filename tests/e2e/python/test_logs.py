@@ -27,6 +27,7 @@ WAIT = 15.0  # seconds; the bound of every wait on a condition
 
 CH = "py.logs"
 HANDLER = "billing"
+RETRY = "py.logs.billing.retry"
 DLQ = "py.logs.billing.dlq"
 
 # The metadata's trace context, a message's own, and an invalid one.
@@ -159,6 +160,10 @@ def test_metadata_traceparent_is_stored_delivered_and_logged_on_dead_letter(
                           (bad_id, 1, "", ""), (bad_id, 2, "", "")])
         dead = {e[1]["x-redrive-original-id"].decode(): e for e in xrange(r, DLQ)}
         assert set(dead) == {meta_id, own_id, bad_id}
+        # The second attempt came from the retry stream: that entry is the
+        # one dead-lettered (x-redrive-source-id), and the one logged.
+        assert all(e[1]["x-redrive-source-stream"] == RETRY.encode() for e in dead.values())
+        source_id = {k: e[1]["x-redrive-source-id"].decode() for k, e in dead.items()}
 
         def dead_letter_lines():
             return [j for j in daemon.lines() if j["msg"] == "entry dead-lettered"]
@@ -168,14 +173,14 @@ def test_metadata_traceparent_is_stored_delivered_and_logged_on_dead_letter(
     try:
         lines = daemon.lines()  # every line, to the last one, parses
         dead_lines = {j["entry_id"]: j for j in lines if j["msg"] == "entry dead-lettered"}
-        assert set(dead_lines) == {meta_id, own_id, bad_id}
-        for entry_id, trace_id in ((meta_id, META_TRACE_ID), (own_id, OWN_TRACE_ID),
-                                   (bad_id, None)):
-            line = dead_lines[entry_id]
+        assert set(dead_lines) == set(source_id.values())
+        for original_id, trace_id in ((meta_id, META_TRACE_ID), (own_id, OWN_TRACE_ID),
+                                      (bad_id, None)):
+            line = dead_lines[source_id[original_id]]
             expected = {"ts": line["ts"], "level": "debug", "msg": "entry dead-lettered",
-                        "channel": CH, "handler": HANDLER, "entry_id": entry_id,
-                        "reason": "max_retries", "attempt": 2,
-                        "dlq_entry_id": dead[entry_id][0]}
+                        "channel": CH, "handler": HANDLER, "entry_id": source_id[original_id],
+                        "reason": "max_retries", "attempt": 2, "stream": RETRY,
+                        "dlq_entry_id": dead[original_id][0]}
             if trace_id is not None:
                 expected["trace_id"] = trace_id
             assert line == expected
