@@ -11,6 +11,7 @@
 #include "daemon/grpc_status.h"
 #include "daemon/handler_deletion.h"
 #include "daemon/legacy_migration.h"
+#include "daemon/logging.h"
 
 namespace redrive {
 namespace {
@@ -104,7 +105,7 @@ grpc::ServerUnaryReactor* AdminService::Serve(grpc::CallbackServerContext* conte
                                               absl::Status validated, Work work) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (grpc::Status auth = auth_.Check(context->client_metadata()); !auth.ok()) {
-    spdlog::warn("admin call from {} refused: {}", context->peer(), auth.error_message());
+    LogWarn(LogFields().Peer(context->peer()).Reason(auth.error_message()), "admin call refused");
     reactor->Finish(auth);
     return reactor;
   }
@@ -124,8 +125,8 @@ grpc::ServerUnaryReactor* AdminService::Serve(grpc::CallbackServerContext* conte
 
 void AdminService::Audit(grpc::CallbackServerContext* context, absl::string_view rpc,
                          const std::string& what) const {
-  spdlog::info("admin {} by {} from {}: {}", std::string(rpc),
-               AdminAuth::Operator(context->client_metadata()), context->peer(), what);
+  LogInfo(LogFields().Rpc(rpc).Peer(context->peer()), "admin {} by {}: {}", std::string(rpc),
+          AdminAuth::Operator(context->client_metadata()), what);
 }
 
 std::vector<LocalHandler> AdminService::LocalHandlers() const {

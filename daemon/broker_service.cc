@@ -2,7 +2,9 @@
 
 #include <memory>
 
+#include "absl/container/inlined_vector.h"
 #include "daemon/grpc_status.h"
+#include "daemon/logging.h"
 #include "daemon/subscribe_session.h"
 #include "daemon/tail_stream.h"
 
@@ -27,8 +29,37 @@ class RefusedWrite final : public grpc::ServerWriteReactor<Response> {
   void OnDone() override { delete this; }
 };
 
-// Prepares on the calling (gRPC) thread, writes on an executor thread, then
-// lets `fill` copy the ids into the response and finishes the call.
+// The trace context of the call's `traceparent` / `tracestate` metadata
+// (what OpenTelemetry-instrumented clients send).
+MetadataTrace CallTrace(const grpc::CallbackServerContext& context) {
+  const auto& metadata = context.client_metadata();
+  absl::InlinedVector<absl::string_view, 1> parents;
+  absl::InlinedVector<absl::string_view, 1> states;
+  for (auto [it, end] = metadata.equal_range("traceparent"); it != end; ++it) {
+    parents.emplace_back(it->second.data(), it->second.size());
+  }
+  if (parents.empty()) return {};
+  for (auto [it, end] = metadata.equal_range("tracestate"); it != end; ++it) {
+    states.emplace_back(it->second.data(), it->second.size());
+  }
+  return TraceFromMetadata(parents, states);
+}
+
+const v1::OutgoingMessage* FirstMessage(const v1::PublishRequest& r) {
+  return r.has_message() ? &r.message() : nullptr;
+}
+const v1::OutgoingMessage* FirstMessage(const v1::PublishBatchRequest& r) {
+  return r.messages_size() > 0 ? &r.messages(0) : nullptr;
+}
+
+// The trace id log lines about the call carry: its (first) message's.
+template <typename Request>
+absl::string_view FirstTraceId(const Request& request, const v1::TraceContext& call_trace) {
+  const v1::OutgoingMessage* m = FirstMessage(request);
+  return TraceIdOf(m == nullptr ? call_trace.traceparent()
+                                : EffectiveTrace(*m, call_trace).traceparent());
+}
+
 // Finishes a Publish call, counting its latency and status code.
 class PublishCall {
  public:
@@ -51,6 +82,8 @@ class PublishCall {
   absl::Time start_ = absl::Now();
 };
 
+// Prepares on the calling (gRPC) thread, writes on an executor thread, then
+// lets `fill` copy the ids into the response and finishes the call.
 template <typename Request, typename Fill>
 grpc::ServerUnaryReactor* PrepareAndWrite(grpc::CallbackServerContext* context,
                                           const AdminAuth& auth, const Publisher& publisher,
@@ -61,15 +94,34 @@ grpc::ServerUnaryReactor* PrepareAndWrite(grpc::CallbackServerContext* context,
     call.Finish(allowed);
     return reactor;
   }
-  absl::StatusOr<PreparedPublish> prepared = publisher.Prepare(request);
+  MetadataTrace metadata = CallTrace(*context);
+  if (!metadata.ignored.empty()) {
+    LogDebug(
+        LogFields().Channel(request.channel()).Peer(context->peer()).Reason(metadata.ignored),
+        "publish: trace context in the call's metadata ignored");
+  }
+  absl::StatusOr<PreparedPublish> prepared = publisher.Prepare(request, metadata.trace);
   if (!prepared.ok()) {
+    LogDebug(LogFields()
+                 .Channel(request.channel())
+                 .TraceId(FirstTraceId(request, metadata.trace))
+                 .Error(prepared.status().message()),
+             "publish refused");
     call.Finish(ToGrpcStatus(prepared.status()));
     return reactor;
   }
   auto shared = std::make_shared<PreparedPublish>(*std::move(prepared));
-  const bool queued = executor.Submit([&publisher, call, shared, fill](RedisCommander& redis) {
+  // `request` stays valid until the call is finished.
+  const bool queued = executor.Submit([&publisher, &request, call, shared, fill,
+                                       call_trace = std::move(metadata.trace)](RedisCommander& redis) {
     absl::StatusOr<std::vector<std::string>> ids = publisher.Write(redis, *shared);
     if (!ids.ok()) {
+      LogDebug(LogFields()
+                   .Channel(request.channel())
+                   .Stream(shared->stream)
+                   .TraceId(FirstTraceId(request, call_trace))
+                   .Error(ids.status().message()),
+               "publish of {} messages failed", shared->envelopes.size());
       call.Finish(ToGrpcStatus(ids.status()));
       return;
     }

@@ -15,6 +15,7 @@
 #include "daemon/engine/reader.h"
 #include "daemon/engine/retry_scheduler.h"
 #include "daemon/engine/sweeper.h"
+#include "daemon/logging.h"
 #include "daemon/redis/errors.h"
 
 namespace redrive {
@@ -120,8 +121,8 @@ Dispatcher::Dispatcher(EventLoop& loop, StreamOps& ops, StreamNotifier& notifier
     if (found == nullptr || found->paused == paused) return;
     Handler& h = *found;
     h.paused = paused;
-    spdlog::info("handler '{}' on '{}' {}", h.spec->handler_id, h.spec->channel,
-                 paused ? "paused: no new deliveries" : "resumed");
+    LogInfo(LogFields().Channel(h.spec->channel).Handler(h.spec->handler_id), "handler {}",
+            paused ? "paused: no new deliveries" : "resumed");
     if (!paused) {
       for (uint8_t source : {kMain, kRetry}) parts_->reader.Wake(h.ref, source);
       parts_->distributor.Pump(h);
@@ -165,7 +166,12 @@ void Dispatcher::Register(uint64_t session_id, SubscriptionSpec spec,
     // registration's apply) and its consumer: a disagreeing registration is
     // refused rather than silently overruled.
     if (absl::Status same = CheckSamePolicy(*h->spec, spec); !same.ok()) {
-      spdlog::info("session {} refused: {}", session_id, std::string(same.message()));
+      LogInfo(LogFields()
+                  .Channel(spec.channel)
+                  .Handler(spec.handler_id)
+                  .Session(session_id)
+                  .Reason(same.message()),
+              "registration refused");
       sink->Finish(same);
       return;
     }
@@ -237,8 +243,9 @@ void Dispatcher::OnGroupReady(Handler& h, absl::Status status) {
   std::vector<Session*> waiting;
   waiting.swap(h.sessions.waiting());
   if (!status.ok()) {
-    spdlog::warn("registration of handler '{}' on '{}' failed: {}", h.spec->handler_id,
-                 h.spec->channel, std::string(status.message()));
+    LogWarn(
+        LogFields().Channel(h.spec->channel).Handler(h.spec->handler_id).Error(status.message()),
+        "registration of a handler failed");
     for (Session* s : waiting) {
       s->sink->Finish(status);
       s->handler = nullptr;
@@ -332,8 +339,8 @@ void Dispatcher::Disconnect(uint64_t session_id) {
   auto it = sessions_.find(session_id);
   if (it == sessions_.end()) return;
   Session& s = *it->second;
-  spdlog::debug("session {} disconnected with {} deliveries in flight", session_id,
-                s.leases.size());
+  LogDebug(LogFields().Session(session_id), "session disconnected with {} deliveries in flight",
+           s.leases.size());
   DetachSession(s);
   sessions_.erase(it);
   dirty_.Flush();
@@ -480,10 +487,9 @@ void Dispatcher::CheckDrained() {
     if (h->spec->auto_ack) continue;  // acknowledged at read: nothing to give back
     ctx_.stats.drain_released += unsettled;
     if (unsettled > 0) {
-      spdlog::info(
-          "handler '{}' on '{}': {} unsettled deliveries handed back at the end of the "
-          "drain (no attempt counted)",
-          h->spec->handler_id, h->spec->channel, unsettled);
+      LogInfo(LogFields().Channel(h->spec->channel).Handler(h->spec->handler_id),
+              "{} unsettled deliveries handed back at the end of the drain (no attempt counted)",
+              unsettled);
     }
     for (uint8_t source : {kMain, kRetry}) {
       parts_->retries.Return(h->ref, h->spec, source, ids[source]);

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "daemon/logging.h"
 #include "daemon/redis/script_results.h"
 #include "daemon/redis/scripts.h"
 #include "daemon/redis/streams.h"
@@ -33,8 +34,8 @@ absl::StatusOr<std::vector<LegacyGroup>> Groups(RedisCommander& redis, const std
     group.last_delivered = g.last_delivered_id;
     absl::string_view handler = group.name;
     if (!absl::ConsumeSuffix(&handler, kLegacyGroupSuffix) || !ValidateHandlerId(handler).ok()) {
-      spdlog::warn("legacy migration: group '{}' of '{}' names no handler; left alone", group.name,
-                   stream);
+      LogWarn(LogFields().Stream(stream).Group(group.name),
+              "legacy migration: the group names no handler; left alone");
       continue;
     }
     group.handler_id = std::string(handler);
@@ -145,8 +146,8 @@ absl::StatusOr<v1::MigrateLegacyKeysResponse> MigrateLegacyKeys(RedisCommander& 
     }
     m->set_retry_entries(moved);
     if (!dry_run) {
-      spdlog::info("legacy migration: {} entries of '{}' moved to '{}' for handler '{}'", moved,
-                   legacy, keys.retry_stream, group.handler_id);
+      LogInfo(LogFields().Channel(channel).Handler(group.handler_id).Stream(keys.retry_stream),
+              "legacy migration: {} entries of '{}' moved", moved, legacy);
     }
   }
   return response;

@@ -1,4 +1,5 @@
 // redrived: the redrive sidecar daemon. See README.md and `redrived --help`.
+#include <grpc/support/log.h>
 #include <spdlog/spdlog.h>
 
 #include <csignal>
@@ -21,6 +22,16 @@ namespace {
 constexpr int kExitConfig = 2;
 constexpr int kExitStartup = 1;
 
+// gRPC's own log lines (errors only unless GRPC_VERBOSITY says otherwise) go
+// through our logger, so that a JSON log stays one object per line.
+void GrpcLogToSpdlog(gpr_log_func_args* args) {
+  const spdlog::level::level_enum level =
+      args->severity == GPR_LOG_SEVERITY_ERROR  ? spdlog::level::err
+      : args->severity == GPR_LOG_SEVERITY_INFO ? spdlog::level::info
+                                                : spdlog::level::debug;
+  spdlog::log(level, "grpc: {} ({}:{})", args->message, args->file, args->line);
+}
+
 int Run(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   absl::StatusOr<redrive::ParsedConfig> parsed = redrive::ParseConfig(args, redrive::ProcessEnv());
@@ -42,6 +53,7 @@ int Run(int argc, char** argv) {
     std::cerr << "redrived: " << s.message() << "\n";
     return kExitConfig;
   }
+  gpr_set_log_function(&GrpcLogToSpdlog);
   if (config.tls.enabled()) {
     // What the files hold is a configuration error too (exit 2), found
     // before anything starts.

@@ -8,6 +8,7 @@
 #include "daemon/envelope.h"
 #include "daemon/redis/errors.h"
 #include "daemon/redis/streams.h"
+#include "daemon/trace_context.h"
 
 namespace redrive {
 namespace {
@@ -15,15 +16,6 @@ namespace {
 constexpr absl::string_view kReservedHeaders[] = {"correlation_id", "content-type", "reply_to",
                                                   "traceparent", "tracestate"};
 constexpr size_t kMaxEnvelopeString = 65535;  // u16 length field
-
-bool IsLowerHex(absl::string_view s) {
-  for (char c : s) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  }
-  return true;
-}
-
-bool AllZero(absl::string_view s) { return s.find_first_not_of('0') == absl::string_view::npos; }
 
 // Minimal UTF-8 well-formedness check (protobuf already enforces it for
 // proto3 strings on the wire; this guards in-process callers too).
@@ -47,17 +39,6 @@ absl::Status TooLong(const std::string& field, size_t size, size_t limit) {
 }
 
 }  // namespace
-
-bool IsValidTraceparent(absl::string_view tp) {
-  // version(2) - trace-id(32) - parent-id(16) - flags(2)
-  if (tp.size() != 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-') return false;
-  const absl::string_view version = tp.substr(0, 2);
-  const absl::string_view trace_id = tp.substr(3, 32);
-  const absl::string_view parent_id = tp.substr(36, 16);
-  const absl::string_view flags = tp.substr(53, 2);
-  return IsLowerHex(version) && version != "ff" && IsLowerHex(trace_id) && !AllZero(trace_id) &&
-         IsLowerHex(parent_id) && !AllZero(parent_id) && IsLowerHex(flags);
-}
 
 std::string RandomUuid() {
   thread_local absl::BitGen gen;
@@ -136,25 +117,23 @@ absl::Status Publisher::ValidateMessage(const v1::OutgoingMessage& m,
 }
 
 absl::StatusOr<std::string> Publisher::Encode(const v1::OutgoingMessage& m,
-                                              const std::string& correlation_id) const {
+                                              const std::string& correlation_id,
+                                              const v1::TraceContext& call_trace) const {
   HeaderList headers;
   headers.reserve(static_cast<size_t>(m.headers_size()) + 5);
   headers.emplace_back("correlation_id", correlation_id);
   if (!m.content_type().empty()) headers.emplace_back("content-type", m.content_type());
   if (!m.reply_to().empty()) headers.emplace_back("reply_to", m.reply_to());
   for (const v1::Header& h : m.headers()) headers.emplace_back(h.key(), h.value());
-  if (!m.trace().traceparent().empty()) {
-    headers.emplace_back("traceparent", m.trace().traceparent());
-  }
-  if (!m.trace().tracestate().empty()) {
-    headers.emplace_back("tracestate", m.trace().tracestate());
-  }
+  const v1::TraceContext& trace = EffectiveTrace(m, call_trace);
+  if (!trace.traceparent().empty()) headers.emplace_back("traceparent", trace.traceparent());
+  if (!trace.tracestate().empty()) headers.emplace_back("tracestate", trace.tracestate());
   return EncodeBinaryV1(headers, m.payload());
 }
 
 absl::StatusOr<PreparedPublish> Publisher::PrepareMessages(
     const std::string& channel, const std::vector<const v1::OutgoingMessage*>& messages,
-    uint64_t max_len, bool batch) const {
+    uint64_t max_len, bool batch, const v1::TraceContext& call_trace) const {
   if (absl::Status s = ValidateChannel(channel); !s.ok()) return s;
   if (max_len > kMaxStreamLength) {
     return absl::InvalidArgumentError(
@@ -178,7 +157,7 @@ absl::StatusOr<PreparedPublish> Publisher::PrepareMessages(
     const std::string field = batch ? absl::StrCat("messages[", i, "]") : "message";
     if (absl::Status s = ValidateMessage(m, field); !s.ok()) return s;
     std::string correlation_id = m.correlation_id().empty() ? uuid_() : m.correlation_id();
-    absl::StatusOr<std::string> envelope = Encode(m, correlation_id);
+    absl::StatusOr<std::string> envelope = Encode(m, correlation_id, call_trace);
     if (!envelope.ok()) {
       return absl::InvalidArgumentError(absl::StrCat(field, ": ", envelope.status().message()));
     }
@@ -188,17 +167,28 @@ absl::StatusOr<PreparedPublish> Publisher::PrepareMessages(
   return out;
 }
 
-absl::StatusOr<PreparedPublish> Publisher::Prepare(const v1::PublishRequest& request) const {
+absl::StatusOr<PreparedPublish> Publisher::Prepare(const v1::PublishRequest& request,
+                                                   const v1::TraceContext& call_trace) const {
   if (absl::Status s = ValidateChannel(request.channel()); !s.ok()) return s;
   if (!request.has_message()) return absl::InvalidArgumentError("message is required");
-  return PrepareMessages(request.channel(), {&request.message()}, request.max_len(), false);
+  return PrepareMessages(request.channel(), {&request.message()}, request.max_len(), false,
+                         call_trace);
 }
 
-absl::StatusOr<PreparedPublish> Publisher::Prepare(const v1::PublishBatchRequest& request) const {
+absl::StatusOr<PreparedPublish> Publisher::Prepare(const v1::PublishBatchRequest& request,
+                                                   const v1::TraceContext& call_trace) const {
   std::vector<const v1::OutgoingMessage*> messages;
   messages.reserve(static_cast<size_t>(request.messages_size()));
   for (const v1::OutgoingMessage& m : request.messages()) messages.push_back(&m);
-  return PrepareMessages(request.channel(), messages, request.max_len(), true);
+  return PrepareMessages(request.channel(), messages, request.max_len(), true, call_trace);
+}
+
+const v1::TraceContext& EffectiveTrace(const v1::OutgoingMessage& message,
+                                       const v1::TraceContext& call_trace) {
+  if (message.trace().traceparent().empty() && !call_trace.traceparent().empty()) {
+    return call_trace;
+  }
+  return message.trace();
 }
 
 absl::StatusOr<std::vector<std::string>> Publisher::Write(RedisCommander& redis,

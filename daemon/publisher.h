@@ -5,7 +5,8 @@
 // An entry is one field `__data__` holding BinaryMessageFormatV1 with byte
 // lengths. Header order follows FastStream: correlation_id, content-type
 // (when set), reply_to (when set), the application headers in request order,
-// then traceparent / tracestate (when set).
+// then traceparent / tracestate (when set: the message's own trace context,
+// else the one the call carried as gRPC metadata; EffectiveTrace).
 //
 // Thread-safe: const methods only, plus the UUID source which must be
 // thread-safe itself.
@@ -21,6 +22,7 @@
 #include "daemon/config.h"
 #include "daemon/keys.h"
 #include "daemon/redis/connection.h"
+#include "daemon/trace_context.h"
 #include "redrive/v1/broker.pb.h"
 
 namespace redrive {
@@ -36,8 +38,12 @@ struct PreparedPublish {
   std::vector<std::string> correlation_ids;
 };
 
-// Checks a W3C traceparent: "00-<32 hex>-<16 hex>-<2 hex>", ids not all zero.
-bool IsValidTraceparent(absl::string_view tp);
+// The trace context `message` is stored with: its own when it has a
+// traceparent (an explicit message trace context always wins), else
+// `call_trace` (from the call's metadata, TraceFromMetadata) when that has
+// one, else its own (a tracestate alone, or nothing).
+const v1::TraceContext& EffectiveTrace(const v1::OutgoingMessage& message,
+                                       const v1::TraceContext& call_trace);
 
 // A random (version 4) UUID in canonical form. Thread-safe.
 std::string RandomUuid();
@@ -52,8 +58,15 @@ class Publisher {
   // context, max_len out of range, empty batch) or RESOURCE_EXHAUSTED (payload,
   // header count or header bytes over the limits, batch too large); the
   // message names the offending field, e.g. "messages[3].headers[0].key".
-  absl::StatusOr<PreparedPublish> Prepare(const v1::PublishRequest& request) const;
-  absl::StatusOr<PreparedPublish> Prepare(const v1::PublishBatchRequest& request) const;
+  // `call_trace`: the trace context of the call's gRPC metadata
+  // (TraceFromMetadata), stored with each message that has no traceparent of
+  // its own (EffectiveTrace).
+  absl::StatusOr<PreparedPublish> Prepare(
+      const v1::PublishRequest& request,
+      const v1::TraceContext& call_trace = v1::TraceContext::default_instance()) const;
+  absl::StatusOr<PreparedPublish> Prepare(
+      const v1::PublishBatchRequest& request,
+      const v1::TraceContext& call_trace = v1::TraceContext::default_instance()) const;
 
   // Writes the entries: one XADD, or for several one MULTI/EXEC (all or
   // none). Returns the entry ids in order. UNAVAILABLE when Redis does not
@@ -64,10 +77,11 @@ class Publisher {
  private:
   absl::Status ValidateMessage(const v1::OutgoingMessage& message, const std::string& field) const;
   absl::StatusOr<std::string> Encode(const v1::OutgoingMessage& message,
-                                     const std::string& correlation_id) const;
+                                     const std::string& correlation_id,
+                                     const v1::TraceContext& call_trace) const;
   absl::StatusOr<PreparedPublish> PrepareMessages(
       const std::string& channel, const std::vector<const v1::OutgoingMessage*>& messages,
-      uint64_t max_len, bool batch) const;
+      uint64_t max_len, bool batch, const v1::TraceContext& call_trace) const;
 
   const PublishLimits limits_;
   const KeyStyle style_;

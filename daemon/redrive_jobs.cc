@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "daemon/dead_letters.h"
+#include "daemon/logging.h"
 #include "daemon/redis/job_store.h"
 #include "daemon/redis/keyspace.h"
 #include "daemon/redis/script_results.h"
@@ -200,9 +201,12 @@ absl::StatusOr<v1::RedriveJob> RedriveJobs::Start(RedisCommander& redis, const R
     absl::MutexLock lock(&mu_);
     Launch(job_id, owner_);
   }
-  spdlog::info("redrive job {} started: {} dead letters of '{}' on '{}' to {} (rate {}/s)", job_id,
-               ids.size(), spec.handler.handler_id(), spec.handler.channel(), spec.target_stream,
-               spec.rate_per_second);
+  LogInfo(LogFields()
+              .Channel(spec.handler.channel())
+              .Handler(spec.handler.handler_id())
+              .Job(job_id)
+              .Stream(spec.target_stream),
+          "redrive job started: {} dead letters (rate {}/s)", ids.size(), spec.rate_per_second);
   return Get(redis, job_id);
 }
 
@@ -227,7 +231,7 @@ absl::StatusOr<v1::RedriveJob> RedriveJobs::Cancel(RedisCommander& redis,
     return absl::FailedPreconditionError(absl::StrCat(
         "redrive job ", job_id, " already ended (", v1::RedriveJob::State_Name(job->state()), ")"));
   }
-  spdlog::info("redrive job {} cancelled after {} moved", job_id, job->moved());
+  LogInfo(LogFields().Job(job_id), "redrive job cancelled after {} moved", job->moved());
   return job;
 }
 
@@ -262,8 +266,9 @@ void RedriveJobs::Run(std::string job_id, std::string owner) {
     if (r.ok() && *r == JobTransitionResult::kDone) {
       absl::StatusOr<Hash> end = ReadHash(redis, key);
       if (end.ok()) {
-        spdlog::info("redrive job {} {}: moved {}, skipped {}, failed {}", job_id, state,
-                     Field(*end, "moved"), Field(*end, "skipped"), Field(*end, "failed"));
+        LogInfo(LogFields().Job(job_id).Error(error),
+                "redrive job {}: moved {}, skipped {}, failed {}", state, Field(*end, "moved"),
+                Field(*end, "skipped"), Field(*end, "failed"));
       }
     }
   };
@@ -340,8 +345,13 @@ void RedriveJobs::Run(std::string job_id, std::string owner) {
                      f.ok()) {
             fields = *std::move(f);
           } else {
-            spdlog::warn("redrive job {}: dead letter {} left in place: {}", job_id, id,
-                         std::string(f.status().message()));
+            LogWarn(LogFields()
+                        .Channel(info.source_channel())
+                        .Handler(info.handler_id())
+                        .Job(job_id)
+                        .DlqEntryId(id)
+                        .Reason(f.status().message()),
+                    "redrive job: dead letter left in place");
             action = "failed";
           }
         }
@@ -379,10 +389,10 @@ void RedriveJobs::Run(std::string job_id, std::string owner) {
         return;
       }
       if (step->kind != RedriveStepResult::Kind::kStepped) {
-        spdlog::info("redrive job {}: stopped here ({})", job_id,
-                     step->kind == RedriveStepResult::Kind::kNotOwner
-                         ? "cancelled, or resumed by another daemon"
-                         : "another daemon moved its cursor");
+        LogInfo(LogFields().Job(job_id).Reason(step->kind == RedriveStepResult::Kind::kNotOwner
+                                                   ? "cancelled, or resumed by another daemon"
+                                                   : "another daemon moved its cursor"),
+                "redrive job stopped here");
         return;
       }
       stepped = true;
@@ -405,8 +415,8 @@ void RedriveJobs::ScanLoop() {
 void RedriveJobs::ResumeStale(RedisCommander& redis) {
   absl::StatusOr<std::vector<std::string>> ids = ZMembers(redis, kRedriveJobsKey);
   if (!ids.ok() || ids->empty()) {
-    spdlog::debug("redrive jobs scan: {}",
-                  ids.ok() ? "no jobs" : std::string(ids.status().message()));
+    LogDebug(LogFields().Error(ids.status().message()), "redrive jobs scan: {}",
+             ids.ok() ? "no jobs" : "failed");
     return;
   }
   std::vector<std::string> keys;
@@ -435,12 +445,12 @@ void RedriveJobs::ResumeStale(RedisCommander& redis) {
         redis, job_id, "claim", owner_,
         absl::StrCat(absl::ToInt64Milliseconds(options_.takeover_after)), "", options_.retention);
     if (!claimed.ok() || *claimed != JobTransitionResult::kDone) {
-      spdlog::debug("redrive job {}: not claimed ({})", job_id,
-                    claimed.ok() ? "its owner is alive or it ended"
-                                 : std::string(claimed.status().message()));
+      LogDebug(LogFields().Job(job_id).Reason(claimed.ok() ? "its owner is alive or it ended"
+                                                           : claimed.status().message()),
+               "redrive job not claimed");
       continue;
     }
-    spdlog::info("redrive job {}: resumed here (its daemon stopped)", job_id);
+    LogInfo(LogFields().Job(job_id), "redrive job resumed here (its daemon stopped)");
     absl::MutexLock lock(&mu_);
     Launch(job_id, owner_);
   }

@@ -186,4 +186,15 @@ void FillMessage(DecodedEntry&& decoded_entry, v1::Delivery& d) {
   d.set_payload(std::move(decoded->body));
 }
 
+std::string TraceparentOf(const StreamEntry& entry) {
+  absl::StatusOr<DecodedEntry> decoded = DecodeStreamEntry(entry.fields);
+  if (!decoded.ok() || decoded->format == EntryFormat::kFields) return "";
+  for (auto it = decoded->headers.rbegin(); it != decoded->headers.rend(); ++it) {
+    if (it->first == "traceparent") return std::move(it->second);
+  }
+  v1::TraceContext trace;
+  TraceFromJsonBody(decoded->body, trace);
+  return std::move(*trace.mutable_traceparent());
+}
+
 }  // namespace redrive

@@ -46,6 +46,11 @@ absl::Status FillMessage(const StreamEntry& entry, v1::Delivery& delivery);
 // The same from an entry already decoded (DecodeStreamEntry), moving from it.
 void FillMessage(DecodedEntry&& decoded, v1::Delivery& delivery);
 
+// The traceparent `entry` carries, as FillMessage reads it (the last
+// `traceparent` header, else an EggAI JSON body's "traceparent"); "" when it
+// has none or cannot be decoded. For log lines: it decodes the envelope.
+std::string TraceparentOf(const StreamEntry& entry);
+
 }  // namespace redrive
 
 #endif  // REDRIVE_DAEMON_STREAM_ENTRY_H_

@@ -118,7 +118,7 @@ bool SubscribeSession::Handle(const v1::SubscribeRequest& request) {
 }
 
 void SubscribeSession::FailAndDisconnect(absl::Status status) {
-  spdlog::debug("session {} ends: {}", id_, std::string(status.message()));
+  LogDebug(LogFields().Session(id_).Reason(status.message()), "session ends");
   if (registered_) engine_.Disconnect(id_);
   RequestFinish(std::move(status));
 }
@@ -161,7 +161,8 @@ void SubscribeSession::Pump() {
     if (!serialized.ok()) {
       // Only a message over protobuf's 2 GiB limit: a broken invariant of
       // the batch budget. End the stream rather than send half of it.
-      spdlog::error("session {}: cannot serialize a response: {}", id_, serialized.error_message());
+      LogError(LogFields().Session(id_).Error(serialized.error_message()),
+               "cannot serialize a response");
       broken_ = true;
       queue_.clear();
       if (!finish_requested_) {

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "daemon/logging.h"
+
 namespace redrive {
 
 AckBatcher::AckBatcher(EngineContext& ctx) : ctx_(ctx) {
@@ -33,8 +35,8 @@ void AckBatcher::Flush() {
                    kLoopThread.AssertHeld();
                    if (status.ok()) return;
                    ++ctx_.stats.redis_errors;
-                   spdlog::warn("XACK failed ({}); the entries stay pending and are reclaimed",
-                                std::string(status.message()));
+                   LogWarn(LogFields().Error(status.message()),
+                           "XACK failed; the entries stay pending and are reclaimed");
                  }));
   }
   queued_ = 0;

@@ -4,14 +4,17 @@
 
 #include <utility>
 
+#include "daemon/logging.h"
+
 namespace redrive {
 
 void TouchEntries(EngineContext& ctx, const SubscriptionSpec& spec, uint8_t source,
                   std::vector<std::string> ids, bool release) {
   if (ids.empty()) return;
   const GroupRef g = SourceRef(spec, source);
-  spdlog::debug("{} {} entries of '{}' in group '{}'", release ? "releasing" : "touching",
-                ids.size(), g.stream, g.group);
+  LogDebug(
+      LogFields().Channel(spec.channel).Handler(spec.handler_id).Stream(g.stream).Group(g.group),
+      "{} {} entries", release ? "releasing" : "touching", ids.size());
   if (release) ctx.stats.released += ids.size();
   ctx.ops.Touch(g, std::move(ids), release, [&stats = ctx.stats](absl::Status status) {
     if (!status.ok()) ++stats.redis_errors;

@@ -6,6 +6,8 @@
 #include <iterator>
 
 #include "absl/strings/str_cat.h"
+#include "daemon/logging.h"
+#include "daemon/trace_context.h"
 
 namespace redrive {
 namespace {
@@ -59,13 +61,23 @@ void DeadLetterer::OnRead(const HandlerRef& ref, const SpecPtr& spec, const Entr
   const GroupRef from = SourceRef(*spec, entry.source);
   if (!read.ok()) {
     ++ctx_.stats.redis_errors;
-    spdlog::warn("reading entry {} to dead-letter it failed: {}", entry.id,
-                 std::string(read.status().message()));
+    LogWarn(LogFields()
+                .Channel(spec->channel)
+                .Handler(spec->handler_id)
+                .EntryId(entry.id)
+                .Reason(reason)
+                .Error(read.status().message()),
+            "reading an entry to dead-letter it failed");
     finish(Outcome::kFailed);
   } else if (!read->has_value()) {
     // Trimmed away: nothing left to keep; drop it from the PEL.
-    spdlog::warn("entry {} of '{}' is gone from the stream; nothing to dead-letter", entry.id,
-                 from.stream);
+    LogWarn(LogFields()
+                .Channel(spec->channel)
+                .Handler(spec->handler_id)
+                .EntryId(entry.id)
+                .Reason(reason)
+                .Stream(from.stream),
+            "entry is gone from the stream; nothing to dead-letter");
     ctx_.ops.Ack(from.stream, from.group, {entry.id}, nullptr);
     finish(Outcome::kGone);
   } else {
@@ -88,48 +100,74 @@ void DeadLetterer::DeadLetter(const SpecPtr& spec, uint8_t source, const StreamE
       entry, state, failure,
       DeadLetterContext{reason, spec->channel, spec->handler_id, op.from.stream, ctx_.now()});
   ctx_.tracker.Begin();
-  ctx_.ops.DeadLetter(op,
-                      guard_.Wrap([this, spec, id = entry.id, reason, attempts = failure.attempt,
-                                   done = std::move(done)](absl::StatusOr<DeadLetterResult> r) {
-                        kLoopThread.AssertHeld();
-                        OnDeadLettered(spec, id, reason, attempts, done, std::move(r));
-                        ctx_.tracker.End();
-                      }));
+  ctx_.ops.DeadLetter(
+      op, guard_.Wrap([this, spec, source, id = entry.id, reason, attempts = failure.attempt,
+                       traceparent = TraceparentOf(entry),
+                       done = std::move(done)](absl::StatusOr<DeadLetterResult> r) {
+        kLoopThread.AssertHeld();
+        OnDeadLettered(spec, source, id, reason, attempts, traceparent, done, std::move(r));
+        ctx_.tracker.End();
+      }));
 }
 
-void DeadLetterer::OnDeadLettered(const SpecPtr& spec, const std::string& id,
-                                  const std::string& reason, uint32_t attempts, const Done& done,
+void DeadLetterer::OnDeadLettered(const SpecPtr& spec, uint8_t source, const std::string& id,
+                                  const std::string& reason, uint32_t attempts,
+                                  const std::string& traceparent, const Done& done,
                                   absl::StatusOr<DeadLetterResult> r) {
   Outcome outcome = Outcome::kGone;
   if (!r.ok()) {
     outcome = Outcome::kFailed;
     ++ctx_.stats.redis_errors;
-    spdlog::warn("dead-lettering entry {} of handler '{}' failed: {}", id, spec->handler_id,
-                 std::string(r.status().message()));
+    LogWarn(LogFields()
+                .Channel(spec->channel)
+                .Handler(spec->handler_id)
+                .EntryId(id)
+                .TraceId(TraceIdOf(traceparent))
+                .Reason(reason)
+                .Stream(SourceRef(*spec, source).stream)
+                .Error(r.status().message()),
+            "dead-lettering an entry failed");
   } else if (r->kind == DeadLetterResult::Kind::kDeadLettered) {
     outcome = Outcome::kMoved;
     ++ctx_.stats.dead_letters;
     spec->metrics->DeadLettered(reason);
     ctx_.summary.DeadLettered(spec->channel, spec->handler_id, reason);
-    spdlog::debug(
-        "entry {} of '{}' dead-lettered for handler '{}' as {} after {} attempts "
-        "(DLQ entry {})",
-        id, spec->channel, spec->handler_id, reason, attempts, r->dlq_id);
+    LogDebug(LogFields()
+                 .Channel(spec->channel)
+                 .Handler(spec->handler_id)
+                 .EntryId(id)
+                 .TraceId(TraceIdOf(traceparent))
+                 .Reason(reason)
+                 .Attempt(attempts)
+                 .Stream(SourceRef(*spec, source).stream)
+                 .DlqEntryId(r->dlq_id),
+             "entry dead-lettered");
     if (r->evicted > 0) {
       ctx_.stats.dlq_evictions += static_cast<uint64_t>(r->evicted);
       spec->metrics->dlq_evictions.Add(static_cast<uint64_t>(r->evicted));
-      spdlog::warn("DLQ '{}' is at its cap of {}: evicted the {} oldest dead letters",
-                   spec->keys.dlq_stream, spec->dead_letter_policy.max_len(), r->evicted);
+      LogWarn(LogFields()
+                  .Channel(spec->channel)
+                  .Handler(spec->handler_id)
+                  .Stream(spec->keys.dlq_stream),
+              "DLQ is at its cap of {}: evicted the {} oldest dead letters",
+              spec->dead_letter_policy.max_len(), r->evicted);
     }
   } else if (r->kind == DeadLetterResult::Kind::kHeld) {
     outcome = Outcome::kHeld;
     ++ctx_.stats.dlq_held;
-    spdlog::warn(
-        "DLQ '{}' is full (cap {}, overflow hold): entry {} stays pending and is "
-        "tried again after a lease",
-        spec->keys.dlq_stream, spec->dead_letter_policy.max_len(), id);
+    LogWarn(LogFields()
+                .Channel(spec->channel)
+                .Handler(spec->handler_id)
+                .EntryId(id)
+                .TraceId(TraceIdOf(traceparent))
+                .Reason(reason)
+                .Stream(spec->keys.dlq_stream),
+            "DLQ is full (cap {}, overflow hold): the entry stays pending and is tried again "
+            "after a lease",
+            spec->dead_letter_policy.max_len());
   } else {
-    spdlog::debug("entry {} was no longer ours to dead-letter", id);
+    LogDebug(LogFields().Channel(spec->channel).Handler(spec->handler_id).EntryId(id),
+             "entry was no longer ours to dead-letter");
   }
   if (done) done(outcome);
 }

@@ -78,8 +78,10 @@ class DeadLetterer {
               const FailureRecord& failure, const std::string& reason, absl::Duration held_retry,
               absl::StatusOr<std::optional<StreamEntry>> read)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
-  void OnDeadLettered(const SpecPtr& spec, const std::string& id, const std::string& reason,
-                      uint32_t attempts, const Done& done, absl::StatusOr<DeadLetterResult> r)
+  // `traceparent`: the entry's (TraceparentOf), for the log lines.
+  void OnDeadLettered(const SpecPtr& spec, uint8_t source, const std::string& id,
+                      const std::string& reason, uint32_t attempts, const std::string& traceparent,
+                      const Done& done, absl::StatusOr<DeadLetterResult> r)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
 
   EngineContext& ctx_;

@@ -7,6 +7,8 @@
 #include <utility>
 
 #include "daemon/delivery_decoder.h"
+#include "daemon/logging.h"
+#include "daemon/trace_context.h"
 
 namespace redrive {
 
@@ -44,8 +46,13 @@ void Distributor::Deliver(EngineHandler& h, uint8_t source, std::vector<StreamEn
     }
     if (!decoded->unreadable.empty()) {
       ++ctx_.stats.decode_errors;
-      spdlog::warn("entry {} of '{}' is unreadable ({}); delivered as raw bytes", e.id,
-                   h.spec->channel, decoded->unreadable);
+      LogWarn(LogFields()
+                  .Channel(h.spec->channel)
+                  .Handler(h.spec->handler_id)
+                  .EntryId(e.id)
+                  .TraceId(TraceIdOf(decoded->message.trace().traceparent()))
+                  .Reason(decoded->unreadable),
+              "entry is unreadable; delivered as raw bytes");
     }
     s->Deliver(++next_delivery_id_, Entry{std::move(e.id), decoded->attempt, source}, *h.spec,
                std::move(decoded->message), ctx_.now());

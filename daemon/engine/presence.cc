@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "daemon/logging.h"
 
 namespace redrive {
 
@@ -15,10 +16,12 @@ void Presence::Record(const SubscriptionSpec& spec, std::function<void()> done) 
                      MakeRegistered(spec, instance).SerializeAsString()},
                     {PresenceField(spec.channel, spec.handler_id, instance),
                      absl::StrCat(absl::ToUnixMillis(ctx_.now()))}},
-                   guard_.Wrap([done = std::move(done)](absl::Status status) {
+                   guard_.Wrap([done = std::move(done), channel = spec.channel,
+                                handler = spec.handler_id](absl::Status status) {
                      if (!status.ok()) {
-                       spdlog::warn("handler registry update failed: {}",
-                                    std::string(status.message()));
+                       LogWarn(
+                           LogFields().Channel(channel).Handler(handler).Error(status.message()),
+                           "handler registry update failed");
                      }
                      done();
                    }));
@@ -37,7 +40,7 @@ void Presence::MaybeBeat(absl::Time now, const std::vector<const SubscriptionSpe
   }
   ctx_.ops.HashSet(std::string(kHandlersRegistryKey), std::move(fields), [](absl::Status status) {
     if (!status.ok()) {
-      spdlog::debug("presence heartbeat failed: {}", std::string(status.message()));
+      LogDebug(LogFields().Error(status.message()), "presence heartbeat failed");
     }
   });
 }

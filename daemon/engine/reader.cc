@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "daemon/logging.h"
 #include "daemon/redis/errors.h"
 
 namespace redrive {
@@ -144,8 +145,12 @@ void Reader::OnRead(const HandlerRef& ref, const SpecPtr& spec, uint8_t source, 
     ++ctx_.stats.redis_errors;
     // If the server ran the read, its entries are pending under our
     // consumer without our knowing: the sweep finds them once idle.
-    spdlog::debug("XREADGROUP on '{}' failed: {}", SourceRef(*spec, source).stream,
-                  std::string(read.status().message()));
+    LogDebug(LogFields()
+                 .Channel(spec->channel)
+                 .Handler(spec->handler_id)
+                 .Stream(SourceRef(*spec, source).stream)
+                 .Error(read.status().message()),
+             "XREADGROUP failed");
     src.retry_after = ctx_.now() + ctx_.options.error_backoff;
     return;
   }
@@ -164,8 +169,13 @@ void Reader::RecreateGroup(const HandlerRef& ref, PerHandler& h, uint8_t source)
   ++ctx_.stats.redis_errors;
   const GroupRef g = SourceRef(*h.spec, source);
   const std::string start = src.last_read_id.empty() ? "$" : src.last_read_id;
-  spdlog::warn("group '{}' on '{}' is gone; recreating it at {} (groups recreated so far: {})",
-               g.group, g.stream, start, ctx_.stats.groups_recreated);
+  LogWarn(LogFields()
+              .Channel(h.spec->channel)
+              .Handler(h.spec->handler_id)
+              .Stream(g.stream)
+              .Group(g.group),
+          "consumer group is gone; recreating it at {} (groups recreated so far: {})", start,
+          ctx_.stats.groups_recreated);
   src.reading = true;  // no read until the group is back
   ctx_.ops.CreateGroup(g.stream, g.group, start,
                        guard_.Wrap([this, ref, source](absl::Status created) {

@@ -9,6 +9,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "daemon/backoff.h"
+#include "daemon/logging.h"
+#include "daemon/trace_context.h"
 
 namespace redrive {
 
@@ -56,8 +58,14 @@ void RetryScheduler::Poison(const SpecPtr& spec, uint8_t source, const StreamEnt
                             const absl::Status& why, FailKind kind) {
   ++ctx_.stats.poison;
   spec->metrics->poison.Add();
-  spdlog::debug("entry {} of '{}' is poison for handler '{}': {}", entry.id,
-                SourceRef(*spec, source).stream, spec->handler_id, std::string(why.message()));
+  LogDebug(LogFields()
+               .Channel(spec->channel)
+               .Handler(spec->handler_id)
+               .EntryId(entry.id)
+               .Reason("poison")
+               .Stream(SourceRef(*spec, source).stream)
+               .Error(why.message()),
+           "entry is poison");
   FailureRecord f = MakeFailure(*spec, 1, kind, std::string(why.message()), "POISON");
   f.outcome = "poison";
   dead_letters_.DeadLetter(spec, source, entry, absl::StatusOr<RetryState>(why), f, "poison",
@@ -83,8 +91,15 @@ std::vector<std::string> RetryScheduler::Reclaimed(const HandlerRef& ref, const 
     const uint32_t attempt =
         static_cast<uint32_t>(std::min<int64_t>(state->retry_count + 1, UINT32_MAX));
     ctx_.summary.LeaseExpired(spec->channel, spec->handler_id);
-    spdlog::debug("entry {} of '{}' was idle past its lease on consumer '{}': attempt {} failed",
-                  e.id, SourceRef(*spec, source).stream, consumer, attempt);
+    LogDebug(LogFields()
+                 .Channel(spec->channel)
+                 .Handler(spec->handler_id)
+                 .EntryId(e.id)
+                 .Reason("lease_expired")
+                 .Attempt(attempt)
+                 .Stream(SourceRef(*spec, source).stream)
+                 .Consumer(consumer),
+             "entry was idle past its lease: the attempt failed");
     Fail(ref, spec, Entry{e.id, attempt, source}, FailKind::kExpired,
          absl::StrCat("lease expired on consumer ", consumer), "LEASE_EXPIRED", std::nullopt,
          held_retry);
@@ -152,11 +167,16 @@ void RetryScheduler::Schedule(const HandlerRef& ref, const SpecPtr& spec, uint8_
           // Still pending under our consumer: the sweep fails it again
           // once it has been idle for a lease.
           ++ctx_.stats.redis_errors;
-          spdlog::warn("scheduling the retry of entry {} failed: {}", id,
-                       std::string(result.status().message()));
+          LogWarn(LogFields()
+                      .Channel(spec->channel)
+                      .Handler(spec->handler_id)
+                      .EntryId(id)
+                      .Error(result.status().message()),
+                  "scheduling a retry failed");
           hooks_.schedule_failed(ref, source);
         } else if (result->kind == ScheduleRetryResult::Kind::kNotOwner) {
-          spdlog::debug("entry {} was no longer ours to schedule", id);
+          LogDebug(LogFields().Channel(spec->channel).Handler(spec->handler_id).EntryId(id),
+                   "entry was no longer ours to schedule");
         } else if (Find(ref) != nullptr) {
           // The due time is on Redis's clock; ours only decides when to
           // look (the move script refuses anything early).
@@ -250,8 +270,9 @@ void RetryScheduler::MoveBatch(const HandlerRef& ref, const SpecPtr& spec, absl:
           }
           absl::StatusOr<DueMember> member = DecodeDueMember(d.member);
           if (!member.ok()) {
-            spdlog::warn("due zset '{}' holds a member redrive did not write; removing it",
-                         spec->keys.due_zset);
+            LogWarn(LogFields().Channel(spec->channel).Handler(spec->handler_id),
+                    "due zset '{}' holds a member redrive did not write; removing it",
+                    spec->keys.due_zset);
             ctx_.ops.RemoveDue(spec->keys.due_zset, d.member);
             continue;
           }
@@ -277,28 +298,31 @@ void RetryScheduler::MoveOne(const HandlerRef& ref, const SpecPtr& spec, const D
                              const std::string& raw, std::function<void()> done) {
   const uint8_t source = member.source == 1 ? kRetry : kMain;
   const GroupRef from = SourceRef(*spec, source);
-  ctx_.ops.ReadEntry(
-      from.stream, member.entry_id,
-      guard_.Wrap([this, ref, spec, from, member, raw,
-                   done = std::move(done)](absl::StatusOr<std::optional<StreamEntry>> read) {
-        kLoopThread.AssertHeld();
-        if (!read.ok()) {
-          ++ctx_.stats.redis_errors;
-          LookAgainBy(ref, ctx_.now() + ctx_.options.error_backoff);
-          done();
-          return;
-        }
-        if (!read->has_value()) {
-          // Trimmed while waiting: nothing to retry.
-          spdlog::warn("entry {} of '{}' is gone from the stream; its retry is dropped",
-                       member.entry_id, from.stream);
-          ctx_.ops.RemoveDue(spec->keys.due_zset, raw);
-          ctx_.ops.Ack(from.stream, from.group, {member.entry_id}, nullptr);
-          done();
-          return;
-        }
-        MoveFields(ref, spec, member, raw, **read, done);
-      }));
+  ctx_.ops.ReadEntry(from.stream, member.entry_id,
+                     guard_.Wrap([this, ref, spec, from, member, raw, done = std::move(done)](
+                                     absl::StatusOr<std::optional<StreamEntry>> read) {
+                       kLoopThread.AssertHeld();
+                       if (!read.ok()) {
+                         ++ctx_.stats.redis_errors;
+                         LookAgainBy(ref, ctx_.now() + ctx_.options.error_backoff);
+                         done();
+                         return;
+                       }
+                       if (!read->has_value()) {
+                         // Trimmed while waiting: nothing to retry.
+                         LogWarn(LogFields()
+                                     .Channel(spec->channel)
+                                     .Handler(spec->handler_id)
+                                     .EntryId(member.entry_id)
+                                     .Stream(from.stream),
+                                 "entry is gone from the stream; its retry is dropped");
+                         ctx_.ops.RemoveDue(spec->keys.due_zset, raw);
+                         ctx_.ops.Ack(from.stream, from.group, {member.entry_id}, nullptr);
+                         done();
+                         return;
+                       }
+                       MoveFields(ref, spec, member, raw, **read, done);
+                     }));
 }
 
 void RetryScheduler::MoveFields(const HandlerRef& ref, const SpecPtr& spec, const DueMember& member,
@@ -344,8 +368,12 @@ void RetryScheduler::MoveFields(const HandlerRef& ref, const SpecPtr& spec, cons
     kLoopThread.AssertHeld();
     if (!result.ok()) {
       ++ctx_.stats.redis_errors;
-      spdlog::warn("moving entry {} to its retry stream failed: {}", id,
-                   std::string(result.status().message()));
+      LogWarn(LogFields()
+                  .Channel(spec->channel)
+                  .Handler(spec->handler_id)
+                  .EntryId(id)
+                  .Error(result.status().message()),
+              "moving an entry to its retry stream failed");
       LookAgainBy(ref, ctx_.now() + ctx_.options.error_backoff);
     } else if (result->kind == MoveDueResult::Kind::kNotDue) {
       // Not due on Redis's clock yet (ours runs ahead).

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "daemon/engine/verb_checks.h"
+#include "daemon/logging.h"
 
 namespace redrive {
 namespace {
@@ -34,8 +35,9 @@ void EngineSession::Attach(const std::string& instance_id) {
   v1::SubscribeResponse reply;
   *reply.mutable_registered() = MakeRegistered(spec, instance_id);
   sink->Send(std::move(reply));
-  spdlog::info("session {} registered handler '{}' on '{}' (max_in_flight {}, auto_ack {})", id,
-               spec.handler_id, spec.channel, spec.max_in_flight, spec.auto_ack);
+  LogInfo(LogFields().Channel(spec.channel).Handler(spec.handler_id).Session(id),
+          "session registered a handler (max_in_flight {}, auto_ack {})", spec.max_in_flight,
+          spec.auto_ack);
 }
 
 void EngineSession::Deliver(uint64_t delivery_id, Entry entry, const SubscriptionSpec& handler_spec,
@@ -117,7 +119,14 @@ std::vector<Entry> EngineSession::TakeExpired(absl::Time now, DispatcherStats& s
     ++stats.lease_expiries;
     spec.metrics->lease_expiries.Add();
     Entry entry = leases.Settle(delivery_id, LeaseTable::Outcome::kExpired)->entry;
-    spdlog::debug("delivery {} (entry {}) on session {}: lease expired", delivery_id, entry.id, id);
+    LogDebug(LogFields()
+                 .Channel(spec.channel)
+                 .Handler(spec.handler_id)
+                 .EntryId(entry.id)
+                 .Session(id)
+                 .DeliveryId(delivery_id)
+                 .Attempt(entry.attempt),
+             "lease expired");
     expired.push_back(std::move(entry));
   }
   return expired;

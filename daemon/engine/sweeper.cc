@@ -6,6 +6,7 @@
 #include <memory>
 #include <utility>
 
+#include "daemon/logging.h"
 #include "daemon/redis/errors.h"
 
 namespace redrive {
@@ -138,33 +139,33 @@ void Sweeper::Trim(const HandlerRef& ref, const SpecPtr& spec) {
   s.trimming = true;
   ++ctx_.stats.retry_trims;
   const std::string stream = spec->keys.retry_stream;
-  ctx_.ops.TrimRetry(stream, ctx_.options.trim_limit, ctx_.options.retry_retention,
-                     guard_.Wrap([this, ref, stream](absl::StatusOr<TrimRetryResult> r) {
-                       kLoopThread.AssertHeld();
-                       SourceState* st = Find(ref, kRetry);
-                       if (!r.ok()) {
-                         ++ctx_.stats.redis_errors;
-                         spdlog::warn("trimming retry stream '{}' failed: {}", stream,
-                                      std::string(r.status().message()));
-                         if (st != nullptr) {
-                           st->trimming = false;
-                           st->trim_wanted = true;
-                         }
-                         return;
-                       }
-                       ctx_.stats.retry_trimmed +=
-                           static_cast<uint64_t>(std::max<int64_t>(0, r->removed));
-                       if (r->removed > 0) {
-                         spdlog::debug("trimmed {} acknowledged entries off '{}' (MINID {})",
-                                       r->removed, stream, r->min_id);
-                       }
-                       if (st != nullptr) {
-                         st->trimming = false;
-                         // A pass bounded by the limit may have left more, and entries kept
-                         // only for the retention go later: trim again next sweep.
-                         if (r->removed > 0 || r->more) st->trim_wanted = true;
-                       }
-                     }));
+  ctx_.ops.TrimRetry(
+      stream, ctx_.options.trim_limit, ctx_.options.retry_retention,
+      guard_.Wrap([this, ref, stream](absl::StatusOr<TrimRetryResult> r) {
+        kLoopThread.AssertHeld();
+        SourceState* st = Find(ref, kRetry);
+        if (!r.ok()) {
+          ++ctx_.stats.redis_errors;
+          LogWarn(LogFields().Stream(stream).Error(r.status().message()),
+                  "trimming a retry stream failed");
+          if (st != nullptr) {
+            st->trimming = false;
+            st->trim_wanted = true;
+          }
+          return;
+        }
+        ctx_.stats.retry_trimmed += static_cast<uint64_t>(std::max<int64_t>(0, r->removed));
+        if (r->removed > 0) {
+          LogDebug(LogFields().Stream(stream), "trimmed {} acknowledged entries (MINID {})",
+                   r->removed, r->min_id);
+        }
+        if (st != nullptr) {
+          st->trimming = false;
+          // A pass bounded by the limit may have left more, and entries kept
+          // only for the retention go later: trim again next sweep.
+          if (r->removed > 0 || r->more) st->trim_wanted = true;
+        }
+      }));
 }
 
 void Sweeper::RemoveIdleConsumers(const HandlerRef& ref, const SpecPtr& spec, uint8_t source) {
@@ -188,7 +189,8 @@ void Sweeper::RemoveIdleConsumers(const HandlerRef& ref, const SpecPtr& spec, ui
                 kLoopThread.AssertHeld();
                 if (!deleted.ok() || !*deleted) return;
                 ++ctx_.stats.consumers_removed;
-                spdlog::info("removed idle consumer '{}' of '{}' (nothing pending)", name, stream);
+                LogInfo(LogFields().Stream(stream).Consumer(name),
+                        "removed an idle consumer (nothing pending)");
               }));
         }
       }));

@@ -205,6 +205,64 @@ TEST_F(PublisherTest, BatchLimitsNameTheMessage) {
               StatusIs(C::kResourceExhausted, HasSubstr("messages[2].payload")));
 }
 
+constexpr char kCallTraceparent[] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+v1::TraceContext CallTrace(std::string traceparent, std::string tracestate) {
+  v1::TraceContext t;
+  t.set_traceparent(std::move(traceparent));
+  t.set_tracestate(std::move(tracestate));
+  return t;
+}
+
+TEST_F(PublisherTest, MessageWithoutTraceGetsTheCallsTraceContext) {
+  absl::StatusOr<PreparedPublish> p =
+      publisher_.Prepare(Request("orders", "x"), CallTrace(kCallTraceparent, "vendor=1"));
+  ASSERT_THAT(p, IsOk());
+  EXPECT_EQ(p->envelopes[0], SpecEnvelope({{"correlation_id", kUuid},
+                                           {"traceparent", kCallTraceparent},
+                                           {"tracestate", "vendor=1"}},
+                                          "x"));
+}
+
+TEST_F(PublisherTest, MessagesOwnTraceparentWinsOverTheCalls) {
+  v1::PublishRequest r = Request("orders", "x");
+  r.mutable_message()->mutable_trace()->set_traceparent(kTraceparent);
+  absl::StatusOr<PreparedPublish> p =
+      publisher_.Prepare(r, CallTrace(kCallTraceparent, "vendor=1"));
+  ASSERT_THAT(p, IsOk());
+  // The message's whole trace context: its (empty) tracestate too.
+  EXPECT_EQ(p->envelopes[0],
+            SpecEnvelope({{"correlation_id", kUuid}, {"traceparent", kTraceparent}}, "x"));
+}
+
+TEST_F(PublisherTest, BatchAppliesTheCallsTraceToEachMessageWithoutOne) {
+  v1::PublishBatchRequest b;
+  b.set_channel("orders");
+  b.add_messages()->set_payload("a");
+  v1::OutgoingMessage* own = b.add_messages();
+  own->set_payload("b");
+  own->mutable_trace()->set_traceparent(kTraceparent);
+  own->mutable_trace()->set_tracestate("mine=2");
+  absl::StatusOr<PreparedPublish> p = publisher_.Prepare(b, CallTrace(kCallTraceparent, ""));
+  ASSERT_THAT(p, IsOk());
+  ASSERT_EQ(p->envelopes.size(), 2u);
+  EXPECT_EQ(p->envelopes[0],
+            SpecEnvelope({{"correlation_id", kUuid}, {"traceparent", kCallTraceparent}}, "a"));
+  EXPECT_EQ(p->envelopes[1], SpecEnvelope({{"correlation_id", kUuid},
+                                           {"traceparent", kTraceparent},
+                                           {"tracestate", "mine=2"}},
+                                          "b"));
+}
+
+TEST_F(PublisherTest, NoCallTraceLeavesTheMessageAsItIs) {
+  v1::PublishRequest r = Request("orders", "x");
+  r.mutable_message()->mutable_trace()->set_tracestate("only=state");
+  absl::StatusOr<PreparedPublish> p = publisher_.Prepare(r, v1::TraceContext());
+  ASSERT_THAT(p, IsOk());
+  EXPECT_EQ(p->envelopes[0],
+            SpecEnvelope({{"correlation_id", kUuid}, {"tracestate", "only=state"}}, "x"));
+}
+
 TEST(TraceparentTest, W3CFormat) {
   EXPECT_TRUE(IsValidTraceparent(kTraceparent));
   EXPECT_FALSE(IsValidTraceparent("00-00000000000000000000000000000000-b7ad6b7169203331-01"));

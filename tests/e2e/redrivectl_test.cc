@@ -850,8 +850,8 @@ TEST_F(RedrivectlAdminTest, DeleteAndPurgeWithExpectedCount) {
   // ($USER by default, --operator sanitized to the daemon's grammar). The log
   // is the only place the daemon records it.
   const std::string log = daemon_->Log();
-  EXPECT_THAT(log, HasSubstr("admin PurgeDeadLetters by e2e-operator "));
-  EXPECT_THAT(log, HasSubstr("admin DeleteDeadLetters by ops_bob "));
+  EXPECT_THAT(log, HasSubstr("admin PurgeDeadLetters by e2e-operator: "));
+  EXPECT_THAT(log, HasSubstr("admin DeleteDeadLetters by ops_bob: "));
 }
 
 TEST_F(RedrivectlAdminTest, PauseAndResume) {
@@ -923,7 +923,7 @@ TEST_F(RedrivectlAdminTest, HandlersDeleteRefusesUntilConfirmedThenRemovesTheHan
             "unregistered: yes, pause flag removed: no\n");
   EXPECT_EQ(done.err, "");
   EXPECT_THAT(::redrive::testing::SortedKeys(*conn_), ElementsAre("orders"));
-  EXPECT_THAT(daemon_->Log(), HasSubstr("admin DeleteHandler by ops "));
+  EXPECT_THAT(daemon_->Log(), HasSubstr("admin DeleteHandler by ops: "));
 
   CtlResult gone = Ctl({"handlers", "delete", "orders", "A"});
   EXPECT_EQ(gone.exit_code, 5) << gone;
