@@ -96,9 +96,8 @@ grpc::ServerUnaryReactor* PrepareAndWrite(grpc::CallbackServerContext* context,
   }
   MetadataTrace metadata = CallTrace(*context);
   if (!metadata.ignored.empty()) {
-    LogDebug(
-        LogFields().Channel(request.channel()).Peer(context->peer()).Reason(metadata.ignored),
-        "publish: trace context in the call's metadata ignored");
+    LogDebug(LogFields().Channel(request.channel()).Peer(context->peer()).Reason(metadata.ignored),
+             "publish: trace context in the call's metadata ignored");
   }
   absl::StatusOr<PreparedPublish> prepared = publisher.Prepare(request, metadata.trace);
   if (!prepared.ok()) {
@@ -112,22 +111,23 @@ grpc::ServerUnaryReactor* PrepareAndWrite(grpc::CallbackServerContext* context,
   }
   auto shared = std::make_shared<PreparedPublish>(*std::move(prepared));
   // `request` stays valid until the call is finished.
-  const bool queued = executor.Submit([&publisher, &request, call, shared, fill,
-                                       call_trace = std::move(metadata.trace)](RedisCommander& redis) {
-    absl::StatusOr<std::vector<std::string>> ids = publisher.Write(redis, *shared);
-    if (!ids.ok()) {
-      LogDebug(LogFields()
-                   .Channel(request.channel())
-                   .Stream(shared->stream)
-                   .TraceId(FirstTraceId(request, call_trace))
-                   .Error(ids.status().message()),
-               "publish of {} messages failed", shared->envelopes.size());
-      call.Finish(ToGrpcStatus(ids.status()));
-      return;
-    }
-    fill(*shared, *ids);
-    call.Finish(grpc::Status::OK);
-  });
+  const bool queued =
+      executor.Submit([&publisher, &request, call, shared, fill,
+                       call_trace = std::move(metadata.trace)](RedisCommander& redis) {
+        absl::StatusOr<std::vector<std::string>> ids = publisher.Write(redis, *shared);
+        if (!ids.ok()) {
+          LogDebug(LogFields()
+                       .Channel(request.channel())
+                       .Stream(shared->stream)
+                       .TraceId(FirstTraceId(request, call_trace))
+                       .Error(ids.status().message()),
+                   "publish of {} messages failed", shared->envelopes.size());
+          call.Finish(ToGrpcStatus(ids.status()));
+          return;
+        }
+        fill(*shared, *ids);
+        call.Finish(grpc::Status::OK);
+      });
   if (!queued) {
     call.Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                              "redrived is overloaded or shutting down; retry later"));

@@ -16,8 +16,8 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "client/redrivectl/format.h"
-#include "grpc/health/v1/health.grpc.pb.h"
 #include "client/redrivectl/top.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "redrive/client.h"
 
 #ifndef REDRIVE_VERSION
