@@ -109,6 +109,7 @@ class Session {
     this.flushScheduled = false;
     this.registered = null;
     this.ended = false; // the call's status arrived
+    this.abandoned = false; // cancelled by stop() past its grace
     this.stopSent = false;
     this.halfClosed = false;
     this.closing = false; // drain or stop: settle what we hold, then half-close
@@ -119,8 +120,13 @@ class Session {
     this.write({ register: sub.register });
   }
 
+  // Verbs can no longer reach the daemon through this call.
+  get dead() {
+    return this.ended || this.abandoned;
+  }
+
   write(request) {
-    if (this.ended || this.halfClosed) return false;
+    if (this.dead || this.halfClosed) return false;
     try {
       this.call.write(request);
       return true;
@@ -197,10 +203,22 @@ class Session {
 
   onStatus(status) {
     this.ended = true;
-    for (const task of this.tasks.values()) {
-      task.controller.abort(new Error(`the Subscribe stream ended: ${status.code} ${status.details}`));
-    }
+    this.abortTasks(new Error(`the Subscribe stream ended: ${status.code} ${status.details}`));
     this.sub.onSessionEnd(this, status);
+  }
+
+  // Stop past its grace: the call is cancelled, handlers still running are told.
+  abandon() {
+    if (this.dead) return;
+    this.abandoned = true;
+    this.abortTasks(new Error('the worker stopped before this handler finished'));
+    this.call.cancel();
+  }
+
+  abortTasks(reason) {
+    for (const task of this.tasks.values()) {
+      if (!task.settled) task.controller.abort(reason);
+    }
   }
 }
 
@@ -270,7 +288,7 @@ class Subscription {
   armLease(task) {
     const leaseMs = task.session.registered.lease_ms;
     task.leaseTimer = setTimeout(() => {
-      if (task.settled || task.session.ended) return;
+      if (task.settled || task.session.dead) return;
       task.session.queueVerb({ delivery_id: task.delivery.delivery_id, extend: { lease_ms: 0 } });
       this.counters.extends++;
       this.armLease(task);
@@ -297,7 +315,7 @@ class Subscription {
     this.running--;
     const session = task.session;
     const verb = { delivery_id: task.delivery.delivery_id, ...action };
-    if (session.ended) {
+    if (session.dead) {
       this.counters.dropped++;
       this.log.warn(`redrive: ${this.name}: dropped the ${verbName(verb)} of ${task.label()}: its stream ended; `
         + 'the daemon delivers it again');
@@ -315,7 +333,7 @@ class Subscription {
   pump() {
     while (this.running < this.maxInFlight && this.waiting.length > 0) {
       const task = this.waiting.shift();
-      if (!task.session.ended) this.run(task);
+      if (!task.session.dead) this.run(task);
     }
   }
 
@@ -373,7 +391,7 @@ class Subscription {
     }
     for (const task of this.waiting) clearTimeout(task.leaseTimer);
     this.waiting = [];
-    if (this.session !== null && !this.session.ended) this.session.call.cancel();
+    if (this.session !== null) this.session.abandon();
   }
 
   idle() {
@@ -456,6 +474,13 @@ export class Worker {
     }
     if (!idle()) {
       for (const sub of this._subs) sub.abandon();
+      // The cancelled calls' statuses, so that stats() shows them closed.
+      let timer;
+      const bound = new Promise((resolve) => {
+        timer = setTimeout(resolve, 1000);
+      });
+      await Promise.race([bound, this._until(() => this._subs.every((sub) => sub.session === null))]);
+      clearTimeout(timer);
     }
     this._conn.close();
   }

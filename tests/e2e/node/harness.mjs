@@ -203,12 +203,13 @@ export async function startRedis(dir) {
   return { port, proc, redis };
 }
 
-// Starts redrived on `listen` and waits for its ready file; `args` are added.
-// The ready file is removed first, so a restart in the same dir waits for the new one.
-export async function startDaemon(dir, redisPort, listen, args = []) {
+// Starts redrived on `listen` and waits for its ready file; `args` are added,
+// its output goes to `logName` in `dir`. The ready file is removed first, so
+// a restart in the same dir waits for the new one.
+export async function startDaemon(dir, redisPort, listen, args = [], logName = 'redrived.log') {
   const ready = path.join(dir, 'ready.json');
   fs.rmSync(ready, { force: true });
-  const logPath = path.join(dir, 'redrived.log');
+  const logPath = path.join(dir, logName);
   const proc = spawnChild(
     DAEMON,
     [`--grpc-listen=${listen}`, `--ready-file=${ready}`, `--redis-url=redis://127.0.0.1:${redisPort}/0`,
