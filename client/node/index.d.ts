@@ -63,6 +63,11 @@ export interface BatchMessage extends Omit<PublishOptions, 'maxLen'> {
 export interface PublisherOptions extends ConnectionOptions {
   /** Deadline of each call, default 10,000 ms. */
   deadlineMs?: number;
+  /**
+   * Default true: a call made while the daemon is unreachable (e.g. restarting)
+   * waits for it until the deadline (then DEADLINE_EXCEEDED); false: UNAVAILABLE at once.
+   */
+  waitForReady?: boolean;
 }
 
 export declare class Publisher {

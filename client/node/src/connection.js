@@ -59,9 +59,9 @@ export class Connection {
     this.client = new Service(options.address, credentials(options.address, tls), channelOptions);
   }
 
-  /** Metadata for one call: the bearer token when one is set. */
-  metadata() {
-    const md = new grpc.Metadata();
+  /** Metadata for one call: the bearer token when one is set; waitForReady is a metadata option in grpc-js. */
+  metadata(waitForReady = false) {
+    const md = new grpc.Metadata({ waitForReady });
     if (this.token !== null) md.set('authorization', `Bearer ${this.token}`);
     return md;
   }

@@ -1,4 +1,5 @@
 // Publisher: Broker.Publish and Broker.PublishBatch as promises of entry ids.
+import { DEFAULT_RECONNECT } from './backoff.js';
 import { Connection } from './connection.js';
 import { RedriveError } from './errors.js';
 
@@ -41,16 +42,20 @@ export function outgoing(payload, options = {}, what = 'payload') {
 export class Publisher {
   /**
    * @param {object} options address, token, tls, channelOptions (see Connection),
-   *   deadlineMs per call (default 10,000).
+   *   deadlineMs per call (default 10,000); waitForReady (default true): a call
+   *   made while the daemon is unreachable (restarting) waits for it until its
+   *   deadline (DEADLINE_EXCEEDED) instead of failing at once (UNAVAILABLE).
    */
   constructor(options) {
-    this._conn = new Connection(options);
+    this._conn = new Connection(options, { reconnect: DEFAULT_RECONNECT });
     this._deadlineMs = options.deadlineMs ?? DEFAULT_DEADLINE_MS;
+    this._waitForReady = options.waitForReady ?? true;
   }
 
   _call(method, request) {
+    const callOptions = { deadline: Date.now() + this._deadlineMs };
     return new Promise((resolve, reject) => {
-      this._conn.client[method](request, this._conn.metadata(), { deadline: Date.now() + this._deadlineMs },
+      this._conn.client[method](request, this._conn.metadata(this._waitForReady), callOptions,
         (err, response) => (err ? reject(new RedriveError(method, err)) : resolve(response)));
     });
   }

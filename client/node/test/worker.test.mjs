@@ -294,8 +294,14 @@ describe('Publisher and Worker against redrived', () => {
         return true;
       });
       assert.deepEqual(errors, [[status.INVALID_ARGUMENT, 'bad']]);
-      const down = new Publisher({ address: `unix:${env.dir}/nobody.sock`, deadlineMs: 2000 });
+      // No daemon there: at once with waitForReady false, at the deadline by default.
+      const down = new Publisher({ address: `unix:${env.dir}/nobody.sock`, deadlineMs: 300, waitForReady: false });
       await assert.rejects(down.publish('node.down', 'x'), (err) => err.code === status.UNAVAILABLE);
       down.close();
+      const waiting = new Publisher({ address: `unix:${env.dir}/nobody.sock`, deadlineMs: 300 });
+      const began = Date.now();
+      await assert.rejects(waiting.publish('node.down', 'x'), (err) => err.code === status.DEADLINE_EXCEEDED);
+      assert.ok(Date.now() - began >= 290);
+      waiting.close();
     });
 });

@@ -1,0 +1,135 @@
+// The Worker across daemon restarts (its own redis-server and redrived, which
+// these tests kill and start again on the same socket): kill -9 mid-stream,
+// the late verb of a handler whose stream died, the daemon's drain on SIGTERM.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
+
+import { Publisher, Worker } from 'redrive';
+
+import { Env, gate, recordingLogger, waitFor } from './env.mjs';
+
+const TEST_TIMEOUT_MS = 60000;
+// A 1 s lease (the minimum) and frequent sweeps, so the entries a killed daemon
+// held are claimed back soon after the restart; retries at once.
+const HANDLE = { leaseMs: 1000, policy: { maxRetries: 10, initialBackoffMs: 10, maxBackoffMs: 10, jitter: 0 } };
+const RECONNECT = { initialMs: 50, maxMs: 500 };
+
+describe('the Worker across daemon restarts', () => {
+  let env;
+  let publisher;
+  const workers = [];
+
+  function worker() {
+    const logger = recordingLogger();
+    const w = new Worker({ address: env.address, logger, reconnect: RECONNECT });
+    w.logLines = logger.lines;
+    workers.push(w);
+    return w;
+  }
+
+  before(async () => {
+    env = await Env.start(['--sweep-interval-ms=500']);
+    publisher = new Publisher({ address: env.address });
+  });
+
+  after(async () => {
+    for (const w of workers) await w.stop({ graceMs: 1000 });
+    publisher?.close();
+    await env?.stop();
+  });
+
+  test('kill -9 and restart mid-stream: the worker reconnects by itself; every message is acked or dead-lettered, none lost',
+    { timeout: TEST_TIMEOUT_MS }, async (t) => {
+      const channel = 'node.crash';
+      const total = 600;
+      const payloads = Array.from({ length: total }, (_, i) => `crash-${i}`);
+      const completions = new Map(); // payload → handler runs that resolved
+      const w = worker().handle(channel, 'crash', async (m) => {
+        await delay(2);
+        completions.set(m.text(), (completions.get(m.text()) || 0) + 1);
+      }, { ...HANDLE, maxInFlight: 16, start: 'backlog' });
+      await w.start();
+      await publisher.publishBatch(channel, payloads);
+      await waitFor(() => w.stats()[0].acks >= 150, '150 ACKs before the kill');
+      await env.killDaemon();
+      const ackedBeforeKill = w.stats()[0].acks;
+      await env.startDaemon();
+      await waitFor(async () => completions.size === total && env.settled(channel, 'crash'),
+        'every message handled and nothing left pending after the restart');
+      const dead = await env.deadLetters(channel, 'crash');
+      assert.deepEqual(dead, []);
+      assert.deepEqual([...completions.keys()].sort(), [...payloads].sort());
+      const [stats] = w.stats();
+      const dups = [...completions.values()].filter((n) => n > 1).length;
+      t.diagnostic(`acked before the kill ${ackedBeforeKill}; duplicates (handled twice) ${dups}; `
+        + `verbs dropped with the dead stream ${stats.dropped}; registrations ${stats.registrations}`);
+      assert.equal(stats.registrations, 2, w.logLines.join('\n'));
+      assert.equal(stats.notices, 0, w.logLines.join('\n'));
+      assert.ok(stats.connected);
+      assert.ok(w.logLines.some((l) => /crash: the stream ended with UNAVAILABLE: .*; reconnecting in \d+ ms/.test(l)),
+        w.logLines.join('\n'));
+      await w.stop();
+    });
+
+  test('the late ACK of a handler whose stream died is dropped with a log line, never sent on the new stream',
+    { timeout: TEST_TIMEOUT_MS }, async () => {
+      const channel = 'node.late';
+      const [id] = await publisher.publishBatch(channel, ['late']);
+      const hold = gate();
+      const calls = [];
+      const w = worker().handle(channel, 'late', async (m) => {
+        calls.push([m.attempt, m.deliveryId, m.previousError]);
+        if (m.attempt === 1) await hold.promise;
+      }, { ...HANDLE, start: 'backlog' });
+      await w.start();
+      await waitFor(() => calls.length === 1, 'the first attempt running');
+      await env.killDaemon();
+      await env.startDaemon();
+      // Re-registered on the restarted daemon, whose delivery ids start again:
+      // the old ACK would name a delivery of the new stream.
+      await waitFor(() => w.stats()[0].registrations === 2, 'the worker to register again');
+      hold.open();
+      await waitFor(() => w.stats()[0].dropped === 1, 'the late ACK dropped');
+      assert.ok(w.logLines.some((l) => l.includes(`late: dropped the ACK of delivery ${calls[0][1]} (entry ${id}, attempt 1): `
+        + 'its stream ended; the daemon delivers it again')), w.logLines.join('\n'));
+      // The message comes back (its lease on the dead daemon expired) and is acknowledged.
+      await waitFor(async () => calls.length === 2 && env.settled(channel, 'late'), 'the redelivery acknowledged');
+      assert.equal(calls[1][0], 2);
+      const [stats] = w.stats();
+      assert.deepEqual([stats.acks, stats.dropped, stats.notices], [1, 1, 0]);
+      await w.stop();
+    });
+
+  test("on the daemon's drain the worker finishes its handlers, ACKs within the grace and reconnects to the next daemon",
+    { timeout: TEST_TIMEOUT_MS }, async () => {
+      const channel = 'node.drain';
+      await publisher.publishBatch(channel, ['d-0', 'd-1']);
+      const hold = gate();
+      const done = [];
+      const w = worker().handle(channel, 'drain', async (m) => {
+        await hold.promise;
+        done.push([m.text(), m.attempt]);
+      }, { ...HANDLE, start: 'backlog' });
+      await w.start();
+      await waitFor(() => w.stats()[0].running === 2, 'two handlers running');
+      const exit = env.terminateDaemon(); // drain, grace 3 s
+      await waitFor(() => w.logLines.some((l) => l.includes('drain: the daemon drains')), 'the drain notice');
+      hold.open();
+      assert.equal((await exit).code, 0);
+      // Both ACKs landed before the daemon left: nothing pending, nothing retried.
+      assert.equal(await env.pending(channel, 'drain'), 0);
+      assert.equal(await env.redis.command('EXISTS', `${channel}.drain.retry.due`), 0);
+      assert.deepEqual(done.sort(), [['d-0', 1], ['d-1', 1]]);
+      await env.startDaemon();
+      await waitFor(() => w.stats()[0].registrations === 2, 'the worker to register with the new daemon');
+      await publisher.publish(channel, 'after');
+      await waitFor(async () => done.length === 3 && env.settled(channel, 'drain'), 'a message after the restart');
+      assert.deepEqual(done[2], ['after', 1]);
+      const [stats] = w.stats();
+      assert.deepEqual([stats.acks, stats.dropped, stats.notices], [3, 0, 0]);
+      assert.ok(w.logLines.some((l) => /drain: the stream ended after a drain; reconnecting in \d+ ms/.test(l)),
+        w.logLines.join('\n'));
+      await w.stop();
+    });
+});
