@@ -32,6 +32,8 @@ const FATAL_CODES = new Set([
   grpc.status.UNIMPLEMENTED,
   grpc.status.NOT_FOUND,
 ]);
+const ACK = Object.freeze({ ack: {} });
+const EXTEND_LEASE = Object.freeze({ lease_ms: 0 }); // 0: the registration's lease
 const MAX_VERBS_PER_MESSAGE = 10_000; // broker.proto: 1..10,000 verbs per message
 const DEFAULT_GRACE_MS = 10_000;
 
@@ -85,13 +87,28 @@ function verbName(verb) {
 
 // One delivery from receipt to its verb.
 class Task {
-  constructor(session, delivery) {
+  constructor(session, delivery, extendAt) {
     this.session = session;
     this.delivery = delivery;
-    this.controller = new AbortController();
-    this.leaseTimer = null;
+    this.extendAt = extendAt; // when its lease is next renewed, if still unsettled
+    this.controller = null; // made when the handler first reads message.signal
+    this.abortReason = undefined;
     this.started = false;
     this.settled = false;
+  }
+
+  get signal() {
+    if (this.controller === null) {
+      this.controller = new AbortController();
+      if (this.abortReason !== undefined) this.controller.abort(this.abortReason);
+    }
+    return this.controller.signal;
+  }
+
+  abort(reason) {
+    if (this.abortReason !== undefined) return;
+    this.abortReason = reason;
+    if (this.controller !== null) this.controller.abort(reason);
   }
 
   label() {
@@ -113,6 +130,7 @@ class Session {
     this.stopSent = false;
     this.halfClosed = false;
     this.closing = false; // drain or stop: settle what we hold, then half-close
+    this.leaseSweep = null; // renews the leases of deliveries held past half a lease
     this.call = sub.worker._conn.client.Subscribe(sub.worker._conn.metadata());
     this.call.on('data', (response) => this.onResponse(response));
     this.call.on('error', () => {}); // the 'status' event carries it
@@ -140,6 +158,7 @@ class Session {
     switch (response.kind) {
       case 'registered':
         this.registered = response.registered;
+        this.startLeaseSweep();
         this.sub.onRegistered(this);
         break;
       case 'deliveries':
@@ -159,6 +178,22 @@ class Session {
       default:
         this.sub.log.warn(`redrive: ${this.sub.name}: unexpected response ${JSON.stringify(response.kind)}`);
     }
+  }
+
+  // Every sixth of a lease, an EXTEND for each delivery held for half a lease
+  // since it arrived or was last extended: renewed between 1/2 and 2/3 of it.
+  startLeaseSweep() {
+    const leaseMs = this.registered.lease_ms;
+    this.halfLeaseMs = Math.floor(leaseMs / 2);
+    this.leaseSweep = setInterval(() => {
+      const now = Date.now();
+      for (const task of this.tasks.values()) {
+        if (task.settled || task.extendAt > now) continue;
+        task.extendAt = now + this.halfLeaseMs;
+        this.queueVerb({ delivery_id: task.delivery.delivery_id, extend: EXTEND_LEASE });
+        this.sub.counters.extends++;
+      }
+    }, Math.max(10, Math.floor(leaseMs / 6)));
   }
 
   queueVerb(verb) {
@@ -203,6 +238,7 @@ class Session {
 
   onStatus(status) {
     this.ended = true;
+    clearInterval(this.leaseSweep);
     this.abortTasks(new Error(`the Subscribe stream ended: ${status.code} ${status.details}`));
     this.sub.onSessionEnd(this, status);
   }
@@ -211,13 +247,14 @@ class Session {
   abandon() {
     if (this.dead) return;
     this.abandoned = true;
+    clearInterval(this.leaseSweep);
     this.abortTasks(new Error('the worker stopped before this handler finished'));
     this.call.cancel();
   }
 
   abortTasks(reason) {
     for (const task of this.tasks.values()) {
-      if (!task.settled) task.controller.abort(reason);
+      if (!task.settled) task.abort(reason);
     }
   }
 }
@@ -278,21 +315,10 @@ class Subscription {
 
   accept(session, delivery) {
     this.counters.deliveries++;
-    const task = new Task(session, delivery);
+    const task = new Task(session, delivery, Date.now() + session.halfLeaseMs);
     session.tasks.set(delivery.delivery_id, task);
-    this.armLease(task);
     if (this.running < this.maxInFlight) this.run(task);
     else this.waiting.push(task);
-  }
-
-  armLease(task) {
-    const leaseMs = task.session.registered.lease_ms;
-    task.leaseTimer = setTimeout(() => {
-      if (task.settled || task.session.dead) return;
-      task.session.queueVerb({ delivery_id: task.delivery.delivery_id, extend: { lease_ms: 0 } });
-      this.counters.extends++;
-      this.armLease(task);
-    }, Math.max(1, Math.floor(leaseMs / 2)));
   }
 
   run(task) {
@@ -300,21 +326,22 @@ class Subscription {
     this.running++;
     let result;
     try {
-      result = this.fn(new Message(task.delivery, task.controller.signal));
+      result = this.fn(new Message(task.delivery, task));
     } catch (err) {
       result = Promise.reject(err);
     }
     Promise.resolve(result).then(
-      () => this.settle(task, { ack: {} }),
+      () => this.settle(task, ACK),
       (err) => this.settle(task, verbForError(err)));
   }
 
   settle(task, action) {
     task.settled = true;
-    clearTimeout(task.leaseTimer);
     this.running--;
     const session = task.session;
-    const verb = { delivery_id: task.delivery.delivery_id, ...action };
+    const id = task.delivery.delivery_id;
+    const verb = action.ack ? { delivery_id: id, ack: action.ack }
+      : action.nack ? { delivery_id: id, nack: action.nack } : { delivery_id: id, terminate: action.terminate };
     if (session.dead) {
       this.counters.dropped++;
       this.log.warn(`redrive: ${this.name}: dropped the ${verbName(verb)} of ${task.label()}: its stream ended; `
@@ -340,18 +367,11 @@ class Subscription {
   onSessionEnd(session, status) {
     // Held but never started: the daemon redelivers them.
     const before = this.waiting.length;
-    this.waiting = this.waiting.filter((task) => {
-      if (task.session !== session) return true;
-      clearTimeout(task.leaseTimer);
-      return false;
-    });
+    this.waiting = this.waiting.filter((task) => task.session !== session);
     if (before > this.waiting.length) {
       this.counters.dropped += before - this.waiting.length;
       this.log.warn(`redrive: ${this.name}: ${before - this.waiting.length} deliveries not started are dropped `
         + 'with their stream; the daemon delivers them again');
-    }
-    for (const task of session.tasks.values()) {
-      if (!task.started) clearTimeout(task.leaseTimer);
     }
     if (this.session === session) this.session = null;
     const err = new RedriveError('Subscribe', status);
@@ -389,7 +409,6 @@ class Subscription {
       this.log.warn(`redrive: ${this.name}: the stop grace ended with ${left} deliveries unsettled; `
         + 'the daemon delivers them again');
     }
-    for (const task of this.waiting) clearTimeout(task.leaseTimer);
     this.waiting = [];
     if (this.session !== null) this.session.abandon();
   }

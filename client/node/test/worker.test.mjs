@@ -201,7 +201,8 @@ describe('Publisher and Worker against redrived', () => {
       assert.equal(await env.redis.command('EXISTS', `${channel}.long.retry`), 0);
       assert.deepEqual(await env.deadLetters(channel, 'long'), []);
       const [stats] = w.stats();
-      assert.ok(stats.extends >= 5, `${stats.extends} extensions in 3 s of a 1 s lease`);
+      // Renewed between 1/2 and 2/3 of the lease: at least 4 times in 3 s.
+      assert.ok(stats.extends >= 4, `${stats.extends} extensions in 3 s of a 1 s lease`);
       assert.deepEqual([stats.acks, stats.notices], [1, 0]);
       assert.equal((await env.redis.command('XRANGE', channel, '-', '+'))[0][0], id);
     });
@@ -218,11 +219,13 @@ describe('Publisher and Worker against redrived', () => {
         await hold.promise;
         await delay(100);
         finished.push(m.text());
-      }, { start: 'backlog', maxInFlight: 8 });
+      }, { start: 'backlog', maxInFlight: 3 });
       await w.start();
       await waitFor(() => started.length === 3, 'three handlers running');
       const stopping = w.stop({ graceMs: 10000 });
-      // After stop: published, never delivered to this worker.
+      // After stop: published, never delivered to this worker. (Its three
+      // slots are full until the handlers settle, and their ACKs follow the
+      // stop on the stream: the daemon has seen the stop before a slot frees.)
       await publisher.publishBatch(channel, ['late-0', 'late-1']);
       hold.open();
       await stopping;
