@@ -19,9 +19,10 @@ export { waitFor };
 if (!DAEMON) throw new Error('REDRIVE_DAEMON_BINARY must name the redrived binary');
 
 export class Env {
-  /** `args`: extra daemon flags. */
-  static async start(args = []) {
+  /** `args`: extra daemon flags; `tcp`: listen on a loopback port too (tcpAddress). */
+  static async start(args = [], { tcp = false } = {}) {
     const env = new Env();
+    env.tcp = tcp;
     env.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'redrive-node-client-'));
     env.socket = path.join(env.dir, 'redrive.sock');
     env.token = crypto.randomBytes(16).toString('hex');
@@ -44,8 +45,9 @@ export class Env {
 
   async startDaemon() {
     this.starts++;
-    this.daemon = await startDaemon(this.dir, this.redisPort, this.address, this.args,
-      `redrived-${this.starts}.log`);
+    const listen = this.tcp ? `127.0.0.1:0,${this.address}` : this.address;
+    this.daemon = await startDaemon(this.dir, this.redisPort, listen, this.args, `redrived-${this.starts}.log`);
+    this.tcpAddress = this.daemon.info.grpc.find((a) => !a.startsWith('unix:'));
   }
 
   /** kill -9: no drain, nothing flushed. */

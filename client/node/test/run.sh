@@ -30,4 +30,4 @@ npm ci --no-audit --no-fund
 echo "== tsc --noEmit --strict test/types/usage.ts (index.d.ts as a dependent project sees it)"
 npx --no-install tsc -p test/types/tsconfig.json
 echo "== node --test"
-exec node --test test/unit.test.mjs test/worker.test.mjs test/restart.test.mjs
+exec node --test test/unit.test.mjs test/worker.test.mjs test/restart.test.mjs test/connection.test.mjs
