@@ -187,7 +187,11 @@ export interface HandlerStats {
   running: number;
   connected: boolean;
   registrations: number;
+  /** Deliveries messages received (each a batch of deliveries). */
+  deliveryMessages: number;
   deliveries: number;
+  /** Verbs messages sent (each a batch of verbs). */
+  verbMessages: number;
   acks: number;
   nacks: number;
   terminates: number;

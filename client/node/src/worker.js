@@ -162,6 +162,7 @@ class Session {
         this.sub.onRegistered(this);
         break;
       case 'deliveries':
+        this.sub.counters.deliveryMessages++;
         for (const delivery of response.deliveries.deliveries) this.sub.accept(this, delivery);
         break;
       case 'notices':
@@ -210,7 +211,9 @@ class Session {
     this.verbs = [];
     for (let i = 0; i < verbs.length; i += MAX_VERBS_PER_MESSAGE) {
       const chunk = verbs.slice(i, i + MAX_VERBS_PER_MESSAGE);
-      if (!this.write({ verbs: { verbs: chunk } })) {
+      if (this.write({ verbs: { verbs: chunk } })) {
+        this.sub.counters.verbMessages++;
+      } else {
         this.sub.counters.dropped += chunk.length;
         this.sub.log.warn(`redrive: ${this.sub.name}: dropped ${chunk.length} verbs: the stream is closed`);
       }
@@ -288,7 +291,8 @@ class Subscription {
     this.running = 0; // handlers running, whatever their session
     this.waiting = []; // tasks received beyond maxInFlight (after a reconnect)
     this.counters = {
-      registrations: 0, deliveries: 0, acks: 0, nacks: 0, terminates: 0, extends: 0, dropped: 0, notices: 0,
+      registrations: 0, deliveryMessages: 0, deliveries: 0, verbMessages: 0,
+      acks: 0, nacks: 0, terminates: 0, extends: 0, dropped: 0, notices: 0,
     };
     this.firstRegistration = new Promise((resolve, reject) => {
       this.onFirstRegistration = resolve;

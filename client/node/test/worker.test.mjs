@@ -88,6 +88,10 @@ describe('Publisher and Worker against redrived', () => {
       assert.equal(stats.deliveries, 1000);
       assert.equal(stats.acks, 1000);
       assert.equal(stats.nacks + stats.terminates + stats.dropped + stats.notices, 0);
+      // Verbs are batched: what settles before the next turn of the event loop
+      // goes in one message, so no more messages of verbs than of deliveries.
+      assert.ok(stats.verbMessages <= stats.deliveryMessages,
+        `${stats.verbMessages} verbs messages for ${stats.deliveryMessages} deliveries messages`);
       await w.stop();
     });
 
