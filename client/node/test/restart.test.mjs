@@ -72,34 +72,46 @@ describe('the Worker across daemon restarts', () => {
       await w.stop();
     });
 
-  test('the late ACK of a handler whose stream died is dropped with a log line, never sent on the new stream',
-    { timeout: TEST_TIMEOUT_MS }, async () => {
-      const channel = 'node.late';
-      const [id] = await publisher.publishBatch(channel, ['late']);
-      const hold = gate();
-      const calls = [];
-      const w = worker().handle(channel, 'late', async (m) => {
-        calls.push([m.attempt, m.deliveryId, m.previousError]);
-        if (m.attempt === 1) await hold.promise;
-      }, { ...HANDLE, start: 'backlog' });
-      await w.start();
-      await waitFor(() => calls.length === 1, 'the first attempt running');
-      await env.killDaemon();
-      await env.startDaemon();
-      // Re-registered on the restarted daemon, whose delivery ids start again:
-      // the old ACK would name a delivery of the new stream.
-      await waitFor(() => w.stats()[0].registrations === 2, 'the worker to register again');
-      hold.open();
-      await waitFor(() => w.stats()[0].dropped === 1, 'the late ACK dropped');
-      assert.ok(w.logLines.some((l) => l.includes(`late: dropped the ACK of delivery ${calls[0][1]} (entry ${id}, attempt 1): `
-        + 'its stream ended; the daemon delivers it again')), w.logLines.join('\n'));
-      // The message comes back (its lease on the dead daemon expired) and is acknowledged.
-      await waitFor(async () => calls.length === 2 && env.settled(channel, 'late'), 'the redelivery acknowledged');
-      assert.equal(calls[1][0], 2);
-      const [stats] = w.stats();
-      assert.deepEqual([stats.acks, stats.dropped, stats.notices], [1, 1, 0]);
-      await w.stop();
-    });
+  test('late ACKs of handlers whose stream died are dropped with a log line, never sent on the new stream; '
+    + 'their redeliveries wait for a slot', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const channel = 'node.late';
+    const ids = await publisher.publishBatch(channel, ['late-0', 'late-1']);
+    const hold = gate();
+    const calls = [];
+    let running = 0;
+    let most = 0;
+    const w = worker().handle(channel, 'late', async (m) => {
+      calls.push({ payload: m.text(), attempt: m.attempt, deliveryId: m.deliveryId, entryId: m.entryId });
+      running++;
+      most = Math.max(most, running);
+      if (m.attempt === 1) await hold.promise;
+      running--;
+    }, { ...HANDLE, maxInFlight: 2, start: 'backlog' });
+    await w.start();
+    await waitFor(() => calls.length === 2, 'both first attempts running');
+    await env.killDaemon();
+    await env.startDaemon();
+    // Registered again with the restarted daemon, whose delivery ids start
+    // again: an old ACK would name a delivery of the new stream. Both messages
+    // come back there (their leases on the dead daemon expire) while the two
+    // old handlers still run: they wait for a slot (maxInFlight 2 in all).
+    await waitFor(() => w.stats()[0].registrations === 2 && w.stats()[0].deliveries === 4,
+      'the two redeliveries on the new stream');
+    assert.deepEqual([w.stats()[0].running, calls.length], [2, 2]);
+    hold.open();
+    await waitFor(async () => calls.length === 4 && env.settled(channel, 'late'), 'the redeliveries acknowledged');
+    assert.equal(most, 2);
+    assert.deepEqual(calls.map((c) => [c.payload, c.attempt]).sort(),
+      [['late-0', 1], ['late-0', 2], ['late-1', 1], ['late-1', 2]]);
+    for (const c of calls.filter((call) => call.attempt === 1)) {
+      assert.ok(w.logLines.some((l) => l.includes(`late: dropped the ACK of delivery ${c.deliveryId} `
+        + `(entry ${c.entryId}, attempt 1): its stream ended; the daemon delivers it again`)), w.logLines.join('\n'));
+    }
+    assert.deepEqual(calls.map((c) => c.entryId).filter((id, i) => i < 2).sort(), [...ids].sort());
+    const [stats] = w.stats();
+    assert.deepEqual([stats.acks, stats.dropped, stats.notices], [2, 2, 0]);
+    await w.stop();
+  });
 
   test("on the daemon's drain the worker finishes its handlers, ACKs within the grace and reconnects to the next daemon",
     { timeout: TEST_TIMEOUT_MS }, async () => {
