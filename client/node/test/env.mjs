@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 
 import grpc from '@grpc/grpc-js';
-import { loadServices } from 'redrive';
+import { Publisher, Worker, loadServices } from 'redrive';
 
 import {
   DAEMON, startDaemon, startRedis, stopChild, waitFor,
@@ -36,7 +36,18 @@ export class Env {
     env.redis = r.redis;
     await env.startDaemon();
     env.adminClient = new (loadServices().Admin)(`unix:${env.socket}`, grpc.credentials.createInsecure());
+    env.publisher = new Publisher({ address: env.address });
+    env.workers = [];
     return env;
+  }
+
+  /** A Worker on the socket whose log lines are kept (`logLines`); stopped by stop(). */
+  worker(options = {}) {
+    const logger = recordingLogger();
+    const w = new Worker({ address: this.address, logger, ...options });
+    w.logLines = logger.lines;
+    this.workers.push(w);
+    return w;
   }
 
   get address() {
@@ -98,6 +109,8 @@ export class Env {
   }
 
   async stop() {
+    for (const w of this.workers || []) await w.stop({ graceMs: 1000 });
+    this.publisher?.close();
     this.adminClient?.close();
     this.redis?.close();
     if (this.daemon) await stopChild(this.daemon.proc, 'SIGTERM');
@@ -107,7 +120,7 @@ export class Env {
 }
 
 /** A logger keeping every line, for assertions (and printed on failure by the tests). */
-export function recordingLogger() {
+function recordingLogger() {
   const lines = [];
   const keep = (level) => (line) => lines.push(`${level} ${line}`);
   return { lines, debug: keep('debug'), info: keep('info'), warn: keep('warn'), error: keep('error') };

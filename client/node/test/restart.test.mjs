@@ -5,9 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 
-import { Publisher, Worker } from 'redrive';
-
-import { Env, gate, recordingLogger, waitFor } from './env.mjs';
+import { Env, gate, waitFor } from './env.mjs';
 
 const TEST_TIMEOUT_MS = 60000;
 // A 1 s lease (the minimum) and frequent sweeps, so the entries a killed daemon
@@ -18,24 +16,14 @@ const RECONNECT = { initialMs: 50, maxMs: 500 };
 describe('the Worker across daemon restarts', () => {
   let env;
   let publisher;
-  const workers = [];
-
-  function worker() {
-    const logger = recordingLogger();
-    const w = new Worker({ address: env.address, logger, reconnect: RECONNECT });
-    w.logLines = logger.lines;
-    workers.push(w);
-    return w;
-  }
+  const worker = (options = {}) => env.worker({ reconnect: RECONNECT, ...options });
 
   before(async () => {
     env = await Env.start(['--sweep-interval-ms=500']);
-    publisher = new Publisher({ address: env.address });
+    publisher = env.publisher;
   });
 
   after(async () => {
-    for (const w of workers) await w.stop({ graceMs: 1000 });
-    publisher?.close();
     await env?.stop();
   });
 

@@ -10,21 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-for tool in node npm; do
-  if ! command -v "$tool" >/dev/null 2>&1; then
-    echo "node_client_test FAILED: '$tool' is not on PATH; run scripts/deps.sh (installs nodejs npm)" >&2
-    exit 1
-  fi
-done
-major=$(node -p 'process.versions.node.split(".")[0]')
-if [ "$major" -lt 18 ]; then
-  echo "node_client_test FAILED: node $(node --version) is too old; the package needs 18 or later" >&2
-  exit 1
-fi
-if [ -z "${REDRIVE_DAEMON_BINARY:-}" ]; then
-  echo "node_client_test FAILED: REDRIVE_DAEMON_BINARY must name the redrived binary" >&2
-  exit 1
-fi
+source ../../tests/e2e/node/require_node.sh
+require_node node_client_test
 
 npm ci --no-audit --no-fund
 echo "== tsc --noEmit --strict test/types/usage.ts (index.d.ts as a dependent project sees it)"

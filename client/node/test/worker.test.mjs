@@ -7,34 +7,24 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 
 import {
-  Publisher, RedriveError, Worker, retry, status, terminate,
+  Publisher, RedriveError, retry, status, terminate,
 } from 'redrive';
 
-import { Env, gate, recordingLogger, waitFor } from './env.mjs';
+import { Env, gate, waitFor } from './env.mjs';
 
 const TEST_TIMEOUT_MS = 60000;
 
 describe('Publisher and Worker against redrived', () => {
   let env;
   let publisher;
-  const workers = [];
-
-  function worker(options = {}) {
-    const logger = recordingLogger();
-    const w = new Worker({ address: env.address, logger, ...options });
-    w.logLines = logger.lines;
-    workers.push(w);
-    return w;
-  }
+  const worker = (options = {}) => env.worker({ ...options });
 
   before(async () => {
     env = await Env.start();
-    publisher = new Publisher({ address: env.address });
+    publisher = env.publisher;
   });
 
   after(async () => {
-    for (const w of workers) await w.stop({ graceMs: 1000 });
-    publisher?.close();
     await env?.stop();
   });
 

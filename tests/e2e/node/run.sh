@@ -7,21 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-for tool in node npm; do
-  if ! command -v "$tool" >/dev/null 2>&1; then
-    echo "node_e2e_test FAILED: '$tool' is not on PATH; run scripts/deps.sh (installs nodejs npm)" >&2
-    exit 1
-  fi
-done
-major=$(node -p 'process.versions.node.split(".")[0]')
-if [ "$major" -lt 18 ]; then
-  echo "node_e2e_test FAILED: node $(node --version) is too old; node --test needs 18 or later" >&2
-  exit 1
-fi
-if [ -z "${REDRIVE_DAEMON_BINARY:-}" ]; then
-  echo "node_e2e_test FAILED: REDRIVE_DAEMON_BINARY must name the redrived binary" >&2
-  exit 1
-fi
+source ./require_node.sh
+require_node node_e2e_test
 
 npm ci --no-audit --no-fund
 exec node --test subscribe.test.mjs
