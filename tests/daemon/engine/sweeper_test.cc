@@ -211,8 +211,8 @@ TEST_F(SweeperTest, FailedClaimsAndRedisErrorsOfIdlePendingAreCounted) {
 }
 
 TEST_F(SweeperTest, IdleConsumersAreRemovedOnEverySixthSweep) {
-  const int64_t expiry_ms = 10 * 60 * 1000;  // max(consumer_expiry, 10 leases of 1 s)
-  Answer<ConsumersCall>([expiry_ms](const ConsumersCall&) -> Or<std::vector<ConsumerInfo>> {
+  constexpr int64_t expiry_ms = 10 * 60 * 1000;  // max(consumer_expiry, 10 leases of 1 s)
+  Answer<ConsumersCall>([](const ConsumersCall&) -> Or<std::vector<ConsumerInfo>> {
     return std::vector<ConsumerInfo>{
         {"billing-gone", 0, expiry_ms},       // removed
         {"billing-young", 0, expiry_ms - 1},  // idle too briefly
