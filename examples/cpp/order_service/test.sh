@@ -19,7 +19,7 @@ grep -qx "order 3: dead-lettered (terminated: quantity 0)" <<<"$out" || fail "or
 grep -qx "order 4: dead-lettered after 3 attempts (unknown SKU NOPE-0)" <<<"$out" || fail "order 4"
 cli() { redis-cli -p "$REDIS_PORT" --raw "$@"; }
 [ "$(cli XLEN orders.order-service.dlq)" = 4 ] || fail "DLQ length $(cli XLEN orders.order-service.dlq)"
-errors=$(cli XRANGE orders.order-service.dlq - + | grep -A1 -x x-redrive-last-error | grep -v -x -e x-redrive-last-error -e -- | sort)
+errors=$(cli XRANGE orders.order-service.dlq - + | grep -a -A1 -x x-redrive-last-error | grep -a -v -x -e x-redrive-last-error -e -- | sort)
 expected=$(printf '%s\n' "order 3: quantity 0" "order 7: quantity 0" \
   "payment: unknown SKU NOPE-0" "payment: unknown SKU NOPE-0" | sort)
 [ "$errors" = "$expected" ] || fail "DLQ errors: $errors"
