@@ -25,7 +25,8 @@ namespace redrive_bench {
 }
 
 // Appends `n` FastStream envelopes of `payload` bytes to `stream`.
-inline void Preload(redrive::RedisConnection& redis, const std::string& stream, int n, int payload) {
+inline void Preload(redrive::RedisConnection& redis, const std::string& stream, int n,
+                    int payload) {
   const std::string body(static_cast<size_t>(payload), 'x');
   absl::StatusOr<std::string> data = redrive::EncodeBinaryV1({{"correlation_id", "bench"}}, body);
   if (!data.ok()) DieDirect("encode");

@@ -28,9 +28,8 @@ void ThreadPool::Loop() {
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
-          +[](ThreadPool* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p->mu_) {
-            return p->done_ || !p->queue_.empty();
-          },
+          +[](ThreadPool* p)
+               ABSL_EXCLUSIVE_LOCKS_REQUIRED(p->mu_) { return p->done_ || !p->queue_.empty(); },
           this));
       if (queue_.empty()) return;  // done_ and nothing left
       fn = std::move(queue_.front());

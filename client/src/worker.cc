@@ -226,7 +226,7 @@ class SubscribeStream final
       if (what == kWrite) write_in_flight_ = true;
     }
     // writing_ is not touched again until OnWriteDone clears write_in_flight_.
-    if (what == kWrite) StartWrite(&writing_);  // NOLINT: see above
+    if (what == kWrite) StartWrite(&writing_);
     if (what == kWritesDone) StartWritesDone();
   }
 
@@ -239,7 +239,7 @@ class SubscribeStream final
   v1::SubscribeResponse response_;
 
   absl::Mutex mu_;
-  v1::SubscribeRequest writing_;  // owned by the outstanding write
+  v1::SubscribeRequest writing_;                      // owned by the outstanding write
   bool write_in_flight_ ABSL_GUARDED_BY(mu_) = true;  // the register message
   std::vector<v1::Verb> pending_ ABSL_GUARDED_BY(mu_);
   bool stop_wanted_ ABSL_GUARDED_BY(mu_) = false;
@@ -345,7 +345,9 @@ class Worker::Impl {
   explicit Impl(WorkerOptions options)
       : options_(std::move(options)), client_(Client::Connect(options_.target, options_.client)) {
     if (!options_.log) {
-      options_.log = [](absl::string_view line) { std::cerr << "redrive worker: " << line << "\n"; };
+      options_.log = [](absl::string_view line) {
+        std::cerr << "redrive worker: " << line << "\n";
+      };
     }
   }
 
@@ -454,8 +456,7 @@ void HandlerRunner::OnDeliveries(SubscribeStream* stream, v1::Deliveries deliver
   absl::MutexLock lock(&mu_);
   if (stream != stream_) return;
   const absl::Time now = absl::Now();
-  worker_.counters().deliveries.fetch_add(deliveries.deliveries_size(),
-                                          std::memory_order_relaxed);
+  worker_.counters().deliveries.fetch_add(deliveries.deliveries_size(), std::memory_order_relaxed);
   for (v1::Delivery& d : *deliveries.mutable_deliveries()) {
     if (stopping_) {
       // Sent before the daemon saw our stop: give it back at once.
@@ -473,8 +474,8 @@ void HandlerRunner::OnNotices(SubscribeStream* stream, const v1::Notices& notice
   absl::MutexLock lock(&mu_);
   if (stream != stream_) return;
   for (const v1::Notice& n : notices.notices()) {
-    Log(absl::StrCat("notice for delivery ", n.delivery_id(), ": ",
-                     v1::Notice::Code_Name(n.code()), " ", n.message()));
+    Log(absl::StrCat("notice for delivery ", n.delivery_id(), ": ", v1::Notice::Code_Name(n.code()),
+                     " ", n.message()));
   }
 }
 
@@ -514,9 +515,9 @@ void HandlerRunner::OnStreamDone(SubscribeStream* stream, const grpc::Status& st
     Log(absl::StrCat("stream failed for good: ", fatal_.ToString()));
     return;
   }
-  const absl::Duration delay = ReconnectDelay(
-      worker_.options().reconnect_initial, worker_.options().reconnect_max, failures_++,
-      std::uniform_real_distribution<double>(0.0, 1.0)(rng_));
+  const absl::Duration delay =
+      ReconnectDelay(worker_.options().reconnect_initial, worker_.options().reconnect_max,
+                     failures_++, std::uniform_real_distribution<double>(0.0, 1.0)(rng_));
   reconnect_at_ = absl::Now() + delay;
   Log(absl::StrCat("stream ended (", FromGrpcStatus(status).ToString(), "); reconnecting in ",
                    absl::FormatDuration(delay)));
@@ -608,9 +609,8 @@ void HandlerRunner::BeginStop() {
   reconnect_at_ = absl::InfiniteFuture();
   if (stream_ == nullptr) return;
   for (const Task& t : queue_) {
-    SendLocked(VerbFor(t.delivery.delivery_id(),
-                       Result::Retry("released: the worker is stopping", absl::ZeroDuration(),
-                                     "STOPPING")));
+    SendLocked(VerbFor(t.delivery.delivery_id(), Result::Retry("released: the worker is stopping",
+                                                               absl::ZeroDuration(), "STOPPING")));
   }
   queue_.clear();
   stream_->SendStop();

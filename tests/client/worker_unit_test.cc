@@ -13,7 +13,7 @@ TEST(ReconnectDelayTest, DoublesFromInitialUpToTheCapWithinHalfToFull) {
   EXPECT_EQ(ReconnectDelay(initial, max, 0, 1.0), absl::Milliseconds(100));
   EXPECT_EQ(ReconnectDelay(initial, max, 1, 1.0), absl::Milliseconds(200));
   EXPECT_EQ(ReconnectDelay(initial, max, 3, 0.5), absl::Milliseconds(600));
-  EXPECT_EQ(ReconnectDelay(initial, max, 6, 1.0), absl::Seconds(5));    // 6.4 s capped
+  EXPECT_EQ(ReconnectDelay(initial, max, 6, 1.0), absl::Seconds(5));  // 6.4 s capped
   EXPECT_EQ(ReconnectDelay(initial, max, 1000, 0.0), absl::Milliseconds(2500));
   EXPECT_EQ(ReconnectDelay(initial, max, 2, 7.0), absl::Milliseconds(400));  // unit clamped
 }

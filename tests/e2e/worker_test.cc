@@ -199,8 +199,8 @@ TEST_F(WorkerTest, DeliversAThousandMessagesExactlyOnce) {
   ASSERT_TRUE(worker.Start().ok());
   ASSERT_TRUE(worker.WaitReady(absl::Seconds(10)).ok());
   ASSERT_EQ(PublishN(ch, "m-", 1000).size(), 1000u);
-  ASSERT_TRUE(WaitFor([&] { return seen.total() >= 1000 && Pending(ch, "h") == 0; },
-                      absl::Seconds(30)))
+  ASSERT_TRUE(
+      WaitFor([&] { return seen.total() >= 1000 && Pending(ch, "h") == 0; }, absl::Seconds(30)))
       << seen.total() << " handled, pending " << Pending(ch, "h");
   worker.Stop(absl::Seconds(5));
   std::map<std::string, int> want;
@@ -280,8 +280,7 @@ TEST_F(WorkerTest, FailuresReachTheDeadLetterQueueWithTheHandlersErrorText) {
   absl::MutexLock lock(&mu);
   using Seq = std::vector<std::pair<uint32_t, std::string>>;
   EXPECT_EQ(attempts["a"], (Seq{{1, ""}, {2, "cannot handle a"}, {3, "cannot handle a"}}));
-  EXPECT_EQ(attempts["throw"],
-            (Seq{{1, ""}, {2, "thrown: bad input"}, {3, "thrown: bad input"}}));
+  EXPECT_EQ(attempts["throw"], (Seq{{1, ""}, {2, "thrown: bad input"}, {3, "thrown: bad input"}}));
   EXPECT_EQ(attempts["terminate"], (Seq{{1, ""}}));
   EXPECT_EQ(attempts["delay"], (Seq{{1, ""}, {2, "later"}, {3, "later"}}));
   EXPECT_EQ(Pending(ch, "h"), 0);
@@ -426,9 +425,7 @@ TEST_F(WorkerTest, ReconnectsAfterKill9AndSettlesEveryMessage) {
   ASSERT_NE(daemon_, nullptr);
 
   auto settled = [&] {
-    return static_cast<int>(seen.calls().size()) +
-                   testing::XLenOf(*conn_, "crash.h.dlq") >=
-               kN &&
+    return static_cast<int>(seen.calls().size()) + testing::XLenOf(*conn_, "crash.h.dlq") >= kN &&
            Pending(ch, "h") == 0 && Pending("crash.h.retry", "h-retry") <= 0;
   };
   ASSERT_TRUE(WaitFor(settled, absl::Seconds(30)))
@@ -501,7 +498,10 @@ TEST_F(WorkerTest, FatalRegistrationErrorIsReported) {
   Worker worker(Options());
   HandlerOptions ho;
   ho.lease = absl::Milliseconds(10);  // below the daemon's 1,000 ms minimum
-  ASSERT_TRUE(worker.Handle("bad", "h", [](const Message&) { return Result::Ack(); }, ho).ok());
+  ASSERT_TRUE(worker
+                  .Handle(
+                      "bad", "h", [](const Message&) { return Result::Ack(); }, ho)
+                  .ok());
   ASSERT_TRUE(worker.Start().ok());
   const absl::Status s = worker.WaitReady(absl::Seconds(10));
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;

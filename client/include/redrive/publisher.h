@@ -58,8 +58,7 @@ struct PublishOptions {
 class Publisher {
  public:
   // `target`: "unix:/path" or "host:port". Does not wait for the connection.
-  static std::unique_ptr<Publisher> Connect(const std::string& target,
-                                            ClientOptions options = {});
+  static std::unique_ptr<Publisher> Connect(const std::string& target, ClientOptions options = {});
 
   // Appends one message to `channel`.
   absl::StatusOr<Published> Publish(absl::string_view channel, const OutgoingMessage& message,

@@ -115,8 +115,7 @@ class Result {
   const std::optional<absl::Duration>& delay() const { return delay_; }
 
  private:
-  Result(Kind kind, std::string reason, std::string error_code,
-         std::optional<absl::Duration> delay)
+  Result(Kind kind, std::string reason, std::string error_code, std::optional<absl::Duration> delay)
       : kind_(kind),
         reason_(std::move(reason)),
         error_code_(std::move(error_code)),

@@ -59,8 +59,8 @@ int main(int argc, char** argv) {
     const std::string arg = argv[i];
     if (absl::StartsWith(arg, "--target=")) {
       target = arg.substr(9);
-    } else if (!absl::StartsWith(arg, "--orders=") ||
-               !absl::SimpleAtoi(arg.substr(9), &orders) || orders < 1 || orders > 1000) {
+    } else if (!absl::StartsWith(arg, "--orders=") || !absl::SimpleAtoi(arg.substr(9), &orders) ||
+               orders < 1 || orders > 1000) {
       std::cerr << "usage: order_service [--target=T] [--orders=1..1000]\n";
       return 2;
     }
@@ -96,8 +96,8 @@ int main(int argc, char** argv) {
         const std::string sku = JsonField(m.payload(), "sku");
         if (absl::StartsWith(sku, "NOPE")) {
           if (m.attempt() == m.max_attempts()) {
-            settle(id, absl::StrCat("dead-lettered after ", m.attempt(),
-                                    " attempts (unknown SKU ", sku, ")"));
+            settle(id, absl::StrCat("dead-lettered after ", m.attempt(), " attempts (unknown SKU ",
+                                    sku, ")"));
           }
           return absl::NotFoundError(absl::StrCat("payment: unknown SKU ", sku));
         }
