@@ -10,7 +10,7 @@
 // Prints messages/s for both and their ratio.
 //
 // Usage: worker_bench --redis-port=P --daemon=TARGET [--messages=100000]
-//                     [--payload=100] [--max-in-flight=512] [--threads=4]
+//                     [--payload=100] [--max-in-flight=2000] [--threads=2]
 // Every loop is bounded by a message count and a deadline.
 #include <atomic>
 #include <cstdio>
@@ -31,8 +31,8 @@ struct Args {
   std::string daemon;
   int messages = 100000;
   int payload = 100;
-  int max_in_flight = 512;
-  int threads = 4;
+  int max_in_flight = 2000;
+  int threads = 2;
 };
 
 [[noreturn]] void Die(const std::string& why) {

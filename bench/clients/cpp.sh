@@ -3,7 +3,7 @@
 # (build-release), starts a private redis-server and redrived on loopback,
 # and runs worker_bench: a no-op handler through redrive::Worker against a
 # direct hiredis consumer of the same N entries, and their ratio.
-#   bench/clients/cpp.sh [--messages=100000] [--payload=100] [--max-in-flight=512] [--threads=4]
+#   bench/clients/cpp.sh [--messages=100000] [--payload=100] [--max-in-flight=2000] [--threads=2]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release -DREDRIVE_BUILD_TESTS=OFF \
