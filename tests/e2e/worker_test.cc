@@ -98,6 +98,15 @@ class WorkerTest : public ::testing::Test {
     return o;
   }
 
+  // Handle(channel, "h", fn, options), Start and WaitReady.
+  static absl::Status Begin(Worker& worker, const std::string& channel, HandlerFn fn,
+                            HandlerOptions options = {}) {
+    absl::Status s = worker.Handle(channel, "h", std::move(fn), std::move(options));
+    if (s.ok()) s = worker.Start();
+    if (s.ok()) s = worker.WaitReady(absl::Seconds(10));
+    return s;
+  }
+
   // Publishes payloads prefix0..prefix{n-1} in batches; their entry ids.
   std::vector<std::string> PublishN(const std::string& channel, const std::string& prefix, int n) {
     std::vector<std::string> ids;
@@ -135,18 +144,15 @@ TEST_F(WorkerTest, PublisherReturnsIdsAndCarriesHeadersTraceAndCorrelationId) {
   std::vector<Message> got;
   HandlerOptions ho;
   ho.max_in_flight = 4;
-  ASSERT_TRUE(worker
-                  .Handle(
-                      ch, "h",
-                      [&](const Message& m) -> Result {
-                        absl::MutexLock lock(&mu);
-                        got.push_back(m);
-                        return absl::OkStatus();
-                      },
-                      ho)
+  ASSERT_TRUE(Begin(
+                  worker, ch,
+                  [&](const Message& m) -> Result {
+                    absl::MutexLock lock(&mu);
+                    got.push_back(m);
+                    return absl::OkStatus();
+                  },
+                  ho)
                   .ok());
-  ASSERT_TRUE(worker.Start().ok());
-  ASSERT_TRUE(worker.WaitReady(absl::Seconds(10)).ok());
 
   OutgoingMessage m;
   m.payload = R"({"order":1})";
@@ -187,17 +193,14 @@ TEST_F(WorkerTest, DeliversAThousandMessagesExactlyOnce) {
   Worker worker(Options());
   HandlerOptions ho;
   ho.max_in_flight = 64;
-  ASSERT_TRUE(worker
-                  .Handle(
-                      ch, "h",
-                      [&](const Message& m) -> Result {
-                        seen.Add(m);
-                        return Result::Ack();
-                      },
-                      ho)
+  ASSERT_TRUE(Begin(
+                  worker, ch,
+                  [&](const Message& m) -> Result {
+                    seen.Add(m);
+                    return Result::Ack();
+                  },
+                  ho)
                   .ok());
-  ASSERT_TRUE(worker.Start().ok());
-  ASSERT_TRUE(worker.WaitReady(absl::Seconds(10)).ok());
   ASSERT_EQ(PublishN(ch, "m-", 1000).size(), 1000u);
   ASSERT_TRUE(
       WaitFor([&] { return seen.total() >= 1000 && Pending(ch, "h") == 0; }, absl::Seconds(30)))
@@ -222,27 +225,24 @@ TEST_F(WorkerTest, FailuresReachTheDeadLetterQueueWithTheHandlersErrorText) {
   Worker worker(Options());
   HandlerOptions ho;
   ho.retry_policy = Policy(/*max_retries=*/2, /*initial_backoff_ms=*/50);
-  ASSERT_TRUE(worker
-                  .Handle(
-                      ch, "h",
-                      [&](const Message& m) -> Result {
-                        {
-                          absl::MutexLock lock(&mu);
-                          attempts[m.payload()].emplace_back(m.attempt(), m.previous_error());
-                        }
-                        if (m.payload() == "throw") throw std::runtime_error("thrown: bad input");
-                        if (m.payload() == "terminate") {
-                          return Result::Terminate("not an order", "E_SCHEMA");
-                        }
-                        if (m.payload() == "delay") {
-                          return Result::Retry("later", absl::Milliseconds(20), "E_LATER");
-                        }
-                        return absl::InternalError(absl::StrCat("cannot handle ", m.payload()));
-                      },
-                      ho)
+  ASSERT_TRUE(Begin(
+                  worker, ch,
+                  [&](const Message& m) -> Result {
+                    {
+                      absl::MutexLock lock(&mu);
+                      attempts[m.payload()].emplace_back(m.attempt(), m.previous_error());
+                    }
+                    if (m.payload() == "throw") throw std::runtime_error("thrown: bad input");
+                    if (m.payload() == "terminate") {
+                      return Result::Terminate("not an order", "E_SCHEMA");
+                    }
+                    if (m.payload() == "delay") {
+                      return Result::Retry("later", absl::Milliseconds(20), "E_LATER");
+                    }
+                    return absl::InternalError(absl::StrCat("cannot handle ", m.payload()));
+                  },
+                  ho)
                   .ok());
-  ASSERT_TRUE(worker.Start().ok());
-  ASSERT_TRUE(worker.WaitReady(absl::Seconds(10)).ok());
   const std::vector<std::string> payloads = {"a", "b", "throw", "terminate", "delay"};
   std::map<std::string, std::string> id_of;
   for (const std::string& p : payloads) {
@@ -297,23 +297,20 @@ TEST_F(WorkerTest, NeverRunsMoreThanMaxInFlightHandlersAtOnce) {
   Worker worker(wo);
   HandlerOptions ho;
   ho.max_in_flight = kLimit;
-  ASSERT_TRUE(worker
-                  .Handle(
-                      ch, "h",
-                      [&](const Message& m) -> Result {
-                        const int n = ++now;
-                        int m0 = most.load();
-                        while (n > m0 && !most.compare_exchange_weak(m0, n)) {
-                        }
-                        absl::SleepFor(absl::Milliseconds(15));
-                        --now;
-                        seen.Add(m);
-                        return absl::OkStatus();
-                      },
-                      ho)
+  ASSERT_TRUE(Begin(
+                  worker, ch,
+                  [&](const Message& m) -> Result {
+                    const int n = ++now;
+                    int m0 = most.load();
+                    while (n > m0 && !most.compare_exchange_weak(m0, n)) {
+                    }
+                    absl::SleepFor(absl::Milliseconds(15));
+                    --now;
+                    seen.Add(m);
+                    return absl::OkStatus();
+                  },
+                  ho)
                   .ok());
-  ASSERT_TRUE(worker.Start().ok());
-  ASSERT_TRUE(worker.WaitReady(absl::Seconds(10)).ok());
   ASSERT_EQ(PublishN(ch, "c-", 60).size(), 60u);
   ASSERT_TRUE(WaitFor([&] { return seen.total() == 60 && Pending(ch, "h") == 0; }));
   worker.Stop(absl::Seconds(5));
@@ -330,20 +327,17 @@ TEST_F(WorkerTest, HandlerRunningThreeLeasesIsExtendedNotRedelivered) {
   HandlerOptions ho;
   ho.lease = absl::Milliseconds(1000);
   ho.retry_policy = Policy(/*max_retries=*/5, /*initial_backoff_ms=*/10);
-  ASSERT_TRUE(worker
-                  .Handle(
-                      ch, "h",
-                      [&](const Message& m) -> Result {
-                        ++calls;
-                        attempt = m.attempt();
-                        absl::SleepFor(absl::Milliseconds(3000));
-                        done = true;
-                        return absl::OkStatus();
-                      },
-                      ho)
+  ASSERT_TRUE(Begin(
+                  worker, ch,
+                  [&](const Message& m) -> Result {
+                    ++calls;
+                    attempt = m.attempt();
+                    absl::SleepFor(absl::Milliseconds(3000));
+                    done = true;
+                    return absl::OkStatus();
+                  },
+                  ho)
                   .ok());
-  ASSERT_TRUE(worker.Start().ok());
-  ASSERT_TRUE(worker.WaitReady(absl::Seconds(10)).ok());
   ASSERT_TRUE(publisher_->Publish(ch, "slow").ok());
   ASSERT_TRUE(WaitFor([&] { return done.load() && Pending(ch, "h") == 0; }));
   worker.Stop(absl::Seconds(5));
@@ -363,17 +357,12 @@ TEST_F(WorkerTest, StopLetsTheRunningHandlerFinishAndItsAckLand) {
   std::atomic<bool> started{false};
   std::atomic<bool> finished{false};
   Worker worker(Options());
-  ASSERT_TRUE(worker
-                  .Handle(ch, "h",
-                          [&](const Message&) -> Result {
-                            started = true;
-                            absl::SleepFor(absl::Milliseconds(500));
-                            finished = true;
-                            return absl::OkStatus();
-                          })
-                  .ok());
-  ASSERT_TRUE(worker.Start().ok());
-  ASSERT_TRUE(worker.WaitReady(absl::Seconds(10)).ok());
+  ASSERT_TRUE(Begin(worker, ch, [&](const Message&) -> Result {
+                started = true;
+                absl::SleepFor(absl::Milliseconds(500));
+                finished = true;
+                return absl::OkStatus();
+              }).ok());
   ASSERT_TRUE(publisher_->Publish(ch, "in-flight").ok());
   ASSERT_TRUE(WaitFor([&] { return started.load(); }));
   EXPECT_EQ(Pending(ch, "h"), 1);
@@ -405,18 +394,15 @@ TEST_F(WorkerTest, ReconnectsAfterKill9AndSettlesEveryMessage) {
   ho.max_in_flight = 16;
   ho.lease = absl::Milliseconds(1000);
   ho.retry_policy = Policy(/*max_retries=*/10, /*initial_backoff_ms=*/50);
-  ASSERT_TRUE(worker
-                  .Handle(
-                      ch, "h",
-                      [&](const Message& m) -> Result {
-                        absl::SleepFor(absl::Milliseconds(2));
-                        seen.Add(m);
-                        return absl::OkStatus();
-                      },
-                      ho)
+  ASSERT_TRUE(Begin(
+                  worker, ch,
+                  [&](const Message& m) -> Result {
+                    absl::SleepFor(absl::Milliseconds(2));
+                    seen.Add(m);
+                    return absl::OkStatus();
+                  },
+                  ho)
                   .ok());
-  ASSERT_TRUE(worker.Start().ok());
-  ASSERT_TRUE(worker.WaitReady(absl::Seconds(10)).ok());
   ASSERT_EQ(PublishN(ch, "k-", kN).size(), static_cast<size_t>(kN));
   ASSERT_TRUE(WaitFor([&] { return seen.total() >= kN / 4; }));
   daemon_->Kill9();
@@ -467,17 +453,12 @@ TEST_F(WorkerTest, DrainNoticeFinishesRunningWorkThenReconnects) {
   WorkerOptions wo = Options();
   wo.target = listen;
   Worker worker(wo);
-  ASSERT_TRUE(worker
-                  .Handle(ch, "h",
-                          [&](const Message& m) -> Result {
-                            ++started;
-                            absl::SleepFor(absl::Milliseconds(300));
-                            seen.Add(m);
-                            return absl::OkStatus();
-                          })
-                  .ok());
-  ASSERT_TRUE(worker.Start().ok());
-  ASSERT_TRUE(worker.WaitReady(absl::Seconds(10)).ok());
+  ASSERT_TRUE(Begin(worker, ch, [&](const Message& m) -> Result {
+                ++started;
+                absl::SleepFor(absl::Milliseconds(300));
+                seen.Add(m);
+                return absl::OkStatus();
+              }).ok());
   ASSERT_TRUE(publisher_->Publish(ch, "during-drain").ok());
   ASSERT_TRUE(WaitFor([&] { return started.load() == 1; }));
   // SIGTERM: drain (grace 2,000 ms); the running call's ACK lands in it.
