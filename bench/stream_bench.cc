@@ -35,6 +35,7 @@
 #include "absl/time/clock.h"
 #include "bench/bench_flags.h"
 #include "bench/bench_util.h"
+#include "bench/direct_consumer.h"
 #include "daemon/envelope.h"
 #include "daemon/redis/connection.h"
 #include "redrive/client.h"
@@ -43,6 +44,8 @@ namespace {
 
 using redrive_bench::Connect;
 using redrive_bench::CpuMicros;
+using redrive_bench::DirectConsumer;
+using redrive_bench::Preload;
 using redrive_bench::ProcStatus;
 using redrive_bench::RedisCommands;
 using redrive_bench::RedisInfo;
@@ -81,74 +84,6 @@ Args Parse(int argc, char** argv) {
 [[noreturn]] void Die(const std::string& why) {
   std::cerr << "stream_bench: " << why << "\n";
   std::exit(1);
-}
-
-void Preload(redrive::RedisConnection& redis, const std::string& stream, int n, int payload) {
-  const std::string body(static_cast<size_t>(payload), 'x');
-  absl::StatusOr<std::string> data = redrive::EncodeBinaryV1({{"correlation_id", "bench"}}, body);
-  if (!data.ok()) Die("encode");
-  constexpr int kChunk = 1000;
-  for (int done = 0; done < n; done += kChunk) {
-    std::vector<redrive::RedisArgv> cmds;
-    for (int i = done; i < std::min(n, done + kChunk); ++i) {
-      cmds.push_back({"XADD", stream, "*", "__data__", *data});
-    }
-    if (!redis.Pipeline(cmds).ok()) Die("preload failed");
-  }
-}
-
-// (a) The direct consumer: the best a Redis client can do per round trip.
-// Raw hiredis (no reply copies): XACK of the previous batch pipelined with
-// the next XREADGROUP COUNT 100.
-double DirectConsumer(int port, const std::string& stream, int n) {
-  redisContext* c = redisConnect("127.0.0.1", port);
-  if (c == nullptr || c->err != 0) Die("direct connect");
-  auto command = [c](const std::vector<std::string>& argv) {
-    std::vector<const char*> ptrs;
-    std::vector<size_t> lens;
-    for (const std::string& a : argv) {
-      ptrs.push_back(a.data());
-      lens.push_back(a.size());
-    }
-    redisAppendCommandArgv(c, static_cast<int>(argv.size()), ptrs.data(), lens.data());
-  };
-  command({"XGROUP", "CREATE", stream, "direct", "0"});
-  void* reply = nullptr;
-  if (redisGetReply(c, &reply) != REDIS_OK) Die("group");
-  freeReplyObject(reply);
-  const absl::Time start = absl::Now();
-  const absl::Time deadline = start + absl::Minutes(2);
-  int consumed = 0;
-  std::vector<std::string> ack = {"XACK", stream, "direct"};
-  while (consumed < n && absl::Now() < deadline) {
-    const bool acking = ack.size() > 3;
-    if (acking) command(ack);
-    command({"XREADGROUP", "GROUP", "direct", "c1", "COUNT", "100", "STREAMS", stream, ">"});
-    if (acking) {
-      if (redisGetReply(c, &reply) != REDIS_OK) Die("direct ack");
-      freeReplyObject(reply);
-    }
-    if (redisGetReply(c, &reply) != REDIS_OK) Die("direct read");
-    ack.resize(3);
-    const auto* r = static_cast<const redisReply*>(reply);
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 1) {
-      const redisReply* entries = r->element[0]->element[1];
-      for (size_t i = 0; i < entries->elements; ++i) {
-        const redisReply* id = entries->element[i]->element[0];
-        ack.emplace_back(id->str, id->len);
-      }
-      consumed += static_cast<int>(entries->elements);
-    }
-    freeReplyObject(reply);
-  }
-  if (ack.size() > 3) {
-    command(ack);
-    if (redisGetReply(c, &reply) == REDIS_OK) freeReplyObject(reply);
-  }
-  const double secs = absl::ToDoubleSeconds(absl::Now() - start);
-  redisFree(c);
-  if (consumed < n) Die("direct consumer did not finish in time");
-  return n / secs;
 }
 
 using Stream =

@@ -47,6 +47,7 @@ Client::Client(std::shared_ptr<grpc::Channel> channel, ClientOptions options)
 absl::StatusOr<v1::PublishResponse> Client::Publish(const v1::PublishRequest& request) {
   grpc::ClientContext context;
   SetDeadline(context, options_.call_timeout);
+  AddCallCredentials(context);
   v1::PublishResponse response;
   grpc::Status status = broker_->Publish(&context, request, &response);
   if (!status.ok()) return FromGrpcStatus(status);
@@ -68,6 +69,7 @@ absl::StatusOr<v1::PublishBatchResponse> Client::PublishBatch(
     const v1::PublishBatchRequest& request) {
   grpc::ClientContext context;
   SetDeadline(context, options_.call_timeout);
+  AddCallCredentials(context);
   v1::PublishBatchResponse response;
   grpc::Status status = broker_->PublishBatch(&context, request, &response);
   if (!status.ok()) return FromGrpcStatus(status);
@@ -78,12 +80,19 @@ absl::StatusOr<bool> Client::Serving(const std::string& service) {
   auto stub = grpc::health::v1::Health::NewStub(channel_);
   grpc::ClientContext context;
   SetDeadline(context, options_.call_timeout);
+  AddCallCredentials(context);
   grpc::health::v1::HealthCheckRequest request;
   request.set_service(service);
   grpc::health::v1::HealthCheckResponse response;
   grpc::Status status = stub->Check(&context, request, &response);
   if (!status.ok()) return FromGrpcStatus(status);
   return response.status() == grpc::health::v1::HealthCheckResponse::SERVING;
+}
+
+void Client::AddCallCredentials(grpc::ClientContext& context) const {
+  if (!options_.bearer_token.empty()) {
+    context.AddMetadata("authorization", "Bearer " + options_.bearer_token);
+  }
 }
 
 bool Client::WaitForConnected(absl::Duration timeout) {

@@ -30,7 +30,7 @@ std::unique_ptr<DaemonProcess> DaemonProcess::Start(Options options) {
   }
   d->dir_ = templ;
   const std::string ready = d->dir_ + "/ready.json";
-  std::string listen = "127.0.0.1:0";
+  std::string listen = options.grpc_listen.empty() ? "127.0.0.1:0" : options.grpc_listen;
   if (options.unix_socket) {
     d->unix_address_ = absl::StrCat("unix:", d->dir_, "/redrived.sock");
     absl::StrAppend(&listen, ",", d->unix_address_);

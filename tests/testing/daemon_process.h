@@ -28,6 +28,9 @@ class DaemonProcess {
     // Extra environment, NAME=VALUE; replaces an inherited variable of that name.
     std::vector<std::string> env;
     bool unix_socket = false;
+    // --grpc-listen instead of 127.0.0.1:0 (e.g. a fixed port a restarted
+    // daemon binds again); the first address is address().
+    std::string grpc_listen;
     // RLIMIT_NOFILE (soft, hard) for the daemon; 0 = inherited.
     uint64_t nofile_soft = 0;
     uint64_t nofile_hard = 0;

@@ -9,6 +9,7 @@
 #define REDRIVE_CLIENT_CLIENT_H_
 
 #include <grpcpp/channel.h>
+#include <grpcpp/client_context.h>
 
 #include <memory>
 #include <optional>
@@ -42,6 +43,9 @@ struct ClientOptions {
   absl::Duration call_timeout = absl::Seconds(10);
   // TLS instead of plaintext when set.
   std::optional<ClientTlsOptions> tls;
+  // Sent as `authorization: Bearer <token>` on every call when not empty
+  // (a daemon started with --broker-auth=token, or the Admin token).
+  std::string bearer_token;
 };
 
 class Client {
@@ -63,6 +67,11 @@ class Client {
 
   // Waits until the channel is connected or `timeout` passes.
   bool WaitForConnected(absl::Duration timeout);
+
+  // Adds the call metadata of `options().bearer_token` to `context`; every
+  // call made through broker() or admin() by hand needs it when a token is set.
+  void AddCallCredentials(grpc::ClientContext& context) const;
+  const ClientOptions& options() const { return options_; }
 
   v1::Broker::Stub& broker() { return *broker_; }
   v1::Admin::Stub& admin() { return *admin_; }

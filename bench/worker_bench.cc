@@ -1,0 +1,109 @@
+// worker_bench: end-to-end throughput of a no-op handler through
+// redrive::Worker (client/) against a direct hiredis consumer, on the same
+// Redis, in the same run (issue 13: Worker >= 0.6 x direct).
+//
+//   (a) direct: XREADGROUP COUNT 100 + one multi-id XACK per batch drains N
+//       pre-loaded entries (bench/direct_consumer.h);
+//   (b) worker: the same N entries (another group of the same stream),
+//       through redrived to a redrive::Worker whose handler returns OK at
+//       once; timed from Start() until every entry is ACKed in Redis.
+// Prints messages/s for both and their ratio.
+//
+// Usage: worker_bench --redis-port=P --daemon=TARGET [--messages=100000]
+//                     [--payload=100] [--max-in-flight=2000] [--threads=2]
+// Every loop is bounded by a message count and a deadline.
+#include <atomic>
+#include <cstdio>
+#include <iostream>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "bench/bench_flags.h"
+#include "bench/bench_util.h"
+#include "bench/direct_consumer.h"
+#include "redrive/worker.h"
+
+namespace {
+
+struct Args {
+  int redis_port = 0;
+  std::string daemon;
+  int messages = 100000;
+  int payload = 100;
+  int max_in_flight = 2000;
+  int threads = 2;
+};
+
+[[noreturn]] void Die(const std::string& why) {
+  std::cerr << "worker_bench: " << why << "\n";
+  std::exit(1);
+}
+
+int64_t Pending(redrive::RedisConnection& redis, const std::string& stream,
+                const std::string& group) {
+  absl::StatusOr<redrive::RedisReply> p = redis.Command({"XPENDING", stream, group});
+  return p.ok() && p->is_array() && !p->elements.empty() ? p->elements[0].integer : -1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args a;
+  const redrive_bench::BenchFlag flags[] = {
+      {"redis-port", &a.redis_port, "port of the redis-server on 127.0.0.1", 1, true},
+      {"daemon", &a.daemon, "redrived's gRPC target (HOST:PORT or unix:PATH)", 0, true},
+      {"messages", &a.messages, "entries drained in (a) and (b)", 1},
+      {"payload", &a.payload, "payload bytes per message", 0},
+      {"max-in-flight", &a.max_in_flight, "the worker handler's max_in_flight", 1},
+      {"threads", &a.threads, "the worker's pool threads", 1},
+  };
+  redrive_bench::ParseBenchFlagsOrExit(
+      "worker_bench", "No-op handler throughput of redrive::Worker against a direct consumer.",
+      flags, argc, argv);
+  auto redis = redrive_bench::Connect(a.redis_port);
+  const int n = a.messages;
+  const std::string stream = "bench.worker";
+
+  std::cout << "preloading " << n << " entries of " << a.payload << " bytes...\n";
+  redrive_bench::Preload(*redis, stream, n, a.payload);
+  const double direct = redrive_bench::DirectConsumer(a.redis_port, stream, n);
+
+  std::atomic<int> handled{0};
+  redrive::WorkerOptions wo;
+  wo.target = a.daemon;
+  wo.threads = a.threads;
+  redrive::Worker worker(wo);
+  redrive::HandlerOptions ho;
+  ho.max_in_flight = static_cast<uint32_t>(a.max_in_flight);
+  ho.start.set_kind(redrive::v1::StartPosition::START_BACKLOG);
+  const absl::Status s = worker.Handle(
+      stream, "via-worker",
+      [&](const redrive::Message&) -> redrive::Result {
+        handled.fetch_add(1, std::memory_order_relaxed);
+        return redrive::Result::Ack();
+      },
+      ho);
+  if (!s.ok()) Die(s.ToString());
+  const absl::Time start = absl::Now();
+  if (!worker.Start().ok()) Die("start");
+  const absl::Time deadline = start + absl::Minutes(2);
+  while (absl::Now() < deadline &&
+         (handled.load() < n || Pending(*redis, stream, "via-worker") != 0)) {
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  const double secs = absl::ToDoubleSeconds(absl::Now() - start);
+  worker.Stop(absl::Seconds(5));
+  if (handled.load() < n) Die(absl::StrCat("the worker handled ", handled.load(), " of ", n));
+  const double via_worker = n / secs;
+  const redrive::WorkerStats st = worker.stats();
+
+  std::printf("messages                       : %d x %d bytes\n", n, a.payload);
+  std::printf("(a) direct hiredis consumer    : %10.0f msg/s\n", direct);
+  std::printf("(b) redrive::Worker, no-op     : %10.0f msg/s (max_in_flight %d, %d threads)\n",
+              via_worker, a.max_in_flight, a.threads);
+  std::printf("ratio (b)/(a)                  : %10.2f (target >= 0.60)\n", via_worker / direct);
+  std::printf("verbs per write                : %10.1f\n",
+              st.verb_writes > 0 ? static_cast<double>(st.acks) / st.verb_writes : 0.0);
+  return 0;
+}
