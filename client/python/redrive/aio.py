@@ -1,0 +1,366 @@
+"""The asyncio worker (grpc.aio): coroutine handlers on one event loop.
+
+The same semantics as redrive.Worker: each handle() registration is one
+Subscribe stream; at most `max_in_flight` of its handlers run at once (a
+semaphore); returning ACKs, raising NACKs (`Retry`: with a delay,
+`Terminate`: dead-letter); verbs ready together go in one message; EXTEND
+past half the lease; reconnect with backoff and jitter, dropping the verbs
+of handlers from a dead stream; graceful stop on `drain` or stop(grace).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import signal
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Union
+
+import grpc
+import grpc.aio
+
+from redrive import _protocol as proto
+from redrive.connection import Connection, Tls, as_connection
+from redrive.errors import RedriveError
+from redrive.message import Message
+from redrive.policy import DeadLetterPolicy, RetryPolicy, Start
+from redrive.v1 import broker_pb2, broker_pb2_grpc, common_pb2
+
+log = logging.getLogger("redrive")
+
+AsyncHandler = Callable[[Message], Awaitable[Any]]
+
+
+class _AsyncStream:
+    """One Subscribe call on the event loop: pending verbs, unsettled
+    deliveries, and the writer task that sends them. Loop-confined."""
+
+    def __init__(self, spec: proto.Spec, call: Any) -> None:
+        self._spec = spec
+        self.call = call
+        self._pending: List[broker_pb2.Verb] = []
+        self._leases = proto.LeaseTracker(spec.lease_ms)
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._send_stop = False
+        self._closing = False
+        self.dead = False
+        self.ended = asyncio.Event()
+        self.registered: Optional[broker_pb2.Registered] = None
+
+    async def writer(self) -> None:
+        """Sends the registration, then verbs as they become ready."""
+        try:
+            await self.call.write(self._spec.request)
+            while not self.dead:
+                self._wake.clear()
+                now = proto.monotonic()
+                extends = self._leases.take_due(now)
+                if self._pending or extends or self._send_stop:
+                    verbs, self._pending = self._pending, []
+                    if self._send_stop:
+                        self._send_stop = False
+                        await self.call.write(proto.STOP_REQUEST)
+                    verbs.extend(extends)
+                    for m in proto.verb_messages(verbs):
+                        await self.call.write(m)
+                    continue
+                if self._closing:
+                    await self.call.done_writing()
+                    return
+                due = self._leases.next_due()
+                if due == float("inf"):
+                    await self._wake.wait()
+                else:
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), max(due - now, 0.001))
+                    except asyncio.TimeoutError:
+                        pass
+        except Exception as err:  # the call ended under us: the reader reports it
+            log.debug("redrive %s: writer ended: %s", self._spec.name, err)
+
+    def on_registered(self, registered: broker_pb2.Registered) -> None:
+        self.registered = registered
+        self._leases.half_s = max(registered.lease_ms, 2) / 2000.0
+
+    def accept(self, delivery_id: int) -> None:
+        if len(self._leases) == 0:
+            self._wake.set()
+        self._leases.add(delivery_id, proto.monotonic())
+        self._idle.clear()
+
+    def settle(self, delivery_id: int, verb: broker_pb2.Verb) -> None:
+        if self.dead:
+            log.warning("redrive %s: dropped the verb for delivery %d: its stream ended "
+                        "(the daemon retries it)", self._spec.name, delivery_id)
+            return
+        self._leases.settle(delivery_id)
+        self._pending.append(verb)
+        self._wake.set()
+        if len(self._leases) == 0:
+            self._idle.set()
+
+    def end(self) -> None:
+        self.dead = True
+        self._wake.set()
+        self._idle.set()
+        self.ended.set()
+
+    async def finish(self, grace_s: float) -> None:
+        """Send `stop`, wait for running handlers (at most grace_s), send
+        their verbs, half-close; cancel if the call does not end soon."""
+        if self.dead:
+            return
+        self._send_stop = True
+        self._wake.set()
+        try:
+            await asyncio.wait_for(self._idle.wait(), grace_s)
+        except asyncio.TimeoutError:
+            pass
+        running = 0 if self.dead else len(self._leases)
+        self._closing = True
+        self._wake.set()
+        if running:
+            log.warning("redrive %s: grace of %.1fs over with %d handlers running; closing the "
+                        "stream (their verbs are dropped)", self._spec.name, grace_s, running)
+            self.call.cancel()
+            return
+        try:
+            await asyncio.wait_for(self.ended.wait(), 5.0)
+        except asyncio.TimeoutError:
+            self.call.cancel()
+
+
+class _AsyncSubscription:
+    def __init__(self, worker: "AsyncWorker", spec: proto.Spec) -> None:
+        self.spec = spec
+        self._worker = worker
+        self._sem: Optional[asyncio.Semaphore] = None
+        self._stream: Optional[_AsyncStream] = None
+        self._tasks: "set[asyncio.Task[Any]]" = set()
+        self.stopping: Optional[asyncio.Event] = None
+        self.registered: Optional[asyncio.Event] = None
+        self.error: Optional[RedriveError] = None
+        self.connects = 0
+        self.last_registered: Optional[broker_pb2.Registered] = None
+
+    async def loop(self) -> None:
+        self._sem = asyncio.Semaphore(self.spec.max_in_flight)
+        assert self.stopping is not None and self.registered is not None
+        stub = broker_pb2_grpc.BrokerStub(self._worker._channel)
+        backoff = proto.Backoff(self._worker._reconnect_initial_ms,
+                                self._worker._reconnect_max_ms)
+        while not self.stopping.is_set():
+            call = stub.Subscribe(metadata=self._worker._metadata)
+            stream = _AsyncStream(self.spec, call)
+            self._stream = stream
+            writer = asyncio.ensure_future(stream.writer())
+            code, details = await self._serve(stream)
+            stream.end()
+            writer.cancel()
+            if self.stopping.is_set():
+                break
+            if code not in proto.RECONNECT_CODES:
+                self.error = RedriveError(code, details)
+                log.error("redrive %s: the stream ended with %s: %s; not reconnecting",
+                          self.spec.name, code.name, details)
+                self._worker._wake.set()
+                self.registered.set()  # wait_registered() reports the error
+                break
+            if stream.registered is not None:
+                backoff.reset()
+            delay = backoff.next()
+            log.warning("redrive %s: the stream ended (%s: %s); reconnecting in %.2fs",
+                        self.spec.name, code.name, details, delay)
+            try:
+                await asyncio.wait_for(self.stopping.wait(), delay)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _serve(self, stream: _AsyncStream) -> "tuple[grpc.StatusCode, str]":
+        call = stream.call
+        try:
+            while True:
+                resp = await call.read()
+                if resp is grpc.aio.EOF:
+                    break
+                kind = resp.WhichOneof("kind")
+                if kind == "deliveries":
+                    for d in resp.deliveries.deliveries:
+                        stream.accept(d.delivery_id)
+                        task = asyncio.ensure_future(self._run(stream, d))
+                        self._tasks.add(task)
+                        task.add_done_callback(self._tasks.discard)
+                elif kind == "registered":
+                    stream.on_registered(resp.registered)
+                    self.connects += 1
+                    self.last_registered = resp.registered
+                    log.info("redrive %s: registered (max_in_flight %d, lease %d ms)",
+                             self.spec.name, resp.registered.max_in_flight,
+                             resp.registered.lease_ms)
+                    assert self.registered is not None
+                    self.registered.set()
+                elif kind == "notices":
+                    for n in resp.notices.notices:
+                        log.debug("redrive %s: notice for delivery %d: %s", self.spec.name,
+                                  n.delivery_id, n.message)
+                elif kind == "drain":
+                    log.info("redrive %s: the daemon drains (%s, grace %d ms): finishing "
+                             "running handlers", self.spec.name, resp.drain.reason,
+                             resp.drain.grace_ms)
+                    task = asyncio.ensure_future(stream.finish(resp.drain.grace_ms / 1000.0))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+            code = await call.code()
+            return code, (await call.details()) or ""
+        except grpc.RpcError as err:
+            return err.code(), err.details() or ""
+        except asyncio.CancelledError:
+            call.cancel()
+            raise
+
+    async def _run(self, stream: _AsyncStream, delivery: broker_pb2.Delivery) -> None:
+        assert self._sem is not None
+        async with self._sem:
+            error: Optional[BaseException] = None
+            try:
+                result = self.spec.fn(Message(delivery))
+                if inspect.isawaitable(result):
+                    await result
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the handler's failure is the NACK's reason
+                error = exc
+            stream.settle(delivery.delivery_id, proto.outcome_verb(delivery.delivery_id, error))
+
+    async def finish(self, grace_s: float) -> None:
+        assert self.stopping is not None
+        self.stopping.set()
+        if self._stream is not None:
+            await self._stream.finish(grace_s)
+
+
+class AsyncWorker:
+    """Runs coroutine handlers for redrived deliveries on an asyncio loop.
+
+        worker = AsyncWorker("unix:/run/redrive/redrive.sock")
+
+        @worker.handle("orders", "billing", max_in_flight=8)
+        async def bill(msg: Message) -> None: ...
+
+        await worker.run()  # until stop() (or SIGTERM/SIGINT)
+
+    Loop-confined: create, run and stop it on one event loop.
+    """
+
+    def __init__(self, target: Union[str, Connection], *, token: Optional[str] = None,
+                 tls: Optional[Tls] = None, reconnect_initial_ms: int = 100,
+                 reconnect_max_ms: int = 5_000) -> None:
+        self._conn = as_connection(target, token, tls)
+        self._reconnect_initial_ms = reconnect_initial_ms
+        self._reconnect_max_ms = reconnect_max_ms
+        self._channel: Any = None
+        self._metadata = self._conn.metadata()
+        self._subs: List[_AsyncSubscription] = []
+        self._loops: List["asyncio.Task[None]"] = []
+        self._started = False
+        self._stopped = False
+        self._wake = asyncio.Event()
+
+    def handle(self, channel: str, handler_id: str, fn: Optional[AsyncHandler] = None, *,
+               policy: Union[RetryPolicy, common_pb2.RetryPolicy, None] = None,
+               dead_letter: Union[DeadLetterPolicy, common_pb2.DeadLetterPolicy, None] = None,
+               max_in_flight: int = 64, lease_ms: int = 30_000, start: Start = None,
+               consumer_label: str = "") -> Any:
+        """Registers `fn` (a coroutine function) for (channel, handler_id);
+        without fn, a decorator."""
+        def add(f: AsyncHandler) -> AsyncHandler:
+            if self._started:
+                raise RuntimeError("AsyncWorker.handle() after start()")
+            spec = proto.make_spec(channel, handler_id, f, policy, dead_letter, max_in_flight,
+                                   lease_ms, start, consumer_label)
+            self._subs.append(_AsyncSubscription(self, spec))
+            return f
+        if fn is None:
+            return add
+        add(fn)
+        return None
+
+    async def start(self) -> None:
+        """Connects every handler in the background and returns."""
+        if self._started:
+            raise RuntimeError("AsyncWorker.start() twice")
+        if not self._subs:
+            raise RuntimeError("AsyncWorker.start(): no handler; call handle() first")
+        self._started = True
+        self._wake = asyncio.Event()
+        self._channel = self._conn.aio_channel(
+            proto.channel_options(self._reconnect_initial_ms, self._reconnect_max_ms))
+        for s in self._subs:
+            s.stopping = asyncio.Event()
+            s.registered = asyncio.Event()
+            self._loops.append(asyncio.ensure_future(s.loop()))
+
+    async def wait_registered(self, timeout: Optional[float] = None) -> bool:
+        """True once every handler has registered at least once, False on
+        timeout; raises RedriveError when a registration was refused."""
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(*(s.registered.wait() for s in self._subs
+                                 if s.registered is not None)), timeout)
+        except asyncio.TimeoutError:
+            return False
+        for s in self._subs:
+            if s.error is not None:
+                raise s.error
+        return True
+
+    def add_signal_handlers(self, grace: float = 30.0) -> None:
+        """SIGTERM and SIGINT start stop(grace) (unix event loops)."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._wake.set)
+        self._signal_grace = grace
+
+    async def run(self, grace: float = 30.0) -> None:
+        """start(), then wait until stop() is called, a signal installed by
+        add_signal_handlers() arrives (then stop(grace)) or a registration
+        is refused (raises RedriveError)."""
+        if not self._started:
+            await self.start()
+        await self._wake.wait()
+        await self.stop(getattr(self, "_signal_grace", grace))
+        errors = [s.error for s in self._subs if s.error is not None]
+        if errors:
+            raise errors[0]
+
+    async def stop(self, grace: float = 30.0) -> None:
+        """Sends `stop` on every stream, lets running handlers finish within
+        `grace` seconds, closes the streams and the channel."""
+        if self._stopped or not self._started:
+            return
+        self._stopped = True
+        self._wake.set()
+        await asyncio.gather(*(s.finish(grace) for s in self._subs))
+        done, pending = await asyncio.wait(self._loops, timeout=10.0)
+        for t in pending:
+            t.cancel()
+        await self._channel.close()
+
+    def stats(self) -> Dict[str, int]:
+        """Per handler ("channel/handler_id"): how many times it registered
+        (1 + the reconnects that succeeded)."""
+        return {s.spec.name: s.connects for s in self._subs}
+
+    def registrations(self) -> Dict[str, broker_pb2.Registered]:
+        """Per handler: the daemon's last `registered` answer (effective
+        settings and the Redis names: stream, group, retry and DLQ streams)."""
+        return {s.spec.name: s.last_registered for s in self._subs
+                if s.last_registered is not None}
+
+    async def __aenter__(self) -> "AsyncWorker":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()

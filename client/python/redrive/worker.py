@@ -1,0 +1,386 @@
+"""The synchronous worker: handler functions run on threads.
+
+Each handle() registration is one Subscribe stream with its own reader
+thread and a ThreadPoolExecutor of `max_in_flight` threads, so never more
+than `max_in_flight` of its handlers run at once. A handler that returns
+ACKs, one that raises NACKs with the exception's text (`Retry` sets a
+delay, `Terminate` dead-letters). Verbs ready together go out in one
+`verbs` message; a delivery still running past half its lease is extended.
+When the stream ends with UNAVAILABLE (daemon restart, network), the
+subscription reconnects with capped exponential backoff and jitter and
+registers again; verbs of handlers that ran on the old stream are dropped
+(the daemon retries those deliveries). On the daemon's `drain` or stop():
+`stop` is sent, running handlers get the grace to finish, the stream is
+closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Dict, List, Optional, Union
+
+import grpc
+
+from redrive import _protocol as proto
+from redrive.connection import Connection, Tls, as_connection
+from redrive.errors import RedriveError
+from redrive.message import Message
+from redrive.policy import DeadLetterPolicy, RetryPolicy, Start
+from redrive.v1 import broker_pb2, broker_pb2_grpc, common_pb2
+
+log = logging.getLogger("redrive")
+
+Handler = Callable[[Message], Any]
+
+
+class _Stream:
+    """One Subscribe call: the verbs waiting to be sent, the unsettled
+    deliveries (for lease extension and the graceful stop) and whether the
+    call is over. Thread-safe. Its request iterator runs on gRPC's thread
+    and is the only sender."""
+
+    def __init__(self, spec: proto.Spec) -> None:
+        self._spec = spec
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)  # the sender waits here
+        self._idle = threading.Condition(self._lock)  # stop() waits here
+        self._pending: List[broker_pb2.Verb] = []
+        self._leases = proto.LeaseTracker(spec.lease_ms)
+        self._send_stop = False
+        self._closing = False  # half-close once the pending verbs are sent
+        self._dead = False
+        self.registered: Optional[broker_pb2.Registered] = None
+        self.call: Any = None
+
+    # ------------------------------------------------------------ sender side
+
+    def requests(self) -> Any:
+        yield self._spec.request
+        while True:
+            with self._lock:
+                while True:
+                    if self._dead:
+                        return
+                    now = proto.monotonic()
+                    extends = self._leases.take_due(now)
+                    if self._pending or extends or self._send_stop:
+                        break
+                    if self._closing:
+                        return
+                    due = self._leases.next_due()
+                    self._wake.wait(None if due == float("inf") else max(due - now, 0.001))
+                verbs, self._pending = self._pending, []
+                stop, self._send_stop = self._send_stop, False
+            if stop:
+                yield proto.STOP_REQUEST
+            if extends:
+                verbs.extend(extends)
+            if verbs:
+                yield from proto.verb_messages(verbs)
+
+    # ------------------------------------------------------------ reader side
+
+    def on_registered(self, registered: broker_pb2.Registered) -> None:
+        with self._lock:
+            self.registered = registered
+            self._leases.half_s = max(registered.lease_ms, 2) / 2000.0
+
+    def accept(self, delivery_id: int) -> bool:
+        with self._lock:
+            if self._dead:
+                return False
+            if len(self._leases) == 0:
+                self._wake.notify()  # the sender sleeps without a deadline
+            self._leases.add(delivery_id, proto.monotonic())
+            return True
+
+    def end(self) -> None:
+        with self._lock:
+            self._dead = True
+            self._wake.notify_all()
+            self._idle.notify_all()
+
+    # ----------------------------------------------------------- handler side
+
+    def settle(self, delivery_id: int, verb: broker_pb2.Verb) -> None:
+        with self._lock:
+            if self._dead:
+                log.warning("redrive %s: dropped the verb for delivery %d: its stream ended "
+                            "(the daemon retries it)", self._spec.name, delivery_id)
+                return
+            self._leases.settle(delivery_id)
+            if not self._pending:
+                self._wake.notify()
+            self._pending.append(verb)
+            if len(self._leases) == 0:
+                self._idle.notify_all()
+
+    # -------------------------------------------------------------- stopping
+
+    @property
+    def dead(self) -> bool:
+        with self._lock:
+            return self._dead
+
+    def unsettled(self) -> int:
+        with self._lock:
+            return len(self._leases)
+
+    def finish(self, grace_s: float) -> None:
+        """Graceful end: send `stop`, wait for running handlers (at most
+        grace_s), send their verbs, half-close; cancel the call if it does
+        not end soon after."""
+        deadline = proto.monotonic() + grace_s
+        with self._lock:
+            if self._dead:
+                return
+            self._send_stop = True
+            self._wake.notify()
+            while len(self._leases) and not self._dead:
+                left = deadline - proto.monotonic()
+                if left <= 0:
+                    break
+                self._idle.wait(left)
+            running = len(self._leases)
+            self._closing = True
+            self._wake.notify()
+        if running:
+            log.warning("redrive %s: grace of %.1fs over with %d handlers running; closing the "
+                        "stream (their verbs are dropped)", self._spec.name, grace_s, running)
+            self.cancel()
+            return
+        with self._lock:  # the daemon ends the call once we half-closed
+            end = proto.monotonic() + 5.0
+            while not self._dead and proto.monotonic() < end:
+                self._idle.wait(end - proto.monotonic())
+            dead = self._dead
+        if not dead:
+            self.cancel()
+
+    def cancel(self) -> None:
+        call = self.call
+        if call is not None:
+            call.cancel()
+
+
+class _Subscription:
+    """One handle() registration: its reader thread and reconnect loop."""
+
+    def __init__(self, worker: "Worker", spec: proto.Spec) -> None:
+        self.spec = spec
+        self._worker = worker
+        self._executor = ThreadPoolExecutor(max_workers=spec.max_in_flight,
+                                            thread_name_prefix="redrive-" + spec.handler_id)
+        self._lock = threading.Lock()
+        self._stream: Optional[_Stream] = None
+        self.stopping = threading.Event()
+        self.registered = threading.Event()
+        self.error: Optional[RedriveError] = None
+        self.connects = 0
+        self.last_registered: Optional[broker_pb2.Registered] = None
+        self.thread = threading.Thread(target=self._loop, name="redrive-" + spec.name,
+                                       daemon=True)
+
+    def _loop(self) -> None:
+        stub = broker_pb2_grpc.BrokerStub(self._worker._channel)
+        backoff = proto.Backoff(self._worker._reconnect_initial_ms,
+                                self._worker._reconnect_max_ms)
+        while not self.stopping.is_set():
+            stream = _Stream(self.spec)
+            with self._lock:
+                self._stream = stream
+            if self.stopping.is_set():
+                break
+            code, details = self._serve(stub, stream)
+            stream.end()
+            if self.stopping.is_set():
+                break
+            if code not in proto.RECONNECT_CODES:
+                self.error = RedriveError(code, details)
+                log.error("redrive %s: the stream ended with %s: %s; not reconnecting",
+                          self.spec.name, code.name, details)
+                self._worker._wake.set()
+                self.registered.set()  # wait_registered() reports the error
+                break
+            if stream.registered is not None:
+                backoff.reset()
+            delay = backoff.next()
+            log.warning("redrive %s: the stream ended (%s: %s); reconnecting in %.2fs",
+                        self.spec.name, code.name, details, delay)
+            self.stopping.wait(delay)
+        self._executor.shutdown(wait=False)
+
+    def _serve(self, stub: broker_pb2_grpc.BrokerStub,
+               stream: _Stream) -> "tuple[grpc.StatusCode, str]":
+        call = stub.Subscribe(stream.requests(), metadata=self._worker._metadata)
+        stream.call = call
+        if self.stopping.is_set():
+            call.cancel()
+        try:
+            for resp in call:
+                kind = resp.WhichOneof("kind")
+                if kind == "deliveries":
+                    run = self._run
+                    for d in resp.deliveries.deliveries:
+                        if stream.accept(d.delivery_id):
+                            self._executor.submit(run, stream, d)
+                elif kind == "registered":
+                    stream.on_registered(resp.registered)
+                    self.connects += 1
+                    self.last_registered = resp.registered
+                    log.info("redrive %s: registered (max_in_flight %d, lease %d ms)",
+                             self.spec.name, resp.registered.max_in_flight,
+                             resp.registered.lease_ms)
+                    self.registered.set()
+                elif kind == "notices":
+                    for n in resp.notices.notices:
+                        log.debug("redrive %s: notice for delivery %d: %s", self.spec.name,
+                                  n.delivery_id, n.message)
+                elif kind == "drain":
+                    log.info("redrive %s: the daemon drains (%s, grace %d ms): finishing "
+                             "running handlers", self.spec.name, resp.drain.reason,
+                             resp.drain.grace_ms)
+                    threading.Thread(target=stream.finish, args=(resp.drain.grace_ms / 1000.0,),
+                                     daemon=True).start()
+            return grpc.StatusCode.OK, ""
+        except grpc.RpcError as err:
+            return err.code(), err.details() or ""
+
+    def _run(self, stream: _Stream, delivery: broker_pb2.Delivery) -> None:
+        error: Optional[BaseException] = None
+        try:
+            self.spec.fn(Message(delivery))
+        except Exception as exc:  # the handler's failure is the NACK's reason
+            error = exc
+        stream.settle(delivery.delivery_id, proto.outcome_verb(delivery.delivery_id, error))
+
+    def finish(self, grace_s: float) -> None:
+        self.stopping.set()
+        with self._lock:
+            stream = self._stream
+        if stream is not None:
+            stream.finish(grace_s)
+
+
+class Worker:
+    """Runs handler functions for redrived deliveries, on threads.
+
+        worker = Worker("unix:/run/redrive/redrive.sock")
+
+        @worker.handle("orders", "billing", max_in_flight=8)
+        def bill(msg: Message) -> None: ...
+
+        worker.run()  # until SIGTERM/SIGINT or stop()
+
+    Thread-safe. stop(grace) may be called from any thread.
+    """
+
+    def __init__(self, target: Union[str, Connection], *, token: Optional[str] = None,
+                 tls: Optional[Tls] = None, reconnect_initial_ms: int = 100,
+                 reconnect_max_ms: int = 5_000) -> None:
+        self._conn = as_connection(target, token, tls)
+        self._reconnect_initial_ms = reconnect_initial_ms
+        self._reconnect_max_ms = reconnect_max_ms
+        self._channel = self._conn.channel(
+            proto.channel_options(reconnect_initial_ms, reconnect_max_ms))
+        self._metadata = self._conn.metadata()
+        self._subs: List[_Subscription] = []
+        self._started = False
+        self._stopped = False
+        self._wake = threading.Event()  # a signal, stop() or a fatal stream end
+
+    def handle(self, channel: str, handler_id: str, fn: Optional[Handler] = None, *,
+               policy: Union[RetryPolicy, common_pb2.RetryPolicy, None] = None,
+               dead_letter: Union[DeadLetterPolicy, common_pb2.DeadLetterPolicy, None] = None,
+               max_in_flight: int = 64, lease_ms: int = 30_000, start: Start = None,
+               consumer_label: str = "") -> Any:
+        """Registers `fn` for (channel, handler_id); without fn, a decorator.
+        `start`: "new" (default), "backlog" or an entry id, for a new group."""
+        def add(f: Handler) -> Handler:
+            if self._started:
+                raise RuntimeError("Worker.handle() after start()")
+            spec = proto.make_spec(channel, handler_id, f, policy, dead_letter, max_in_flight,
+                                   lease_ms, start, consumer_label)
+            self._subs.append(_Subscription(self, spec))
+            return f
+        if fn is None:
+            return add
+        add(fn)
+        return None
+
+    def start(self) -> None:
+        """Connects every handler in the background and returns."""
+        if self._started:
+            raise RuntimeError("Worker.start() twice")
+        if not self._subs:
+            raise RuntimeError("Worker.start(): no handler; call handle() first")
+        self._started = True
+        for s in self._subs:
+            s.thread.start()
+
+    def wait_registered(self, timeout: Optional[float] = None) -> bool:
+        """True once every handler has registered at least once, False on
+        timeout; raises RedriveError when a registration was refused."""
+        deadline = None if timeout is None else proto.monotonic() + timeout
+        for s in self._subs:
+            left = None if deadline is None else max(deadline - proto.monotonic(), 0)
+            if not s.registered.wait(left):
+                return False
+            if s.error is not None:
+                raise s.error
+        return True
+
+    def run(self, grace: float = 30.0, handle_signals: bool = True) -> None:
+        """start(), then block until stop(), SIGTERM or SIGINT (with
+        handle_signals, from the main thread), then stop(grace). Raises
+        RedriveError when a handler's registration is refused."""
+        if handle_signals and threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: self._wake.set())
+        if not self._started:
+            self.start()
+        while not self._wake.wait(1.0):
+            pass
+        self.stop(grace)
+        errors = [s.error for s in self._subs if s.error is not None]
+        if errors:
+            raise errors[0]
+
+    def stop(self, grace: float = 30.0) -> None:
+        """Sends `stop` on every stream, lets running handlers finish within
+        `grace` seconds, closes the streams and the channel."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._wake.set()
+        finishing = [threading.Thread(target=s.finish, args=(grace,), daemon=True)
+                     for s in self._subs]
+        for t in finishing:
+            t.start()
+        for t in finishing:
+            t.join()
+        for s in self._subs:
+            if s.thread.is_alive():
+                s.thread.join(10.0)
+        self._channel.close()
+
+    def stats(self) -> Dict[str, int]:
+        """Per handler ("channel/handler_id"): how many times it registered
+        (1 + the reconnects that succeeded)."""
+        return {s.spec.name: s.connects for s in self._subs}
+
+    def registrations(self) -> Dict[str, broker_pb2.Registered]:
+        """Per handler: the daemon's last `registered` answer (effective
+        settings and the Redis names: stream, group, retry and DLQ streams)."""
+        return {s.spec.name: s.last_registered for s in self._subs
+                if s.last_registered is not None}
+
+    def __enter__(self) -> "Worker":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._started:
+            self.stop()
