@@ -139,7 +139,6 @@ def channel_options(reconnect_initial_ms: int, reconnect_max_ms: int) -> List[Tu
     to the worker's, so a restarted daemon is found as soon as the worker
     retries."""
     return [("grpc.initial_reconnect_backoff_ms", reconnect_initial_ms),
-            ("grpc.min_reconnect_backoff_ms", reconnect_initial_ms),
             ("grpc.max_reconnect_backoff_ms", reconnect_max_ms)]
 
 

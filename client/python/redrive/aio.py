@@ -148,17 +148,21 @@ class _AsyncSubscription:
     async def loop(self) -> None:
         self._sem = asyncio.Semaphore(self.spec.max_in_flight)
         assert self.stopping is not None and self.registered is not None
-        stub = broker_pb2_grpc.BrokerStub(self._worker._channel)
         backoff = proto.Backoff(self._worker._reconnect_initial_ms,
                                 self._worker._reconnect_max_ms)
         while not self.stopping.is_set():
-            call = stub.Subscribe(metadata=self._worker._metadata)
+            # A channel per attempt (see redrive.worker).
+            channel = self._worker._conn.aio_channel(self._worker._channel_options)
+            call = broker_pb2_grpc.BrokerStub(channel).Subscribe(metadata=self._worker._metadata)
             stream = _AsyncStream(self.spec, call)
             self._stream = stream
             writer = asyncio.ensure_future(stream.writer())
-            code, details = await self._serve(stream)
-            stream.end()
-            writer.cancel()
+            try:
+                code, details = await self._serve(stream)
+            finally:
+                stream.end()
+                writer.cancel()
+                await channel.close()
             if self.stopping.is_set():
                 break
             if code not in proto.RECONNECT_CODES:
@@ -260,7 +264,7 @@ class AsyncWorker:
         self._conn = as_connection(target, token, tls)
         self._reconnect_initial_ms = reconnect_initial_ms
         self._reconnect_max_ms = reconnect_max_ms
-        self._channel: Any = None
+        self._channel_options = proto.channel_options(reconnect_initial_ms, reconnect_max_ms)
         self._metadata = self._conn.metadata()
         self._subs: List[_AsyncSubscription] = []
         self._loops: List["asyncio.Task[None]"] = []
@@ -295,8 +299,6 @@ class AsyncWorker:
             raise RuntimeError("AsyncWorker.start(): no handler; call handle() first")
         self._started = True
         self._wake = asyncio.Event()
-        self._channel = self._conn.aio_channel(
-            proto.channel_options(self._reconnect_initial_ms, self._reconnect_max_ms))
         for s in self._subs:
             s.stopping = asyncio.Event()
             s.registered = asyncio.Event()
@@ -346,7 +348,6 @@ class AsyncWorker:
         done, pending = await asyncio.wait(self._loops, timeout=10.0)
         for t in pending:
             t.cancel()
-        await self._channel.close()
 
     def stats(self) -> Dict[str, int]:
         """Per handler ("channel/handler_id"): how many times it registered

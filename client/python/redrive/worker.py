@@ -185,7 +185,6 @@ class _Subscription:
                                        daemon=True)
 
     def _loop(self) -> None:
-        stub = broker_pb2_grpc.BrokerStub(self._worker._channel)
         backoff = proto.Backoff(self._worker._reconnect_initial_ms,
                                 self._worker._reconnect_max_ms)
         while not self.stopping.is_set():
@@ -194,8 +193,13 @@ class _Subscription:
                 self._stream = stream
             if self.stopping.is_set():
                 break
-            code, details = self._serve(stub, stream)
+            # A channel per attempt: a fresh one connects at once, where a
+            # channel that saw the daemon die keeps failing fast with the old
+            # error until its own backoff (seconds) expires.
+            channel = self._worker._conn.channel(self._worker._channel_options)
+            code, details = self._serve(broker_pb2_grpc.BrokerStub(channel), stream)
             stream.end()
+            channel.close()
             if self.stopping.is_set():
                 break
             if code not in proto.RECONNECT_CODES:
@@ -284,8 +288,7 @@ class Worker:
         self._conn = as_connection(target, token, tls)
         self._reconnect_initial_ms = reconnect_initial_ms
         self._reconnect_max_ms = reconnect_max_ms
-        self._channel = self._conn.channel(
-            proto.channel_options(reconnect_initial_ms, reconnect_max_ms))
+        self._channel_options = proto.channel_options(reconnect_initial_ms, reconnect_max_ms)
         self._metadata = self._conn.metadata()
         self._subs: List[_Subscription] = []
         self._started = False
@@ -365,7 +368,6 @@ class Worker:
         for s in self._subs:
             if s.thread.is_alive():
                 s.thread.join(10.0)
-        self._channel.close()
 
     def stats(self) -> Dict[str, int]:
         """Per handler ("channel/handler_id"): how many times it registered
