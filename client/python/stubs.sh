@@ -11,6 +11,13 @@ check=0
 if [ "${1:-}" = "--check" ]; then check=1; shift; fi
 protoc="${1:-$(command -v protoc)}"
 plugin="${2:-$(command -v grpc_python_plugin)}"
+for tool in "$protoc" "$plugin"; do
+  if [ ! -x "$tool" ]; then
+    echo "stubs.sh: '$tool' is not an executable; install protobuf-compiler and" \
+      "protobuf-compiler-grpc (scripts/deps.sh)" >&2
+    exit 1
+  fi
+done
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 "$protoc" -I"$root/proto" --python_out="$out" --grpc_out="$out" \
