@@ -1,8 +1,7 @@
 """The asyncio worker (grpc.aio): coroutine handlers on one event loop.
 
 The same semantics as redrive.Worker: each handle() registration is one
-Subscribe stream; at most `max_in_flight` of its handlers run at once (a
-semaphore); returning ACKs, raising NACKs (`Retry`: with a delay,
+Subscribe stream; at most `max_in_flight` of its handlers run at once; returning ACKs, raising NACKs (`Retry`: with a delay,
 `Terminate`: dead-letter); verbs ready together go in one message; EXTEND
 past half the lease; reconnect with backoff and jitter, dropping the verbs
 of handlers from a dead stream; graceful stop on `drain` or stop(grace).
@@ -11,10 +10,12 @@ of handlers from a dead stream; graceful stop on `drain` or stop(grace).
 from __future__ import annotations
 
 import asyncio
+import collections
 import inspect
 import logging
 import signal
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Union
+import types
+from typing import Any, Awaitable, Callable, Dict, Generator, List, Optional, Tuple, Union
 
 import grpc
 import grpc.aio
@@ -29,6 +30,26 @@ from redrive.v1 import broker_pb2, broker_pb2_grpc, common_pb2
 log = logging.getLogger("redrive")
 
 AsyncHandler = Callable[[Message], Awaitable[Any]]
+
+
+@types.coroutine
+def _resume(coro: Any, yielded: Any) -> Generator[Any, Any, Any]:
+    """Awaits the rest of a coroutine whose first step already ran and
+    yielded `yielded` (what it waits on), passing values and exceptions
+    (cancellation) through, as the Task running it would have."""
+    while True:
+        try:
+            value = yield yielded
+        except BaseException as exc:  # thrown into the awaiting Task: pass it on
+            try:
+                yielded = coro.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+        else:
+            try:
+                yielded = coro.send(value)
+            except StopIteration as stop:
+                return stop.value
 
 
 class _AsyncStream:
@@ -84,10 +105,12 @@ class _AsyncStream:
         self.registered = registered
         self._leases.half_s = max(registered.lease_ms, 2) / 2000.0
 
-    def accept(self, delivery_id: int) -> None:
+    def accept(self, deliveries: Any) -> None:
         if len(self._leases) == 0:
             self._wake.set()
-        self._leases.add(delivery_id, proto.monotonic())
+        now = proto.monotonic()
+        for d in deliveries:
+            self._leases.add(d.delivery_id, now)
         self._idle.clear()
 
     def settle(self, delivery_id: int, verb: broker_pb2.Verb) -> None:
@@ -136,7 +159,10 @@ class _AsyncSubscription:
     def __init__(self, worker: "AsyncWorker", spec: proto.Spec) -> None:
         self.spec = spec
         self._worker = worker
-        self._sem: Optional[asyncio.Semaphore] = None
+        self._waiting: "collections.deque[Tuple[_AsyncStream, broker_pb2.Delivery]]" = \
+            collections.deque()
+        self._running = 0
+        self._starting = False
         self._stream: Optional[_AsyncStream] = None
         self._tasks: "set[asyncio.Task[Any]]" = set()
         self.stopping: Optional[asyncio.Event] = None
@@ -146,7 +172,6 @@ class _AsyncSubscription:
         self.last_registered: Optional[broker_pb2.Registered] = None
 
     async def loop(self) -> None:
-        self._sem = asyncio.Semaphore(self.spec.max_in_flight)
         assert self.stopping is not None and self.registered is not None
         backoff = proto.Backoff(self._worker._reconnect_initial_ms,
                                 self._worker._reconnect_max_ms)
@@ -191,11 +216,10 @@ class _AsyncSubscription:
                     break
                 kind = resp.WhichOneof("kind")
                 if kind == "deliveries":
-                    for d in resp.deliveries.deliveries:
-                        stream.accept(d.delivery_id)
-                        task = asyncio.ensure_future(self._run(stream, d))
-                        self._tasks.add(task)
-                        task.add_done_callback(self._tasks.discard)
+                    batch = resp.deliveries.deliveries
+                    stream.accept(batch)
+                    for d in batch:
+                        self._dispatch(stream, d)
                 elif kind == "registered":
                     stream.on_registered(resp.registered)
                     self.connects += 1
@@ -224,19 +248,70 @@ class _AsyncSubscription:
             call.cancel()
             raise
 
-    async def _run(self, stream: _AsyncStream, delivery: broker_pb2.Delivery) -> None:
-        assert self._sem is not None
-        async with self._sem:
-            error: Optional[BaseException] = None
-            try:
-                result = self.spec.fn(Message(delivery))
-                if inspect.isawaitable(result):
-                    await result
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the handler's failure is the NACK's reason
-                error = exc
-            stream.settle(delivery.delivery_id, proto.outcome_verb(delivery.delivery_id, error))
+    # Handlers start eagerly: the coroutine's first step runs right here,
+    # and a handler that finishes without suspending (the common short one)
+    # costs no Task; one that suspends continues in a Task. At most
+    # max_in_flight run at once (a counter and a queue: after a reconnect the
+    # handlers of the old stream still count).
+
+    def _dispatch(self, stream: _AsyncStream, delivery: broker_pb2.Delivery) -> None:
+        self._waiting.append((stream, delivery))
+        self._start_waiting()
+
+    def _start_waiting(self) -> None:
+        if self._starting:
+            return  # an outer call's loop picks the rest up
+        self._starting = True
+        try:
+            while self._waiting and self._running < self.spec.max_in_flight:
+                stream, delivery = self._waiting.popleft()
+                if stream.dead:
+                    continue  # never started; the daemon redelivers it
+                self._running += 1
+                self._start(stream, delivery)
+        finally:
+            self._starting = False
+
+    def _start(self, stream: _AsyncStream, delivery: broker_pb2.Delivery) -> None:
+        try:
+            result = self.spec.fn(Message(delivery))
+            if not inspect.isawaitable(result):
+                self._done(stream, delivery, None)
+                return
+            if inspect.iscoroutine(result):
+                try:
+                    yielded = result.send(None)
+                except StopIteration:
+                    self._done(stream, delivery, None)
+                    return
+                awaitable: Any = _resume(result, yielded)
+            else:
+                awaitable = result
+        except Exception as exc:  # the handler's failure is the NACK's reason
+            self._done(stream, delivery, exc)
+            return
+        task = asyncio.ensure_future(self._finish(awaitable, stream, delivery))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _finish(self, awaitable: Any, stream: _AsyncStream,
+                      delivery: broker_pb2.Delivery) -> None:
+        error: Optional[BaseException] = None
+        try:
+            await awaitable
+        except asyncio.CancelledError:
+            self._running -= 1
+            raise
+        except Exception as exc:  # the handler's failure is the NACK's reason
+            error = exc
+        self._done(stream, delivery, error)
+
+    def _done(self, stream: _AsyncStream, delivery: broker_pb2.Delivery,
+              error: Optional[BaseException]) -> None:
+        stream.settle(delivery.delivery_id, proto.outcome_verb(delivery.delivery_id, error))
+        self._running -= 1
+        if self._waiting:
+            self._start_waiting()
 
     async def finish(self, grace_s: float) -> None:
         assert self.stopping is not None
