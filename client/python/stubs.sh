@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Regenerates the checked-in stubs redrive/v1/*_pb2*.py from proto/redrive/v1
+# Regenerates the checked-in stubs redrive/v1/*_pb2*.py (and the *_pb2.pyi type
+# stubs of the messages) from proto/redrive/v1
 # with the given protoc and grpc_python_plugin, or (--check) fails with a diff
 # when the checked-in files differ from freshly generated ones (ctest
 # python_stubs_drift_test runs it with the build's protoc and plugin).
@@ -20,11 +21,11 @@ for tool in "$protoc" "$plugin"; do
 done
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
-"$protoc" -I"$root/proto" --python_out="$out" --grpc_out="$out" \
+"$protoc" -I"$root/proto" --python_out="$out" --pyi_out="$out" --grpc_out="$out" \
   --plugin=protoc-gen-grpc="$plugin" "$root"/proto/redrive/v1/*.proto
 if [ "$check" -eq 1 ]; then
   fresh=$(cd "$out/redrive/v1" && ls)
-  kept=$(cd "$here/redrive/v1" && ls -- *_pb2*.py)
+  kept=$(cd "$here/redrive/v1" && ls -- *_pb2*.py *_pb2*.pyi)
   if [ "$fresh" != "$kept" ]; then
     echo "stubs drift: generated files [$fresh] but checked in [$kept]" >&2
     echo "run client/python/stubs.sh to regenerate" >&2
@@ -39,7 +40,7 @@ if [ "$check" -eq 1 ]; then
   done
   echo "stubs: $(echo "$fresh" | wc -w) files match protoc $("$protoc" --version)"
 else
-  rm -f "$here"/redrive/v1/*_pb2*.py
-  cp "$out"/redrive/v1/*_pb2*.py "$here/redrive/v1/"
+  rm -f "$here"/redrive/v1/*_pb2*.py "$here"/redrive/v1/*_pb2*.pyi
+  cp "$out"/redrive/v1/*_pb2* "$here/redrive/v1/"
   echo "stubs: regenerated $(ls "$out/redrive/v1" | wc -l) files"
 fi

@@ -143,14 +143,15 @@ def test_retry_exception_sets_the_delay(redis, daemon, harnesses):
     assert times[1] - times[0] >= 0.7
 
 
-def test_concurrency_limit_holds(kind, daemon, harnesses):
-    channel = "py.client.limit." + kind
+@pytest.mark.parametrize("limit", [4, 32])
+def test_concurrency_limit_holds_and_is_reached(kind, limit, daemon, harnesses):
+    channel = "py.client.limit.%s.%d" % (kind, limit)
     h = harnesses(kind, daemon.address)
-    h.handle(channel, "limit", lambda m: 0.05, max_in_flight=4)
+    h.handle(channel, "limit", lambda m: 0.15, max_in_flight=limit)
     h.start()
-    publish_all(daemon.address, channel, [b"c%d" % i for i in range(40)])
-    assert wait_for(lambda: h.calls.done_count() == 40, WAIT)
-    assert h.calls.max_running == 4
+    publish_all(daemon.address, channel, [b"c%d" % i for i in range(3 * limit)])
+    assert wait_for(lambda: h.calls.done_count() == 3 * limit, WAIT)
+    assert h.calls.max_running == limit
 
 
 def test_handler_running_three_leases_is_extended_not_redelivered(redis, daemon, harnesses):
