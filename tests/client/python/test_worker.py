@@ -255,3 +255,47 @@ def test_daemon_drain_lets_running_handlers_finish(kind, redis, daemon_factory, 
     assert wait_for(lambda: pending(r, names.stream, names.group) == 0, WAIT)
     assert r("XLEN", names.retry_stream) == 0
     r.close()
+
+
+def test_late_verbs_of_a_dead_stream_are_dropped_not_sent_on_the_new_one(kind, redis,
+                                                                        harnesses):
+    # Four slow "old" handlers are running when the daemon is killed; the new
+    # daemon numbers its deliveries from 1 again and hands out four failing
+    # "new" messages first. Had the old handlers' ACKs (ids 1..4 of the dead
+    # daemon) gone out on the new stream, they would have ACKed the new
+    # messages, which then never reach the DLQ.
+    port = free_port()
+    args = ("--grpc-listen=127.0.0.1:%d" % port, "--sweep-interval-ms=500", *ADMIN_ARGS)
+    url = "redis://127.0.0.1:%d/0" % redis.port
+    d1 = Daemon(url, args)
+    daemons = [d1]
+    try:
+        channel = "py.client.late." + kind
+        h = harnesses(kind, "127.0.0.1:%d" % port, reconnect_initial_ms=50,
+                      reconnect_max_ms=200)
+
+        def body(msg):
+            if msg.payload.startswith(b"new"):
+                raise ValueError("new fails")
+            return 1.5
+        h.handle(channel, "late", body, max_in_flight=4, lease_ms=1000,
+                 policy=redrive.RetryPolicy(max_retries=1, initial_backoff_ms=50, jitter=0.0))
+        h.start()
+        publish_all(d1.address, channel, [b"old-%d" % i for i in range(4)])
+        assert wait_for(lambda: h.calls.count() == 4, WAIT)
+        d1.proc.send_signal(signal.SIGKILL)
+        d1.proc.wait()
+        d2 = Daemon(url, args)
+        daemons.append(d2)
+        assert wait_for(lambda: h.stats()["%s/late" % channel] >= 2, WAIT), h.stats()
+        publish_all(d2.address, channel, [b"new-%d" % i for i in range(4)])
+        assert wait_for(lambda: len(dead_letters(d2, channel, "late")) == 4, WAIT)
+        letters = dead_letters(d2, channel, "late")
+        assert sorted((dl.payload, dl.attempts, dl.last_error) for dl in letters) == [
+            (b"new-%d" % i, 2, "new fails") for i in range(4)]
+        # The old ones were handed out again by the new daemon and ACKed.
+        assert wait_for(lambda: sorted(set(h.calls.done)) == [b"old-%d" % i for i in range(4)],
+                        WAIT)
+    finally:
+        for d in daemons:
+            d.stop()
