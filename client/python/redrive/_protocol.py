@@ -5,6 +5,7 @@ endings are worth a reconnect."""
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from dataclasses import dataclass
@@ -12,9 +13,11 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import grpc
 
-from redrive.errors import Retry, Terminate
+from redrive.errors import RedriveError, Retry, Terminate
 from redrive.policy import DeadLetterPolicy, RetryPolicy, Start, register_request
 from redrive.v1 import broker_pb2, common_pb2
+
+log = logging.getLogger("redrive")
 
 MAX_VERBS_PER_MESSAGE = 10_000
 MAX_REASON_BYTES = 4096
@@ -169,3 +172,81 @@ def make_spec(channel: str, handler_id: str, fn: Callable[..., Any],
     req = register_request(channel, handler_id, policy, dead_letter, max_in_flight, lease_ms,
                            start, consumer_label)
     return Spec(channel, handler_id, fn, req, max_in_flight, lease_ms)
+
+
+class SubscriptionBook:
+    """What Worker and AsyncWorker keep and log alike about one handle()
+    registration across its streams: registrations, notices, drains, and
+    what to do when a stream ends (reconnect after a backoff, or stop with
+    the error). Used from the subscription's own thread or loop only."""
+
+    def __init__(self, spec: Spec, reconnect_initial_ms: int, reconnect_max_ms: int) -> None:
+        self.spec = spec
+        self.error: Optional[RedriveError] = None
+        self.connects = 0
+        self.last_registered: Optional[broker_pb2.Registered] = None
+        self._backoff = Backoff(reconnect_initial_ms, reconnect_max_ms)
+
+    def note_registered(self, registered: broker_pb2.Registered) -> None:
+        self.connects += 1
+        self.last_registered = registered
+        log.info("redrive %s: registered (max_in_flight %d, lease %d ms)", self.spec.name,
+                 registered.max_in_flight, registered.lease_ms)
+
+    def note_notices(self, notices: broker_pb2.Notices) -> None:
+        for n in notices.notices:
+            log.debug("redrive %s: notice for delivery %d: %s", self.spec.name, n.delivery_id,
+                      n.message)
+
+    def note_drain(self, drain: broker_pb2.Drain) -> float:
+        """Returns the grace in seconds."""
+        log.info("redrive %s: the daemon drains (%s, grace %d ms): finishing running handlers",
+                 self.spec.name, drain.reason, drain.grace_ms)
+        return drain.grace_ms / 1000.0
+
+    def after_stream(self, code: grpc.StatusCode, details: str,
+                     was_registered: bool) -> Optional[float]:
+        """Seconds to wait before reconnecting, or None (and `error` set)
+        when the ending says the registration itself is refused."""
+        if code not in RECONNECT_CODES:
+            self.error = RedriveError(code, details)
+            log.error("redrive %s: the stream ended with %s: %s; not reconnecting",
+                      self.spec.name, code.name, details)
+            return None
+        if was_registered:
+            self._backoff.reset()
+        delay = self._backoff.next()
+        log.warning("redrive %s: the stream ended (%s: %s); reconnecting in %.2fs",
+                    self.spec.name, code.name, details, delay)
+        return delay
+
+
+class HandlerRegistry:
+    """handle() of Worker and AsyncWorker: one Spec per registration,
+    given to the subclass's _add_subscription()."""
+
+    _started = False
+
+    def _add_subscription(self, spec: Spec) -> None:
+        raise NotImplementedError
+
+    def handle(self, channel: str, handler_id: str, fn: Optional[Callable[..., Any]] = None, *,
+               policy: Union[RetryPolicy, common_pb2.RetryPolicy, None] = None,
+               dead_letter: Union[DeadLetterPolicy, common_pb2.DeadLetterPolicy, None] = None,
+               max_in_flight: int = 64, lease_ms: int = 30_000, start: Start = None,
+               consumer_label: str = "") -> Any:
+        """Registers `fn` for (channel, handler_id) (a plain function for
+        Worker, a coroutine function for AsyncWorker); without fn, returns a
+        decorator. `policy`: the retry policy (None: the daemon's default,
+        5 retries); `start`: "new" (default), "backlog" or an entry id, for
+        a group that does not exist yet. Before start() only."""
+        def add(f: Callable[..., Any]) -> Callable[..., Any]:
+            if self._started:
+                raise RuntimeError("%s.handle() after start()" % type(self).__name__)
+            self._add_subscription(make_spec(channel, handler_id, f, policy, dead_letter,
+                                             max_in_flight, lease_ms, start, consumer_label))
+            return f
+        if fn is None:
+            return add
+        add(fn)
+        return None

@@ -22,10 +22,8 @@ import grpc.aio
 
 from redrive import _protocol as proto
 from redrive.connection import Connection, Tls, as_connection
-from redrive.errors import RedriveError
 from redrive.message import Message
-from redrive.policy import DeadLetterPolicy, RetryPolicy, Start
-from redrive.v1 import broker_pb2, broker_pb2_grpc, common_pb2
+from redrive.v1 import broker_pb2, broker_pb2_grpc
 
 log = logging.getLogger("redrive")
 
@@ -155,9 +153,9 @@ class _AsyncStream:
             self.call.cancel()
 
 
-class _AsyncSubscription:
+class _AsyncSubscription(proto.SubscriptionBook):
     def __init__(self, worker: "AsyncWorker", spec: proto.Spec) -> None:
-        self.spec = spec
+        super().__init__(spec, worker._reconnect_initial_ms, worker._reconnect_max_ms)
         self._worker = worker
         self._waiting: "collections.deque[Tuple[_AsyncStream, broker_pb2.Delivery]]" = \
             collections.deque()
@@ -167,14 +165,9 @@ class _AsyncSubscription:
         self._tasks: "set[asyncio.Task[Any]]" = set()
         self.stopping: Optional[asyncio.Event] = None
         self.registered: Optional[asyncio.Event] = None
-        self.error: Optional[RedriveError] = None
-        self.connects = 0
-        self.last_registered: Optional[broker_pb2.Registered] = None
 
     async def loop(self) -> None:
         assert self.stopping is not None and self.registered is not None
-        backoff = proto.Backoff(self._worker._reconnect_initial_ms,
-                                self._worker._reconnect_max_ms)
         while not self.stopping.is_set():
             # A channel per attempt (see redrive.worker).
             channel = self._worker._conn.aio_channel(self._worker._channel_options)
@@ -190,18 +183,11 @@ class _AsyncSubscription:
                 await channel.close()
             if self.stopping.is_set():
                 break
-            if code not in proto.RECONNECT_CODES:
-                self.error = RedriveError(code, details)
-                log.error("redrive %s: the stream ended with %s: %s; not reconnecting",
-                          self.spec.name, code.name, details)
-                self._worker._wake.set()
+            delay = self.after_stream(code, details, stream.registered is not None)
+            if delay is None:
+                self._worker._on_stop_needed()
                 self.registered.set()  # wait_registered() reports the error
                 break
-            if stream.registered is not None:
-                backoff.reset()
-            delay = backoff.next()
-            log.warning("redrive %s: the stream ended (%s: %s); reconnecting in %.2fs",
-                        self.spec.name, code.name, details, delay)
             try:
                 await asyncio.wait_for(self.stopping.wait(), delay)
             except asyncio.TimeoutError:
@@ -222,22 +208,13 @@ class _AsyncSubscription:
                         self._dispatch(stream, d)
                 elif kind == "registered":
                     stream.on_registered(resp.registered)
-                    self.connects += 1
-                    self.last_registered = resp.registered
-                    log.info("redrive %s: registered (max_in_flight %d, lease %d ms)",
-                             self.spec.name, resp.registered.max_in_flight,
-                             resp.registered.lease_ms)
+                    self.note_registered(resp.registered)
                     assert self.registered is not None
                     self.registered.set()
                 elif kind == "notices":
-                    for n in resp.notices.notices:
-                        log.debug("redrive %s: notice for delivery %d: %s", self.spec.name,
-                                  n.delivery_id, n.message)
+                    self.note_notices(resp.notices)
                 elif kind == "drain":
-                    log.info("redrive %s: the daemon drains (%s, grace %d ms): finishing "
-                             "running handlers", self.spec.name, resp.drain.reason,
-                             resp.drain.grace_ms)
-                    task = asyncio.ensure_future(stream.finish(resp.drain.grace_ms / 1000.0))
+                    task = asyncio.ensure_future(stream.finish(self.note_drain(resp.drain)))
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
             code = await call.code()
@@ -320,7 +297,7 @@ class _AsyncSubscription:
             await self._stream.finish(grace_s)
 
 
-class AsyncWorker:
+class AsyncWorker(proto.HandlerRegistry):
     """Runs coroutine handlers for redrived deliveries on an asyncio loop.
 
         worker = AsyncWorker("unix:/run/redrive/redrive.sock")
@@ -345,26 +322,11 @@ class AsyncWorker:
         self._loops: List["asyncio.Task[None]"] = []
         self._started = False
         self._stopped = False
-        self._wake = asyncio.Event()
+        self._signalled = False
+        self._wake: Optional[asyncio.Event] = None
 
-    def handle(self, channel: str, handler_id: str, fn: Optional[AsyncHandler] = None, *,
-               policy: Union[RetryPolicy, common_pb2.RetryPolicy, None] = None,
-               dead_letter: Union[DeadLetterPolicy, common_pb2.DeadLetterPolicy, None] = None,
-               max_in_flight: int = 64, lease_ms: int = 30_000, start: Start = None,
-               consumer_label: str = "") -> Any:
-        """Registers `fn` (a coroutine function) for (channel, handler_id);
-        without fn, a decorator."""
-        def add(f: AsyncHandler) -> AsyncHandler:
-            if self._started:
-                raise RuntimeError("AsyncWorker.handle() after start()")
-            spec = proto.make_spec(channel, handler_id, f, policy, dead_letter, max_in_flight,
-                                   lease_ms, start, consumer_label)
-            self._subs.append(_AsyncSubscription(self, spec))
-            return f
-        if fn is None:
-            return add
-        add(fn)
-        return None
+    def _add_subscription(self, spec: proto.Spec) -> None:
+        self._subs.append(_AsyncSubscription(self, spec))
 
     async def start(self) -> None:
         """Connects every handler in the background and returns."""
@@ -373,7 +335,9 @@ class AsyncWorker:
         if not self._subs:
             raise RuntimeError("AsyncWorker.start(): no handler; call handle() first")
         self._started = True
-        self._wake = asyncio.Event()
+        self._wake = asyncio.Event()  # on the running loop (Python 3.9 binds one)
+        if self._signalled:
+            self._wake.set()
         for s in self._subs:
             s.stopping = asyncio.Event()
             s.registered = asyncio.Event()
@@ -397,8 +361,16 @@ class AsyncWorker:
         """SIGTERM and SIGINT start stop(grace) (unix event loops)."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._wake.set)
+            loop.add_signal_handler(sig, self._on_signal)
         self._signal_grace = grace
+
+    def _on_signal(self) -> None:
+        self._signalled = True
+        self._on_stop_needed()
+
+    def _on_stop_needed(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
 
     async def run(self, grace: float = 30.0) -> None:
         """start(), then wait until stop() is called, a signal installed by
@@ -406,6 +378,7 @@ class AsyncWorker:
         is refused (raises RedriveError)."""
         if not self._started:
             await self.start()
+        assert self._wake is not None
         await self._wake.wait()
         await self.stop(getattr(self, "_signal_grace", grace))
         errors = [s.error for s in self._subs if s.error is not None]
@@ -418,7 +391,7 @@ class AsyncWorker:
         if self._stopped or not self._started:
             return
         self._stopped = True
-        self._wake.set()
+        self._on_stop_needed()
         await asyncio.gather(*(s.finish(grace) for s in self._subs))
         done, pending = await asyncio.wait(self._loops, timeout=10.0)
         for t in pending:

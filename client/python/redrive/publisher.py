@@ -44,6 +44,15 @@ def _outgoing(payload: Payload, headers: Headers, content_type: str, correlation
     return msg
 
 
+def _publish(channel: str, payload: Payload, headers: Headers, content_type: str,
+             correlation_id: str, reply_to: str, traceparent: str, tracestate: str,
+             max_len: int) -> broker_pb2.PublishRequest:
+    return broker_pb2.PublishRequest(
+        channel=channel, max_len=max_len,
+        message=_outgoing(payload, headers, content_type, correlation_id, reply_to, traceparent,
+                          tracestate))
+
+
 def _batch(channel: str, messages: Sequence[Union[Outgoing, Payload]],
            max_len: int) -> broker_pb2.PublishBatchRequest:
     out = []
@@ -71,10 +80,8 @@ class Publisher:
                 traceparent: str = "", tracestate: str = "", max_len: int = 0,
                 timeout: Optional[float] = 30.0) -> str:
         """Appends one message; returns its entry id."""
-        req = broker_pb2.PublishRequest(
-            channel=channel, max_len=max_len,
-            message=_outgoing(payload, headers, content_type, correlation_id, reply_to,
-                              traceparent, tracestate))
+        req = _publish(channel, payload, headers, content_type, correlation_id, reply_to,
+                       traceparent, tracestate, max_len)
         try:
             return self._stub.Publish(req, metadata=self._md, timeout=timeout).entry_id
         except grpc.RpcError as err:
@@ -114,10 +121,8 @@ class AsyncPublisher:
                       content_type: str = "", correlation_id: str = "", reply_to: str = "",
                       traceparent: str = "", tracestate: str = "", max_len: int = 0,
                       timeout: Optional[float] = 30.0) -> str:
-        req = broker_pb2.PublishRequest(
-            channel=channel, max_len=max_len,
-            message=_outgoing(payload, headers, content_type, correlation_id, reply_to,
-                              traceparent, tracestate))
+        req = _publish(channel, payload, headers, content_type, correlation_id, reply_to,
+                       traceparent, tracestate, max_len)
         try:
             resp = await self._stub.Publish(req, metadata=self._md, timeout=timeout)
         except grpc.RpcError as err:

@@ -26,10 +26,8 @@ import grpc
 
 from redrive import _protocol as proto
 from redrive.connection import Connection, Tls, as_connection
-from redrive.errors import RedriveError
 from redrive.message import Message
-from redrive.policy import DeadLetterPolicy, RetryPolicy, Start
-from redrive.v1 import broker_pb2, broker_pb2_grpc, common_pb2
+from redrive.v1 import broker_pb2, broker_pb2_grpc
 
 log = logging.getLogger("redrive")
 
@@ -199,15 +197,6 @@ class _Stream:
 
     # -------------------------------------------------------------- stopping
 
-    @property
-    def dead(self) -> bool:
-        with self._lock:
-            return self._dead
-
-    def unsettled(self) -> int:
-        with self._lock:
-            return len(self._leases)
-
     def finish(self, grace_s: float) -> None:
         """Graceful end: send `stop`, wait for running handlers (at most
         grace_s), send their verbs, half-close; cancel the call if it does
@@ -245,26 +234,21 @@ class _Stream:
             call.cancel()
 
 
-class _Subscription:
+class _Subscription(proto.SubscriptionBook):
     """One handle() registration: its reader thread and reconnect loop."""
 
     def __init__(self, worker: "Worker", spec: proto.Spec) -> None:
-        self.spec = spec
+        super().__init__(spec, worker._reconnect_initial_ms, worker._reconnect_max_ms)
         self._worker = worker
         self._pool = _Pool(spec.max_in_flight, "redrive-" + spec.handler_id)
         self._lock = threading.Lock()
         self._stream: Optional[_Stream] = None
         self.stopping = threading.Event()
         self.registered = threading.Event()
-        self.error: Optional[RedriveError] = None
-        self.connects = 0
-        self.last_registered: Optional[broker_pb2.Registered] = None
         self.thread = threading.Thread(target=self._loop, name="redrive-" + spec.name,
                                        daemon=True)
 
     def _loop(self) -> None:
-        backoff = proto.Backoff(self._worker._reconnect_initial_ms,
-                                self._worker._reconnect_max_ms)
         while not self.stopping.is_set():
             stream = _Stream(self.spec)
             with self._lock:
@@ -280,18 +264,11 @@ class _Subscription:
             channel.close()
             if self.stopping.is_set():
                 break
-            if code not in proto.RECONNECT_CODES:
-                self.error = RedriveError(code, details)
-                log.error("redrive %s: the stream ended with %s: %s; not reconnecting",
-                          self.spec.name, code.name, details)
+            delay = self.after_stream(code, details, stream.registered is not None)
+            if delay is None:
                 self._worker._wake.set()
                 self.registered.set()  # wait_registered() reports the error
                 break
-            if stream.registered is not None:
-                backoff.reset()
-            delay = backoff.next()
-            log.warning("redrive %s: the stream ended (%s: %s); reconnecting in %.2fs",
-                        self.spec.name, code.name, details, delay)
             self.stopping.wait(delay)
         self._pool.shutdown()
 
@@ -310,21 +287,12 @@ class _Subscription:
                         self._pool.submit_many(self._run, [(stream, d) for d in batch])
                 elif kind == "registered":
                     stream.on_registered(resp.registered)
-                    self.connects += 1
-                    self.last_registered = resp.registered
-                    log.info("redrive %s: registered (max_in_flight %d, lease %d ms)",
-                             self.spec.name, resp.registered.max_in_flight,
-                             resp.registered.lease_ms)
+                    self.note_registered(resp.registered)
                     self.registered.set()
                 elif kind == "notices":
-                    for n in resp.notices.notices:
-                        log.debug("redrive %s: notice for delivery %d: %s", self.spec.name,
-                                  n.delivery_id, n.message)
+                    self.note_notices(resp.notices)
                 elif kind == "drain":
-                    log.info("redrive %s: the daemon drains (%s, grace %d ms): finishing "
-                             "running handlers", self.spec.name, resp.drain.reason,
-                             resp.drain.grace_ms)
-                    threading.Thread(target=stream.finish, args=(resp.drain.grace_ms / 1000.0,),
+                    threading.Thread(target=stream.finish, args=(self.note_drain(resp.drain),),
                                      daemon=True).start()
             return grpc.StatusCode.OK, ""
         except grpc.RpcError as err:
@@ -346,7 +314,7 @@ class _Subscription:
             stream.finish(grace_s)
 
 
-class Worker:
+class Worker(proto.HandlerRegistry):
     """Runs handler functions for redrived deliveries, on threads.
 
         worker = Worker("unix:/run/redrive/redrive.sock")
@@ -372,24 +340,8 @@ class Worker:
         self._stopped = False
         self._wake = threading.Event()  # a signal, stop() or a fatal stream end
 
-    def handle(self, channel: str, handler_id: str, fn: Optional[Handler] = None, *,
-               policy: Union[RetryPolicy, common_pb2.RetryPolicy, None] = None,
-               dead_letter: Union[DeadLetterPolicy, common_pb2.DeadLetterPolicy, None] = None,
-               max_in_flight: int = 64, lease_ms: int = 30_000, start: Start = None,
-               consumer_label: str = "") -> Any:
-        """Registers `fn` for (channel, handler_id); without fn, a decorator.
-        `start`: "new" (default), "backlog" or an entry id, for a new group."""
-        def add(f: Handler) -> Handler:
-            if self._started:
-                raise RuntimeError("Worker.handle() after start()")
-            spec = proto.make_spec(channel, handler_id, f, policy, dead_letter, max_in_flight,
-                                   lease_ms, start, consumer_label)
-            self._subs.append(_Subscription(self, spec))
-            return f
-        if fn is None:
-            return add
-        add(fn)
-        return None
+    def _add_subscription(self, spec: proto.Spec) -> None:
+        self._subs.append(_Subscription(self, spec))
 
     def start(self) -> None:
         """Connects every handler in the background and returns."""
@@ -417,14 +369,19 @@ class Worker:
         """start(), then block until stop(), SIGTERM or SIGINT (with
         handle_signals, from the main thread), then stop(grace). Raises
         RedriveError when a handler's registration is refused."""
+        previous = {}
         if handle_signals and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(sig, lambda *_: self._wake.set())
-        if not self._started:
-            self.start()
-        while not self._wake.wait(1.0):
-            pass
-        self.stop(grace)
+                previous[sig] = signal.signal(sig, lambda *_: self._wake.set())
+        try:
+            if not self._started:
+                self.start()
+            while not self._wake.wait(1.0):
+                pass
+            self.stop(grace)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         errors = [s.error for s in self._subs if s.error is not None]
         if errors:
             raise errors[0]

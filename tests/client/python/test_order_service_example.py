@@ -4,7 +4,6 @@ scripts/run.sh runs after building), in a private XDG_RUNTIME_DIR: the
 default Unix socket and the Admin token file are run.sh's own. Asserts the
 example's output and the dead letters it left, through the Admin API."""
 
-import json
 import os
 import signal
 import subprocess

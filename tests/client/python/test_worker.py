@@ -4,9 +4,9 @@ worker test runs for the threaded Worker ("sync") and the AsyncWorker
 ("async")."""
 
 import collections
-import os
 import signal
-import threading
+import subprocess
+import sys
 import time
 
 import grpc
@@ -39,6 +39,32 @@ def dead_letters(daemon, channel, handler_id):
         handler=admin_pb2.HandlerRef(channel=channel, handler_id=handler_id), page_size=1000,
         preview_bytes=1024))
     return list(resp.dead_letters)
+
+
+class FixedPortDaemons:
+    """redrived on one loopback port over the test's Redis, killed with
+    SIGKILL and started again on the same port (sweeping abandoned entries
+    every 500 ms, Admin open)."""
+
+    def __init__(self, redis):
+        port = free_port()
+        self.target = "127.0.0.1:%d" % port
+        self._url = "redis://127.0.0.1:%d/0" % redis.port
+        self._args = ("--grpc-listen=" + self.target, "--sweep-interval-ms=500", *ADMIN_ARGS)
+        self._all = []
+
+    def start(self):
+        self._all.append(Daemon(self._url, self._args))
+        return self._all[-1]
+
+    def kill_and_restart(self):
+        self._all[-1].proc.send_signal(signal.SIGKILL)
+        self._all[-1].proc.wait()
+        return self.start()
+
+    def stop(self):
+        for d in self._all:
+            d.stop()
 
 
 def test_publisher_fields_reach_the_handler_and_errors_carry_the_code(daemon, harnesses):
@@ -176,24 +202,17 @@ def test_handler_running_three_leases_is_extended_not_redelivered(redis, daemon,
 
 
 def test_daemon_kill9_and_restart_reconnects_and_settles_everything(kind, redis, harnesses):
-    port = free_port()
-    args = ("--grpc-listen=127.0.0.1:%d" % port, "--sweep-interval-ms=500", *ADMIN_ARGS)
-    url = "redis://127.0.0.1:%d/0" % redis.port
-    d1 = Daemon(url, args)
-    daemons = [d1]
+    daemons = FixedPortDaemons(redis)
+    d1 = daemons.start()
     try:
         channel = "py.client.kill." + kind
-        h = harnesses(kind, "127.0.0.1:%d" % port, reconnect_initial_ms=50,
-                      reconnect_max_ms=500)
+        h = harnesses(kind, daemons.target, reconnect_initial_ms=50, reconnect_max_ms=500)
         h.handle(channel, "kill", lambda m: 0.002, max_in_flight=16, lease_ms=1000)
         h.start()
         payloads = [b"k-%03d" % i for i in range(300)]
         publish_all(d1.address, channel, payloads)
         assert wait_for(lambda: h.calls.done_count() >= 60, WAIT)
-        d1.proc.send_signal(signal.SIGKILL)
-        d1.proc.wait()
-        d2 = Daemon(url, args)
-        daemons.append(d2)
+        d2 = daemons.kill_and_restart()
         t_ready = time.monotonic()
         assert wait_for(lambda: h.stats()["%s/kill" % channel] >= 2, WAIT), h.stats()
         print("reconnected %.2fs after the new daemon was ready" % (time.monotonic() - t_ready))
@@ -215,8 +234,7 @@ def test_daemon_kill9_and_restart_reconnects_and_settles_everything(kind, redis,
                   kind, len(payloads), dups, len(dead_letters(d2, channel, "kill")),
                   h.stats()["%s/kill" % channel]))
     finally:
-        for d in daemons:
-            d.stop()
+        daemons.stop()
 
 
 def test_graceful_stop_finishes_in_flight_work(kind, redis, daemon, harnesses):
@@ -264,15 +282,11 @@ def test_late_verbs_of_a_dead_stream_are_dropped_not_sent_on_the_new_one(kind, r
     # "new" messages first. Had the old handlers' ACKs (ids 1..4 of the dead
     # daemon) gone out on the new stream, they would have ACKed the new
     # messages, which then never reach the DLQ.
-    port = free_port()
-    args = ("--grpc-listen=127.0.0.1:%d" % port, "--sweep-interval-ms=500", *ADMIN_ARGS)
-    url = "redis://127.0.0.1:%d/0" % redis.port
-    d1 = Daemon(url, args)
-    daemons = [d1]
+    daemons = FixedPortDaemons(redis)
+    d1 = daemons.start()
     try:
         channel = "py.client.late." + kind
-        h = harnesses(kind, "127.0.0.1:%d" % port, reconnect_initial_ms=50,
-                      reconnect_max_ms=200)
+        h = harnesses(kind, daemons.target, reconnect_initial_ms=50, reconnect_max_ms=200)
 
         def body(msg):
             if msg.payload.startswith(b"new"):
@@ -283,10 +297,7 @@ def test_late_verbs_of_a_dead_stream_are_dropped_not_sent_on_the_new_one(kind, r
         h.start()
         publish_all(d1.address, channel, [b"old-%d" % i for i in range(4)])
         assert wait_for(lambda: h.calls.count() == 4, WAIT)
-        d1.proc.send_signal(signal.SIGKILL)
-        d1.proc.wait()
-        d2 = Daemon(url, args)
-        daemons.append(d2)
+        d2 = daemons.kill_and_restart()
         assert wait_for(lambda: h.stats()["%s/late" % channel] >= 2, WAIT), h.stats()
         publish_all(d2.address, channel, [b"new-%d" % i for i in range(4)])
         assert wait_for(lambda: len(dead_letters(d2, channel, "late")) == 4, WAIT)
@@ -297,5 +308,50 @@ def test_late_verbs_of_a_dead_stream_are_dropped_not_sent_on_the_new_one(kind, r
         assert wait_for(lambda: sorted(set(h.calls.done)) == [b"old-%d" % i for i in range(4)],
                         WAIT)
     finally:
-        for d in daemons:
-            d.stop()
+        daemons.stop()
+
+
+SIGTERM_SCRIPT = r"""
+import asyncio, sys, time
+import redrive
+kind, target, channel = sys.argv[1:4]
+if kind == "sync":
+    worker = redrive.Worker(target)
+    def slow(msg):
+        print("started", msg.payload.decode(), flush=True)
+        time.sleep(1.0)
+        print("finished", msg.payload.decode(), flush=True)
+    worker.handle(channel, "sig", slow, start="backlog")
+    worker.run(grace=10)
+else:
+    async def main():
+        worker = redrive.AsyncWorker(target)
+        async def slow(msg):
+            print("started", msg.payload.decode(), flush=True)
+            await asyncio.sleep(1.0)
+            print("finished", msg.payload.decode(), flush=True)
+        worker.handle(channel, "sig", slow, start="backlog")
+        worker.add_signal_handlers(grace=10)
+        await worker.run()
+    asyncio.run(main())
+print("stopped", flush=True)
+"""
+
+
+def test_sigterm_stops_the_worker_gracefully(kind, redis, daemon):
+    channel = "py.client.sigterm." + kind
+    publish_all(daemon.address, channel, [b"one"])
+    proc = subprocess.Popen([sys.executable, "-c", SIGTERM_SCRIPT, kind, daemon.address, channel],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline() == b"started one\n"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=WAIT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert (proc.returncode, out) == (0, b"finished one\nstopped\n"), err.decode()
+    r = redis.client()
+    assert wait_for(lambda: pending(r, channel, "sig") == 0, WAIT)
+    assert r("XLEN", channel + ".sig.retry") == 0
+    r.close()
