@@ -226,9 +226,21 @@ class HandlerRegistry:
     given to the subclass's _add_subscription()."""
 
     _started = False
+    _subs: "List[Any]"  # the subclass's subscriptions (SubscriptionBook)
 
     def _add_subscription(self, spec: Spec) -> None:
         raise NotImplementedError
+
+    def stats(self) -> Dict[str, int]:
+        """Per handler ("channel/handler_id"): how many times it registered
+        (1 + the reconnects that succeeded)."""
+        return {s.spec.name: s.connects for s in self._subs}
+
+    def registrations(self) -> Dict[str, broker_pb2.Registered]:
+        """Per handler: the daemon's last `registered` answer (effective
+        settings and the Redis names: stream, group, retry and DLQ streams)."""
+        return {s.spec.name: s.last_registered for s in self._subs
+                if s.last_registered is not None}
 
     def handle(self, channel: str, handler_id: str, fn: Optional[Callable[..., Any]] = None, *,
                policy: Union[RetryPolicy, common_pb2.RetryPolicy, None] = None,

@@ -15,7 +15,7 @@ import inspect
 import logging
 import signal
 import types
-from typing import Any, Awaitable, Callable, Dict, Generator, List, Optional, Tuple, Union
+from typing import Any, Awaitable, Callable, Generator, List, Optional, Tuple, Union
 
 import grpc
 import grpc.aio
@@ -396,17 +396,6 @@ class AsyncWorker(proto.HandlerRegistry):
         done, pending = await asyncio.wait(self._loops, timeout=10.0)
         for t in pending:
             t.cancel()
-
-    def stats(self) -> Dict[str, int]:
-        """Per handler ("channel/handler_id"): how many times it registered
-        (1 + the reconnects that succeeded)."""
-        return {s.spec.name: s.connects for s in self._subs}
-
-    def registrations(self) -> Dict[str, broker_pb2.Registered]:
-        """Per handler: the daemon's last `registered` answer (effective
-        settings and the Redis names: stream, group, retry and DLQ streams)."""
-        return {s.spec.name: s.last_registered for s in self._subs
-                if s.last_registered is not None}
 
     async def __aenter__(self) -> "AsyncWorker":
         return self

@@ -20,7 +20,7 @@ import collections
 import logging
 import signal
 import threading
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
+from typing import Any, Callable, Iterable, List, Optional, Tuple, Union
 
 import grpc
 
@@ -402,17 +402,6 @@ class Worker(proto.HandlerRegistry):
         for s in self._subs:
             if s.thread.is_alive():
                 s.thread.join(10.0)
-
-    def stats(self) -> Dict[str, int]:
-        """Per handler ("channel/handler_id"): how many times it registered
-        (1 + the reconnects that succeeded)."""
-        return {s.spec.name: s.connects for s in self._subs}
-
-    def registrations(self) -> Dict[str, broker_pb2.Registered]:
-        """Per handler: the daemon's last `registered` answer (effective
-        settings and the Redis names: stream, group, retry and DLQ streams)."""
-        return {s.spec.name: s.last_registered for s in self._subs
-                if s.last_registered is not None}
 
     def __enter__(self) -> "Worker":
         return self
