@@ -19,6 +19,10 @@ PACKAGES=(
   prometheus
   # tests: redrivectl top on a real terminal (tests/e2e/redrivectl_top_test.cc)
   tmux
+  # tests: `pip install client/python` into a fresh venv (python_client_packaging_test),
+  # mypy --strict over it (python_client_typecheck_test); bench/clients/python.sh's
+  # direct consumer (redis-py)
+  python3-venv python3-pip python3-setuptools python3-mypy python3-redis
 )
 
 missing=()
