@@ -23,7 +23,7 @@ command -v redis-server >/dev/null || { echo "redis-server missing: integration 
 
 echo "== clang-format --dry-run -Werror"
 # Our sources only: generated code lives in the build directories.
-find daemon client bench tests -name node_modules -prune -o \( -name '*.h' -o -name '*.cc' \) -print0 |
+find daemon client bench tests examples -name node_modules -prune -o \( -name '*.h' -o -name '*.cc' \) -print0 |
   sort -z | xargs -0 clang-format --dry-run -Werror
 
 run_suite() {
