@@ -35,6 +35,7 @@ COPY proto proto
 COPY daemon daemon
 COPY client client
 RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DREDRIVE_BUILD_TESTS=OFF -DREDRIVE_BUILD_BENCH=OFF \
+      -DREDRIVE_BUILD_EXAMPLES=OFF \
     && cmake --build /build --target redrived redrivectl \
     && strip /build/daemon/redrived /build/client/redrivectl
 

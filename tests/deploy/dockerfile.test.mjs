@@ -233,6 +233,7 @@ test("the build stage's COPY sources are enough to configure redrived and redriv
       "-DCMAKE_BUILD_TYPE=Release",
       "-DREDRIVE_BUILD_TESTS=OFF",
       "-DREDRIVE_BUILD_BENCH=OFF",
+      "-DREDRIVE_BUILD_EXAMPLES=OFF",
     ]);
     const out = execFileSync(
       "cmake",
