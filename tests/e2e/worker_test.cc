@@ -198,6 +198,16 @@ class WorkerTest : public ::testing::Test {
     return DaemonProcess::Start(o);
   }
 
+  // Replaces the fixture's daemon with one on a fixed port, so that a
+  // restarted daemon answers at the same target; returns that target.
+  std::string UseFixedPortDaemon() {
+    daemon_.reset();
+    const std::string listen = absl::StrCat("127.0.0.1:", testing::PickFreePort());
+    daemon_ = StartDaemon(listen);
+    if (daemon_ != nullptr) publisher_ = Publisher::Connect(listen);
+    return listen;
+  }
+
   WorkerOptions Options() const {
     WorkerOptions o;
     o.target = daemon_->address();
@@ -484,13 +494,8 @@ TEST_F(WorkerTest, StopLetsTheRunningHandlerFinishAndItsAckLand) {
 }
 
 TEST_F(WorkerTest, ReconnectsAfterKill9AndSettlesEveryMessage) {
-  // A daemon on a fixed port, so that its replacement answers at the same
-  // target.
-  daemon_.reset();
-  const std::string listen = absl::StrCat("127.0.0.1:", testing::PickFreePort());
-  daemon_ = StartDaemon(listen);
+  const std::string listen = UseFixedPortDaemon();
   ASSERT_NE(daemon_, nullptr);
-  publisher_ = Publisher::Connect(listen);
 
   const std::string ch = "crash";
   constexpr int kN = 400;
@@ -550,11 +555,8 @@ TEST_F(WorkerTest, ReconnectsAfterKill9AndSettlesEveryMessage) {
 }
 
 TEST_F(WorkerTest, DrainNoticeFinishesRunningWorkThenReconnects) {
-  const std::string listen = absl::StrCat("127.0.0.1:", testing::PickFreePort());
-  daemon_.reset();
-  daemon_ = StartDaemon(listen);
+  const std::string listen = UseFixedPortDaemon();
   ASSERT_NE(daemon_, nullptr);
-  publisher_ = Publisher::Connect(listen);
   const std::string ch = "drain";
   std::atomic<int> started{0};
   Seen seen;
@@ -601,12 +603,9 @@ TEST_F(WorkerTest, FatalRegistrationErrorIsReported) {
 }
 
 TEST_F(WorkerTest, LateVerbsOfADeadStreamAreDroppedNotSentOnTheNewStream) {
-  // A daemon on a fixed port, freshly started: its delivery ids count from 1.
-  daemon_.reset();
-  const std::string listen = absl::StrCat("127.0.0.1:", testing::PickFreePort());
-  daemon_ = StartDaemon(listen);
+  // A freshly started daemon: its delivery ids count from 1.
+  const std::string listen = UseFixedPortDaemon();
   ASSERT_NE(daemon_, nullptr);
-  publisher_ = Publisher::Connect(listen);
 
   const std::string ch = "late";
   constexpr int kN = 3;
