@@ -1,16 +1,28 @@
 // redrive::Worker and redrive::Publisher against the real redrived binary
 // and a real redis-server: delivery, retries into the DLQ, the concurrency
-// limit, lease extension, reconnect after kill -9, graceful stop.
+// limit, lease extension, reconnect after kill -9, late verbs of a dead
+// stream, graceful stop, TLS with a bearer token.
 #include "redrive/worker.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <set>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
+#include <tuple>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "redrive/publisher.h"
@@ -66,6 +78,102 @@ class Seen {
   int total_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
+// A gate handlers wait on until the test opens it.
+class Gate {
+ public:
+  void Open() {
+    absl::MutexLock lock(&mu_);
+    open_ = true;
+  }
+  // False when not opened within `timeout`.
+  bool Wait(absl::Duration timeout) {
+    absl::MutexLock lock(&mu_);
+    return mu_.AwaitWithTimeout(absl::Condition(&open_), timeout);
+  }
+
+ private:
+  absl::Mutex mu_;
+  bool open_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// Opens its gates when it goes out of scope: declared after the Worker, so
+// that a test ending early never leaves the Worker's destructor waiting for
+// a blocked handler.
+class OpenOnExit {
+ public:
+  explicit OpenOnExit(std::vector<Gate*> gates) : gates_(std::move(gates)) {}
+  ~OpenOnExit() {
+    for (Gate* g : gates_) g->Open();
+  }
+  OpenOnExit(const OpenOnExit&) = delete;
+  OpenOnExit& operator=(const OpenOnExit&) = delete;
+
+ private:
+  std::vector<Gate*> gates_;
+};
+
+// The Worker's log lines (WorkerOptions::log), guarded.
+class LogLines {
+ public:
+  std::function<void(absl::string_view)> Sink() {
+    return [this](absl::string_view line) {
+      absl::MutexLock lock(&mu_);
+      lines_.emplace_back(line);
+    };
+  }
+  // Lines containing `text`.
+  int Count(absl::string_view text) const {
+    absl::MutexLock lock(&mu_);
+    int n = 0;
+    for (const std::string& l : lines_) n += absl::StrContains(l, text) ? 1 : 0;
+    return n;
+  }
+  std::string All() const {
+    absl::MutexLock lock(&mu_);
+    std::string out;
+    for (const std::string& l : lines_) absl::StrAppend(&out, l, "\n");
+    return out;
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  std::vector<std::string> lines_ ABSL_GUARDED_BY(mu_);
+};
+
+// Runs `args` (args[0] looked up in PATH) with stdout and stderr appended to
+// `log`; "" when it exits 0, else what went wrong.
+std::string RunTool(std::vector<std::string> args, const std::string& log) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = -1;
+  const int err = posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (err != 0) {
+    return absl::StrCat("cannot run ", args[0], ": ", std::strerror(err),
+                        " (scripts/deps.sh installs it)");
+  }
+  int status = 0;
+  if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    std::ifstream in(log);
+    std::stringstream text;
+    text << in.rdbuf();
+    return absl::StrCat(args[0], " failed (status ", status, "):\n", text.str());
+  }
+  return "";
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
 class WorkerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() { redis_ = TestRedisServer::Start().release(); }
@@ -88,6 +196,16 @@ class WorkerTest : public ::testing::Test {
     o.grpc_listen = listen;
     o.extra_args = {"--instance-id=w1", "--reclaim-tick-ms=100", "--log-level=info"};
     return DaemonProcess::Start(o);
+  }
+
+  // Replaces the fixture's daemon with one on a fixed port, so that a
+  // restarted daemon answers at the same target; returns that target.
+  std::string UseFixedPortDaemon() {
+    daemon_.reset();
+    const std::string listen = absl::StrCat("127.0.0.1:", testing::PickFreePort());
+    daemon_ = StartDaemon(listen);
+    if (daemon_ != nullptr) publisher_ = Publisher::Connect(listen);
+    return listen;
   }
 
   WorkerOptions Options() const {
@@ -376,13 +494,8 @@ TEST_F(WorkerTest, StopLetsTheRunningHandlerFinishAndItsAckLand) {
 }
 
 TEST_F(WorkerTest, ReconnectsAfterKill9AndSettlesEveryMessage) {
-  // A daemon on a fixed port, so that its replacement answers at the same
-  // target.
-  daemon_.reset();
-  const std::string listen = absl::StrCat("127.0.0.1:", testing::PickFreePort());
-  daemon_ = StartDaemon(listen);
+  const std::string listen = UseFixedPortDaemon();
   ASSERT_NE(daemon_, nullptr);
-  publisher_ = Publisher::Connect(listen);
 
   const std::string ch = "crash";
   constexpr int kN = 400;
@@ -442,11 +555,8 @@ TEST_F(WorkerTest, ReconnectsAfterKill9AndSettlesEveryMessage) {
 }
 
 TEST_F(WorkerTest, DrainNoticeFinishesRunningWorkThenReconnects) {
-  const std::string listen = absl::StrCat("127.0.0.1:", testing::PickFreePort());
-  daemon_.reset();
-  daemon_ = StartDaemon(listen);
+  const std::string listen = UseFixedPortDaemon();
   ASSERT_NE(daemon_, nullptr);
-  publisher_ = Publisher::Connect(listen);
   const std::string ch = "drain";
   std::atomic<int> started{0};
   Seen seen;
@@ -490,6 +600,231 @@ TEST_F(WorkerTest, FatalRegistrationErrorIsReported) {
   worker.Stop(absl::Seconds(1));
   EXPECT_EQ(worker.Handle("x", "", [](const Message&) { return Result::Ack(); }).code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(WorkerTest, LateVerbsOfADeadStreamAreDroppedNotSentOnTheNewStream) {
+  // A freshly started daemon: its delivery ids count from 1.
+  const std::string listen = UseFixedPortDaemon();
+  ASSERT_NE(daemon_, nullptr);
+
+  const std::string ch = "late";
+  constexpr int kN = 3;
+  // First attempts block on `old_gate` across the kill; the redeliveries
+  // (attempt 2) block on `new_gate`.
+  Gate old_gate;
+  Gate new_gate;
+  absl::Mutex mu;
+  // payload → (attempt, previous_error_code, previous_error) per call.
+  std::map<std::string, std::vector<std::tuple<uint32_t, std::string, std::string>>> calls;
+  std::set<uint64_t> old_ids;
+  std::set<uint64_t> new_ids;
+  std::atomic<int> old_started{0};
+  std::atomic<int> new_started{0};
+  LogLines logs;
+  WorkerOptions wo = Options();
+  wo.target = listen;
+  wo.log = logs.Sink();
+  Worker worker(wo);
+  OpenOnExit open_on_exit({&old_gate, &new_gate});
+  HandlerOptions ho;
+  ho.max_in_flight = 2 * kN;  // room for the redeliveries beside the blocked calls
+  ho.lease = absl::Milliseconds(1000);
+  ho.retry_policy = Policy(/*max_retries=*/3, /*initial_backoff_ms=*/50);
+  ASSERT_TRUE(Begin(
+                  worker, ch,
+                  [&](const Message& m) -> Result {
+                    {
+                      absl::MutexLock lock(&mu);
+                      calls[m.payload()].emplace_back(m.attempt(), m.previous_error_code(),
+                                                      m.previous_error());
+                      (m.attempt() == 1 ? old_ids : new_ids).insert(m.delivery().delivery_id());
+                    }
+                    Gate& gate = m.attempt() == 1 ? old_gate : new_gate;
+                    ++(m.attempt() == 1 ? old_started : new_started);
+                    if (!gate.Wait(absl::Seconds(30))) return Result::Retry("gate not opened");
+                    return Result::Ack();
+                  },
+                  ho)
+                  .ok());
+  ASSERT_EQ(PublishN(ch, "late-", kN).size(), static_cast<size_t>(kN));
+  ASSERT_TRUE(WaitFor([&] { return old_started.load() == kN; }));
+
+  daemon_->Kill9();
+  daemon_ = StartDaemon(listen);
+  ASSERT_NE(daemon_, nullptr);
+  ASSERT_TRUE(WaitFor([&] { return worker.stats().registrations == 2; }))
+      << worker.stats().registrations;
+  // The new daemon claims the entries once idle past the lease (an attempt
+  // failed: LEASE_EXPIRED) and delivers them again as attempt 2, under the
+  // delivery ids the blocked calls hold: ids count per daemon instance, so a
+  // late ACK sent on this stream would settle these redeliveries.
+  ASSERT_TRUE(WaitFor([&] { return new_started.load() == kN; }))
+      << new_started.load() << " redeliveries running";
+  {
+    absl::MutexLock lock(&mu);
+    const std::set<uint64_t> first = {1, 2, 3};
+    ASSERT_EQ(old_ids, first);
+    ASSERT_EQ(new_ids, first);
+  }
+  EXPECT_EQ(worker.stats().acks, 0u);
+
+  // The calls of the dead stream return: their ACKs are dropped.
+  old_gate.Open();
+  ASSERT_TRUE(WaitFor([&] {
+    const WorkerStats s = worker.stats();
+    return s.dropped_verbs + s.acks + s.nacks + s.terminates >= static_cast<uint64_t>(kN);
+  }));
+  EXPECT_EQ(worker.stats().dropped_verbs, static_cast<uint64_t>(kN));
+  EXPECT_EQ(worker.stats().acks, 0u);
+  EXPECT_EQ(logs.Count("dropping ACK of delivery"), kN) << logs.All();
+  // The redeliveries are still unsettled at the daemon.
+  EXPECT_EQ(Pending("late.h.retry", "h-retry"), kN);
+
+  new_gate.Open();
+  ASSERT_TRUE(WaitFor([&] {
+    return worker.stats().acks >= static_cast<uint64_t>(kN) && Pending(ch, "h") == 0 &&
+           Pending("late.h.retry", "h-retry") == 0;
+  })) << "acks "
+      << worker.stats().acks << ", pending " << Pending("late.h.retry", "h-retry");
+  worker.Stop(absl::Seconds(5));
+
+  const WorkerStats s = worker.stats();
+  EXPECT_EQ(s.registrations, 2u);
+  EXPECT_EQ(s.deliveries, static_cast<uint64_t>(2 * kN));
+  EXPECT_EQ(s.acks, static_cast<uint64_t>(kN));  // each once, on the new stream
+  EXPECT_EQ(s.nacks + s.terminates, 0u);
+  EXPECT_EQ(s.dropped_verbs, static_cast<uint64_t>(kN));
+  // Nothing of the old stream reached the new one: the daemon answered no
+  // verb with a notice (UNKNOWN_DELIVERY, ALREADY_SETTLED).
+  EXPECT_EQ(logs.Count("notice for delivery"), 0) << logs.All();
+  EXPECT_EQ(testing::XLenOf(*conn_, "late.h.dlq"), 0);
+  absl::MutexLock lock(&mu);
+  ASSERT_EQ(calls.size(), static_cast<size_t>(kN));
+  for (int i = 0; i < kN; ++i) {
+    const auto& c = calls[absl::StrCat("late-", i)];
+    ASSERT_EQ(c.size(), 2u) << i;
+    EXPECT_EQ(c[0], std::make_tuple(1u, std::string(), std::string())) << i;
+    EXPECT_EQ(std::get<0>(c[1]), 2u) << i;
+    EXPECT_EQ(std::get<1>(c[1]), "LEASE_EXPIRED") << i;
+    EXPECT_TRUE(absl::StartsWith(std::get<2>(c[1]), "lease expired on consumer "))
+        << std::get<2>(c[1]);
+  }
+}
+
+TEST_F(WorkerTest, TlsWithBearerTokenEndToEnd) {
+  constexpr char kToken[] = "worker-broker-token-0123456789";
+  // A CA and a server certificate for 127.0.0.1, made with openssl.
+  std::string dir = (std::filesystem::temp_directory_path() / "redrive-worker-tls-XXXXXX").string();
+  ASSERT_NE(mkdtemp(dir.data()), nullptr);
+  const std::string log = dir + "/openssl.log";
+  const std::string ca = dir + "/ca.crt";
+  const std::string crt = dir + "/server.crt";
+  const std::string key = dir + "/server.key";
+  { std::ofstream(dir + "/san.ext") << "subjectAltName=DNS:localhost,IP:127.0.0.1\n"; }
+  const std::vector<std::string> ec = {"-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                                       "-nodes"};
+  std::vector<std::string> make_ca = {"openssl", "req", "-x509"};
+  make_ca.insert(make_ca.end(), ec.begin(), ec.end());
+  make_ca.insert(make_ca.end(), {"-keyout", dir + "/ca.key", "-out", ca, "-days", "1", "-subj",
+                                 "/CN=redrive-test-ca"});
+  ASSERT_EQ(RunTool(make_ca, log), "");
+  std::vector<std::string> make_csr = {"openssl", "req", "-new"};
+  make_csr.insert(make_csr.end(), ec.begin(), ec.end());
+  make_csr.insert(make_csr.end(),
+                  {"-keyout", key, "-out", dir + "/server.csr", "-subj", "/CN=localhost"});
+  ASSERT_EQ(RunTool(make_csr, log), "");
+  ASSERT_EQ(RunTool({"openssl", "x509", "-req", "-in", dir + "/server.csr", "-CA", ca, "-CAkey",
+                     dir + "/ca.key", "-set_serial", "1001", "-days", "1", "-extfile",
+                     dir + "/san.ext", "-out", crt},
+                    log),
+            "");
+
+  daemon_.reset();
+  DaemonProcess::Options o;
+  o.redis_url = redis_->url();
+  o.extra_args = {"--instance-id=w1", "--tls-cert=" + crt, "--tls-key=" + key,
+                  "--broker-auth=token"};
+  o.env = {absl::StrCat("REDRIVE_BROKER_TOKEN=", kToken)};
+  daemon_ = DaemonProcess::Start(o);
+  ASSERT_NE(daemon_, nullptr);
+
+  ClientOptions secure;
+  secure.tls = ClientTlsOptions{};
+  secure.tls->root_certs = ReadFile(ca);
+  secure.bearer_token = kToken;
+  ASSERT_FALSE(secure.tls->root_certs.empty());
+  publisher_ = Publisher::Connect(daemon_->address(), secure);
+
+  const std::string ch = "tls";
+  Seen seen;
+  {
+    WorkerOptions wo = Options();
+    wo.client = secure;
+    Worker worker(wo);
+    ASSERT_TRUE(Begin(worker, ch, [&](const Message& m) -> Result {
+                  seen.Add(m);
+                  return Result::Ack();
+                }).ok());
+    ASSERT_EQ(PublishN(ch, "t-", 10).size(), 10u);
+    ASSERT_TRUE(WaitFor([&] { return seen.total() >= 10 && Pending(ch, "h") == 0; }))
+        << seen.total();
+    worker.Stop(absl::Seconds(5));
+    std::map<std::string, int> want;
+    for (int i = 0; i < 10; ++i) want[absl::StrCat("t-", i)] = 1;
+    EXPECT_EQ(seen.calls(), want);
+    EXPECT_EQ(worker.stats().acks, 10u);
+    EXPECT_EQ(worker.stats().registrations, 1u);
+  }
+
+  std::atomic<int> others{0};
+  auto count = [&](const Message&) -> Result {
+    ++others;
+    return Result::Ack();
+  };
+  {
+    // TLS without the token: the registration is refused for good.
+    WorkerOptions wo = Options();
+    wo.client = secure;
+    wo.client.bearer_token.clear();
+    Worker worker(wo);
+    ASSERT_TRUE(worker.Handle(ch, "no-token", count).ok());
+    ASSERT_TRUE(worker.Start().ok());
+    const absl::Status s = worker.WaitReady(absl::Seconds(5));
+    EXPECT_EQ(s.code(), absl::StatusCode::kUnauthenticated) << s;
+    EXPECT_EQ(worker.status().code(), absl::StatusCode::kUnauthenticated);
+    worker.Stop(absl::Seconds(1));
+    EXPECT_EQ(worker.stats().registrations, 0u);
+    ClientOptions no_token = secure;
+    no_token.bearer_token.clear();
+    EXPECT_EQ(Publisher::Connect(daemon_->address(), no_token)->Publish(ch, "x").status().code(),
+              absl::StatusCode::kUnauthenticated);
+  }
+  {
+    // The token without TLS: the daemon does not answer plaintext; the
+    // worker keeps retrying (UNAVAILABLE is not fatal) and never registers.
+    LogLines logs;
+    WorkerOptions wo = Options();
+    wo.client.bearer_token = kToken;
+    wo.log = logs.Sink();
+    Worker worker(wo);
+    ASSERT_TRUE(worker.Handle(ch, "no-tls", count).ok());
+    ASSERT_TRUE(worker.Start().ok());
+    const absl::Status s = worker.WaitReady(absl::Seconds(1));
+    EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded) << s;
+    worker.Stop(absl::Seconds(1));
+    EXPECT_EQ(worker.stats().registrations, 0u);
+    EXPECT_GE(logs.Count("stream ended (UNAVAILABLE"), 1) << logs.All();
+    ClientOptions plain;
+    plain.bearer_token = kToken;
+    plain.call_timeout = absl::Seconds(2);
+    EXPECT_EQ(Publisher::Connect(daemon_->address(), plain)->Publish(ch, "x").status().code(),
+              absl::StatusCode::kUnavailable);
+  }
+  EXPECT_EQ(others.load(), 0);
+  EXPECT_EQ(testing::XLenOf(*conn_, ch), 10);  // nothing published without TLS and token
+  // No consumer group was made for the refused handlers.
+  EXPECT_EQ(conn_->Command({"XINFO", "GROUPS", ch})->elements.size(), 1u);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
