@@ -16,24 +16,11 @@ cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release -DREDRIVE_BUILD_
 cmake --build build-release --target redrived >/dev/null
 
 work=$(mktemp -d)
-cleanup() {
-  [ -n "${daemon_pid:-}" ] && kill "$daemon_pid" 2>/dev/null || true
-  [ -n "${redis_pid:-}" ] && kill "$redis_pid" 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" \
-  --logfile "$work/redis.log" &
-redis_pid=$!
-for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.05; done
-build-release/daemon/redrived --redis-url="redis://127.0.0.1:$port/0" \
-  --grpc-listen="unix:$work/redrive.sock" --ready-file="$work/ready.json" \
-  >"$work/redrived.log" 2>&1 &
-daemon_pid=$!
-for _ in $(seq 200); do [ -s "$work/ready.json" ] && break; sleep 0.05; done
-[ -s "$work/ready.json" ] || { cat "$work/redrived.log" >&2; exit 1; }
+export REDRIVE_DAEMON_BINARY=$PWD/build-release/daemon/redrived
+REDRIVE_REDIS_SERVER=$(command -v redis-server)
+export REDRIVE_REDIS_SERVER
+source tests/testing/daemon_env.sh
+redrive_start "$work"
+trap 'redrive_stop; rm -rf "$work"' EXIT
 PYTHONPATH="$PWD/client/python" timeout 600 /usr/bin/python3 bench/clients/python_bench.py \
-  --target="unix:$work/redrive.sock" --redis-port="$port" "$@"
+  --target="$REDRIVE_TARGET" --redis-port="$REDIS_PORT" "$@"

@@ -1,6 +1,7 @@
-# Sourced by the shell tests that need a running daemon (client_install_test,
-# cpp_example_test): starts a private redis-server on a free loopback port
-# and the real redrived on a Unix socket, both stopped on exit.
+# Sourced by the shell tests and benchmarks that need a running daemon
+# (client_install_test, cpp_example_test, bench/clients/*.sh): starts a
+# private redis-server on a free loopback port and the real redrived on a
+# Unix socket, both stopped on exit.
 #   redrive_start WORK_DIR [redrived flag...]
 # sets REDRIVE_TARGET (unix:WORK_DIR/redrived.sock) and REDIS_PORT. Needs
 # REDRIVE_DAEMON_BINARY and REDRIVE_REDIS_SERVER (ctest sets both); a missing

@@ -3,7 +3,7 @@
 // multi-id XACK per batch) on the same number of identical entries, in the
 // same run; rounds alternate and the medians' ratio is reported.
 //
-//   node bench.mjs --address=127.0.0.1:PORT --redis-port=PORT
+//   node bench.mjs --address=unix:/path/to/redrived.sock|127.0.0.1:PORT --redis-port=PORT
 //       [--messages=50000] [--payload=100] [--count=100] [--max-in-flight=1000] [--rounds=3]
 //
 // Both sides start from N entries already in their stream (published through
