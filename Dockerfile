@@ -27,6 +27,7 @@ RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends \
       g++ cmake ninja-build pkg-config \
       libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto \
       libabsl-dev libhiredis-dev libevent-dev nlohmann-json3-dev libspdlog-dev libssl-dev \
+      libjemalloc-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
@@ -56,7 +57,7 @@ ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends \
       libgrpc++1.51 libgrpc29 libprotobuf32 libhiredis0.14 libevent-core-2.1-7 libevent-pthreads-2.1-7 libevent-2.1-7 \
       libabsl20220623 libspdlog1.10 libfmt9 libssl3 ca-certificates \
-      libevent-extra-2.1-7 zlib1g libc-ares2 libre2-9 \
+      libevent-extra-2.1-7 zlib1g libc-ares2 libre2-9 libjemalloc2 \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 redrive \
     && useradd --system --uid 10001 --gid redrive --no-create-home --shell /usr/sbin/nologin redrive \

@@ -11,6 +11,7 @@ PACKAGES=(
   # libraries (see README "Dependencies")
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   libabsl-dev libhiredis-dev libevent-dev nlohmann-json3-dev libspdlog-dev libssl-dev
+  libjemalloc-dev
   # tests (openssl makes the TLS tests' certificates; stunnel4 is the Redis TLS tunnel)
   libgtest-dev libgmock-dev redis-server python3-grpcio python3-protobuf python3-pytest curl
   openssl stunnel4

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "daemon/metrics.h"
+#include "daemon/redis/hiredis_reply.h"
 
 namespace redrive {
 
@@ -56,6 +57,9 @@ void HiredisAsync::Connect() {
     return;
   }
   ctx_->data = this;
+  // Replies are built as RedisReply by the reader itself (this connection
+  // never subscribes).
+  ctx_->c.reader->fn = ReplyBuilder();
   redisLibeventAttach(ctx_, loop_.base());
   redisAsyncSetConnectCallback(ctx_, &HiredisAsync::OnConnect);
   redisAsyncSetDisconnectCallback(ctx_, &HiredisAsync::OnDisconnect);
@@ -170,7 +174,7 @@ void HiredisAsync::OnReply(redisAsyncContext*, void* reply, void* privdata) {
     pending->done(absl::UnavailableError("redis: connection lost before the reply"));
     return;
   }
-  pending->done(RedisReply::FromHiredis(static_cast<const redisReply*>(reply)));
+  pending->done(TakeBuiltReply(reply));
 }
 
 void HiredisAsync::OnConnect(const redisAsyncContext* ctx, int status) {
