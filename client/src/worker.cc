@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -333,7 +334,7 @@ class HandlerRunner {
   int running_ ABSL_GUARDED_BY(mu_) = 0;
   // Running calls of the current stream: delivery id → when the lease was
   // last renewed (delivery or EXTEND).
-  std::map<uint64_t, absl::Time> renewed_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint64_t, absl::Time> renewed_ ABSL_GUARDED_BY(mu_);
   int failures_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time reconnect_at_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   absl::Status fatal_ ABSL_GUARDED_BY(mu_);
