@@ -65,7 +65,9 @@ const std::vector<OptionSpec>& Options() {
   static const auto* options = new std::vector<OptionSpec>{
       {"redis-url", "embedded",
        "Redis to use: redis://[user:password@]host:port/db, unix:///path?db=N, "
-       "or 'embedded' to start a private redis-server on a Unix socket in a "
+       "redis-sentinel://[user:password@]host:port[,host:port...]/master[/db]"
+       "[?sentinel_password=P] (the primary Sentinel names, followed across "
+       "failovers), or 'embedded' to start a private redis-server on a Unix socket in a "
        "temporary directory (stopped with the daemon). Prefer "
        "REDRIVE_REDIS_PASSWORD(_FILE) to a password in the URL.",
        [](absl::string_view v, Config&, Raw& r) {
@@ -453,7 +455,8 @@ absl::Status Resolve(const Raw& raw, const EnvLookup& env, Config& c) {
     if (!addr.ok()) return BadValue("redis-url", addr.status().message());
     c.embedded_redis = false;
     c.redis = *std::move(addr);
-    c.password_on_command_line = raw.redis_url_from_flag && !c.redis.password.empty();
+    c.password_on_command_line = raw.redis_url_from_flag &&
+                                 (!c.redis.password.empty() || !c.redis.sentinel.password.empty());
   }
   if (!raw.password_file.empty()) {
     std::ifstream in(raw.password_file, std::ios::binary);

@@ -64,6 +64,8 @@ constexpr MetricInfo kCatalogue[] = {
     {"redrive_redis_up", "gauge", "", "1 while Redis answers the health PING."},
     {"redrive_redis_reconnects_total", "counter", "",
      "Connections to Redis established again after one was lost."},
+    {"redrive_redis_primary_changes_total", "counter", "",
+     "Times Sentinel named another primary (redis-sentinel:// only)."},
     {"redrive_grpc_streams", "gauge", "kind", "Open Subscribe and Tail streams."},
     {"redrive_metrics_collect_errors_total", "counter", "",
      "Refreshes of the Redis-derived gauges that failed (the last values stay)."},
@@ -194,6 +196,11 @@ DaemonMetrics::DaemonMetrics()
       redis_rtt(kRttBuckets) {}
 
 Counter& RedisReconnects() {
+  static Counter* counter = new Counter();
+  return *counter;
+}
+
+Counter& RedisPrimaryChanges() {
   static Counter* counter = new Counter();
   return *counter;
 }
@@ -340,6 +347,8 @@ std::string Metrics::Render() const {
   w.Sample("redrive_redis_up", "", absl::StrCat(daemon_.redis_up.value()));
   w.Family("redrive_redis_reconnects_total");
   w.Sample("redrive_redis_reconnects_total", "", RedisReconnects().value());
+  w.Family("redrive_redis_primary_changes_total");
+  w.Sample("redrive_redis_primary_changes_total", "", RedisPrimaryChanges().value());
   w.Family("redrive_grpc_streams");
   for (size_t kind = 0; kind < 2; ++kind) {
     w.Sample("redrive_grpc_streams", absl::StrCat("kind=\"", kStreamKindNames[kind], "\""),

@@ -240,6 +240,9 @@ class Metrics {
 // Connections to Redis established again after one was lost, process-wide
 // (the redis layer counts; redrive_redis_reconnects_total).
 Counter& RedisReconnects();
+// The primary changes a SentinelWatcher saw
+// (redrive_redis_primary_changes_total).
+Counter& RedisPrimaryChanges();
 
 // Escapes a label value for the text format (backslash, quote, newline).
 std::string EscapeLabelValue(absl::string_view value);

@@ -55,9 +55,9 @@ absl::Status WriteReadyFile(const std::string& path, const std::vector<std::stri
 
 // Reads every registered handler's gauges (what ListHandlers reports) into
 // `metrics`, on the metrics server's refresh thread with its own connection.
-std::function<void()> MakeGaugeCollector(const Config& config, const RedisAddress& redis,
+std::function<void()> MakeGaugeCollector(const Config& config, RedisConnectionOptions redis,
                                          DeliveryEngine& engine, Metrics& metrics) {
-  auto connection = std::make_shared<RedisConnection>(MakeRedisConnectionOptions(config, redis));
+  auto connection = std::make_shared<RedisConnection>(std::move(redis));
   CatalogueOptions catalogue{config.key_style, config.instance_id, nullptr};
   return [connection, catalogue, &engine, &metrics] {
     std::vector<LocalHandler> local;
@@ -97,10 +97,11 @@ std::function<void()> MakeGaugeCollector(const Config& config, const RedisAddres
 
 }  // namespace
 
-RedisConnectionOptions MakeRedisConnectionOptions(const Config& config,
-                                                  const RedisAddress& address) {
+RedisConnectionOptions MakeRedisConnectionOptions(const Config& config, const RedisAddress& address,
+                                                  std::shared_ptr<SentinelWatcher> sentinel) {
   RedisConnectionOptions o;
   o.address = address;
+  o.sentinel = std::move(sentinel);
   o.connect_timeout = absl::Milliseconds(config.redis_connect_timeout_ms);
   o.command_timeout = absl::Milliseconds(config.redis_command_timeout_ms);
   o.client_name = absl::StrCat("redrive-", config.instance_id);
@@ -110,23 +111,33 @@ RedisConnectionOptions MakeRedisConnectionOptions(const Config& config,
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config,
                                                       const RedisAddress& redis) {
   std::unique_ptr<Server> s(new Server());
+  if (redis.is_sentinel()) {
+    SentinelWatcher::Options watch;
+    watch.sentinel = redis.sentinel;
+    watch.timeout =
+        std::min(absl::Milliseconds(500), absl::Milliseconds(config.redis_connect_timeout_ms));
+    s->sentinel_ = SentinelWatcher::Start(std::move(watch));
+  }
+  auto connection_options = [&config, &redis, &s] {
+    return MakeRedisConnectionOptions(config, redis, s->sentinel_);
+  };
   MetricsOptions metrics;
   metrics.max_handlers = config.metrics_max_handlers;
   metrics.version = REDRIVE_VERSION;
   metrics.revision = REDRIVE_REVISION;
   s->metrics_ = std::make_unique<Metrics>(std::move(metrics));
   RedisExecutor::Options exec;
-  exec.connection = MakeRedisConnectionOptions(config, redis);
+  exec.connection = connection_options();
   exec.threads = config.redis_pool_size;
   s->executor_ = std::make_unique<RedisExecutor>(std::move(exec));
   RedisExecutor::Options admin_exec;
-  admin_exec.connection = MakeRedisConnectionOptions(config, redis);
+  admin_exec.connection = connection_options();
   admin_exec.threads = 2;
   admin_exec.max_queue = 1000;
   s->admin_executor_ = std::make_unique<RedisExecutor>(std::move(admin_exec));
   s->publisher_ = std::make_unique<Publisher>(config.publish, config.key_style);
   DeliveryEngine::Options engine;
-  engine.redis = MakeRedisConnectionOptions(config, redis);
+  engine.redis = connection_options();
   engine.dispatcher.instance_id = config.instance_id;
   engine.dispatcher.tick = absl::Milliseconds(config.reclaim_tick_ms);
   engine.dispatcher.min_sweep = absl::Milliseconds(config.sweep_interval_ms);
@@ -138,7 +149,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config,
       *s->publisher_, *s->executor_, *s->engine_, config.key_style, config.instance_id,
       AdminAuth(!config.broker_auth, config.broker_token, "broker"), &s->metrics_->daemon());
   RedriveJobs::Options jobs;
-  jobs.redis = MakeRedisConnectionOptions(config, redis);
+  jobs.redis = connection_options();
   jobs.instance_id = config.instance_id;
   jobs.max_redrives = config.max_redrives;
   jobs.metrics = s->metrics_.get();
@@ -227,7 +238,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config,
   }
   Server* raw = s.get();
   s->health_ = std::make_unique<HealthMonitor>(
-      MakeRedisConnectionOptions(config, redis), absl::Milliseconds(config.health_interval_ms),
+      connection_options(), absl::Milliseconds(config.health_interval_ms),
       [raw] {
         const absl::Time now = absl::Now();
         return raw->listener_->Healthy(now) &&
@@ -248,7 +259,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config,
     MetricsServer::Options metrics_options;
     metrics_options.listen = config.metrics_listen;
     metrics_options.refresh = absl::Milliseconds(config.metrics_refresh_ms);
-    metrics_options.collect = MakeGaugeCollector(config, redis, *raw->engine_, *raw->metrics_);
+    metrics_options.collect =
+        MakeGaugeCollector(config, connection_options(), *raw->engine_, *raw->metrics_);
     absl::StatusOr<std::unique_ptr<MetricsServer>> started =
         MetricsServer::Start(std::move(metrics_options), *s->metrics_);
     if (!started.ok()) return started.status();

@@ -1,7 +1,8 @@
 // Server: wires configuration, Redis, the gRPC services, health and
 // reflection into one running daemon.
 //
-// Start order: Redis executor and delivery engine → services → listening
+// Start order: Sentinel watcher (redis-sentinel:// only) → Redis executor
+// and delivery engine → services → listening
 // sockets (daemon/listener.h: a port in use fails the start) → TLS
 // credentials (--tls-cert) → gRPC server (health, reflection, memory quota)
 // → accept loops → health monitor → metrics endpoint (--metrics-listen) →
@@ -32,6 +33,7 @@
 #include "daemon/metrics_server.h"
 #include "daemon/publisher.h"
 #include "daemon/redis/executor.h"
+#include "daemon/redis/sentinel.h"
 #include "daemon/tls_reloader.h"
 
 namespace redrive {
@@ -59,7 +61,9 @@ class Server {
  private:
   Server() = default;
 
-  // First: the engine and the services count into it until they are gone.
+  // First: every Redis connection follows it (redis-sentinel:// only).
+  std::shared_ptr<SentinelWatcher> sentinel_;
+  // The engine and the services count into it until they are gone.
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<RedisExecutor> executor_;
   // Admin calls (scans of large DLQs) never hold up Publish.
@@ -84,9 +88,11 @@ class Server {
   bool shut_down_ = false;
 };
 
-// Connection settings for `address` taken from the configuration.
-RedisConnectionOptions MakeRedisConnectionOptions(const Config& config,
-                                                  const RedisAddress& address);
+// Connection settings for `address` taken from the configuration;
+// `sentinel` must be set for a redis-sentinel:// address.
+RedisConnectionOptions MakeRedisConnectionOptions(
+    const Config& config, const RedisAddress& address,
+    std::shared_ptr<SentinelWatcher> sentinel = nullptr);
 
 }  // namespace redrive
 

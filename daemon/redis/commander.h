@@ -8,6 +8,7 @@
 #define REDRIVE_DAEMON_REDIS_COMMANDER_H_
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -22,6 +23,8 @@
 namespace redrive {
 
 using RedisArgv = std::vector<absl::string_view>;
+
+class SentinelWatcher;
 
 // The seam between daemon logic and Redis. Implementations: RedisConnection
 // (real) and tests/fakes.
@@ -49,6 +52,10 @@ struct RedisConnectionOptions {
   absl::Duration max_backoff = absl::Seconds(2);
   // CLIENT SETNAME value ([!-~] without spaces); empty = none.
   std::string client_name;
+  // Set for redis-sentinel:// addresses (sentinel.h): every connect goes to
+  // the primary it names and checks ROLE; a change of primary or a READONLY
+  // error reply drops the connection. Null: `address` as given.
+  std::shared_ptr<SentinelWatcher> sentinel;
 };
 
 using AsyncCallback = std::function<void(absl::StatusOr<RedisReply>)>;

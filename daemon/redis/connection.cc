@@ -3,10 +3,12 @@
 #include <hiredis/hiredis.h>
 #include <sys/time.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "daemon/metrics.h"
+#include "daemon/redis/sentinel.h"
 
 namespace redrive {
 namespace {
@@ -23,30 +25,53 @@ void RedisConnection::ContextDeleter::operator()(redisContext* context) const {
 }
 
 RedisConnection::RedisConnection(RedisConnectionOptions options)
-    : options_(std::move(options)), backoff_(options_.min_backoff) {}
+    : options_(std::move(options)),
+      peer_(options_.address.Redacted()),
+      backoff_(options_.min_backoff) {}
 
 RedisConnection::~RedisConnection() { Disconnect(); }
 
 void RedisConnection::Disconnect() { context_.reset(); }
 
+void RedisConnection::BackOff() {
+  next_attempt_ = absl::Now() + backoff_;
+  backoff_ = std::min(backoff_ * 2, options_.max_backoff);
+  // Whatever failed, the primary may have moved: ask Sentinel again.
+  if (options_.sentinel != nullptr) options_.sentinel->Refresh();
+}
+
 absl::Status RedisConnection::Fail(absl::string_view what) {
   std::string detail = context_ != nullptr && context_->err != 0 ? std::string(context_->errstr)
                                                                  : std::string("connection lost");
   Disconnect();
-  next_attempt_ = absl::Now() + backoff_;
-  backoff_ = std::min(backoff_ * 2, options_.max_backoff);
-  return absl::UnavailableError(
-      absl::StrCat("redis ", options_.address.Redacted(), ": ", what, ": ", detail));
+  BackOff();
+  return absl::UnavailableError(absl::StrCat("redis ", peer_, ": ", what, ": ", detail));
+}
+
+absl::StatusOr<RedisAddress> RedisConnection::Target() {
+  if (options_.sentinel == nullptr) return options_.address;
+  absl::StatusOr<SentinelWatcher::Primary> primary = options_.sentinel->primary();
+  if (!primary.ok()) return primary.status();
+  RedisAddress target = options_.address;
+  target.host = primary->address.host;
+  target.port = primary->address.port;
+  sentinel_generation_ = primary->generation;
+  peer_ = absl::StrCat(options_.address.Redacted(), " (primary ", primary->address.ToString(), ")");
+  return target;
 }
 
 absl::Status RedisConnection::Connect() {
-  const RedisAddress& a = options_.address;
+  absl::StatusOr<RedisAddress> target = Target();
+  if (!target.ok()) {
+    BackOff();
+    return absl::UnavailableError(absl::StrCat("redis ", peer_, ": ", target.status().message()));
+  }
+  const RedisAddress& a = *target;
   const timeval connect_tv = absl::ToTimeval(options_.connect_timeout);
   context_.reset(a.is_unix() ? redisConnectUnixWithTimeout(a.unix_path.c_str(), connect_tv)
                              : redisConnectWithTimeout(a.host.c_str(), a.port, connect_tv));
   if (context_ == nullptr) {
-    next_attempt_ = absl::Now() + backoff_;
-    backoff_ = std::min(backoff_ * 2, options_.max_backoff);
+    BackOff();
     return absl::UnavailableError("redis: out of memory creating a context");
   }
   if (context_->err != 0) return Fail("connect");
@@ -56,7 +81,8 @@ absl::Status RedisConnection::Connect() {
   if (!a.is_unix() && redisEnableKeepAlive(context_.get()) != REDIS_OK) {
     return Fail("keepalive");
   }
-  auto handshake = [this](const RedisArgv& argv, absl::string_view what) -> absl::Status {
+  auto handshake = [this](const RedisArgv& argv,
+                          absl::string_view what) -> absl::StatusOr<RedisReply> {
     std::vector<const char*> ptrs;
     std::vector<size_t> lens;
     for (absl::string_view s : argv) {
@@ -72,26 +98,37 @@ absl::Status RedisConnection::Connect() {
       // password) and back off like any other failed connect.
       std::string err(reply->str, reply->len);
       Disconnect();
-      next_attempt_ = absl::Now() + backoff_;
-      backoff_ = std::min(backoff_ * 2, options_.max_backoff);
-      return absl::UnavailableError(
-          absl::StrCat("redis ", options_.address.Redacted(), ": ", what, ": ", err));
+      BackOff();
+      return absl::UnavailableError(absl::StrCat("redis ", peer_, ": ", what, ": ", err));
     }
-    return absl::OkStatus();
+    return RedisReply::FromHiredis(reply);
   };
   if (!a.password.empty()) {
     RedisArgv auth =
         a.user.empty() ? RedisArgv{"AUTH", a.password} : RedisArgv{"AUTH", a.user, a.password};
-    if (absl::Status s = handshake(auth, "AUTH"); !s.ok()) return s;
+    if (absl::StatusOr<RedisReply> r = handshake(auth, "AUTH"); !r.ok()) return r.status();
+  }
+  if (options_.sentinel != nullptr) {
+    // Sentinel may still name a demoted primary: only a master will do.
+    absl::StatusOr<RedisReply> role = handshake({"ROLE"}, "ROLE");
+    if (!role.ok()) return role.status();
+    if (!IsMasterRole(*role)) {
+      Disconnect();
+      BackOff();
+      return absl::UnavailableError(absl::StrCat("redis ", peer_, ": not a primary (ROLE)"));
+    }
   }
   if (a.db != 0) {
     const std::string db = absl::StrCat(a.db);
-    if (absl::Status s = handshake({"SELECT", db}, "SELECT"); !s.ok()) return s;
+    if (absl::StatusOr<RedisReply> r = handshake({"SELECT", db}, "SELECT"); !r.ok()) {
+      return r.status();
+    }
   }
   if (!options_.client_name.empty()) {
-    if (absl::Status s = handshake({"CLIENT", "SETNAME", options_.client_name}, "CLIENT SETNAME");
-        !s.ok()) {
-      return s;
+    if (absl::StatusOr<RedisReply> r =
+            handshake({"CLIENT", "SETNAME", options_.client_name}, "CLIENT SETNAME");
+        !r.ok()) {
+      return r.status();
     }
   }
   backoff_ = options_.min_backoff;
@@ -101,10 +138,14 @@ absl::Status RedisConnection::Connect() {
 }
 
 absl::Status RedisConnection::EnsureConnected() {
+  if (options_.sentinel != nullptr && options_.sentinel->generation() != sentinel_generation_) {
+    Disconnect();  // the primary changed: go there now, whatever the backoff says
+    next_attempt_ = absl::InfinitePast();
+    backoff_ = options_.min_backoff;
+  }
   if (context_ != nullptr) return absl::OkStatus();
   if (absl::Now() < next_attempt_) {
-    return absl::UnavailableError(
-        absl::StrCat("redis ", options_.address.Redacted(), ": not connected (reconnecting)"));
+    return absl::UnavailableError(absl::StrCat("redis ", peer_, ": not connected (reconnecting)"));
   }
   return Connect();
 }
@@ -141,6 +182,14 @@ absl::StatusOr<std::vector<RedisReply>> RedisConnection::Pipeline(
     }
     OwnedReply owned(raw);
     replies.push_back(RedisReply::FromHiredis(static_cast<const redisReply*>(raw)));
+  }
+  if (options_.sentinel != nullptr &&
+      std::any_of(replies.begin(), replies.end(),
+                  [](const RedisReply& r) { return r.is_error() && IsReadOnlyError(r.str); })) {
+    // Connected to a replica (a demoted primary): the replies stand, the
+    // next call goes to the primary Sentinel names then.
+    Disconnect();
+    BackOff();
   }
   return replies;
 }

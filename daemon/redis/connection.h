@@ -28,7 +28,9 @@ namespace redrive {
 // Connects lazily on first use, authenticates (AUTH [user] password) and
 // selects the database. After any I/O error the context is dropped; the next
 // call reconnects once the backoff has elapsed and fails fast with
-// UNAVAILABLE until then.
+// UNAVAILABLE until then. With options.sentinel, it connects to the primary
+// the watcher names, verifies ROLE, and reconnects at the next call after the
+// primary changed or a command got a READONLY error.
 //
 // Thread-compatible: one thread at a time.
 class RedisConnection final : public RedisCommander {
@@ -50,15 +52,21 @@ class RedisConnection final : public RedisCommander {
  private:
   absl::Status Connect();
   absl::Status Fail(absl::string_view what);
+  // Schedules the next attempt after the backoff, and doubles it.
+  void BackOff();
+  // The node to connect to: the address, or the primary Sentinel names.
+  absl::StatusOr<RedisAddress> Target();
 
   const RedisConnectionOptions options_;
+  std::string peer_;  // for messages: the address, and the primary in use
   struct ContextDeleter {
     void operator()(redisContext* context) const;
   };
   std::unique_ptr<redisContext, ContextDeleter> context_;  // null when down
   absl::Duration backoff_;
   absl::Time next_attempt_ = absl::InfinitePast();
-  bool connected_before_ = false;  // a later connect is a reconnect (metrics)
+  bool connected_before_ = false;     // a later connect is a reconnect (metrics)
+  uint64_t sentinel_generation_ = 0;  // SentinelWatcher::generation() at connect
 };
 
 }  // namespace redrive

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "daemon/metrics.h"
 #include "daemon/redis/hiredis_reply.h"
+#include "daemon/redis/sentinel.h"
 
 namespace redrive {
 
@@ -43,9 +44,27 @@ HiredisAsync::~HiredisAsync() {
   }
 }
 
+absl::StatusOr<RedisAddress> HiredisAsync::Target() {
+  if (options_.sentinel == nullptr) return options_.address;
+  absl::StatusOr<SentinelWatcher::Primary> primary = options_.sentinel->primary();
+  if (!primary.ok()) return primary.status();
+  RedisAddress target = options_.address;
+  target.host = primary->address.host;
+  target.port = primary->address.port;
+  sentinel_generation_ = primary->generation;
+  return target;
+}
+
 void HiredisAsync::Connect() {
   ++generation_;
-  const RedisAddress& a = options_.address;
+  absl::StatusOr<RedisAddress> target = Target();
+  if (!target.ok()) {
+    spdlog::warn("redis async connect to {} failed: {}", options_.address.Redacted(),
+                 std::string(target.status().message()));
+    ScheduleReconnect();
+    return;
+  }
+  const RedisAddress& a = *target;
   ctx_ = a.is_unix() ? redisAsyncConnectUnix(a.unix_path.c_str())
                      : redisAsyncConnect(a.host.c_str(), a.port);
   if (ctx_ == nullptr || ctx_->err != 0) {
@@ -81,6 +100,18 @@ void HiredisAsync::Connect() {
         a.user.empty() ? RedisArgv{"AUTH", a.password} : RedisArgv{"AUTH", a.user, a.password};
     SendRaw(auth, handshake_step("AUTH"), options_.command_timeout);
   }
+  if (options_.sentinel != nullptr) {
+    // Sentinel may still name a demoted primary: only a master will do.
+    SendRaw(
+        {"ROLE"},
+        [this, gen = generation_](absl::StatusOr<RedisReply> r) {
+          if (gen != generation_ || !r.ok() || IsMasterRole(*r)) return;
+          spdlog::warn("redis {} is not a primary (ROLE): asking Sentinel again",
+                       options_.address.Redacted());
+          Drop("not a primary");
+        },
+        options_.command_timeout);
+  }
   if (a.db != 0) {
     const std::string db = absl::StrCat(a.db);
     SendRaw({"SELECT", db}, handshake_step("SELECT"), options_.command_timeout);
@@ -105,6 +136,8 @@ void HiredisAsync::Connect() {
 }
 
 void HiredisAsync::ScheduleReconnect() {
+  // Whatever failed, the primary may have moved: ask Sentinel again.
+  if (options_.sentinel != nullptr) options_.sentinel->Refresh();
   state_ = State::kIdle;
   reconnect_timer_->Arm(backoff_);
   backoff_ = std::min(backoff_ * 2, options_.max_backoff);
@@ -130,6 +163,16 @@ void HiredisAsync::Watchdog() {
     Drop("connect timeout");
   } else if (!deadlines_.empty() && now > deadlines_.front()) {
     Drop("command timeout");
+  } else if (options_.sentinel != nullptr &&
+             options_.sentinel->generation() != sentinel_generation_) {
+    // The primary changed: go there now, whatever the backoff says.
+    sentinel_generation_ = options_.sentinel->generation();
+    backoff_ = options_.min_backoff;
+    if (state_ == State::kIdle) {
+      reconnect_timer_->Arm(absl::ZeroDuration());
+    } else {
+      Drop("the primary changed");
+    }
   }
   watchdog_timer_->Arm(absl::Milliseconds(100));
 }
@@ -174,7 +217,14 @@ void HiredisAsync::OnReply(redisAsyncContext*, void* reply, void* privdata) {
     pending->done(absl::UnavailableError("redis: connection lost before the reply"));
     return;
   }
-  pending->done(TakeBuiltReply(reply));
+  RedisReply value = TakeBuiltReply(reply);
+  HiredisAsync* self = pending->self;
+  if (*pending->alive && pending->generation == self->generation_ &&
+      self->options_.sentinel != nullptr && value.is_error() && IsReadOnlyError(value.str)) {
+    // Connected to a replica (a demoted primary): reconnect to the primary.
+    self->Drop("READONLY");
+  }
+  pending->done(std::move(value));
 }
 
 void HiredisAsync::OnConnect(const redisAsyncContext* ctx, int status) {

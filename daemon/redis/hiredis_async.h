@@ -25,7 +25,10 @@ namespace redrive {
 // selects the database on every connect; enables TCP keepalive. Connect and
 // command timeouts are enforced by a watchdog timer (hiredis 0.14 async has
 // none): a command unanswered past its deadline drops the connection, failing
-// every outstanding command with UNAVAILABLE.
+// every outstanding command with UNAVAILABLE. With options.sentinel, every
+// connect goes to the primary the watcher names (read from its cache: no
+// blocking on the loop) and checks ROLE; the watchdog drops the connection
+// when the primary changes, and so does a READONLY error reply.
 class HiredisAsync final : public AsyncCommander {
  public:
   // `on_connected` runs (on the loop) after every successful (re)connect,
@@ -47,6 +50,8 @@ class HiredisAsync final : public AsyncCommander {
   struct Pending;
 
   void Connect();
+  // The node to connect to: the address, or the primary Sentinel names.
+  absl::StatusOr<RedisAddress> Target();
   void Drop(absl::string_view why);
   void ScheduleReconnect();
   void Watchdog();
@@ -66,7 +71,8 @@ class HiredisAsync final : public AsyncCommander {
   // Deadlines of outstanding commands, oldest first (replies come in order).
   std::deque<absl::Time> deadlines_;
   int64_t client_id_ = 0;
-  uint64_t generation_ = 0;  // bumps on every connection attempt
+  uint64_t generation_ = 0;           // bumps on every connection attempt
+  uint64_t sentinel_generation_ = 0;  // SentinelWatcher::generation() at connect
   std::unique_ptr<EventLoop::Timer> reconnect_timer_;
   std::unique_ptr<EventLoop::Timer> watchdog_timer_;
   // Set while this object is being destroyed: callbacks must not touch it.

@@ -4,6 +4,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 
 namespace redrive {
@@ -79,6 +80,125 @@ absl::Status ParseDb(absl::string_view text, RedisAddress& addr) {
   return absl::OkStatus();
 }
 
+// "host[:port]" or "[v6addr][:port]"; `default_port` when no port is given.
+absl::StatusOr<HostPort> ParseHostPort(absl::string_view hostport, int default_port) {
+  HostPort out;
+  out.port = default_port;
+  absl::string_view port_text;
+  bool has_port = false;
+  if (absl::ConsumePrefix(&hostport, "[")) {
+    const size_t close = hostport.find(']');
+    if (close == absl::string_view::npos) {
+      return absl::InvalidArgumentError("redis url: unterminated [IPv6] host");
+    }
+    out.host = std::string(hostport.substr(0, close));
+    absl::string_view after = hostport.substr(close + 1);
+    if (!after.empty()) {
+      if (!absl::ConsumePrefix(&after, ":")) {
+        return absl::InvalidArgumentError("redis url: junk after [IPv6] host");
+      }
+      port_text = after;
+      has_port = true;
+    }
+  } else {
+    const size_t colon = hostport.rfind(':');
+    out.host = std::string(hostport.substr(0, colon));
+    if (colon != absl::string_view::npos) {
+      port_text = hostport.substr(colon + 1);
+      has_port = true;
+    }
+  }
+  if (out.host.empty()) {
+    return absl::InvalidArgumentError("redis url: host is required");
+  }
+  if (has_port) {
+    int port = 0;
+    if (!absl::SimpleAtoi(port_text, &port) || port < 1 || port > 65535 ||
+        port_text.find_first_not_of("0123456789") != absl::string_view::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("redis url: port must be 1..65535, got '", port_text, "'"));
+    }
+    out.port = port;
+  }
+  return out;
+}
+
+// "?sentinel_user=U&sentinel_password=P" (values percent-decoded).
+absl::Status ParseSentinelQuery(absl::string_view query, SentinelAddress& sentinel) {
+  bool seen_user = false;
+  bool seen_password = false;
+  for (absl::string_view param : absl::StrSplit(query, '&')) {
+    const size_t eq = param.find('=');
+    const absl::string_view key = param.substr(0, eq);
+    if (key != "sentinel_user" && key != "sentinel_password") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("redis url: unknown query parameter '", key,
+                       "' (redis-sentinel:// takes sentinel_user and sentinel_password)"));
+    }
+    bool& seen = key == "sentinel_user" ? seen_user : seen_password;
+    if (seen) {
+      return absl::InvalidArgumentError(absl::StrCat("redis url: ", key, " is given twice"));
+    }
+    seen = true;
+    if (eq == absl::string_view::npos || eq + 1 == param.size()) {
+      return absl::InvalidArgumentError(absl::StrCat("redis url: ", key, " needs a value"));
+    }
+    absl::StatusOr<std::string> value = PercentDecode(param.substr(eq + 1));
+    if (!value.ok()) return value.status();
+    (key == "sentinel_user" ? sentinel.user : sentinel.password) = *std::move(value);
+  }
+  if (seen_user && !seen_password) {
+    return absl::InvalidArgumentError("redis url: sentinel_user needs sentinel_password");
+  }
+  return absl::OkStatus();
+}
+
+// After "redis-sentinel://": [creds@]h1[:p1][,h2[:p2]...]/master[/db][?query]
+absl::StatusOr<RedisAddress> ParseSentinel(absl::string_view rest) {
+  RedisAddress addr;
+  const size_t q = rest.find('?');
+  if (q != absl::string_view::npos) {
+    if (absl::Status s = ParseSentinelQuery(rest.substr(q + 1), addr.sentinel); !s.ok()) return s;
+    rest = rest.substr(0, q);
+  }
+  if (absl::Status s = TakeCredentials(rest, addr); !s.ok()) return s;
+  const size_t slash = rest.find('/');
+  const absl::string_view hosts = rest.substr(0, slash);
+  if (hosts.empty()) {
+    return absl::InvalidArgumentError(
+        "redis url: redis-sentinel:// needs at least one sentinel host[:port]");
+  }
+  for (absl::string_view one : absl::StrSplit(hosts, ',')) {
+    if (one.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("redis url: empty sentinel address in '", hosts, "'"));
+    }
+    absl::StatusOr<HostPort> hp = ParseHostPort(one, 26379);
+    if (!hp.ok()) return hp.status();
+    addr.sentinel.sentinels.push_back(*std::move(hp));
+  }
+  absl::string_view path = slash == absl::string_view::npos ? "" : rest.substr(slash + 1);
+  const size_t db_slash = path.find('/');
+  absl::StatusOr<std::string> master = PercentDecode(path.substr(0, db_slash));
+  if (!master.ok()) return master.status();
+  if (master->empty()) {
+    return absl::InvalidArgumentError(
+        "redis url: redis-sentinel:// needs the master name Sentinel monitors, e.g. "
+        "redis-sentinel://127.0.0.1:26379/mymaster");
+  }
+  for (const char c : *master) {
+    if (c <= ' ' || c > '~') {
+      return absl::InvalidArgumentError(
+          "redis url: master name must be printable ASCII without spaces");
+    }
+  }
+  addr.sentinel.master_name = *std::move(master);
+  if (db_slash != absl::string_view::npos) {
+    if (absl::Status s = ParseDb(path.substr(db_slash + 1), addr); !s.ok()) return s;
+  }
+  return addr;
+}
+
 absl::StatusOr<RedisAddress> ParseUnix(absl::string_view rest) {
   RedisAddress addr;
   if (absl::Status s = TakeCredentials(rest, addr); !s.ok()) return s;
@@ -100,10 +220,22 @@ absl::StatusOr<RedisAddress> ParseUnix(absl::string_view rest) {
 
 }  // namespace
 
+std::string HostPort::ToString() const {
+  const bool v6 = host.find(':') != std::string::npos;
+  return absl::StrCat(v6 ? "[" : "", host, v6 ? "]" : "", ":", port);
+}
+
 std::string RedisAddress::Redacted() const {
   if (is_unix()) return absl::StrCat("unix://", unix_path, "?db=", db);
-  const bool v6 = host.find(':') != std::string::npos;
-  return absl::StrCat("redis://", v6 ? "[" : "", host, v6 ? "]" : "", ":", port, "/", db);
+  if (is_sentinel()) {
+    std::string out = "redis-sentinel://";
+    for (size_t i = 0; i < sentinel.sentinels.size(); ++i) {
+      absl::StrAppend(&out, i == 0 ? "" : ",", sentinel.sentinels[i].ToString());
+    }
+    absl::StrAppend(&out, "/", sentinel.master_name, "/", db);
+    return out;
+  }
+  return absl::StrCat("redis://", HostPort{host, port}.ToString(), "/", db);
 }
 
 absl::StatusOr<RedisAddress> ParseRedisUrl(absl::string_view url) {
@@ -117,9 +249,11 @@ absl::StatusOr<RedisAddress> ParseRedisUrl(absl::string_view url) {
         "deploy/stunnel/redis-tls-client.conf, README \"TLS\") and point --redis-url at its "
         "plaintext local port, e.g. redis://127.0.0.1:6380/0");
   }
+  if (absl::ConsumePrefix(&rest, "redis-sentinel://")) return ParseSentinel(rest);
   if (!absl::ConsumePrefix(&rest, "redis://")) {
     return absl::InvalidArgumentError(
-        "redis url: expected redis://host:port/db, unix:///path or embedded");
+        "redis url: expected redis://host:port/db, unix:///path, "
+        "redis-sentinel://host:port[,host:port]/master or embedded");
   }
   RedisAddress addr;
   if (absl::Status s = TakeCredentials(rest, addr); !s.ok()) return s;
@@ -130,36 +264,10 @@ absl::StatusOr<RedisAddress> ParseRedisUrl(absl::string_view url) {
       return s;
     }
   }
-  absl::string_view port_text;
-  if (absl::ConsumePrefix(&hostport, "[")) {
-    const size_t close = hostport.find(']');
-    if (close == absl::string_view::npos) {
-      return absl::InvalidArgumentError("redis url: unterminated [IPv6] host");
-    }
-    addr.host = std::string(hostport.substr(0, close));
-    absl::string_view after = hostport.substr(close + 1);
-    if (!after.empty()) {
-      if (!absl::ConsumePrefix(&after, ":")) {
-        return absl::InvalidArgumentError("redis url: junk after [IPv6] host");
-      }
-      port_text = after;
-    }
-  } else {
-    const size_t colon = hostport.rfind(':');
-    addr.host = std::string(hostport.substr(0, colon));
-    if (colon != absl::string_view::npos) port_text = hostport.substr(colon + 1);
-  }
-  if (addr.host.empty()) {
-    return absl::InvalidArgumentError("redis url: host is required");
-  }
-  if (!port_text.empty() || hostport.back() == ':') {
-    int port = 0;
-    if (!absl::SimpleAtoi(port_text, &port) || port < 1 || port > 65535) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("redis url: port must be 1..65535, got '", port_text, "'"));
-    }
-    addr.port = port;
-  }
+  absl::StatusOr<HostPort> hp = ParseHostPort(hostport, 6379);
+  if (!hp.ok()) return hp.status();
+  addr.host = std::move(hp->host);
+  addr.port = hp->port;
   return addr;
 }
 

@@ -4,6 +4,11 @@
 //   redis://[[user]:password@]host[:port][/db]     (host may be [v6addr])
 //   unix://[[user]:password@]/abs/path[?db=N]
 //   unix:/abs/path[?db=N]
+//   redis-sentinel://[[user]:password@]host[:port][,host[:port]...]/master[/db]
+//                   [?sentinel_user=U&sentinel_password=P]
+//       (the sentinels, default port 26379; `master` is the name Sentinel
+//       monitors, percent-decoded; user/password/db are for the data nodes; the query gives
+//       the sentinels' own AUTH, if they require one)
 //   embedded      (start a private redis-server; see embedded_redis.h)
 //
 // Thread-safe: pure functions.
@@ -12,28 +17,51 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
 namespace redrive {
 
+struct HostPort {
+  std::string host;  // an IPv6 address without brackets
+  int port = 0;
+  bool operator==(const HostPort& o) const { return host == o.host && port == o.port; }
+  // "host:port", "[v6]:port".
+  std::string ToString() const;
+};
+
+// Where the Sentinels watching one primary are (redis-sentinel:// URLs).
+struct SentinelAddress {
+  std::vector<HostPort> sentinels;  // asked in this order
+  std::string master_name;
+  std::string user;      // the sentinels' ACL user; empty = default user
+  std::string password;  // the sentinels' AUTH password; empty = no AUTH
+};
+
 struct RedisAddress {
-  // Exactly one of (host, port) or unix_path is used.
+  // Exactly one of (host, port), unix_path or sentinel is used. With
+  // sentinel, host/port are filled in per connection with the primary that
+  // Sentinel names (see sentinel.h).
   std::string host;
   int port = 6379;
   std::string unix_path;
   std::string user;      // ACL user; empty = default user
   std::string password;  // empty = no AUTH
   int db = 0;
+  SentinelAddress sentinel;
 
   bool is_unix() const { return !unix_path.empty(); }
-  // The address without credentials, safe to log: "redis://host:port/db".
+  bool is_sentinel() const { return !sentinel.sentinels.empty(); }
+  // The address without credentials, safe to log: "redis://host:port/db",
+  // "redis-sentinel://h1:26379,h2:26379/mymaster/0".
   std::string Redacted() const;
 };
 
 // INVALID_ARGUMENT with the reason for anything malformed (bad scheme, port
-// outside 1..65535, db outside 0..15999, relative unix path, ...).
+// outside 1..65535, db outside 0..15999, relative unix path, a sentinel URL
+// without sentinels or master name, an unknown query parameter, ...).
 // Percent-escapes (%XX) in user and password are decoded. rediss:// is
 // refused with a message pointing at the stunnel pattern: hiredis 0.14 has no
 // TLS.

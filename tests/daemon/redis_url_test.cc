@@ -1,6 +1,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <utility>
+#include <vector>
+
 #include "daemon/redis/url.h"
 #include "tests/testing/status_matchers.h"
 
@@ -95,6 +98,87 @@ TEST(RedisUrlTest, RejectsRedissPointingAtTheTunnel) {
     EXPECT_THAT(a, StatusIs(absl::StatusCode::kInvalidArgument,
                             HasSubstr("deploy/stunnel/redis-tls-client.conf")));
   }
+}
+
+TEST(RedisUrlTest, SentinelListMasterAndDefaults) {
+  absl::StatusOr<RedisAddress> a =
+      ParseRedisUrl("redis-sentinel://10.0.0.1:26380,sentinel-b,[::1]:5000/mymaster");
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_TRUE(a->is_sentinel());
+  EXPECT_FALSE(a->is_unix());
+  EXPECT_EQ(a->sentinel.sentinels,
+            (std::vector<HostPort>{{"10.0.0.1", 26380}, {"sentinel-b", 26379}, {"::1", 5000}}));
+  EXPECT_EQ(a->sentinel.master_name, "mymaster");
+  EXPECT_EQ(a->db, 0);
+  EXPECT_EQ(a->user, "");
+  EXPECT_EQ(a->password, "");
+  EXPECT_EQ(a->sentinel.user, "");
+  EXPECT_EQ(a->sentinel.password, "");
+  EXPECT_EQ(a->Redacted(),
+            "redis-sentinel://10.0.0.1:26380,sentinel-b:26379,[::1]:5000/mymaster/0");
+}
+
+TEST(RedisUrlTest, SentinelDataCredentialsDbAndSentinelAuth) {
+  absl::StatusOr<RedisAddress> a = ParseRedisUrl(
+      "redis-sentinel://app:da%40ta@127.0.0.1:1,127.0.0.1:2/orders-primary/7"
+      "?sentinel_user=watch&sentinel_password=s%26cret");
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->user, "app");
+  EXPECT_EQ(a->password, "da@ta");
+  EXPECT_EQ(a->db, 7);
+  EXPECT_EQ(a->sentinel.master_name, "orders-primary");
+  EXPECT_EQ(a->sentinel.user, "watch");
+  EXPECT_EQ(a->sentinel.password, "s&cret");
+  EXPECT_EQ(a->Redacted(), "redis-sentinel://127.0.0.1:1,127.0.0.1:2/orders-primary/7");
+  a = ParseRedisUrl("redis-sentinel://h/m?sentinel_password=only");
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->sentinel.user, "");
+  EXPECT_EQ(a->sentinel.password, "only");
+}
+
+TEST(RedisUrlTest, SentinelRejectsMalformedWithPreciseMessages) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"redis-sentinel:///m", "needs at least one sentinel host[:port]"},
+      {"redis-sentinel://h:1", "needs the master name Sentinel monitors"},
+      {"redis-sentinel://h:1/", "needs the master name Sentinel monitors"},
+      {"redis-sentinel://h:1//0", "needs the master name Sentinel monitors"},
+      {"redis-sentinel://h:1,,h:2/m", "empty sentinel address in 'h:1,,h:2'"},
+      {"redis-sentinel://h:1,/m", "empty sentinel address in 'h:1,'"},
+      {"redis-sentinel://h:0/m", "port must be 1..65535, got '0'"},
+      {"redis-sentinel://h:1,h:x/m", "port must be 1..65535, got 'x'"},
+      {"redis-sentinel://h:/m", "port must be 1..65535, got ''"},
+      {"redis-sentinel://[::1/m", "unterminated [IPv6] host"},
+      {"redis-sentinel://[::1]x/m", "junk after [IPv6] host"},
+      {"redis-sentinel://:1/m", "host is required"},
+      {"redis-sentinel://h/m/16000", "database must be 0..15999, got '16000'"},
+      {"redis-sentinel://h/m/x", "database must be 0..15999, got 'x'"},
+      {"redis-sentinel://h/m%20x", "master name must be printable ASCII without spaces"},
+      {"redis-sentinel://h/m?db=1", "unknown query parameter 'db'"},
+      {"redis-sentinel://h/m?sentinel_password=", "sentinel_password needs a value"},
+      {"redis-sentinel://h/m?sentinel_password", "sentinel_password needs a value"},
+      {"redis-sentinel://h/m?sentinel_password=a&sentinel_password=b",
+       "sentinel_password is given twice"},
+      {"redis-sentinel://h/m?sentinel_user=u", "sentinel_user needs sentinel_password"},
+      {"redis-sentinel://h/m?sentinel_password=%zz", "bad %-escape"},
+      {"redis-sentinel://:p%4@h/m", "truncated %-escape"},
+  };
+  for (const auto& [url, message] : cases) {
+    EXPECT_THAT(ParseRedisUrl(url),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(message)))
+        << url;
+  }
+}
+
+TEST(RedisUrlTest, UnknownSchemeNamesTheSentinelForm) {
+  EXPECT_THAT(ParseRedisUrl("sentinel://h/m"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("redis-sentinel://host:port[,host:port]/master")));
+}
+
+TEST(RedisUrlTest, PlainUrlsAreNotSentinel) {
+  absl::StatusOr<RedisAddress> a = ParseRedisUrl("redis://h:1/0");
+  ASSERT_TRUE(a.ok());
+  EXPECT_FALSE(a->is_sentinel());
 }
 
 }  // namespace
