@@ -12,9 +12,10 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   libabsl-dev libhiredis-dev libevent-dev nlohmann-json3-dev libspdlog-dev libssl-dev
   libjemalloc-dev
-  # tests (openssl makes the TLS tests' certificates; stunnel4 is the Redis TLS tunnel)
+  # tests (openssl makes the TLS tests' certificates; stunnel4 is the Redis TLS tunnel;
+  # redis-sentinel: tests/e2e/sentinel)
   libgtest-dev libgmock-dev redis-server python3-grpcio python3-protobuf python3-pytest curl
-  openssl stunnel4
+  openssl stunnel4 redis-sentinel
   # promtool: deploy/prometheus alert rules (check rules, test rules) and the
   # exposition (check metrics); the server: tests/e2e/python/test_metrics.py
   prometheus

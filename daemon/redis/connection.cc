@@ -50,13 +50,12 @@ absl::Status RedisConnection::Fail(absl::string_view what) {
 
 absl::StatusOr<RedisAddress> RedisConnection::Target() {
   if (options_.sentinel == nullptr) return options_.address;
-  absl::StatusOr<SentinelWatcher::Primary> primary = options_.sentinel->primary();
-  if (!primary.ok()) return primary.status();
-  RedisAddress target = options_.address;
-  target.host = primary->address.host;
-  target.port = primary->address.port;
-  sentinel_generation_ = primary->generation;
-  peer_ = absl::StrCat(options_.address.Redacted(), " (primary ", primary->address.ToString(), ")");
+  absl::StatusOr<RedisAddress> target =
+      options_.sentinel->PrimaryAddress(options_.address, sentinel_generation_);
+  if (target.ok()) {
+    peer_ = absl::StrCat(options_.address.Redacted(), " (primary ",
+                         HostPort{target->host, target->port}.ToString(), ")");
+  }
   return target;
 }
 

@@ -46,13 +46,7 @@ HiredisAsync::~HiredisAsync() {
 
 absl::StatusOr<RedisAddress> HiredisAsync::Target() {
   if (options_.sentinel == nullptr) return options_.address;
-  absl::StatusOr<SentinelWatcher::Primary> primary = options_.sentinel->primary();
-  if (!primary.ok()) return primary.status();
-  RedisAddress target = options_.address;
-  target.host = primary->address.host;
-  target.port = primary->address.port;
-  sentinel_generation_ = primary->generation;
-  return target;
+  return options_.sentinel->PrimaryAddress(options_.address, sentinel_generation_);
 }
 
 void HiredisAsync::Connect() {

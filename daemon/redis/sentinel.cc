@@ -154,6 +154,18 @@ absl::StatusOr<SentinelWatcher::Primary> SentinelWatcher::primary() const {
   return Primary{*primary_, generation()};
 }
 
+absl::StatusOr<RedisAddress> SentinelWatcher::PrimaryAddress(const RedisAddress& address,
+                                                             uint64_t& generation) const {
+  absl::StatusOr<Primary> p = primary();
+  if (!p.ok()) return p.status();
+  RedisAddress target = address;
+  target.host = p->address.host;
+  target.port = p->address.port;
+  target.sentinel = {};
+  generation = p->generation;
+  return target;
+}
+
 void SentinelWatcher::Refresh() {
   absl::MutexLock lock(&mu_);
   refresh_ = true;

@@ -69,6 +69,11 @@ class SentinelWatcher {
 
   // The primary as last learned; UNAVAILABLE while none is known.
   absl::StatusOr<Primary> primary() const ABSL_LOCKS_EXCLUDED(mu_);
+  // `address` (the redis-sentinel:// one) made a plain address of the
+  // primary: host and port set, sentinel cleared (so Redacted() names the
+  // node); credentials and db kept. Stores the generation in `generation`.
+  absl::StatusOr<RedisAddress> PrimaryAddress(const RedisAddress& address,
+                                              uint64_t& generation) const ABSL_LOCKS_EXCLUDED(mu_);
   // Moves on every time the primary changes. Cheap (one atomic load).
   uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
   // The node a connection reached is not (or no longer) the primary: ask the
