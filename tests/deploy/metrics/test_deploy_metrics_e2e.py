@@ -92,7 +92,7 @@ def test_alerts_and_dashboard_name_only_metrics_redrived_exports(
                           "--dashboard", DASHBOARD, "--allow", "up"],
                          capture_output=True, text=True, timeout=60)
     assert (run.returncode, run.stderr) == (0, ""), run.stdout
-    assert run.stdout.startswith("ok: 42 expressions name 29 metrics, all among the "), run.stdout
+    assert run.stdout.startswith("ok: 43 expressions name 30 metrics, all among the "), run.stdout
     assert run.stdout.rstrip().endswith(" families of %s (allowed: up)" % url), run.stdout
 
     # And it fails against the same daemon for a rule naming a metric it lacks.

@@ -31,7 +31,7 @@ CONTRACT_FAMILIES = {
     **{"redrive_%s_total" % n: "counter" for n in (
         "deliveries", "acks", "nacks", "extends", "terminates", "lease_expiries",
         "retries_scheduled", "retries_moved", "dead_letters", "poison", "redriven",
-        "dlq_evictions", "publish_requests", "redis_reconnects")},
+        "dlq_evictions", "publish_requests", "redis_reconnects", "redis_primary_changes")},
     **{"redrive_%s" % n: "gauge" for n in (
         "in_flight", "connected_streams", "pending", "consumer_lag", "retry_depth",
         "dlq_depth", "dlq_oldest_age_seconds", "paused", "redis_up", "grpc_streams",
@@ -281,7 +281,7 @@ def test_the_dashboard_has_its_variables_and_no_overlapping_panels():
 def test_alerts_and_dashboard_use_only_contract_metrics_and_up():
     code, out, err = run(CONTRACT, "--rules", ALERTS, "--dashboard", DASHBOARD, "--allow", "up")
     assert (code, err) == (0, ""), out
-    assert out.startswith("ok: 42 expressions name 29 metrics, all among the 28 families of ")
+    assert out.startswith("ok: 43 expressions name 30 metrics, all among the 29 families of ")
 
 
 def test_up_must_be_allowed_explicitly():
