@@ -85,7 +85,7 @@ class SentinelWatcher {
   void Run();
   // Subscribes on one sentinel and follows it until that connection fails
   // or Stop. False when it could not subscribe at all.
-  bool Follow(const HostPort& sentinel);
+  bool Follow(const HostPort& at);
   void OnSwitchMaster(absl::string_view payload);
   void SetPrimary(const HostPort& address, absl::string_view why) ABSL_LOCKS_EXCLUDED(mu_);
   // Asks the sentinels if a Refresh() is due.
