@@ -26,6 +26,7 @@ HiredisAsync::HiredisAsync(EventLoop& loop, RedisConnectionOptions options,
     : loop_(loop),
       options_(std::move(options)),
       on_connected_(std::move(on_connected)),
+      peer_(options_.address.Redacted()),
       backoff_(options_.min_backoff),
       alive_(std::make_shared<bool>(true)) {
   reconnect_timer_ = loop_.NewTimer([this] { Connect(); });
@@ -59,6 +60,7 @@ void HiredisAsync::Connect() {
     return;
   }
   const RedisAddress& a = *target;
+  peer_ = a.Redacted();
   ctx_ = a.is_unix() ? redisAsyncConnectUnix(a.unix_path.c_str())
                      : redisAsyncConnect(a.host.c_str(), a.port);
   if (ctx_ == nullptr || ctx_->err != 0) {
@@ -83,7 +85,7 @@ void HiredisAsync::Connect() {
     return [this, gen, what = std::string(what)](absl::StatusOr<RedisReply> r) {
       if (gen != generation_) return;
       if (!r.ok() || r->is_error()) {
-        spdlog::warn("redis {} {} failed: {}", options_.address.Redacted(), what,
+        spdlog::warn("redis {} {} failed: {}", peer_, what,
                      r.ok() ? r->str : std::string(r.status().message()));
         Drop(what);
       }
@@ -100,8 +102,7 @@ void HiredisAsync::Connect() {
         {"ROLE"},
         [this, gen = generation_](absl::StatusOr<RedisReply> r) {
           if (gen != generation_ || !r.ok() || IsMasterRole(*r)) return;
-          spdlog::warn("redis {} is not a primary (ROLE): asking Sentinel again",
-                       options_.address.Redacted());
+          spdlog::warn("redis {} is not a primary (ROLE): asking Sentinel again", peer_);
           Drop("not a primary");
         },
         options_.command_timeout);
@@ -139,8 +140,7 @@ void HiredisAsync::ScheduleReconnect() {
 
 void HiredisAsync::Drop(absl::string_view why) {
   if (ctx_ == nullptr) return;
-  spdlog::debug("redis async connection to {} dropped: {}", options_.address.Redacted(),
-                std::string(why));
+  spdlog::debug("redis async connection to {} dropped: {}", peer_, std::string(why));
   redisAsyncContext* ctx = ctx_;
   ctx_ = nullptr;
   ++generation_;
@@ -225,8 +225,7 @@ void HiredisAsync::OnConnect(const redisAsyncContext* ctx, int status) {
   auto* self = static_cast<HiredisAsync*>(ctx->data);
   if (self == nullptr || self->ctx_ != ctx) return;
   if (status != REDIS_OK) {
-    spdlog::warn("redis async connect to {} failed: {}", self->options_.address.Redacted(),
-                 ctx->errstr);
+    spdlog::warn("redis async connect to {} failed: {}", self->peer_, ctx->errstr);
     // hiredis frees the context after this callback.
     self->ctx_ = nullptr;
     ++self->generation_;
@@ -242,7 +241,7 @@ void HiredisAsync::OnConnect(const redisAsyncContext* ctx, int status) {
 void HiredisAsync::OnDisconnect(const redisAsyncContext* ctx, int status) {
   auto* self = static_cast<HiredisAsync*>(ctx->data);
   if (self == nullptr || self->ctx_ != ctx) return;  // our own Drop/free
-  spdlog::warn("redis async connection to {} lost{}", self->options_.address.Redacted(),
+  spdlog::warn("redis async connection to {} lost{}", self->peer_,
                status == REDIS_OK ? "" : absl::StrCat(": ", ctx->errstr));
   self->ctx_ = nullptr;  // hiredis frees it
   ++self->generation_;

@@ -63,6 +63,7 @@ class HiredisAsync final : public AsyncCommander {
   EventLoop& loop_;
   const RedisConnectionOptions options_;
   const std::function<void()> on_connected_;
+  std::string peer_;  // for messages: the node of the current connection
   redisAsyncContext* ctx_ = nullptr;
   State state_ = State::kIdle;
   absl::Duration backoff_;

@@ -360,4 +360,4 @@ def test_manual_failover_follows_switch_master(topology, daemon_on):
     assert b"role:master" in command(topology.replica, "INFO", "replication")
     assert wait_for(lambda: health(daemon) == SERVING)
     assert daemon.proc.poll() is None
-    daemon.terminate()
+    assert daemon.terminate() == 0, open(daemon.log_path).read()[-4000:]
