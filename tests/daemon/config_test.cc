@@ -330,6 +330,29 @@ TEST(ConfigTest, TlsOptionsThatDoNotGoTogetherAreRejectedPrecisely) {
               StatusIs(C::kInvalidArgument, HasSubstr("--tls-key: needs --tls-cert")));
 }
 
+TEST(ConfigTest, SentinelUrl) {
+  absl::StatusOr<Config> c =
+      Parse({"--redis-url=redis-sentinel://127.0.0.1:26379,127.0.0.1:26380/mymaster/1"},
+            {{"REDRIVE_REDIS_PASSWORD", "data"}});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(c->embedded_redis);
+  ASSERT_TRUE(c->redis.is_sentinel());
+  EXPECT_EQ(c->redis.sentinel.master_name, "mymaster");
+  EXPECT_EQ(c->redis.db, 1);
+  EXPECT_EQ(c->redis.password, "data");  // for the data nodes
+  EXPECT_EQ(c->redis.sentinel.password, "");
+  EXPECT_FALSE(c->password_on_command_line);
+
+  c = Parse({"--redis-url=redis-sentinel://h/m?sentinel_password=pw"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->password_on_command_line);  // warned about, like the data password
+
+  EXPECT_THAT(Parse({"--redis-url=redis-sentinel://h:26379"}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("--redis-url: redis url: redis-sentinel:// needs the master "
+                                 "name Sentinel monitors")));
+}
+
 TEST(ConfigTest, RedissUrlIsRefusedNamingTheOption) {
   EXPECT_THAT(Parse({"--redis-url=rediss://redis.example.com:6380/0"}),
               StatusIs(absl::StatusCode::kInvalidArgument,
