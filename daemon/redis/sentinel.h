@@ -63,7 +63,9 @@ class SentinelWatcher {
   // is known and connections fail with UNAVAILABLE until the thread learns
   // one), then starts the thread.
   static std::shared_ptr<SentinelWatcher> Start(Options options);
-  ~SentinelWatcher();  // Stops and joins (within ~100 ms).
+  // Stops and joins: within ~100 ms, or when a query to the sentinels under
+  // way ends (bounded by the timeouts).
+  ~SentinelWatcher();
   SentinelWatcher(const SentinelWatcher&) = delete;
   SentinelWatcher& operator=(const SentinelWatcher&) = delete;
 
