@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "absl/status/status.h"
 #include "daemon/logging.h"
 #include "daemon/redis/keyspace.h"
 
@@ -43,8 +44,21 @@ bool HealthMonitor::redis_ok() const {
 
 void HealthMonitor::Check() {
   const absl::Time sent = absl::Now();
-  const absl::Status ping = Ping(connection_);
+  absl::Status ping = Ping(connection_);
   if (on_ping_) on_ping_(ping.ok(), absl::Now() - sent);
+  bool was_ok = false;
+  {
+    absl::MutexLock lock(&mu_);
+    was_ok = state_.redis_ok;
+  }
+  // On every (re)connection: a Redis Cluster node is not a usable Redis.
+  if (ping.ok() && !was_ok) {
+    ping = CheckNotClusterNode(connection_);
+    if (absl::IsFailedPrecondition(ping) && !cluster_reported_) {
+      spdlog::error("readiness NOT_SERVING: {}", std::string(ping.message()));
+      cluster_reported_ = true;
+    }
+  }
   State now;
   now.redis_ok = ping.ok();
   now.live = live_ == nullptr || live_();

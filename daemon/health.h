@@ -47,7 +47,8 @@ class HealthMonitor {
   const LivenessCheck live_;
   const Callback on_change_;
   const PingObserver on_ping_;
-  RedisConnection connection_;  // monitor thread only (and the constructor)
+  RedisConnection connection_;     // monitor thread only (and the constructor)
+  bool cluster_reported_ = false;  // likewise
   mutable absl::Mutex mu_;
   State state_ ABSL_GUARDED_BY(mu_);
   bool stop_ ABSL_GUARDED_BY(mu_) = false;

@@ -20,6 +20,7 @@
 #include "daemon/handler_catalogue.h"
 #include "daemon/listen_address.h"
 #include "daemon/logging.h"
+#include "daemon/redis/keyspace.h"
 #include "grpc/health/v1/health.pb.h"
 
 namespace redrive {
@@ -121,6 +122,16 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config,
   auto connection_options = [&config, &redis, &s] {
     return MakeRedisConnectionOptions(config, redis, s->sentinel_);
   };
+  {
+    // Refuse a Redis Cluster node at once when Redis answers now (otherwise
+    // readiness stays NOT_SERVING with the same reason: health.cc).
+    RedisConnection probe(connection_options());
+    if (Ping(probe).ok()) {
+      if (absl::Status s_ok = CheckNotClusterNode(probe); absl::IsFailedPrecondition(s_ok)) {
+        return absl::FailedPreconditionError(absl::StrCat("--redis-url: ", s_ok.message()));
+      }
+    }
+  }
   MetricsOptions metrics;
   metrics.max_handlers = config.metrics_max_handlers;
   metrics.version = REDRIVE_VERSION;

@@ -1,7 +1,9 @@
 #include "daemon/redis/keyspace.h"
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "daemon/redis/errors.h"
 
 namespace redrive {
@@ -45,6 +47,21 @@ absl::Status Ping(RedisCommander& redis) {
   absl::StatusOr<RedisReply> reply = CheckReply(redis.Command({"PING"}));
   if (!reply.ok()) return reply.status();
   if (!reply->is_status() || reply->str != "PONG") return Unexpected("PING", *reply);
+  return absl::OkStatus();
+}
+
+absl::Status CheckNotClusterNode(RedisCommander& redis) {
+  absl::StatusOr<RedisReply> info = CheckReply(redis.Command({"INFO", "cluster"}));
+  if (!info.ok()) return info.status();
+  if (!info->is_string()) return Unexpected("INFO cluster", *info);
+  for (absl::string_view line : absl::StrSplit(info->str, '\n')) {
+    if (absl::StripAsciiWhitespace(line) == "cluster_enabled:1") {
+      return absl::FailedPreconditionError(
+          "this Redis is a Redis Cluster node (cluster_enabled:1); redrived does not support "
+          "Redis Cluster yet: point --redis-url at a standalone Redis or a Sentinel-managed "
+          "primary (README \"Redis Cluster and Sentinel\")");
+    }
+  }
   return absl::OkStatus();
 }
 

@@ -28,6 +28,12 @@ using HashFields = std::vector<std::pair<std::string, std::string>>;
 // PING: OK when Redis answers PONG.
 absl::Status Ping(RedisCommander& redis);
 
+// FAILED_PRECONDITION when the server is a Redis Cluster node (INFO
+// cluster: cluster_enabled:1). redrived does not route by slot yet, so on a
+// cluster it would write some channels and fail others; it refuses instead
+// (README "Redis Cluster and Sentinel"). Other errors as Ping's.
+absl::Status CheckNotClusterNode(RedisCommander& redis);
+
 // TIME: Redis's clock (microseconds).
 absl::StatusOr<absl::Time> ServerTime(RedisCommander& redis);
 

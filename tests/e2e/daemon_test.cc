@@ -222,8 +222,8 @@ TEST(EmbeddedRedisTest, RunsWithoutConfiguredRedisAndCleansUp) {
 // Runs redrived with `args`, returning (exit code, stdout+stderr).
 std::pair<int, std::string> RunDaemon(const std::string& args) {
   const std::string out = ::testing::TempDir() + "/redrived-cli.txt";
-  const int status =
-      std::system(absl::StrCat(REDRIVE_DAEMON_BINARY, " ", args, " >", out, " 2>&1").c_str());
+  const int status = std::system(
+      absl::StrCat("timeout 60 ", REDRIVE_DAEMON_BINARY, " ", args, " >", out, " 2>&1").c_str());
   std::ifstream in(out);
   std::stringstream s;
   s << in.rdbuf();
@@ -240,6 +240,52 @@ TEST(DaemonCliTest, HelpDocumentsOptionsAndBadFlagsExitTwo) {
   EXPECT_THAT(text, HasSubstr("unknown option --no-such-flag"));
   std::tie(code, text) = RunDaemon("--redis-url=ftp://x");
   EXPECT_EQ(code, 2);
+}
+
+// A Redis Cluster node: redrived cannot route by slot yet, so it refuses
+// the node at start-up (exit 1) rather than serve some channels.
+TEST(DaemonCliTest, RefusesARedisClusterNodeAtStartup) {
+  TestRedisServer::Options ro;
+  ro.extra_args = {"--cluster-enabled", "yes"};
+  auto redis = TestRedisServer::Start(ro);
+  ASSERT_NE(redis, nullptr);
+  auto [code, text] = RunDaemon(absl::StrCat("--redis-url=redis://127.0.0.1:", redis->port(),
+                                             "/0 --grpc-listen=127.0.0.1:0 --admin-auth=disabled"));
+  EXPECT_EQ(code, 1) << text;
+  EXPECT_THAT(text, HasSubstr("--redis-url: this Redis is a Redis Cluster node "
+                              "(cluster_enabled:1); redrived does not support Redis Cluster yet"));
+  // The control: the same flags against a standalone Redis start and serve.
+  auto standalone = TestRedisServer::Start();
+  ASSERT_NE(standalone, nullptr);
+  DaemonProcess::Options o;
+  o.redis_url = absl::StrCat("redis://127.0.0.1:", standalone->port(), "/0");
+  auto daemon = DaemonProcess::Start(o);
+  ASSERT_NE(daemon, nullptr);
+  auto client = Client::Connect(daemon->address());
+  EXPECT_TRUE(WaitFor([&] { return client->Publish("orders", "x").ok(); }));
+}
+
+// Redis unreachable at start-up and a cluster node when it comes: readiness
+// stays NOT_SERVING, with the reason logged.
+TEST(DaemonCliTest, ReadinessRefusesAClusterNodeThatAppearsLater) {
+  TestRedisServer::Options ro;
+  ro.extra_args = {"--cluster-enabled", "yes"};
+  auto redis = TestRedisServer::Start(ro);
+  ASSERT_NE(redis, nullptr);
+  redis->Kill();
+  DaemonProcess::Options o;
+  o.redis_url = absl::StrCat("redis://127.0.0.1:", redis->port(), "/0");
+  auto daemon = DaemonProcess::Start(o);
+  ASSERT_NE(daemon, nullptr);
+  ASSERT_TRUE(redis->Restart());
+  ASSERT_TRUE(WaitFor([&] {
+    return absl::StrContains(daemon->Log(),
+                             "readiness NOT_SERVING: this Redis is a Redis Cluster node");
+  })) << daemon->Log();
+  auto client = Client::Connect(daemon->address());
+  absl::StatusOr<bool> serving = client->Serving();
+  ASSERT_TRUE(serving.ok()) << serving.status();
+  EXPECT_FALSE(*serving);
 }
 
 TEST(DaemonCliTest, PasswordIsNeverLogged) {
