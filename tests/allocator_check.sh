@@ -12,7 +12,15 @@ case "$expected" in
   jemalloc)
     grep -q '^<jemalloc>: malloc_conf' <<<"$out" ||
       { echo "FAILED: $binary does not run on jemalloc; it printed:" >&2; echo "$out" >&2; exit 1; }
-    ldd "$binary" | grep -q 'libjemalloc\.so' ||
+    # daemon/jemalloc_conf.cc's compiled-in options are in effect.
+    grep -q 'global variable malloc_conf): "oversize_threshold:1048576"' <<<"$out" ||
+      { echo "FAILED: $binary lacks its jemalloc options; it printed:" >&2; echo "$out" >&2; exit 1; }
+    grep -q 'Set conf value: oversize_threshold:1048576' <<<"$out" ||
+      { echo "FAILED: jemalloc did not apply oversize_threshold; it printed:" >&2; echo "$out" >&2; exit 1; }
+    # (ldd's output in a variable: `ldd | grep -q` fails under pipefail when
+    # grep exits before ldd has written everything.)
+    libs=$(ldd "$binary")
+    grep -q 'libjemalloc\.so' <<<"$libs" ||
       { echo "FAILED: ldd $binary shows no libjemalloc" >&2; exit 1; } ;;
   system)
     if grep -q '<jemalloc>' <<<"$out"; then

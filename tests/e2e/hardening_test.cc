@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <iostream>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -240,6 +241,7 @@ TEST(ListenerTest, HugeConcurrentRequestsAreRefusedWithinBoundedMemory) {
   }
   const int64_t peak_kb = ProcStatusKb(daemon->pid(), "VmHWM");
   ASSERT_GT(peak_kb, 0);
+  std::cout << "daemon peak RSS " << peak_kb << " kB\n";
 // g++ defines __SANITIZE_ADDRESS__; clang answers __has_feature.
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
