@@ -48,9 +48,13 @@ std::unique_ptr<TestRedisCluster> TestRedisCluster::Start() {
   for (int i = 0; i < kNodes; ++i) {
     TestRedisServer::Options options;
     // The bus port is chosen too: port + 10000 may be taken or above 65535.
-    options.extra_args = {
-        "--cluster-enabled",      "yes",  "--cluster-config-file", "nodes.conf",
-        "--cluster-node-timeout", "1000", "--cluster-port",        absl::StrCat(PickFreePort())};
+    options.extra_args = {"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                          "--cluster-node-timeout", "1000", "--cluster-port",
+                          absl::StrCat(PickFreePort()),
+                          // A replica's first sync starts at once, not 5 s later, and its
+                          // offset moves past 0 (CLUSTER SLOTS lists no replica at offset 0)
+                          // within a second, not 10.
+                          "--repl-diskless-sync-delay", "0", "--repl-ping-replica-period", "1"};
     std::unique_ptr<TestRedisServer> node = TestRedisServer::Start(std::move(options));
     if (node == nullptr) return nullptr;  // Start failed the test
     cluster->nodes_.push_back(std::move(node));
@@ -276,6 +280,15 @@ absl::Status TestRedisCluster::WaitHealthy(absl::Duration timeout) const {
         ok = false;
         break;
       }
+      const std::vector<int> live = live_ports();
+      for (const ClusterNode& m : map->Masters()) {
+        if (std::find(live.begin(), live.end(), m.port) == live.end()) {
+          seen = absl::StrCat("127.0.0.1:", port, " still lists the stopped ", m.HostPort(),
+                              " as a master");
+          ok = false;
+        }
+      }
+      if (!ok) break;
       std::vector<std::string> view(kClusterSlots);
       for (int slot = 0; slot < kClusterSlots; ++slot) view[slot] = map->MasterOf(slot)->HostPort();
       if (first_view.empty()) {

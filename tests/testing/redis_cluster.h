@@ -71,7 +71,8 @@ class TestRedisCluster {
   void Kill(int port);
 
   // Every live node says cluster_state:ok and lists the same master for
-  // every slot, within `timeout`; else DEADLINE_EXCEEDED with what was seen.
+  // every slot, a running one, within `timeout`; else DEADLINE_EXCEEDED with
+  // what was seen. After Kill(master) it returns once the replica took over.
   absl::Status WaitHealthy(absl::Duration timeout = absl::Seconds(20)) const;
 
  private:
