@@ -119,7 +119,7 @@ void ClusterAsync::Send(const RedisArgv& argv, AsyncCallback done, absl::Duratio
   request->route = *route;
   if (!have_topology_) {
     waiting_.push_back(std::move(request));
-    Refresh();
+    if (!refreshing_) Refresh();  // else the running discovery serves it
     return;
   }
   Dispatch(request);

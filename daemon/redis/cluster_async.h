@@ -38,10 +38,10 @@
 // (the command may have run); a refresh follows.
 //
 // Order. Every callback runs exactly once, on the loop thread, never inside
-// Send (nor inside the destructor's caller's stack except for commands still
-// outstanding there, which get UNAVAILABLE). Commands for one slot reach its
-// master in Send order unless one of them is redirected or retried; commands
-// for different masters complete in any order.
+// Send; the destructor runs those of the commands still outstanding, with
+// UNAVAILABLE. Commands for one slot reach its master in Send order unless
+// one of them is redirected or retried; commands for different masters
+// complete in any order.
 //
 // Loop thread only: construction, Send, the accessors and destruction.
 #ifndef REDRIVE_DAEMON_REDIS_CLUSTER_ASYNC_H_
