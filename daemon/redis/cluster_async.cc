@@ -58,6 +58,11 @@ absl::Status ClusterAsync::Validate(const ClusterOptions& options) {
           absl::StrCat("redis cluster: seed ", seed.Redacted(),
                        " is a unix socket; cluster nodes are host:port"));
     }
+    if (seed.is_sentinel()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("redis cluster: seed ", seed.Redacted(),
+                       " is a Sentinel address; a cluster has no Sentinel-managed primary"));
+    }
     if (seed.db != 0) {
       return absl::InvalidArgumentError(absl::StrCat("redis cluster: seed ", seed.Redacted(),
                                                      " selects db ", seed.db,
@@ -395,6 +400,7 @@ HiredisAsync& ClusterAsync::Connection(const ClusterNode& node) {
   if (slot == nullptr) {
     RedisConnectionOptions options = options_.connection;
     options.address = AddressOf(node);
+    options.sentinel = nullptr;
     slot = std::make_unique<HiredisAsync>(loop_, std::move(options));
   }
   return *slot;

@@ -69,7 +69,7 @@ struct ClusterOptions {
   // sockets and db != 0 are refused: a cluster has neither).
   std::vector<RedisAddress> seeds;
   // Timeouts, backoff and client name of every node connection (its address
-  // is ignored).
+  // and sentinel are ignored).
   RedisConnectionOptions connection;
   int max_redirects = 5;
   int max_retries = 20;
@@ -88,7 +88,8 @@ struct ClusterStats {
 class ClusterAsync final : public AsyncCommander {
  public:
   // INVALID_ARGUMENT with the reason for options ClusterAsync refuses (no
-  // seed, a unix seed, db != 0, max_redirects < 1, negative delays).
+  // seed, a unix or redis-sentinel:// seed, db != 0, max_redirects < 1,
+  // negative delays).
   static absl::Status Validate(const ClusterOptions& options);
 
   // Starts the discovery. `options` must pass Validate (checked: a crash

@@ -58,6 +58,14 @@ TEST(ClusterOptionsTest, ValidateRefusesWhatCannotBeACluster) {
                        HasSubstr("selects db 3; a cluster has only db 0")));
   o.seeds = {TestRedisCluster::AddressOf(7000)};
   EXPECT_THAT(ClusterAsync::Validate(o), IsOk());
+  RedisAddress sentinel_seed;
+  sentinel_seed.sentinel.sentinels = {HostPort{"127.0.0.1", 26379}};
+  sentinel_seed.sentinel.master_name = "mymaster";
+  o.seeds = {sentinel_seed};
+  EXPECT_THAT(ClusterAsync::Validate(o),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("is a Sentinel address; a cluster has no Sentinel-managed")));
+  o.seeds = {TestRedisCluster::AddressOf(7000)};
   o.max_redirects = 0;
   EXPECT_THAT(ClusterAsync::Validate(o), StatusIs(absl::StatusCode::kInvalidArgument,
                                                   HasSubstr("max_redirects must be at least 1")));
