@@ -21,6 +21,9 @@ PACKAGES=(
   prometheus
   # tests: redrivectl top on a real terminal (tests/e2e/redrivectl_top_test.cc)
   tmux
+  # tests: redis-cli --cluster create (tests/testing/redis_cluster.cc; redis-server
+  # pulls it in today, named here because the harness calls it)
+  redis-tools
   # tests: `pip install client/python` into a fresh venv (python_client_packaging_test),
   # mypy --strict over it (python_client_typecheck_test); bench/clients/python.sh's
   # direct consumer (redis-py)
