@@ -405,6 +405,12 @@ TEST_F(ClusterConnectionTest, AKilledMasterIsUnavailableThenItsReplicaServes) {
   // The open connection breaks: UNAVAILABLE, not re-sent.
   EXPECT_THAT(client_->Command({"SET", key, "lost?"}),
               StatusIs(absl::StatusCode::kUnavailable, HasSubstr(absl::StrCat(victim))));
+  // Until the replica takes over, the victim's share of a pipeline fails it
+  // (the other master's command ran).
+  const std::string other = KeyOn(masters_[0], "o");
+  EXPECT_THAT(client_->Pipeline({{"SET", other, "1"}, {"GET", key}}),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr(absl::StrCat(victim))));
+  EXPECT_EQ(Direct(masters_[0], {"GET", other}).str, "1");
   absl::StatusOr<RedisReply> got;
   ASSERT_TRUE(::redrive::testing::WaitFor(
       [&] {
