@@ -165,6 +165,7 @@ TEST_F(ClusterConnectionTest, PipelineAcrossMastersAnswersInOrder) {
   EXPECT_EQ(Direct(masters_[1], {"GET", b}).str, "1");
   EXPECT_EQ(Direct(masters_[2], {"LLEN", c}).integer, 2);
   EXPECT_EQ(TotalKeys(), 3);
+  EXPECT_EQ(client_->stats().moved, 0);  // each command went to its master
 }
 
 TEST_F(ClusterConnectionTest, MultiBlockOnOneHashTagRunsOnItsMaster) {
@@ -188,6 +189,7 @@ TEST_F(ClusterConnectionTest, MultiBlockOnOneHashTagRunsOnItsMaster) {
   EXPECT_EQ(Direct(owner, {"XLEN", s1}).integer, 1);
   EXPECT_EQ(Direct(owner, {"XLEN", s2}).integer, 1);
   EXPECT_EQ(TotalKeys(), 2);
+  EXPECT_EQ(client_->stats().moved, 0);
 }
 
 TEST_F(ClusterConnectionTest, RefusedCommandsSendNothing) {
