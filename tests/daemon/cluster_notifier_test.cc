@@ -67,7 +67,8 @@ class ClusterNotifierTest : public ::testing::Test {
 
   // A cluster client and the notifier over it; `then` runs right after, in
   // the same loop task (before any topology is known).
-  void Start(const std::function<void()>& then = nullptr) {
+  void Start(const std::function<void()>& then = nullptr,
+             absl::Duration block = absl::Milliseconds(500)) {
     loop_.RunSync([&] {
       ClusterOptions options;
       for (int port : cluster_->live_ports()) {
@@ -81,8 +82,7 @@ class ClusterNotifierTest : public ::testing::Test {
       blocking.max_backoff = absl::Milliseconds(200);
       notifier_ = std::make_unique<ClusterStreamNotifier>(
           loop_, *commands_, blocking,
-          [this](const std::string& stream) { reports_.push_back(stream); },
-          absl::Milliseconds(500));
+          [this](const std::string& stream) { reports_.push_back(stream); }, block);
       if (then) then();
     });
   }
@@ -250,6 +250,59 @@ TEST_F(ClusterNotifierTest, UnwatchingTheLastStreamOfASlotClosesItsConnection) {
   Unwatch(b);
   EXPECT_EQ(Groups(), 0u);
   ExpectNotifyClients({});
+}
+
+// The XREAD of a group blocks for 30 s here: a stream added to the group is
+// covered at once only because CLIENT UNBLOCK reached the master holding
+// the blocked connection.
+TEST_F(ClusterNotifierTest, AStreamAddedToAReadingGroupInterruptsItsXread) {
+  TearDown();
+  Start(nullptr, absl::Seconds(30));
+  const std::string a = StreamOn(masters_[2], "u", "main");
+  const std::string a_retry = a.substr(0, a.find(':')) + ":retry";
+  Watch({a});
+  Settle();
+  const absl::Time start = absl::Now();
+  Watch({a_retry});
+  Add(a_retry);
+  const std::map<std::string, int> once = {{a_retry, 1}};
+  EXPECT_EQ(WaitReports(once), once);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  ExpectNotifyClients({{masters_[2], 1}});
+}
+
+TEST_F(ClusterNotifierTest, TopologyListenersRunAfterEachRefreshUntilRemoved) {
+  auto calls = std::make_shared<int>(0);
+  uint64_t id = 0;
+  int64_t refreshes = 0;
+  ASSERT_TRUE(WaitFor([&] {
+    bool up = false;
+    loop_.RunSync([&] { up = commands_->connected(); });
+    return up;
+  }));
+  loop_.RunSync([&] {
+    refreshes = commands_->stats().refreshes;
+    id = commands_->AddTopologyListener([calls] { ++*calls; });
+    commands_->Refresh();
+  });
+  ASSERT_TRUE(WaitFor([&] {
+    int n = 0;
+    loop_.RunSync([&] { n = *calls; });
+    return n >= 1;
+  }));
+  loop_.RunSync([&] {
+    EXPECT_EQ(*calls, commands_->stats().refreshes - refreshes);
+    commands_->RemoveTopologyListener(id);
+    refreshes = commands_->stats().refreshes;
+    *calls = 0;
+    commands_->Refresh();
+  });
+  ASSERT_TRUE(WaitFor([&] {
+    int64_t now = 0;
+    loop_.RunSync([&] { now = commands_->stats().refreshes; });
+    return now > refreshes;
+  }));
+  loop_.RunSync([&] { EXPECT_EQ(*calls, 0); });
 }
 
 TEST_F(ClusterNotifierTest, WatchBeforeTheTopologyIsKnownRunsReadyOncePlaced) {
