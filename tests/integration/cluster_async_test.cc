@@ -25,6 +25,7 @@
 #include "daemon/redis/errors.h"
 #include "tests/testing/ports.h"
 #include "tests/testing/redis_cluster.h"
+#include "tests/testing/redis_cluster_test.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/wait.h"
 
@@ -75,24 +76,12 @@ TEST(ClusterOptionsTest, ValidateRefusesWhatCannotBeACluster) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("must not be negative")));
 }
 
-class ClusterAsyncTest : public ::testing::Test {
+class ClusterAsyncTest : public ::redrive::testing::RedisClusterTest {
  protected:
-  static void SetUpTestSuite() { cluster_ = TestRedisCluster::Start().release(); }
-  static void TearDownTestSuite() {
-    delete cluster_;
-    cluster_ = nullptr;
-  }
-
   void SetUp() override {
-    ASSERT_NE(cluster_, nullptr);
-    ASSERT_THAT(cluster_->WaitHealthy(), IsOk());
-    masters_ = cluster_->MasterPorts();
-    ASSERT_EQ(masters_.size(), 3u);
-    for (int port : masters_) Direct(port, {"FLUSHALL"});
-    ClusterOptions options;
-    for (int port : cluster_->live_ports())
-      options.seeds.push_back(TestRedisCluster::AddressOf(port));
-    StartClient(options);
+    RedisClusterTest::SetUp();
+    if (HasFatalFailure()) return;
+    StartClient(SeedOptions());
     ASSERT_TRUE(::redrive::testing::WaitFor([this] {
       bool up = false;
       loop_.RunSync([&] { up = client_->connected(); });
@@ -135,28 +124,7 @@ class ClusterAsyncTest : public ::testing::Test {
                                : absl::StatusOr<RedisReply>(absl::DeadlineExceededError("none"));
   }
   // Call, and the reply must not be an error.
-  RedisReply Ok(const RedisArgv& argv) {
-    absl::StatusOr<RedisReply> r = CheckReply(Call(argv));
-    EXPECT_THAT(r, IsOk()) << argv[0];
-    return r.ok() ? *r : RedisReply::Error("failed");
-  }
-
-  // A command on one node over a direct connection.
-  static RedisReply Direct(int port, const RedisArgv& argv) {
-    absl::StatusOr<RedisReply> r = TestRedisCluster::Connect(port)->Command(argv);
-    EXPECT_THAT(r, IsOk()) << argv[0];
-    return r.ok() ? *r : RedisReply::Error("failed");
-  }
-
-  // A key "<prefix>N" whose slot `port` serves.
-  std::string KeyOn(int port, const std::string& prefix) {
-    for (int i = 0; i < 10000; ++i) {
-      std::string key = absl::StrCat(prefix, i);
-      if (cluster_->MasterOf(KeySlot(key)) == port) return key;
-    }
-    ADD_FAILURE() << "no key for " << port;
-    return prefix;
-  }
+  RedisReply Ok(const RedisArgv& argv) { return Answered(CheckReply(Call(argv)), argv[0]); }
 
   ClusterStats Stats() {
     ClusterStats s;
@@ -171,16 +139,9 @@ class ClusterAsyncTest : public ::testing::Test {
     });
     return port;
   }
-  // Another master than `port`.
-  int OtherMaster(int port) const { return masters_[0] == port ? masters_[1] : masters_[0]; }
-
-  static TestRedisCluster* cluster_;
-  std::vector<int> masters_;
   EventLoop loop_;
   std::unique_ptr<ClusterAsync> client_;
 };
-
-TestRedisCluster* ClusterAsyncTest::cluster_ = nullptr;
 
 TEST_F(ClusterAsyncTest, KeySlotAgreesWithTheServer) {
   for (const std::string& key : std::vector<std::string>{
@@ -286,15 +247,7 @@ TEST_F(ClusterAsyncTest, TryAgainIsRetriedAFewTimesThenReturned) {
   StartClient(options);
   const int from = masters_[0];
   const int to = masters_[1];
-  const std::string tag = KeyOn(from, "t");
-  const std::string a = absl::StrCat("{", tag, "}a");
-  const std::string b = absl::StrCat("{", tag, "}b");
-  const int slot = KeySlot(tag);
-  EXPECT_EQ(Ok({"SET", a, "1"}).str, "OK");
-  EXPECT_EQ(Ok({"SET", b, "1"}).str, "OK");
-  ASSERT_THAT(cluster_->BeginMigration(slot, to), IsOk());
-  // Only `a` moves: a two-key command on the source is TRYAGAIN.
-  Direct(from, {"MIGRATE", "127.0.0.1", absl::StrCat(to), a, "0", "5000"});
+  const auto [a, b, slot] = SplitASlot(from, to);
   absl::StatusOr<RedisReply> r = Call({"EXISTS", a, b});
   ASSERT_THAT(r, IsOk());
   EXPECT_TRUE(r->is_error());
@@ -387,15 +340,11 @@ TEST_F(ClusterAsyncTest, AfterAFailoverCommandsGoToTheNewMaster) {
 }
 
 TEST_F(ClusterAsyncTest, AfterAMasterIsKilledItsReplicaTakesOver) {
-  const int victim = masters_[1];
-  const int replica = cluster_->ReplicaOf(victim);
-  ASSERT_NE(replica, 0);
-  const std::string key = KeyOn(victim, "k");
-  EXPECT_EQ(Ok({"SET", key, "kept"}).str, "OK");
-  EXPECT_EQ(Direct(victim, {"WAIT", "1", "2000"}).integer, 1);  // the replica has it
-  cluster_->Kill(victim);
+  const KilledMaster killed =
+      WriteThenKillAMaster([this](const RedisArgv& argv) { return Ok(argv); });
+  const std::string& key = killed.key;
   ASSERT_THAT(cluster_->WaitHealthy(absl::Seconds(20)), IsOk());
-  ASSERT_EQ(cluster_->MasterOf(KeySlot(key)), replica);
+  ASSERT_EQ(cluster_->MasterOf(KeySlot(key)), killed.replica);
   absl::StatusOr<RedisReply> got;
   ASSERT_TRUE(::redrive::testing::WaitFor(
       [&] {
@@ -405,13 +354,10 @@ TEST_F(ClusterAsyncTest, AfterAMasterIsKilledItsReplicaTakesOver) {
       kWait));
   EXPECT_EQ(got->str, "kept");
   EXPECT_EQ(Ok({"SET", key, "again"}).str, "OK");
-  EXPECT_EQ(Direct(replica, {"GET", key}).str, "again");
-  std::vector<int> listed;
-  loop_.RunSync([&] {
-    for (const RedisAddress& a : client_->Masters()) listed.push_back(a.port);
-  });
-  EXPECT_THAT(listed, ::testing::Not(::testing::Contains(victim)));
-  EXPECT_THAT(listed, ::testing::Contains(replica));
+  EXPECT_EQ(Direct(killed.replica, {"GET", key}).str, "again");
+  std::vector<RedisAddress> masters;
+  loop_.RunSync([&] { masters = client_->Masters(); });
+  ExpectReplaced(killed, masters);
 }
 
 }  // namespace

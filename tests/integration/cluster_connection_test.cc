@@ -22,6 +22,7 @@
 #include "daemon/redis/errors.h"
 #include "tests/testing/ports.h"
 #include "tests/testing/redis_cluster.h"
+#include "tests/testing/redis_cluster_test.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/wait.h"
 
@@ -33,40 +34,27 @@ using ::redrive::testing::StatusIs;
 using ::redrive::testing::TestRedisCluster;
 using ::testing::HasSubstr;
 
-class ClusterConnectionTest : public ::testing::Test {
+class ClusterConnectionTest : public ::redrive::testing::RedisClusterTest {
  protected:
-  static void SetUpTestSuite() { cluster_ = TestRedisCluster::Start().release(); }
-  static void TearDownTestSuite() {
-    delete cluster_;
-    cluster_ = nullptr;
-  }
-
   void SetUp() override {
-    ASSERT_NE(cluster_, nullptr);
-    ASSERT_THAT(cluster_->WaitHealthy(), IsOk());
-    masters_ = cluster_->MasterPorts();
-    ASSERT_EQ(masters_.size(), 3u);
-    for (int port : masters_) Direct(port, {"FLUSHALL"});
-    StartClient(Options());
-  }
-
-  // Seeds: every live node.
-  static ClusterOptions Options() {
-    ClusterOptions options;
-    for (int port : cluster_->live_ports()) {
-      options.seeds.push_back(TestRedisCluster::AddressOf(port));
-    }
-    return options;
+    RedisClusterTest::SetUp();
+    if (HasFatalFailure()) return;
+    StartClient(SeedOptions());
   }
   void StartClient(ClusterOptions options) {
     client_ = std::make_unique<ClusterConnection>(std::move(options));
   }
+  // Seeds: every node; `max_retries` 10 ms apart.
+  void StartClientWithRetries(int max_retries) {
+    ClusterOptions options = SeedOptions();
+    options.max_retries = max_retries;
+    options.retry_delay = absl::Milliseconds(10);
+    StartClient(std::move(options));
+  }
 
   // Through the cluster client; the reply must not be an error.
   RedisReply Ok(const RedisArgv& argv) {
-    absl::StatusOr<RedisReply> r = CheckReply(client_->Command(argv));
-    EXPECT_THAT(r, IsOk()) << argv[0];
-    return r.ok() ? *r : RedisReply::Error("failed");
+    return Answered(CheckReply(client_->Command(argv)), argv[0]);
   }
   std::vector<RedisReply> Pipe(const std::vector<RedisArgv>& commands) {
     absl::StatusOr<std::vector<RedisReply>> r = client_->Pipeline(commands);
@@ -74,12 +62,6 @@ class ClusterConnectionTest : public ::testing::Test {
     return r.ok() ? *r : std::vector<RedisReply>();
   }
 
-  // A command on one node over a direct connection.
-  static RedisReply Direct(int port, const RedisArgv& argv) {
-    absl::StatusOr<RedisReply> r = TestRedisCluster::Connect(port)->Command(argv);
-    EXPECT_THAT(r, IsOk()) << argv[0];
-    return r.ok() ? *r : RedisReply::Error("failed");
-  }
   // Keys on every master, summed.
   int64_t TotalKeys() const {
     int64_t total = 0;
@@ -87,26 +69,13 @@ class ClusterConnectionTest : public ::testing::Test {
     return total;
   }
 
-  // A key "<prefix>N" whose slot `port` serves.
-  static std::string KeyOn(int port, const std::string& prefix) {
-    for (int i = 0; i < 10000; ++i) {
-      std::string key = absl::StrCat(prefix, i);
-      if (cluster_->MasterOf(KeySlot(key)) == port) return key;
-    }
-    ADD_FAILURE() << "no key for " << port;
-    return prefix;
-  }
   int ClientMasterOf(int slot) const {
     const ClusterNode* m = client_->slot_map().MasterOf(slot);
     return m == nullptr ? 0 : m->port;
   }
 
-  static TestRedisCluster* cluster_;
-  std::vector<int> masters_;
   std::unique_ptr<ClusterConnection> client_;
 };
-
-TestRedisCluster* ClusterConnectionTest::cluster_ = nullptr;
 
 TEST_F(ClusterConnectionTest, KeysLandOnTheMasterOfTheirSlot) {
   // Nothing happens before the first command.
@@ -226,7 +195,7 @@ TEST_F(ClusterConnectionTest, RefusedCommandsSendNothing) {
 
 TEST_F(ClusterConnectionTest, MovedIsFollowedForCommandsPipelinesAndBlocks) {
   // Without refreshes (but the first), only MOVED teaches the client.
-  ClusterOptions options = Options();
+  ClusterOptions options = SeedOptions();
   options.min_refresh_interval = absl::Hours(1);
   StartClient(options);
   const int from = masters_[0];
@@ -286,10 +255,7 @@ TEST_F(ClusterConnectionTest, MovedLeadsToARefreshOnceTheIntervalAllows) {
 }
 
 TEST_F(ClusterConnectionTest, AskDuringAMigration) {
-  ClusterOptions options = Options();
-  options.max_retries = 2;
-  options.retry_delay = absl::Milliseconds(10);
-  StartClient(options);
+  StartClientWithRetries(2);
   const int from = masters_[0];
   const int to = masters_[2];
   const std::string tag = KeyOn(from, "asked");
@@ -325,21 +291,10 @@ TEST_F(ClusterConnectionTest, AskDuringAMigration) {
 }
 
 TEST_F(ClusterConnectionTest, TryAgainIsRetriedAFewTimesThenReturned) {
-  ClusterOptions options = Options();
-  options.max_retries = 3;
-  options.retry_delay = absl::Milliseconds(10);
-  StartClient(options);
+  StartClientWithRetries(3);
   const int from = masters_[0];
   const int to = masters_[1];
-  const std::string tag = KeyOn(from, "t");
-  const std::string a = absl::StrCat("{", tag, "}a");
-  const std::string b = absl::StrCat("{", tag, "}b");
-  const int slot = KeySlot(tag);
-  EXPECT_EQ(Ok({"SET", a, "1"}).str, "OK");
-  EXPECT_EQ(Ok({"SET", b, "1"}).str, "OK");
-  ASSERT_THAT(cluster_->BeginMigration(slot, to), IsOk());
-  // Only `a` moves: a two-key command on the source is TRYAGAIN.
-  Direct(from, {"MIGRATE", "127.0.0.1", absl::StrCat(to), a, "0", "5000"});
+  const auto [a, b, slot] = SplitASlot(from, to);
   absl::StatusOr<RedisReply> r = client_->Command({"EXISTS", a, b});
   ASSERT_THAT(r, IsOk());
   EXPECT_TRUE(r->is_error());
@@ -394,24 +349,18 @@ TEST_F(ClusterConnectionTest, ScriptsAreLoadedOnEveryMaster) {
 
 // Last: the cluster keeps a killed master's replica as master.
 TEST_F(ClusterConnectionTest, AKilledMasterIsUnavailableThenItsReplicaServes) {
-  ClusterOptions options = Options();
-  options.connection.connect_timeout = absl::Milliseconds(500);
-  StartClient(options);
-  const int victim = masters_[1];
-  const int replica = cluster_->ReplicaOf(victim);
-  ASSERT_NE(replica, 0);
-  const std::string key = KeyOn(victim, "k");
-  EXPECT_EQ(Ok({"SET", key, "kept"}).str, "OK");
-  EXPECT_EQ(Direct(victim, {"WAIT", "1", "2000"}).integer, 1);  // the replica has it
-  cluster_->Kill(victim);
+  const KilledMaster killed =
+      WriteThenKillAMaster([this](const RedisArgv& argv) { return Ok(argv); });
+  const std::string& key = killed.key;
+  const std::string victim = absl::StrCat(killed.port);
   // The open connection breaks: UNAVAILABLE, not re-sent.
   EXPECT_THAT(client_->Command({"SET", key, "lost?"}),
-              StatusIs(absl::StatusCode::kUnavailable, HasSubstr(absl::StrCat(victim))));
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr(victim)));
   // Until the replica takes over, the victim's share of a pipeline fails it
   // (the other master's command ran).
   const std::string other = KeyOn(masters_[0], "o");
   EXPECT_THAT(client_->Pipeline({{"SET", other, "1"}, {"GET", key}}),
-              StatusIs(absl::StatusCode::kUnavailable, HasSubstr(absl::StrCat(victim))));
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr(victim)));
   EXPECT_EQ(Direct(masters_[0], {"GET", other}).str, "1");
   absl::StatusOr<RedisReply> got;
   ASSERT_TRUE(::redrive::testing::WaitFor(
@@ -423,11 +372,8 @@ TEST_F(ClusterConnectionTest, AKilledMasterIsUnavailableThenItsReplicaServes) {
       << got.status();
   EXPECT_EQ(got->str, "kept");
   EXPECT_EQ(Ok({"SET", key, "again"}).str, "OK");
-  EXPECT_EQ(Direct(replica, {"GET", key}).str, "again");
-  std::vector<int> listed;
-  for (const RedisAddress& a : client_->Masters()) listed.push_back(a.port);
-  EXPECT_THAT(listed, ::testing::Not(::testing::Contains(victim)));
-  EXPECT_THAT(listed, ::testing::Contains(replica));
+  EXPECT_EQ(Direct(killed.replica, {"GET", key}).str, "again");
+  ExpectReplaced(killed, client_->Masters());
 }
 
 }  // namespace
