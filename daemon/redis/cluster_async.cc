@@ -277,17 +277,9 @@ void ClusterAsync::ApplyTopology(ClusterSlotMap map) {
   ++topology_version_;
   ++stats_.refreshes;
   // Drop the connections of nodes the topology no longer lists.
-  const std::vector<ClusterNode> listed = map_.Nodes();
-  for (auto it = nodes_.begin(); it != nodes_.end();) {
-    bool keep = false;
-    for (const ClusterNode& n : listed) keep = keep || n.HostPort() == it->first;
-    if (keep) {
-      ++it;
-      continue;
-    }
-    spdlog::info("redis cluster: node {} left the topology", it->first);
-    retired_.push_back(std::move(it->second));
-    it = nodes_.erase(it);
+  for (auto& [name, connection] : TakeUnlistedNodes(map_, nodes_)) {
+    spdlog::info("redis cluster: node {} left the topology", name);
+    retired_.push_back(std::move(connection));
   }
   if (!retired_.empty()) {
     loop_.Post([this, alive = alive_] {

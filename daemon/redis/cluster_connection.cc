@@ -309,12 +309,9 @@ absl::Status ClusterConnection::Refresh() {
     refresh_due_ = false;
     ++topology_version_;
     ++stats_.refreshes;
-    // Drop the connections of nodes the topology no longer lists.
-    const std::vector<ClusterNode> listed = map_.Nodes();
-    for (auto it = nodes_.begin(); it != nodes_.end();) {
-      bool keep = false;
-      for (const ClusterNode& n : listed) keep = keep || n.HostPort() == it->first;
-      it = keep ? std::next(it) : nodes_.erase(it);
+    // Close the connections of nodes the topology no longer lists.
+    for (const auto& [name, connection] : TakeUnlistedNodes(map_, nodes_)) {
+      spdlog::info("redis cluster: node {} left the topology", name);
     }
     return absl::OkStatus();
   }

@@ -8,13 +8,17 @@
 //   RefreshCandidates        whom to ask for CLUSTER SLOTS, in order
 //   SlotMapFromReply         a CLUSTER SLOTS answer as a usable slot map
 //   CombineAllMasters        one reply for a command sent to every master
+//   TakeUnlistedNodes        the connections a new topology leaves behind
 //
 // Thread-safe: value types and pure functions.
 #ifndef REDRIVE_DAEMON_REDIS_CLUSTER_OPTIONS_H_
 #define REDRIVE_DAEMON_REDIS_CLUSTER_OPTIONS_H_
 
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -80,6 +84,26 @@ absl::StatusOr<ClusterSlotMap> SlotMapFromReply(const absl::StatusOr<RedisReply>
 // master's (in master order): the first failure (a transport error or an
 // error reply), else the first reply. `replies` must not be empty.
 absl::StatusOr<RedisReply> CombineAllMasters(std::vector<absl::StatusOr<RedisReply>> replies);
+
+// Takes out of `nodes` (connections by ClusterNode::HostPort()) those of the
+// nodes `map` does not list (a failed or removed node): (name, connection).
+template <typename Connection>
+std::vector<std::pair<std::string, std::unique_ptr<Connection>>> TakeUnlistedNodes(
+    const ClusterSlotMap& map, std::map<std::string, std::unique_ptr<Connection>>& nodes) {
+  std::vector<std::pair<std::string, std::unique_ptr<Connection>>> gone;
+  const std::vector<ClusterNode> listed = map.Nodes();
+  for (auto it = nodes.begin(); it != nodes.end();) {
+    bool keep = false;
+    for (const ClusterNode& n : listed) keep = keep || n.HostPort() == it->first;
+    if (keep) {
+      ++it;
+      continue;
+    }
+    gone.emplace_back(it->first, std::move(it->second));
+    it = nodes.erase(it);
+  }
+  return gone;
+}
 
 }  // namespace redrive
 
