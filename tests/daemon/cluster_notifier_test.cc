@@ -24,6 +24,7 @@
 #include "daemon/redis/cluster_async.h"
 #include "daemon/redis/cluster_slots.h"
 #include "tests/testing/redis_cluster.h"
+#include "tests/testing/redis_cluster_test.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/wait.h"
 
@@ -37,20 +38,11 @@ using ::redrive::testing::WaitFor;
 constexpr absl::Duration kWait = absl::Seconds(10);
 constexpr char kNotifyName[] = "cnt-notify";
 
-class ClusterNotifierTest : public ::testing::Test {
+class ClusterNotifierTest : public ::redrive::testing::RedisClusterTest {
  protected:
-  static void SetUpTestSuite() { cluster_ = TestRedisCluster::Start().release(); }
-  static void TearDownTestSuite() {
-    delete cluster_;
-    cluster_ = nullptr;
-  }
-
   void SetUp() override {
-    ASSERT_NE(cluster_, nullptr);
-    ASSERT_THAT(cluster_->WaitHealthy(), IsOk());
-    masters_ = cluster_->MasterPorts();
-    ASSERT_EQ(masters_.size(), 3u);
-    for (int port : masters_) Direct(port, {"FLUSHALL"});
+    RedisClusterTest::SetUp();
+    if (HasFatalFailure()) return;
     // The previous test's connections are gone before this one counts.
     for (int port : masters_) {
       ASSERT_TRUE(WaitFor([&] { return NotifyClients(port) == 0; }, kWait)) << port;
@@ -70,10 +62,7 @@ class ClusterNotifierTest : public ::testing::Test {
   void Start(const std::function<void()>& then = nullptr,
              absl::Duration block = absl::Milliseconds(500)) {
     loop_.RunSync([&] {
-      ClusterOptions options;
-      for (int port : cluster_->live_ports()) {
-        options.seeds.push_back(TestRedisCluster::AddressOf(port));
-      }
+      ClusterOptions options = SeedOptions();
       options.connection.client_name = "cnt-deliver";
       commands_ = std::make_unique<ClusterAsync>(loop_, std::move(options));
       RedisConnectionOptions blocking;
@@ -87,11 +76,6 @@ class ClusterNotifierTest : public ::testing::Test {
     });
   }
 
-  static RedisReply Direct(int port, const RedisArgv& argv) {
-    absl::StatusOr<RedisReply> r = TestRedisCluster::Connect(port)->Command(argv);
-    EXPECT_THAT(r, IsOk()) << argv[0];
-    return r.ok() ? *r : RedisReply::Error("failed");
-  }
   // XADD on the master serving the stream now.
   void Add(const std::string& stream) {
     const int port = cluster_->MasterOf(KeySlot(stream));
@@ -183,15 +167,11 @@ class ClusterNotifierTest : public ::testing::Test {
     return seen;
   }
 
-  static TestRedisCluster* cluster_;
-  std::vector<int> masters_;
   EventLoop loop_;
   std::unique_ptr<ClusterAsync> commands_;
   std::unique_ptr<ClusterStreamNotifier> notifier_;
   std::vector<std::string> reports_;  // loop thread
 };
-
-TestRedisCluster* ClusterNotifierTest::cluster_ = nullptr;
 
 TEST_F(ClusterNotifierTest, OneBlockingReadPerSlotReportsEntriesOnEveryMaster) {
   // Two slots on the first master (two connections there), one on each
