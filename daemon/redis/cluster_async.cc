@@ -257,7 +257,7 @@ void ClusterAsync::AskForSlots(std::vector<ClusterNode> candidates, size_t next)
   const ClusterNode node = candidates[next];
   Connection(node).Send({"CLUSTER", "SLOTS"},
                         [this, alive = alive_, candidates = std::move(candidates), next,
-                         node](absl::StatusOr<RedisReply> reply) mutable {
+                         node](const absl::StatusOr<RedisReply>& reply) mutable {
                           if (!*alive) return;
                           absl::StatusOr<ClusterSlotMap> map = SlotMapFromReply(reply, node);
                           if (!map.ok()) {

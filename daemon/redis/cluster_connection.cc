@@ -322,8 +322,9 @@ absl::Status ClusterConnection::Refresh() {
 
 RedisConnection& ClusterConnection::Connection(const ClusterNode& node) {
   std::unique_ptr<RedisConnection>& slot = nodes_[node.HostPort()];
-  if (slot == nullptr)
+  if (slot == nullptr) {
     slot = std::make_unique<RedisConnection>(ClusterNodeConnection(options_, node));
+  }
   return *slot;
 }
 
