@@ -19,7 +19,7 @@ import grpc
 from redrive.v1 import broker_pb2, broker_pb2_grpc
 
 from conftest import RedisServer, Resp, free_port, wait_for
-from test_sentinel import health
+from test_sentinel import answers, command, health, role
 
 REDIS_CLI = os.environ.get("REDRIVE_REDIS_CLI", "") or shutil.which("redis-cli")
 NODES = 6
@@ -27,26 +27,10 @@ SLOTS = 16384
 POLL = 0.02  # seconds between two looks at the cluster
 
 
-def node_command(port, *args):
-    """One command on a fresh connection to one node (no redirection)."""
-    c = Resp(port)
-    try:
-        return c(*args)
-    finally:
-        c.close()
-
-
-def node_answers(port, *args):
-    try:
-        return node_command(port, *args)
-    except (OSError, RuntimeError):
-        return None
-
-
 def slot_owners(port):
     """{slot range (first, last): (master port, [replica ports])} as `port`
     sees it in CLUSTER SLOTS; None when it does not answer."""
-    reply = node_answers(port, "CLUSTER", "SLOTS")
+    reply = answers(port, "CLUSTER", "SLOTS")
     if reply is None:
         return None
     return {(r[0], r[1]): (int(r[2][1]), [int(n[1]) for n in r[3:]]) for r in reply}
@@ -73,7 +57,7 @@ class RedisCluster:
                 self.nodes[node.port] = node
             self._create()
         except BaseException:
-            self.stop()
+            self.close()
             raise
 
     @property
@@ -107,7 +91,7 @@ class RedisCluster:
         def healthy():
             views = []
             for port in self.live_ports():
-                info = node_answers(port, "CLUSTER", "INFO")
+                info = answers(port, "CLUSTER", "INFO")
                 if info is None or b"cluster_state:ok" not in info:
                     return False
                 view = slot_owners(port)
@@ -121,7 +105,7 @@ class RedisCluster:
         assert wait_for(healthy, timeout=timeout), "cluster not healthy:\n" + self.logs()
 
     def keyslot(self, key):
-        return node_command(self.live_ports()[0], "CLUSTER", "KEYSLOT", key)
+        return command(self.live_ports()[0], "CLUSTER", "KEYSLOT", key)
 
     def masters(self):
         """The live masters' ports, sorted."""
@@ -146,13 +130,9 @@ class RedisCluster:
         assert replica, "127.0.0.1:%d has no replica:\n%s" % (master, self.logs())
         return replica
 
-    def role(self, port):
-        reply = node_answers(port, "ROLE")
-        return reply[0].decode() if reply else None
-
     def keys_by_node(self):
         """{master port: sorted keys it holds} over the live masters."""
-        return {m: sorted(k.decode() for k in node_command(m, "KEYS", "*"))
+        return {m: sorted(k.decode() for k in command(m, "KEYS", "*"))
                 for m in self.masters()}
 
     def move_slot(self, slot, to_port):
@@ -161,29 +141,29 @@ class RedisCluster:
         on the target, the source and the other masters."""
         source = self.master_of(slot)
         assert source != to_port, "slot %d is already on %d" % (slot, to_port)
-        source_id = node_command(source, "CLUSTER", "MYID").decode()
-        target_id = node_command(to_port, "CLUSTER", "MYID").decode()
-        assert node_command(to_port, "CLUSTER", "SETSLOT", slot, "IMPORTING", source_id) == "OK"
-        assert node_command(source, "CLUSTER", "SETSLOT", slot, "MIGRATING", target_id) == "OK"
+        source_id = command(source, "CLUSTER", "MYID").decode()
+        target_id = command(to_port, "CLUSTER", "MYID").decode()
+        assert command(to_port, "CLUSTER", "SETSLOT", slot, "IMPORTING", source_id) == "OK"
+        assert command(source, "CLUSTER", "SETSLOT", slot, "MIGRATING", target_id) == "OK"
         for _ in range(1000):
-            keys = node_command(source, "CLUSTER", "GETKEYSINSLOT", slot, 100)
+            keys = command(source, "CLUSTER", "GETKEYSINSLOT", slot, 100)
             if not keys:
                 break
-            assert node_command(source, "MIGRATE", "127.0.0.1", to_port, "", 0, 5000,
+            assert command(source, "MIGRATE", "127.0.0.1", to_port, "", 0, 5000,
                                 "KEYS", *keys) == "OK"
-        assert not node_command(source, "CLUSTER", "GETKEYSINSLOT", slot, 1), "keys left"
+        assert not command(source, "CLUSTER", "GETKEYSINSLOT", slot, 1), "keys left"
         order = [to_port, source] + [m for m in self.masters() if m not in (to_port, source)]
         for port in order:
-            assert node_command(port, "CLUSTER", "SETSLOT", slot, "NODE", target_id) == "OK"
+            assert command(port, "CLUSTER", "SETSLOT", slot, "NODE", target_id) == "OK"
         self.wait_healthy()
 
     def failover(self, replica):
         """CLUSTER FAILOVER on a replica: it returns at once, the switch
         follows (see wait_promoted)."""
-        assert node_command(replica, "CLUSTER", "FAILOVER") == "OK"
+        assert command(replica, "CLUSTER", "FAILOVER") == "OK"
 
     def wait_promoted(self, port, timeout=20):
-        assert wait_for(lambda: self.role(port) == "master", timeout=timeout), \
+        assert wait_for(lambda: role(port) == "master", timeout=timeout), \
             "127.0.0.1:%d was not promoted:\n%s" % (port, self.logs())
         self.wait_healthy()
 
@@ -201,7 +181,7 @@ class RedisCluster:
                 pass
         return "\n".join(out)
 
-    def stop(self):
+    def close(self):
         for node in self.nodes.values():
             node.stop()
 

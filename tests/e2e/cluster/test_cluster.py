@@ -14,6 +14,7 @@ Run by ctest as `cluster_e2e_test`; conftest.py, the Python e2e helpers and
 the stubs come from tests/e2e/python, tests/e2e/sentinel and the build
 (PYTHONPATH)."""
 
+import contextlib
 import threading
 import time
 
@@ -23,10 +24,9 @@ import pytest
 from redrive.v1 import admin_pb2, admin_pb2_grpc, broker_pb2
 
 from conftest import Daemon, wait_for
-from redis_cluster import (ClusterClient, HealthWatch, RedisCluster, SteadyPublisher,
-                           node_command)
+from redis_cluster import ClusterClient, HealthWatch, RedisCluster, SteadyPublisher
 from test_retry import dead_letter_body, field, nack, policy, terminate, xrange
-from test_sentinel import SERVING, AckingConsumer, health
+from test_sentinel import SERVING, AckingConsumer, command, health
 from test_subscribe import publish, subscribers  # noqa: F401 (fixture)
 
 WAIT = 15.0
@@ -36,30 +36,27 @@ REGISTRY = "{redrive}:handlers"
 
 @pytest.fixture(scope="module")
 def cluster():
-    c = RedisCluster()
-    yield c
-    c.stop()
+    with contextlib.closing(RedisCluster()) as c:
+        yield c
 
 
 @pytest.fixture
 def inspect(cluster):
-    client = ClusterClient(cluster)
-    yield client
-    client.close()
+    with contextlib.closing(ClusterClient(cluster)) as client:
+        yield client
 
 
 @pytest.fixture
 def daemon_on(cluster):
-    daemons = []
-
-    def make(*extra):
-        d = Daemon(cluster.url(), ("--instance-id=cl", "--reclaim-tick-ms=100", *extra))
-        daemons.append(d)
-        assert wait_for(lambda: health(d) == SERVING, WAIT), log_tail(d)
-        return d
-    yield make
-    for d in daemons:
-        d.stop()
+    """Starts redrived on the cluster (every node a seed) and waits for
+    SERVING; stops them all after the test."""
+    with contextlib.ExitStack() as started:
+        def make(*extra):
+            d = Daemon(cluster.url(), ("--instance-id=cl", "--reclaim-tick-ms=100", *extra))
+            started.callback(d.stop)
+            assert wait_for(lambda: health(d) == SERVING, WAIT), log_tail(d)
+            return d
+        yield make
 
 
 def log_tail(daemon):
@@ -78,10 +75,14 @@ def channel_on(cluster, master, prefix):
 
 def keys_of(cluster, channel):
     """{master port: sorted keys of `channel`} over the masters holding any:
-    every key spelt with the channel's name, braced or not."""
+    the keys spelt with the channel's name (braced or not) then nothing or
+    a `.` or `:` suffix."""
+    def belongs(key):
+        plain = key.replace("{", "").replace("}", "")
+        return plain == channel or plain.startswith((channel + ".", channel + ":"))
     out = {}
     for port, keys in cluster.keys_by_node().items():
-        mine = [k for k in keys if channel in k]
+        mine = [k for k in keys if belongs(k)]
         if mine:
             out[port] = mine
     return out
@@ -140,9 +141,9 @@ def test_delivery_on_channels_of_every_master(cluster, inspect, daemon_on, subsc
         # nowhere else.
         slot = cluster.keyslot(stream)
         assert cluster.master_of(slot) == m
-        assert node_command(m, "XLEN", stream) == n
+        assert command(m, "XLEN", stream) == n
         assert keys_of(cluster, ch) == {m: [stream]}
-        assert [node_command(o, "CLUSTER", "COUNTKEYSINSLOT", slot) for o in masters] == [
+        assert [command(o, "CLUSTER", "COUNTKEYSINSLOT", slot) for o in masters] == [
             1 if o == m else 0 for o in masters]
     print("\ncluster delivery: %d channels, one on each master %s, %d messages each: "
           "every payload delivered exactly once (lost 0, duplicates 0)"
@@ -374,32 +375,31 @@ def test_resharding_a_live_channel_loses_no_acknowledged_publish(cluster, daemon
         slot, masters[0], target, moved["seconds"]), figures)
     assert cluster.master_of(slot) == target
     assert set(keys_of(cluster, ch)) == {target}
-    assert node_command(target, "XLEN", "{%s}" % ch) >= total
+    assert command(target, "XLEN", "{%s}" % ch) >= total
     assert_recovered(cluster, daemon, figures)
 
 
-def test_cluster_failover_of_the_channel_master_under_load(cluster, daemon_on):
+@pytest.mark.parametrize("how", ["CLUSTER FAILOVER", "SIGKILL"])
+def test_failover_of_the_channel_master_under_load(cluster, daemon_on, how):
+    """(a) CLUSTER FAILOVER on the replica of the channel's master: a
+    coordinated switch, no write is lost by Redis. (b) SIGKILL of that
+    master: its replica is promoted after cluster-node-timeout (1 s). With
+    asynchronous replication Redis may lose a write the dead master had
+    acknowledged but not yet sent to the replica; here the Publish loop
+    kills the master between two Publishes (the last one acknowledged and
+    replicated over loopback within microseconds), and lost was 0 in every
+    run (see the report), so lost == 0 is asserted for both."""
     total, rate, at = 1500, 500.0, 500
     daemon = daemon_on()
-    ch = channel_on(cluster, cluster.masters()[2], "failover")
+    ch = channel_on(cluster, cluster.masters()[0], "failover-" + how.split()[-1].lower())
     master = cluster.master_of(cluster.keyslot(ch))
     replica = cluster.replica_of(master)
-    figures = under_load(cluster, daemon, ch, total, rate, at,
-                         lambda: cluster.failover(replica))
+    if how == "SIGKILL":
+        figures = under_load(cluster, daemon, ch, total, rate, at, lambda: cluster.kill(master))
+    else:
+        figures = under_load(cluster, daemon, ch, total, rate, at,
+                             lambda: cluster.failover(replica))
     cluster.wait_promoted(replica)
-    report("CLUSTER FAILOVER (127.0.0.1:%d -> %d)" % (master, replica), figures)
-    assert cluster.master_of(cluster.keyslot(ch)) == replica
-    assert_recovered(cluster, daemon, figures)
-
-
-def test_sigkill_of_the_channel_master_under_load(cluster, daemon_on):
-    total, rate, at = 2000, 500.0, 500
-    daemon = daemon_on()
-    ch = channel_on(cluster, cluster.masters()[0], "sigkill")
-    master = cluster.master_of(cluster.keyslot(ch))
-    replica = cluster.replica_of(master)
-    figures = under_load(cluster, daemon, ch, total, rate, at, lambda: cluster.kill(master))
-    cluster.wait_promoted(replica)
-    report("SIGKILL (127.0.0.1:%d killed, %d promoted)" % (master, replica), figures)
+    report("%s (master 127.0.0.1:%d, replica %d promoted)" % (how, master, replica), figures)
     assert cluster.master_of(cluster.keyslot(ch)) == replica
     assert_recovered(cluster, daemon, figures)
