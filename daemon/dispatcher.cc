@@ -21,8 +21,8 @@
 namespace redrive {
 
 struct Dispatcher::Parts {
-  Parts(EngineContext& ctx, StreamNotifier& notifier, HandlerTable& handlers, DirtySessions& dirty,
-        PausePoller::OnChange on_pause, PausePoller::KnownKeys known,
+  Parts(EngineContext& ctx, ActivityNotifier& notifier, HandlerTable& handlers,
+        DirtySessions& dirty, PausePoller::OnChange on_pause, PausePoller::KnownKeys known,
         RetryScheduler::Hooks retry_hooks, Sweeper::Hooks sweep_hooks, Reader::Hooks read_hooks)
       : acks(ctx),
         pauses(ctx, std::move(on_pause), std::move(known)),
@@ -45,7 +45,7 @@ struct Dispatcher::Parts {
   Distributor distributor;
 };
 
-Dispatcher::Dispatcher(EventLoop& loop, StreamOps& ops, StreamNotifier& notifier,
+Dispatcher::Dispatcher(EventLoop& loop, StreamOps& ops, ActivityNotifier& notifier,
                        DispatcherOptions options)
     : state_(std::move(options)), ctx_{loop,           ops,           state_.options, state_.stats,
                                        state_.summary, state_.tracker} {

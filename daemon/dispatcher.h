@@ -41,6 +41,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "daemon/activity_notifier.h"
 #include "daemon/engine/context.h"
 #include "daemon/engine/handler.h"
 #include "daemon/engine/session.h"
@@ -48,7 +49,6 @@
 #include "daemon/redis/stream_ops.h"
 #include "daemon/session_sink.h"
 #include "daemon/stream_entry.h"
-#include "daemon/stream_notifier.h"
 #include "daemon/subscription.h"
 #include "redrive/v1/broker.pb.h"
 
@@ -56,7 +56,8 @@ namespace redrive {
 
 class Dispatcher {
  public:
-  Dispatcher(EventLoop& loop, StreamOps& ops, StreamNotifier& notifier, DispatcherOptions options);
+  Dispatcher(EventLoop& loop, StreamOps& ops, ActivityNotifier& notifier,
+             DispatcherOptions options);
   ~Dispatcher();
 
   // Registers a session. The group is created if missing; then `sink` gets

@@ -12,6 +12,9 @@
 // XREVRANGE and the readers' XREADGROUPs sharing one connection, so their
 // order on the server is the order they were sent.)
 //
+// It is the ActivityNotifier of a single Redis server (or Sentinel-managed
+// primary); ClusterStreamNotifier runs one per cluster master.
+//
 // Loop thread only.
 #ifndef REDRIVE_DAEMON_STREAM_NOTIFIER_H_
 #define REDRIVE_DAEMON_STREAM_NOTIFIER_H_
@@ -21,36 +24,35 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "daemon/activity_notifier.h"
 #include "daemon/redis/stream_watch.h"
 
 namespace redrive {
 
-class StreamNotifier {
+class StreamNotifier final : public ActivityNotifier {
  public:
-  using Callback = std::function<void(const std::string& stream)>;
-
   // `ops` must outlive the notifier; its blocking connection is dedicated
   // to the notifier's reads.
   StreamNotifier(StreamWatchOps& ops, Callback on_activity,
                  absl::Duration block = absl::Seconds(2));
-  ~StreamNotifier();
+  ~StreamNotifier() override;
 
   // Starts watching `stream` (reference counted). `ready` runs once the
   // stream's current last id is known and the XREAD covers it; only entries
   // added after that moment are reported.
-  void Watch(const std::string& stream, std::function<void()> ready);
-  void Unwatch(const std::string& stream);
+  void Watch(const std::string& stream, std::function<void()> ready) override;
+  void Unwatch(const std::string& stream) override;
 
   // Called after the blocking connection (re)connects: every stream is
   // reported once, since entries may have arrived unseen.
   void OnBlockingConnected(int64_t client_id);
 
   // Starts an XREAD if none is running (after an error reply, say).
-  void Kick();
+  void Kick() override;
 
   // False while XREADs fail: the dispatcher then polls its sources.
-  bool healthy() const { return healthy_; }
-  size_t watched() const { return streams_.size(); }
+  bool healthy() const override { return healthy_; }
+  size_t watched() const override { return streams_.size(); }
 
  private:
   struct Watched {

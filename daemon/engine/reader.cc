@@ -10,7 +10,7 @@
 
 namespace redrive {
 
-Reader::Reader(EngineContext& ctx, StreamNotifier& notifier, Hooks hooks)
+Reader::Reader(EngineContext& ctx, ActivityNotifier& notifier, Hooks hooks)
     : ctx_(ctx), notifier_(notifier), hooks_(std::move(hooks)) {}
 
 Reader::PerHandler* Reader::Find(const HandlerRef& ref) {

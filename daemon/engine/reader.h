@@ -1,8 +1,8 @@
 // Reader: the group reads of each handler (R-B3, R-B5, R-D7, R-D8). A
 // handler reads its main stream (group = handler id) and, unless auto-ack,
 // its retry stream (group `{handler}-retry`). Reads are non-blocking
-// XREADGROUPs issued only when (a) the StreamNotifier reported entries, a
-// read came back full or the notifier is down, and (b) the handler has free
+// XREADGROUPs issued only when (a) the notifier (ActivityNotifier) reported
+// entries, a read came back full or the notifier is down, and (b) the handler has free
 // slots (`capacity`); each read asks for at most the free slots, split
 // between the two sources when both have entries, so neither starves. A
 // group deleted under us is recreated after the last entry read.
@@ -17,8 +17,8 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "daemon/activity_notifier.h"
 #include "daemon/engine/context.h"
-#include "daemon/stream_notifier.h"
 
 namespace redrive {
 
@@ -37,7 +37,7 @@ class Reader {
     std::function<bool()> draining;
   };
 
-  Reader(EngineContext& ctx, StreamNotifier& notifier, Hooks hooks);
+  Reader(EngineContext& ctx, ActivityNotifier& notifier, Hooks hooks);
 
   void Add(const HandlerRef& ref, const SpecPtr& spec) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // Stops watching the handler's streams and forgets it.
@@ -54,7 +54,7 @@ class Reader {
   void MaybeRead(const HandlerRef& ref) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
   // Slots promised to reads in flight.
   uint32_t reserved(const HandlerRef& ref) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
-  StreamNotifier& notifier() ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread) { return notifier_; }
+  ActivityNotifier& notifier() ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread) { return notifier_; }
   // The handlers that read `stream`.
   const std::vector<HandlerRef>* Readers(const std::string& stream) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
@@ -87,7 +87,7 @@ class Reader {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(kLoopThread);
 
   EngineContext& ctx_;
-  StreamNotifier& notifier_;
+  ActivityNotifier& notifier_;
   const Hooks hooks_;
   // By HandlerRef::generation: an integer key keeps the per-tick lookups of
   // many idle handlers cheap (no string hashing and comparing).

@@ -6,11 +6,8 @@
 #include <optional>
 #include <utility>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "daemon/redis/cluster_route.h"
-#include "daemon/redis/errors.h"
 #include "daemon/redis/hiredis_async.h"
 
 namespace redrive {
@@ -34,51 +31,7 @@ void Finish(RequestT& request, absl::StatusOr<RedisReply> result) {
   if (done) done(std::move(result));
 }
 
-bool IsRetryable(const RedisReply& reply) {
-  return reply.is_error() &&
-         (absl::StartsWith(reply.str, "TRYAGAIN") || absl::StartsWith(reply.str, "CLUSTERDOWN"));
-}
-
-ClusterNode NodeOf(const RedisAddress& address) {
-  ClusterNode node;
-  node.host = address.host;
-  node.port = address.port;
-  return node;
-}
-
 }  // namespace
-
-absl::Status ClusterAsync::Validate(const ClusterOptions& options) {
-  if (options.seeds.empty()) {
-    return absl::InvalidArgumentError("redis cluster: at least one seed address is needed");
-  }
-  for (const RedisAddress& seed : options.seeds) {
-    if (seed.is_unix()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("redis cluster: seed ", seed.Redacted(),
-                       " is a unix socket; cluster nodes are host:port"));
-    }
-    if (seed.is_sentinel()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("redis cluster: seed ", seed.Redacted(),
-                       " is a Sentinel address; a cluster has no Sentinel-managed primary"));
-    }
-    if (seed.db != 0) {
-      return absl::InvalidArgumentError(absl::StrCat("redis cluster: seed ", seed.Redacted(),
-                                                     " selects db ", seed.db,
-                                                     "; a cluster has only db 0"));
-    }
-  }
-  if (options.max_redirects < 1) {
-    return absl::InvalidArgumentError("redis cluster: max_redirects must be at least 1");
-  }
-  if (options.max_retries < 0 || options.retry_delay < absl::ZeroDuration() ||
-      options.min_refresh_interval < absl::ZeroDuration()) {
-    return absl::InvalidArgumentError(
-        "redis cluster: max_retries, retry_delay and min_refresh_interval must not be negative");
-  }
-  return absl::OkStatus();
-}
 
 ClusterAsync::ClusterAsync(EventLoop& loop, ClusterOptions options)
     : loop_(loop), options_(std::move(options)), alive_(std::make_shared<bool>(true)) {
@@ -193,33 +146,36 @@ void ClusterAsync::OnReply(const std::shared_ptr<Request>& request,
     Finish(*request, std::move(reply));
     return;
   }
-  absl::StatusOr<std::optional<ClusterRedirect>> redirect = ParseRedirect(reply->str);
-  if (!redirect.ok()) {
-    Finish(*request, redirect.status());
+  absl::StatusOr<ClusterReplyAction> action = ClassifyClusterReply(*reply);
+  if (!action.ok()) {
+    Finish(*request, action.status());
     return;
   }
-  if (redirect->has_value()) {
-    if (request->redirects >= options_.max_redirects) {
-      Finish(*request, std::move(reply));
+  switch (action->kind) {
+    case ClusterReplyAction::Kind::kFinal:
+      break;
+    case ClusterReplyAction::Kind::kMoved:
+    case ClusterReplyAction::Kind::kAsk: {
+      if (request->redirects >= options_.max_redirects) break;
+      ++request->redirects;
+      const ClusterRedirect& r = action->redirect;
+      if (action->kind == ClusterReplyAction::Kind::kMoved) {
+        ++stats_.moved;
+        map_.SetMaster(r.slot, r.target);
+        Refresh();
+        SendToNode(request, r.target, /*asking=*/false);
+      } else {
+        ++stats_.ask;
+        SendToNode(request, r.target, /*asking=*/true);
+      }
       return;
     }
-    ++request->redirects;
-    const ClusterRedirect& r = **redirect;
-    if (r.kind == ClusterRedirect::Kind::kMoved) {
-      ++stats_.moved;
-      map_.SetMaster(r.slot, r.target);
-      Refresh();
-      SendToNode(request, r.target, /*asking=*/false);
-    } else {
-      ++stats_.ask;
-      SendToNode(request, r.target, /*asking=*/true);
-    }
-    return;
-  }
-  if (IsRetryable(*reply) && request->retries < options_.max_retries) {
-    if (absl::StartsWith(reply->str, "CLUSTERDOWN")) Refresh();
-    RetryLater(request);
-    return;
+    case ClusterReplyAction::Kind::kTryAgain:
+    case ClusterReplyAction::Kind::kClusterDown:
+      if (request->retries >= options_.max_retries) break;
+      if (action->kind == ClusterReplyAction::Kind::kClusterDown) Refresh();
+      RetryLater(request);
+      return;
   }
   Finish(*request, std::move(reply));
 }
@@ -246,13 +202,7 @@ void ClusterAsync::SendToAllMasters(const std::shared_ptr<Request>& request) {
             [fan_out, i](absl::StatusOr<RedisReply> reply) {
               fan_out->replies[i] = std::move(reply);
               if (--fan_out->remaining > 0) return;
-              for (absl::StatusOr<RedisReply>& r : fan_out->replies) {
-                if (!r.ok() || r->is_error()) {
-                  Finish(*fan_out->request, std::move(r));
-                  return;
-                }
-              }
-              Finish(*fan_out->request, std::move(fan_out->replies.front()));
+              Finish(*fan_out->request, CombineAllMasters(std::move(fan_out->replies)));
             },
             request->extra_timeout);
   }
@@ -296,47 +246,28 @@ void ClusterAsync::StartRefresh() {
   refreshing_ = true;
   refresh_again_ = false;
   last_refresh_ = absl::Now();
-  // The masters of the current map first (they know best), then the seeds.
-  std::vector<ClusterNode> candidates = map_.Masters();
-  for (const RedisAddress& seed : options_.seeds) {
-    const ClusterNode node = NodeOf(seed);
-    bool known = false;
-    for (const ClusterNode& c : candidates) known = known || c.SameAddress(node);
-    if (!known) candidates.push_back(node);
-  }
-  AskForSlots(std::move(candidates), 0);
+  AskForSlots(RefreshCandidates(map_, options_), 0);
 }
 
 void ClusterAsync::AskForSlots(std::vector<ClusterNode> candidates, size_t next) {
   if (next >= candidates.size()) {
-    std::vector<std::string> tried;
-    tried.reserve(candidates.size());
-    for (const ClusterNode& c : candidates) tried.push_back(c.HostPort());
-    RefreshFailed(
-        absl::StrCat("no node answered CLUSTER SLOTS (tried ", absl::StrJoin(tried, ", "), ")"));
+    RefreshFailed(NoNodeAnswered(candidates));
     return;
   }
   const ClusterNode node = candidates[next];
-  Connection(node).Send(
-      {"CLUSTER", "SLOTS"}, [this, alive = alive_, candidates = std::move(candidates), next,
-                             node](absl::StatusOr<RedisReply> reply) mutable {
-        if (!*alive) return;
-        absl::StatusOr<ClusterSlotMap> map =
-            reply.ok() && !reply->is_error()
-                ? ClusterSlotMap::FromClusterSlots(*reply, node.host)
-                : absl::StatusOr<ClusterSlotMap>(reply.ok() ? RedisErrorStatus(*reply)
-                                                            : reply.status());
-        if (map.ok() && map->UnassignedSlots() == kClusterSlots) {
-          map = absl::UnavailableError("the node serves no slot (not part of a cluster yet)");
-        }
-        if (!map.ok()) {
-          spdlog::warn("redis cluster: CLUSTER SLOTS from {} failed: {}", node.HostPort(),
-                       std::string(map.status().message()));
-          AskForSlots(std::move(candidates), next + 1);
-          return;
-        }
-        ApplyTopology(std::move(*map));
-      });
+  Connection(node).Send({"CLUSTER", "SLOTS"},
+                        [this, alive = alive_, candidates = std::move(candidates), next,
+                         node](absl::StatusOr<RedisReply> reply) mutable {
+                          if (!*alive) return;
+                          absl::StatusOr<ClusterSlotMap> map = SlotMapFromReply(reply, node);
+                          if (!map.ok()) {
+                            spdlog::warn("redis cluster: CLUSTER SLOTS from {} failed: {}",
+                                         node.HostPort(), std::string(map.status().message()));
+                            AskForSlots(std::move(candidates), next + 1);
+                            return;
+                          }
+                          ApplyTopology(std::move(*map));
+                        });
 }
 
 void ClusterAsync::ApplyTopology(ClusterSlotMap map) {
@@ -372,13 +303,13 @@ void ClusterAsync::ApplyTopology(ClusterSlotMap map) {
   }
 }
 
-void ClusterAsync::RefreshFailed(const std::string& why) {
-  spdlog::warn("redis cluster: topology refresh failed: {}", why);
+void ClusterAsync::RefreshFailed(const absl::Status& why) {
+  spdlog::warn("{}", std::string(why.message()));
   refreshing_ = false;
   std::deque<std::shared_ptr<Request>> waiting = std::move(waiting_);
   waiting_.clear();
   for (const std::shared_ptr<Request>& request : waiting) {
-    Finish(*request, absl::UnavailableError(absl::StrCat("redis cluster: ", why)));
+    Finish(*request, why);
   }
   if (refresh_again_) {
     refresh_again_ = false;
@@ -386,29 +317,17 @@ void ClusterAsync::RefreshFailed(const std::string& why) {
   }
 }
 
-RedisAddress ClusterAsync::AddressOf(const ClusterNode& node) const {
-  RedisAddress address;
-  address.host = node.host;
-  address.port = node.port;
-  address.user = options_.seeds.front().user;
-  address.password = options_.seeds.front().password;
-  return address;
-}
-
 HiredisAsync& ClusterAsync::Connection(const ClusterNode& node) {
   std::unique_ptr<HiredisAsync>& slot = nodes_[node.HostPort()];
   if (slot == nullptr) {
-    RedisConnectionOptions options = options_.connection;
-    options.address = AddressOf(node);
-    options.sentinel = nullptr;
-    slot = std::make_unique<HiredisAsync>(loop_, std::move(options));
+    slot = std::make_unique<HiredisAsync>(loop_, ClusterNodeConnection(options_, node));
   }
   return *slot;
 }
 
 std::vector<RedisAddress> ClusterAsync::Masters() const {
   std::vector<RedisAddress> masters;
-  for (const ClusterNode& m : map_.Masters()) masters.push_back(AddressOf(m));
+  for (const ClusterNode& m : map_.Masters()) masters.push_back(ClusterNodeAddress(options_, m));
   return masters;
 }
 
@@ -418,7 +337,7 @@ AsyncCommander* ClusterAsync::NodeFor(int slot) {
 }
 
 AsyncCommander* ClusterAsync::ForNode(const RedisAddress& address) {
-  return &Connection(NodeOf(address));
+  return &Connection(ClusterNodeOf(address));
 }
 
 }  // namespace redrive

@@ -57,6 +57,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "daemon/event_loop.h"
+#include "daemon/redis/cluster_options.h"
 #include "daemon/redis/cluster_slots.h"
 #include "daemon/redis/commander.h"
 
@@ -64,33 +65,12 @@ namespace redrive {
 
 class HiredisAsync;
 
-struct ClusterOptions {
-  // Where the topology is first asked for; host:port addresses (unix
-  // sockets and db != 0 are refused: a cluster has neither).
-  std::vector<RedisAddress> seeds;
-  // Timeouts, backoff and client name of every node connection (its address
-  // and sentinel are ignored).
-  RedisConnectionOptions connection;
-  int max_redirects = 5;
-  int max_retries = 20;
-  absl::Duration retry_delay = absl::Milliseconds(50);
-  absl::Duration min_refresh_interval = absl::Milliseconds(100);
-};
-
-// What ClusterAsync did, for tests and metrics.
-struct ClusterStats {
-  int64_t moved = 0;      // MOVED replies followed
-  int64_t ask = 0;        // ASK replies followed
-  int64_t retries = 0;    // TRYAGAIN/CLUSTERDOWN re-sends
-  int64_t refreshes = 0;  // CLUSTER SLOTS answers applied
-};
-
 class ClusterAsync final : public AsyncCommander {
  public:
-  // INVALID_ARGUMENT with the reason for options ClusterAsync refuses (no
-  // seed, a unix or redis-sentinel:// seed, db != 0, max_redirects < 1,
-  // negative delays).
-  static absl::Status Validate(const ClusterOptions& options);
+  // ValidateClusterOptions (cluster_options.h).
+  static absl::Status Validate(const ClusterOptions& options) {
+    return ValidateClusterOptions(options);
+  }
 
   // Starts the discovery. `options` must pass Validate (checked: a crash
   // otherwise).
@@ -138,9 +118,8 @@ class ClusterAsync final : public AsyncCommander {
   void StartRefresh();
   void AskForSlots(std::vector<ClusterNode> candidates, size_t next);
   void ApplyTopology(ClusterSlotMap map);
-  void RefreshFailed(const std::string& why);
+  void RefreshFailed(const absl::Status& why);
   HiredisAsync& Connection(const ClusterNode& node);
-  RedisAddress AddressOf(const ClusterNode& node) const;
 
   EventLoop& loop_;
   const ClusterOptions options_;

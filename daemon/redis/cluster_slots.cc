@@ -231,4 +231,22 @@ absl::StatusOr<std::optional<ClusterRedirect>> ParseRedirect(absl::string_view e
   return std::optional<ClusterRedirect>(std::move(redirect));
 }
 
+absl::StatusOr<ClusterReplyAction> ClassifyClusterReply(const RedisReply& reply) {
+  ClusterReplyAction action;
+  if (!reply.is_error()) return action;
+  absl::StatusOr<std::optional<ClusterRedirect>> redirect = ParseRedirect(reply.str);
+  if (!redirect.ok()) return redirect.status();
+  if (redirect->has_value()) {
+    action.redirect = std::move(**redirect);
+    action.kind = action.redirect.kind == ClusterRedirect::Kind::kMoved
+                      ? ClusterReplyAction::Kind::kMoved
+                      : ClusterReplyAction::Kind::kAsk;
+  } else if (absl::StartsWith(reply.str, "TRYAGAIN")) {
+    action.kind = ClusterReplyAction::Kind::kTryAgain;
+  } else if (absl::StartsWith(reply.str, "CLUSTERDOWN")) {
+    action.kind = ClusterReplyAction::Kind::kClusterDown;
+  }
+  return action;
+}
+
 }  // namespace redrive

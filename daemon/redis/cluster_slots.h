@@ -5,6 +5,7 @@
 //   ClusterSlotMap     slot -> master (and its replicas), built from a
 //                      CLUSTER SLOTS reply and patched by MOVED redirects
 //   ParseRedirect      the slot and target of a MOVED / ASK error reply
+//   ClassifyClusterReply  what a cluster client does with a node's reply
 //
 // Thread-compatible: pure functions and a value type.
 #ifndef REDRIVE_DAEMON_REDIS_CLUSTER_SLOTS_H_
@@ -106,6 +107,25 @@ struct ClusterRedirect {
 // MOVED/ASK reply. A MOVED/ASK reply that does not parse (bad slot, bad
 // address) is INTERNAL with the text.
 absl::StatusOr<std::optional<ClusterRedirect>> ParseRedirect(absl::string_view error_text);
+
+// What a cluster client does with a node's reply to a command. A node that
+// answers MOVED, ASK, TRYAGAIN or CLUSTERDOWN did not run the command, so
+// every kind but kFinal may be re-sent, whatever the command.
+struct ClusterReplyAction {
+  enum class Kind {
+    kFinal,        // the answer (a value, or any other error reply)
+    kMoved,        // MOVED: `redirect`'s target owns the slot now
+    kAsk,          // ASK: send ASKING + the command to `redirect`'s target
+    kTryAgain,     // TRYAGAIN: a multi-key command during a migration
+    kClusterDown,  // CLUSTERDOWN: no quorum or a slot without a master
+  };
+  Kind kind = Kind::kFinal;
+  ClusterRedirect redirect;  // kMoved and kAsk only
+};
+
+// The action for `reply`; INTERNAL (ParseRedirect's) for a MOVED/ASK reply
+// that does not parse.
+absl::StatusOr<ClusterReplyAction> ClassifyClusterReply(const RedisReply& reply);
 
 }  // namespace redrive
 
