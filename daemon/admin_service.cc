@@ -226,6 +226,7 @@ grpc::ServerUnaryReactor* AdminService::RedriveDeadLetters(
         absl::StatusOr<RedriveJobSpec> spec =
             PlanRedriveTarget(redis, *request, options_.key_style);
         if (!spec.ok()) return spec.status();
+        if (absl::Status s = jobs_.CheckTarget(*spec); !s.ok()) return s;
         absl::StatusOr<std::vector<std::string>> ids =
             SelectForRedrive(redis, *request, spec->dlq_stream, options_.max_redrives,
                              request->dry_run() ? response : nullptr);

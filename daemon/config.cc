@@ -264,8 +264,10 @@ const std::vector<OptionSpec>& Options() {
        UintIn("max-batch-messages", REDRIVE_FIELD(publish.max_batch_messages), 1, 100000)},
       {"key-template", "eggai",
        "Redis key names: 'eggai' (EggAI 0.3.x names) or 'cluster' (hash-tagged "
-       "{channel} so a handler's keys share a Redis Cluster slot).",
+       "{channel} so a handler's keys share a Redis Cluster slot). On a Redis Cluster "
+       "the default is 'cluster' and 'eggai' is refused.",
        [](absl::string_view v, Config& c, Raw&) -> absl::Status {
+         c.key_template_set = true;
          if (v == "eggai") {
            c.key_style = KeyStyle::kEggAI;
          } else if (v == "cluster") {
@@ -446,6 +448,23 @@ absl::Status CheckTlsOptions(const Config& c) {
   return absl::OkStatus();
 }
 
+}  // namespace
+
+absl::Status RequireClusterKeys(Config& c) {
+  if (c.key_style == KeyStyle::kCluster) return absl::OkStatus();
+  if (c.key_template_set) {
+    return absl::FailedPreconditionError(
+        "--key-template=eggai cannot be used on a Redis Cluster: EggAI's key names carry no "
+        "{hash tag}, so a handler's streams would land in different slots. Use "
+        "--key-template=cluster (the default on a cluster) and rename existing keys first "
+        "(README \"Redis Cluster\")");
+  }
+  c.key_style = KeyStyle::kCluster;
+  return absl::OkStatus();
+}
+
+namespace {
+
 absl::Status Resolve(const Raw& raw, const EnvLookup& env, Config& c) {
   if (raw.redis_url.empty() || raw.redis_url == "embedded") {
     c.embedded_redis = true;
@@ -457,6 +476,10 @@ absl::Status Resolve(const Raw& raw, const EnvLookup& env, Config& c) {
     c.redis = *std::move(addr);
     c.password_on_command_line = raw.redis_url_from_flag &&
                                  (!c.redis.password.empty() || !c.redis.sentinel.password.empty());
+    if (c.redis.is_cluster()) {
+      if (absl::Status s = RequireClusterKeys(c); !s.ok())
+        return BadValue("key-template", s.message());
+    }
   }
   if (!raw.password_file.empty()) {
     std::ifstream in(raw.password_file, std::ios::binary);

@@ -105,6 +105,9 @@ struct Config {
 
   PublishLimits publish;
   KeyStyle key_style = KeyStyle::kEggAI;
+  // --key-template (or its variable) was given. Without it a Redis Cluster
+  // gets the cluster template; with eggai it is refused (config.cc, server.cc).
+  bool key_template_set = false;
   // Part of every consumer name; default "{hostname}-{pid}".
   std::string instance_id;
 };
@@ -129,6 +132,12 @@ EnvLookup ProcessEnv();
 // (daemon/tls_files.h).
 absl::StatusOr<ParsedConfig> ParseConfig(const std::vector<std::string>& args,
                                          const EnvLookup& env);
+
+// On a Redis Cluster (a redis-cluster:// URL, or a redis:// node found to be
+// one at start-up): selects the cluster key template when --key-template
+// was not given; FAILED_PRECONDITION explaining why when it was given as
+// eggai.
+absl::Status RequireClusterKeys(Config& c);
 
 // The --help text: every option, its environment variable and default.
 std::string ConfigHelp();

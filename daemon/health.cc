@@ -4,6 +4,7 @@
 
 #include "absl/status/status.h"
 #include "daemon/logging.h"
+#include "daemon/redis/connect.h"
 #include "daemon/redis/keyspace.h"
 
 namespace redrive {
@@ -14,13 +15,14 @@ HealthMonitor::HealthMonitor(RedisConnectionOptions connection, absl::Duration i
       live_(std::move(live)),
       on_change_(std::move(on_change)),
       on_ping_(std::move(on_ping)),
-      connection_([&] {
+      options_([&] {
         // The probe must notice a dead Redis within one interval.
         connection.command_timeout = std::min(connection.command_timeout, interval);
         connection.min_backoff = absl::ZeroDuration();
         connection.max_backoff = absl::ZeroDuration();
         return connection;
-      }()) {
+      }()),
+      connection_(OpenRedis(options_)) {
   Check();
   {
     absl::MutexLock lock(&mu_);
@@ -44,16 +46,19 @@ bool HealthMonitor::redis_ok() const {
 
 void HealthMonitor::Check() {
   const absl::Time sent = absl::Now();
-  absl::Status ping = Ping(connection_);
+  // A single node: PING. A cluster: every master answers and every slot
+  // is served (connect.h).
+  absl::Status ping = IsCluster(options_) ? CheckRedis(*connection_, options_) : Ping(*connection_);
   if (on_ping_) on_ping_(ping.ok(), absl::Now() - sent);
   bool was_ok = false;
   {
     absl::MutexLock lock(&mu_);
     was_ok = state_.redis_ok;
   }
-  // On every (re)connection: a Redis Cluster node is not a usable Redis.
-  if (ping.ok() && !was_ok) {
-    ping = CheckNotClusterNode(connection_);
+  // On every (re)connection to a single node: a Redis Cluster node reached
+  // through a plain address is not usable (connect.h).
+  if (ping.ok() && !was_ok && !IsCluster(options_)) {
+    ping = CheckNotClusterNode(*connection_);
     if (absl::IsFailedPrecondition(ping) && !cluster_reported_) {
       spdlog::error("readiness NOT_SERVING: {}", std::string(ping.message()));
       cluster_reported_ = true;

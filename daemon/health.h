@@ -14,7 +14,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "daemon/redis/connection.h"
+#include "daemon/redis/commander.h"
 
 namespace redrive {
 
@@ -47,8 +47,9 @@ class HealthMonitor {
   const LivenessCheck live_;
   const Callback on_change_;
   const PingObserver on_ping_;
-  RedisConnection connection_;     // monitor thread only (and the constructor)
-  bool cluster_reported_ = false;  // likewise
+  const RedisConnectionOptions options_;
+  std::unique_ptr<RedisCommander> connection_;  // monitor thread only (and the constructor)
+  bool cluster_reported_ = false;               // likewise
   mutable absl::Mutex mu_;
   State state_ ABSL_GUARDED_BY(mu_);
   bool stop_ ABSL_GUARDED_BY(mu_) = false;

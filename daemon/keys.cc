@@ -141,4 +141,8 @@ std::string RedriveJobIdsKey(absl::string_view job_id) {
   return absl::StrCat("{redrive}:job:", job_id, ":ids");
 }
 
+std::string RedriveStepRecordKey(absl::string_view dlq, absl::string_view job_id) {
+  return absl::StrCat(dlq, ":redrive:", job_id);
+}
+
 }  // namespace redrive

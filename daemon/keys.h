@@ -110,6 +110,10 @@ std::optional<std::string> PresenceInstance(absl::string_view field, absl::strin
 // not a registration.
 bool IsPresenceField(absl::string_view field);
 std::string RedriveJobIdsKey(absl::string_view job_id);
+// The record of a redrive job's last step beside its dead-letter stream
+// ("<dlq>:redrive:<job_id>": the DLQ's hash tag, hence its cluster slot),
+// used in redrive_step's step-record form (Redis Cluster).
+std::string RedriveStepRecordKey(absl::string_view dlq, absl::string_view job_id);
 
 }  // namespace redrive
 

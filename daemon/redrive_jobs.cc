@@ -10,6 +10,8 @@
 #include "absl/strings/str_format.h"
 #include "daemon/dead_letters.h"
 #include "daemon/logging.h"
+#include "daemon/redis/cluster_slots.h"
+#include "daemon/redis/connect.h"
 #include "daemon/redis/job_store.h"
 #include "daemon/redis/keyspace.h"
 #include "daemon/redis/script_results.h"
@@ -84,7 +86,106 @@ absl::StatusOr<JobTransitionResult> Transition(RedisCommander& redis, const std:
   return DecodeJobTransition(*r);
 }
 
+// job_transition 'advance': hands a step done in the step-record form over
+// to the job hash.
+absl::StatusOr<JobTransitionResult> Advance(RedisCommander& redis, const std::string& job_id,
+                                            const std::string& owner, uint64_t from,
+                                            const RedriveStepResult& step, uint64_t to) {
+  absl::StatusOr<RedisReply> r =
+      RunScript(redis, JobTransitionScript(), {RedriveJobKey(job_id), RedriveJobIdsKey(job_id)},
+                {"advance", owner, absl::StrCat(from), "", "0", absl::StrCat(to),
+                 absl::StrCat(step.moved), absl::StrCat(step.skipped), absl::StrCat(step.failed)});
+  if (!r.ok()) return r.status();
+  return DecodeJobTransition(*r);
+}
+
+enum class StepOutcome {
+  kAdvanced,  // the step ran (here or before) and the job hash moved to *next
+  kRetry,     // Redis was unavailable: try the same step again
+  kStop,      // cancelled, taken over, or another daemon moved the cursor
+  kFailed,    // the job cannot go on: *error says why
+};
+
+// One step in the step-record form (Redis Cluster): redrive_step.lua on the
+// dead letters' slot with a record beside them, then job_transition
+// 'advance' on the {redrive} slot. Idempotent: a step that ran but was not
+// handed over (a crash, a lost reply, a daemon that lost the job) is found
+// by its record and handed over instead of run again. `args` are
+// redrive_step's ARGV in that form.
+StepOutcome StepWithRecord(RedisCommander& redis, const std::string& job_id,
+                           const std::string& owner, const std::string& dlq,
+                           const std::string& target, uint64_t cursor,
+                           const std::vector<std::string>& args, uint64_t* next,
+                           RedriveStepResult* done, std::string* error) {
+  absl::StatusOr<RedisReply> r =
+      RunScript(redis, RedriveStepScript(), {RedriveStepRecordKey(dlq, job_id), dlq, target}, args);
+  if (!r.ok()) {
+    if (absl::IsUnavailable(r.status())) return StepOutcome::kRetry;  // the record tells
+    *error = std::string(r.status().message());
+    return StepOutcome::kFailed;
+  }
+  absl::StatusOr<RedriveStepResult> step = DecodeRedriveStep(*r);
+  if (!step.ok()) {
+    *error = std::string(step.status().message());
+    return StepOutcome::kFailed;
+  }
+  uint64_t to = cursor + std::stoull(args[3]);
+  switch (step->kind) {
+    case RedriveStepResult::Kind::kStepped:
+      break;
+    case RedriveStepResult::Kind::kAlreadyDone:
+      if (step->from != static_cast<int64_t>(cursor)) {
+        LogInfo(LogFields().Job(job_id).Reason("another daemon moved its cursor"),
+                "redrive job stopped here");
+        return StepOutcome::kStop;
+      }
+      to = static_cast<uint64_t>(step->to);
+      break;
+    case RedriveStepResult::Kind::kTargetNotStream:
+      *error = absl::StrCat("target key '", target, "' is not a stream");
+      return StepOutcome::kFailed;
+    default:
+      *error = "unexpected redrive_step reply";
+      return StepOutcome::kFailed;
+  }
+  absl::StatusOr<JobTransitionResult> advanced = Advance(redis, job_id, owner, cursor, *step, to);
+  if (!advanced.ok()) {
+    if (absl::IsUnavailable(advanced.status())) return StepOutcome::kRetry;
+    *error = std::string(advanced.status().message());
+    return StepOutcome::kFailed;
+  }
+  if (*advanced == JobTransitionResult::kCursorMoved) {
+    // After a lost reply the hand-over may have happened: the job says.
+    absl::StatusOr<Hash> now = ReadHash(redis, RedriveJobKey(job_id));
+    if (now.ok() && Field(*now, "owner") == owner && GetUint(*now, "cursor") == to) {
+      *next = to;
+      return StepOutcome::kAdvanced;
+    }
+  }
+  if (*advanced != JobTransitionResult::kDone) {
+    LogInfo(LogFields().Job(job_id).Reason(*advanced == JobTransitionResult::kCursorMoved
+                                               ? "another daemon moved its cursor"
+                                               : "cancelled, or resumed by another daemon"),
+            "redrive job stopped here");
+    return StepOutcome::kStop;
+  }
+  *next = to;
+  *done = *step;
+  return StepOutcome::kAdvanced;
+}
+
 }  // namespace
+
+absl::Status RedriveJobs::CheckTarget(const RedriveJobSpec& spec) const {
+  if (!options_.step_records || KeySlot(spec.target_stream) == KeySlot(spec.dlq_stream)) {
+    return absl::OkStatus();
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "on a Redis Cluster a redrive moves each dead letter atomically, so its target must be in "
+      "the dead letters' slot: the handler's retry stream or its source channel; '",
+      spec.target_stream, "' (slot ", KeySlot(spec.target_stream), ") is not in the slot of '",
+      spec.dlq_stream, "' (", KeySlot(spec.dlq_stream), ")"));
+}
 
 bool RedriveJobs::IsValidJobId(absl::string_view id) {
   return id.size() == 16 && id.find_first_not_of("0123456789abcdef") == absl::string_view::npos;
@@ -236,7 +337,8 @@ absl::StatusOr<v1::RedriveJob> RedriveJobs::Cancel(RedisCommander& redis,
 }
 
 void RedriveJobs::Run(std::string job_id, std::string owner) {
-  RedisConnection redis(options_.redis);
+  std::unique_ptr<RedisCommander> connection = OpenRedis(options_.redis);
+  RedisCommander& redis = *connection;
   const std::string key = RedriveJobKey(job_id);
   const std::string ids_key = RedriveJobIdsKey(job_id);
   Hash h;
@@ -313,6 +415,7 @@ void RedriveJobs::Run(std::string job_id, std::string owner) {
     // One step for the whole batch: ARGV = owner, cursor, target group,
     // count, then per id: id, action, field count, fields.
     bool stepped = false;
+    uint64_t next = cursor + ids.size();
     while (!stepped) {
       std::vector<std::string> missing;
       absl::StatusOr<std::vector<StreamEntry>> found = FetchDeadLetters(redis, dlq, ids, &missing);
@@ -366,6 +469,33 @@ void RedriveJobs::Run(std::string job_id, std::string owner) {
       }
       if (taken < ids.size()) ids.resize(taken);
       args[3] = absl::StrCat(ids.size());
+      next = cursor + ids.size();
+      if (options_.step_records) {
+        // Step-record form (Redis Cluster): the step is recorded beside the
+        // dead letters and handed over to the job hash afterwards.
+        args[0].clear();
+        args.push_back(absl::StrCat(absl::ToInt64Milliseconds(options_.retention)));
+        std::string error;
+        RedriveStepResult done;
+        switch (
+            StepWithRecord(redis, job_id, owner, dlq, target, cursor, args, &next, &done, &error)) {
+          case StepOutcome::kAdvanced:
+            stepped = true;
+            if (options_.metrics != nullptr && done.moved > 0) {
+              options_.metrics->ForHandler(Field(h, "channel"), Field(h, "handler_id"))
+                  ->redriven.Add(static_cast<uint64_t>(done.moved));
+            }
+            continue;
+          case StepOutcome::kRetry:
+            if (!SleepUntil(absl::Now() + kErrorPause)) return;
+            continue;
+          case StepOutcome::kStop:
+            return;
+          case StepOutcome::kFailed:
+            finish("FAILED", error);
+            return;
+        }
+      }
       absl::StatusOr<RedisReply> r =
           RunScript(redis, RedriveStepScript(), {key, dlq, target}, args);
       if (!r.ok()) {
@@ -401,15 +531,15 @@ void RedriveJobs::Run(std::string job_id, std::string owner) {
             ->redriven.Add(static_cast<uint64_t>(step->moved));
       }
     }
-    cursor += ids.size();
-    paced += ids.size();
+    paced += next - cursor;
+    cursor = next;
     last_beat = absl::Now();
   }
 }
 
 void RedriveJobs::ScanLoop() {
-  RedisConnection redis(options_.redis);
-  while (SleepUntil(absl::Now() + options_.scan_interval)) ResumeStale(redis);
+  std::unique_ptr<RedisCommander> redis = OpenRedis(options_.redis);
+  while (SleepUntil(absl::Now() + options_.scan_interval)) ResumeStale(*redis);
 }
 
 void RedriveJobs::ResumeStale(RedisCommander& redis) {

@@ -69,6 +69,11 @@ class RedriveJobs {
     absl::Duration retention = absl::Hours(24 * 7);
     // Counts redriven dead letters per handler (R-G2); null = not counted.
     Metrics* metrics = nullptr;
+    // Steps in redrive_step's step-record form, each handed over to the job
+    // hash afterwards (job_transition 'advance'): on a Redis Cluster, where
+    // the job hash and the dead letters are in different slots. Set when
+    // the address is a cluster (server.cc); tests set it on one server.
+    bool step_records = false;
   };
 
   explicit RedriveJobs(Options options);
@@ -76,6 +81,11 @@ class RedriveJobs {
   // resumed by the next daemon that looks.
   ~RedriveJobs();
 
+  // FAILED_PRECONDITION when this daemon cannot run `spec` as one atomic
+  // move per dead letter: with step records (a Redis Cluster), the target
+  // must be in the dead letters' slot (the handler's retry stream or its
+  // source channel, which share its hash tag), not another channel's.
+  absl::Status CheckTarget(const RedriveJobSpec& spec) const;
   // Creates a job over `ids` (in that order) on `redis` and starts it here.
   // RESOURCE_EXHAUSTED when max_running jobs run here already.
   absl::StatusOr<v1::RedriveJob> Start(RedisCommander& redis, const RedriveJobSpec& spec,

@@ -20,6 +20,8 @@
 #include "daemon/handler_catalogue.h"
 #include "daemon/listen_address.h"
 #include "daemon/logging.h"
+#include "daemon/redis/connect.h"
+#include "daemon/redis/connection.h"
 #include "daemon/redis/keyspace.h"
 #include "grpc/health/v1/health.pb.h"
 
@@ -58,7 +60,7 @@ absl::Status WriteReadyFile(const std::string& path, const std::vector<std::stri
 // `metrics`, on the metrics server's refresh thread with its own connection.
 std::function<void()> MakeGaugeCollector(const Config& config, RedisConnectionOptions redis,
                                          DeliveryEngine& engine, Metrics& metrics) {
-  auto connection = std::make_shared<RedisConnection>(std::move(redis));
+  std::shared_ptr<RedisCommander> connection = OpenRedis(redis);
   CatalogueOptions catalogue{config.key_style, config.instance_id, nullptr};
   return [connection, catalogue, &engine, &metrics] {
     std::vector<LocalHandler> local;
@@ -109,9 +111,11 @@ RedisConnectionOptions MakeRedisConnectionOptions(const Config& config, const Re
   return o;
 }
 
-absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config,
-                                                      const RedisAddress& redis) {
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& given_config,
+                                                      const RedisAddress& given_redis) {
   std::unique_ptr<Server> s(new Server());
+  Config config = given_config;
+  RedisAddress redis = given_redis;
   if (redis.is_sentinel()) {
     SentinelWatcher::Options watch;
     watch.sentinel = redis.sentinel;
@@ -122,14 +126,31 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config,
   auto connection_options = [&config, &redis, &s] {
     return MakeRedisConnectionOptions(config, redis, s->sentinel_);
   };
-  {
-    // Refuse a Redis Cluster node at once when Redis answers now (otherwise
-    // readiness stays NOT_SERVING with the same reason: health.cc).
-    RedisConnection probe(connection_options());
-    if (Ping(probe).ok()) {
-      if (absl::Status s_ok = CheckNotClusterNode(probe); absl::IsFailedPrecondition(s_ok)) {
-        return absl::FailedPreconditionError(absl::StrCat("--redis-url: ", s_ok.message()));
+  if (!redis.is_cluster() && !redis.is_sentinel()) {
+    // A redis:// node that is a Redis Cluster node makes redrived run in
+    // cluster mode with it as the seed (when Redis does not answer now and
+    // turns out to be one later, readiness stays NOT_SERVING: health.cc).
+    RedisConnectionOptions probe_options = connection_options();
+    probe_options.address.db = 0;  // a cluster node refuses SELECT
+    RedisConnection probe(probe_options);
+    if (Ping(probe).ok() && absl::IsFailedPrecondition(CheckNotClusterNode(probe))) {
+      if (redis.is_unix()) {
+        return absl::FailedPreconditionError(
+            "--redis-url: this Redis is a Redis Cluster node, reached through a unix socket; "
+            "a cluster's nodes announce host:port addresses: give them as "
+            "--redis-url=redis-cluster://host:port[,host:port]");
       }
+      if (redis.db != 0) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "--redis-url: this Redis is a Redis Cluster node, which has only database 0, got /",
+            redis.db));
+      }
+      redis.cluster_seeds = {HostPort{redis.host, redis.port}};
+      if (absl::Status keys = RequireClusterKeys(config); !keys.ok()) {
+        return absl::FailedPreconditionError(absl::StrCat("--key-template: ", keys.message()));
+      }
+      spdlog::info("{} is a Redis Cluster node: routing by slot with the cluster key template",
+                   redis.Redacted());
     }
   }
   MetricsOptions metrics;
@@ -164,6 +185,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config,
   jobs.instance_id = config.instance_id;
   jobs.max_redrives = config.max_redrives;
   jobs.metrics = s->metrics_.get();
+  jobs.step_records = redis.is_cluster();
   s->jobs_ = std::make_unique<RedriveJobs>(std::move(jobs));
   AdminService::Options admin;
   admin.key_style = config.key_style;

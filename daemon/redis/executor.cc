@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "daemon/redis/connect.h"
+
 namespace redrive {
 
 RedisExecutor::RedisExecutor(Options options) : options_(std::move(options)) {
@@ -33,7 +35,7 @@ void RedisExecutor::Stop() {
 void RedisExecutor::Work(size_t index) {
   RedisConnectionOptions conn = options_.connection;
   if (!conn.client_name.empty()) absl::StrAppend(&conn.client_name, "-w", index);
-  RedisConnection connection(std::move(conn));
+  std::unique_ptr<RedisCommander> connection = OpenRedis(conn);
   while (true) {
     Task task;
     {
@@ -45,7 +47,7 @@ void RedisExecutor::Work(size_t index) {
       task = std::move(queue_.front());
       queue_.pop_front();
     }
-    task(connection);
+    task(*connection);
   }
 }
 

@@ -57,9 +57,10 @@ absl::Status CheckNotClusterNode(RedisCommander& redis) {
   for (absl::string_view line : absl::StrSplit(info->str, '\n')) {
     if (absl::StripAsciiWhitespace(line) == "cluster_enabled:1") {
       return absl::FailedPreconditionError(
-          "this Redis is a Redis Cluster node (cluster_enabled:1); redrived does not support "
-          "Redis Cluster yet: point --redis-url at a standalone Redis or a Sentinel-managed "
-          "primary (README \"Redis Cluster and Sentinel\")");
+          "this Redis is a Redis Cluster node (cluster_enabled:1), but redrived took it for a "
+          "single server (it did not answer when redrived started): restart redrived, or give "
+          "the cluster's nodes as --redis-url=redis-cluster://host:port[,host:port] (README "
+          "\"Redis Cluster\")");
     }
   }
   return absl::OkStatus();

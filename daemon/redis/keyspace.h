@@ -29,9 +29,10 @@ using HashFields = std::vector<std::pair<std::string, std::string>>;
 absl::Status Ping(RedisCommander& redis);
 
 // FAILED_PRECONDITION when the server is a Redis Cluster node (INFO
-// cluster: cluster_enabled:1). redrived does not route by slot yet, so on a
-// cluster it would write some channels and fail others; it refuses instead
-// (README "Redis Cluster and Sentinel"). Other errors as Ping's.
+// cluster: cluster_enabled:1). redrived decides at start-up whether it talks
+// to a cluster (connect.h); a node that turns out to be one later, through
+// a single-server connection, would serve some channels and fail others, so
+// it is refused instead. Other errors as Ping's.
 absl::Status CheckNotClusterNode(RedisCommander& redis);
 
 // TIME: Redis's clock (microseconds).

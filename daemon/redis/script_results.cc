@@ -111,6 +111,15 @@ absl::StatusOr<RedriveStepResult> DecodeRedriveStep(const RedisReply& reply) {
     out.failed = reply.elements[2].integer;
     return out;
   }
+  if (IntegerArray(reply, 6) && reply.elements.size() == 6 && reply.elements[0].integer == -4) {
+    out.kind = RedriveStepResult::Kind::kAlreadyDone;
+    out.from = reply.elements[1].integer;
+    out.to = reply.elements[2].integer;
+    out.moved = reply.elements[3].integer;
+    out.skipped = reply.elements[4].integer;
+    out.failed = reply.elements[5].integer;
+    return out;
+  }
   if (!reply.is_integer()) return Unexpected("redrive_step", reply);
   switch (reply.integer) {
     case -1:
@@ -136,6 +145,8 @@ absl::StatusOr<JobTransitionResult> DecodeJobTransition(const RedisReply& reply)
       return JobTransitionResult::kNotApplicable;
     case -1:
       return JobTransitionResult::kNoSuchJob;
+    case -2:
+      return JobTransitionResult::kCursorMoved;
     default:
       return Unexpected("job_transition", reply);
   }

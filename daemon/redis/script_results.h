@@ -73,8 +73,11 @@ struct RedriveStepResult {
     kNotOwner,         // not RUNNING, or another owner (cancelled or taken over)
     kCursorMoved,      // the job's cursor is elsewhere
     kTargetNotStream,  // the target key holds another type: nothing changed
+    kAlreadyDone,      // step-record form: this cursor's step ran (from/to and counts)
   };
   Kind kind = Kind::kStepped;
+  int64_t from = 0;  // kAlreadyDone only
+  int64_t to = 0;    // kAlreadyDone only
   int64_t moved = 0;
   int64_t skipped = 0;
   int64_t failed = 0;
@@ -86,6 +89,7 @@ enum class JobTransitionResult {
   kDone,           // the transition happened
   kNotApplicable,  // not the running owner, already ended, heartbeat fresh
   kNoSuchJob,
+  kCursorMoved,  // advance: the job's cursor is elsewhere
 };
 absl::StatusOr<JobTransitionResult> DecodeJobTransition(const RedisReply& reply);
 

@@ -1,5 +1,7 @@
 #include "daemon/redis/url.h"
 
+#include <algorithm>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -199,6 +201,43 @@ absl::StatusOr<RedisAddress> ParseSentinel(absl::string_view rest) {
   return addr;
 }
 
+// After "redis-cluster://" or "redis://" with several hosts:
+// [creds@]h1[:p1][,h2[:p2]...][/0]. `scheme` names the form in messages.
+absl::StatusOr<RedisAddress> ParseCluster(absl::string_view rest, absl::string_view scheme) {
+  RedisAddress addr;
+  if (absl::Status s = TakeCredentials(rest, addr); !s.ok()) return s;
+  const size_t slash = rest.find('/');
+  const absl::string_view hosts = rest.substr(0, slash);
+  if (slash != absl::string_view::npos) {
+    if (absl::Status s = ParseDb(rest.substr(slash + 1), addr); !s.ok()) return s;
+    if (addr.db != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "redis url: ", scheme, " is a Redis Cluster, which has only database 0, got /", addr.db));
+    }
+  }
+  if (hosts.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("redis url: ", scheme, " needs at least one cluster node host[:port]"));
+  }
+  for (absl::string_view one : absl::StrSplit(hosts, ',')) {
+    if (one.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("redis url: empty cluster node address in '", hosts, "'"));
+    }
+    absl::StatusOr<HostPort> hp = ParseHostPort(one, 6379);
+    if (!hp.ok()) return hp.status();
+    if (std::find(addr.cluster_seeds.begin(), addr.cluster_seeds.end(), *hp) !=
+        addr.cluster_seeds.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("redis url: cluster node ", hp->ToString(), " is listed twice"));
+    }
+    addr.cluster_seeds.push_back(*std::move(hp));
+  }
+  addr.host = addr.cluster_seeds.front().host;
+  addr.port = addr.cluster_seeds.front().port;
+  return addr;
+}
+
 absl::StatusOr<RedisAddress> ParseUnix(absl::string_view rest) {
   RedisAddress addr;
   if (absl::Status s = TakeCredentials(rest, addr); !s.ok()) return s;
@@ -235,6 +274,13 @@ std::string RedisAddress::Redacted() const {
     absl::StrAppend(&out, "/", sentinel.master_name, "/", db);
     return out;
   }
+  if (is_cluster()) {
+    std::string out = "redis-cluster://";
+    for (size_t i = 0; i < cluster_seeds.size(); ++i) {
+      absl::StrAppend(&out, i == 0 ? "" : ",", cluster_seeds[i].ToString());
+    }
+    return out;
+  }
   return absl::StrCat("redis://", HostPort{host, port}.ToString(), "/", db);
 }
 
@@ -250,10 +296,17 @@ absl::StatusOr<RedisAddress> ParseRedisUrl(absl::string_view url) {
         "plaintext local port, e.g. redis://127.0.0.1:6380/0");
   }
   if (absl::ConsumePrefix(&rest, "redis-sentinel://")) return ParseSentinel(rest);
+  if (absl::ConsumePrefix(&rest, "redis-cluster://")) return ParseCluster(rest, "redis-cluster://");
   if (!absl::ConsumePrefix(&rest, "redis://")) {
     return absl::InvalidArgumentError(
         "redis url: expected redis://host:port/db, unix:///path, "
-        "redis-sentinel://host:port[,host:port]/master or embedded");
+        "redis-sentinel://host:port[,host:port]/master, "
+        "redis-cluster://host:port[,host:port] or embedded");
+  }
+  // Several hosts: Redis Cluster seeds (a credential may contain a comma).
+  if (rest.substr(rest.rfind('@') == absl::string_view::npos ? 0 : rest.rfind('@') + 1).find(',') !=
+      absl::string_view::npos) {
+    return ParseCluster(rest, "redis:// with several hosts");
   }
   RedisAddress addr;
   if (absl::Status s = TakeCredentials(rest, addr); !s.ok()) return s;

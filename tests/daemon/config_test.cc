@@ -353,6 +353,38 @@ TEST(ConfigTest, SentinelUrl) {
                                  "name Sentinel monitors")));
 }
 
+TEST(ConfigTest, ClusterUrlSelectsTheClusterKeyTemplate) {
+  absl::StatusOr<Config> c = Parse({"--redis-url=redis-cluster://127.0.0.1:7000,127.0.0.1:7001"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(c->embedded_redis);
+  ASSERT_TRUE(c->redis.is_cluster());
+  EXPECT_EQ(c->redis.cluster_seeds.size(), 2u);
+  EXPECT_EQ(c->key_style, KeyStyle::kCluster);  // the default on a cluster
+  EXPECT_FALSE(c->key_template_set);
+
+  c = Parse({"--redis-url=redis://127.0.0.1:7000,127.0.0.1:7001", "--key-template=cluster"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->key_style, KeyStyle::kCluster);
+
+  // Given explicitly (flag or environment), eggai is refused with the reason.
+  EXPECT_THAT(Parse({"--redis-url=redis-cluster://127.0.0.1:7000", "--key-template=eggai"}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("--key-template: --key-template=eggai cannot be used on a "
+                                 "Redis Cluster: EggAI's key names carry no {hash tag}")));
+  EXPECT_THAT(
+      Parse({"--redis-url=redis-cluster://127.0.0.1:7000"}, {{"REDRIVE_KEY_TEMPLATE", "eggai"}}),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("cannot be used on a")));
+  // A single redis:// node keeps the eggai default (redrived checks at
+  // start-up whether it is a cluster node).
+  c = Parse({"--redis-url=redis://127.0.0.1:7000"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->key_style, KeyStyle::kEggAI);
+  EXPECT_THAT(Parse({"--redis-url=redis-cluster://127.0.0.1:7000/2"}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("--redis-url: redis url: redis-cluster:// is a Redis Cluster, "
+                                 "which has only database 0, got /2")));
+}
+
 TEST(ConfigTest, RedissUrlIsRefusedNamingTheOption) {
   EXPECT_THAT(Parse({"--redis-url=rediss://redis.example.com:6380/0"}),
               StatusIs(absl::StatusCode::kInvalidArgument,

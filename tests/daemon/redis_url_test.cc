@@ -169,6 +169,58 @@ TEST(RedisUrlTest, SentinelRejectsMalformedWithPreciseMessages) {
   }
 }
 
+TEST(RedisUrlTest, ClusterSeedsCredentialsAndDefaults) {
+  absl::StatusOr<RedisAddress> a =
+      ParseRedisUrl("redis-cluster://app:p%2Cw@10.0.0.1:7000,node-b,[::1]:7002");
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_TRUE(a->is_cluster());
+  EXPECT_FALSE(a->is_sentinel());
+  EXPECT_FALSE(a->is_unix());
+  EXPECT_EQ(a->cluster_seeds,
+            (std::vector<HostPort>{{"10.0.0.1", 7000}, {"node-b", 6379}, {"::1", 7002}}));
+  EXPECT_EQ(a->host, "10.0.0.1");
+  EXPECT_EQ(a->port, 7000);
+  EXPECT_EQ(a->user, "app");
+  EXPECT_EQ(a->password, "p,w");
+  EXPECT_EQ(a->db, 0);
+  EXPECT_EQ(a->Redacted(), "redis-cluster://10.0.0.1:7000,node-b:6379,[::1]:7002");
+  // One seed, db 0 spelled out.
+  a = ParseRedisUrl("redis-cluster://127.0.0.1:7000/0");
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->cluster_seeds, (std::vector<HostPort>{{"127.0.0.1", 7000}}));
+  // redis:// with several hosts is the same form; a comma in the password
+  // is not a host separator.
+  a = ParseRedisUrl("redis://:x,y@127.0.0.1:7000,127.0.0.1:7001/0");
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->password, "x,y");
+  EXPECT_EQ(a->cluster_seeds, (std::vector<HostPort>{{"127.0.0.1", 7000}, {"127.0.0.1", 7001}}));
+  a = ParseRedisUrl("redis://:x,y@127.0.0.1:7000/3");
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_FALSE(a->is_cluster());
+  EXPECT_EQ(a->db, 3);
+}
+
+TEST(RedisUrlTest, ClusterRejectsMalformedWithPreciseMessages) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"redis-cluster://", "redis-cluster:// needs at least one cluster node host[:port]"},
+      {"redis-cluster:///0", "redis-cluster:// needs at least one cluster node host[:port]"},
+      {"redis-cluster://h:1,,h:2", "empty cluster node address in 'h:1,,h:2'"},
+      {"redis-cluster://h:1,", "empty cluster node address in 'h:1,'"},
+      {"redis-cluster://h:1/1", "redis-cluster:// is a Redis Cluster, which has only database 0"},
+      {"redis://h:1,h:2/5", "redis:// with several hosts is a Redis Cluster, which has only"},
+      {"redis-cluster://h:1/x", "database must be 0..15999, got 'x'"},
+      {"redis-cluster://h:0", "port must be 1..65535, got '0'"},
+      {"redis-cluster://h:1,h:1", "cluster node h:1 is listed twice"},
+      {"redis-cluster://[::1", "unterminated [IPv6] host"},
+      {"redis-cluster://:1", "host is required"},
+  };
+  for (const auto& [url, message] : cases) {
+    EXPECT_THAT(ParseRedisUrl(url),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(message)))
+        << url;
+  }
+}
+
 TEST(RedisUrlTest, UnknownSchemeNamesTheSentinelForm) {
   EXPECT_THAT(ParseRedisUrl("sentinel://h/m"),
               StatusIs(absl::StatusCode::kInvalidArgument,

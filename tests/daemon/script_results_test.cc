@@ -83,12 +83,25 @@ TEST(ScriptResultsTest, RedriveStep) {
   EXPECT_EQ(DecodeRedriveStep(R::Integer(-2))->kind, RedriveStepResult::Kind::kCursorMoved);
   EXPECT_EQ(DecodeRedriveStep(R::Integer(-3))->kind, RedriveStepResult::Kind::kTargetNotStream);
   EXPECT_THAT(DecodeRedriveStep(R::Integer(0)), StatusIs(absl::StatusCode::kInternal));
+  step = DecodeRedriveStep(R::Array({R::Integer(-4), R::Integer(100), R::Integer(150),
+                                     R::Integer(40), R::Integer(9), R::Integer(1)}));
+  ASSERT_TRUE(step.ok()) << step.status();
+  EXPECT_EQ(step->kind, RedriveStepResult::Kind::kAlreadyDone);
+  EXPECT_EQ(step->from, 100);
+  EXPECT_EQ(step->to, 150);
+  EXPECT_EQ(step->moved, 40);
+  EXPECT_EQ(step->skipped, 9);
+  EXPECT_EQ(step->failed, 1);
+  EXPECT_THAT(DecodeRedriveStep(R::Array({R::Integer(-5), R::Integer(1), R::Integer(2),
+                                          R::Integer(3), R::Integer(4), R::Integer(5)})),
+              StatusIs(absl::StatusCode::kInternal));
 }
 
 TEST(ScriptResultsTest, JobTransition) {
   EXPECT_EQ(*DecodeJobTransition(R::Integer(1)), JobTransitionResult::kDone);
   EXPECT_EQ(*DecodeJobTransition(R::Integer(0)), JobTransitionResult::kNotApplicable);
   EXPECT_EQ(*DecodeJobTransition(R::Integer(-1)), JobTransitionResult::kNoSuchJob);
+  EXPECT_EQ(*DecodeJobTransition(R::Integer(-2)), JobTransitionResult::kCursorMoved);
   EXPECT_THAT(DecodeJobTransition(R::Integer(2)), StatusIs(absl::StatusCode::kInternal));
   EXPECT_THAT(DecodeJobTransition(R::String("1")), StatusIs(absl::StatusCode::kInternal));
 }

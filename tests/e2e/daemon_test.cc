@@ -11,6 +11,9 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "daemon/redis/errors.h"
+#include "daemon/redis/keyspace.h"
+#include "daemon/redis/streams.h"
 #include "redrive/client.h"
 #include "tests/testing/daemon_process.h"
 #include "tests/testing/envelope_bytes.h"
@@ -25,6 +28,7 @@ using ::redrive::testing::DaemonProcess;
 using ::redrive::testing::IsOk;
 using ::redrive::testing::SpecEnvelope;
 using ::redrive::testing::StatusIs;
+using ::redrive::testing::TakeOk;
 using ::redrive::testing::TestRedisServer;
 using ::redrive::testing::WaitFor;
 using ::testing::ElementsAre;
@@ -242,27 +246,47 @@ TEST(DaemonCliTest, HelpDocumentsOptionsAndBadFlagsExitTwo) {
   EXPECT_EQ(code, 2);
 }
 
-// A Redis Cluster node: redrived cannot route by slot yet, so it refuses
-// the node at start-up (exit 1) rather than serve some channels.
-TEST(DaemonCliTest, RefusesARedisClusterNodeAtStartup) {
+// A Redis Cluster node given as a plain redis:// URL: redrived runs in
+// cluster mode with it as the seed (the cluster key template by default),
+// and refuses what a cluster cannot do (the eggai template, db != 0).
+TEST(DaemonCliTest, APlainUrlToAClusterNodeRunsInClusterMode) {
   TestRedisServer::Options ro;
   ro.extra_args = {"--cluster-enabled", "yes"};
   auto redis = TestRedisServer::Start(ro);
   ASSERT_NE(redis, nullptr);
-  auto [code, text] = RunDaemon(absl::StrCat("--redis-url=redis://127.0.0.1:", redis->port(),
-                                             "/0 --grpc-listen=127.0.0.1:0 --admin-auth=disabled"));
+  // A one-node cluster serving every slot.
+  ASSERT_THAT(CheckReply(redis->Connect()->Command({"CLUSTER", "ADDSLOTSRANGE", "0", "16383"})),
+              IsOk());
+  ASSERT_TRUE(WaitFor([&] {
+    absl::StatusOr<RedisReply> info = redis->Connect()->Command({"CLUSTER", "INFO"});
+    return info.ok() && absl::StrContains(info->str, "cluster_state:ok");
+  }));
+  const std::string url = absl::StrCat("--redis-url=redis://127.0.0.1:", redis->port());
+  auto [code, text] =
+      RunDaemon(absl::StrCat(url, "/0 --grpc-listen=127.0.0.1:0 --key-template=eggai"));
   EXPECT_EQ(code, 1) << text;
-  EXPECT_THAT(text, HasSubstr("--redis-url: this Redis is a Redis Cluster node "
-                              "(cluster_enabled:1); redrived does not support Redis Cluster yet"));
-  // The control: the same flags against a standalone Redis start and serve.
-  auto standalone = TestRedisServer::Start();
-  ASSERT_NE(standalone, nullptr);
+  EXPECT_THAT(text, HasSubstr("--key-template: --key-template=eggai cannot be used on a Redis "
+                              "Cluster: EggAI's key names carry no {hash tag}"));
+  std::tie(code, text) = RunDaemon(absl::StrCat(url, "/2 --grpc-listen=127.0.0.1:0"));
+  EXPECT_EQ(code, 1) << text;
+  EXPECT_THAT(text, HasSubstr("this Redis is a Redis Cluster node, which has only database 0, "
+                              "got /2"));
+
   DaemonProcess::Options o;
-  o.redis_url = absl::StrCat("redis://127.0.0.1:", standalone->port(), "/0");
+  o.redis_url = absl::StrCat("redis://127.0.0.1:", redis->port(), "/0");
   auto daemon = DaemonProcess::Start(o);
   ASSERT_NE(daemon, nullptr);
   auto client = Client::Connect(daemon->address());
-  EXPECT_TRUE(WaitFor([&] { return client->Publish("orders", "x").ok(); }));
+  ASSERT_TRUE(WaitFor([&] { return client->Publish("orders", "x").ok(); })) << daemon->Log();
+  EXPECT_THAT(daemon->Log(), HasSubstr("is a Redis Cluster node: routing by slot with the "
+                                       "cluster key template"));
+  // The cluster template's name, not EggAI's.
+  auto inspect = redis->Connect();
+  EXPECT_EQ(TakeOk(XLen(*inspect, "{orders}")), 1);
+  EXPECT_EQ(TakeOk(KeyType(*inspect, "orders")), "none");
+  absl::StatusOr<bool> serving = client->Serving();
+  ASSERT_TRUE(serving.ok()) << serving.status();
+  EXPECT_TRUE(*serving);
 }
 
 // Redis unreachable at start-up and a cluster node when it comes: readiness
@@ -280,7 +304,8 @@ TEST(DaemonCliTest, ReadinessRefusesAClusterNodeThatAppearsLater) {
   ASSERT_TRUE(redis->Restart());
   ASSERT_TRUE(WaitFor([&] {
     return absl::StrContains(daemon->Log(),
-                             "readiness NOT_SERVING: this Redis is a Redis Cluster node");
+                             "readiness NOT_SERVING: this Redis is a Redis Cluster node "
+                             "(cluster_enabled:1), but redrived took it for a single server");
   })) << daemon->Log();
   auto client = Client::Connect(daemon->address());
   absl::StatusOr<bool> serving = client->Serving();

@@ -10,12 +10,15 @@
 #include "absl/strings/str_cat.h"
 #include "daemon/handler_catalogue.h"
 #include "daemon/redis/errors.h"
+#include "daemon/redis/job_store.h"
 #include "daemon/redis/keyspace.h"
+#include "daemon/redis/streams.h"
 #include "daemon/redrive_plan.h"
 #include "daemon/retry_fields.h"
 #include "tests/testing/redis_inspect.h"
 #include "tests/testing/redis_server.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/wait.h"
 
 namespace redrive {
 namespace {
@@ -232,6 +235,98 @@ TEST_F(AdminDomainTest, SelectionKeepsTheOrderAndADryRunSaysWhatEachEntryWouldDo
               ElementsAre("2-0", "3-0"));
   // Nothing was written: only the DLQ exists.
   EXPECT_THAT(::redrive::testing::SortedKeys(*redis_), ElementsAre(dlq));
+}
+
+// Redis Cluster's step-record form, on one server (the logic does not
+// depend on slots): a job whose daemon died after a step ran but before it
+// was handed over to the job hash is resumed here; the step is handed over
+// from its record, not run again (nothing counted skipped, nothing moved
+// twice), and the rest is moved.
+TEST_F(AdminDomainTest, StepRecordsHandOverAStepThatRanBeforeADaemonDied) {
+  const HandlerKeys k = MakeHandlerKeys("orders", "billing", KeyStyle::kCluster);
+  for (const char* id : {"1-0", "2-0", "3-0", "4-0"}) DeadLetter(k.dlq_stream, id, 0);
+  // The dead daemon's job: RUNNING, stale heartbeat, at cursor 0 ...
+  const std::string job_id = "00000000000000aa";
+  NewJobRecord record;
+  record.job_id = job_id;
+  record.hash_key = RedriveJobKey(job_id);
+  record.ids_key = RedriveJobIdsKey(job_id);
+  record.index_key = std::string(kRedriveJobsKey);
+  record.created_ms = 1;
+  record.fields = {{"channel", "orders"},
+                   {"handler_id", "billing"},
+                   {"target_kind", "1"},
+                   {"target_channel", ""},
+                   {"dlq", k.dlq_stream},
+                   {"target_stream", k.retry_stream},
+                   {"target_group", k.retry_group},
+                   {"reset", "0"},
+                   {"include_quarantined", "0"},
+                   {"rate", "0"},
+                   {"state", "RUNNING"},
+                   {"owner", "dead-daemon:1"},
+                   {"heartbeat_ms", "1"},
+                   {"cursor", "0"},
+                   {"total", "4"},
+                   {"moved", "0"},
+                   {"skipped", "0"},
+                   {"failed", "0"},
+                   {"created_ms", "1"},
+                   {"updated_ms", "1"},
+                   {"error", ""}};
+  record.ids = {"1-0", "2-0", "3-0", "4-0"};
+  ASSERT_THAT(CreateJobRecord(*redis_, record), IsOk());
+  // ... whose first step (ids 0..1) ran: moved, recorded, not handed over.
+  Run({"XDEL", k.dlq_stream, "1-0", "2-0"});
+  Run({"XADD", k.retry_stream, "*", kDataField, "{}"});
+  Run({"XADD", k.retry_stream, "*", kDataField, "{}"});
+  Run({"HSET", RedriveStepRecordKey(k.dlq_stream, job_id), "from", "0", "to", "2", "moved", "2",
+       "skipped", "0", "failed", "0"});
+
+  RedriveJobs::Options options;
+  options.redis.address = server_->address();
+  options.instance_id = "inst-2";
+  options.step_records = true;
+  options.heartbeat = absl::Milliseconds(100);
+  options.takeover_after = absl::Milliseconds(200);
+  options.scan_interval = absl::Milliseconds(50);
+  RedriveJobs jobs(options);
+  v1::RedriveJob job;
+  ASSERT_TRUE(::redrive::testing::WaitFor([&] {
+    absl::StatusOr<v1::RedriveJob> now = jobs.Get(*redis_, job_id);
+    if (now.ok()) job = *now;
+    return now.ok() && job.state() != v1::RedriveJob::RUNNING;
+  }));
+  EXPECT_EQ(job.state(), v1::RedriveJob::SUCCEEDED) << job.error();
+  EXPECT_EQ(job.moved(), 4u);
+  EXPECT_EQ(job.skipped(), 0u);
+  EXPECT_EQ(job.failed(), 0u);
+  EXPECT_EQ(TakeOk(XLen(*redis_, k.retry_stream)), 4);
+  EXPECT_EQ(TakeOk(XLen(*redis_, k.dlq_stream)), 0);
+  EXPECT_EQ(
+      TakeOk(HGetAll(*redis_, RedriveStepRecordKey(k.dlq_stream, job_id))),
+      (HashFields{{"from", "2"}, {"to", "4"}, {"moved", "2"}, {"skipped", "0"}, {"failed", "0"}}));
+}
+
+TEST_F(AdminDomainTest, StepRecordsRefuseATargetInAnotherSlot) {
+  const HandlerKeys k = MakeHandlerKeys("orders", "billing", KeyStyle::kCluster);
+  RedriveJobSpec spec;
+  spec.dlq_stream = k.dlq_stream;
+  spec.target_stream = k.retry_stream;
+  RedriveJobs::Options options;
+  options.redis.address = server_->address();
+  options.step_records = true;
+  RedriveJobs clustered(options);
+  EXPECT_THAT(clustered.CheckTarget(spec), IsOk());
+  spec.target_stream = k.stream;  // the source channel: same hash tag
+  EXPECT_THAT(clustered.CheckTarget(spec), IsOk());
+  spec.target_stream = MakeHandlerKeys("audit", "x", KeyStyle::kCluster).stream;
+  EXPECT_THAT(clustered.CheckTarget(spec),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       ::testing::HasSubstr("its target must be in the dead letters' slot")));
+  options.step_records = false;
+  RedriveJobs single(options);
+  EXPECT_THAT(single.CheckTarget(spec), IsOk());
 }
 
 }  // namespace

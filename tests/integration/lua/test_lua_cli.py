@@ -186,6 +186,47 @@ def test_redrive_step(r):
     assert r.eval("redrive_step", keys, ["o", "1", "tg", "1"] + step) == ["0", "1", "0"]
 
 
+def test_redrive_step_record_form(r):
+    # Step-record form (Redis Cluster): owner '' and KEYS[1] the record.
+    dead = [r.one("XADD", "{c}.dlq", "*", "__data__", str(i)) for i in range(3)]
+    keys = ["{c}.dlq:redrive:j", "{c}.dlq", "{c}.h.retry"]
+
+    def step(cursor, ids):
+        argv = ["", str(cursor), "h-retry", str(len(ids))]
+        for i in ids:
+            argv += [dead[i], "move", "2", "__data__", str(i)]
+        return r.eval("redrive_step", keys, argv + ["60000"])
+
+    assert step(0, [0, 1]) == ["2", "0", "0"]
+    assert r("HGETALL", keys[0]) == ["from", "0", "to", "2", "moved", "2", "skipped", "0",
+                                     "failed", "0"]
+    assert 0 < int(r.one("PTTL", keys[0])) <= 60000
+    assert r("XLEN", "{c}.dlq") == ["1"] and r("XLEN", "{c}.h.retry") == ["2"]
+    # The same step again (a lost reply, a second daemon): nothing moves, the
+    # record is returned for the hand-over.
+    assert step(0, [0, 1]) == ["-4", "0", "2", "2", "0", "0"]
+    assert step(1, [1]) == ["-4", "0", "2", "2", "0", "0"]
+    assert r("XLEN", "{c}.h.retry") == ["2"]
+    assert step(2, [2]) == ["1", "0", "0"]
+    assert r("HMGET", keys[0], "from", "to") == ["2", "3"]
+    assert r("XLEN", "{c}.dlq") == ["0"] and r("XLEN", "{c}.h.retry") == ["3"]
+    # The job hash is not read in this form: no 'job' key exists.
+    assert r("EXISTS", "job") == ["0"]
+
+
+def test_job_transition_advance(r):
+    adv = lambda owner, frm, to, m, s, f: r.eval(  # noqa: E731
+        "job_transition", ["job", "ids"], ["advance", owner, frm, "", "0", to, m, s, f])
+    r("HSET", "job", "state", "RUNNING", "owner", "o", "cursor", "4", "moved", "1")
+    assert adv("x", "4", "6", "2", "0", "0") == ["0"]  # not the owner
+    assert adv("o", "3", "6", "2", "0", "0") == ["-2"]  # cursor elsewhere
+    assert adv("o", "4", "6", "1", "1", "0") == ["1"]
+    assert r("HMGET", "job", "cursor", "moved", "skipped", "failed") == ["6", "2", "1", "0"]
+    assert adv("o", "4", "6", "1", "1", "0") == ["-2"]  # handed over once only
+    r("HSET", "job", "state", "CANCELLED")
+    assert adv("o", "6", "8", "2", "0", "0") == ["0"]
+
+
 def test_job_transition(r):
     assert r.eval("job_transition", ["job", "ids"], ["heartbeat", "o", "", "", "1000"]) == ["-1"]
     r("HSET", "job", "state", "RUNNING", "owner", "o", "heartbeat_ms", "0")
