@@ -1,7 +1,11 @@
 // DeliveryEngine: the Subscribe machinery as one thread-safe object. It owns
-// the event loop thread, two Redis async connections (commands, and the
-// notifier's blocking XREAD), the StreamNotifier and the Dispatcher, and
-// forwards calls from gRPC threads to the loop (they never block on Redis).
+// the event loop thread, the Redis async connections, the notifier and the
+// Dispatcher, and forwards calls from gRPC threads to the loop (they never
+// block on Redis). One Redis server: two connections (commands, and the
+// StreamNotifier's blocking XREAD). A Redis Cluster (connect.h): a
+// ClusterAsync for the commands (routed by slot) and a ClusterStreamNotifier
+// (a blocking XREAD per watched slot, on its own connection to its master);
+// the scripts are loaded on every master, again when the masters change.
 //
 // Thread-safe.
 #ifndef REDRIVE_DAEMON_DELIVERY_ENGINE_H_
@@ -9,9 +13,13 @@
 
 #include <atomic>
 #include <memory>
+#include <string>
+#include <vector>
 
+#include "daemon/activity_notifier.h"
 #include "daemon/dispatcher.h"
 #include "daemon/event_loop.h"
+#include "daemon/redis/cluster_async.h"
 #include "daemon/redis/hiredis_async.h"
 #include "daemon/redis/redis_stream_ops.h"
 #include "daemon/redis/stream_watch.h"
@@ -46,11 +54,17 @@ class DeliveryEngine {
  private:
   std::unique_ptr<EventLoop> loop_;
   // Loop-thread objects, created and destroyed on the loop.
-  std::unique_ptr<HiredisAsync> commands_;
-  std::unique_ptr<HiredisAsync> blocking_;
+  void StartSingle(const RedisConnectionOptions& commands, const RedisConnectionOptions& blocking);
+  void StartCluster(const RedisConnectionOptions& commands, const RedisConnectionOptions& blocking);
+  void OnActivity(const std::string& stream);
+
+  std::unique_ptr<AsyncCommander> commands_;
+  std::unique_ptr<HiredisAsync> blocking_;  // one server only
   std::unique_ptr<RedisStreamOps> ops_;
-  std::unique_ptr<RedisStreamWatchOps> watch_ops_;
-  std::unique_ptr<StreamNotifier> notifier_;
+  std::unique_ptr<RedisStreamWatchOps> watch_ops_;  // one server only
+  std::unique_ptr<ActivityNotifier> notifier_;
+  StreamNotifier* single_notifier_ = nullptr;  // notifier_, one server only
+  std::vector<RedisAddress> scripts_on_;       // cluster: the masters the scripts were loaded on
   std::unique_ptr<Dispatcher> dispatcher_;
   std::atomic<uint64_t> next_session_{0};
 };

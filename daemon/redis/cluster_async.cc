@@ -301,6 +301,27 @@ void ClusterAsync::ApplyTopology(ClusterSlotMap map) {
     refresh_again_ = false;
     Refresh();
   }
+  NotifyTopologyListeners();
+}
+
+uint64_t ClusterAsync::AddTopologyListener(std::function<void()> listener) {
+  topology_listeners_.emplace(++next_listener_id_, std::move(listener));
+  return next_listener_id_;
+}
+
+void ClusterAsync::RemoveTopologyListener(uint64_t id) { topology_listeners_.erase(id); }
+
+void ClusterAsync::NotifyTopologyListeners() {
+  // A listener may add or remove listeners: walk a snapshot of the ids.
+  std::vector<uint64_t> ids;
+  ids.reserve(topology_listeners_.size());
+  for (const auto& [id, listener] : topology_listeners_) ids.push_back(id);
+  for (uint64_t id : ids) {
+    auto it = topology_listeners_.find(id);
+    if (it == topology_listeners_.end()) continue;
+    const std::function<void()> listener = it->second;  // it may remove itself
+    listener();
+  }
 }
 
 void ClusterAsync::RefreshFailed(const absl::Status& why) {

@@ -49,6 +49,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -103,6 +104,12 @@ class ClusterAsync final : public AsyncCommander {
   void Refresh();
   // Bumped whenever a refresh applied a new topology.
   uint64_t topology_version() const { return topology_version_; }
+  // `listener` runs on the loop after every applied topology (each bump of
+  // topology_version(), changed or not), once the commands waiting for it
+  // were dispatched; it may Send, use ForNode/NodeFor and add or remove
+  // listeners. Returns the id RemoveTopologyListener takes.
+  uint64_t AddTopologyListener(std::function<void()> listener);
+  void RemoveTopologyListener(uint64_t id);
   const ClusterStats& stats() const { return stats_; }
   const ClusterSlotMap& slot_map() const { return map_; }
 
@@ -119,6 +126,7 @@ class ClusterAsync final : public AsyncCommander {
   void AskForSlots(std::vector<ClusterNode> candidates, size_t next);
   void ApplyTopology(ClusterSlotMap map);
   void RefreshFailed(const absl::Status& why);
+  void NotifyTopologyListeners();
   HiredisAsync& Connection(const ClusterNode& node);
 
   EventLoop& loop_;
@@ -143,6 +151,8 @@ class ClusterAsync final : public AsyncCommander {
   bool refresh_scheduled_ = false;  // refresh_timer_ is armed
   absl::Time last_refresh_ = absl::InfinitePast();
   std::unique_ptr<EventLoop::Timer> refresh_timer_;
+  std::map<uint64_t, std::function<void()>> topology_listeners_;
+  uint64_t next_listener_id_ = 0;
   // False once destruction began: late callbacks must not touch this object.
   std::shared_ptr<bool> alive_;
 };

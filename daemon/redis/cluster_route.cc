@@ -240,9 +240,10 @@ absl::StatusOr<Keys> Classify(const RedisArgv& argv) {
     case Rule::kAnyMaster:
       break;
     case Rule::kPerNode:
-      return absl::InvalidArgumentError(absl::StrCat(
-          "cluster routing: ", name,
-          " acts on one node or connection: send it on ClusterAsync::ForNode/NodeFor"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("cluster routing: ", name,
+                       " acts on one node or connection: send it on the cluster client's ForNode "
+                       "(ClusterAsync, ClusterConnection)"));
   }
   return out;
 }

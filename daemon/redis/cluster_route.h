@@ -15,12 +15,14 @@
 //   numkeys, then the keys      EVAL EVALSHA EVAL_RO EVALSHA_RO FCALL FCALL_RO
 //                               (numkeys 0: any master)
 //   no key: any master          PING ECHO TIME INFO DBSIZE (a node's own
-//                               answer: use ClusterAsync::ForNode for a
-//                               particular node)
+//                               answer: use the cluster client's ForNode
+//                               for a particular node)
 //   no key: every master        SCRIPT LOAD|EXISTS|FLUSH
 //   per node, refused here      SCAN, CLIENT, KEYS, MULTI, EXEC, WATCH,
 //                               DISCARD, SUBSCRIBE... (connection or node
-//                               state: send them on ClusterAsync::ForNode)
+//                               state: send them on the cluster client's
+//                               ForNode; ClusterConnection::Pipeline takes
+//                               whole MULTI ... EXEC blocks)
 //   anything else               refused: a command without a rule here is
 //                               never guessed at.
 //

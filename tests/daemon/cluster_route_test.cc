@@ -134,7 +134,8 @@ TEST(RouteCommandTest, PerNodeCommandsAreRefused) {
     EXPECT_THAT(RouteCommand(argv).status(),
                 StatusIs(absl::StatusCode::kInvalidArgument,
                          HasSubstr("acts on one node or connection: send it on "
-                                   "ClusterAsync::ForNode/NodeFor")))
+                                   "the cluster client's ForNode (ClusterAsync, "
+                                   "ClusterConnection)")))
         << argv[0];
   }
 }

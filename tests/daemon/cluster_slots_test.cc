@@ -217,5 +217,35 @@ TEST(ParseRedirectTest, MovedAskAndOthers) {
               StatusIs(absl::StatusCode::kInternal, HasSubstr("is not host:port")));
 }
 
+TEST(ClassifyClusterReplyTest, EveryKind) {
+  using Kind = ClusterReplyAction::Kind;
+  auto kind_of = [](const RedisReply& reply) {
+    absl::StatusOr<ClusterReplyAction> action = ClassifyClusterReply(reply);
+    EXPECT_THAT(action.status(), IsOk()) << reply.DebugString();
+    return action.ok() ? action->kind : Kind::kFinal;
+  };
+  EXPECT_EQ(kind_of(RedisReply::Status("OK")), Kind::kFinal);
+  EXPECT_EQ(kind_of(RedisReply::String("MOVED 1 h:1")), Kind::kFinal);  // a value, not an error
+  EXPECT_EQ(kind_of(RedisReply::Error("ERR wrong number of arguments")), Kind::kFinal);
+  EXPECT_EQ(kind_of(RedisReply::Error("EXECABORT Transaction discarded")), Kind::kFinal);
+  EXPECT_EQ(kind_of(RedisReply::Error("TRYAGAIN Multiple keys request during rehashing of slot")),
+            Kind::kTryAgain);
+  EXPECT_EQ(kind_of(RedisReply::Error("CLUSTERDOWN The cluster is down")), Kind::kClusterDown);
+  absl::StatusOr<ClusterReplyAction> moved =
+      ClassifyClusterReply(RedisReply::Error("MOVED 3999 127.0.0.1:6381"));
+  ASSERT_THAT(moved.status(), IsOk());
+  EXPECT_EQ(moved->kind, Kind::kMoved);
+  EXPECT_EQ(moved->redirect.slot, 3999);
+  EXPECT_EQ(moved->redirect.target.HostPort(), "127.0.0.1:6381");
+  absl::StatusOr<ClusterReplyAction> ask =
+      ClassifyClusterReply(RedisReply::Error("ASK 12 [::1]:7000"));
+  ASSERT_THAT(ask.status(), IsOk());
+  EXPECT_EQ(ask->kind, Kind::kAsk);
+  EXPECT_EQ(ask->redirect.slot, 12);
+  EXPECT_EQ(ask->redirect.target.HostPort(), "[::1]:7000");
+  EXPECT_THAT(ClassifyClusterReply(RedisReply::Error("MOVED x h:1")).status(),
+              StatusIs(absl::StatusCode::kInternal, HasSubstr("malformed redirect")));
+}
+
 }  // namespace
 }  // namespace redrive
