@@ -6,7 +6,8 @@ topology changes the tests make (moving a slot, CLUSTER FAILOVER, SIGKILL),
 and the load tools: a Publish loop at a steady rate and a health watcher.
 
 Every wait is on a condition and bounded; nothing here sleeps a fixed time
-except the pacing of the Publish loop and the 20 ms between polls."""
+except the pacing of the Publish loop, the 20 ms between polls and the
+states a slot move is held in on purpose (move_slot's `hold`)."""
 
 import os
 import shutil
@@ -135,27 +136,40 @@ class RedisCluster:
         return {m: sorted(k.decode() for k in command(m, "KEYS", "*"))
                 for m in self.masters()}
 
-    def move_slot(self, slot, to_port):
+    def move_slot(self, slot, to_port, hold=0.0):
         """CLUSTER SETSLOT IMPORTING on the target, MIGRATING on the source,
         MIGRATE of every key of the slot (batches of 100), then SETSLOT NODE
-        on the target, the source and the other masters."""
+        on the target, the source and the other masters. `hold` seconds are
+        spent in each of the two migration states (keys still on the source,
+        then keys on the target and the source answering ASK), so that the
+        traffic of a test meets both."""
         source = self.master_of(slot)
         assert source != to_port, "slot %d is already on %d" % (slot, to_port)
         source_id = command(source, "CLUSTER", "MYID").decode()
         target_id = command(to_port, "CLUSTER", "MYID").decode()
         assert command(to_port, "CLUSTER", "SETSLOT", slot, "IMPORTING", source_id) == "OK"
         assert command(source, "CLUSTER", "SETSLOT", slot, "MIGRATING", target_id) == "OK"
+        time.sleep(hold)
         for _ in range(1000):
             keys = command(source, "CLUSTER", "GETKEYSINSLOT", slot, 100)
             if not keys:
                 break
             assert command(source, "MIGRATE", "127.0.0.1", to_port, "", 0, 5000,
-                                "KEYS", *keys) == "OK"
+                           "KEYS", *keys) == "OK"
         assert not command(source, "CLUSTER", "GETKEYSINSLOT", slot, 1), "keys left"
+        time.sleep(hold)
         order = [to_port, source] + [m for m in self.masters() if m not in (to_port, source)]
         for port in order:
             assert command(port, "CLUSTER", "SETSLOT", slot, "NODE", target_id) == "OK"
         self.wait_healthy()
+
+    def stat(self, port, section, name):
+        """A counter of INFO `section` (commandstats, errorstats):
+        `calls=` or `count=` of the line `name`, 0 when absent."""
+        for line in command(port, "INFO", section).decode().splitlines():
+            if line.startswith(name + ":"):
+                return int(line.split(":", 1)[1].split(",")[0].split("=")[1])
+        return 0
 
     def failover(self, replica):
         """CLUSTER FAILOVER on a replica: it returns at once, the switch

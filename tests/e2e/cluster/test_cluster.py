@@ -241,7 +241,11 @@ def test_admin_lists_redrives_within_the_slot_refuses_across_and_purges(
                 kind=admin_pb2.RedriveTarget.TARGET_CHANNEL, channel=other)), timeout=10)
     refusal = err.value.details()
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION, refusal
-    assert "slot" in refusal, refusal
+    assert refusal == (
+        "on a Redis Cluster a redrive moves each dead letter atomically, so its target must "
+        "be in the dead letters' slot: the handler's retry stream or its source channel; "
+        "'{%s}' (slot %d) is not in the slot of '%s' (%d)" % (
+            other, cluster.keyslot(other), k["dlq"], cluster.keyslot(ch))), refusal
     assert inspect("XLEN", k["dlq"]) == n and inspect("XLEN", "{%s}" % other) == 0
 
     started = admin.RedriveDeadLetters(admin_pb2.RedriveDeadLettersRequest(
@@ -350,19 +354,27 @@ def assert_recovered(cluster, daemon, figures):
 
 
 def test_resharding_a_live_channel_loses_no_acknowledged_publish(cluster, daemon_on):
-    total, rate, at = 2000, 500.0, 600
+    """The live channel's slot moves to another master while 500 Publish/s
+    and a Subscribe consumer run on it; the slot is held 0.5 s in each
+    migration state, so the daemon meets ASK (keys moved, slot not yet) and
+    then MOVED, which the source node counts (INFO errorstats) and the target
+    sees as ASKING (INFO commandstats)."""
+    total, rate, at, hold = 2000, 500.0, 600, 0.5
     daemon = daemon_on()
     masters = cluster.masters()
     ch = channel_on(cluster, masters[0], "reshard")
     slot = cluster.keyslot(ch)
-    target = masters[1]
+    source, target = masters[0], masters[1]
+    before = (cluster.stat(source, "errorstats", "errorstat_ASK"),
+              cluster.stat(source, "errorstats", "errorstat_MOVED"),
+              cluster.stat(target, "commandstats", "cmdstat_asking"))
     moved = {}
 
     def move_in_background():
         def run():
             started = time.monotonic()
             try:
-                cluster.move_slot(slot, target)
+                cluster.move_slot(slot, target, hold)
                 moved["seconds"] = time.monotonic() - started
             except BaseException as e:  # reported by the assert below
                 moved["error"] = e
@@ -371,11 +383,18 @@ def test_resharding_a_live_channel_loses_no_acknowledged_publish(cluster, daemon
     figures = under_load(cluster, daemon, ch, total, rate, at, move_in_background)
     moved["thread"].join(timeout=WAIT)
     assert "seconds" in moved, moved.get("error")
-    report("resharding (slot %d, 127.0.0.1:%d -> %d, moved in %.2f s)" % (
-        slot, masters[0], target, moved["seconds"]), figures)
+    asks, moveds, askings = (
+        cluster.stat(source, "errorstats", "errorstat_ASK") - before[0],
+        cluster.stat(source, "errorstats", "errorstat_MOVED") - before[1],
+        cluster.stat(target, "commandstats", "cmdstat_asking") - before[2])
+    report("resharding (slot %d, 127.0.0.1:%d -> %d in %.2f s)" % (
+        slot, source, target, moved["seconds"]), figures,
+        "; the source answered ASK %d and MOVED %d times, the target got ASKING %d times"
+        % (asks, moveds, askings))
     assert cluster.master_of(slot) == target
     assert set(keys_of(cluster, ch)) == {target}
     assert command(target, "XLEN", "{%s}" % ch) >= total
+    assert asks > 0 and moveds > 0 and askings > 0
     assert_recovered(cluster, daemon, figures)
 
 
