@@ -395,6 +395,8 @@ def test_resharding_a_live_channel_loses_no_acknowledged_publish(cluster, daemon
     assert set(keys_of(cluster, ch)) == {target}
     assert command(target, "XLEN", "{%s}" % ch) >= total
     assert asks > 0 and moveds > 0 and askings > 0
+    # The daemon follows the redirections: no Publish failed.
+    assert figures["failed_attempts"] == 0, log_tail(daemon)
     assert_recovered(cluster, daemon, figures)
 
 
