@@ -90,7 +90,8 @@ class Resp:
 
 
 class RedisServer:
-    def __init__(self):
+    def __init__(self, extra_args=()):
+        self.extra_args = list(extra_args)  # appended to redis-server's arguments
         self.dir = tempfile.mkdtemp(prefix="redrive-py-redis-")
         self.port = free_port()
         self.proc = None
@@ -100,7 +101,7 @@ class RedisServer:
         self.proc = subprocess.Popen(
             [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
              "--dir", self.dir, "--save", "", "--appendonly", "no",
-             "--logfile", os.path.join(self.dir, "redis.log")])
+             "--logfile", os.path.join(self.dir, "redis.log"), *self.extra_args])
 
         def pong():
             try:
