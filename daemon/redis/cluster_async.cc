@@ -261,8 +261,10 @@ void ClusterAsync::AskForSlots(std::vector<ClusterNode> candidates, size_t next)
                           if (!*alive) return;
                           absl::StatusOr<ClusterSlotMap> map = SlotMapFromReply(reply, node);
                           if (!map.ok()) {
-                            spdlog::warn("redis cluster: CLUSTER SLOTS from {} failed: {}",
-                                         node.HostPort(), std::string(map.status().message()));
+                            // One node failing is routine (the next is asked); only all failing
+                            // warns.
+                            spdlog::debug("redis cluster: CLUSTER SLOTS from {} failed: {}",
+                                          node.HostPort(), std::string(map.status().message()));
                             AskForSlots(std::move(candidates), next + 1);
                             return;
                           }

@@ -300,8 +300,9 @@ absl::Status ClusterConnection::Refresh() {
     absl::StatusOr<ClusterSlotMap> map =
         SlotMapFromReply(Connection(node).Command({"CLUSTER", "SLOTS"}), node);
     if (!map.ok()) {
-      spdlog::warn("redis cluster: CLUSTER SLOTS from {} failed: {}", node.HostPort(),
-                   std::string(map.status().message()));
+      // One node failing is routine (the next is asked); only all failing warns.
+      spdlog::debug("redis cluster: CLUSTER SLOTS from {} failed: {}", node.HostPort(),
+                    std::string(map.status().message()));
       continue;
     }
     map_ = std::move(*map);
