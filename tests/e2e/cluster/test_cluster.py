@@ -1,7 +1,8 @@
 """redrived on a Redis Cluster (--redis-url=redis-cluster://...): 3 masters +
 3 replicas on loopback, started once for this file (redis_cluster.py).
 Delivery on channels of every master, retries and dead letters under the
-channel's hash tag, the Admin service (a redrive across slots refused),
+channel's hash tag, the Admin service (a redrive across slots refused; pause,
+resume and DeleteHandler across the {redrive} and channel slots),
 then under Publish/Subscribe load: a live channel's slot moved to another
 master, a CLUSTER FAILOVER and a SIGKILLed master. Each scenario prints a
 summary line (lost, duplicates, recovery) for `ctest -V`.
@@ -285,6 +286,54 @@ def test_admin_lists_redrives_within_the_slot_refuses_across_and_purges(
     print("\ncluster admin: %d dead letters listed, redriven to %s (moved %d), redrive to "
           "channel %s refused FAILED_PRECONDITION (%s), %d purged"
           % (n, k["retry"], job.moved, other, refusal, purged.purged))
+
+
+def test_pause_resume_and_delete_a_handler_across_slots(cluster, inspect, daemon_on, subscribers):
+    """The registry and pause flags live in the {redrive} slot, the handler's
+    keys in its channel's: pause, resume and DeleteHandler touch both."""
+    daemon = daemon_on("--admin-auth=disabled")
+    admin = admin_pb2_grpc.AdminStub(daemon.channel)
+    ch = channel_on(cluster, cluster.masters()[1], "retire")
+    assert cluster.keyslot(ch) != cluster.keyslot(REGISTRY)
+    k = names(ch, "h")
+    handler = admin_pb2.HandlerRef(channel=ch, handler_id="h")
+    sub = subscribers(daemon, channel=ch, handler_id="h")
+    info = admin.PauseHandler(admin_pb2.PauseHandlerRequest(handler=handler), timeout=10)
+    assert info.paused and inspect("HEXISTS", "{redrive}:paused", "%s h" % ch) == 1
+    payloads = [b"p0", b"p1"]
+    publish(daemon, ch, payloads)
+    assert not sub.wait_deliveries(1, timeout=WINDOW)  # paused: nothing delivered
+    info = admin.ResumeHandler(admin_pb2.ResumeHandlerRequest(handler=handler), timeout=10)
+    assert not info.paused and inspect("HEXISTS", "{redrive}:paused", "%s h" % ch) == 0
+    assert sub.wait_deliveries(2), log_tail(daemon)
+    assert [d.payload for d in sub.snapshot()] == payloads
+    first, second = sub.snapshot()
+    sub.verbs([terminate(first.delivery_id, "retire me")])
+    sub.ack([second.delivery_id])
+    assert wait_for(lambda: inspect("XLEN", k["dlq"]) == 1, WAIT)
+    sub.cancel()
+
+    def deleted():
+        try:
+            return admin.DeleteHandler(admin_pb2.DeleteHandlerRequest(
+                handler=handler, force=True, expected_retry_entries=0,
+                expected_dead_letters=1), timeout=10)
+        except grpc.RpcError as e:  # still connected, until the stream's end is seen
+            assert e.code() == grpc.StatusCode.FAILED_PRECONDITION, e.details()
+            assert "connected" in e.details(), e.details()
+            return None
+    resp = wait_for(deleted, WAIT)
+    assert resp, log_tail(daemon)
+    assert list(resp.destroyed_groups) == ["%s h" % k["stream"]]
+    assert list(resp.deleted_keys) == [k["dlq"]]
+    assert (resp.retry_entries, resp.dead_letters) == (0, 1)
+    assert resp.unregistered
+    assert inspect("HEXISTS", REGISTRY, "%s h" % ch) == 0
+    owner = cluster.master_of(cluster.keyslot(k["stream"]))
+    assert keys_of(cluster, ch) == {owner: [k["stream"]]}, keys_of(cluster, ch)
+    assert inspect("XINFO", "GROUPS", k["stream"]) == []
+    print("\ncluster retire: paused/resumed across slots, deleted %s and group %s"
+          % (list(resp.deleted_keys), list(resp.destroyed_groups)))
 
 
 # ------------------------------------------------ 4-5. topology changes under load
