@@ -125,6 +125,22 @@ absl::StatusOr<HostPort> ParseHostPort(absl::string_view hostport, int default_p
   return out;
 }
 
+// "h1[:p1],h2[:p2],...": `what` names an entry in messages.
+absl::StatusOr<std::vector<HostPort>> ParseHostList(absl::string_view hosts, int default_port,
+                                                    absl::string_view what) {
+  std::vector<HostPort> out;
+  for (absl::string_view one : absl::StrSplit(hosts, ',')) {
+    if (one.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("redis url: empty ", what, " address in '", hosts, "'"));
+    }
+    absl::StatusOr<HostPort> hp = ParseHostPort(one, default_port);
+    if (!hp.ok()) return hp.status();
+    out.push_back(*std::move(hp));
+  }
+  return out;
+}
+
 // "?sentinel_user=U&sentinel_password=P" (values percent-decoded).
 absl::Status ParseSentinelQuery(absl::string_view query, SentinelAddress& sentinel) {
   bool seen_user = false;
@@ -170,15 +186,9 @@ absl::StatusOr<RedisAddress> ParseSentinel(absl::string_view rest) {
     return absl::InvalidArgumentError(
         "redis url: redis-sentinel:// needs at least one sentinel host[:port]");
   }
-  for (absl::string_view one : absl::StrSplit(hosts, ',')) {
-    if (one.empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("redis url: empty sentinel address in '", hosts, "'"));
-    }
-    absl::StatusOr<HostPort> hp = ParseHostPort(one, 26379);
-    if (!hp.ok()) return hp.status();
-    addr.sentinel.sentinels.push_back(*std::move(hp));
-  }
+  absl::StatusOr<std::vector<HostPort>> sentinels = ParseHostList(hosts, 26379, "sentinel");
+  if (!sentinels.ok()) return sentinels.status();
+  addr.sentinel.sentinels = *std::move(sentinels);
   absl::string_view path = slash == absl::string_view::npos ? "" : rest.substr(slash + 1);
   const size_t db_slash = path.find('/');
   absl::StatusOr<std::string> master = PercentDecode(path.substr(0, db_slash));
@@ -219,20 +229,15 @@ absl::StatusOr<RedisAddress> ParseCluster(absl::string_view rest, absl::string_v
     return absl::InvalidArgumentError(
         absl::StrCat("redis url: ", scheme, " needs at least one cluster node host[:port]"));
   }
-  for (absl::string_view one : absl::StrSplit(hosts, ',')) {
-    if (one.empty()) {
+  absl::StatusOr<std::vector<HostPort>> seeds = ParseHostList(hosts, 6379, "cluster node");
+  if (!seeds.ok()) return seeds.status();
+  for (auto it = seeds->begin(); it != seeds->end(); ++it) {
+    if (std::find(seeds->begin(), it, *it) != it) {
       return absl::InvalidArgumentError(
-          absl::StrCat("redis url: empty cluster node address in '", hosts, "'"));
+          absl::StrCat("redis url: cluster node ", it->ToString(), " is listed twice"));
     }
-    absl::StatusOr<HostPort> hp = ParseHostPort(one, 6379);
-    if (!hp.ok()) return hp.status();
-    if (std::find(addr.cluster_seeds.begin(), addr.cluster_seeds.end(), *hp) !=
-        addr.cluster_seeds.end()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("redis url: cluster node ", hp->ToString(), " is listed twice"));
-    }
-    addr.cluster_seeds.push_back(*std::move(hp));
   }
+  addr.cluster_seeds = *std::move(seeds);
   addr.host = addr.cluster_seeds.front().host;
   addr.port = addr.cluster_seeds.front().port;
   return addr;
