@@ -477,8 +477,9 @@ absl::Status Resolve(const Raw& raw, const EnvLookup& env, Config& c) {
     c.password_on_command_line = raw.redis_url_from_flag &&
                                  (!c.redis.password.empty() || !c.redis.sentinel.password.empty());
     if (c.redis.is_cluster()) {
-      if (absl::Status s = RequireClusterKeys(c); !s.ok())
+      if (absl::Status s = RequireClusterKeys(c); !s.ok()) {
         return BadValue("key-template", s.message());
+      }
     }
   }
   if (!raw.password_file.empty()) {

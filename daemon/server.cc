@@ -58,7 +58,7 @@ absl::Status WriteReadyFile(const std::string& path, const std::vector<std::stri
 
 // Reads every registered handler's gauges (what ListHandlers reports) into
 // `metrics`, on the metrics server's refresh thread with its own connection.
-std::function<void()> MakeGaugeCollector(const Config& config, RedisConnectionOptions redis,
+std::function<void()> MakeGaugeCollector(const Config& config, const RedisConnectionOptions& redis,
                                          DeliveryEngine& engine, Metrics& metrics) {
   std::shared_ptr<RedisCommander> connection = OpenRedis(redis);
   CatalogueOptions catalogue{config.key_style, config.instance_id, nullptr};
