@@ -3,10 +3,10 @@
 # redrived against (a) a 1-master cluster (one redis-server owning all 16384
 # slots) and (b) a 3-master cluster (no replicas), each started fresh on
 # loopback and stopped afterwards. The load is cluster_bench: --channels (30)
-# channels, a no-op handler each, --messages (2000) per channel published
+# channels, a no-op handler each, --messages (10000) per channel published
 # with PublishBatch as fast as possible. Prints both delivered rates, the
 # ratio (b)/(a) and the CPU of redrived and each redis-server.
-#   bench/cluster.sh [cluster_bench flags, e.g. --channels=30 --messages=2000]
+#   bench/cluster.sh [cluster_bench flags, e.g. --channels=30 --messages=10000]
 # Builds in Release (build-release). Not run in CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."

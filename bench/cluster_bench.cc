@@ -11,13 +11,14 @@
 // "delivered: R msg/s" (the line bench/cluster.sh reads) and the CPU of the
 // daemon and of each redis-server over that window, as % of one core.
 //
-// Usage: cluster_bench --daemon=TARGET [--channels=30] [--messages=2000]
+// Usage: cluster_bench --daemon=TARGET [--channels=30] [--messages=10000]
 //                      [--batch=100] [--publishers=2] [--payload=100]
 //                      [--max-in-flight=500] [--threads=2]
 //                      [--daemon-pid=PID] [--redis-pids=PID,PID,...]
 // Every loop is bounded by a message count and a deadline.
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <iostream>
@@ -25,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -39,7 +41,7 @@ namespace {
 struct Args {
   std::string daemon;
   int channels = 30;
-  int messages = 2000;  // per channel
+  int messages = 10000;  // per channel
   int batch = 100;
   int publishers = 2;
   int payload = 100;
@@ -56,7 +58,7 @@ struct Args {
 
 std::string Channel(int i) { return absl::StrCat("bench.cluster.", i); }
 
-// Publishes `per_channel` messages to every channel whose index is
+// Publishes --messages messages to every channel whose index is
 // `first` modulo `stride`, in batches of `batch`.
 void Publish(const Args& a, int first, int stride, std::atomic<bool>& failed) {
   std::unique_ptr<redrive::Publisher> pub = redrive::Publisher::Connect(a.daemon);
@@ -106,6 +108,12 @@ int main(int argc, char** argv) {
   redrive::WorkerOptions wo;
   wo.target = a.daemon;
   wo.threads = a.threads;
+  // One "registered" line per handler is noise here; anything else is shown.
+  wo.log = [](absl::string_view line) {
+    if (!absl::StrContains(line, "registered as consumer")) {
+      std::cerr << "redrive worker: " << line << "\n";
+    }
+  };
   redrive::Worker worker(wo);
   redrive::HandlerOptions ho;
   ho.max_in_flight = static_cast<uint32_t>(a.max_in_flight);
