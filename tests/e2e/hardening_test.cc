@@ -38,7 +38,6 @@ using ::redrive::testing::IsOk;
 using ::redrive::testing::StatusIs;
 using ::redrive::testing::TestRedisServer;
 using ::redrive::testing::WaitFor;
-using ::testing::AllOf;
 using ::testing::HasSubstr;
 
 constexpr char kBrokerToken[] = "broker-token-0123456789abcdef";
@@ -190,13 +189,24 @@ TEST(ListenerTest, KeepsAcceptingAfterDescriptorExhaustion) {
   ASSERT_TRUE(WaitFor([&] { return ServingIs(*probe, "liveness", true); }));
   auto conn = redis->Connect();
   EXPECT_EQ(conn->Command({"XLEN", "orders"})->integer, 10);
-  for (absl::string_view line : absl::StrSplit(daemon->Log(), '\n')) {
-    if (!absl::StrContains(line, "runtime error:")) continue;
-    // g++ names the type `_Sp_counted_base`, clang
-    // `std::_Sp_counted_base<__gnu_cxx::_S_atomic>`.
-    EXPECT_THAT(std::string(line), AllOf(HasSubstr("does not point to an object of type '"),
-                                         HasSubstr("_Sp_counted_base")))
+  // Only the false vptr reports described above: on gRPC's shared-pointer
+  // control blocks (g++ names the type `_Sp_counted_base`, clang
+  // `std::_Sp_counted_base<__gnu_cxx::_S_atomic>`), and on any other
+  // polymorphic object (the dispatcher's ActivityNotifier, called every
+  // tick) only when UBSan could not probe its memory ("<memory cannot be
+  // printed>": its pipe failed). A real use after free would be an ASan
+  // report, which aborts the daemon.
+  const std::vector<std::string> lines = absl::StrSplit(daemon->Log(), '\n');
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (!absl::StrContains(lines[i], "runtime error:")) continue;
+    EXPECT_THAT(lines[i], HasSubstr("which does not point to an object of type '"))
         << "an undefined-behaviour report other than the descriptor-exhaustion one";
+    if (absl::StrContains(lines[i], "_Sp_counted_base")) continue;
+    ASSERT_LT(i + 2, lines.size()) << lines[i];
+    EXPECT_THAT(lines[i + 1], HasSubstr("object has invalid vptr")) << lines[i];
+    EXPECT_THAT(lines[i + 2], HasSubstr("<memory cannot be printed>"))
+        << lines[i] << ": UBSan could read the object, so this is not the "
+        << "descriptor-exhaustion false report";
   }
 }
 
