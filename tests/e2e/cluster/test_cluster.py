@@ -311,6 +311,9 @@ def test_pause_resume_and_delete_a_handler_across_slots(cluster, inspect, daemon
     sub.verbs([terminate(first.delivery_id, "retire me")])
     sub.ack([second.delivery_id])
     assert wait_for(lambda: inspect("XLEN", k["dlq"]) == 1, WAIT)
+    # Both settled in Redis before the stream ends (an unsettled delivery
+    # would count as a retry entry below).
+    assert wait_for(lambda: inspect("XPENDING", k["stream"], "h")[0] == 0, WAIT), log_tail(daemon)
     sub.cancel()
 
     def deleted():
