@@ -11,12 +11,20 @@ namespace redrive {
 
 absl::StatusOr<DecodedDelivery> DecodeDelivery(const StreamEntry& entry, bool lenient) {
   DecodedDelivery out;
+  if (absl::Status s = DecodeDeliveryInto(entry, lenient, out); !s.ok()) return s;
+  return out;
+}
+
+absl::Status DecodeDeliveryInto(const StreamEntry& entry, bool lenient, DecodedDelivery& out) {
+  out.message.Clear();
+  out.attempt = 1;
+  out.unreadable.clear();
   absl::StatusOr<RetryState> state = ReadRetryState(entry);
   if (!state.ok()) {
     if (IsPoison(state.status()) && !lenient) return state.status();
     out.unreadable = std::string(state.status().message());
     (void)FillMessage(WithoutRedriveFields(entry), out.message);
-    return out;
+    return absl::OkStatus();
   }
   v1::Delivery& message = out.message;
   FillMessage(std::move(state->decoded), message);
@@ -29,7 +37,7 @@ absl::StatusOr<DecodedDelivery> DecodeDelivery(const StreamEntry& entry, bool le
   if (!state->original_id.empty()) message.set_original_entry_id(state->original_id);
   message.set_previous_error(state->last_error);
   message.set_previous_error_code(state->last_error_code);
-  return out;
+  return absl::OkStatus();
 }
 
 }  // namespace redrive

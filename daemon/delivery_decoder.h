@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "daemon/stream_entry.h"
 #include "redrive/v1/broker.pb.h"
@@ -30,6 +31,10 @@ struct DecodedDelivery {
 // auto-ack handler has no dead-letter queue), which delivers the raw bytes;
 // so is any other unreadable entry.
 absl::StatusOr<DecodedDelivery> DecodeDelivery(const StreamEntry& entry, bool lenient);
+// The same into `out`, which is cleared first: a caller decoding many
+// entries reuses one DecodedDelivery (its message keeps its allocations).
+// `out` is unspecified when the status is not OK.
+absl::Status DecodeDeliveryInto(const StreamEntry& entry, bool lenient, DecodedDelivery& out);
 
 }  // namespace redrive
 

@@ -1,5 +1,7 @@
 #include "daemon/subscribe_session.h"
 
+#include <google/protobuf/arena.h>
+#include <google/protobuf/io/coded_stream.h>
 #include <grpcpp/impl/codegen/proto_utils.h>
 #include <spdlog/spdlog.h>
 
@@ -10,6 +12,19 @@
 #include "daemon/subscription.h"
 
 namespace redrive {
+namespace {
+
+// One client message parsed onto its own arena.
+struct ArenaRequest {
+  ArenaRequest() : request(google::protobuf::Arena::CreateMessage<v1::SubscribeRequest>(&arena)) {}
+  ArenaRequest(const ArenaRequest&) = delete;
+  ArenaRequest& operator=(const ArenaRequest&) = delete;
+
+  google::protobuf::Arena arena;
+  v1::SubscribeRequest* const request;
+};
+
+}  // namespace
 
 // The engine's handle on the session; outlives the reactor, and turns into a
 // no-op once the reactor is done.
@@ -20,6 +35,10 @@ class SubscribeSession::Sink final : public SessionSink {
   void Send(v1::SubscribeResponse response) override {
     absl::MutexLock lock(&mu_);
     if (session_ != nullptr) session_->Enqueue(std::move(response));
+  }
+  void SendDeliveries(std::string deliveries) override {
+    absl::MutexLock lock(&mu_);
+    if (session_ != nullptr) session_->EnqueueDeliveries(std::move(deliveries));
   }
   void Finish(absl::Status status) override {
     absl::MutexLock lock(&mu_);
@@ -54,9 +73,11 @@ void SubscribeSession::OnReadDone(bool ok) {
     RequestFinish(absl::OkStatus());
     return;
   }
-  request_.Clear();
-  grpc::Status parsed =
-      grpc::SerializationTraits<v1::SubscribeRequest>::Deserialize(&read_buffer_, &request_);
+  // Parsed onto an arena of its own: a verbs batch goes to the engine's
+  // loop as it is, and the arena is freed there in one piece.
+  auto parsed_request = std::make_shared<ArenaRequest>();
+  grpc::Status parsed = grpc::SerializationTraits<v1::SubscribeRequest>::Deserialize(
+      &read_buffer_, parsed_request->request);
   read_buffer_.Clear();
   if (!parsed.ok()) {
     // (gRPC's parse status carries no detail for proto3 messages.)
@@ -64,10 +85,14 @@ void SubscribeSession::OnReadDone(bool ok) {
         "the client message does not parse as a redrive.v1.SubscribeRequest"));
     return;
   }
-  if (Handle(request_)) StartRead(&read_buffer_);
+  const v1::SubscribeRequest* request = parsed_request->request;
+  if (Handle(std::shared_ptr<const v1::SubscribeRequest>(std::move(parsed_request), request))) {
+    StartRead(&read_buffer_);
+  }
 }
 
-bool SubscribeSession::Handle(const v1::SubscribeRequest& request) {
+bool SubscribeSession::Handle(const std::shared_ptr<const v1::SubscribeRequest>& message) {
+  const v1::SubscribeRequest& request = *message;
   switch (request.kind_case()) {
     case v1::SubscribeRequest::kRegister: {
       if (registered_) {
@@ -98,7 +123,7 @@ bool SubscribeSession::Handle(const v1::SubscribeRequest& request) {
             "verbs.verbs has ", n, " entries; at most ", kMaxVerbsPerMessage, " per message")));
         return false;
       }
-      if (n > 0) engine_.Verbs(id_, std::make_shared<const v1::Verbs>(request.verbs()));
+      if (n > 0) engine_.Verbs(id_, std::shared_ptr<const v1::Verbs>(message, &request.verbs()));
       return true;
     }
     case v1::SubscribeRequest::kStop:
@@ -124,22 +149,47 @@ void SubscribeSession::FailAndDisconnect(absl::Status status) {
 }
 
 void SubscribeSession::Enqueue(v1::SubscribeResponse msg) {
+  if (msg.has_deliveries()) {
+    EnqueueDeliveries(msg.deliveries().SerializeAsString());
+    return;
+  }
+  Outgoing out;
+  const bool serialized = msg.SerializeToString(&out.bytes);
+  absl::MutexLock lock(&mu_);
+  if (finished_ || broken_) return;
+  if (!serialized) {
+    // Only a message over protobuf's 2 GiB limit: a broken invariant of
+    // the batch budget. End the stream rather than send half of it.
+    LogError(LogFields().Session(id_), "cannot serialize a response");
+    broken_ = true;
+    // Queued messages are dropped; a write in flight keeps its marker.
+    while (queue_.size() > (writing_ ? 1 : 0)) queue_.pop_back();
+    if (!finish_requested_) {
+      finish_requested_ = true;
+      finish_status_ = grpc::Status(grpc::StatusCode::INTERNAL, "response too large");
+    }
+    Pump();
+    return;
+  }
+  PushLocked(std::move(out));
+}
+
+void SubscribeSession::EnqueueDeliveries(std::string deliveries) {
   absl::MutexLock lock(&mu_);
   if (finished_ || broken_) return;
   // Merge delivery batches that have not started writing yet, within the
   // message budget (clients' default receive limit is 4 MiB).
-  const size_t bytes = msg.ByteSizeLong();
-  if (msg.has_deliveries() && !queue_.empty() && queue_.back().message.has_deliveries() &&
-      (queue_.size() > 1 || !writing_) && FitsDeliveryBudget(queue_.back().bytes, bytes)) {
-    Outgoing& back = queue_.back();
-    auto* into = back.message.mutable_deliveries()->mutable_deliveries();
-    for (v1::Delivery& d : *msg.mutable_deliveries()->mutable_deliveries()) {
-      into->Add(std::move(d));
-    }
-    back.bytes += bytes;
-  } else {
-    queue_.push_back(Outgoing{std::move(msg), bytes});
+  if (!queue_.empty() && queue_.back().deliveries && (queue_.size() > 1 || !writing_) &&
+      FitsDeliveryBudget(queue_.back().bytes.size(), deliveries.size())) {
+    queue_.back().bytes.append(deliveries);
+    Pump();
+    return;
   }
+  PushLocked(Outgoing{std::move(deliveries), true});
+}
+
+void SubscribeSession::PushLocked(Outgoing out) {
+  queue_.push_back(std::move(out));
   Pump();
 }
 
@@ -154,26 +204,26 @@ void SubscribeSession::RequestFinish(absl::Status status) {
 void SubscribeSession::Pump() {
   if (writing_ || finished_) return;
   if (!queue_.empty() && !broken_) {
-    bool own_buffer = false;
-    write_buffer_.Clear();
-    grpc::Status serialized = grpc::SerializationTraits<v1::SubscribeResponse>::Serialize(
-        queue_.front().message, &write_buffer_, &own_buffer);
-    if (!serialized.ok()) {
-      // Only a message over protobuf's 2 GiB limit: a broken invariant of
-      // the batch budget. End the stream rather than send half of it.
-      LogError(LogFields().Session(id_).Error(serialized.error_message()),
-               "cannot serialize a response");
-      broken_ = true;
-      queue_.clear();
-      if (!finish_requested_) {
-        finish_requested_ = true;
-        finish_status_ = grpc::Status(grpc::StatusCode::INTERNAL, "response too large");
-      }
+    // The front's bytes move into the slice that the write holds (no copy);
+    // queue_.front() stays as the marker of the write in flight.
+    auto* bytes = new std::string(std::move(queue_.front().bytes));
+    grpc::Slice body(
+        bytes->data(), bytes->size(), [](void* p) { delete static_cast<std::string*>(p); }, bytes);
+    if (queue_.front().deliveries) {
+      // SubscribeResponse.deliveries: field 2, length-delimited.
+      uint8_t head[1 + 5];  // the tag, and a varint32 of at most 5 bytes
+      head[0] = (2 << 3) | 2;
+      const uint8_t* end = google::protobuf::io::CodedOutputStream::WriteVarint32ToArray(
+          static_cast<uint32_t>(body.size()), head + 1);
+      const grpc::Slice slices[2] = {grpc::Slice(head, static_cast<size_t>(end - head)),
+                                     std::move(body)};
+      write_buffer_ = grpc::ByteBuffer(slices, 2);
     } else {
-      writing_ = true;
-      StartWrite(&write_buffer_);
-      return;
+      write_buffer_ = grpc::ByteBuffer(&body, 1);
     }
+    writing_ = true;
+    StartWrite(&write_buffer_);
+    return;
   }
   if (finish_requested_) {
     finished_ = true;

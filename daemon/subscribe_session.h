@@ -49,11 +49,16 @@ class SubscribeSession final : public grpc::ServerBidiReactor<grpc::ByteBuffer, 
   ~SubscribeSession() override = default;
   // Queues `msg`; starts a write when none is in flight.
   void Enqueue(v1::SubscribeResponse msg) ABSL_LOCKS_EXCLUDED(mu_);
+  // Queues a Deliveries message in its wire form (SessionSink::SendDeliveries),
+  // merged into a queued one that has not started writing when the budget
+  // allows.
+  void EnqueueDeliveries(std::string deliveries) ABSL_LOCKS_EXCLUDED(mu_);
   // Finishes with `status` once queued messages are written (first call wins).
   void RequestFinish(absl::Status status) ABSL_LOCKS_EXCLUDED(mu_);
   void Pump() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Handles one client message; false when the stream was finished.
-  bool Handle(const v1::SubscribeRequest& request);
+  // Handles one client message (on its own arena, which `request` keeps);
+  // false when the stream was finished.
+  bool Handle(const std::shared_ptr<const v1::SubscribeRequest>& request);
   void FailAndDisconnect(absl::Status status);
 
   const GaugeHold open_;
@@ -65,14 +70,17 @@ class SubscribeSession final : public grpc::ServerBidiReactor<grpc::ByteBuffer, 
 
   // Reads: one in flight, touched only from OnReadDone.
   grpc::ByteBuffer read_buffer_;
-  v1::SubscribeRequest request_;
   bool registered_ = false;
 
   absl::Mutex mu_;
+  // A message in its wire form: a whole SubscribeResponse, or for
+  // deliveries the Deliveries message (the SubscribeResponse field around it
+  // is added when it is written, so queued batches can be appended to).
   struct Outgoing {
-    v1::SubscribeResponse message;
-    size_t bytes = 0;
+    std::string bytes;
+    bool deliveries = false;
   };
+  void PushLocked(Outgoing out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::deque<Outgoing> queue_ ABSL_GUARDED_BY(mu_);
   // The serialized front of queue_ while its write is in flight.
   grpc::ByteBuffer write_buffer_ ABSL_GUARDED_BY(mu_);

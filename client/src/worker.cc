@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "google/protobuf/arena.h"
 #include "redrive/v1/broker.grpc.pb.h"
 #include "thread_pool.h"
 
@@ -31,6 +32,12 @@ constexpr size_t kMaxErrorCodeBytes = 128;
 constexpr int64_t kMaxDelayMs = 86400000;
 // How often leases and reconnects are looked at.
 constexpr absl::Duration kTick = absl::Milliseconds(20);
+// Deliveries one pool task runs before it yields its thread to the other
+// handlers' tasks.
+constexpr int kRunsPerTask = 64;
+// The write arena's own block: a Verbs message of a few hundred verbs fits
+// without a heap allocation.
+constexpr size_t kWriteBlockBytes = 32 << 10;
 
 bool Fatal(grpc::StatusCode code) {
   switch (code) {
@@ -50,59 +57,113 @@ std::string Truncated(const std::string& s, size_t max) {
   return s.size() <= max ? s : s.substr(0, max);
 }
 
-v1::Verb VerbFor(uint64_t delivery_id, const Result& result) {
-  v1::Verb verb;
-  verb.set_delivery_id(delivery_id);
+// A verb waiting for the next write: plain fields, turned into a v1::Verb
+// on the write's arena.
+struct PendingVerb {
+  enum class Kind : uint8_t { kAck, kNack, kExtend, kTerminate };
+  uint64_t delivery_id = 0;
+  Kind kind = Kind::kAck;
+  std::optional<uint32_t> delay_ms;  // kNack
+  std::string reason;                // kNack, kTerminate
+  std::string error_code;            // kNack, kTerminate
+};
+
+PendingVerb VerbFor(uint64_t delivery_id, const Result& result) {
+  PendingVerb verb;
+  verb.delivery_id = delivery_id;
   switch (result.kind()) {
     case Result::Kind::kAck:
-      verb.mutable_ack();
+      verb.kind = PendingVerb::Kind::kAck;
       break;
-    case Result::Kind::kRetry: {
-      v1::Nack* nack = verb.mutable_nack();
-      nack->set_reason(Truncated(result.reason(), kMaxReasonBytes));
-      nack->set_error_code(Truncated(result.error_code(), kMaxErrorCodeBytes));
+    case Result::Kind::kRetry:
+      verb.kind = PendingVerb::Kind::kNack;
+      verb.reason = Truncated(result.reason(), kMaxReasonBytes);
+      verb.error_code = Truncated(result.error_code(), kMaxErrorCodeBytes);
       if (result.delay().has_value()) {
-        nack->set_delay_ms(static_cast<uint32_t>(
-            std::clamp<int64_t>(absl::ToInt64Milliseconds(*result.delay()), 0, kMaxDelayMs)));
+        verb.delay_ms = static_cast<uint32_t>(
+            std::clamp<int64_t>(absl::ToInt64Milliseconds(*result.delay()), 0, kMaxDelayMs));
       }
       break;
-    }
     case Result::Kind::kTerminate:
-      verb.mutable_terminate()->set_reason(Truncated(result.reason(), kMaxReasonBytes));
-      verb.mutable_terminate()->set_error_code(Truncated(result.error_code(), kMaxErrorCodeBytes));
+      verb.kind = PendingVerb::Kind::kTerminate;
+      verb.reason = Truncated(result.reason(), kMaxReasonBytes);
+      verb.error_code = Truncated(result.error_code(), kMaxErrorCodeBytes);
       break;
   }
   return verb;
 }
 
-const char* VerbName(const v1::Verb& verb) {
-  switch (verb.action_case()) {
-    case v1::Verb::kAck:
-      return "ACK";
-    case v1::Verb::kNack:
-      return "NACK";
-    case v1::Verb::kExtend:
-      return "EXTEND";
-    case v1::Verb::kTerminate:
-      return "TERMINATE";
-    default:
-      return "verb";
+void Fill(const PendingVerb& from, v1::Verb& to) {
+  to.set_delivery_id(from.delivery_id);
+  switch (from.kind) {
+    case PendingVerb::Kind::kAck:
+      to.mutable_ack();
+      break;
+    case PendingVerb::Kind::kNack: {
+      v1::Nack* nack = to.mutable_nack();
+      nack->set_reason(from.reason);
+      nack->set_error_code(from.error_code);
+      if (from.delay_ms.has_value()) nack->set_delay_ms(*from.delay_ms);
+      break;
+    }
+    case PendingVerb::Kind::kExtend:
+      to.mutable_extend();  // 0: the registration's lease
+      break;
+    case PendingVerb::Kind::kTerminate:
+      to.mutable_terminate()->set_reason(from.reason);
+      to.mutable_terminate()->set_error_code(from.error_code);
+      break;
   }
 }
 
+const char* VerbName(const PendingVerb& verb) {
+  switch (verb.kind) {
+    case PendingVerb::Kind::kAck:
+      return "ACK";
+    case PendingVerb::Kind::kNack:
+      return "NACK";
+    case PendingVerb::Kind::kExtend:
+      return "EXTEND";
+    case PendingVerb::Kind::kTerminate:
+      return "TERMINATE";
+  }
+  return "verb";
+}
+
+google::protobuf::ArenaOptions ReadArenaOptions() {
+  google::protobuf::ArenaOptions o;
+  o.start_block_size = 8 << 10;
+  o.max_block_size = 64 << 10;
+  return o;
+}
+
 }  // namespace
+
+// One message read from a Subscribe stream, parsed into its own arena: the
+// deliveries in it are handed to handlers in place, and the arena goes when
+// the last of them is done (tasks and Messages share the batch).
+struct ReadBatch {
+  ReadBatch()
+      : arena(ReadArenaOptions()),
+        response(google::protobuf::Arena::CreateMessage<v1::SubscribeResponse>(&arena)) {}
+  ReadBatch(const ReadBatch&) = delete;
+  ReadBatch& operator=(const ReadBatch&) = delete;
+
+  google::protobuf::Arena arena;
+  v1::SubscribeResponse* const response;
+};
 
 // ------------------------------------------------------------------ Message
 
 std::vector<std::pair<std::string, std::string>> Message::headers() const {
   std::vector<std::pair<std::string, std::string>> out;
-  out.reserve(d_.headers_size());
-  for (const v1::Header& h : d_.headers()) out.emplace_back(h.key(), h.value());
+  out.reserve(d_->headers_size());
+  for (const v1::Header& h : d_->headers()) out.emplace_back(h.key(), h.value());
   return out;
 }
 
 std::optional<std::string> Message::header(absl::string_view key) const {
-  for (const v1::Header& h : d_.headers()) {
+  for (const v1::Header& h : d_->headers()) {
     if (h.key() == key) return h.value();
   }
   return std::nullopt;
@@ -147,7 +208,11 @@ class SubscribeStream final
     : public grpc::ClientBidiReactor<v1::SubscribeRequest, v1::SubscribeResponse> {
  public:
   SubscribeStream(HandlerRunner& runner, Counters& counters, const v1::Register& reg)
-      : runner_(runner), counters_(counters), context_(std::make_shared<grpc::ClientContext>()) {
+      : runner_(runner),
+        counters_(counters),
+        context_(std::make_shared<grpc::ClientContext>()),
+        read_(std::make_shared<ReadBatch>()),
+        write_arena_(WriteArenaOptions(write_block_.get())) {
     *first_.mutable_register_() = reg;
   }
 
@@ -156,79 +221,108 @@ class SubscribeStream final
     client.AddCallCredentials(*context_);
     stub.async()->Subscribe(context_.get(), this);
     StartWrite(&first_);
-    StartRead(&response_);
+    StartRead(read_->response);
     AddHold();
     StartCall();
   }
 
   const std::shared_ptr<grpc::ClientContext>& context() const { return context_; }
 
-  void Enqueue(v1::Verb verb) ABSL_LOCKS_EXCLUDED(mu_) {
+  void Enqueue(PendingVerb verb) ABSL_LOCKS_EXCLUDED(mu_) {
+    What what;
     {
       absl::MutexLock lock(&mu_);
       pending_.push_back(std::move(verb));
+      what = NextWriteLocked();
     }
-    MaybeWrite();
+    Write(what);
   }
   // Sends `stop` after the verbs queued before it.
   void SendStop() ABSL_LOCKS_EXCLUDED(mu_) {
+    What what;
     {
       absl::MutexLock lock(&mu_);
       stop_wanted_ = true;
+      what = NextWriteLocked();
     }
-    MaybeWrite();
+    Write(what);
   }
   // Half-closes after everything queued has been written.
   void CloseWrites() ABSL_LOCKS_EXCLUDED(mu_) {
+    What what;
     {
       absl::MutexLock lock(&mu_);
       close_wanted_ = true;
+      what = NextWriteLocked();
     }
-    MaybeWrite();
+    Write(what);
   }
 
   void OnReadDone(bool ok) override;
   void OnWriteDone(bool ok) override {
+    What what;
     {
       absl::MutexLock lock(&mu_);
       write_in_flight_ = false;
       if (!ok) broken_ = true;
+      what = NextWriteLocked();
     }
-    MaybeWrite();
+    Write(what);
   }
   void OnDone(const grpc::Status& status) override;
 
  private:
-  // Starts the next write (verbs, then stop, then the half-close) when none
-  // is outstanding. gRPC may run a reaction inline from a Start* call, so
-  // those are made without mu_ held.
-  void MaybeWrite() ABSL_LOCKS_EXCLUDED(mu_) {
-    enum { kNone, kWrite, kWritesDone } what = kNone;
-    {
-      absl::MutexLock lock(&mu_);
-      if (write_in_flight_ || broken_ || writes_done_) return;
-      if (!pending_.empty()) {
-        writing_.Clear();
-        v1::Verbs* verbs = writing_.mutable_verbs();
-        const size_t n = std::min<size_t>(pending_.size(), kMaxVerbsPerMessage);
-        for (size_t i = 0; i < n; ++i) *verbs->add_verbs() = std::move(pending_[i]);
+  enum class What { kNone, kWrite, kWritesDone };
+
+  static google::protobuf::ArenaOptions WriteArenaOptions(char* block) {
+    google::protobuf::ArenaOptions o;
+    o.initial_block = block;
+    o.initial_block_size = kWriteBlockBytes;
+    return o;
+  }
+
+  // Prepares the next write (verbs, then stop, then the half-close) when
+  // none is outstanding.
+  What NextWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (write_in_flight_ || broken_ || writes_done_) return What::kNone;
+    if (!pending_.empty()) {
+      // The previous write is done with its message: its arena starts over.
+      write_arena_.Reset();
+      writing_ = google::protobuf::Arena::CreateMessage<v1::SubscribeRequest>(&write_arena_);
+      auto* verbs = writing_->mutable_verbs()->mutable_verbs();
+      const size_t n = std::min<size_t>(pending_.size(), kMaxVerbsPerMessage);
+      verbs->Reserve(static_cast<int>(n));
+      for (size_t i = 0; i < n; ++i) Fill(pending_[i], *verbs->Add());
+      if (n == pending_.size()) {
+        pending_.clear();
+      } else {
         pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(n));
-        what = kWrite;
-        counters_.verb_writes.fetch_add(1, std::memory_order_relaxed);
-      } else if (stop_wanted_ && !stop_sent_) {
-        writing_.Clear();
-        writing_.mutable_stop();
-        stop_sent_ = true;
-        what = kWrite;
-      } else if (close_wanted_) {
-        writes_done_ = true;
-        what = kWritesDone;
       }
-      if (what == kWrite) write_in_flight_ = true;
+      counters_.verb_writes.fetch_add(1, std::memory_order_relaxed);
+      write_in_flight_ = true;
+      return What::kWrite;
     }
-    // writing_ is not touched again until OnWriteDone clears write_in_flight_.
-    if (what == kWrite) StartWrite(&writing_);
-    if (what == kWritesDone) StartWritesDone();
+    if (stop_wanted_ && !stop_sent_) {
+      write_arena_.Reset();
+      writing_ = google::protobuf::Arena::CreateMessage<v1::SubscribeRequest>(&write_arena_);
+      writing_->mutable_stop();
+      stop_sent_ = true;
+      write_in_flight_ = true;
+      return What::kWrite;
+    }
+    if (close_wanted_) {
+      writes_done_ = true;
+      return What::kWritesDone;
+    }
+    return What::kNone;
+  }
+
+  // gRPC may run a reaction inline from a Start* call, so those are made
+  // without mu_ held. writing_ is not touched again until OnWriteDone
+  // clears write_in_flight_.
+  void Write(What what) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    if (what == What::kWrite) StartWrite(writing_);
+    if (what == What::kWritesDone) StartWritesDone();
   }
 
   HandlerRunner& runner_;
@@ -236,13 +330,17 @@ class SubscribeStream final
   // Shared so that Stop can cancel a call that may be finishing.
   const std::shared_ptr<grpc::ClientContext> context_;
   v1::SubscribeRequest first_;
-  // Only the reaction thread of the outstanding read touches it.
-  v1::SubscribeResponse response_;
+  // The outstanding read's batch; only its reaction thread touches it.
+  std::shared_ptr<ReadBatch> read_;
 
   absl::Mutex mu_;
-  v1::SubscribeRequest writing_;                      // owned by the outstanding write
+  // The write arena's first block, kept across Reset().
+  const std::unique_ptr<char[]> write_block_{new char[kWriteBlockBytes]};
+  google::protobuf::Arena write_arena_ ABSL_GUARDED_BY(mu_);
+  // On write_arena_; owned by the outstanding write.
+  v1::SubscribeRequest* writing_ ABSL_GUARDED_BY(mu_) = nullptr;
   bool write_in_flight_ ABSL_GUARDED_BY(mu_) = true;  // the register message
-  std::vector<v1::Verb> pending_ ABSL_GUARDED_BY(mu_);
+  std::vector<PendingVerb> pending_ ABSL_GUARDED_BY(mu_);
   bool stop_wanted_ ABSL_GUARDED_BY(mu_) = false;
   bool stop_sent_ ABSL_GUARDED_BY(mu_) = false;
   bool close_wanted_ ABSL_GUARDED_BY(mu_) = false;
@@ -273,7 +371,8 @@ class HandlerRunner {
   // From the stream.
   void OnRegistered(SubscribeStream* stream, const v1::Registered& registered)
       ABSL_LOCKS_EXCLUDED(mu_);
-  void OnDeliveries(SubscribeStream* stream, v1::Deliveries deliveries) ABSL_LOCKS_EXCLUDED(mu_);
+  void OnDeliveries(SubscribeStream* stream, std::shared_ptr<ReadBatch> batch)
+      ABSL_LOCKS_EXCLUDED(mu_);
   void OnNotices(SubscribeStream* stream, const v1::Notices& notices) ABSL_LOCKS_EXCLUDED(mu_);
   void OnDrain(SubscribeStream* stream, const v1::Drain& drain) ABSL_LOCKS_EXCLUDED(mu_);
   void Detach(SubscribeStream* stream) ABSL_LOCKS_EXCLUDED(mu_);
@@ -297,17 +396,26 @@ class HandlerRunner {
   uint32_t max_in_flight() const { return settings_.max_in_flight; }
 
  private:
+  // A delivery received and not yet started; it lives in `batch`.
   struct Task {
     uint64_t generation;
-    absl::Time received;
-    v1::Delivery delivery;
+    const v1::Delivery* delivery;
+    std::shared_ptr<ReadBatch> batch;
   };
 
+  // Starts pool tasks for queued deliveries, up to the concurrency limit.
   void DispatchLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Run(Task task) ABSL_LOCKS_EXCLUDED(mu_);
-  void Finished(uint64_t generation, uint64_t delivery_id, const Result& result)
-      ABSL_LOCKS_EXCLUDED(mu_);
-  void SendLocked(v1::Verb verb) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A pool task: runs queued deliveries one after another (at most
+  // kRunsPerTask, then hands its thread back to the pool).
+  void RunQueued() ABSL_LOCKS_EXCLUDED(mu_);
+  Result Call(const Task& task) const;
+  void FinishedLocked(uint64_t generation, uint64_t delivery_id, const Result& result)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Hands queued deliveries back (NACK, no delay) and forgets them.
+  void ReleaseQueuedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Forgets queued deliveries without a verb (the daemon takes them back).
+  void DropQueuedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SendLocked(PendingVerb verb) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DetachLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Log(absl::string_view line) const;
   std::string Name() const {
@@ -330,10 +438,14 @@ class HandlerRunner {
   // Calls not yet OnDone (a stream outlives its detachment a little).
   std::map<SubscribeStream*, std::shared_ptr<grpc::ClientContext>> live_ ABSL_GUARDED_BY(mu_);
   std::deque<Task> queue_ ABSL_GUARDED_BY(mu_);
+  // Pool tasks of this handler (RunQueued) scheduled or running, and those
+  // of them not yet started.
+  int tasks_ ABSL_GUARDED_BY(mu_) = 0;
+  int tasks_starting_ ABSL_GUARDED_BY(mu_) = 0;
   // Handler calls running, of every generation.
   int running_ ABSL_GUARDED_BY(mu_) = 0;
-  // Running calls of the current stream: delivery id → when the lease was
-  // last renewed (delivery or EXTEND).
+  // Deliveries of the current stream held (queued or running): delivery id
+  // → when the lease was last renewed (delivery or EXTEND).
   absl::flat_hash_map<uint64_t, absl::Time> renewed_ ABSL_GUARDED_BY(mu_);
   int failures_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time reconnect_at_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
@@ -361,6 +473,8 @@ class Worker::Impl {
 
   void Log(absl::string_view line) const { options_.log(line); }
   client_internal::ThreadPool& pool() { return *pool_; }
+  // The pool's threads (fixed at Start()).
+  int pool_threads() const { return pool_threads_; }
   Client& client() { return *client_; }
   Counters& counters() { return counters_; }
   const WorkerOptions& options() const { return options_; }
@@ -378,6 +492,7 @@ class Worker::Impl {
   // Fixed once Start() ran; the pool and ticker exist from Start() to Stop().
   std::vector<std::unique_ptr<HandlerRunner>> runners_;
   std::unique_ptr<client_internal::ThreadPool> pool_;
+  int pool_threads_ = 0;
   std::thread ticker_;
   bool ticker_done_ ABSL_GUARDED_BY(mu_) = false;
 };
@@ -390,24 +505,27 @@ void SubscribeStream::OnReadDone(bool ok) {
     RemoveHold();
     return;
   }
-  switch (response_.kind_case()) {
+  // Each read parses into a fresh arena (an arena only grows): the runner
+  // keeps a deliveries batch while its deliveries are queued or run.
+  std::shared_ptr<ReadBatch> batch = std::exchange(read_, std::make_shared<ReadBatch>());
+  const v1::SubscribeResponse& response = *batch->response;
+  switch (response.kind_case()) {
     case v1::SubscribeResponse::kRegistered:
-      runner_.OnRegistered(this, response_.registered());
+      runner_.OnRegistered(this, response.registered());
       break;
     case v1::SubscribeResponse::kDeliveries:
-      runner_.OnDeliveries(this, std::move(*response_.mutable_deliveries()));
+      runner_.OnDeliveries(this, std::move(batch));
       break;
     case v1::SubscribeResponse::kNotices:
-      runner_.OnNotices(this, response_.notices());
+      runner_.OnNotices(this, response.notices());
       break;
     case v1::SubscribeResponse::kDrain:
-      runner_.OnDrain(this, response_.drain());
+      runner_.OnDrain(this, response.drain());
       break;
     default:
       break;
   }
-  response_.Clear();
-  StartRead(&response_);
+  StartRead(read_->response);
 }
 
 void SubscribeStream::OnDone(const grpc::Status& status) {
@@ -453,18 +571,20 @@ void HandlerRunner::OnRegistered(SubscribeStream* stream, const v1::Registered& 
                    registered.lease_ms(), " ms, max_in_flight ", registered.max_in_flight(), ")"));
 }
 
-void HandlerRunner::OnDeliveries(SubscribeStream* stream, v1::Deliveries deliveries) {
+void HandlerRunner::OnDeliveries(SubscribeStream* stream, std::shared_ptr<ReadBatch> batch) {
   absl::MutexLock lock(&mu_);
   if (stream != stream_) return;
   const absl::Time now = absl::Now();
-  worker_.counters().deliveries.fetch_add(deliveries.deliveries_size(), std::memory_order_relaxed);
-  for (v1::Delivery& d : *deliveries.mutable_deliveries()) {
+  const auto& deliveries = batch->response->deliveries().deliveries();
+  worker_.counters().deliveries.fetch_add(deliveries.size(), std::memory_order_relaxed);
+  for (const v1::Delivery& d : deliveries) {
     if (stopping_) {
       // Sent before the daemon saw our stop: give it back at once.
       SendLocked(VerbFor(d.delivery_id(), Result::Retry("released: the worker is stopping",
                                                         absl::ZeroDuration(), "STOPPING")));
     } else if (!draining_) {
-      queue_.push_back(Task{generation_, now, std::move(d)});
+      renewed_[d.delivery_id()] = now;
+      queue_.push_back(Task{generation_, &d, batch});
     }
     // Draining: not run; the daemon hands it to the next owner.
   }
@@ -484,9 +604,10 @@ void HandlerRunner::OnDrain(SubscribeStream* stream, const v1::Drain& drain) {
   absl::MutexLock lock(&mu_);
   if (stream != stream_) return;
   Log(absl::StrCat("daemon draining (", drain.reason(), ", grace ", drain.grace_ms(),
-                   " ms): finishing ", renewed_.size(), " running, not starting ", queue_.size()));
+                   " ms): finishing ", renewed_.size() - queue_.size(), " running, not starting ",
+                   queue_.size()));
   draining_ = true;
-  queue_.clear();
+  DropQueuedLocked();
   if (renewed_.empty()) stream_->CloseWrites();
 }
 
@@ -525,52 +646,78 @@ void HandlerRunner::OnStreamDone(SubscribeStream* stream, const grpc::Status& st
 }
 
 void HandlerRunner::DispatchLocked() {
-  while (!queue_.empty() && running_ < static_cast<int>(settings_.max_in_flight) && !stopping_) {
+  if (stopping_) return;
+  // One pool task runs queued deliveries one after another, so the running
+  // handler calls are at most the tasks: max_in_flight, and no more than
+  // the pool has threads.
+  const int limit =
+      std::min<int>(static_cast<int>(settings_.max_in_flight), worker_.pool_threads());
+  while (tasks_ < limit && static_cast<size_t>(tasks_starting_) < queue_.size()) {
+    ++tasks_;
+    ++tasks_starting_;
+    worker_.pool().Schedule([this] { RunQueued(); });
+  }
+}
+
+void HandlerRunner::RunQueued() {
+  mu_.Lock();
+  --tasks_starting_;
+  for (int runs = 0; !queue_.empty() && !stopping_; ++runs) {
+    if (runs == kRunsPerTask) {
+      // Yield the thread to other handlers' tasks; a new task goes on here.
+      ++tasks_starting_;
+      mu_.Unlock();
+      worker_.pool().Schedule([this] { RunQueued(); });
+      return;
+    }
     Task task = std::move(queue_.front());
     queue_.pop_front();
     ++running_;
-    renewed_[task.delivery.delivery_id()] = task.received;
-    worker_.pool().Schedule([this, task = std::move(task)]() mutable { Run(std::move(task)); });
+    mu_.Unlock();
+    const uint64_t id = task.delivery->delivery_id();
+    const Result result = Call(task);
+    task.batch.reset();  // the batch's last delivery frees the arena outside mu_
+    mu_.Lock();
+    --running_;
+    FinishedLocked(task.generation, id, result);
   }
+  --tasks_;
+  mu_.Unlock();
 }
 
-void HandlerRunner::Run(Task task) {
-  const uint64_t id = task.delivery.delivery_id();
-  const Message message(std::move(task.delivery));
-  Result result = Result::Ack();
+Result HandlerRunner::Call(const Task& task) const {
+  const Message message(*task.delivery, task.batch);
   try {
-    result = settings_.fn(message);
+    return settings_.fn(message);
   } catch (const std::exception& e) {
-    result = Result::Retry(e.what(), std::nullopt, "EXCEPTION");
+    return Result::Retry(e.what(), std::nullopt, "EXCEPTION");
   } catch (...) {
-    result = Result::Retry("unknown exception", std::nullopt, "EXCEPTION");
+    return Result::Retry("unknown exception", std::nullopt, "EXCEPTION");
   }
-  Finished(task.generation, id, result);
 }
 
-void HandlerRunner::SendLocked(v1::Verb verb) {
+void HandlerRunner::SendLocked(PendingVerb verb) {
   Counters& c = worker_.counters();
-  switch (verb.action_case()) {
-    case v1::Verb::kAck:
+  switch (verb.kind) {
+    case PendingVerb::Kind::kAck:
       c.acks.fetch_add(1, std::memory_order_relaxed);
       break;
-    case v1::Verb::kNack:
+    case PendingVerb::Kind::kNack:
       c.nacks.fetch_add(1, std::memory_order_relaxed);
       break;
-    case v1::Verb::kExtend:
+    case PendingVerb::Kind::kExtend:
       c.extends.fetch_add(1, std::memory_order_relaxed);
       break;
-    default:
+    case PendingVerb::Kind::kTerminate:
       c.terminates.fetch_add(1, std::memory_order_relaxed);
       break;
   }
   stream_->Enqueue(std::move(verb));
 }
 
-void HandlerRunner::Finished(uint64_t generation, uint64_t delivery_id, const Result& result) {
-  absl::MutexLock lock(&mu_);
-  --running_;
-  v1::Verb verb = VerbFor(delivery_id, result);
+void HandlerRunner::FinishedLocked(uint64_t generation, uint64_t delivery_id,
+                                   const Result& result) {
+  PendingVerb verb = VerbFor(delivery_id, result);
   if (generation == generation_ && stream_ != nullptr) {
     renewed_.erase(delivery_id);
     SendLocked(std::move(verb));
@@ -580,7 +727,20 @@ void HandlerRunner::Finished(uint64_t generation, uint64_t delivery_id, const Re
     Log(absl::StrCat("dropping ", VerbName(verb), " of delivery ", delivery_id,
                      ": its stream has ended (the daemon redelivers it)"));
   }
-  DispatchLocked();
+}
+
+void HandlerRunner::ReleaseQueuedLocked() {
+  for (const Task& t : queue_) {
+    renewed_.erase(t.delivery->delivery_id());
+    SendLocked(VerbFor(t.delivery->delivery_id(), Result::Retry("released: the worker is stopping",
+                                                                absl::ZeroDuration(), "STOPPING")));
+  }
+  queue_.clear();
+}
+
+void HandlerRunner::DropQueuedLocked() {
+  for (const Task& t : queue_) renewed_.erase(t.delivery->delivery_id());
+  queue_.clear();
 }
 
 void HandlerRunner::Tick(absl::Time now) {
@@ -594,9 +754,9 @@ void HandlerRunner::Tick(absl::Time now) {
       for (auto& [id, renewed] : renewed_) {
         if (now - renewed < half) continue;
         renewed = now;
-        v1::Verb verb;
-        verb.set_delivery_id(id);
-        verb.mutable_extend();  // 0: the registration's lease
+        PendingVerb verb;
+        verb.delivery_id = id;
+        verb.kind = PendingVerb::Kind::kExtend;
         SendLocked(std::move(verb));
       }
     }
@@ -609,11 +769,7 @@ void HandlerRunner::BeginStop() {
   stopping_ = true;
   reconnect_at_ = absl::InfiniteFuture();
   if (stream_ == nullptr) return;
-  for (const Task& t : queue_) {
-    SendLocked(VerbFor(t.delivery.delivery_id(), Result::Retry("released: the worker is stopping",
-                                                               absl::ZeroDuration(), "STOPPING")));
-  }
-  queue_.clear();
+  ReleaseQueuedLocked();
   stream_->SendStop();
 }
 
@@ -695,6 +851,7 @@ absl::Status Worker::Impl::Start() {
     for (const auto& r : runners_) sum += r->max_in_flight();
     threads = static_cast<int>(std::min<int64_t>(sum, 256));
   }
+  pool_threads_ = threads;
   pool_ = std::make_unique<client_internal::ThreadPool>(threads);
   for (const auto& r : runners_) r->Connect();
   ticker_ = std::thread([this] { TickLoop(); });

@@ -39,9 +39,9 @@ void Distributor::Deliver(EngineHandler& h, uint8_t source, std::vector<StreamEn
       h.backlog.Park(std::move(e), source, /*whole=*/auto_ack);
       continue;
     }
-    absl::StatusOr<DecodedDelivery> decoded = DecodeDelivery(e, /*lenient=*/auto_ack);
-    if (!decoded.ok()) {
-      parts_.retries.Poison(h.spec, source, e, decoded.status(), FailKind::kNack);
+    DecodedDelivery* decoded = &scratch_;
+    if (absl::Status poison = DecodeDeliveryInto(e, /*lenient=*/auto_ack, scratch_); !poison.ok()) {
+      parts_.retries.Poison(h.spec, source, e, poison, FailKind::kNack);
       continue;
     }
     if (!decoded->unreadable.empty()) {
@@ -55,7 +55,7 @@ void Distributor::Deliver(EngineHandler& h, uint8_t source, std::vector<StreamEn
               "entry is unreadable; delivered as raw bytes");
     }
     s->Deliver(++next_delivery_id_, Entry{std::move(e.id), decoded->attempt, source}, *h.spec,
-               std::move(decoded->message), ctx_.now());
+               decoded->message, ctx_.now());
     ++ctx_.stats.deliveries;
     h.spec->metrics->deliveries.Add();
     dirty_.Mark(*s);

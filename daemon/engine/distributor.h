@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "daemon/delivery_decoder.h"
 #include "daemon/engine/ack_batcher.h"
 #include "daemon/engine/context.h"
 #include "daemon/engine/drainer.h"
@@ -53,6 +54,9 @@ class Distributor {
   DirtySessions& dirty_;
   const Parts parts_;
   uint64_t next_delivery_id_ ABSL_GUARDED_BY(kLoopThread) = 0;
+  // Every entry is decoded into this one and serialized into an outbox, so
+  // the message's strings are allocated once, not per delivery.
+  DecodedDelivery scratch_ ABSL_GUARDED_BY(kLoopThread);
   LifeGuard guard_;
 };
 

@@ -1,21 +1,43 @@
 #include "daemon/engine/outbox.h"
 
+#include <google/protobuf/io/coded_stream.h>
+
+#include <limits>
 #include <utility>
 
 #include "daemon/delivery_budget.h"
 
 namespace redrive {
+namespace {
 
-void Outbox::Add(v1::Delivery&& delivery) {
-  const size_t cost = DeliveryCost(delivery);
-  if (!FitsDeliveryBudget(bytes_, cost) && deliveries_.has_deliveries()) {
-    // This batch is full: close it and start another.
-    full_.push_back(std::move(deliveries_));
-    deliveries_.Clear();
-    bytes_ = 0;
+// Deliveries.deliveries is field 1, length-delimited.
+constexpr uint8_t kDeliveryTag = (1 << 3) | 2;
+
+}  // namespace
+
+void Outbox::Add(const v1::Delivery& delivery) {
+  const size_t size = delivery.ByteSizeLong();
+  if (size > static_cast<size_t>(std::numeric_limits<int32_t>::max())) {
+    oversized_.push_back(delivery);
+    return;
   }
-  bytes_ += cost;
-  *deliveries_.mutable_deliveries()->add_deliveries() = std::move(delivery);
+  const size_t cost = size + 8;  // DeliveryCost(delivery), without a second ByteSizeLong
+  if (!FitsDeliveryBudget(batch_.cost, cost) && !batch_.bytes.empty()) {
+    // This batch is full: close it and start another.
+    full_.push_back(std::move(batch_));
+    batch_ = Batch{};
+  }
+  batch_.cost += cost;
+  using google::protobuf::io::CodedOutputStream;
+  const auto len = static_cast<uint32_t>(size);
+  std::string& out = batch_.bytes;
+  const size_t at = out.size();
+  out.resize(at + 1 + CodedOutputStream::VarintSize32(len) + size);
+  auto* p = reinterpret_cast<uint8_t*>(out.data() + at);
+  *p++ = kDeliveryTag;
+  p = CodedOutputStream::WriteVarint32ToArray(len, p);
+  // The sizes ByteSizeLong cached above are the ones written.
+  delivery.SerializeWithCachedSizesToArray(p);
 }
 
 void Outbox::AddNotice(uint64_t delivery_id, v1::Notice::Code code, std::string message) {
@@ -26,14 +48,15 @@ void Outbox::AddNotice(uint64_t delivery_id, v1::Notice::Code code, std::string 
 }
 
 void Outbox::FlushTo(SessionSink& sink) {
-  for (v1::SubscribeResponse& full : full_) sink.Send(std::move(full));
+  for (Batch& full : full_) sink.SendDeliveries(std::move(full.bytes));
   full_.clear();
-  bytes_ = 0;
-  if (deliveries_.has_deliveries()) {
+  if (!batch_.bytes.empty()) sink.SendDeliveries(std::exchange(batch_, Batch{}).bytes);
+  for (v1::Delivery& d : oversized_) {
     v1::SubscribeResponse msg;
-    msg.Swap(&deliveries_);
+    *msg.mutable_deliveries()->add_deliveries() = std::move(d);
     sink.Send(std::move(msg));
   }
+  oversized_.clear();
   if (notices_.has_notices()) {
     v1::SubscribeResponse msg;
     msg.Swap(&notices_);

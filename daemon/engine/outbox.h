@@ -17,16 +17,23 @@ namespace redrive {
 
 class Outbox {
  public:
-  // Queues a complete delivery.
-  void Add(v1::Delivery&& delivery);
+  // Queues a complete delivery: serialized now, so `delivery` may be reused.
+  void Add(const v1::Delivery& delivery);
   void AddNotice(uint64_t delivery_id, v1::Notice::Code code, std::string message);
   // Sends every queued message through `sink`, batches first.
   void FlushTo(SessionSink& sink);
 
  private:
-  std::vector<v1::SubscribeResponse> full_;  // batches that reached the budget
-  v1::SubscribeResponse deliveries_;
-  size_t bytes_ = 0;
+  // A Deliveries message in its wire form (SessionSink::SendDeliveries).
+  struct Batch {
+    std::string bytes;
+    size_t cost = 0;  // DeliveryCost summed: the budget's measure
+  };
+  std::vector<Batch> full_;  // batches that reached the budget
+  Batch batch_;
+  // A delivery too large to encode (over 2 GiB): sent as a message, which
+  // the session refuses to serialize and ends the stream.
+  std::vector<v1::Delivery> oversized_;
   v1::SubscribeResponse notices_;
 };
 

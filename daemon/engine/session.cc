@@ -41,7 +41,7 @@ void EngineSession::Attach(const std::string& instance_id) {
 }
 
 void EngineSession::Deliver(uint64_t delivery_id, Entry entry, const SubscriptionSpec& handler_spec,
-                            v1::Delivery&& message, absl::Time now) {
+                            v1::Delivery& message, absl::Time now) {
   const absl::Time deadline = now + spec.lease;
   message.set_delivery_id(delivery_id);
   message.set_channel(handler_spec.channel);
@@ -53,7 +53,7 @@ void EngineSession::Deliver(uint64_t delivery_id, Entry entry, const Subscriptio
     message.set_max_attempts(handler_spec.retry_policy.max_retries() + 1);
   }
   message.set_lease_deadline_unix_ms(absl::ToUnixMillis(deadline));
-  outbox.Add(std::move(message));
+  outbox.Add(message);
   leases.Add(delivery_id, std::move(entry), deadline, now);
 }
 

@@ -52,9 +52,10 @@ struct EngineSession {
   // Registered: the session takes deliveries; the client gets its reply.
   void Attach(const std::string& instance_id);
   // Completes `message` (the handler's names, the attempt, the lease
-  // deadline), queues it in the outbox and leases it until now + lease.
+  // deadline), queues it in the outbox (serialized: the caller may reuse
+  // `message`) and leases it until now + lease.
   void Deliver(uint64_t delivery_id, Entry entry, const SubscriptionSpec& handler_spec,
-               v1::Delivery&& message, absl::Time now);
+               v1::Delivery& message, absl::Time now);
   // Applies the client's verbs to the leases: ACK, NACK and TERMINATE settle
   // their delivery, EXTEND moves its deadline; verbs for deliveries not in
   // flight, or out of range, get a notice. Counts each verb in `stats`.

@@ -60,33 +60,42 @@ namespace redrive {
 // message (delivery() has every field).
 class Message {
  public:
-  explicit Message(v1::Delivery delivery) : d_(std::move(delivery)) {}
+  explicit Message(v1::Delivery delivery)
+      : owner_(std::make_shared<const v1::Delivery>(std::move(delivery))),
+        d_(static_cast<const v1::Delivery*>(owner_.get())) {}
 
-  const std::string& payload() const { return d_.payload(); }
-  const std::string& content_type() const { return d_.content_type(); }
-  const std::string& channel() const { return d_.channel(); }
+  const std::string& payload() const { return d_->payload(); }
+  const std::string& content_type() const { return d_->content_type(); }
+  const std::string& channel() const { return d_->channel(); }
   // This entry's id, and the main-stream id it first had (they differ for
   // retries, which live in the handler's retry stream).
-  const std::string& entry_id() const { return d_.entry_id(); }
-  const std::string& original_entry_id() const { return d_.original_entry_id(); }
+  const std::string& entry_id() const { return d_->entry_id(); }
+  const std::string& original_entry_id() const { return d_->original_entry_id(); }
   // 1 = first attempt; max_attempts 0 = unlimited.
-  uint32_t attempt() const { return d_.attempt(); }
-  uint32_t max_attempts() const { return d_.max_attempts(); }
+  uint32_t attempt() const { return d_->attempt(); }
+  uint32_t max_attempts() const { return d_->max_attempts(); }
   // The previous attempt's error text and code (empty on a first attempt).
-  const std::string& previous_error() const { return d_.previous_error(); }
-  const std::string& previous_error_code() const { return d_.previous_error_code(); }
+  const std::string& previous_error() const { return d_->previous_error(); }
+  const std::string& previous_error_code() const { return d_->previous_error_code(); }
   // Application headers, in order.
   std::vector<std::pair<std::string, std::string>> headers() const;
   // The first value of header `key`, or nullopt.
   std::optional<std::string> header(absl::string_view key) const;
-  const std::string& correlation_id() const { return d_.correlation_id(); }
-  const std::string& traceparent() const { return d_.trace().traceparent(); }
-  const std::string& tracestate() const { return d_.trace().tracestate(); }
-  absl::Time lease_deadline() const { return absl::FromUnixMillis(d_.lease_deadline_unix_ms()); }
-  const v1::Delivery& delivery() const { return d_; }
+  const std::string& correlation_id() const { return d_->correlation_id(); }
+  const std::string& traceparent() const { return d_->trace().traceparent(); }
+  const std::string& tracestate() const { return d_->trace().tracestate(); }
+  absl::Time lease_deadline() const { return absl::FromUnixMillis(d_->lease_deadline_unix_ms()); }
+  const v1::Delivery& delivery() const { return *d_; }
 
  private:
-  v1::Delivery d_;
+  friend class HandlerRunner;
+  // A delivery inside a batch the worker read (a protobuf arena that
+  // `owner` keeps alive): no copy per message.
+  Message(const v1::Delivery& delivery, std::shared_ptr<const void> owner)
+      : owner_(std::move(owner)), d_(&delivery) {}
+
+  std::shared_ptr<const void> owner_;
+  const v1::Delivery* d_;
 };
 
 // What a handler returns. An absl::Status converts implicitly: OK → Ack,

@@ -62,7 +62,8 @@ class EngineHandlerTest : public EngineTest {
   void Deliver(HandlerSession& s, uint64_t delivery_id, const std::string& id, uint8_t source,
                absl::Time now = kT0) {
     loop_.RunSync([&] {
-      s.Deliver(delivery_id, Entry{id, 1, source}, *h_->spec, v1::Delivery(), now);
+      v1::Delivery message;
+      s.Deliver(delivery_id, Entry{id, 1, source}, *h_->spec, message, now);
     });
   }
   void ParkIds(uint8_t source, const Ids& ids) {

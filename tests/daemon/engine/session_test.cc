@@ -83,7 +83,7 @@ class EngineSessionTest : public ::testing::Test {
  protected:
   void Deliver(uint64_t delivery_id, Entry entry, absl::Time now = kT0,
                v1::Delivery message = Payload("{}")) {
-    s_.Deliver(delivery_id, std::move(entry), *handler_spec_, std::move(message), now);
+    s_.Deliver(delivery_id, std::move(entry), *handler_spec_, message, now);
   }
   VerbOutcome Apply(std::vector<v1::Verb> verbs, absl::Time now = kT0) {
     return s_.Apply(Verbs(std::move(verbs)), now, stats_);
@@ -193,9 +193,12 @@ TEST_F(EngineSessionTest, MaxAttemptsIsSetOnlyForAFiniteRetryPolicy) {
   unlimited.mutable_retry_policy()->set_unlimited(true);
   v1::Register auto_ack = BaseRegister();
   auto_ack.set_auto_ack(true);
-  s_.Deliver(1, Entry{"1-0", 1, kMain}, *MakeSpec(), Payload("{}"), kT0);
-  s_.Deliver(2, Entry{"2-0", 1, kMain}, *MakeSpec(unlimited), Payload("{}"), kT0);
-  s_.Deliver(3, Entry{"3-0", 1, kMain}, *MakeSpec(auto_ack), Payload("{}"), kT0);
+  v1::Delivery message = Payload("{}");
+  s_.Deliver(1, Entry{"1-0", 1, kMain}, *MakeSpec(), message, kT0);
+  message = Payload("{}");
+  s_.Deliver(2, Entry{"2-0", 1, kMain}, *MakeSpec(unlimited), message, kT0);
+  message = Payload("{}");
+  s_.Deliver(3, Entry{"3-0", 1, kMain}, *MakeSpec(auto_ack), message, kT0);
   const std::vector<v1::Delivery> ds = Flushed();
   ASSERT_EQ(ds.size(), 3u);
   EXPECT_EQ(ds[0].max_attempts(), 6u);  // the default max_retries 5
@@ -554,8 +557,9 @@ class DirtySessionsTest : public ::testing::Test {
     explicit Attached(uint64_t id) : session(id, sink, *MakeSpec()) { session.Attach(kInstance); }
   };
   void Deliver(Attached& s, uint64_t delivery_id) {
+    v1::Delivery message = Payload("{}");
     s.session.Deliver(delivery_id, Entry{Id(static_cast<int>(delivery_id)), 1, kMain}, *spec_,
-                      Payload("{}"), kT0);
+                      message, kT0);
   }
   // The delivery ids of each Deliveries message `s` received.
   static std::vector<std::vector<uint64_t>> Messages(const Attached& s) {
