@@ -34,7 +34,10 @@ constexpr int64_t kMaxDelayMs = 86400000;
 constexpr absl::Duration kTick = absl::Milliseconds(20);
 // Deliveries one pool task runs before it yields its thread to the other
 // handlers' tasks.
-constexpr int kRunsPerTask = 64;
+constexpr size_t kRunsPerTask = 64;
+// Deliveries a pool task takes from the queue at once (fewer lock round
+// trips), at most its share of the queue among the handler's tasks.
+constexpr size_t kTakePerLock = 16;
 // The write arena's own block: a Verbs message of a few hundred verbs fits
 // without a heap allocation.
 constexpr size_t kWriteBlockBytes = 32 << 10;
@@ -130,27 +133,81 @@ const char* VerbName(const PendingVerb& verb) {
   return "verb";
 }
 
-google::protobuf::ArenaOptions ReadArenaOptions() {
+// A read arena's own block: a Deliveries message of a few hundred small
+// deliveries fits; larger ones take more blocks, freed on Reset().
+constexpr size_t kReadBlockBytes = 64 << 10;
+// Read arenas a handler keeps for reuse.
+constexpr size_t kPooledReadBatches = 8;
+
+google::protobuf::ArenaOptions ReadArenaOptions(char* block) {
   google::protobuf::ArenaOptions o;
-  o.start_block_size = 8 << 10;
-  o.max_block_size = 64 << 10;
+  o.initial_block = block;
+  o.initial_block_size = kReadBlockBytes;
+  o.start_block_size = 16 << 10;
+  o.max_block_size = 256 << 10;
   return o;
 }
 
 }  // namespace
 
 // One message read from a Subscribe stream, parsed into its own arena: the
-// deliveries in it are handed to handlers in place, and the arena goes when
-// the last of them is done (tasks and Messages share the batch).
+// deliveries in it are handed to handlers in place, and the batch goes back
+// to its pool when the last of them is done (tasks and Messages share it).
 struct ReadBatch {
   ReadBatch()
-      : arena(ReadArenaOptions()),
+      : block(new char[kReadBlockBytes]),
+        arena(ReadArenaOptions(block.get())),
         response(google::protobuf::Arena::CreateMessage<v1::SubscribeResponse>(&arena)) {}
   ReadBatch(const ReadBatch&) = delete;
   ReadBatch& operator=(const ReadBatch&) = delete;
 
+  // Empties the arena (its first block stays) for the next read.
+  void Reset() {
+    arena.Reset();
+    response = google::protobuf::Arena::CreateMessage<v1::SubscribeResponse>(&arena);
+  }
+
+  const std::unique_ptr<char[]> block;
   google::protobuf::Arena arena;
-  v1::SubscribeResponse* const response;
+  v1::SubscribeResponse* response;
+};
+
+// Read batches for reuse: a batch released by its last holder is reset and
+// kept (up to kPooledReadBatches), so steady reading allocates no arena
+// blocks. Batches may outlive the pool (a handler may keep a Message): they
+// are then deleted.
+//
+// Thread-safe.
+class ReadBatchPool : public std::enable_shared_from_this<ReadBatchPool> {
+ public:
+  std::shared_ptr<ReadBatch> Acquire() ABSL_LOCKS_EXCLUDED(mu_) {
+    std::unique_ptr<ReadBatch> batch;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!free_.empty()) {
+        batch = std::move(free_.back());
+        free_.pop_back();
+      }
+    }
+    if (batch == nullptr) batch = std::make_unique<ReadBatch>();
+    return std::shared_ptr<ReadBatch>(batch.release(),
+                                      [pool = weak_from_this()](ReadBatch* released) {
+                                        std::unique_ptr<ReadBatch> owned(released);
+                                        if (std::shared_ptr<ReadBatchPool> p = pool.lock()) {
+                                          p->Release(std::move(owned));
+                                        }
+                                      });
+  }
+
+ private:
+  void Release(std::unique_ptr<ReadBatch> batch) ABSL_LOCKS_EXCLUDED(mu_) {
+    batch->Reset();  // outside mu_: it runs the arena's destructors
+    absl::MutexLock lock(&mu_);
+    if (free_.size() < kPooledReadBatches) free_.push_back(std::move(batch));
+  }
+
+  absl::Mutex mu_;
+  std::vector<std::unique_ptr<ReadBatch>> free_ ABSL_GUARDED_BY(mu_);
 };
 
 // ------------------------------------------------------------------ Message
@@ -207,11 +264,13 @@ struct Counters {
 class SubscribeStream final
     : public grpc::ClientBidiReactor<v1::SubscribeRequest, v1::SubscribeResponse> {
  public:
-  SubscribeStream(HandlerRunner& runner, Counters& counters, const v1::Register& reg)
+  SubscribeStream(HandlerRunner& runner, Counters& counters, const v1::Register& reg,
+                  std::shared_ptr<ReadBatchPool> batches)
       : runner_(runner),
         counters_(counters),
         context_(std::make_shared<grpc::ClientContext>()),
-        read_(std::make_shared<ReadBatch>()),
+        batches_(std::move(batches)),
+        read_(batches_->Acquire()),
         write_arena_(WriteArenaOptions(write_block_.get())) {
     *first_.mutable_register_() = reg;
   }
@@ -233,6 +292,16 @@ class SubscribeStream final
     {
       absl::MutexLock lock(&mu_);
       pending_.push_back(std::move(verb));
+      what = NextWriteLocked();
+    }
+    Write(what);
+  }
+  // Queues every verb of `verbs` (moved from; the vector keeps its capacity).
+  void Enqueue(std::vector<PendingVerb>& verbs) ABSL_LOCKS_EXCLUDED(mu_) {
+    What what;
+    {
+      absl::MutexLock lock(&mu_);
+      for (PendingVerb& v : verbs) pending_.push_back(std::move(v));
       what = NextWriteLocked();
     }
     Write(what);
@@ -330,6 +399,7 @@ class SubscribeStream final
   // Shared so that Stop can cancel a call that may be finishing.
   const std::shared_ptr<grpc::ClientContext> context_;
   v1::SubscribeRequest first_;
+  const std::shared_ptr<ReadBatchPool> batches_;
   // The outstanding read's batch; only its reaction thread touches it.
   std::shared_ptr<ReadBatch> read_;
 
@@ -409,13 +479,16 @@ class HandlerRunner {
   // kRunsPerTask, then hands its thread back to the pool).
   void RunQueued() ABSL_LOCKS_EXCLUDED(mu_);
   Result Call(const Task& task) const;
-  void FinishedLocked(uint64_t generation, uint64_t delivery_id, const Result& result)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A handler call's result: its verb joins `verbs` (sent together), or is
+  // dropped when its stream has ended.
+  void FinishedLocked(uint64_t generation, uint64_t delivery_id, const Result& result,
+                      std::vector<PendingVerb>& verbs) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Hands queued deliveries back (NACK, no delay) and forgets them.
   void ReleaseQueuedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Forgets queued deliveries without a verb (the daemon takes them back).
   void DropQueuedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SendLocked(PendingVerb verb) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Count(const PendingVerb& verb);
   void DetachLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Log(absl::string_view line) const;
   std::string Name() const {
@@ -424,6 +497,7 @@ class HandlerRunner {
 
   const Settings settings_;
   Worker::Impl& worker_;
+  const std::shared_ptr<ReadBatchPool> batches_ = std::make_shared<ReadBatchPool>();
 
   mutable absl::Mutex mu_;
   // The stream verbs go to; null between streams.
@@ -434,6 +508,9 @@ class HandlerRunner {
   bool ever_registered_ ABSL_GUARDED_BY(mu_) = false;
   bool draining_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // stopping_, for pool tasks between lock holds: deliveries they took but
+  // have not started are released, not run.
+  std::atomic<bool> stop_requested_{false};
   absl::Duration lease_ ABSL_GUARDED_BY(mu_) = absl::Seconds(30);
   // Calls not yet OnDone (a stream outlives its detachment a little).
   std::map<SubscribeStream*, std::shared_ptr<grpc::ClientContext>> live_ ABSL_GUARDED_BY(mu_);
@@ -507,7 +584,7 @@ void SubscribeStream::OnReadDone(bool ok) {
   }
   // Each read parses into a fresh arena (an arena only grows): the runner
   // keeps a deliveries batch while its deliveries are queued or run.
-  std::shared_ptr<ReadBatch> batch = std::exchange(read_, std::make_shared<ReadBatch>());
+  std::shared_ptr<ReadBatch> batch = std::exchange(read_, batches_->Acquire());
   const v1::SubscribeResponse& response = *batch->response;
   switch (response.kind_case()) {
     case v1::SubscribeResponse::kRegistered:
@@ -547,7 +624,7 @@ void HandlerRunner::Connect() {
   {
     absl::MutexLock lock(&mu_);
     if (stopping_ || stream_ != nullptr) return;
-    stream = new SubscribeStream(*this, worker_.counters(), settings_.reg);
+    stream = new SubscribeStream(*this, worker_.counters(), settings_.reg, batches_);
     ++generation_;
     stream_ = stream;
     registered_ = false;
@@ -660,26 +737,56 @@ void HandlerRunner::DispatchLocked() {
 }
 
 void HandlerRunner::RunQueued() {
+  struct Done {
+    uint64_t generation;
+    uint64_t delivery_id;
+    Result result;
+  };
+  std::vector<Task> taken;
+  std::vector<Done> done;
+  std::vector<PendingVerb> verbs;
+  size_t runs = 0;
   mu_.Lock();
   --tasks_starting_;
-  for (int runs = 0; !queue_.empty() && !stopping_; ++runs) {
-    if (runs == kRunsPerTask) {
+  while (!queue_.empty() && !stopping_) {
+    if (runs >= kRunsPerTask) {
       // Yield the thread to other handlers' tasks; a new task goes on here.
       ++tasks_starting_;
       mu_.Unlock();
       worker_.pool().Schedule([this] { RunQueued(); });
       return;
     }
-    Task task = std::move(queue_.front());
-    queue_.pop_front();
-    ++running_;
+    const size_t share = std::max<size_t>(1, queue_.size() / static_cast<size_t>(tasks_));
+    const size_t n = std::min({share, kTakePerLock, queue_.size()});
+    for (size_t i = 0; i < n; ++i) {
+      taken.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    }
+    running_ += static_cast<int>(n);
+    runs += n;
     mu_.Unlock();
-    const uint64_t id = task.delivery->delivery_id();
-    const Result result = Call(task);
-    task.batch.reset();  // the batch's last delivery frees the arena outside mu_
+    for (const Task& task : taken) {
+      const uint64_t id = task.delivery->delivery_id();
+      if (stop_requested_.load(std::memory_order_acquire)) {
+        // Taken but not started when the stop came: released, as queued
+        // deliveries are.
+        done.push_back(Done{
+            task.generation, id,
+            Result::Retry("released: the worker is stopping", absl::ZeroDuration(), "STOPPING")});
+      } else {
+        done.push_back(Done{task.generation, id, Call(task)});
+      }
+    }
+    taken.clear();  // a batch's last delivery returns it to the pool outside mu_
     mu_.Lock();
-    --running_;
-    FinishedLocked(task.generation, id, result);
+    running_ -= static_cast<int>(done.size());
+    for (const Done& d : done) FinishedLocked(d.generation, d.delivery_id, d.result, verbs);
+    done.clear();
+    if (!verbs.empty()) {
+      stream_->Enqueue(verbs);  // FinishedLocked kept none without a stream
+      verbs.clear();
+    }
+    if (draining_ && stream_ != nullptr && renewed_.empty()) stream_->CloseWrites();
   }
   --tasks_;
   mu_.Unlock();
@@ -696,7 +803,7 @@ Result HandlerRunner::Call(const Task& task) const {
   }
 }
 
-void HandlerRunner::SendLocked(PendingVerb verb) {
+void HandlerRunner::Count(const PendingVerb& verb) {
   Counters& c = worker_.counters();
   switch (verb.kind) {
     case PendingVerb::Kind::kAck:
@@ -712,16 +819,20 @@ void HandlerRunner::SendLocked(PendingVerb verb) {
       c.terminates.fetch_add(1, std::memory_order_relaxed);
       break;
   }
+}
+
+void HandlerRunner::SendLocked(PendingVerb verb) {
+  Count(verb);
   stream_->Enqueue(std::move(verb));
 }
 
-void HandlerRunner::FinishedLocked(uint64_t generation, uint64_t delivery_id,
-                                   const Result& result) {
+void HandlerRunner::FinishedLocked(uint64_t generation, uint64_t delivery_id, const Result& result,
+                                   std::vector<PendingVerb>& verbs) {
   PendingVerb verb = VerbFor(delivery_id, result);
   if (generation == generation_ && stream_ != nullptr) {
     renewed_.erase(delivery_id);
-    SendLocked(std::move(verb));
-    if (draining_ && renewed_.empty()) stream_->CloseWrites();
+    Count(verb);
+    verbs.push_back(std::move(verb));
   } else {
     worker_.counters().dropped_verbs.fetch_add(1, std::memory_order_relaxed);
     Log(absl::StrCat("dropping ", VerbName(verb), " of delivery ", delivery_id,
@@ -767,6 +878,7 @@ void HandlerRunner::Tick(absl::Time now) {
 void HandlerRunner::BeginStop() {
   absl::MutexLock lock(&mu_);
   stopping_ = true;
+  stop_requested_.store(true, std::memory_order_release);
   reconnect_at_ = absl::InfiniteFuture();
   if (stream_ == nullptr) return;
   ReleaseQueuedLocked();
