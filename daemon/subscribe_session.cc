@@ -149,12 +149,15 @@ void SubscribeSession::FailAndDisconnect(absl::Status status) {
 }
 
 void SubscribeSession::Enqueue(v1::SubscribeResponse msg) {
-  if (msg.has_deliveries()) {
-    EnqueueDeliveries(msg.deliveries().SerializeAsString());
+  Outgoing out;
+  out.deliveries = msg.has_deliveries();
+  // Deliveries are queued as the Deliveries message, so that batches merge.
+  const bool serialized = out.deliveries ? msg.deliveries().SerializeToString(&out.bytes)
+                                         : msg.SerializeToString(&out.bytes);
+  if (serialized && out.deliveries) {
+    EnqueueDeliveries(std::move(out.bytes));
     return;
   }
-  Outgoing out;
-  const bool serialized = msg.SerializeToString(&out.bytes);
   absl::MutexLock lock(&mu_);
   if (finished_ || broken_) return;
   if (!serialized) {
