@@ -302,9 +302,9 @@ void Dispatcher::Verbs(uint64_t session_id, const v1::Verbs& verbs) {
   if (out.notices > 0) dirty_.Mark(s);
   if (Handler* h = s.handler) {
     if (!h->spec->auto_ack) {
-      for (const Entry& e : out.acked) {
-        const GroupRef g = SourceRef(*h->spec, e.source);
-        parts_->acks.Queue(g.stream, g.group, e.id);
+      for (Entry& e : out.acked) {
+        parts_->acks.Queue(SourceStream(*h->spec, e.source), SourceGroup(*h->spec, e.source),
+                           std::move(e.id));
         if (e.source == kRetry) parts_->sweeper.WantTrim(h->ref);
       }
       for (VerbOutcome::Failure& f : out.failed) {

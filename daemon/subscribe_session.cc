@@ -152,8 +152,10 @@ void SubscribeSession::Enqueue(v1::SubscribeResponse msg) {
   Outgoing out;
   out.deliveries = msg.has_deliveries();
   // Deliveries are queued as the Deliveries message, so that batches merge.
-  const bool serialized = out.deliveries ? msg.deliveries().SerializeToString(&out.bytes)
-                                         : msg.SerializeToString(&out.bytes);
+  bool serialized = out.deliveries ? msg.deliveries().SerializeToString(&out.bytes)
+                                   : msg.SerializeToString(&out.bytes);
+  // (The field header around a Deliveries message takes a few bytes more.)
+  serialized = serialized && out.bytes.size() <= kMaxSerializedBytes;
   if (serialized && out.deliveries) {
     EnqueueDeliveries(std::move(out.bytes));
     return;
@@ -162,17 +164,10 @@ void SubscribeSession::Enqueue(v1::SubscribeResponse msg) {
   if (finished_ || broken_) return;
   if (!serialized) {
     // Only a message over protobuf's 2 GiB limit: a broken invariant of
-    // the batch budget. End the stream rather than send half of it.
-    LogError(LogFields().Session(id_), "cannot serialize a response");
-    broken_ = true;
-    // Queued messages are dropped; a write in flight keeps its marker.
-    while (queue_.size() > (writing_ ? 1 : 0)) queue_.pop_back();
-    if (!finish_requested_) {
-      finish_requested_ = true;
-      finish_status_ = grpc::Status(grpc::StatusCode::INTERNAL, "response too large");
-    }
-    Pump();
-    return;
+    // the batch budget. What is queued before it is still written; then
+    // the stream ends (Pump).
+    out = Outgoing{};
+    out.unserializable = true;
   }
   PushLocked(std::move(out));
 }
@@ -206,6 +201,15 @@ void SubscribeSession::RequestFinish(absl::Status status) {
 
 void SubscribeSession::Pump() {
   if (writing_ || finished_) return;
+  if (!queue_.empty() && !broken_ && queue_.front().unserializable) {
+    LogError(LogFields().Session(id_), "cannot serialize a response");
+    broken_ = true;
+    queue_.clear();  // no write is in flight
+    if (!finish_requested_) {
+      finish_requested_ = true;
+      finish_status_ = grpc::Status(grpc::StatusCode::INTERNAL, "response too large");
+    }
+  }
   if (!queue_.empty() && !broken_) {
     // The front's bytes move into the slice that the write holds (no copy);
     // queue_.front() stays as the marker of the write in flight.

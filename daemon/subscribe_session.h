@@ -79,7 +79,12 @@ class SubscribeSession final : public grpc::ServerBidiReactor<grpc::ByteBuffer, 
   struct Outgoing {
     std::string bytes;
     bool deliveries = false;
+    // A message that could not be serialized: the stream ends with
+    // INTERNAL when it reaches the front.
+    bool unserializable = false;
   };
+  // Protobuf's limit for one message, less room for the field header.
+  static constexpr size_t kMaxSerializedBytes = (size_t{1} << 31) - 64;
   void PushLocked(Outgoing out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::deque<Outgoing> queue_ ABSL_GUARDED_BY(mu_);
   // The serialized front of queue_ while its write is in flight.

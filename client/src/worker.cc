@@ -35,9 +35,6 @@ constexpr absl::Duration kTick = absl::Milliseconds(20);
 // Deliveries one pool task runs before it yields its thread to the other
 // handlers' tasks.
 constexpr size_t kRunsPerTask = 64;
-// Deliveries a pool task takes from the queue at once (fewer lock round
-// trips), at most its share of the queue among the handler's tasks.
-constexpr size_t kTakePerLock = 16;
 // The write arena's own block: a Verbs message of a few hundred verbs fits
 // without a heap allocation.
 constexpr size_t kWriteBlockBytes = 32 << 10;
@@ -508,9 +505,6 @@ class HandlerRunner {
   bool ever_registered_ ABSL_GUARDED_BY(mu_) = false;
   bool draining_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  // stopping_, for pool tasks between lock holds: deliveries they took but
-  // have not started are released, not run.
-  std::atomic<bool> stop_requested_{false};
   absl::Duration lease_ ABSL_GUARDED_BY(mu_) = absl::Seconds(30);
   // Calls not yet OnDone (a stream outlives its detachment a little).
   std::map<SubscribeStream*, std::shared_ptr<grpc::ClientContext>> live_ ABSL_GUARDED_BY(mu_);
@@ -737,56 +731,36 @@ void HandlerRunner::DispatchLocked() {
 }
 
 void HandlerRunner::RunQueued() {
-  struct Done {
-    uint64_t generation;
-    uint64_t delivery_id;
-    Result result;
-  };
-  std::vector<Task> taken;
-  std::vector<Done> done;
+  // One lock hold per delivery: it settles the previous call (its verb goes
+  // to the stream at once) and takes the next delivery.
   std::vector<PendingVerb> verbs;
   size_t runs = 0;
   mu_.Lock();
   --tasks_starting_;
   while (!queue_.empty() && !stopping_) {
-    if (runs >= kRunsPerTask) {
+    if (runs == kRunsPerTask) {
       // Yield the thread to other handlers' tasks; a new task goes on here.
       ++tasks_starting_;
       mu_.Unlock();
       worker_.pool().Schedule([this] { RunQueued(); });
       return;
     }
-    const size_t share = std::max<size_t>(1, queue_.size() / static_cast<size_t>(tasks_));
-    const size_t n = std::min({share, kTakePerLock, queue_.size()});
-    for (size_t i = 0; i < n; ++i) {
-      taken.push_back(std::move(queue_.front()));
-      queue_.pop_front();
-    }
-    running_ += static_cast<int>(n);
-    runs += n;
+    ++runs;
+    Task task = std::move(queue_.front());
+    queue_.pop_front();
+    ++running_;
     mu_.Unlock();
-    for (const Task& task : taken) {
-      const uint64_t id = task.delivery->delivery_id();
-      if (stop_requested_.load(std::memory_order_acquire)) {
-        // Taken but not started when the stop came: released, as queued
-        // deliveries are.
-        done.push_back(Done{
-            task.generation, id,
-            Result::Retry("released: the worker is stopping", absl::ZeroDuration(), "STOPPING")});
-      } else {
-        done.push_back(Done{task.generation, id, Call(task)});
-      }
-    }
-    taken.clear();  // a batch's last delivery returns it to the pool outside mu_
+    const uint64_t id = task.delivery->delivery_id();
+    const Result result = Call(task);
+    task.batch.reset();  // a batch's last delivery returns it to the pool outside mu_
     mu_.Lock();
-    running_ -= static_cast<int>(done.size());
-    for (const Done& d : done) FinishedLocked(d.generation, d.delivery_id, d.result, verbs);
-    done.clear();
+    --running_;
+    FinishedLocked(task.generation, id, result, verbs);
     if (!verbs.empty()) {
-      stream_->Enqueue(verbs);  // FinishedLocked kept none without a stream
+      stream_->Enqueue(verbs);  // FinishedLocked keeps none without a stream
       verbs.clear();
+      if (draining_ && renewed_.empty()) stream_->CloseWrites();
     }
-    if (draining_ && stream_ != nullptr && renewed_.empty()) stream_->CloseWrites();
   }
   --tasks_;
   mu_.Unlock();
@@ -878,7 +852,6 @@ void HandlerRunner::Tick(absl::Time now) {
 void HandlerRunner::BeginStop() {
   absl::MutexLock lock(&mu_);
   stopping_ = true;
-  stop_requested_.store(true, std::memory_order_release);
   reconnect_at_ = absl::InfiniteFuture();
   if (stream_ == nullptr) return;
   ReleaseQueuedLocked();

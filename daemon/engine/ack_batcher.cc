@@ -15,7 +15,14 @@ AckBatcher::AckBatcher(EngineContext& ctx) : ctx_(ctx) {
 }
 
 void AckBatcher::Queue(const std::string& stream, const std::string& group, std::string id) {
-  ids_[{stream, group}].push_back(std::move(id));
+  // Settles come in runs of one handler's stream: the last target is kept
+  // (ids_ only grows in this function, so its pointers hold until then).
+  if (last_ == nullptr || last_key_->first != stream || last_key_->second != group) {
+    auto it = ids_.try_emplace(std::make_pair(stream, group)).first;
+    last_key_ = &it->first;
+    last_ = &it->second;
+  }
+  last_->push_back(std::move(id));
   if (++queued_ >= ctx_.options.ack_batch) {
     Flush();
   } else if (!armed_) {

@@ -31,6 +31,9 @@ class AckBatcher {
   EngineContext& ctx_;
   absl::flat_hash_map<std::pair<std::string, std::string>, std::vector<std::string>> ids_
       ABSL_GUARDED_BY(kLoopThread);
+  // The entry of ids_ that Queue used last (null before the first).
+  const std::pair<std::string, std::string>* last_key_ ABSL_GUARDED_BY(kLoopThread) = nullptr;
+  std::vector<std::string>* last_ ABSL_GUARDED_BY(kLoopThread) = nullptr;
   size_t queued_ ABSL_GUARDED_BY(kLoopThread) = 0;
   std::unique_ptr<EventLoop::Timer> timer_ ABSL_GUARDED_BY(kLoopThread);
   bool armed_ ABSL_GUARDED_BY(kLoopThread) = false;

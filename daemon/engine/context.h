@@ -144,6 +144,14 @@ inline GroupRef SourceRef(const SubscriptionSpec& spec, uint8_t source) {
   return source == kMain ? GroupRef{spec.keys.stream, spec.keys.group, spec.consumer}
                          : GroupRef{spec.keys.retry_stream, spec.keys.retry_group, spec.consumer};
 }
+// The stream and group of `source`, without SourceRef's copies (per-message
+// paths).
+inline const std::string& SourceStream(const SubscriptionSpec& spec, uint8_t source) {
+  return source == kMain ? spec.keys.stream : spec.keys.retry_stream;
+}
+inline const std::string& SourceGroup(const SubscriptionSpec& spec, uint8_t source) {
+  return source == kMain ? spec.keys.group : spec.keys.retry_group;
+}
 
 // Wraps callbacks so they do nothing once their owner is destroyed.
 class LifeGuard {

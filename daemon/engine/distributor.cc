@@ -11,6 +11,11 @@
 #include "daemon/trace_context.h"
 
 namespace redrive {
+namespace {
+
+constexpr int kScratchKeepBytes = 1 << 20;
+
+}  // namespace
 
 void Distributor::Deliver(EngineHandler& h, uint8_t source, std::vector<StreamEntry> entries) {
   const bool auto_ack = h.spec->auto_ack;
@@ -56,6 +61,9 @@ void Distributor::Deliver(EngineHandler& h, uint8_t source, std::vector<StreamEn
     }
     s->Deliver(++next_delivery_id_, Entry{std::move(e.id), decoded->attempt, source}, *h.spec,
                decoded->message, ctx_.now());
+    // A large entry's buffers are not kept for the next ones (the size
+    // was computed when the outbox serialized it).
+    if (decoded->message.GetCachedSize() > kScratchKeepBytes) scratch_ = DecodedDelivery{};
     ++ctx_.stats.deliveries;
     h.spec->metrics->deliveries.Add();
     dirty_.Mark(*s);

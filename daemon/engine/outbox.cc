@@ -17,7 +17,8 @@ constexpr uint8_t kDeliveryTag = (1 << 3) | 2;
 
 void Outbox::Add(const v1::Delivery& delivery) {
   const size_t size = delivery.ByteSizeLong();
-  if (size > static_cast<size_t>(std::numeric_limits<int32_t>::max())) {
+  // The limit leaves room for this record's framing and the response's.
+  if (size > static_cast<size_t>(std::numeric_limits<int32_t>::max()) - 64) {
     oversized_.push_back(delivery);
     return;
   }

@@ -45,7 +45,7 @@ void EngineSession::Deliver(uint64_t delivery_id, Entry entry, const Subscriptio
   const absl::Time deadline = now + spec.lease;
   message.set_delivery_id(delivery_id);
   message.set_channel(handler_spec.channel);
-  message.set_stream(SourceRef(handler_spec, entry.source).stream);
+  message.set_stream(SourceStream(handler_spec, entry.source));
   message.set_entry_id(entry.id);
   if (message.original_entry_id().empty()) message.set_original_entry_id(entry.id);
   message.set_attempt(entry.attempt);
@@ -82,7 +82,8 @@ VerbOutcome EngineSession::Apply(const v1::Verbs& verbs, absl::Time now, Dispatc
       ++stats.acks;
       m.acks.Add();
       m.settle_latency.Observe(now - flight->delivered_at);
-      out.acked.push_back(leases.Settle(delivery_id, LeaseTable::Outcome::kAcked)->entry);
+      out.acked.push_back(
+          std::move(leases.Settle(delivery_id, LeaseTable::Outcome::kAcked)->entry));
     } else if (verb.has_nack()) {
       const v1::Nack& nack = verb.nack();
       ++stats.nacks;

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "daemon/metrics.h"
 #include "daemon/redis/hiredis_reply.h"
+#include "daemon/redis/resp.h"
 #include "daemon/redis/sentinel.h"
 
 namespace redrive {
@@ -182,17 +183,10 @@ void HiredisAsync::Send(const RedisArgv& argv, AsyncCallback done, absl::Duratio
 }
 
 void HiredisAsync::SendRaw(const RedisArgv& argv, AsyncCallback done, absl::Duration timeout) {
-  std::vector<const char*> ptrs;
-  std::vector<size_t> lens;
-  ptrs.reserve(argv.size());
-  lens.reserve(argv.size());
-  for (absl::string_view s : argv) {
-    ptrs.push_back(s.data());
-    lens.push_back(s.size());
-  }
+  const std::string command = EncodeCommand(argv);
   auto* pending = new Pending{this, alive_, generation_, std::move(done)};
-  if (redisAsyncCommandArgv(ctx_, &HiredisAsync::OnReply, pending, static_cast<int>(argv.size()),
-                            ptrs.data(), lens.data()) != REDIS_OK) {
+  if (redisAsyncFormattedCommand(ctx_, &HiredisAsync::OnReply, pending, command.data(),
+                                 command.size()) != REDIS_OK) {
     AsyncCallback cb = std::move(pending->done);
     delete pending;
     loop_.Post([cb = std::move(cb)] { cb(absl::UnavailableError("redis: cannot queue command")); });

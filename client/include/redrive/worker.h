@@ -63,6 +63,24 @@ class Message {
   explicit Message(v1::Delivery delivery)
       : owner_(std::make_shared<const v1::Delivery>(std::move(delivery))),
         d_(static_cast<const v1::Delivery*>(owner_.get())) {}
+  // A copy owns a copy of the delivery (it does not keep the batch the
+  // delivery was read in); a moved-from Message reads as an empty delivery.
+  Message(const Message& other) : Message(other.delivery()) {}
+  Message& operator=(const Message& other) {
+    if (this != &other) *this = Message(other.delivery());
+    return *this;
+  }
+  Message(Message&& other) noexcept
+      : owner_(std::move(other.owner_)),
+        d_(std::exchange(other.d_, &v1::Delivery::default_instance())) {}
+  Message& operator=(Message&& other) noexcept {
+    if (this != &other) {
+      owner_ = std::move(other.owner_);
+      d_ = std::exchange(other.d_, &v1::Delivery::default_instance());
+    }
+    return *this;
+  }
+  ~Message() = default;
 
   const std::string& payload() const { return d_->payload(); }
   const std::string& content_type() const { return d_->content_type(); }
