@@ -21,6 +21,8 @@ class SessionSink {
   // Queues a Deliveries message given in its wire form (each delivery
   // encoded as field 1), as the Outbox builds it. The gRPC session writes
   // the bytes as they are; this default parses them and calls Send.
+  // (By value: the session takes the bytes over.)
+  // NOLINTNEXTLINE(performance-unnecessary-value-param)
   virtual void SendDeliveries(std::string deliveries) {
     v1::SubscribeResponse response;
     if (!response.mutable_deliveries()->ParseFromString(deliveries)) response.clear_deliveries();

@@ -34,7 +34,7 @@ class SubscribeSession::Sink final : public SessionSink {
 
   void Send(v1::SubscribeResponse response) override {
     absl::MutexLock lock(&mu_);
-    if (session_ != nullptr) session_->Enqueue(std::move(response));
+    if (session_ != nullptr) session_->Enqueue(response);
   }
   void SendDeliveries(std::string deliveries) override {
     absl::MutexLock lock(&mu_);
@@ -86,7 +86,7 @@ void SubscribeSession::OnReadDone(bool ok) {
     return;
   }
   const v1::SubscribeRequest* request = parsed_request->request;
-  if (Handle(std::shared_ptr<const v1::SubscribeRequest>(std::move(parsed_request), request))) {
+  if (Handle(std::shared_ptr<const v1::SubscribeRequest>(parsed_request, request))) {
     StartRead(&read_buffer_);
   }
 }
@@ -148,7 +148,7 @@ void SubscribeSession::FailAndDisconnect(absl::Status status) {
   RequestFinish(std::move(status));
 }
 
-void SubscribeSession::Enqueue(v1::SubscribeResponse msg) {
+void SubscribeSession::Enqueue(const v1::SubscribeResponse& msg) {
   Outgoing out;
   out.deliveries = msg.has_deliveries();
   // Deliveries are queued as the Deliveries message, so that batches merge.

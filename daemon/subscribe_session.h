@@ -48,7 +48,7 @@ class SubscribeSession final : public grpc::ServerBidiReactor<grpc::ByteBuffer, 
 
   ~SubscribeSession() override = default;
   // Queues `msg`; starts a write when none is in flight.
-  void Enqueue(v1::SubscribeResponse msg) ABSL_LOCKS_EXCLUDED(mu_);
+  void Enqueue(const v1::SubscribeResponse& msg) ABSL_LOCKS_EXCLUDED(mu_);
   // Queues a Deliveries message in its wire form (SessionSink::SendDeliveries),
   // merged into a queued one that has not started writing when the budget
   // allows.
@@ -56,9 +56,9 @@ class SubscribeSession final : public grpc::ServerBidiReactor<grpc::ByteBuffer, 
   // Finishes with `status` once queued messages are written (first call wins).
   void RequestFinish(absl::Status status) ABSL_LOCKS_EXCLUDED(mu_);
   void Pump() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Handles one client message (on its own arena, which `request` keeps);
+  // Handles one client message (on its own arena, which `message` keeps);
   // false when the stream was finished.
-  bool Handle(const std::shared_ptr<const v1::SubscribeRequest>& request);
+  bool Handle(const std::shared_ptr<const v1::SubscribeRequest>& message);
   void FailAndDisconnect(absl::Status status);
 
   const GaugeHold open_;

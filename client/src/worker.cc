@@ -438,7 +438,7 @@ class HandlerRunner {
   // From the stream.
   void OnRegistered(SubscribeStream* stream, const v1::Registered& registered)
       ABSL_LOCKS_EXCLUDED(mu_);
-  void OnDeliveries(SubscribeStream* stream, std::shared_ptr<ReadBatch> batch)
+  void OnDeliveries(SubscribeStream* stream, const std::shared_ptr<ReadBatch>& batch)
       ABSL_LOCKS_EXCLUDED(mu_);
   void OnNotices(SubscribeStream* stream, const v1::Notices& notices) ABSL_LOCKS_EXCLUDED(mu_);
   void OnDrain(SubscribeStream* stream, const v1::Drain& drain) ABSL_LOCKS_EXCLUDED(mu_);
@@ -585,7 +585,7 @@ void SubscribeStream::OnReadDone(bool ok) {
       runner_.OnRegistered(this, response.registered());
       break;
     case v1::SubscribeResponse::kDeliveries:
-      runner_.OnDeliveries(this, std::move(batch));
+      runner_.OnDeliveries(this, batch);
       break;
     case v1::SubscribeResponse::kNotices:
       runner_.OnNotices(this, response.notices());
@@ -642,7 +642,7 @@ void HandlerRunner::OnRegistered(SubscribeStream* stream, const v1::Registered& 
                    registered.lease_ms(), " ms, max_in_flight ", registered.max_in_flight(), ")"));
 }
 
-void HandlerRunner::OnDeliveries(SubscribeStream* stream, std::shared_ptr<ReadBatch> batch) {
+void HandlerRunner::OnDeliveries(SubscribeStream* stream, const std::shared_ptr<ReadBatch>& batch) {
   absl::MutexLock lock(&mu_);
   if (stream != stream_) return;
   const absl::Time now = absl::Now();
