@@ -133,8 +133,8 @@ const char* VerbName(const PendingVerb& verb) {
 // A read arena's own block: a Deliveries message of a few hundred small
 // deliveries fits; larger ones take more blocks, freed on Reset().
 constexpr size_t kReadBlockBytes = 64 << 10;
-// Read arenas a handler keeps for reuse.
-constexpr size_t kPooledReadBatches = 8;
+// Read arenas a worker keeps for reuse (shared by its handlers).
+constexpr size_t kPooledReadBatches = 16;
 
 google::protobuf::ArenaOptions ReadArenaOptions(char* block) {
   google::protobuf::ArenaOptions o;
@@ -170,9 +170,9 @@ struct ReadBatch {
 };
 
 // Read batches for reuse: a batch released by its last holder is reset and
-// kept (up to kPooledReadBatches), so steady reading allocates no arena
-// blocks. Batches may outlive the pool (a handler may keep a Message): they
-// are then deleted.
+// kept (up to kPooledReadBatches for the whole worker), so steady reading
+// allocates no arena blocks. A batch released after its pool is gone is
+// deleted.
 //
 // Thread-safe.
 class ReadBatchPool : public std::enable_shared_from_this<ReadBatchPool> {
@@ -494,7 +494,6 @@ class HandlerRunner {
 
   const Settings settings_;
   Worker::Impl& worker_;
-  const std::shared_ptr<ReadBatchPool> batches_ = std::make_shared<ReadBatchPool>();
 
   mutable absl::Mutex mu_;
   // The stream verbs go to; null between streams.
@@ -548,6 +547,7 @@ class Worker::Impl {
   int pool_threads() const { return pool_threads_; }
   Client& client() { return *client_; }
   Counters& counters() { return counters_; }
+  const std::shared_ptr<ReadBatchPool>& read_batches() const { return read_batches_; }
   const WorkerOptions& options() const { return options_; }
 
  private:
@@ -556,6 +556,7 @@ class Worker::Impl {
   WorkerOptions options_;
   const std::unique_ptr<Client> client_;
   Counters counters_;
+  const std::shared_ptr<ReadBatchPool> read_batches_ = std::make_shared<ReadBatchPool>();
 
   mutable absl::Mutex mu_;
   enum class State { kNew, kRunning, kStopped };
@@ -618,7 +619,7 @@ void HandlerRunner::Connect() {
   {
     absl::MutexLock lock(&mu_);
     if (stopping_ || stream_ != nullptr) return;
-    stream = new SubscribeStream(*this, worker_.counters(), settings_.reg, batches_);
+    stream = new SubscribeStream(*this, worker_.counters(), settings_.reg, worker_.read_batches());
     ++generation_;
     stream_ = stream;
     registered_ = false;
