@@ -17,6 +17,7 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <system_error>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -565,7 +566,13 @@ TEST(EmbeddedRedisTest, StaleDirectoriesOfKilledDaemonsAreRemovedLiveOnesKept) {
   EXPECT_TRUE(WaitFor([&] { return client->Publish("orders", "x").ok(); }));
   another.reset();
   live.reset();
-  std::filesystem::remove_all(tmp);
+  // Their redis-servers exit after them (parent-death signal) and may still
+  // be removing their own directories: retry until the tree is gone.
+  std::error_code ec;
+  EXPECT_TRUE(WaitFor([&] {
+    std::filesystem::remove_all(tmp, ec);
+    return !ec;
+  })) << ec.message();
 }
 
 }  // namespace
